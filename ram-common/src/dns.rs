@@ -1,0 +1,372 @@
+//! DNS answer parsing shared by the kernel's ingress program and the host.
+//!
+//! Written for the verifier: the message sits in a fixed window, every index is
+//! masked into it, every loop is bounded by a constant, and loop-carried values
+//! go through [`LoopVars`] with volatile accesses (the kernel keeps them in a
+//! per-CPU map, which lets the verifier prune loop states). Offsets are also
+//! checked against the real message length, so stale bytes past the end are
+//! never read as data.
+
+use crate::name::{key_from_wire, NameSpan, MAX_LABEL, MAX_LABELS, NAME_KEY_LEN};
+
+/// Bytes of a DNS message the parser looks at. Larger answers (EDNS) are
+/// parsed up to here; records past the window are not learned.
+pub const WINDOW: usize = 1024;
+pub const WINDOW_MASK: usize = WINDOW - 1;
+/// Answer records walked per message; later ones are not learned.
+pub const MAX_ANSWERS: u32 = 32;
+/// Fixed DNS header size.
+pub const HEADER_LEN: u32 = 12;
+
+pub const TYPE_A: u16 = 1;
+pub const TYPE_CNAME: u16 = 5;
+pub const TYPE_AAAA: u16 = 28;
+pub const CLASS_IN: u16 = 1;
+
+/// Why a message teaches nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsError {
+    /// The message ends before a field it announces.
+    Truncated,
+    /// A name is malformed, too long, or compressed where it may not be.
+    BadName,
+    /// Not a standard query response with exactly one question.
+    NotAnswer,
+}
+
+/// Loop-carried parser state. Accessed only through [`get`] and [`put`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoopVars {
+    pub off: u32,
+    pub next: u32,
+    pub done: u32,
+    pub answers: u32,
+    pub hash: u64,
+}
+
+/// Reads a loop-carried value back from memory so the verifier sees an
+/// unknown (prunable) scalar instead of a distinct constant per iteration.
+#[inline(always)]
+pub fn get<T: Copy>(slot: &T) -> T {
+    // SAFETY: `slot` is a valid, aligned reference.
+    unsafe { core::ptr::read_volatile(slot) }
+}
+
+#[inline(always)]
+pub fn put<T: Copy>(slot: &mut T, value: T) {
+    // SAFETY: `slot` is a valid, aligned, exclusive reference.
+    unsafe { core::ptr::write_volatile(slot, value) }
+}
+
+#[inline(always)]
+fn byte(msg: &[u8; WINDOW], off: u32) -> u8 {
+    msg[off as usize & WINDOW_MASK]
+}
+
+#[inline(always)]
+fn be16(msg: &[u8; WINDOW], off: u32) -> u16 {
+    (byte(msg, off) as u16) << 8 | byte(msg, off + 1) as u16
+}
+
+#[inline(always)]
+fn be32(msg: &[u8; WINDOW], off: u32) -> u32 {
+    (be16(msg, off) as u32) << 16 | be16(msg, off + 2) as u32
+}
+
+/// The question of a response, encoded as a name key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Question {
+    pub id: u16,
+    pub name: NameSpan,
+    pub qtype: u16,
+    pub answer_count: u16,
+    /// Offset of the first answer record.
+    pub answers_at: u32,
+}
+
+/// Parses the header and the single question of a response, writing the
+/// question name's key into `key`.
+#[inline(always)]
+pub fn parse_question(
+    msg: &[u8; WINDOW],
+    len: u32,
+    key: &mut [u8; NAME_KEY_LEN],
+    vars: &mut LoopVars,
+) -> Result<Question, DnsError> {
+    if len < HEADER_LEN {
+        return Err(DnsError::Truncated);
+    }
+    let flags = be16(msg, 2);
+    let is_response = flags & 0x8000 != 0;
+    let opcode = (flags >> 11) & 0xf;
+    if !is_response || opcode != 0 || be16(msg, 4) != 1 {
+        return Err(DnsError::NotAnswer);
+    }
+    let name = key_from_wire(msg, len, HEADER_LEN, key, vars)?;
+    if name.end + 4 > len {
+        return Err(DnsError::Truncated);
+    }
+    Ok(Question {
+        id: be16(msg, 0),
+        name,
+        qtype: be16(msg, name.end),
+        answer_count: be16(msg, 6),
+        answers_at: name.end + 4,
+    })
+}
+
+/// An address record from the answer section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressRecord {
+    /// 4 for A, 6 for AAAA.
+    pub family: u8,
+    /// The address; only the first 4 bytes are meaningful for A.
+    pub addr: [u8; 16],
+    pub ttl: u32,
+}
+
+/// Walks the answer section and calls `on_address` for each A/AAAA record of
+/// class IN. Returns the number of records walked. Stops at the first
+/// malformed record (records before it were already reported).
+#[inline(always)]
+pub fn for_each_address(
+    msg: &[u8; WINDOW],
+    len: u32,
+    question: &Question,
+    vars: &mut LoopVars,
+    mut on_address: impl FnMut(&AddressRecord),
+) -> Result<u32, DnsError> {
+    let total = (question.answer_count as u32).min(MAX_ANSWERS);
+    put(&mut vars.off, question.answers_at);
+    put(&mut vars.answers, 0);
+    for _ in 0..MAX_ANSWERS {
+        let walked = get(&vars.answers);
+        if walked >= total {
+            break;
+        }
+        let owner_end = skip_name(msg, len, get(&vars.off), vars)?;
+        if owner_end + 10 > len {
+            return Err(DnsError::Truncated);
+        }
+        let rtype = be16(msg, owner_end);
+        let class = be16(msg, owner_end + 2);
+        let ttl = be32(msg, owner_end + 4);
+        let rdlen = be16(msg, owner_end + 8) as u32;
+        let rdata = owner_end + 10;
+        if rdata + rdlen > len {
+            return Err(DnsError::Truncated);
+        }
+        if class == CLASS_IN {
+            let family = match (rtype, rdlen) {
+                (TYPE_A, 4) => 4,
+                (TYPE_AAAA, 16) => 6,
+                _ => 0,
+            };
+            if family != 0 {
+                let mut addr = [0u8; 16];
+                for (i, slot) in addr.iter_mut().enumerate().take(rdlen as usize) {
+                    *slot = byte(msg, rdata + i as u32);
+                }
+                on_address(&AddressRecord { family, addr, ttl });
+            }
+        }
+        put(&mut vars.off, rdata + rdlen);
+        put(&mut vars.answers, walked + 1);
+    }
+    Ok(get(&vars.answers))
+}
+
+/// Returns the offset just past a (possibly compressed) name at `start`.
+#[inline(always)]
+fn skip_name(msg: &[u8; WINDOW], len: u32, start: u32, vars: &mut LoopVars) -> Result<u32, DnsError> {
+    put(&mut vars.next, start);
+    put(&mut vars.done, 0);
+    for _ in 0..MAX_LABELS {
+        let off = get(&vars.next);
+        if off >= len {
+            return Err(DnsError::Truncated);
+        }
+        let label = byte(msg, off) as u32;
+        if label == 0 {
+            put(&mut vars.next, off + 1);
+            put(&mut vars.done, 1);
+            break;
+        }
+        if label & 0xc0 == 0xc0 {
+            // A compression pointer ends the name in place.
+            put(&mut vars.next, off + 2);
+            put(&mut vars.done, 1);
+            break;
+        }
+        if label > MAX_LABEL {
+            return Err(DnsError::BadName);
+        }
+        put(&mut vars.next, off + label + 1);
+    }
+    if get(&vars.done) == 0 {
+        return Err(DnsError::BadName);
+    }
+    Ok(get(&vars.next))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    /// Builds DNS responses by hand so every field is under the test's control.
+    pub struct Msg(pub Vec<u8>);
+
+    impl Msg {
+        pub fn response(id: u16, qname: &str, qtype: u16, answers: u16) -> Self {
+            let mut m = Vec::new();
+            m.extend_from_slice(&id.to_be_bytes());
+            m.extend_from_slice(&0x8180u16.to_be_bytes());
+            m.extend_from_slice(&1u16.to_be_bytes());
+            m.extend_from_slice(&answers.to_be_bytes());
+            m.extend_from_slice(&[0, 0, 0, 0]);
+            push_name(&mut m, qname);
+            m.extend_from_slice(&qtype.to_be_bytes());
+            m.extend_from_slice(&CLASS_IN.to_be_bytes());
+            Msg(m)
+        }
+
+        /// Appends a record whose owner is a pointer to the question name.
+        pub fn record_ptr(mut self, rtype: u16, ttl: u32, rdata: &[u8]) -> Self {
+            self.0.extend_from_slice(&[0xc0, 12]);
+            self.rr_tail(rtype, ttl, rdata)
+        }
+
+        pub fn record_named(mut self, owner: &str, rtype: u16, ttl: u32, rdata: &[u8]) -> Self {
+            push_name(&mut self.0, owner);
+            self.rr_tail(rtype, ttl, rdata)
+        }
+
+        fn rr_tail(mut self, rtype: u16, ttl: u32, rdata: &[u8]) -> Self {
+            self.0.extend_from_slice(&rtype.to_be_bytes());
+            self.0.extend_from_slice(&CLASS_IN.to_be_bytes());
+            self.0.extend_from_slice(&ttl.to_be_bytes());
+            self.0.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            self.0.extend_from_slice(rdata);
+            self
+        }
+
+        pub fn window(&self) -> ([u8; WINDOW], u32) {
+            let mut w = [0u8; WINDOW];
+            let n = self.0.len().min(WINDOW);
+            w[..n].copy_from_slice(&self.0[..n]);
+            (w, n as u32)
+        }
+    }
+
+    pub fn push_name(m: &mut Vec<u8>, name: &str) {
+        for label in name.split('.').filter(|l| !l.is_empty()) {
+            m.push(label.len() as u8);
+            m.extend_from_slice(label.as_bytes());
+        }
+        m.push(0);
+    }
+
+    fn parse(msg: &Msg) -> Result<(Question, Vec<AddressRecord>), DnsError> {
+        let (w, len) = msg.window();
+        let mut key = [0u8; NAME_KEY_LEN];
+        let mut vars = LoopVars::default();
+        let q = parse_question(&w, len, &mut key, &mut vars)?;
+        let mut found = Vec::new();
+        for_each_address(&w, len, &q, &mut vars, |r| found.push(*r))?;
+        Ok((q, found))
+    }
+
+    #[test]
+    fn a_records_with_pointer_owners() {
+        let msg = Msg::response(7, "Registry.Example.com", TYPE_A, 2)
+            .record_ptr(TYPE_A, 300, &[10, 0, 0, 1])
+            .record_ptr(TYPE_A, 60, &[10, 0, 0, 2]);
+        let (q, found) = parse(&msg).unwrap();
+        assert_eq!(q.id, 7);
+        assert_eq!(q.name.text_len, 20);
+        assert_eq!(q.qtype, TYPE_A);
+        assert_eq!(found.len(), 2);
+        assert_eq!(&found[0].addr[..4], &[10, 0, 0, 1]);
+        assert_eq!(found[0].ttl, 300);
+        assert_eq!(found[1].ttl, 60);
+    }
+
+    #[test]
+    fn cname_chain_then_aaaa() {
+        let v6 = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let mut cname = Vec::new();
+        push_name(&mut cname, "cdn.example.net");
+        let msg = Msg::response(1, "registry.example.com", TYPE_AAAA, 2)
+            .record_ptr(TYPE_CNAME, 30, &cname)
+            .record_named("cdn.example.net", TYPE_AAAA, 120, &v6);
+        let (_, found) = parse(&msg).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].family, 6);
+        assert_eq!(found[0].addr, v6);
+    }
+
+    #[test]
+    fn wrong_rdata_lengths_and_classes_are_skipped() {
+        let mut msg = Msg::response(1, "a.example", TYPE_A, 3)
+            .record_ptr(TYPE_A, 1, &[1, 2, 3])
+            .record_ptr(TYPE_AAAA, 1, &[1, 2, 3, 4]);
+        // A record of class CH (3).
+        msg.0.extend_from_slice(&[0xc0, 12, 0, 1, 0, 3, 0, 0, 0, 1, 0, 4, 9, 9, 9, 9]);
+        let (_, found) = parse(&msg).unwrap();
+        assert!(found.is_empty());
+    }
+
+    #[test]
+    fn truncated_messages_fail_without_reading_past_the_end() {
+        let msg = Msg::response(1, "registry.example.com", TYPE_A, 1).record_ptr(TYPE_A, 1, &[10, 0, 0, 1]);
+        for cut in 0..msg.0.len() {
+            let short = Msg(msg.0[..cut].to_vec());
+            let r = parse(&short);
+            assert!(r.is_err() || r.as_ref().unwrap().1.is_empty(), "cut at {cut}: {r:?}");
+        }
+        // The record count claims more than the message holds.
+        let lying = Msg::response(1, "x.example", TYPE_A, 5).record_ptr(TYPE_A, 1, &[10, 0, 0, 1]);
+        let (w, len) = lying.window();
+        let mut key = [0u8; NAME_KEY_LEN];
+        let mut vars = LoopVars::default();
+        let q = parse_question(&w, len, &mut key, &mut vars).unwrap();
+        let mut n = 0;
+        let r = for_each_address(&w, len, &q, &mut vars, |_| n += 1);
+        assert_eq!(r, Err(DnsError::Truncated));
+        assert_eq!(n, 1, "records before the damage are still reported");
+    }
+
+    #[test]
+    fn queries_and_multi_question_messages_are_not_answers() {
+        let mut query = Msg::response(1, "x.example", TYPE_A, 0);
+        query.0[2] = 0x01;
+        assert_eq!(parse(&query).unwrap_err(), DnsError::NotAnswer);
+        let mut two = Msg::response(1, "x.example", TYPE_A, 0);
+        two.0[5] = 2;
+        assert_eq!(parse(&two).unwrap_err(), DnsError::NotAnswer);
+    }
+
+    #[test]
+    fn pointer_loops_and_bad_labels_are_malformed() {
+        let mut msg = Msg::response(1, "x.example", TYPE_A, 1);
+        // Owner label length 0x50: neither a label (> 63) nor a pointer.
+        msg.0.extend_from_slice(&[0x50, 0, 0, 0]);
+        assert_eq!(parse(&msg).unwrap_err(), DnsError::BadName);
+        // A question name whose label runs past the message.
+        let mut short = Msg::response(1, "x.example", TYPE_A, 0);
+        short.0[12] = 60;
+        assert!(parse(&short).is_err());
+    }
+
+    #[test]
+    fn answers_are_capped() {
+        let mut msg = Msg::response(1, "x.example", TYPE_A, 40);
+        for i in 0..40u8 {
+            msg = msg.record_ptr(TYPE_A, 1, &[10, 0, 0, i]);
+        }
+        let (_, found) = parse(&msg).unwrap();
+        assert_eq!(found.len(), MAX_ANSWERS as usize);
+    }
+}

@@ -1,0 +1,225 @@
+//! Map names, keys and values shared by the kernel programs, ramd and ramctl.
+//!
+//! How the maps relate:
+//! - `RAM_NAMES` (LPM trie, name key → [`NameRule`]) answers "is this DNS
+//!   question allowed for scope S?"; filled from the policy.
+//! - `RAM_LEARN4`/`RAM_LEARN6` ({scope, address} → [`Learned`]) hold what the
+//!   ingress program learned from allowed answers; the connect/sendmsg
+//!   programs allow a destination found here and not expired.
+//! - `RAM_HOSTS` (host id → [`HostName`]) names the question behind each
+//!   learned entry, for logs and `ramctl learned`.
+//! - `RAM_CIDR4`/`RAM_CIDR6` (LPM trie → [`CidrRule`]) and
+//!   `RAM_RESOLV4`/`RAM_RESOLV6` (address → [`Resolver`]) come from the policy.
+//! - `RAM_SCOPES` (array, scope → [`ScopeConfig`]) holds mode and TTL bounds.
+//! - `RAM_COUNTERS` (per-CPU array) counts every verdict; `RAM_EVENTS` (ring
+//!   buffer) carries the events a person will read.
+//!
+//! A scope is one `[[target]]` of the policy; each attached program instance
+//! carries its scope number as a load-time constant.
+
+use crate::name::NAME_KEY_LEN;
+
+pub const MAP_NAMES: &str = "RAM_NAMES";
+pub const MAP_CIDR4: &str = "RAM_CIDR4";
+pub const MAP_CIDR6: &str = "RAM_CIDR6";
+pub const MAP_LEARN4: &str = "RAM_LEARN4";
+pub const MAP_LEARN6: &str = "RAM_LEARN6";
+pub const MAP_HOSTS: &str = "RAM_HOSTS";
+pub const MAP_RESOLV4: &str = "RAM_RESOLV4";
+pub const MAP_RESOLV6: &str = "RAM_RESOLV6";
+pub const MAP_SCOPES: &str = "RAM_SCOPES";
+pub const MAP_COUNTERS: &str = "RAM_COUNTERS";
+pub const MAP_EVENTS: &str = "RAM_EVENTS";
+
+/// Maps shared by every program instance and pinned in bpffs. The per-CPU
+/// parser scratch map is private to each instance and not listed.
+pub const PINNED_MAPS: [&str; 11] = [
+    MAP_NAMES,
+    MAP_CIDR4,
+    MAP_CIDR6,
+    MAP_LEARN4,
+    MAP_LEARN6,
+    MAP_HOSTS,
+    MAP_RESOLV4,
+    MAP_RESOLV6,
+    MAP_SCOPES,
+    MAP_COUNTERS,
+    MAP_EVENTS,
+];
+
+/// Name of the load-time constant holding an instance's scope number.
+pub const SCOPE_GLOBAL: &str = "RAM_SCOPE";
+
+/// Program names (the entry functions in ram-ebpf).
+pub const PROG_CONNECT4: &str = "ram_connect4";
+pub const PROG_CONNECT6: &str = "ram_connect6";
+pub const PROG_SENDMSG4: &str = "ram_sendmsg4";
+pub const PROG_SENDMSG6: &str = "ram_sendmsg6";
+pub const PROG_INGRESS: &str = "ram_dns_ingress";
+pub const PROG_EGRESS: &str = "ram_egress";
+pub const PROGRAMS: [&str; 6] = [
+    PROG_CONNECT4,
+    PROG_CONNECT6,
+    PROG_SENDMSG4,
+    PROG_SENDMSG6,
+    PROG_INGRESS,
+    PROG_EGRESS,
+];
+
+/// Targets (scopes) a policy may have: scope sets are u64 bit masks.
+pub const MAX_SCOPES: u32 = 64;
+
+/// Default capacities; learned maps can be sized by the policy.
+pub const NAMES_CAPACITY: u32 = 4096;
+pub const CIDR_CAPACITY: u32 = 1024;
+pub const LEARN_CAPACITY: u32 = 65536;
+pub const HOSTS_CAPACITY: u32 = 4096;
+pub const RESOLVERS_CAPACITY: u32 = 64;
+pub const EVENTS_BYTES: u32 = 1 << 20;
+
+/// Value of `RAM_NAMES`. Which scopes allow a looked-up name depends on
+/// whether the trie matched the whole name or only a prefix of its key: a
+/// whole match is allowed by exact and covering wildcard rules, a partial one
+/// only by covering wildcard rules (see [`crate::verdict::name_allowed`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NameRule {
+    /// Scopes allowing a name whose key equals this entry's key.
+    pub full_scopes: u64,
+    /// Scopes allowing a name below this entry (wildcards at or above it).
+    pub partial_scopes: u64,
+    /// Bytes in this entry's key, to tell a whole match from a partial one.
+    pub key_len: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<NameRule>() == 24);
+
+/// Key of `RAM_NAMES`: an LPM trie key (prefix length in bits, then data).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct NameKey {
+    pub prefix_bits: u32,
+    pub data: [u8; NAME_KEY_LEN],
+}
+const _: () = assert!(core::mem::size_of::<NameKey>() == 4 + NAME_KEY_LEN);
+
+/// Value of `RAM_CIDR4`/`RAM_CIDR6`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CidrRule {
+    pub scopes: u64,
+}
+
+/// Value of `RAM_RESOLV4`/`RAM_RESOLV6`: a trusted resolver (port 53).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resolver {
+    pub scopes: u64,
+}
+
+/// Key of `RAM_LEARN4`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Learn4Key {
+    pub scope: u32,
+    pub addr: [u8; 4],
+}
+const _: () = assert!(core::mem::size_of::<Learn4Key>() == 8);
+
+/// Key of `RAM_LEARN6`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Learn6Key {
+    pub scope: u32,
+    pub addr: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<Learn6Key>() == 20);
+
+/// Value of the learned maps.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Learned {
+    /// CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns) after which new
+    /// connects are denied.
+    pub expires_ns: u64,
+    /// Host id of the question that taught it (key of `RAM_HOSTS`).
+    pub host_id: u64,
+    /// The answer's TTL after clamping, in seconds.
+    pub ttl: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<Learned>() == 24);
+
+/// Value of `RAM_HOSTS`: a question name as an encoded key.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct HostName {
+    pub len: u32,
+    pub data: [u8; NAME_KEY_LEN],
+}
+const _: () = assert!(core::mem::size_of::<HostName>() == 4 + NAME_KEY_LEN);
+
+/// Value of `RAM_SCOPES`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScopeConfig {
+    /// [`MODE_ENFORCE`] or [`MODE_AUDIT`]; 0 means the scope is not configured,
+    /// which the programs treat as enforce (fail closed).
+    pub mode: u32,
+    pub min_ttl: u32,
+    pub max_ttl: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 16);
+
+pub const MODE_ENFORCE: u32 = 1;
+pub const MODE_AUDIT: u32 = 2;
+
+/// Counter slots per scope in `RAM_COUNTERS` (index = scope * SLOTS + slot).
+pub mod counter {
+    pub const CONNECT_ALLOWED: u32 = 0;
+    pub const CONNECT_BLOCKED: u32 = 1;
+    pub const SENDMSG_ALLOWED: u32 = 2;
+    pub const SENDMSG_BLOCKED: u32 = 3;
+    pub const EGRESS_DROPPED: u32 = 4;
+    pub const WOULD_BLOCK: u32 = 5;
+    pub const DNS_ANSWERS: u32 = 6;
+    pub const DNS_LEARNED: u32 = 7;
+    pub const DNS_NOT_ALLOWED: u32 = 8;
+    pub const DNS_MALFORMED: u32 = 9;
+    pub const DNS_TCP_SPLIT: u32 = 10;
+    pub const LEARN_MAP_FULL: u32 = 11;
+    pub const EVENTS_LOST: u32 = 12;
+    pub const SLOTS: u32 = 16;
+    /// Display names, in slot order.
+    pub const NAMES: [&str; 13] = [
+        "connect_allowed",
+        "connect_blocked",
+        "sendmsg_allowed",
+        "sendmsg_blocked",
+        "egress_dropped",
+        "would_block",
+        "dns_answers",
+        "dns_learned",
+        "dns_not_allowed",
+        "dns_malformed",
+        "dns_tcp_split",
+        "learn_map_full",
+        "events_lost",
+    ];
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all of these are repr(C), Copy, and have no padding bytes
+    // (explicit `_pad` fields fill every gap), so any byte pattern is valid.
+    unsafe impl aya::Pod for NameRule {}
+    unsafe impl aya::Pod for CidrRule {}
+    unsafe impl aya::Pod for Resolver {}
+    unsafe impl aya::Pod for Learn4Key {}
+    unsafe impl aya::Pod for Learn6Key {}
+    unsafe impl aya::Pod for Learned {}
+    unsafe impl aya::Pod for HostName {}
+    unsafe impl aya::Pod for ScopeConfig {}
+}
