@@ -1,0 +1,195 @@
+//! cgroup_skb/ingress: learn the addresses of allowed names from DNS answers
+//! of trusted resolvers, before the answer reaches the socket — so a process
+//! that connects right after resolving is never denied.
+//!
+//! Every packet passes (this hook only learns); answers from resolvers are
+//! also sent to ramd as events with their raw message.
+
+use aya_ebpf::{
+    helpers::generated::{bpf_ktime_get_ns, bpf_skb_cgroup_id, bpf_skb_load_bytes},
+    maps::lpm_trie::Key,
+    programs::SkBuffContext,
+};
+use ram_common::{
+    dns::{for_each_address, parse_question, HEADER_LEN, WINDOW, WINDOW_MASK},
+    event::{DnsEvent, EventHeader, KIND_DNS},
+    maps::{counter, Learn4Key, Learn6Key, Learned},
+    name::NAME_KEY_LEN,
+    verdict::{clamp_ttl, name_allowed, scope_bit},
+};
+
+use crate::{
+    egress::{ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
+    judge::DNS_PORT,
+    maps::{count, scope, scope_config, RAM_EVENTS, RAM_HOSTS, RAM_LEARN4, RAM_LEARN6, RAM_NAMES, RAM_RESOLV4, RAM_RESOLV6, RAM_SCRATCH},
+};
+
+const PASS: i32 = 1;
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+#[inline(always)]
+pub fn on_ingress(ctx: &SkBuffContext) -> i32 {
+    let _ = try_learn(ctx);
+    PASS
+}
+
+#[inline(always)]
+fn load<const N: usize>(ctx: &SkBuffContext, offset: u32) -> Option<[u8; N]> {
+    let mut buf = [0u8; N];
+    // SAFETY: `buf` is N writable bytes.
+    let rc = unsafe { bpf_skb_load_bytes(ctx.skb.skb as *const _, offset, buf.as_mut_ptr() as *mut _, N as u32) };
+    (rc == 0).then_some(buf)
+}
+
+/// A length the verifier can see is within [1, WINDOW].
+#[inline(always)]
+fn window_len(len: u32) -> u32 {
+    let len = if len > WINDOW as u32 { WINDOW as u32 } else { len };
+    ((len.wrapping_sub(1)) & WINDOW_MASK as u32) + 1
+}
+
+/// Finds the DNS message of an answer from a trusted resolver: (offset, length).
+#[inline(always)]
+fn dns_payload(ctx: &SkBuffContext, scope: u32) -> Option<(u32, u32)> {
+    let skb = ctx.skb.skb;
+    // SAFETY: valid context.
+    let (family, skb_len) = unsafe { (u16::from_be((*skb).protocol as u16), (*skb).len) };
+    let bit = scope_bit(scope);
+    let (protocol, l4) = if family == ETH_P_IP {
+        let ip: [u8; 20] = load(ctx, 0)?;
+        let source = [ip[12], ip[13], ip[14], ip[15]];
+        if !unsafe { RAM_RESOLV4.get(&source) }.is_some_and(|r| r.scopes & bit != 0) {
+            return None;
+        }
+        (ip[9], ((ip[0] & 0x0f) as u32) * 4)
+    } else if family == ETH_P_IPV6 {
+        let ip: [u8; 40] = load(ctx, 0)?;
+        let mut source = [0u8; 16];
+        source.copy_from_slice(&ip[8..24]);
+        if !unsafe { RAM_RESOLV6.get(&source) }.is_some_and(|r| r.scopes & bit != 0) {
+            return None;
+        }
+        (ip[6], 40)
+    } else {
+        return None;
+    };
+    if protocol == IPPROTO_UDP {
+        let udp: [u8; 8] = load(ctx, l4)?;
+        if u16::from_be_bytes([udp[0], udp[1]]) != DNS_PORT {
+            return None;
+        }
+        let start = l4 + 8;
+        Some((start, skb_len.checked_sub(start)?))
+    } else if protocol == IPPROTO_TCP {
+        let tcp: [u8; 20] = load(ctx, l4)?;
+        if u16::from_be_bytes([tcp[0], tcp[1]]) != DNS_PORT {
+            return None;
+        }
+        let start = l4 + ((tcp[12] >> 4) as u32) * 4;
+        let segment = skb_len.checked_sub(start)?;
+        if segment < 2 {
+            return None; // no payload: handshake or ACK
+        }
+        let prefix: [u8; 2] = load(ctx, start)?;
+        let message_len = u16::from_be_bytes(prefix) as u32;
+        if message_len + 2 > segment {
+            // Split across segments: fail closed, never learn part of it.
+            count(scope, counter::DNS_TCP_SPLIT);
+            return None;
+        }
+        Some((start + 2, message_len))
+    } else {
+        None
+    }
+}
+
+#[inline(always)]
+fn try_learn(ctx: &SkBuffContext) -> Option<()> {
+    let scope = scope();
+    let (start, len) = dns_payload(ctx, scope)?;
+    if len < HEADER_LEN {
+        return None;
+    }
+    let len = window_len(len);
+    let scratch = RAM_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch, used by one program run at a time on this CPU.
+    let scratch = unsafe { &mut *scratch };
+    // SAFETY: `len` is within [1, WINDOW], the size of `msg`.
+    let rc = unsafe { bpf_skb_load_bytes(ctx.skb.skb as *const _, start, scratch.msg.as_mut_ptr() as *mut _, len) };
+    if rc != 0 {
+        return None;
+    }
+    count(scope, counter::DNS_ANSWERS);
+    let question = match parse_question(&scratch.msg, len, &mut scratch.key.data, &mut scratch.vars) {
+        Ok(q) => q,
+        Err(_) => {
+            count(scope, counter::DNS_MALFORMED);
+            return None;
+        }
+    };
+    let text_len = question.name.text_len;
+    scratch.key.prefix_bits = text_len * 8;
+    // SAFETY: NameKey has the layout of an LPM key over NAME_KEY_LEN bytes.
+    let key = unsafe { &*(&scratch.key as *const _ as *const Key<[u8; NAME_KEY_LEN]>) };
+    let allowed = RAM_NAMES.get(key).is_some_and(|rule| name_allowed(rule, text_len, scope));
+    if !allowed {
+        count(scope, counter::DNS_NOT_ALLOWED);
+    }
+
+    let config = scope_config(scope);
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let host_id = question.name.host_id;
+    let mut learned = 0u32;
+    let walked = for_each_address(&scratch.msg, len, &question, &mut scratch.vars, |record| {
+        if !allowed {
+            return;
+        }
+        let ttl = clamp_ttl(record.ttl, config.min_ttl, config.max_ttl);
+        let value = Learned { expires_ns: now + ttl as u64 * NANOS_PER_SEC, host_id, ttl, _pad: 0 };
+        let inserted = if record.family == 4 {
+            let key = Learn4Key { scope, addr: [record.addr[0], record.addr[1], record.addr[2], record.addr[3]] };
+            RAM_LEARN4.insert(&key, &value, 0)
+        } else {
+            RAM_LEARN6.insert(&Learn6Key { scope, addr: record.addr }, &value, 0)
+        };
+        if inserted.is_ok() {
+            learned += 1;
+        } else {
+            // Map full: the address stays unknown, so connects to it fail closed.
+            count(scope, counter::LEARN_MAP_FULL);
+        }
+    });
+    if walked.is_err() {
+        count(scope, counter::DNS_MALFORMED);
+    }
+    if learned > 0 {
+        count(scope, counter::DNS_LEARNED);
+        // The hosts map stores the key with its length in bits, like the trie.
+        let _ = RAM_HOSTS.insert(&host_id, &scratch.key, 0);
+    }
+    emit_dns(ctx, scope, start, len, allowed, learned);
+    Some(())
+}
+
+#[inline(always)]
+fn emit_dns(ctx: &SkBuffContext, scope: u32, start: u32, len: u32, allowed: bool, learned: u32) {
+    let Some(mut entry) = RAM_EVENTS.reserve::<DnsEvent>(0) else {
+        count(scope, counter::EVENTS_LOST);
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    // SAFETY: `event` points at reserved ring-buffer memory of DnsEvent's
+    // size; every field is written before submit.
+    unsafe {
+        (*event).header = EventHeader { kind: KIND_DNS, scope };
+        (*event).cgroup_id = bpf_skb_cgroup_id(ctx.skb.skb);
+        (*event).learned = learned;
+        (*event).allowed = allowed as u32;
+        (*event)._pad = 0;
+        let len = window_len(len);
+        let copied = bpf_skb_load_bytes(ctx.skb.skb as *const _, start, (*event).message.as_mut_ptr() as *mut _, len);
+        (*event).message_len = if copied == 0 { len } else { 0 };
+    }
+    entry.submit(0);
+}

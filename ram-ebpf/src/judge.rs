@@ -1,0 +1,118 @@
+//! The allow decision for one destination, shared by every hook.
+//!
+//! A destination is allowed for a scope when it is (a) a trusted resolver on
+//! port 53, (b) inside a `cidr` rule, or (c) learned from an allowed DNS
+//! answer. `Expiry::Strict` (new connects) also requires the learned entry to
+//! be unexpired; `Expiry::Lenient` (the egress backstop) accepts any entry
+//! still in the map, so a flow that started legitimately is not cut when a
+//! TTL runs out.
+
+use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, maps::lpm_trie::Key};
+use ram_common::{
+    event::{BlockedEvent, EventHeader, KIND_BLOCKED},
+    maps::{counter, Learn4Key, Learn6Key, Learned},
+    verdict::{on_deny, scope_bit},
+};
+
+use crate::maps::{count, scope_config, RAM_CIDR4, RAM_CIDR6, RAM_EVENTS, RAM_LEARN4, RAM_LEARN6, RAM_RESOLV4, RAM_RESOLV6};
+
+pub const DNS_PORT: u16 = 53;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Strict,
+    Lenient,
+}
+
+#[derive(Clone, Copy)]
+pub enum Dest {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+#[inline(always)]
+fn learned_ok(entry: Option<&Learned>, expiry: Expiry) -> bool {
+    match entry {
+        None => false,
+        Some(_) if expiry == Expiry::Lenient => true,
+        // SAFETY: helper without preconditions.
+        Some(learned) => learned.expires_ns > unsafe { bpf_ktime_get_ns() },
+    }
+}
+
+#[inline(always)]
+pub fn allowed(scope: u32, dest: Dest, port: u16, expiry: Expiry) -> bool {
+    let bit = scope_bit(scope);
+    match dest {
+        Dest::V4(addr) => {
+            if port == DNS_PORT && unsafe { RAM_RESOLV4.get(&addr) }.is_some_and(|r| r.scopes & bit != 0) {
+                return true;
+            }
+            if RAM_CIDR4.get(Key::new(32, addr)).is_some_and(|r| r.scopes & bit != 0) {
+                return true;
+            }
+            // SAFETY: read-only lookup; the value is copied before use.
+            let entry = unsafe { RAM_LEARN4.get(&Learn4Key { scope, addr }) };
+            learned_ok(entry, expiry)
+        }
+        Dest::V6(addr) => {
+            if port == DNS_PORT && unsafe { RAM_RESOLV6.get(&addr) }.is_some_and(|r| r.scopes & bit != 0) {
+                return true;
+            }
+            if RAM_CIDR6.get(Key::new(128, addr)).is_some_and(|r| r.scopes & bit != 0) {
+                return true;
+            }
+            // SAFETY: as above.
+            let entry = unsafe { RAM_LEARN6.get(&Learn6Key { scope, addr }) };
+            learned_ok(entry, expiry)
+        }
+    }
+}
+
+/// Who tried to reach what, for the blocked event.
+pub struct Attempt {
+    pub dest: Dest,
+    pub port: u16,
+    pub protocol: u8,
+    pub hook: u8,
+    pub cgroup_id: u64,
+}
+
+/// Counts and reports a denied attempt; returns whether to let it through
+/// (audit mode) or not.
+#[inline(always)]
+pub fn deny(scope: u32, attempt: &Attempt, blocked_slot: u32) -> bool {
+    let (pass, action) = on_deny(scope_config(scope).mode);
+    count(scope, if pass { counter::WOULD_BLOCK } else { blocked_slot });
+    emit_blocked(scope, attempt, action);
+    pass
+}
+
+#[inline(always)]
+fn emit_blocked(scope: u32, attempt: &Attempt, action: u8) {
+    let Some(mut entry) = RAM_EVENTS.reserve::<BlockedEvent>(0) else {
+        count(scope, counter::EVENTS_LOST);
+        return;
+    };
+    let (family, addr) = match attempt.dest {
+        Dest::V4(a) => (4, [a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        Dest::V6(a) => (6, a),
+    };
+    // SAFETY: helpers without preconditions.
+    let pid_tgid = unsafe { aya_ebpf::helpers::generated::bpf_get_current_pid_tgid() };
+    let comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or_default();
+    entry.write(BlockedEvent {
+        header: EventHeader { kind: KIND_BLOCKED, scope },
+        cgroup_id: attempt.cgroup_id,
+        pid: (pid_tgid >> 32) as u32,
+        port: attempt.port,
+        family,
+        protocol: attempt.protocol,
+        comm,
+        addr,
+        hook: attempt.hook,
+        action,
+        _pad: [0; 6],
+    });
+    entry.submit(0);
+}

@@ -1,0 +1,61 @@
+//! ram's kernel programs. Entry points only: each hook calls its worker.
+//!
+//! One copy of these programs is loaded per policy target (scope); the scope
+//! number is the load-time constant `RAM_SCOPE`. All copies share the pinned
+//! maps in `maps.rs`.
+#![no_std]
+#![no_main]
+
+mod dns;
+mod egress;
+mod judge;
+mod maps;
+mod sock_addr;
+
+use aya_ebpf::{
+    macros::{cgroup_skb, cgroup_sock_addr},
+    programs::{SkBuffContext, SockAddrContext},
+};
+use ram_common::event::{HOOK_CONNECT, HOOK_SENDMSG};
+
+#[cgroup_sock_addr(connect4)]
+pub fn ram_connect4(ctx: SockAddrContext) -> i32 {
+    sock_addr::on_ipv4(&ctx, HOOK_CONNECT)
+}
+
+#[cgroup_sock_addr(connect6)]
+pub fn ram_connect6(ctx: SockAddrContext) -> i32 {
+    sock_addr::on_ipv6(&ctx, HOOK_CONNECT)
+}
+
+#[cgroup_sock_addr(sendmsg4)]
+pub fn ram_sendmsg4(ctx: SockAddrContext) -> i32 {
+    sock_addr::on_ipv4(&ctx, HOOK_SENDMSG)
+}
+
+#[cgroup_sock_addr(sendmsg6)]
+pub fn ram_sendmsg6(ctx: SockAddrContext) -> i32 {
+    sock_addr::on_ipv6(&ctx, HOOK_SENDMSG)
+}
+
+#[cgroup_skb(ingress)]
+pub fn ram_dns_ingress(ctx: SkBuffContext) -> i32 {
+    dns::on_ingress(&ctx)
+}
+
+#[cgroup_skb(egress)]
+pub fn ram_egress(ctx: SkBuffContext) -> i32 {
+    egress::on_egress(&ctx)
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // No panic path may survive into the object (the verifier would reject
+    // it); this only satisfies the compiler.
+    unsafe { core::hint::unreachable_unchecked() }
+}
+
+#[link_section = "license"]
+#[no_mangle]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

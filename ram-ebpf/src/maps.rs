@@ -1,0 +1,73 @@
+//! Every map the programs use. Shared maps are pinned by ramd (see
+//! `ram_common::maps` for how they relate); their names are the constants
+//! there, and a userspace test checks each exists in the object.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
+};
+use ram_common::{
+    dns::{LoopVars, WINDOW},
+    maps::*,
+    name::NAME_KEY_LEN,
+};
+
+#[map]
+pub static RAM_NAMES: LpmTrie<[u8; NAME_KEY_LEN], NameRule> = LpmTrie::with_max_entries(NAMES_CAPACITY, 0);
+#[map]
+pub static RAM_CIDR4: LpmTrie<[u8; 4], CidrRule> = LpmTrie::with_max_entries(CIDR_CAPACITY, 0);
+#[map]
+pub static RAM_CIDR6: LpmTrie<[u8; 16], CidrRule> = LpmTrie::with_max_entries(CIDR_CAPACITY, 0);
+#[map]
+pub static RAM_LEARN4: HashMap<Learn4Key, Learned> = HashMap::with_max_entries(LEARN_CAPACITY, 0);
+#[map]
+pub static RAM_LEARN6: HashMap<Learn6Key, Learned> = HashMap::with_max_entries(LEARN_CAPACITY, 0);
+#[map]
+pub static RAM_HOSTS: HashMap<u64, NameKey> = HashMap::with_max_entries(HOSTS_CAPACITY, 0);
+#[map]
+pub static RAM_RESOLV4: HashMap<[u8; 4], Resolver> = HashMap::with_max_entries(RESOLVERS_CAPACITY, 0);
+#[map]
+pub static RAM_RESOLV6: HashMap<[u8; 16], Resolver> = HashMap::with_max_entries(RESOLVERS_CAPACITY, 0);
+#[map]
+pub static RAM_SCOPES: Array<ScopeConfig> = Array::with_max_entries(MAX_SCOPES, 0);
+#[map]
+pub static RAM_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_SCOPES * counter::SLOTS, 0);
+#[map]
+pub static RAM_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+
+/// Per-CPU working memory of the DNS parser: too large for the 512-byte
+/// stack, and map memory lets the verifier prune the parser's loops.
+#[repr(C)]
+pub struct Scratch {
+    pub msg: [u8; WINDOW],
+    pub key: NameKey,
+    pub vars: LoopVars,
+}
+
+#[map]
+pub static RAM_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// This instance's scope, set by ramd at load time.
+#[no_mangle]
+static RAM_SCOPE: u32 = 0;
+
+#[inline(always)]
+pub fn scope() -> u32 {
+    // SAFETY: a valid static; volatile so the compiler does not fold the
+    // default value the loader replaces.
+    unsafe { core::ptr::read_volatile(&RAM_SCOPE) }
+}
+
+#[inline(always)]
+pub fn count(scope: u32, slot: u32) {
+    let index = (scope & (MAX_SCOPES - 1)) * counter::SLOTS + slot;
+    if let Some(value) = RAM_COUNTERS.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+        unsafe { *value += 1 };
+    }
+}
+
+#[inline(always)]
+pub fn scope_config(scope: u32) -> ScopeConfig {
+    RAM_SCOPES.get(scope).copied().unwrap_or_default()
+}
