@@ -6,8 +6,8 @@
 //! - `RAM_LEARN4`/`RAM_LEARN6` ({scope, address} → [`Learned`]) hold what the
 //!   ingress program learned from allowed answers; the connect/sendmsg
 //!   programs allow a destination found here and not expired.
-//! - `RAM_HOSTS` (host id → [`HostName`]) names the question behind each
-//!   learned entry, for logs and `ramctl learned`.
+//! - `RAM_HOSTS` (host id → [`NameKey`]) names the question behind each
+//!   learned entry, for logs and `ramctl learned` ([`NameKey`], as in the trie).
 //! - `RAM_CIDR4`/`RAM_CIDR6` (LPM trie → [`CidrRule`]) and
 //!   `RAM_RESOLV4`/`RAM_RESOLV6` (address → [`Resolver`]) come from the policy.
 //! - `RAM_SCOPES` (array, scope → [`ScopeConfig`]) holds mode and TTL bounds.
@@ -95,6 +95,7 @@ pub struct NameRule {
 const _: () = assert!(core::mem::size_of::<NameRule>() == 24);
 
 /// Key of `RAM_NAMES`: an LPM trie key (prefix length in bits, then data).
+/// Also the value of `RAM_HOSTS`, naming the question behind learned entries.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct NameKey {
@@ -149,15 +150,6 @@ pub struct Learned {
     pub _pad: u32,
 }
 const _: () = assert!(core::mem::size_of::<Learned>() == 24);
-
-/// Value of `RAM_HOSTS`: a question name as an encoded key.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct HostName {
-    pub len: u32,
-    pub data: [u8; NAME_KEY_LEN],
-}
-const _: () = assert!(core::mem::size_of::<HostName>() == 4 + NAME_KEY_LEN);
 
 /// Value of `RAM_SCOPES`.
 #[repr(C)]
@@ -220,6 +212,6 @@ mod pod {
     unsafe impl aya::Pod for Learn4Key {}
     unsafe impl aya::Pod for Learn6Key {}
     unsafe impl aya::Pod for Learned {}
-    unsafe impl aya::Pod for HostName {}
+    unsafe impl aya::Pod for NameKey {}
     unsafe impl aya::Pod for ScopeConfig {}
 }

@@ -1,0 +1,46 @@
+//! Builds the eBPF programs (../ram-ebpf) for bpfel-unknown-none and leaves the
+//! object in OUT_DIR, where ramd embeds it.
+//!
+//! Why not aya-build: the programs need `-C target-cpu=v3` (fewer verifier
+//! steps, smaller code), which aya-build's fixed RUSTFLAGS cannot carry. The
+//! command is the recipe of ../shared/TOOLCHAIN.md: Debian's toolchain,
+//! linked into rustup as `ram-bpf`, has the `core` source `-Z build-std` needs.
+use std::{env, path::PathBuf, process::Command};
+
+const TOOLCHAIN: &str = "ram-bpf";
+const TARGET: &str = "bpfel-unknown-none";
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let ebpf_dir = manifest_dir.join("../ram-ebpf");
+    let common_dir = manifest_dir.join("../ram-common");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
+    for dir in [ebpf_dir.join("src"), ebpf_dir.join("Cargo.toml"), ebpf_dir.join("Cargo.lock"), common_dir.join("src")] {
+        println!("cargo:rerun-if-changed={}", dir.display());
+    }
+    println!("cargo:rerun-if-env-changed=RAM_EBPF_TOOLCHAIN");
+    let toolchain = env::var("RAM_EBPF_TOOLCHAIN").unwrap_or_else(|_| TOOLCHAIN.to_string());
+
+    let target_dir = out_dir.join("ebpf-target");
+    let flags = ["-Cdebuginfo=2", "-Clink-arg=--btf", "-Ctarget-cpu=v3"].join("\x1f");
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", &toolchain, "cargo", "build", "--release", "--locked", "--target", TARGET])
+        .args(["-Z", "build-std=core", "--bin", "ram"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(&ebpf_dir)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_ENCODED_RUSTFLAGS", flags);
+    // The outer build's compiler and wrappers must not leak into the BPF build.
+    for var in ["RUSTC", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTUP_TOOLCHAIN", "CARGO"] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().unwrap_or_else(|e| {
+        panic!("cannot run `rustup run {toolchain} cargo` for the eBPF programs ({e}); run `cargo xtask setup` first")
+    });
+    if !status.success() {
+        panic!("building the eBPF programs failed ({status}); `cargo xtask setup` installs the toolchain they need");
+    }
+    let object = target_dir.join(TARGET).join("release").join("ram");
+    std::fs::copy(&object, out_dir.join("ram-ebpf.o")).unwrap_or_else(|e| panic!("copy {}: {e}", object.display()));
+}

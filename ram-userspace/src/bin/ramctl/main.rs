@@ -1,0 +1,74 @@
+//! ramctl: inspect what ram enforces. Works from the pinned maps, so it
+//! answers even while ramd is down. Results on stdout (a table, or JSON with
+//! `--json`); diagnostics on stderr.
+
+mod learned;
+mod rules;
+mod status;
+mod table;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use ram::paths::Paths;
+
+#[derive(Parser)]
+#[command(name = "ramctl", version, about = "Inspect ram's enforcement: status, rules, learned addresses")]
+struct Args {
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    /// bpffs directory of ram's pins [env: RAM_PIN_DIR; default: /sys/fs/bpf/ram].
+    #[arg(long, global = true, value_name = "DIR")]
+    pin_dir: Option<PathBuf>,
+    /// ramd's runtime directory [env: RAM_RUN_DIR; default: /run/ram].
+    #[arg(long, global = true, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mode, targets, attached programs and counters.
+    Status,
+    /// The rules the kernel enforces, read back from the maps.
+    Rules,
+    /// Addresses learned from DNS answers, with their host and time left.
+    Learned,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let paths = Paths::resolve(args.pin_dir.clone(), args.run_dir.clone());
+    let result = match args.command {
+        Command::Status => status::run(&paths, args.json),
+        Command::Rules => rules::run(&paths, args.json),
+        Command::Learned => learned::run(&paths, args.json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ramctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Scope number → target name, from ramd's status file when there is one.
+pub fn scope_names(paths: &Paths) -> std::collections::HashMap<u32, String> {
+    ram::status::DaemonStatus::read(&paths.status_file())
+        .map(|s| s.targets.into_iter().map(|t| (t.scope, t.name)).collect())
+        .unwrap_or_default()
+}
+
+pub fn scope_label(names: &std::collections::HashMap<u32, String>, scope: u32) -> String {
+    names.get(&scope).cloned().unwrap_or_else(|| format!("scope {scope}"))
+}
+
+pub fn require_pins(paths: &Paths) -> anyhow::Result<()> {
+    if !paths.maps_dir().exists() {
+        anyhow::bail!("nothing is installed at {} (is ramd running, or was it uninstalled?)", paths.pin_dir.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! `ramctl rules`: the compiled rules as the kernel holds them.
+
+use ram::{kernel, paths::Paths};
+
+use crate::{require_pins, scope_label, scope_names, table::Table};
+
+pub fn run(paths: &Paths, json: bool) -> anyhow::Result<()> {
+    require_pins(paths)?;
+    let rows = kernel::rules(paths)?;
+    let names = scope_names(paths);
+    let targets = |scopes: &[u32]| -> Vec<String> { scopes.iter().map(|s| scope_label(&names, *s)).collect() };
+    if json {
+        let items: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| serde_json::json!({ "kind": r.kind, "rule": r.rule, "targets": targets(&r.scopes) }))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(());
+    }
+    let mut table = Table::new(&["KIND", "RULE", "TARGETS"]);
+    for r in &rows {
+        table.row(vec![r.kind.to_string(), r.rule.clone(), targets(&r.scopes).join(",")]);
+    }
+    table.print();
+    Ok(())
+}

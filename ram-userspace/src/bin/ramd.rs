@@ -1,0 +1,124 @@
+//! ramd: loads ram's programs, attaches them to the policy's cgroups, keeps
+//! the maps in step with the policy, and logs every blocked attempt.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use ram::{
+    daemon::{self, PolicySource},
+    loader,
+    paths::Paths,
+    policy::{HostFacts, Policy, DEFAULT_POLICY_PATH},
+};
+
+#[derive(Parser)]
+#[command(name = "ramd", version, about = "Registry access management: enforce a container runtime's allowed registries in the kernel")]
+struct Args {
+    /// Policy file. Default: /etc/ram/ram.toml, or the embedded default
+    /// policy (Docker Hub only) when that file does not exist.
+    #[arg(long, short, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Run on the embedded default policy (Docker Hub only, on the running
+    /// dockerd/containerd), ignoring any policy file.
+    #[arg(long, conflicts_with = "config")]
+    default_policy: bool,
+    /// Validate a policy file, print its compiled rules, and exit.
+    #[arg(long, value_name = "PATH")]
+    check_config: Option<PathBuf>,
+    /// Remove every program, link and pin ram installed, and exit.
+    #[arg(long)]
+    uninstall: bool,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// bpffs directory for pins (root-only) [env: RAM_PIN_DIR; default: /sys/fs/bpf/ram].
+    #[arg(long, value_name = "DIR")]
+    pin_dir: Option<PathBuf>,
+    /// Runtime directory for the status file [env: RAM_RUN_DIR; default: /run/ram].
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
+    }
+}
+
+fn check_config(path: &PathBuf) -> anyhow::Result<()> {
+    let policy = Policy::from_file(path, &HostFacts::probe())?;
+    let compiled = policy.compile();
+    println!("{}: valid", policy.source);
+    println!("mode: {}", policy.mode);
+    let resolvers: Vec<String> = policy.dns.resolvers.iter().map(|r| r.to_string()).collect();
+    println!("resolvers: {}", if resolvers.is_empty() { "none".into() } else { resolvers.join(", ") });
+    println!("ttl: min {} s, max {} s", policy.dns.min_ttl, policy.dns.max_ttl);
+    println!("targets:");
+    for scope in &compiled.scopes {
+        println!("  [{}] {}: {} ({})", scope.scope, scope.name, scope.selector, scope.mode);
+    }
+    println!("rules (every target):");
+    for entry in &compiled.names {
+        let kind = if entry.wildcard { "wildcard" } else { "host" };
+        println!("  {kind:<9} {}", entry.pattern);
+    }
+    for (cidr, _) in &compiled.cidrs {
+        println!("  {:<9} {cidr}", "cidr");
+    }
+    if compiled.names.is_empty() && compiled.cidrs.is_empty() {
+        println!("  (none: only the resolvers are reachable)");
+    }
+    Ok(())
+}
+
+fn policy_source(args: &Args) -> PolicySource {
+    if args.default_policy {
+        return PolicySource::Embedded;
+    }
+    match &args.config {
+        Some(path) => PolicySource::File(path.clone()),
+        None if std::path::Path::new(DEFAULT_POLICY_PATH).exists() => PolicySource::File(DEFAULT_POLICY_PATH.into()),
+        None => {
+            tracing::info!("{DEFAULT_POLICY_PATH} does not exist; using the embedded default policy (Docker Hub only)");
+            PolicySource::Embedded
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(path) = &args.check_config {
+        return check_config(path);
+    }
+    let paths = Paths::resolve(args.pin_dir.clone(), args.run_dir.clone());
+    if args.uninstall {
+        let report = loader::uninstall(&paths).with_context(|| format!("uninstalling from {}", paths.pin_dir.display()))?;
+        println!("removed {} links and {} maps from {}", report.links, report.maps, paths.pin_dir.display());
+        return Ok(());
+    }
+    init_logging(args.log_format);
+    let source = policy_source(&args);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(daemon::run(source, paths))?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ramd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

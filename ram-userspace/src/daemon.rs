@@ -1,0 +1,315 @@
+//! ramd's work: load, attach, fill the maps, then follow events and targets.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    path::PathBuf,
+    time::Duration,
+};
+
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{signal, SignalKind},
+};
+use tracing::{debug, error, info, warn};
+
+use crate::{
+    cgroup,
+    error::Result,
+    events::{self, BlockedRecord, Event, HostCache},
+    kernel,
+    loader::{self, ScopeInstance},
+    paths::Paths,
+    policy::{CompiledPolicy, HostFacts, Policy, PolicyError, Selector},
+    status::{CgroupStatus, DaemonStatus, TargetStatus},
+    sys::monotonic_ns,
+};
+
+/// How often targets are looked for (a runtime started after ramd is
+/// enforced within this time).
+pub const TARGET_SCAN: Duration = Duration::from_millis(250);
+/// How often expired learned addresses are removed.
+pub const GC_INTERVAL: Duration = Duration::from_secs(5);
+/// How long an expired address stays in the map (new connects are already
+/// denied); the egress backstop still lets packets of flows that started
+/// before expiry through during this time.
+pub const EXPIRED_GRACE_NS: u64 = 60 * 1_000_000_000;
+const HOST_CACHE_SIZE: usize = 4096;
+
+#[derive(Clone, Debug)]
+pub enum PolicySource {
+    File(PathBuf),
+    Embedded,
+}
+
+pub fn load_policy(source: &PolicySource, facts: &HostFacts) -> Result<Policy, PolicyError> {
+    match source {
+        PolicySource::File(path) => Policy::from_file(path, facts),
+        PolicySource::Embedded => Policy::embedded_default(facts),
+    }
+}
+
+pub struct Daemon {
+    paths: Paths,
+    policy: Policy,
+    compiled: CompiledPolicy,
+    instances: Vec<ScopeInstance>,
+    cgroup_root: PathBuf,
+    hosts: HostCache,
+    /// Why each pending scope is pending (logged once per change).
+    notes: HashMap<u32, String>,
+    last_status: Option<DaemonStatus>,
+}
+
+impl Daemon {
+    /// Everything up to enforcement: a bad policy fails here, before any
+    /// program is loaded or attached.
+    pub fn start(source: &PolicySource, paths: Paths) -> Result<Self> {
+        let facts = HostFacts::probe();
+        let policy = load_policy(source, &facts)?;
+        let compiled = policy.compile();
+        let cgroup_root = cgroup::cgroup2_mount()?;
+        loader::prepare(&paths)?;
+        let mut instances = Vec::with_capacity(compiled.scopes.len());
+        for scope in &compiled.scopes {
+            instances.push(ScopeInstance::load(&paths, scope.scope, &scope.name)?);
+        }
+        // Rules go in before any attach, so the first verdict already has them.
+        kernel::apply_rules(&paths, &compiled)?;
+        let mut daemon = Daemon {
+            paths,
+            policy,
+            compiled,
+            instances,
+            cgroup_root,
+            hosts: HostCache::new(HOST_CACHE_SIZE),
+            notes: HashMap::new(),
+            last_status: None,
+        };
+        let revoked = daemon.revoke_unallowed()?;
+        if revoked > 0 {
+            info!(revoked, "removed learned addresses the policy no longer allows");
+        }
+        info!(policy = %daemon.policy.source, mode = %daemon.policy.mode, targets = daemon.instances.len(), "policy loaded");
+        daemon.reconcile_targets();
+        daemon.prune_previous_links();
+        daemon.publish_status();
+        Ok(daemon)
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// The cgroups a selector points at now, or why there are none.
+    fn resolve(&self, selector: &Selector) -> (BTreeSet<PathBuf>, Option<String>) {
+        match selector {
+            Selector::Cgroup(path) if path.is_dir() => ([path.clone()].into(), None),
+            Selector::Cgroup(path) => (BTreeSet::new(), Some(format!("waiting for cgroup {}", path.display()))),
+            Selector::Process(name) => {
+                let found = cgroup::processes_named(&self.cgroup_root, name);
+                if found.is_empty() {
+                    return (BTreeSet::new(), Some(format!("waiting for a process named {name}")));
+                }
+                let (root, own): (Vec<_>, Vec<_>) = found.into_iter().partition(|p| p.cgroup == self.cgroup_root);
+                let note = (!root.is_empty()).then(|| {
+                    format!(
+                        "process {name} (pid {}) runs in the root cgroup; refusing to enforce the whole host (run it in its own cgroup, as systemd does)",
+                        root[0].pid
+                    )
+                });
+                (own.into_iter().map(|p| p.cgroup).collect(), note)
+            }
+        }
+    }
+
+    /// Attaches every scope to the cgroups its selector finds now.
+    pub fn reconcile_targets(&mut self) {
+        for index in 0..self.instances.len() {
+            let settings = &self.compiled.scopes[index];
+            let (cgroups, note) = self.resolve(&settings.selector);
+            let name = settings.name.clone();
+            for path in cgroups {
+                let instance = &mut self.instances[index];
+                let Ok(id) = cgroup::cgroup_id(&path) else { continue };
+                if instance.is_attached(id) {
+                    continue;
+                }
+                match instance.attach(&self.paths, &path) {
+                    Ok(id) => info!(target_name = %name, cgroup = %path.display(), cgroup_id = id, "enforcing"),
+                    Err(e) => error!(target_name = %name, cgroup = %path.display(), "cannot attach: {e}"),
+                }
+            }
+            let scope = index as u32;
+            match note {
+                Some(note) if self.notes.get(&scope) != Some(&note) => {
+                    if self.instances[index].attached().next().is_none() {
+                        warn!(target_name = %name, "pending: {note}");
+                    } else {
+                        warn!(target_name = %name, "{note}");
+                    }
+                    self.notes.insert(scope, note);
+                }
+                Some(_) => {}
+                None => {
+                    self.notes.remove(&scope);
+                }
+            }
+        }
+    }
+
+    /// Removes link pins left by an earlier ramd once they are replaced by
+    /// ours, or belong to scopes this policy no longer has. Pins of a target
+    /// that is still pending stay: enforcement continues until we take over.
+    fn prune_previous_links(&mut self) {
+        let own: BTreeSet<PathBuf> = self.instances.iter().flat_map(|i| i.own_pins().cloned()).collect();
+        for (pin, path) in loader::link_pins(&self.paths) {
+            if own.contains(&path) {
+                continue;
+            }
+            let replace = match self.instances.get(pin.scope as usize) {
+                None => true,
+                Some(instance) => instance.is_attached(pin.cgroup_id) || instance.attached().next().is_some(),
+            };
+            if replace {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => debug!(pin = %path.display(), "removed a link of the previous run"),
+                    Err(e) => warn!(pin = %path.display(), "cannot remove a link of the previous run: {e}"),
+                }
+            }
+        }
+    }
+
+    /// Removes learned addresses whose question the policy no longer allows
+    /// for their scope (and those of scopes that no longer exist).
+    fn revoke_unallowed(&self) -> Result<usize> {
+        let compiled = &self.compiled;
+        kernel::prune_learned(&self.paths, |scope, host, _| host.is_some_and(|h| compiled.allows_name(scope, h)))
+    }
+
+    fn collect_expired(&self) -> Result<usize> {
+        let now = monotonic_ns();
+        kernel::prune_learned(&self.paths, |_, _, learned| learned.expires_ns.saturating_add(EXPIRED_GRACE_NS) > now)
+    }
+
+    pub fn status(&self) -> DaemonStatus {
+        let targets = self
+            .instances
+            .iter()
+            .zip(&self.compiled.scopes)
+            .map(|(instance, settings)| {
+                let cgroups: Vec<CgroupStatus> = instance
+                    .attached()
+                    .map(|(id, path)| CgroupStatus { path: path.display().to_string(), id })
+                    .collect();
+                TargetStatus {
+                    scope: settings.scope,
+                    name: settings.name.clone(),
+                    selector: settings.selector.to_string(),
+                    mode: settings.mode.to_string(),
+                    state: if cgroups.is_empty() { "pending" } else { "attached" }.to_string(),
+                    cgroups,
+                    programs: instance.programs(),
+                    note: self.notes.get(&settings.scope).cloned(),
+                }
+            })
+            .collect();
+        DaemonStatus {
+            pid: std::process::id(),
+            policy: self.policy.source.clone(),
+            mode: self.policy.mode.to_string(),
+            targets,
+        }
+    }
+
+    fn publish_status(&mut self) {
+        let status = self.status();
+        if self.last_status.as_ref() == Some(&status) {
+            return;
+        }
+        if let Err(e) = crate::sys::create_private_dir(&self.paths.run_dir).and_then(|_| status.write(&self.paths.status_file())) {
+            warn!("cannot write status: {e}");
+        }
+        self.last_status = Some(status);
+    }
+
+    fn scope_name(&self, scope: u32) -> String {
+        self.compiled.scopes.get(scope as usize).map(|s| s.name.clone()).unwrap_or_else(|| format!("scope {scope}"))
+    }
+
+    pub fn handle_event(&mut self, bytes: &[u8]) {
+        match events::decode(bytes) {
+            Some(Event::Blocked(event)) => {
+                BlockedRecord::new(&event, self.scope_name(event.header.scope), &self.hosts).log();
+            }
+            Some(Event::Dns(event)) => {
+                let len = (event.message_len as usize).min(event.message.len());
+                match events::summarize_dns(&event.message[..len]) {
+                    Ok(summary) => {
+                        for addr in &summary.addrs {
+                            self.hosts.remember(*addr, &summary.name);
+                        }
+                        debug!(
+                            target_name = %self.scope_name(event.header.scope),
+                            host = %summary.name,
+                            addrs = ?summary.addrs,
+                            ttl = ?summary.ttl,
+                            allowed = event.allowed != 0,
+                            learned = event.learned,
+                            "dns answer"
+                        );
+                    }
+                    Err(e) => debug!("dns answer the full parser refuses: {e}"),
+                }
+            }
+            None => debug!(len = bytes.len(), "unknown event"),
+        }
+    }
+}
+
+/// Runs ramd until SIGINT or SIGTERM. Enforcement stays in place afterwards.
+pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
+    let mut daemon = Daemon::start(&source, paths)?;
+    let ring = kernel::events_ring(daemon.paths())?;
+    // SAFETY: the ring buffer owns its map fd and the AsyncFd owns the ring
+    // buffer, so the fd stays open and unchanged while registered.
+    let mut ring = unsafe { AsyncFd::register(ring) }
+        .map_err(|e| crate::Error::io("RAM_EVENTS ring buffer", std::io::Error::other(e.to_string())))?;
+    let signal_error = |e| crate::Error::Sys { what: "installing signal handlers".into(), source: e };
+    let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    let mut scan = tokio::time::interval(TARGET_SCAN);
+    let mut gc = tokio::time::interval(GC_INTERVAL);
+    info!("ramd running; enforcement stays in place when it stops (`ramd --uninstall` removes it)");
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            guard = ring.readable_mut() => {
+                let mut guard = guard.map_err(|e| crate::Error::io("RAM_EVENTS ring buffer", e))?;
+                let mut records = Vec::new();
+                while let Some(item) = guard.get_inner_mut().next() {
+                    records.push(item.to_vec());
+                }
+                guard.clear_ready();
+                for record in records {
+                    daemon.handle_event(&record);
+                }
+            }
+            _ = scan.tick() => {
+                daemon.reconcile_targets();
+                daemon.prune_previous_links();
+                daemon.publish_status();
+            }
+            _ = gc.tick() => {
+                match daemon.collect_expired() {
+                    Ok(0) => {}
+                    Ok(n) => debug!(removed = n, "expired learned addresses removed"),
+                    Err(e) => warn!("cannot remove expired addresses: {e}"),
+                }
+            }
+        }
+    }
+    info!("stopping; programs stay attached and keep enforcing");
+    Ok(())
+}
+

@@ -1,0 +1,270 @@
+//! Ring-buffer events → log lines.
+//!
+//! Blocked events become one line each with who (pid, comm), where (address,
+//! port) and, when a DNS answer named that address, which host. DNS events
+//! carry the raw answer, which is parsed again here with hickory-proto to
+//! name addresses (including answers for names the policy does not allow, so
+//! a blocked attempt can still be named).
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use hickory_proto::{
+    op::Message,
+    rr::RData,
+};
+use ram_common::event::{
+    BlockedEvent, DnsEvent, EventHeader, ACTION_WOULD_BLOCK, HOOK_CONNECT, HOOK_EGRESS, HOOK_SENDMSG, KIND_BLOCKED,
+    KIND_DNS,
+};
+use serde::Serialize;
+
+/// A decoded event.
+pub enum Event {
+    Blocked(BlockedEvent),
+    Dns(Box<DnsEvent>),
+}
+
+fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < std::mem::size_of::<T>() {
+        return None;
+    }
+    // SAFETY: length checked; T is a plain repr(C) event type, valid for any
+    // bytes; read_unaligned copes with the ring buffer's alignment.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
+}
+
+/// Decodes one ring-buffer record; None for unknown kinds or short records.
+pub fn decode(bytes: &[u8]) -> Option<Event> {
+    let header: EventHeader = read(bytes)?;
+    match header.kind {
+        KIND_BLOCKED => read(bytes).map(Event::Blocked),
+        KIND_DNS => read::<DnsEvent>(bytes).map(|e| Event::Dns(Box::new(e))),
+        _ => None,
+    }
+}
+
+pub fn event_addr(family: u8, addr: &[u8; 16]) -> IpAddr {
+    if family == 4 {
+        IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(*addr))
+    }
+}
+
+pub fn comm(raw: &[u8; 16]) -> String {
+    let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+pub fn protocol_name(protocol: u8) -> String {
+    match protocol {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        58 => "icmpv6".into(),
+        255 => "raw".into(),
+        other => format!("ip-proto-{other}"),
+    }
+}
+
+pub fn hook_name(hook: u8) -> &'static str {
+    match hook {
+        HOOK_CONNECT => "connect",
+        HOOK_SENDMSG => "sendmsg",
+        HOOK_EGRESS => "egress",
+        _ => "unknown",
+    }
+}
+
+/// What a DNS answer said, per the full parser.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DnsSummary {
+    pub name: String,
+    pub addrs: Vec<IpAddr>,
+    /// Smallest TTL of the address records.
+    pub ttl: Option<u32>,
+}
+
+/// Parses a DNS message with hickory-proto.
+pub fn summarize_dns(message: &[u8]) -> Result<DnsSummary, String> {
+    let msg = Message::from_vec(message).map_err(|e| e.to_string())?;
+    let name = msg
+        .queries
+        .first()
+        .map(|q| q.name().to_ascii().trim_end_matches('.').to_ascii_lowercase())
+        .ok_or("no question")?;
+    let mut addrs = Vec::new();
+    let mut ttl: Option<u32> = None;
+    for record in &msg.answers {
+        let addr = match &record.data {
+            RData::A(a) => IpAddr::V4(a.0),
+            RData::AAAA(a) => IpAddr::V6(a.0),
+            _ => continue,
+        };
+        addrs.push(addr);
+        ttl = Some(ttl.map_or(record.ttl, |t| t.min(record.ttl)));
+    }
+    Ok(DnsSummary { name, addrs, ttl })
+}
+
+/// Recently seen address → hostname, from DNS answers. Bounded: the oldest
+/// names are forgotten first.
+pub struct HostCache {
+    names: HashMap<IpAddr, String>,
+    order: VecDeque<IpAddr>,
+    capacity: usize,
+}
+
+impl HostCache {
+    pub fn new(capacity: usize) -> Self {
+        HostCache { names: HashMap::new(), order: VecDeque::new(), capacity }
+    }
+
+    pub fn remember(&mut self, addr: IpAddr, host: &str) {
+        if self.names.insert(addr, host.to_string()).is_none() {
+            self.order.push_back(addr);
+            while self.order.len() > self.capacity {
+                if let Some(old) = self.order.pop_front() {
+                    self.names.remove(&old);
+                }
+            }
+        }
+    }
+
+    pub fn get(&self, addr: &IpAddr) -> Option<&str> {
+        self.names.get(addr).map(String::as_str)
+    }
+}
+
+/// A blocked attempt, ready to log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BlockedRecord {
+    /// "blocked", or "would_block" in audit mode.
+    pub event: &'static str,
+    pub target: String,
+    pub pid: u32,
+    pub comm: String,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    pub host: Option<String>,
+    pub protocol: String,
+    pub hook: &'static str,
+    pub cgroup_id: u64,
+}
+
+impl BlockedRecord {
+    pub fn new(event: &BlockedEvent, target: String, hosts: &HostCache) -> Self {
+        let daddr = event_addr(event.family, &event.addr);
+        BlockedRecord {
+            event: if event.action == ACTION_WOULD_BLOCK { "would_block" } else { "blocked" },
+            target,
+            pid: event.pid,
+            comm: comm(&event.comm),
+            daddr,
+            dport: event.port,
+            host: hosts.get(&daddr).map(str::to_string),
+            protocol: protocol_name(event.protocol),
+            hook: hook_name(event.hook),
+            cgroup_id: event.cgroup_id,
+        }
+    }
+
+    /// Logs the record: one line, with every field as a structured field.
+    pub fn log(&self) {
+        let host = self.host.as_deref().unwrap_or("-");
+        tracing::warn!(
+            event = self.event,
+            target_name = %self.target,
+            pid = self.pid,
+            comm = %self.comm,
+            daddr = %self.daddr,
+            dport = self.dport,
+            host = %host,
+            protocol = %self.protocol,
+            hook = self.hook,
+            cgroup_id = self.cgroup_id,
+            "{} {} {} to {} port {} ({host}) by {}[{}]",
+            self.event.replace('_', " "),
+            self.protocol,
+            self.hook,
+            self.daddr,
+            self.dport,
+            self.comm,
+            self.pid,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ram_common::event::ACTION_BLOCKED;
+
+    fn answer() -> Vec<u8> {
+        // Response for allowed.registry.test A: 127.10.0.1, TTL 60, owner as pointer.
+        let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        for label in ["allowed", "registry", "test"] {
+            m.push(label.len() as u8);
+            m.extend_from_slice(label.as_bytes());
+        }
+        m.extend_from_slice(&[0, 0, 1, 0, 1]);
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 10, 0, 1]);
+        m
+    }
+
+    #[test]
+    fn dns_answers_are_summarised_by_the_full_parser() {
+        let s = summarize_dns(&answer()).unwrap();
+        assert_eq!(s.name, "allowed.registry.test");
+        assert_eq!(s.addrs, vec!["127.10.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(s.ttl, Some(60));
+        assert!(summarize_dns(&answer()[..20]).is_err());
+    }
+
+    #[test]
+    fn blocked_events_decode_and_name_their_host() {
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&[127, 10, 0, 2]);
+        let mut comm_raw = [0u8; 16];
+        comm_raw[..7].copy_from_slice(b"dockerd");
+        let event = BlockedEvent {
+            header: EventHeader { kind: KIND_BLOCKED, scope: 0 },
+            cgroup_id: 99,
+            pid: 1234,
+            port: 5000,
+            family: 4,
+            protocol: 6,
+            comm: comm_raw,
+            addr,
+            hook: HOOK_CONNECT,
+            action: ACTION_BLOCKED,
+            _pad: [0; 6],
+        };
+        // SAFETY: BlockedEvent is plain data.
+        let bytes = unsafe { std::slice::from_raw_parts(&event as *const _ as *const u8, std::mem::size_of::<BlockedEvent>()) };
+        let Some(Event::Blocked(decoded)) = decode(bytes) else { panic!("not a blocked event") };
+        let mut hosts = HostCache::new(2);
+        hosts.remember("127.10.0.2".parse().unwrap(), "blocked.registry.test");
+        let record = BlockedRecord::new(&decoded, "docker".into(), &hosts);
+        assert_eq!(record.event, "blocked");
+        assert_eq!(record.comm, "dockerd");
+        assert_eq!(record.daddr.to_string(), "127.10.0.2");
+        assert_eq!(record.dport, 5000);
+        assert_eq!(record.host.as_deref(), Some("blocked.registry.test"));
+        assert_eq!(record.hook, "connect");
+        assert!(decode(&bytes[..10]).is_none());
+    }
+
+    #[test]
+    fn host_cache_forgets_the_oldest() {
+        let mut cache = HostCache::new(2);
+        for (i, host) in ["a", "b", "c"].iter().enumerate() {
+            cache.remember(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8)), host);
+        }
+        assert_eq!(cache.get(&"10.0.0.0".parse().unwrap()), None);
+        assert_eq!(cache.get(&"10.0.0.2".parse().unwrap()), Some("c"));
+    }
+}

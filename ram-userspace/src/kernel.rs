@@ -1,0 +1,309 @@
+//! Reading and writing the pinned maps: the policy goes in as rows, learned
+//! addresses and counters come out. Used by ramd and by ramctl (which works
+//! from the pins even while ramd is down).
+
+use std::{
+    collections::{HashMap as StdHashMap, HashSet},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use aya::maps::{lpm_trie::Key, Array, HashMap, LpmTrie, Map, MapData, PerCpuArray};
+use ram_common::{
+    maps::*,
+    name::{text_from_key, NAME_KEY_LEN},
+};
+use serde::Serialize;
+
+use crate::{
+    error::{Error, Result},
+    paths::Paths,
+    policy::CompiledPolicy,
+    sys::monotonic_ns,
+};
+
+fn open(paths: &Paths, name: &str) -> Result<Map> {
+    let path = paths.map_pin(name);
+    if !path.exists() {
+        return Err(Error::MissingMap { map: name.to_string() });
+    }
+    let data = MapData::from_pin(&path).map_err(|e| Error::map(name, e))?;
+    Map::from_map_data(data).map_err(|e| Error::map(name, e))
+}
+
+macro_rules! typed {
+    ($paths:expr, $name:expr, $ty:ty) => {{
+        let map = open($paths, $name)?;
+        <$ty>::try_from(map).map_err(|e| Error::map($name, e))?
+    }};
+}
+
+type NameTrie = LpmTrie<MapData, [u8; NAME_KEY_LEN], NameRule>;
+
+/// Writes the compiled policy into the maps: every desired row first, then
+/// the removal of rows no longer wanted, so a rule present before and after
+/// never disappears in between.
+pub fn apply_rules(paths: &Paths, policy: &CompiledPolicy) -> Result<()> {
+    let mut names = typed!(paths, MAP_NAMES, NameTrie);
+    let mut wanted = HashSet::new();
+    for entry in &policy.names {
+        let key = Key::new(entry.len * 8, entry.key);
+        names.insert(&key, entry.rule, 0).map_err(|e| Error::map(MAP_NAMES, e))?;
+        wanted.insert((entry.len * 8, entry.key));
+    }
+    let stale: Vec<_> = names.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(&(k.prefix_len(), k.data()))).collect();
+    for key in stale {
+        names.remove(&key).map_err(|e| Error::map(MAP_NAMES, e))?;
+    }
+
+    let v4: Vec<([u8; 4], u32, u64)> = policy
+        .cidrs
+        .iter()
+        .filter_map(|(c, s)| match c.addr {
+            IpAddr::V4(a) => Some((a.octets(), c.prefix as u32, *s)),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    let v6: Vec<([u8; 16], u32, u64)> = policy
+        .cidrs
+        .iter()
+        .filter_map(|(c, s)| match c.addr {
+            IpAddr::V6(a) => Some((a.octets(), c.prefix as u32, *s)),
+            IpAddr::V4(_) => None,
+        })
+        .collect();
+    sync_trie(typed!(paths, MAP_CIDR4, LpmTrie<MapData, [u8; 4], CidrRule>), MAP_CIDR4, &v4)?;
+    sync_trie(typed!(paths, MAP_CIDR6, LpmTrie<MapData, [u8; 16], CidrRule>), MAP_CIDR6, &v6)?;
+
+    let r4: Vec<([u8; 4], u64)> = policy
+        .resolvers
+        .iter()
+        .filter_map(|(a, s)| match a {
+            IpAddr::V4(a) => Some((a.octets(), *s)),
+            IpAddr::V6(a) => a.to_ipv4_mapped().map(|v4| (v4.octets(), *s)),
+        })
+        .collect();
+    let r6: Vec<([u8; 16], u64)> = policy
+        .resolvers
+        .iter()
+        .filter_map(|(a, s)| match a {
+            IpAddr::V6(a) if a.to_ipv4_mapped().is_none() => Some((a.octets(), *s)),
+            _ => None,
+        })
+        .collect();
+    sync_hash(typed!(paths, MAP_RESOLV4, HashMap<MapData, [u8; 4], Resolver>), MAP_RESOLV4, &r4)?;
+    sync_hash(typed!(paths, MAP_RESOLV6, HashMap<MapData, [u8; 16], Resolver>), MAP_RESOLV6, &r6)?;
+
+    let mut scopes = typed!(paths, MAP_SCOPES, Array<MapData, ScopeConfig>);
+    for index in 0..MAX_SCOPES {
+        let config = policy
+            .scopes
+            .iter()
+            .find(|s| s.scope == index)
+            .map(|s| ScopeConfig { mode: s.kernel_mode(), min_ttl: s.min_ttl, max_ttl: s.max_ttl, _pad: 0 })
+            .unwrap_or_default();
+        scopes.set(index, config, 0).map_err(|e| Error::map(MAP_SCOPES, e))?;
+    }
+    Ok(())
+}
+
+fn sync_trie<K: aya::Pod + Eq + std::hash::Hash>(
+    mut trie: LpmTrie<MapData, K, CidrRule>,
+    name: &str,
+    rows: &[(K, u32, u64)],
+) -> Result<()> {
+    let mut wanted = HashSet::new();
+    for (addr, prefix, scopes) in rows {
+        trie.insert(&Key::new(*prefix, *addr), CidrRule { scopes: *scopes }, 0).map_err(|e| Error::map(name, e))?;
+        wanted.insert((*prefix, *addr));
+    }
+    let stale: Vec<_> = trie.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(&(k.prefix_len(), k.data()))).collect();
+    for key in stale {
+        trie.remove(&key).map_err(|e| Error::map(name, e))?;
+    }
+    Ok(())
+}
+
+fn sync_hash<K: aya::Pod + Eq + std::hash::Hash>(
+    mut map: HashMap<MapData, K, Resolver>,
+    name: &str,
+    rows: &[(K, u64)],
+) -> Result<()> {
+    for (key, scopes) in rows {
+        map.insert(key, Resolver { scopes: *scopes }, 0).map_err(|e| Error::map(name, e))?;
+    }
+    let wanted: HashSet<K> = rows.iter().map(|(k, _)| *k).collect();
+    let stale: Vec<K> = map.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(k)).collect();
+    for key in stale {
+        map.remove(&key).map_err(|e| Error::map(name, e))?;
+    }
+    Ok(())
+}
+
+/// One learned address, as ramctl shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LearnedRow {
+    pub scope: u32,
+    pub addr: IpAddr,
+    /// The question that taught it; None when the hosts map lost it.
+    pub host: Option<String>,
+    /// Seconds until new connects are denied (negative: expired, awaiting
+    /// removal).
+    pub expires_in_s: i64,
+    pub ttl: u32,
+}
+
+fn host_names(paths: &Paths) -> Result<StdHashMap<u64, String>> {
+    let hosts = typed!(paths, MAP_HOSTS, HashMap<MapData, u64, NameKey>);
+    let mut out = StdHashMap::new();
+    for item in hosts.iter() {
+        let (id, key) = item.map_err(|e| Error::map(MAP_HOSTS, e))?;
+        let mut text = [0u8; NAME_KEY_LEN];
+        let n = text_from_key(&key.data, (key.prefix_bits / 8) as usize, &mut text);
+        out.insert(id, String::from_utf8_lossy(&text[..n]).into_owned());
+    }
+    Ok(out)
+}
+
+/// Every learned address, with its host and time left.
+pub fn learned(paths: &Paths) -> Result<Vec<LearnedRow>> {
+    let hosts = host_names(paths)?;
+    let now = monotonic_ns() as i128;
+    let row = |scope: u32, addr: IpAddr, value: Learned| LearnedRow {
+        scope,
+        addr,
+        host: hosts.get(&value.host_id).cloned(),
+        expires_in_s: ((value.expires_ns as i128 - now) / 1_000_000_000) as i64,
+        ttl: value.ttl,
+    };
+    let mut rows = Vec::new();
+    let v4 = typed!(paths, MAP_LEARN4, HashMap<MapData, Learn4Key, Learned>);
+    for item in v4.iter() {
+        let (k, v) = item.map_err(|e| Error::map(MAP_LEARN4, e))?;
+        rows.push(row(k.scope, IpAddr::V4(Ipv4Addr::from(k.addr)), v));
+    }
+    let v6 = typed!(paths, MAP_LEARN6, HashMap<MapData, Learn6Key, Learned>);
+    for item in v6.iter() {
+        let (k, v) = item.map_err(|e| Error::map(MAP_LEARN6, e))?;
+        rows.push(row(k.scope, IpAddr::V6(Ipv6Addr::from(k.addr)), v));
+    }
+    rows.sort_by(|a, b| (a.scope, &a.host, a.addr).cmp(&(b.scope, &b.host, b.addr)));
+    Ok(rows)
+}
+
+/// Removes learned addresses for which `keep` says no; returns how many.
+pub fn prune_learned(paths: &Paths, mut keep: impl FnMut(u32, Option<&str>, &Learned) -> bool) -> Result<usize> {
+    let hosts = host_names(paths)?;
+    let mut removed = 0;
+    let mut v4 = typed!(paths, MAP_LEARN4, HashMap<MapData, Learn4Key, Learned>);
+    let doomed: Vec<Learn4Key> = v4
+        .iter()
+        .filter_map(|i| i.ok())
+        .filter(|(k, v)| !keep(k.scope, hosts.get(&v.host_id).map(String::as_str), v))
+        .map(|(k, _)| k)
+        .collect();
+    for key in doomed {
+        // Gone already (a racing update) is as good as removed.
+        if v4.remove(&key).is_ok() {
+            removed += 1;
+        }
+    }
+    let mut v6 = typed!(paths, MAP_LEARN6, HashMap<MapData, Learn6Key, Learned>);
+    let doomed: Vec<Learn6Key> = v6
+        .iter()
+        .filter_map(|i| i.ok())
+        .filter(|(k, v)| !keep(k.scope, hosts.get(&v.host_id).map(String::as_str), v))
+        .map(|(k, _)| k)
+        .collect();
+    for key in doomed {
+        if v6.remove(&key).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Counter totals (summed over CPUs) of one scope, in `counter::NAMES` order.
+pub fn counters(paths: &Paths, scope: u32) -> Result<Vec<(&'static str, u64)>> {
+    let array = typed!(paths, MAP_COUNTERS, PerCpuArray<MapData, u64>);
+    let mut out = Vec::with_capacity(counter::NAMES.len());
+    for (slot, name) in counter::NAMES.iter().enumerate() {
+        let index = scope * counter::SLOTS + slot as u32;
+        let values = array.get(&index, 0).map_err(|e| Error::map(MAP_COUNTERS, e))?;
+        out.push((*name, values.iter().sum()));
+    }
+    Ok(out)
+}
+
+/// A compiled rule as read back from the maps.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleRow {
+    /// "host", "wildcard", "cidr" or "resolver".
+    pub kind: &'static str,
+    pub rule: String,
+    /// Scopes the rule allows (for wildcards: names below the suffix).
+    pub scopes: Vec<u32>,
+}
+
+fn scope_list(mask: u64) -> Vec<u32> {
+    (0..64).filter(|s| mask & (1u64 << s) != 0).collect()
+}
+
+/// The rules the kernel enforces, read back from the maps.
+pub fn rules(paths: &Paths) -> Result<Vec<RuleRow>> {
+    let mut rows = Vec::new();
+    let names = typed!(paths, MAP_NAMES, NameTrie);
+    for item in names.iter() {
+        let (key, rule) = item.map_err(|e| Error::map(MAP_NAMES, e))?;
+        let len = (key.prefix_len() / 8) as usize;
+        let mut text = [0u8; NAME_KEY_LEN];
+        let n = text_from_key(&key.data(), len, &mut text);
+        let text = String::from_utf8_lossy(&text[..n]).into_owned();
+        // Wildcard keys end in a dot, which reads as a leading dot.
+        match text.strip_prefix('.') {
+            Some(suffix) => rows.push(RuleRow { kind: "wildcard", rule: format!("*.{suffix}"), scopes: scope_list(rule.partial_scopes) }),
+            None => rows.push(RuleRow { kind: "host", rule: text, scopes: scope_list(rule.full_scopes) }),
+        }
+    }
+    let c4 = typed!(paths, MAP_CIDR4, LpmTrie<MapData, [u8; 4], CidrRule>);
+    for item in c4.iter() {
+        let (key, rule) = item.map_err(|e| Error::map(MAP_CIDR4, e))?;
+        let rule_text = format!("{}/{}", Ipv4Addr::from(key.data()), key.prefix_len());
+        rows.push(RuleRow { kind: "cidr", rule: rule_text, scopes: scope_list(rule.scopes) });
+    }
+    let c6 = typed!(paths, MAP_CIDR6, LpmTrie<MapData, [u8; 16], CidrRule>);
+    for item in c6.iter() {
+        let (key, rule) = item.map_err(|e| Error::map(MAP_CIDR6, e))?;
+        let rule_text = format!("{}/{}", Ipv6Addr::from(key.data()), key.prefix_len());
+        rows.push(RuleRow { kind: "cidr", rule: rule_text, scopes: scope_list(rule.scopes) });
+    }
+    let r4 = typed!(paths, MAP_RESOLV4, HashMap<MapData, [u8; 4], Resolver>);
+    for item in r4.iter() {
+        let (addr, r) = item.map_err(|e| Error::map(MAP_RESOLV4, e))?;
+        rows.push(RuleRow { kind: "resolver", rule: format!("{}:53", Ipv4Addr::from(addr)), scopes: scope_list(r.scopes) });
+    }
+    let r6 = typed!(paths, MAP_RESOLV6, HashMap<MapData, [u8; 16], Resolver>);
+    for item in r6.iter() {
+        let (addr, r) = item.map_err(|e| Error::map(MAP_RESOLV6, e))?;
+        rows.push(RuleRow { kind: "resolver", rule: format!("[{}]:53", Ipv6Addr::from(addr)), scopes: scope_list(r.scopes) });
+    }
+    rows.sort_by(|a, b| (a.kind, &a.rule).cmp(&(b.kind, &b.rule)));
+    Ok(rows)
+}
+
+/// Mode and TTL bounds per configured scope, read back from the maps.
+pub fn scope_configs(paths: &Paths) -> Result<Vec<(u32, ScopeConfig)>> {
+    let scopes = typed!(paths, MAP_SCOPES, Array<MapData, ScopeConfig>);
+    let mut out = Vec::new();
+    for index in 0..MAX_SCOPES {
+        let config = scopes.get(&index, 0).map_err(|e| Error::map(MAP_SCOPES, e))?;
+        if config.mode != 0 {
+            out.push((index, config));
+        }
+    }
+    Ok(out)
+}
+
+/// The pinned event ring buffer, for ramd to read.
+pub fn events_ring(paths: &Paths) -> Result<aya::maps::RingBuf<MapData>> {
+    Ok(typed!(paths, MAP_EVENTS, aya::maps::RingBuf<MapData>))
+}

@@ -1,0 +1,19 @@
+//! ram's userspace: the data path from policy file to log line.
+//!
+//! policy file → [`policy`] (parse, validate, compile) → [`loader`] (programs
+//! attached to cgroups, pinned) and [`kernel`] (rules written to pinned maps)
+//! → kernel verdict → [`events`] (ring buffer → log line). [`status`] is what
+//! ramd tells ramctl; [`paths`] is where everything lives.
+
+pub mod cgroup;
+pub mod daemon;
+pub mod error;
+pub mod events;
+pub mod kernel;
+pub mod loader;
+pub mod paths;
+pub mod policy;
+pub mod status;
+pub mod sys;
+
+pub use error::Error;

@@ -1,0 +1,95 @@
+//! Where ram keeps its state: every bpffs and runtime path in one place.
+//!
+//! ```text
+//! <pin dir>/            (default /sys/fs/bpf/ram, mode 0700)
+//!     maps/RAM_*        pinned maps shared by every program instance
+//!     links/s<scope>-cg<cgroup id>-<program>-p<program id>
+//!                       pinned cgroup links: enforcement outlives ramd
+//! <run dir>/status.json (default /run/ram) what ramd tells ramctl
+//! ```
+
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/ram";
+pub const DEFAULT_RUN_DIR: &str = "/run/ram";
+pub const PIN_DIR_ENV: &str = "RAM_PIN_DIR";
+pub const RUN_DIR_ENV: &str = "RAM_RUN_DIR";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paths {
+    pub pin_dir: PathBuf,
+    pub run_dir: PathBuf,
+}
+
+impl Paths {
+    /// Explicit values win, then $RAM_PIN_DIR / $RAM_RUN_DIR, then defaults.
+    pub fn resolve(pin_dir: Option<PathBuf>, run_dir: Option<PathBuf>) -> Self {
+        let from_env = |var: &str, default: &str| std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| default.into());
+        Paths {
+            pin_dir: pin_dir.unwrap_or_else(|| from_env(PIN_DIR_ENV, DEFAULT_PIN_DIR)),
+            run_dir: run_dir.unwrap_or_else(|| from_env(RUN_DIR_ENV, DEFAULT_RUN_DIR)),
+        }
+    }
+
+    pub fn maps_dir(&self) -> PathBuf {
+        self.pin_dir.join("maps")
+    }
+
+    pub fn map_pin(&self, map: &str) -> PathBuf {
+        self.maps_dir().join(map)
+    }
+
+    pub fn links_dir(&self) -> PathBuf {
+        self.pin_dir.join("links")
+    }
+
+    pub fn status_file(&self) -> PathBuf {
+        self.run_dir.join("status.json")
+    }
+
+    /// The bpffs mount the pin dir lives on (its parent).
+    pub fn bpffs_mount(&self) -> &Path {
+        self.pin_dir.parent().unwrap_or(Path::new("/sys/fs/bpf"))
+    }
+}
+
+/// A pinned link's identity, encoded in its file name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkPin {
+    pub scope: u32,
+    pub cgroup_id: u64,
+    pub program: String,
+    pub program_id: u32,
+}
+
+impl LinkPin {
+    pub fn file_name(&self) -> String {
+        format!("s{}-cg{}-{}-p{}", self.scope, self.cgroup_id, self.program, self.program_id)
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        let rest = name.strip_prefix('s')?;
+        let (scope, rest) = rest.split_once("-cg")?;
+        let (cgroup_id, rest) = rest.split_once('-')?;
+        let (program, program_id) = rest.rsplit_once("-p")?;
+        Some(LinkPin {
+            scope: scope.parse().ok()?,
+            cgroup_id: cgroup_id.parse().ok()?,
+            program: program.to_string(),
+            program_id: program_id.parse().ok()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_pin_names_round_trip() {
+        let pin = LinkPin { scope: 3, cgroup_id: 4242, program: "ram_connect4".into(), program_id: 17 };
+        assert_eq!(pin.file_name(), "s3-cg4242-ram_connect4-p17");
+        assert_eq!(LinkPin::parse(&pin.file_name()), Some(pin));
+        assert_eq!(LinkPin::parse("garbage"), None);
+    }
+}

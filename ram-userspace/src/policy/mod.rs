@@ -1,0 +1,139 @@
+//! The policy file: parse, validate, compile.
+//!
+//! Parsing turns TOML into [`Policy`] and refuses anything doubtful with a
+//! [`PolicyError`] naming the file, the field and the value. Nothing is
+//! attached or written before a policy has passed all of it.
+
+mod cidr;
+mod compile;
+mod parse;
+
+pub use cidr::Cidr;
+pub use compile::{CompiledPolicy, NameEntry, ScopeSettings};
+pub use parse::HostFacts;
+
+use std::{net::IpAddr, path::PathBuf};
+
+use ram_common::name::HostKey;
+use serde::Serialize;
+
+/// Where ramd reads its policy unless told otherwise.
+pub const DEFAULT_POLICY_PATH: &str = "/etc/ram/ram.toml";
+/// The embedded default: Docker Hub only, on the running dockerd/containerd.
+pub const DEFAULT_POLICY: &str = include_str!("default.toml");
+pub const DEFAULT_POLICY_SOURCE: &str = "<embedded default policy>";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Deny what the policy does not allow.
+    Enforce,
+    /// Allow everything; log and count what enforce would deny.
+    Audit,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        })
+    }
+}
+
+/// A validated policy.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// The file it came from (or the embedded default's label), for messages.
+    pub source: String,
+    pub mode: Mode,
+    pub dns: DnsSettings,
+    pub targets: Vec<Target>,
+    pub allow: Vec<AllowRule>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsSettings {
+    /// Answers are learned only from these, and they are reachable on port 53.
+    pub resolvers: Vec<IpAddr>,
+    pub min_ttl: u32,
+    pub max_ttl: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Target {
+    pub name: String,
+    pub selector: Selector,
+    pub mode: Mode,
+}
+
+/// How a target finds its cgroups.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Selector {
+    /// One cgroup v2 directory (and everything below it).
+    Cgroup(PathBuf),
+    /// The cgroup of each running process with this name.
+    Process(String),
+}
+
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Selector::Cgroup(path) => write!(f, "cgroup {}", path.display()),
+            Selector::Process(name) => write!(f, "process {name}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AllowRule {
+    /// `host = "..."`: an exact name or a `*.suffix` pattern.
+    Host { pattern: String, key: HostKey },
+    /// `cidr = "..."`: addresses allowed without DNS.
+    Cidr(Cidr),
+}
+
+/// Why a policy was refused. Every variant names the file; field and value
+/// where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Syntax { file: String, message: String },
+    #[error("{file}: {field} = {value}: {reason}")]
+    Invalid {
+        file: String,
+        field: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{file}: {field}: {reason}")]
+    Missing { file: String, field: String, reason: String },
+}
+
+impl Policy {
+    /// Reads and validates a policy file.
+    pub fn from_file(path: &std::path::Path, facts: &HostFacts) -> Result<Self, PolicyError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { file: file.clone(), source })?;
+        Self::parse(&text, &file, facts)
+    }
+
+    /// The embedded default policy.
+    pub fn embedded_default(facts: &HostFacts) -> Result<Self, PolicyError> {
+        Self::parse(DEFAULT_POLICY, DEFAULT_POLICY_SOURCE, facts)
+    }
+
+    /// Parses and validates policy text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str, facts: &HostFacts) -> Result<Self, PolicyError> {
+        parse::parse(text, file, facts)
+    }
+}
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,249 @@
+//! TOML → [`Policy`], refusing anything doubtful.
+
+use std::{
+    collections::HashSet,
+    net::IpAddr,
+    path::{Component, Path, PathBuf},
+};
+
+use ram_common::{
+    maps::MAX_SCOPES,
+    name::{encode_host, HostError},
+};
+use serde::Deserialize;
+
+use super::{AllowRule, Cidr, DnsSettings, Mode, Policy, PolicyError, Selector, Target};
+
+pub const DEFAULT_MIN_TTL: u32 = 30;
+pub const DEFAULT_MAX_TTL: u32 = 86400;
+
+/// What validation needs to know about the host, gathered once so parsing
+/// stays a pure function that tests can feed.
+#[derive(Clone, Debug, Default)]
+pub struct HostFacts {
+    pub cgroup2_mount: Option<PathBuf>,
+    /// Contents of /etc/resolv.conf, for default resolvers.
+    pub resolv_conf: Option<String>,
+}
+
+impl HostFacts {
+    pub fn probe() -> Self {
+        HostFacts {
+            cgroup2_mount: crate::cgroup::cgroup2_mount().ok(),
+            resolv_conf: std::fs::read_to_string("/etc/resolv.conf").ok(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    mode: Option<Mode>,
+    #[serde(default)]
+    dns: RawDns,
+    #[serde(default)]
+    target: Vec<RawTarget>,
+    #[serde(default)]
+    allow: Vec<RawAllow>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    resolvers: Option<Vec<String>>,
+    min_ttl: Option<u32>,
+    max_ttl: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    name: Option<String>,
+    cgroup: Option<String>,
+    process: Option<String>,
+    mode: Option<Mode>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAllow {
+    host: Option<String>,
+    cidr: Option<String>,
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn invalid(&self, field: impl Into<String>, value: impl std::fmt::Display, reason: impl Into<String>) -> PolicyError {
+        PolicyError::Invalid {
+            file: self.file.to_string(),
+            field: field.into(),
+            value: format!("\"{value}\""),
+            reason: reason.into(),
+        }
+    }
+
+    fn missing(&self, field: impl Into<String>, reason: impl Into<String>) -> PolicyError {
+        PolicyError::Missing { file: self.file.to_string(), field: field.into(), reason: reason.into() }
+    }
+}
+
+pub(super) fn parse(text: &str, file: &str, facts: &HostFacts) -> Result<Policy, PolicyError> {
+    let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError::Syntax {
+        file: file.to_string(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let ctx = Ctx { file };
+    let mode = raw.mode.unwrap_or(Mode::Enforce);
+    let allow = raw
+        .allow
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| allow_rule(&ctx, i, rule))
+        .collect::<Result<Vec<_>, _>>()?;
+    let needs_dns = allow.iter().any(|r| matches!(r, AllowRule::Host { .. }));
+    let dns = dns_settings(&ctx, &raw.dns, facts, needs_dns)?;
+    let targets = targets(&ctx, &raw.target, mode, facts)?;
+    Ok(Policy { source: file.to_string(), mode, dns, targets, allow })
+}
+
+fn dns_settings(ctx: &Ctx, raw: &RawDns, facts: &HostFacts, needs_dns: bool) -> Result<DnsSettings, PolicyError> {
+    let resolvers = match &raw.resolvers {
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                text.trim()
+                    .parse::<IpAddr>()
+                    .map_err(|_| ctx.invalid(format!("dns.resolvers[{i}]"), text, "not an IP address (resolvers are reached on port 53)"))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => facts.resolv_conf.as_deref().map(nameservers).unwrap_or_default(),
+    };
+    if resolvers.is_empty() && needs_dns {
+        return Err(ctx.missing(
+            "dns.resolvers",
+            "host rules need a trusted resolver; none is set and /etc/resolv.conf names no nameserver",
+        ));
+    }
+    let min_ttl = raw.min_ttl.unwrap_or(DEFAULT_MIN_TTL);
+    let max_ttl = raw.max_ttl.unwrap_or(DEFAULT_MAX_TTL);
+    if max_ttl == 0 {
+        return Err(ctx.invalid("dns.max_ttl", max_ttl, "must be at least 1 second"));
+    }
+    if min_ttl > max_ttl {
+        return Err(ctx.invalid("dns.min_ttl", min_ttl, format!("is larger than dns.max_ttl ({max_ttl})")));
+    }
+    Ok(DnsSettings { resolvers, min_ttl, max_ttl })
+}
+
+/// The `nameserver` addresses of a resolv.conf.
+pub fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some("nameserver")).then(|| words.next()).flatten()
+        })
+        // An IPv6 zone (fe80::1%eth0) is not part of the address.
+        .filter_map(|addr| addr.split('%').next()?.parse().ok())
+        .collect()
+}
+
+fn targets(ctx: &Ctx, raw: &[RawTarget], default_mode: Mode, facts: &HostFacts) -> Result<Vec<Target>, PolicyError> {
+    if raw.is_empty() {
+        return Err(ctx.missing("target", "no [[target]]: name at least one cgroup or process to enforce"));
+    }
+    if raw.len() > MAX_SCOPES as usize {
+        return Err(ctx.invalid("target", raw.len(), format!("at most {MAX_SCOPES} targets are supported")));
+    }
+    let mut names = HashSet::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, target) in raw.iter().enumerate() {
+        let field = format!("target[{i}]");
+        let selector = match (&target.cgroup, &target.process) {
+            (Some(_), Some(_)) => {
+                return Err(ctx.invalid(&field, "cgroup + process", "give either `cgroup` or `process`, not both"))
+            }
+            (None, None) => return Err(ctx.missing(&field, "needs `cgroup = \"/sys/fs/cgroup/...\"` or `process = \"name\"`")),
+            (Some(path), None) => Selector::Cgroup(cgroup_path(ctx, &format!("{field}.cgroup"), path, facts)?),
+            (None, Some(name)) => Selector::Process(process_name(ctx, &format!("{field}.process"), name)?),
+        };
+        let name = match &target.name {
+            Some(name) if name.trim().is_empty() => return Err(ctx.invalid(format!("{field}.name"), name, "must not be empty")),
+            Some(name) => name.clone(),
+            None => default_target_name(&selector),
+        };
+        if !names.insert(name.clone()) {
+            return Err(ctx.invalid(format!("{field}.name"), &name, "another target has this name; give each a distinct `name`"));
+        }
+        out.push(Target { name, selector, mode: target.mode.unwrap_or(default_mode) });
+    }
+    Ok(out)
+}
+
+fn default_target_name(selector: &Selector) -> String {
+    match selector {
+        Selector::Process(name) => name.clone(),
+        Selector::Cgroup(path) => path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string()),
+    }
+}
+
+fn cgroup_path(ctx: &Ctx, field: &str, text: &str, facts: &HostFacts) -> Result<PathBuf, PolicyError> {
+    let path = Path::new(text);
+    if !path.is_absolute() {
+        return Err(ctx.invalid(field, text, "must be an absolute path to a cgroup v2 directory"));
+    }
+    if path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
+        return Err(ctx.invalid(field, text, "must not contain `.` or `..`"));
+    }
+    let Some(mount) = &facts.cgroup2_mount else {
+        return Err(ctx.invalid(field, text, "this host has no cgroup v2 mount"));
+    };
+    if !path.starts_with(mount) {
+        return Err(ctx.invalid(field, text, format!("is outside the cgroup v2 mount {}", mount.display())));
+    }
+    Ok(path.components().collect())
+}
+
+fn process_name(ctx: &Ctx, field: &str, name: &str) -> Result<String, PolicyError> {
+    if name.is_empty() || name.contains('/') || name.contains('\0') {
+        return Err(ctx.invalid(field, name, "must be a process name as in /proc/PID/comm (no `/`)"));
+    }
+    Ok(name.to_string())
+}
+
+fn allow_rule(ctx: &Ctx, i: usize, raw: &RawAllow) -> Result<AllowRule, PolicyError> {
+    let field = format!("allow[{i}]");
+    match (&raw.host, &raw.cidr) {
+        (Some(_), Some(_)) => Err(ctx.invalid(&field, "host + cidr", "give either `host` or `cidr`, not both")),
+        (None, None) => Err(ctx.missing(&field, "needs `host = \"...\"` or `cidr = \"...\"`")),
+        (Some(host), None) => {
+            let key = encode_host(host).map_err(|e| ctx.invalid(format!("{field}.host"), host, host_error(e)))?;
+            Ok(AllowRule::Host { pattern: host.trim_end_matches('.').to_ascii_lowercase(), key })
+        }
+        (None, Some(cidr)) => cidr
+            .parse::<Cidr>()
+            .map(AllowRule::Cidr)
+            .map_err(|reason| ctx.invalid(format!("{field}.cidr"), cidr, reason)),
+    }
+}
+
+fn host_error(error: HostError) -> String {
+    match error {
+        HostError::Empty => "is empty".into(),
+        HostError::TooLong => "is longer than 253 characters".into(),
+        HostError::EmptyLabel => "has an empty label (`..`, or a leading dot)".into(),
+        HostError::LabelTooLong => "has a label longer than 63 characters".into(),
+        HostError::BadChar(c) => format!(
+            "contains {:?}; host names use letters, digits, `-` and `_` (an address block goes in `cidr`)",
+            c as char
+        ),
+        HostError::BadWildcard => "`*` may only be the whole first label, as in `*.example.com`".into(),
+    }
+}

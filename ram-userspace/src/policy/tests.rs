@@ -1,0 +1,218 @@
+//! Policy parsing and compilation, without root.
+
+use std::path::PathBuf;
+
+use super::*;
+
+fn facts() -> HostFacts {
+    HostFacts {
+        cgroup2_mount: Some(PathBuf::from("/sys/fs/cgroup")),
+        resolv_conf: Some("# test\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\n".into()),
+    }
+}
+
+fn parse(text: &str) -> Result<Policy, PolicyError> {
+    Policy::parse(text, "ram.toml", &facts())
+}
+
+fn error(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+const TARGET: &str = "[[target]]\nprocess = \"dockerd\"\n";
+
+#[test]
+fn the_documented_example_parses() {
+    let text = r#"
+mode = "audit"
+[dns]
+resolvers = ["127.0.0.53"]
+min_ttl = 30
+max_ttl = 86400
+[[target]]
+cgroup = "/sys/fs/cgroup/system.slice/docker.service"
+[[target]]
+process = "dockerd"
+[[allow]]
+host = "registry.example.com"
+[[allow]]
+host = "*.example.net"
+[[allow]]
+cidr = "10.20.0.0/16"
+"#;
+    let p = parse(text).unwrap();
+    assert_eq!(p.mode, Mode::Audit);
+    assert_eq!(p.dns.resolvers, vec!["127.0.0.53".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(p.targets.len(), 2);
+    assert_eq!(p.targets[0].name, "docker.service");
+    assert_eq!(p.targets[0].selector, Selector::Cgroup("/sys/fs/cgroup/system.slice/docker.service".into()));
+    assert_eq!(p.targets[1].selector, Selector::Process("dockerd".into()));
+    assert_eq!(p.targets[1].mode, Mode::Audit);
+    assert_eq!(p.allow.len(), 3);
+}
+
+#[test]
+fn the_embedded_default_is_docker_hub_on_dockerd_and_containerd() {
+    let p = Policy::embedded_default(&facts()).unwrap();
+    assert_eq!(p.mode, Mode::Enforce);
+    let selectors: Vec<_> = p.targets.iter().map(|t| t.selector.clone()).collect();
+    assert_eq!(selectors, vec![Selector::Process("dockerd".into()), Selector::Process("containerd".into())]);
+    let c = p.compile();
+    for scope in [0, 1] {
+        assert!(c.allows_name(scope, "registry-1.docker.io"));
+        assert!(c.allows_name(scope, "auth.docker.io"));
+        assert!(c.allows_name(scope, "production.cloudflare.docker.com"));
+        assert!(!c.allows_name(scope, "ghcr.io"));
+        assert!(!c.allows_name(scope, "evil-registry-1.docker.io"));
+    }
+}
+
+#[test]
+fn resolvers_default_to_resolv_conf() {
+    let p = parse(&format!("{TARGET}[[allow]]\nhost = \"a.example\"\n")).unwrap();
+    let want: Vec<std::net::IpAddr> = vec!["192.0.2.53".parse().unwrap(), "fe80::1".parse().unwrap()];
+    assert_eq!(p.dns.resolvers, want);
+    let no_resolv = HostFacts { resolv_conf: None, ..facts() };
+    let e = Policy::parse(&format!("{TARGET}[[allow]]\nhost = \"a.example\"\n"), "ram.toml", &no_resolv).unwrap_err();
+    assert!(e.to_string().contains("dns.resolvers"), "{e}");
+}
+
+#[test]
+fn syntax_errors_name_the_file_and_line() {
+    let e = error("mode = \"enforce\"\n[[target]\n");
+    assert!(e.starts_with("ram.toml: "), "{e}");
+    assert!(e.contains("line 2"), "{e}");
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let e = error(&format!("{TARGET}[[allow]]\nhots = \"a.example\"\n"));
+    assert!(e.contains("ram.toml") && e.contains("hots"), "{e}");
+    let e = error(&format!("colour = \"blue\"\n{TARGET}"));
+    assert!(e.contains("colour"), "{e}");
+}
+
+#[test]
+fn bad_mode_is_refused() {
+    let e = error(&format!("mode = \"block\"\n{TARGET}"));
+    assert!(e.contains("block") && e.contains("enforce"), "{e}");
+}
+
+#[test]
+fn a_policy_without_targets_is_refused() {
+    let e = error("[[allow]]\nhost = \"a.example\"\n");
+    assert_eq!(e, "ram.toml: target: no [[target]]: name at least one cgroup or process to enforce");
+}
+
+#[test]
+fn targets_need_exactly_one_selector() {
+    let e = error("[[target]]\nname = \"x\"\n");
+    assert!(e.contains("target[0]") && e.contains("needs"), "{e}");
+    let e = error("[[target]]\nprocess = \"a\"\ncgroup = \"/sys/fs/cgroup/a\"\n");
+    assert!(e.contains("target[0]") && e.contains("not both"), "{e}");
+}
+
+#[test]
+fn cgroups_outside_the_v2_mount_are_refused() {
+    let e = error("[[target]]\ncgroup = \"/sys/fs/cgroup-v1/docker\"\n");
+    assert_eq!(
+        e,
+        "ram.toml: target[0].cgroup = \"/sys/fs/cgroup-v1/docker\": is outside the cgroup v2 mount /sys/fs/cgroup"
+    );
+    let e = error("[[target]]\ncgroup = \"system.slice/docker.service\"\n");
+    assert!(e.contains("absolute"), "{e}");
+    let e = error("[[target]]\ncgroup = \"/sys/fs/cgroup/../../etc\"\n");
+    assert!(e.contains("`..`"), "{e}");
+    let no_v2 = HostFacts { cgroup2_mount: None, ..facts() };
+    let e = Policy::parse("[[target]]\ncgroup = \"/sys/fs/cgroup/x\"\n", "ram.toml", &no_v2).unwrap_err();
+    assert!(e.to_string().contains("no cgroup v2 mount"), "{e}");
+}
+
+#[test]
+fn duplicate_target_names_are_refused() {
+    let e = error("[[target]]\nprocess = \"dockerd\"\n[[target]]\nprocess = \"dockerd\"\n");
+    assert!(e.contains("target[1].name") && e.contains("distinct"), "{e}");
+}
+
+#[test]
+fn bad_hosts_name_field_and_value() {
+    let e = error(&format!("{TARGET}[[allow]]\nhost = \"registry example.com\"\n"));
+    assert!(e.starts_with("ram.toml: allow[0].host = \"registry example.com\": contains ' '"), "{e}");
+    let e = error(&format!("{TARGET}[[allow]]\nhost = \"a.*.example\"\n"));
+    assert!(e.contains("allow[0].host") && e.contains("first label"), "{e}");
+    let e = error(&format!("{TARGET}[[allow]]\nhost = \"a..example\"\n"));
+    assert!(e.contains("empty label"), "{e}");
+    let e = error(&format!("{TARGET}[[allow]]\nhost = \"\"\n"));
+    assert!(e.contains("is empty"), "{e}");
+}
+
+#[test]
+fn bad_cidrs_name_field_and_value() {
+    let e = error(&format!("{TARGET}[[allow]]\nhost = \"a.example\"\n[[allow]]\ncidr = \"10.0.0.0/33\"\n"));
+    assert_eq!(e, "ram.toml: allow[1].cidr = \"10.0.0.0/33\": prefix length 33 exceeds 32");
+    let e = error(&format!("{TARGET}[[allow]]\ncidr = \"10.20.1.0/16\"\n"));
+    assert!(e.contains("host bits"), "{e}");
+    let e = error(&format!("{TARGET}[[allow]]\ncidr = \"10.0.0.0/8\"\nhost = \"a.example\"\n"));
+    assert!(e.contains("not both"), "{e}");
+    let e = error(&format!("{TARGET}[[allow]]\n"));
+    assert!(e.contains("allow[0]"), "{e}");
+}
+
+#[test]
+fn bad_dns_settings_are_refused() {
+    let e = error(&format!("[dns]\nresolvers = [\"dns.example\"]\n{TARGET}"));
+    assert!(e.contains("dns.resolvers[0] = \"dns.example\""), "{e}");
+    let e = error(&format!("[dns]\nmin_ttl = 600\nmax_ttl = 60\n{TARGET}"));
+    assert!(e.contains("dns.min_ttl = \"600\""), "{e}");
+    let e = error(&format!("[dns]\nmin_ttl = -1\n{TARGET}"));
+    assert!(e.contains("min_ttl"), "{e}");
+}
+
+#[test]
+fn wildcards_cover_names_below_but_not_the_apex_or_lookalikes() {
+    let p = parse(&format!("{TARGET}[[allow]]\nhost = \"*.example.net\"\n")).unwrap().compile();
+    assert!(p.allows_name(0, "a.example.net"));
+    assert!(p.allows_name(0, "A.B.Example.NET."));
+    assert!(!p.allows_name(0, "example.net"));
+    assert!(!p.allows_name(0, "notexample.net"));
+    assert!(!p.allows_name(0, "example.net.evil"));
+}
+
+#[test]
+fn exact_rules_under_a_wildcard_do_not_shadow_it() {
+    // The trie returns the longest match only: the exact entry
+    // `x.registry.example.com` must still let names below it through the
+    // wildcard above it, and a partial match of an exact entry must not.
+    let text = format!(
+        "{TARGET}[[allow]]\nhost = \"*.example.com\"\n[[allow]]\nhost = \"x.registry.example.com\"\n[[allow]]\nhost = \"registry.example.org\"\n"
+    );
+    let p = parse(&text).unwrap().compile();
+    assert!(p.allows_name(0, "y.x.registry.example.com"));
+    assert!(p.allows_name(0, "x.registry.example.com"));
+    assert!(p.allows_name(0, "xx.registry.example.com"));
+    assert!(p.allows_name(0, "registry.example.org"));
+    assert!(!p.allows_name(0, "a.registry.example.org"));
+    assert!(!p.allows_name(0, "myregistry.example.org"));
+    assert!(!p.allows_name(0, "example.com"));
+}
+
+#[test]
+fn apex_and_wildcard_together() {
+    let text = format!("{TARGET}[[allow]]\nhost = \"example.com\"\n[[allow]]\nhost = \"*.example.com\"\n");
+    let p = parse(&text).unwrap().compile();
+    assert!(p.allows_name(0, "example.com"));
+    assert!(p.allows_name(0, "www.example.com"));
+    assert!(!p.allows_name(0, "myexample.com"));
+    assert_eq!(p.names.len(), 2);
+}
+
+#[test]
+fn every_rule_applies_to_every_target() {
+    let text = "[[target]]\nprocess = \"a\"\n[[target]]\nprocess = \"b\"\n[[allow]]\nhost = \"r.example\"\n[[allow]]\ncidr = \"10.0.0.0/8\"\n";
+    let p = parse(text).unwrap().compile();
+    assert_eq!(p.scopes.len(), 2);
+    assert!(p.allows_name(0, "r.example") && p.allows_name(1, "r.example"));
+    assert!(!p.allows_name(2, "r.example"));
+    assert_eq!(p.cidrs, vec![("10.0.0.0/8".parse().unwrap(), 0b11)]);
+    assert!(p.resolvers.iter().all(|(_, scopes)| *scopes == 0b11));
+}

@@ -1,0 +1,54 @@
+//! What ramd tells ramctl: a JSON file in the run directory, replaced
+//! atomically whenever something changes. Counters, rules and learned
+//! addresses are not here; ramctl reads those from the pinned maps.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{Error, Result},
+    loader::ProgramStatus,
+};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    pub pid: u32,
+    pub policy: String,
+    pub mode: String,
+    pub targets: Vec<TargetStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetStatus {
+    pub scope: u32,
+    pub name: String,
+    pub selector: String,
+    pub mode: String,
+    /// "attached" or "pending" (nothing to attach to yet).
+    pub state: String,
+    pub cgroups: Vec<CgroupStatus>,
+    pub programs: Vec<ProgramStatus>,
+    /// Why a target is pending, when there is more to say than "not found".
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupStatus {
+    pub path: String,
+    pub id: u64,
+}
+
+impl DaemonStatus {
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_vec_pretty(self).map_err(|e| Error::io(path, e.into()))?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_slice(&text).map_err(|e| Error::io(path, e.into()))
+    }
+}

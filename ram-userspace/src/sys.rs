@@ -1,0 +1,74 @@
+//! The few raw system calls aya does not wrap.
+
+use std::{ffi::CString, io, os::unix::ffi::OsStrExt, path::Path};
+
+use crate::error::{Error, Result};
+
+/// bpffs's magic number in statfs(2).
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// Before 5.11 BPF maps are charged to RLIMIT_MEMLOCK; lift it so large
+/// maps load there too. Harmless on newer kernels.
+pub fn raise_memlock() -> Result<()> {
+    let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: valid pointer to an initialised rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        return Err(Error::Sys { what: "setrlimit(RLIMIT_MEMLOCK)".into(), source: io::Error::last_os_error() });
+    }
+    Ok(())
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of bpf_ktime_get_ns().
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid pointer; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn c_path(path: &Path) -> Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::io(path, io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte")))
+}
+
+pub fn is_bpffs(path: &Path) -> Result<bool> {
+    let c = c_path(path)?;
+    // SAFETY: zeroed statfs is a valid out-parameter.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string and out-pointer.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(Error::io(path, io::Error::last_os_error()));
+    }
+    Ok(st.f_type as i64 == BPF_FS_MAGIC)
+}
+
+/// Makes sure `mount_point` is a bpffs, mounting one if it is not.
+pub fn ensure_bpffs(mount_point: &Path) -> Result<()> {
+    std::fs::create_dir_all(mount_point).map_err(|e| Error::io(mount_point, e))?;
+    if is_bpffs(mount_point)? {
+        return Ok(());
+    }
+    let target = c_path(mount_point)?;
+    let fstype = CString::new("bpf").unwrap_or_default();
+    // SAFETY: valid C strings; no mount data.
+    let rc = unsafe { libc::mount(fstype.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+    if rc != 0 {
+        return Err(Error::Sys {
+            what: format!("mount -t bpf bpf {}", mount_point.display()),
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// Creates `dir` (and parents) readable by root only.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::io(dir, e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(dir, e))
+}
+
+/// True when a process with this pid exists.
+pub fn pid_alive(pid: u32) -> bool {
+    pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
