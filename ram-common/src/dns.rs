@@ -7,14 +7,20 @@
 //! checked against the real message length, so stale bytes past the end are
 //! never read as data.
 
-use crate::name::{key_from_wire, NameSpan, MAX_LABEL, MAX_LABELS, NAME_KEY_LEN};
+use crate::name::{key_from_wire, NameSpan, MAX_LABEL, NAME_KEY_LEN};
 
 /// Bytes of a DNS message the parser looks at. Larger answers (EDNS) are
 /// parsed up to here; records past the window are not learned.
 pub const WINDOW: usize = 1024;
 pub const WINDOW_MASK: usize = WINDOW - 1;
 /// Answer records walked per message; later ones are not learned.
-pub const MAX_ANSWERS: u32 = 32;
+pub const MAX_ANSWERS: u32 = 24;
+/// Labels of an answer's owner name before it must end or turn into a
+/// compression pointer. Servers compress owners (dnsmasq, unbound and BIND
+/// all do), so real owners are a pointer or a few labels; a longer one stops
+/// the walk (fail closed). The bound keeps the verifier's path count small:
+/// the owner loop is nested in the answer loop.
+pub const MAX_OWNER_LABELS: u32 = 10;
 /// Fixed DNS header size.
 pub const HEADER_LEN: u32 = 12;
 
@@ -38,6 +44,9 @@ pub enum DnsError {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LoopVars {
+    pub len: u32,
+    pub first: u32,
+    pub count: u32,
     pub off: u32,
     pub next: u32,
     pub done: u32,
@@ -57,6 +66,15 @@ pub fn get<T: Copy>(slot: &T) -> T {
 pub fn put<T: Copy>(slot: &mut T, value: T) {
     // SAFETY: `slot` is a valid, aligned, exclusive reference.
     unsafe { core::ptr::write_volatile(slot, value) }
+}
+
+/// Passes a value through memory: every path that reaches this point leaves
+/// with the same unknown (but re-checked) scalar, so the verifier explores
+/// what follows once instead of once per incoming path.
+#[inline(always)]
+pub fn launder(slot: &mut u32, value: u32) -> u32 {
+    put(slot, value);
+    get(slot)
 }
 
 #[inline(always)]
@@ -94,7 +112,8 @@ pub fn parse_question(
     key: &mut [u8; NAME_KEY_LEN],
     vars: &mut LoopVars,
 ) -> Result<Question, DnsError> {
-    if len < HEADER_LEN {
+    let len = launder(&mut vars.len, len);
+    if len < HEADER_LEN || len > WINDOW as u32 {
         return Err(DnsError::Truncated);
     }
     let flags = be16(msg, 2);
@@ -137,8 +156,13 @@ pub fn for_each_address(
     vars: &mut LoopVars,
     mut on_address: impl FnMut(&AddressRecord),
 ) -> Result<u32, DnsError> {
-    let total = (question.answer_count as u32).min(MAX_ANSWERS);
-    put(&mut vars.off, question.answers_at);
+    let len = launder(&mut vars.len, len);
+    let total = launder(&mut vars.count, (question.answer_count as u32).min(MAX_ANSWERS));
+    let first = launder(&mut vars.first, question.answers_at);
+    if len > WINDOW as u32 {
+        return Err(DnsError::Truncated);
+    }
+    put(&mut vars.off, first);
     put(&mut vars.answers, 0);
     for _ in 0..MAX_ANSWERS {
         let walked = get(&vars.answers);
@@ -182,7 +206,7 @@ pub fn for_each_address(
 fn skip_name(msg: &[u8; WINDOW], len: u32, start: u32, vars: &mut LoopVars) -> Result<u32, DnsError> {
     put(&mut vars.next, start);
     put(&mut vars.done, 0);
-    for _ in 0..MAX_LABELS {
+    for _ in 0..MAX_OWNER_LABELS {
         let off = get(&vars.next);
         if off >= len {
             return Err(DnsError::Truncated);

@@ -12,7 +12,7 @@
 //! [`key_from_wire`]; userspace turns policy text into the wire format and calls
 //! the same function, so the two can never disagree.
 
-use crate::dns::{get, put, DnsError, LoopVars, WINDOW, WINDOW_MASK};
+use crate::dns::{get, launder, put, DnsError, LoopVars, WINDOW, WINDOW_MASK};
 
 /// Bytes of key data in a name map key (the LPM trie's limit is 256).
 pub const NAME_KEY_LEN: usize = 256;
@@ -85,7 +85,7 @@ pub fn key_from_wire(
         // The root name alone, or a length the verifier cannot see bounded.
         return Err(DnsError::BadName);
     }
-    let text_len = zero - start - 1;
+    let text_len = launder(&mut vars.count, zero - start - 1);
 
     // Pass 2: copy every byte of the text form to its mirrored position.
     // `next` is the offset of the next length byte, which becomes a dot.
@@ -109,6 +109,12 @@ pub fn key_from_wire(
         key[(text_len - i) as usize & (NAME_KEY_LEN - 1)] = ch;
         let hash = (get(&vars.hash) ^ ch as u64).wrapping_mul(FNV_PRIME);
         put(&mut vars.hash, hash);
+    }
+    // Each way out of the loop knows a different range for text_len; reading
+    // it back from memory makes them one state for the verifier.
+    let text_len = get(&vars.count);
+    if text_len > MAX_TEXT_NAME {
+        return Err(DnsError::BadName);
     }
     Ok(NameSpan {
         text_len,

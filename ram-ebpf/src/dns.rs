@@ -11,7 +11,7 @@ use aya_ebpf::{
     programs::SkBuffContext,
 };
 use ram_common::{
-    dns::{for_each_address, parse_question, HEADER_LEN, WINDOW, WINDOW_MASK},
+    dns::{for_each_address, get, parse_question, put, HEADER_LEN, WINDOW, WINDOW_MASK},
     event::{DnsEvent, EventHeader, KIND_DNS},
     maps::{counter, Learn4Key, Learn6Key, Learned},
     name::NAME_KEY_LEN,
@@ -140,7 +140,8 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let host_id = question.name.host_id;
-    let mut learned = 0u32;
+    put(&mut scratch.learned, 0);
+    let learned_slot = &mut scratch.learned;
     let walked = for_each_address(&scratch.msg, len, &question, &mut scratch.vars, |record| {
         if !allowed {
             return;
@@ -154,7 +155,7 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
             RAM_LEARN6.insert(&Learn6Key { scope, addr: record.addr }, &value, 0)
         };
         if inserted.is_ok() {
-            learned += 1;
+            put(learned_slot, get(learned_slot) + 1);
         } else {
             // Map full: the address stays unknown, so connects to it fail closed.
             count(scope, counter::LEARN_MAP_FULL);
@@ -163,6 +164,7 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     if walked.is_err() {
         count(scope, counter::DNS_MALFORMED);
     }
+    let learned = get(&scratch.learned);
     if learned > 0 {
         count(scope, counter::DNS_LEARNED);
         // The hosts map stores the key with its length in bits, like the trie.

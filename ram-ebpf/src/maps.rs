@@ -42,6 +42,9 @@ pub struct Scratch {
     pub msg: [u8; WINDOW],
     pub key: NameKey,
     pub vars: LoopVars,
+    /// Addresses learned from the current answer: counted in memory so the
+    /// verifier does not split the answer loop on every insert's outcome.
+    pub learned: u32,
 }
 
 #[map]

@@ -57,6 +57,9 @@ pub struct Daemon {
     hosts: HostCache,
     /// Why each pending scope is pending (logged once per change).
     notes: HashMap<u32, String>,
+    /// Attach failures already logged, by (scope, cgroup id), so a cgroup
+    /// that keeps failing is reported once rather than every scan.
+    failures: HashMap<(u32, u64), String>,
     last_status: Option<DaemonStatus>,
 }
 
@@ -83,6 +86,7 @@ impl Daemon {
             cgroup_root,
             hosts: HostCache::new(HOST_CACHE_SIZE),
             notes: HashMap::new(),
+            failures: HashMap::new(),
             last_status: None,
         };
         let revoked = daemon.revoke_unallowed()?;
@@ -135,8 +139,16 @@ impl Daemon {
                     continue;
                 }
                 match instance.attach(&self.paths, &path) {
-                    Ok(id) => info!(target_name = %name, cgroup = %path.display(), cgroup_id = id, "enforcing"),
-                    Err(e) => error!(target_name = %name, cgroup = %path.display(), "cannot attach: {e}"),
+                    Ok(id) => {
+                        self.failures.remove(&(index as u32, id));
+                        info!(target_name = %name, cgroup = %path.display(), cgroup_id = id, "enforcing")
+                    }
+                    Err(e) => {
+                        let text = e.to_string();
+                        if self.failures.insert((index as u32, id), text.clone()).as_ref() != Some(&text) {
+                            error!(target_name = %name, cgroup = %path.display(), "cannot attach: {text}");
+                        }
+                    }
                 }
             }
             let scope = index as u32;
@@ -274,7 +286,7 @@ pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
     // buffer, so the fd stays open and unchanged while registered.
     let mut ring = unsafe { AsyncFd::register(ring) }
         .map_err(|e| crate::Error::io("RAM_EVENTS ring buffer", std::io::Error::other(e.to_string())))?;
-    let signal_error = |e| crate::Error::Sys { what: "installing signal handlers".into(), source: e };
+    let signal_error = |e| crate::Error::Sys { what: "installing signal handlers".into(), cause: e };
     let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
     let mut scan = tokio::time::interval(TARGET_SCAN);

@@ -9,64 +9,56 @@ pub enum Error {
     #[error(transparent)]
     Policy(#[from] PolicyError),
 
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+                cause: std::io::Error,
     },
 
-    #[error("loading the eBPF object for target `{target}`: {source}")]
+    #[error("loading the eBPF object for target `{target}`: {}", chain(cause.as_ref()))]
     Load {
         target: String,
-        #[source]
-        source: Box<aya::EbpfError>,
+                cause: Box<aya::EbpfError>,
     },
 
-    #[error("program {program}: {source}")]
+    #[error("program {program}: {}", chain(cause.as_ref()))]
     Program {
         program: String,
-        #[source]
-        source: Box<aya::programs::ProgramError>,
+                cause: Box<aya::programs::ProgramError>,
     },
 
-    #[error("attaching {program} to cgroup {cgroup}: {source}")]
+    #[error("attaching {program} to cgroup {cgroup}: {}", chain(cause.as_ref()))]
     Attach {
         program: String,
         cgroup: PathBuf,
-        #[source]
-        source: Box<aya::programs::ProgramError>,
+                cause: Box<aya::programs::ProgramError>,
     },
 
-    #[error("{program}: the kernel gave no bpf_link to pin (kernel older than 5.7?): {source}")]
+    #[error("{program}: the kernel gave no bpf_link to pin (kernel older than 5.7?): {}", chain(cause.as_ref()))]
     Link {
         program: String,
-        #[source]
-        source: Box<aya::programs::links::LinkError>,
+                cause: Box<aya::programs::links::LinkError>,
     },
 
-    #[error("pinning {path}: {source}")]
+    #[error("pinning {path}: {}", chain(cause.as_ref()))]
     Pin {
         path: PathBuf,
-        #[source]
-        source: Box<aya::pin::PinError>,
+                cause: Box<aya::pin::PinError>,
     },
 
-    #[error("map {map}: {source}")]
+    #[error("map {map}: {}", chain(cause.as_ref()))]
     Map {
         map: String,
-        #[source]
-        source: Box<aya::maps::MapError>,
+                cause: Box<aya::maps::MapError>,
     },
 
     #[error("map {map} is missing from the eBPF object or the pin directory")]
     MissingMap { map: String },
 
-    #[error("{what}: {source}")]
+    #[error("{what}: {cause}")]
     Sys {
         what: String,
-        #[source]
-        source: std::io::Error,
+                cause: std::io::Error,
     },
 
     #[error("no cgroup v2 mount in /proc/self/mountinfo; ram needs cgroup v2")]
@@ -75,12 +67,28 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io { path: path.into(), cause: source }
     }
 
     pub fn map(map: &str, source: aya::maps::MapError) -> Self {
-        Error::Map { map: map.to_string(), source: Box::new(source) }
+        Error::Map { map: map.to_string(), cause: Box::new(source) }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and all its sources on one line: aya's errors keep the kernel's
+/// answer (errno) in their source, which is what an operator needs to see.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -47,9 +47,28 @@ pub struct ScopeInstance {
     attached: BTreeMap<u64, (PathBuf, Vec<PathBuf>)>,
 }
 
+/// The attach flags to ask for. From 5.7 aya attaches through a bpf_link,
+/// which the kernel always runs in multi mode and which refuses any flag
+/// (EINVAL); before that aya falls back to BPF_PROG_ATTACH, where we must ask
+/// for BPF_F_ALLOW_MULTI ourselves. Either way a child cgroup can add
+/// programs but never replace ours.
+fn attach_mode() -> CgroupAttachMode {
+    use aya::util::KernelVersion;
+    // aya decides link vs. prog-attach from the same version check.
+    if KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(5, 7, 0)) {
+        CgroupAttachMode::Single
+    } else {
+        CgroupAttachMode::AllowMultiple
+    }
+}
+
 /// Prepares bpffs and the pin directories (root-only).
 pub fn prepare(paths: &Paths) -> Result<()> {
-    sys::raise_memlock()?;
+    if let Err(e) = sys::raise_memlock() {
+        // Only kernels before 5.11 charge maps to the limit; there a load
+        // that needs more fails below with its own clear error.
+        tracing::debug!("{e}");
+    }
     sys::ensure_bpffs(paths.bpffs_mount())?;
     sys::create_private_dir(&paths.pin_dir)?;
     sys::create_private_dir(&paths.maps_dir())?;
@@ -68,12 +87,12 @@ impl ScopeInstance {
         }
         let mut ebpf = loader
             .load(OBJECT)
-            .map_err(|e| Error::Load { target: target_name.to_string(), source: Box::new(e) })?;
+            .map_err(|e| Error::Load { target: target_name.to_string(), cause: Box::new(e) })?;
         for name in PROGRAMS {
-            let program_error = |e| Error::Program { program: name.to_string(), source: Box::new(e) };
+            let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
             let program = ebpf.program_mut(name).ok_or_else(|| Error::Program {
                 program: name.to_string(),
-                source: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
+                cause: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
             })?;
             if name == PROG_INGRESS || name == PROG_EGRESS {
                 let p: &mut CgroupSkb = program.try_into().map_err(program_error)?;
@@ -129,29 +148,29 @@ impl ScopeInstance {
     }
 
     fn attach_one(&mut self, paths: &Paths, name: &str, dir: &File, cgroup: &Path, cgroup_id: u64) -> Result<PathBuf> {
-        let attach_error = |e| Error::Attach { program: name.to_string(), cgroup: cgroup.to_path_buf(), source: Box::new(e) };
-        let program_error = |e| Error::Program { program: name.to_string(), source: Box::new(e) };
+        let attach_error = |e| Error::Attach { program: name.to_string(), cgroup: cgroup.to_path_buf(), cause: Box::new(e) };
+        let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
         let program = self.ebpf.program_mut(name).ok_or_else(|| Error::Program {
             program: name.to_string(),
-            source: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
+            cause: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
         })?;
         let program_id = program.info().map_err(program_error)?.id();
         let link: FdLink = if name == PROG_INGRESS || name == PROG_EGRESS {
             let p: &mut CgroupSkb = program.try_into().map_err(program_error)?;
             let kind = if name == PROG_INGRESS { CgroupSkbAttachType::Ingress } else { CgroupSkbAttachType::Egress };
-            let link_id = p.attach(dir, kind, CgroupAttachMode::AllowMultiple).map_err(attach_error)?;
+            let link_id = p.attach(dir, kind, attach_mode()).map_err(attach_error)?;
             let link = p.take_link(link_id).map_err(program_error)?;
-            link.try_into().map_err(|e| Error::Link { program: name.to_string(), source: Box::new(e) })?
+            link.try_into().map_err(|e| Error::Link { program: name.to_string(), cause: Box::new(e) })?
         } else {
             let p: &mut CgroupSockAddr = program.try_into().map_err(program_error)?;
-            let link_id = p.attach(dir, CgroupAttachMode::AllowMultiple).map_err(attach_error)?;
+            let link_id = p.attach(dir, attach_mode()).map_err(attach_error)?;
             let link = p.take_link(link_id).map_err(program_error)?;
-            link.try_into().map_err(|e| Error::Link { program: name.to_string(), source: Box::new(e) })?
+            link.try_into().map_err(|e| Error::Link { program: name.to_string(), cause: Box::new(e) })?
         };
         let pin = LinkPin { scope: self.scope, cgroup_id, program: name.to_string(), program_id };
         let path = paths.links_dir().join(pin.file_name());
         // A pinned link stays attached after this process exits.
-        let pinned = link.pin(&path).map_err(|e| Error::Pin { path: path.clone(), source: Box::new(e) })?;
+        let pinned = link.pin(&path).map_err(|e| Error::Pin { path: path.clone(), cause: Box::new(e) })?;
         drop(pinned);
         Ok(path)
     }

@@ -8,14 +8,24 @@ use crate::error::{Error, Result};
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 /// Before 5.11 BPF maps are charged to RLIMIT_MEMLOCK; lift it so large
-/// maps load there too. Harmless on newer kernels.
+/// maps load there too. Where the hard limit cannot be raised (a container
+/// without CAP_SYS_RESOURCE), the soft limit goes up to the hard one and the
+/// caller is told, since kernels from 5.11 on do not need it at all.
 pub fn raise_memlock() -> Result<()> {
     let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
     // SAFETY: valid pointer to an initialised rlimit.
-    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
-        return Err(Error::Sys { what: "setrlimit(RLIMIT_MEMLOCK)".into(), source: io::Error::last_os_error() });
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } == 0 {
+        return Ok(());
     }
-    Ok(())
+    let cause = io::Error::last_os_error();
+    let mut current = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut current) } == 0 {
+        current.rlim_cur = current.rlim_max;
+        // SAFETY: valid pointer to an initialised rlimit.
+        unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &current) };
+    }
+    Err(Error::Sys { what: "setrlimit(RLIMIT_MEMLOCK, unlimited)".into(), cause })
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock of bpf_ktime_get_ns().
@@ -55,7 +65,7 @@ pub fn ensure_bpffs(mount_point: &Path) -> Result<()> {
     if rc != 0 {
         return Err(Error::Sys {
             what: format!("mount -t bpf bpf {}", mount_point.display()),
-            source: io::Error::last_os_error(),
+            cause: io::Error::last_os_error(),
         });
     }
     Ok(())

@@ -98,11 +98,10 @@ pub enum AllowRule {
 /// where there is one.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read: {cause}")]
     Read {
         file: String,
-        #[source]
-        source: std::io::Error,
+                cause: std::io::Error,
     },
     #[error("{file}: {message}")]
     Syntax { file: String, message: String },
@@ -121,7 +120,7 @@ impl Policy {
     /// Reads and validates a policy file.
     pub fn from_file(path: &std::path::Path, facts: &HostFacts) -> Result<Self, PolicyError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { file: file.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|cause| PolicyError::Read { file: file.clone(), cause })?;
         Self::parse(&text, &file, facts)
     }
 
