@@ -1,0 +1,193 @@
+//! ram-probe: the process the root tests place in an enforced cgroup. Each
+//! command tries one socket path and prints one word per attempt: `ok`, or
+//! the errno name (EPERM means ram said no; ECONNREFUSED means the packet got
+//! through and nothing listened).
+//!
+//! ```text
+//! ram-probe connect ADDR PORT
+//! ram-probe sendto ADDR PORT
+//! ram-probe raw-ping ADDR                       (raw ICMP echo: `reply` or `no-reply`/errno)
+//! ram-probe resolve RESOLVER NAME [a|aaaa] [udp|tcp]
+//! ram-probe resolve-connect RESOLVER NAME PORT [a|aaaa] [udp|tcp]
+//! ```
+
+use std::{
+    io::{Read, Write},
+    net::{IpAddr, SocketAddr, TcpStream, UdpSocket},
+    time::Duration,
+};
+
+use hickory_proto::{
+    op::{Message, Query},
+    rr::{Name, RData, RecordType},
+};
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+fn errno_name(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EPERM) => "EPERM".into(),
+        Some(libc::EACCES) => "EACCES".into(),
+        Some(libc::ECONNREFUSED) => "ECONNREFUSED".into(),
+        Some(libc::ETIMEDOUT) | Some(libc::EAGAIN) => "ETIMEDOUT".into(),
+        Some(libc::ENETUNREACH) => "ENETUNREACH".into(),
+        Some(libc::EHOSTUNREACH) => "EHOSTUNREACH".into(),
+        Some(n) => format!("errno{n}"),
+        None if e.kind() == std::io::ErrorKind::TimedOut => "ETIMEDOUT".into(),
+        None => format!("{e}"),
+    }
+}
+
+fn connect(addr: IpAddr, port: u16) -> String {
+    match TcpStream::connect_timeout(&SocketAddr::new(addr, port), TIMEOUT) {
+        Ok(_) => "ok".into(),
+        Err(e) => errno_name(&e),
+    }
+}
+
+fn sendto(addr: IpAddr, port: u16) -> String {
+    let bind: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
+    let socket = match UdpSocket::bind(bind) {
+        Ok(s) => s,
+        Err(e) => return errno_name(&e),
+    };
+    match socket.send_to(b"ram-probe", SocketAddr::new(addr, port)) {
+        Ok(_) => "ok".into(),
+        Err(e) => errno_name(&e),
+    }
+}
+
+fn raw_ping(addr: IpAddr) -> String {
+    let IpAddr::V4(v4) = addr else { return "unsupported".into() };
+    // SAFETY: plain socket syscalls on a descriptor owned here.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP);
+        if fd < 0 {
+            return errno_name(&std::io::Error::last_os_error());
+        }
+        let tv = libc::timeval { tv_sec: 1, tv_usec: 0 };
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv as *const _ as *const _, std::mem::size_of_val(&tv) as u32);
+        // Echo request, id 0x7261 ("ra"), seq 1, checksum filled below.
+        let mut packet = [8u8, 0, 0, 0, 0x72, 0x61, 0, 1, b'r', b'a', b'm', b'!'];
+        let sum = checksum(&packet);
+        packet[2..4].copy_from_slice(&sum.to_be_bytes());
+        let dest = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: 0,
+            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v4.octets()) },
+            sin_zero: [0; 8],
+        };
+        let sent = libc::sendto(
+            fd,
+            packet.as_ptr() as *const _,
+            packet.len(),
+            0,
+            &dest as *const _ as *const libc::sockaddr,
+            std::mem::size_of_val(&dest) as u32,
+        );
+        if sent < 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return errno_name(&e);
+        }
+        let mut buf = [0u8; 256];
+        for _ in 0..8 {
+            let n = libc::recv(fd, buf.as_mut_ptr() as *mut _, buf.len(), 0);
+            if n < 0 {
+                break;
+            }
+            let ihl = ((buf[0] & 0x0f) as usize) * 4;
+            // An echo reply (type 0) with our id; the raw socket also sees our own request on lo.
+            if (n as usize) > ihl + 8 && buf[ihl] == 0 && buf[ihl + 4..ihl + 6] == [0x72, 0x61] {
+                libc::close(fd);
+                return "reply".into();
+            }
+        }
+        libc::close(fd);
+        "no-reply".into()
+    }
+}
+
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn query(resolver: IpAddr, name: &str, record_type: RecordType, tcp: bool) -> Result<Vec<IpAddr>, String> {
+    let mut msg = Message::query();
+    msg.metadata.id = std::process::id() as u16;
+    msg.metadata.recursion_desired = true;
+    let name = Name::from_ascii(name).map_err(|e| e.to_string())?;
+    msg.add_query(Query::query(name, record_type));
+    let bytes = msg.to_vec().map_err(|e| e.to_string())?;
+    let server = SocketAddr::new(resolver, 53);
+    let answer = if tcp {
+        let mut stream = TcpStream::connect_timeout(&server, TIMEOUT).map_err(|e| errno_name(&e))?;
+        stream.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+        let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&bytes);
+        stream.write_all(&framed).map_err(|e| errno_name(&e))?;
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).map_err(|e| errno_name(&e))?;
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        stream.read_exact(&mut buf).map_err(|e| errno_name(&e))?;
+        buf
+    } else {
+        let bind: SocketAddr = if resolver.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
+        let socket = UdpSocket::bind(bind).map_err(|e| errno_name(&e))?;
+        socket.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+        socket.send_to(&bytes, server).map_err(|e| errno_name(&e))?;
+        let mut buf = vec![0u8; 4096];
+        let (n, _) = socket.recv_from(&mut buf).map_err(|e| errno_name(&e))?;
+        buf.truncate(n);
+        buf
+    };
+    let reply = Message::from_vec(&answer).map_err(|e| e.to_string())?;
+    Ok(reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect())
+}
+
+fn options(rest: &[String]) -> (RecordType, bool) {
+    let record_type = if rest.iter().any(|a| a == "aaaa") { RecordType::AAAA } else { RecordType::A };
+    (record_type, rest.iter().any(|a| a == "tcp"))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_else(|| panic!("missing argument {i}: {args:?}"));
+    let addr = |i: usize| arg(i).parse::<IpAddr>().unwrap_or_else(|e| panic!("{}: {e}", arg(i)));
+    let port = |i: usize| arg(i).parse::<u16>().unwrap_or_else(|e| panic!("{}: {e}", arg(i)));
+    let out = match arg(0).as_str() {
+        "connect" => connect(addr(1), port(2)),
+        "sendto" => sendto(addr(1), port(2)),
+        "raw-ping" => raw_ping(addr(1)),
+        "resolve" => {
+            let (rt, tcp) = options(&args[3..]);
+            match query(addr(1), &arg(2), rt, tcp) {
+                Ok(addrs) => addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","),
+                Err(e) => format!("resolve-failed:{e}"),
+            }
+        }
+        "resolve-connect" => {
+            let (rt, tcp) = options(&args[4..]);
+            match query(addr(1), &arg(2), rt, tcp) {
+                Ok(addrs) if addrs.is_empty() => "no-address".into(),
+                // Connect at once: the address must already be learned.
+                Ok(addrs) => format!("{} {}", addrs[0], connect(addrs[0], port(3))),
+                Err(e) => format!("resolve-failed:{e}"),
+            }
+        }
+        other => panic!("unknown command {other}"),
+    };
+    println!("{out}");
+}

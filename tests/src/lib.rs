@@ -1,0 +1,400 @@
+//! Test harness for ram's root tests: guards that create and always clean up
+//! network namespaces, cgroups, processes and a ramd with its pins.
+//!
+//! Every guard removes what it made in Drop, so a failing assertion still
+//! cleans up. Processes are stopped by the pid we started, never by name.
+
+use std::{
+    ffi::CString,
+    fs,
+    os::unix::{ffi::OsStrExt, process::CommandExt},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this test process and call.
+pub fn unique(tag: &str) -> String {
+    format!("ram-{tag}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn require_root() {
+    // SAFETY: no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "these tests load BPF programs and create namespaces: run them as root (cargo xtask test)");
+}
+
+/// Where the workspace's binaries are: $RAM_BIN_DIR (set by `cargo xtask
+/// test`) or target/debug.
+pub fn bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("RAM_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"));
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: build the workspace first (cargo xtask test does)", path.display());
+    path
+}
+
+pub fn probe_bin() -> PathBuf {
+    bin("ram-probe")
+}
+
+/// Polls `check` every 50 ms until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A network namespace with loopback up. Inside it every 127.x.y.z is local.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Self {
+        let name = unique(tag);
+        run(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns { name };
+        run(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]));
+        ns
+    }
+
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+
+    /// Adds an address to the namespace's loopback.
+    pub fn add_addr(&self, cidr: &str) {
+        run(Command::new("ip").args(["-n", &self.name, "addr", "add", cidr, "dev", "lo"]));
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+pub fn cgroup2_mount() -> PathBuf {
+    let text = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    text.lines()
+        .find_map(|l| {
+            let (mount, fs) = l.split_once(" - ")?;
+            if fs.split_whitespace().next()? != "cgroup2" {
+                return None;
+            }
+            Some(PathBuf::from(mount.split_whitespace().nth(4)?))
+        })
+        .expect("a cgroup v2 mount")
+}
+
+/// A cgroup v2 directory of this test. Processes the test started in it
+/// are stopped (by pid) before it is removed.
+pub struct TestCgroup {
+    pub path: PathBuf,
+}
+
+impl TestCgroup {
+    pub fn new(tag: &str) -> Self {
+        let path = cgroup2_mount().join(unique(tag));
+        fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        TestCgroup { path }
+    }
+
+    pub fn pids(&self) -> Vec<i32> {
+        fs::read_to_string(self.path.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        // Only processes this test placed here (and their children) can be in it.
+        for _ in 0..50 {
+            let pids = self.pids();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                // SAFETY: signalling a pid that is in our own test cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for _ in 0..50 {
+            if fs::remove_dir(&self.path).is_ok() || !self.path.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("warning: could not remove cgroup {}", self.path.display());
+    }
+}
+
+/// Makes `cmd` start inside `cgroup` and/or `netns` (joined before exec, so
+/// the program's first instruction already runs there).
+pub fn place(cmd: &mut Command, cgroup: Option<&Path>, netns: Option<&Netns>) {
+    let procs = cgroup.map(|c| CString::new(c.join("cgroup.procs").as_os_str().as_bytes()).expect("path"));
+    let ns = netns.map(|n| CString::new(n.path().as_os_str().as_bytes()).expect("path"));
+    // SAFETY: the closure only makes async-signal-safe syscalls on memory
+    // allocated before fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(procs) = &procs {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let written = libc::write(fd, b"0".as_ptr() as *const _, 1);
+                libc::close(fd);
+                if written != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if let Some(ns) = &ns {
+                let fd = libc::open(ns.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Runs ram-probe in the given cgroup and namespace; returns its one line.
+pub fn probe(cgroup: Option<&TestCgroup>, netns: Option<&Netns>, args: &[&str]) -> String {
+    let mut cmd = Command::new(probe_bin());
+    cmd.args(args);
+    place(&mut cmd, cgroup.map(|c| c.path.as_path()), netns);
+    let out = run(&mut cmd);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A child process stopped by pid (SIGTERM, then SIGKILL) when dropped.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command) -> Self {
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        Proc { name: name.to_string(), child }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`; returns once it has exited.
+    pub fn stop(&mut self, grace: Duration) {
+        if !self.is_running() {
+            return;
+        }
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        if wait_for(grace, || (!self.is_running()).then_some(())).is_none() {
+            // SAFETY: as above.
+            unsafe { libc::kill(self.pid(), libc::SIGKILL) };
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(10));
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(unique(tag));
+        fs::create_dir_all(&path).expect("temp dir");
+        TempDir { path }
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path.join(name);
+        fs::write(&path, text).expect("write");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// dnsmasq serving fixed names inside a namespace, on `listen` port 53.
+pub fn dnsmasq(netns: &Netns, dir: &TempDir, listen: &str, records: &[(&str, &str)], ttl: u32) -> Proc {
+    let mut cmd = Command::new("dnsmasq");
+    cmd.args(["--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces"])
+        .arg(format!("--listen-address={listen}"))
+        .arg(format!("--local-ttl={ttl}"))
+        .arg(format!("--pid-file={}", dir.path.join("dnsmasq.pid").display()))
+        .arg("--user=root")
+        .arg("--log-facility=-")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (name, addr) in records {
+        cmd.arg(format!("--address=/{name}/{addr}"));
+    }
+    place(&mut cmd, None, Some(netns));
+    let proc = Proc::spawn("dnsmasq", &mut cmd);
+    // Ready when it answers.
+    let first = records.first().map(|r| r.0).unwrap_or("localhost");
+    let ready = wait_for(Duration::from_secs(10), || {
+        let out = probe(None, Some(netns), &["resolve", listen, first]);
+        (!out.starts_with("resolve-failed")).then_some(())
+    });
+    assert!(ready.is_some(), "dnsmasq did not answer on {listen}");
+    proc
+}
+
+/// A running ramd with its own pin and run directories; stopped and
+/// uninstalled on drop.
+pub struct Ramd {
+    pub proc: Option<Proc>,
+    pub dir: TempDir,
+    pub pin_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Ramd {
+    /// Starts ramd on `policy` and waits until every target is attached.
+    pub fn start(policy: &str) -> Self {
+        let ramd = Self::start_pending(policy);
+        ramd.wait_attached();
+        ramd
+    }
+
+    /// Starts ramd without waiting for its targets.
+    pub fn start_pending(policy: &str) -> Self {
+        let dir = TempDir::new("ramd");
+        let config = dir.write("ram.toml", policy);
+        let pin_dir = PathBuf::from("/sys/fs/bpf").join(unique("pins"));
+        let log = dir.path.join("ramd.log");
+        let log_file = fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(bin("ramd"));
+        cmd.args(["--log-format", "json", "--config"])
+            .arg(&config)
+            .arg("--pin-dir")
+            .arg(&pin_dir)
+            .arg("--run-dir")
+            .arg(dir.path.join("run"))
+            .env("RUST_LOG", "debug")
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file);
+        let proc = Proc::spawn("ramd", &mut cmd);
+        Ramd { proc: Some(proc), dir, pin_dir, log }
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.path.join("run")
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The JSON log lines.
+    pub fn log_events(&self) -> Vec<serde_json::Value> {
+        self.log_text().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    pub fn wait_attached(&self) {
+        let attached = wait_for(Duration::from_secs(60), || {
+            let status = self.ramctl_json(&["status"])?;
+            let targets = status["targets"].as_array()?;
+            (!targets.is_empty() && targets.iter().all(|t| t["state"] == "attached")).then_some(())
+        });
+        assert!(attached.is_some(), "ramd did not attach its targets; log:\n{}", self.log_text());
+    }
+
+    pub fn ramctl(&self, args: &[&str]) -> Output {
+        Command::new(bin("ramctl"))
+            .args(args)
+            .arg("--pin-dir")
+            .arg(&self.pin_dir)
+            .arg("--run-dir")
+            .arg(self.run_dir())
+            .output()
+            .expect("ramctl")
+    }
+
+    pub fn ramctl_json(&self, args: &[&str]) -> Option<serde_json::Value> {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--json");
+        let out = self.ramctl(&all);
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
+    }
+
+    /// A counter of a target, from `ramctl status --json`.
+    pub fn counter(&self, target: &str, counter: &str) -> u64 {
+        let status = self.ramctl_json(&["status"]).expect("ramctl status");
+        status["targets"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["name"] == target))
+            .and_then(|t| t["counters"][counter].as_u64())
+            .unwrap_or_else(|| panic!("no counter {counter} for {target} in {status}"))
+    }
+
+    /// Stops ramd (SIGTERM) but leaves its pins: enforcement continues.
+    pub fn stop(&mut self) {
+        if let Some(mut proc) = self.proc.take() {
+            proc.stop(Duration::from_secs(10));
+        }
+    }
+
+    pub fn uninstall(&self) -> Output {
+        Command::new(bin("ramd")).arg("--uninstall").arg("--pin-dir").arg(&self.pin_dir).output().expect("ramd --uninstall")
+    }
+}
+
+impl Drop for Ramd {
+    fn drop(&mut self) {
+        self.stop();
+        let out = self.uninstall();
+        if !out.status.success() {
+            eprintln!("warning: ramd --uninstall failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}

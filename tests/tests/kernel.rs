@@ -1,0 +1,276 @@
+//! Root integration tests against the real kernel: a test cgroup and network
+//! namespace, ramd attached to the cgroup, ram-probe inside it.
+//!
+//! "Allowed" shows as ECONNREFUSED (the SYN reached the namespace's loopback
+//! and nothing listened) or a reply; "denied" as EPERM from the hook, or no
+//! reply for packets the egress backstop drops.
+
+use std::{thread::sleep, time::Duration};
+
+use ram_tests::*;
+
+fn cidr_policy(cgroup: &TestCgroup, extra: &str) -> String {
+    format!(
+        r#"
+[dns]
+resolvers = ["127.0.0.53"]
+[[target]]
+name = "probe"
+cgroup = "{}"
+[[allow]]
+cidr = "127.20.0.0/16"
+[[allow]]
+cidr = "fd00:20::/64"
+{extra}
+"#,
+        cgroup.path.display()
+    )
+}
+
+#[test]
+fn connect_and_sendmsg_verdicts_for_v4_v6_and_v4_mapped() {
+    require_root();
+    let netns = Netns::new("k-verdicts");
+    netns.add_addr("fd00:20::1/128");
+    netns.add_addr("fd00:30::1/128");
+    let cgroup = TestCgroup::new("k-verdicts");
+    let ramd = Ramd::start(&cidr_policy(&cgroup, ""));
+    let inside = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
+
+    // TCP connect: allowed by a cidr rule, denied otherwise.
+    assert_eq!(inside(&["connect", "127.20.0.1", "9"]), "ECONNREFUSED");
+    assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "EPERM");
+    assert_eq!(inside(&["connect", "fd00:20::1", "9"]), "ECONNREFUSED");
+    assert_eq!(inside(&["connect", "fd00:30::1", "9"]), "EPERM");
+    assert_eq!(inside(&["connect", "::1", "9"]), "EPERM");
+    // IPv4-mapped IPv6 is judged as IPv4.
+    assert_eq!(inside(&["connect", "::ffff:127.20.0.1", "9"]), "ECONNREFUSED");
+    assert_eq!(inside(&["connect", "::ffff:127.30.0.1", "9"]), "EPERM");
+    // Unconnected UDP (sendmsg), port 443 included.
+    assert_eq!(inside(&["sendto", "127.20.0.1", "443"]), "ok");
+    assert_eq!(inside(&["sendto", "127.30.0.1", "443"]), "EPERM");
+    assert_eq!(inside(&["sendto", "::ffff:127.30.0.1", "443"]), "EPERM");
+    assert_eq!(inside(&["sendto", "fd00:30::1", "443"]), "EPERM");
+    // Port 53 is open only towards the configured resolver.
+    assert_eq!(inside(&["sendto", "127.0.0.53", "53"]), "ok");
+    assert_eq!(inside(&["sendto", "127.0.0.54", "53"]), "EPERM");
+    assert_eq!(inside(&["sendto", "127.0.0.53", "54"]), "EPERM");
+
+    // The same namespace outside the cgroup is not enforced.
+    assert_eq!(probe(None, Some(&netns), &["connect", "127.30.0.1", "9"]), "ECONNREFUSED");
+
+    assert!(ramd.counter("probe", "connect_blocked") >= 4);
+    assert!(ramd.counter("probe", "connect_allowed") >= 3);
+    assert!(ramd.counter("probe", "sendmsg_blocked") >= 5);
+
+    // Every denial is logged with who and where.
+    let found = wait_for(Duration::from_secs(5), || {
+        ramd.log_events().into_iter().find(|e| {
+            e["event"] == "blocked" && e["daddr"] == "127.30.0.1" && e["dport"] == 9 && e["comm"] == "ram-probe"
+        })
+    });
+    let line = found.unwrap_or_else(|| panic!("no blocked log line for 127.30.0.1:9:\n{}", ramd.log_text()));
+    assert!(line["pid"].as_u64().unwrap_or(0) > 0, "{line}");
+    assert_eq!(line["protocol"], "tcp");
+    let v6 = ramd.log_events().into_iter().any(|e| e["event"] == "blocked" && e["daddr"] == "fd00:30::1");
+    assert!(v6, "no blocked log line for fd00:30::1");
+}
+
+#[test]
+fn egress_backstop_drops_raw_icmp_to_addresses_not_allowed() {
+    require_root();
+    let netns = Netns::new("k-egress");
+    let cgroup = TestCgroup::new("k-egress");
+    let ramd = Ramd::start(&cidr_policy(&cgroup, ""));
+    // Raw sockets skip the sock_addr hooks; the egress program still sees
+    // the real destination.
+    assert_eq!(probe(Some(&cgroup), Some(&netns), &["raw-ping", "127.20.0.1"]), "reply");
+    assert_ne!(probe(Some(&cgroup), Some(&netns), &["raw-ping", "127.30.0.1"]), "reply");
+    assert_eq!(probe(None, Some(&netns), &["raw-ping", "127.30.0.1"]), "reply");
+    assert!(ramd.counter("probe", "egress_dropped") >= 1);
+    let logged = wait_for(Duration::from_secs(5), || {
+        ramd.log_events().into_iter().find(|e| e["event"] == "blocked" && e["hook"] == "egress" && e["daddr"] == "127.30.0.1")
+    });
+    assert!(logged.is_some(), "no egress log line:\n{}", ramd.log_text());
+}
+
+#[test]
+fn learns_from_a_real_resolver_before_the_answer_reaches_the_socket() {
+    require_root();
+    let netns = Netns::new("k-learn");
+    netns.add_addr("fd00:10::1/128");
+    let dir = TempDir::new("k-learn");
+    let _dns = dnsmasq(
+        &netns,
+        &dir,
+        "127.0.0.53",
+        &[
+            ("allowed.registry.test", "127.10.0.1"),
+            ("allowed.registry.test", "fd00:10::1"),
+            ("blocked.registry.test", "127.10.0.2"),
+            ("mirror.allowed.test", "127.10.0.3"),
+        ],
+        300,
+    );
+    let cgroup = TestCgroup::new("k-learn");
+    let policy = format!(
+        r#"
+[dns]
+resolvers = ["127.0.0.53"]
+[[target]]
+name = "probe"
+cgroup = "{}"
+[[allow]]
+host = "allowed.registry.test"
+[[allow]]
+host = "*.allowed.test"
+"#,
+        cgroup.path.display()
+    );
+    let ramd = Ramd::start(&policy);
+    let inside = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
+
+    // Before any lookup the address is unknown.
+    assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "EPERM");
+    // Resolve and connect at once: the address is learned before the answer
+    // reaches the socket.
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "allowed.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "allowed.registry.test", "5000", "aaaa"]), "fd00:10::1 ECONNREFUSED");
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "mirror.allowed.test", "5000"]), "127.10.0.3 ECONNREFUSED");
+    // A name the policy does not allow teaches nothing.
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "blocked.registry.test", "5000"]), "127.10.0.2 EPERM");
+    // Learning outside the cgroup does not help a process inside.
+    assert_eq!(probe(None, Some(&netns), &["resolve", "127.0.0.53", "blocked.registry.test"]), "127.10.0.2");
+    assert_eq!(inside(&["connect", "127.10.0.2", "5000"]), "EPERM");
+
+    let learned = ramd.ramctl_json(&["learned"]).expect("ramctl learned");
+    let rows = learned.as_array().expect("array");
+    let row = rows.iter().find(|r| r["addr"] == "127.10.0.1").unwrap_or_else(|| panic!("not learned: {learned}"));
+    assert_eq!(row["host"], "allowed.registry.test");
+    let left = row["expires_in_s"].as_i64().unwrap();
+    assert!(left > 250 && left <= 300, "{row}");
+    assert!(rows.iter().any(|r| r["addr"] == "fd00:10::1" && r["host"] == "allowed.registry.test"), "{learned}");
+    assert!(rows.iter().any(|r| r["addr"] == "127.10.0.3" && r["host"] == "mirror.allowed.test"), "{learned}");
+    assert!(!rows.iter().any(|r| r["addr"] == "127.10.0.2"), "{learned}");
+    assert!(ramd.counter("probe", "dns_not_allowed") >= 1);
+
+    // The blocked attempt is logged with the name a DNS answer gave it.
+    let named = wait_for(Duration::from_secs(5), || {
+        ramd.log_events().into_iter().find(|e| e["event"] == "blocked" && e["daddr"] == "127.10.0.2" && e["host"] == "blocked.registry.test")
+    });
+    assert!(named.is_some(), "no named blocked line:\n{}", ramd.log_text());
+}
+
+#[test]
+fn learns_from_dns_over_tcp() {
+    require_root();
+    let netns = Netns::new("k-tcp");
+    let dir = TempDir::new("k-tcp");
+    let _dns = dnsmasq(&netns, &dir, "127.0.0.53", &[("allowed.registry.test", "127.10.0.1")], 300);
+    let cgroup = TestCgroup::new("k-tcp");
+    let policy = format!(
+        "[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\ncgroup = \"{}\"\n[[allow]]\nhost = \"allowed.registry.test\"\n",
+        cgroup.path.display()
+    );
+    let _ramd = Ramd::start(&policy);
+    let out = probe(Some(&cgroup), Some(&netns), &["resolve-connect", "127.0.0.53", "allowed.registry.test", "5000", "tcp"]);
+    assert_eq!(out, "127.10.0.1 ECONNREFUSED");
+}
+
+#[test]
+fn learned_addresses_expire_after_their_ttl() {
+    require_root();
+    let netns = Netns::new("k-ttl");
+    let dir = TempDir::new("k-ttl");
+    let _dns = dnsmasq(&netns, &dir, "127.0.0.53", &[("short.registry.test", "127.10.0.1")], 1);
+    let cgroup = TestCgroup::new("k-ttl");
+    let policy = format!(
+        "[dns]\nresolvers = [\"127.0.0.53\"]\nmin_ttl = 1\nmax_ttl = 2\n[[target]]\ncgroup = \"{}\"\n[[allow]]\nhost = \"short.registry.test\"\n",
+        cgroup.path.display()
+    );
+    let ramd = Ramd::start(&policy);
+    let inside = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "short.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+    sleep(Duration::from_millis(2500));
+    assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "EPERM");
+    // Resolving again teaches it again.
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "short.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+    drop(ramd);
+}
+
+#[test]
+fn enforcement_outlives_ramd_until_uninstalled() {
+    require_root();
+    let netns = Netns::new("k-pins");
+    let cgroup = TestCgroup::new("k-pins");
+    let mut ramd = Ramd::start(&cidr_policy(&cgroup, ""));
+    let inside = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
+    assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "EPERM");
+    ramd.stop();
+    // Stopped, not uninstalled: still enforced, still inspectable.
+    assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "EPERM");
+    assert_eq!(inside(&["connect", "127.20.0.1", "9"]), "ECONNREFUSED");
+    let status = ramd.ramctl_json(&["status"]).expect("status from pins");
+    assert_eq!(status["ramd"]["running"], false);
+    assert_eq!(status["links"], 6);
+    let out = ramd.uninstall();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!ramd.pin_dir.exists());
+    assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "ECONNREFUSED");
+}
+
+#[test]
+fn a_target_that_appears_later_is_attached() {
+    require_root();
+    let netns = Netns::new("k-later");
+    let cgroup_path = cgroup2_mount().join(unique("k-later"));
+    let policy = format!(
+        "[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\nname = \"late\"\ncgroup = \"{}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n",
+        cgroup_path.display()
+    );
+    let ramd = Ramd::start_pending(&policy);
+    let pending = wait_for(Duration::from_secs(30), || {
+        let s = ramd.ramctl_json(&["status"])?;
+        (s["targets"][0]["state"] == "pending").then_some(s)
+    });
+    let pending = pending.unwrap_or_else(|| panic!("not pending:\n{}", ramd.log_text()));
+    assert!(pending["targets"][0]["note"].as_str().unwrap_or("").contains("waiting for cgroup"), "{pending}");
+    std::fs::create_dir(&cgroup_path).expect("mkdir cgroup");
+    let cgroup = TestCgroup { path: cgroup_path };
+    ramd.wait_attached();
+    assert_eq!(probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+}
+
+#[test]
+fn a_bad_policy_attaches_nothing_and_names_the_problem() {
+    require_root();
+    let cgroup = TestCgroup::new("k-bad");
+    let dir = TempDir::new("k-bad");
+    let bad = dir.write(
+        "bad.toml",
+        &format!("[[target]]\ncgroup = \"{}\"\n[[allow]]\ncidr = \"10.0.0.0/33\"\n", cgroup.path.display()),
+    );
+    let check = std::process::Command::new(bin("ramd")).arg("--check-config").arg(&bad).output().expect("ramd");
+    assert!(!check.status.success());
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(stderr.contains("bad.toml") && stderr.contains("allow[0].cidr") && stderr.contains("10.0.0.0/33"), "{stderr}");
+
+    let pin_dir = std::path::PathBuf::from("/sys/fs/bpf").join(unique("bad-pins"));
+    let run = std::process::Command::new(bin("ramd"))
+        .arg("--config")
+        .arg(&bad)
+        .arg("--pin-dir")
+        .arg(&pin_dir)
+        .arg("--run-dir")
+        .arg(dir.path.join("run"))
+        .output()
+        .expect("ramd");
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("exceeds 32"));
+    assert!(!pin_dir.exists(), "a refused policy must not install anything");
+
+    let good = dir.write("good.toml", &format!("[[target]]\ncgroup = \"{}\"\n[[allow]]\ncidr = \"10.0.0.0/8\"\n", cgroup.path.display()));
+    let check = std::process::Command::new(bin("ramd")).arg("--check-config").arg(&good).output().expect("ramd");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("cidr      10.0.0.0/8"));
+}
