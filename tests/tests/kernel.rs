@@ -274,3 +274,28 @@ fn a_bad_policy_attaches_nothing_and_names_the_problem() {
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
     assert!(String::from_utf8_lossy(&check.stdout).contains("cidr      10.0.0.0/8"));
 }
+
+#[test]
+fn a_process_target_enforces_the_cgroup_of_that_process() {
+    require_root();
+    let netns = Netns::new("k-proc");
+    let cgroup = TestCgroup::new("k-proc");
+    let dir = TempDir::new("k-proc");
+    // A process name no other process on the host has (comm keeps 15 bytes).
+    let name = format!("rampx{}", std::process::id());
+    let holder = dir.path.join(&name);
+    std::fs::copy(probe_bin(), &holder).expect("copy probe");
+    let mut cmd = std::process::Command::new(&holder);
+    cmd.args(["hold", "120"]).stdout(std::process::Stdio::null());
+    place(&mut cmd, Some(&cgroup.path), Some(&netns));
+    let _holder = Proc::spawn(&name, &mut cmd);
+
+    let policy = format!("[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\nprocess = \"{name}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n");
+    let ramd = Ramd::start(&policy);
+    let status = ramd.ramctl_json(&["status"]).expect("status");
+    let cgroups = status["targets"][0]["cgroups"].as_array().expect("cgroups").clone();
+    assert_eq!(cgroups.len(), 1, "{status}");
+    assert_eq!(cgroups[0]["path"], cgroup.path.display().to_string(), "{status}");
+    assert_eq!(probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+    assert_eq!(probe(Some(&cgroup), Some(&netns), &["connect", "127.20.0.1", "9"]), "ECONNREFUSED");
+}

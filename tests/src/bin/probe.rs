@@ -9,6 +9,7 @@
 //! ram-probe raw-ping ADDR                       (raw ICMP echo: `reply` or `no-reply`/errno)
 //! ram-probe resolve RESOLVER NAME [a|aaaa] [udp|tcp]
 //! ram-probe resolve-connect RESOLVER NAME PORT [a|aaaa] [udp|tcp]
+//! ram-probe hold SECONDS                        (just stays alive: a process to find by name)
 //! ```
 
 use std::{
@@ -186,6 +187,10 @@ fn main() {
                 Ok(addrs) => format!("{} {}", addrs[0], connect(addrs[0], port(3))),
                 Err(e) => format!("resolve-failed:{e}"),
             }
+        }
+        "hold" => {
+            std::thread::sleep(Duration::from_secs(arg(1).parse().unwrap_or(60)));
+            "held".into()
         }
         other => panic!("unknown command {other}"),
     };
