@@ -4,8 +4,9 @@
 mod setup;
 
 use std::{
+    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
 };
 
 use anyhow::{bail, Context, Result};
@@ -88,14 +89,58 @@ fn test(cargo_args: &[String]) -> Result<()> {
     // The root tests start ramd, ramctl and the probe as programs.
     run_checked(cargo().args(["build", "--workspace", "--bins"]))?;
     let bin_dir = workspace_root().join("target/debug");
-    run_checked(
-        cargo()
-            .args(["test", "--workspace", "--no-fail-fast"])
-            .args(cargo_args)
-            .env("RAM_BIN_DIR", &bin_dir)
-            // Root tests share the kernel: one at a time keeps them readable.
-            .env("RUST_TEST_THREADS", "1"),
-    )
+    let mut child = cargo()
+        .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
+        .args(cargo_args)
+        .env("RAM_BIN_DIR", &bin_dir)
+        // Root tests share the kernel: one at a time keeps them readable.
+        .env("RUST_TEST_THREADS", "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start cargo test")?;
+    let mut totals = TestTotals::default();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.context("reading cargo test output")?;
+            println!("{line}");
+            totals.add(&line);
+        }
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    // One closing line over every test binary (cargo prints one per binary).
+    println!("tests: {} passed, {} failed, {} skipped", totals.passed, totals.failed, totals.ignored);
+    if !status.success() || totals.failed > 0 {
+        bail!("cargo test failed: {status}");
+    }
+    if totals.passed == 0 {
+        bail!("cargo test ran no test");
+    }
+    Ok(())
+}
+
+/// Sums cargo's per-binary "test result: ok. N passed; M failed; K ignored" lines.
+#[derive(Default)]
+struct TestTotals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl TestTotals {
+    fn add(&mut self, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else { return };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(label), Some(count)) = (words.next(), words.next()) else { continue };
+            let Ok(count) = count.parse::<u64>() else { continue };
+            match label {
+                "passed" => self.passed += count,
+                "failed" => self.failed += count,
+                "ignored" => self.ignored += count,
+                _ => {}
+            }
+        }
+    }
 }
 
 fn main() -> Result<()> {
