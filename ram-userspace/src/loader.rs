@@ -37,6 +37,9 @@ pub struct ProgramStatus {
     pub id: u32,
     /// Instructions the verifier processed (None where the kernel does not say).
     pub verified_insns: Option<u32>,
+    /// Bytes of the program after the verifier (xlated) and after the JIT.
+    pub xlated_bytes: Option<u32>,
+    pub jited_bytes: u32,
 }
 
 /// The programs of one scope, loaded and attached to some cgroups.
@@ -110,7 +113,13 @@ impl ScopeInstance {
             .iter()
             .filter_map(|name| {
                 let info = self.ebpf.program(name)?.info().ok()?;
-                Some(ProgramStatus { name: name.to_string(), id: info.id(), verified_insns: info.verified_instruction_count() })
+                Some(ProgramStatus {
+                    name: name.to_string(),
+                    id: info.id(),
+                    verified_insns: info.verified_instruction_count(),
+                    xlated_bytes: info.size_translated(),
+                    jited_bytes: info.size_jitted(),
+                })
             })
             .collect()
     }

@@ -67,33 +67,60 @@ pub fn run(cmd: &mut Command) -> Output {
     output
 }
 
+/// True inside the QEMU guests of `cargo xtask vm-test`: a throwaway kernel
+/// with nothing but busybox and the test binaries, where the tests use the
+/// guest's own network namespace and ram-probe's resolver instead of dnsmasq.
+pub fn in_vm() -> bool {
+    std::env::var_os("RAM_IN_VM").is_some()
+}
+
 /// A network namespace with loopback up. Inside it every 127.x.y.z is local.
+/// In a VM guest it is the guest's own namespace (the guest is the sandbox).
 pub struct Netns {
+    /// Empty for the guest's own namespace.
     pub name: String,
 }
 
 impl Netns {
     pub fn new(tag: &str) -> Self {
+        if in_vm() {
+            return Netns { name: String::new() };
+        }
         let name = unique(tag);
         run(Command::new("ip").args(["netns", "add", &name]));
         let ns = Netns { name };
-        run(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]));
+        run(&mut ns.ip(&["link", "set", "lo", "up"]));
         ns
     }
 
-    pub fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
+    fn ip(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        if !self.name.is_empty() {
+            cmd.args(["-n", &self.name]);
+        }
+        cmd.args(args);
+        cmd
+    }
+
+    /// The namespace file to join; None for the current namespace.
+    pub fn path(&self) -> Option<PathBuf> {
+        (!self.name.is_empty()).then(|| PathBuf::from("/run/netns").join(&self.name))
     }
 
     /// Adds an address to the namespace's loopback.
     pub fn add_addr(&self, cidr: &str) {
-        run(Command::new("ip").args(["-n", &self.name, "addr", "add", cidr, "dev", "lo"]));
+        let out = self.ip(&["addr", "add", cidr, "dev", "lo"]).output().expect("ip");
+        // A guest reused across tests may have it already.
+        let exists = String::from_utf8_lossy(&out.stderr).contains("exists");
+        assert!(out.status.success() || exists, "ip addr add {cidr}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        if !self.name.is_empty() {
+            let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        }
     }
 }
 
@@ -160,7 +187,7 @@ impl Drop for TestCgroup {
 /// the program's first instruction already runs there).
 pub fn place(cmd: &mut Command, cgroup: Option<&Path>, netns: Option<&Netns>) {
     let procs = cgroup.map(|c| CString::new(c.join("cgroup.procs").as_os_str().as_bytes()).expect("path"));
-    let ns = netns.map(|n| CString::new(n.path().as_os_str().as_bytes()).expect("path"));
+    let ns = netns.and_then(|n| n.path()).map(|p| CString::new(p.as_os_str().as_bytes()).expect("path"));
     // SAFETY: the closure only makes async-signal-safe syscalls on memory
     // allocated before fork.
     unsafe {
@@ -263,8 +290,31 @@ impl Drop for TempDir {
     }
 }
 
-/// dnsmasq serving fixed names inside a namespace, on `listen` port 53.
+/// A resolver serving fixed names inside a namespace, on `listen` port 53:
+/// dnsmasq, or ram-probe's resolver in a VM guest (which has no dnsmasq).
 pub fn dnsmasq(netns: &Netns, dir: &TempDir, listen: &str, records: &[(&str, &str)], ttl: u32) -> Proc {
+    let mut cmd = if in_vm() {
+        let mut cmd = Command::new(probe_bin());
+        cmd.args(["serve-dns", listen, &ttl.to_string()]);
+        cmd.args(records.iter().map(|(name, addr)| format!("{name}={addr}")));
+        cmd.stdout(Stdio::null());
+        cmd
+    } else {
+        dnsmasq_command(dir, listen, records, ttl)
+    };
+    place(&mut cmd, None, Some(netns));
+    let proc = Proc::spawn("resolver", &mut cmd);
+    // Ready when it answers.
+    let first = records.first().map(|r| r.0).unwrap_or("localhost");
+    let ready = wait_for(Duration::from_secs(10), || {
+        let out = probe(None, Some(netns), &["resolve", listen, first]);
+        (!out.starts_with("resolve-failed")).then_some(())
+    });
+    assert!(ready.is_some(), "the resolver did not answer on {listen}");
+    proc
+}
+
+fn dnsmasq_command(dir: &TempDir, listen: &str, records: &[(&str, &str)], ttl: u32) -> Command {
     let mut cmd = Command::new("dnsmasq");
     cmd.args(["--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces"])
         .arg(format!("--listen-address={listen}"))
@@ -277,16 +327,7 @@ pub fn dnsmasq(netns: &Netns, dir: &TempDir, listen: &str, records: &[(&str, &st
     for (name, addr) in records {
         cmd.arg(format!("--address=/{name}/{addr}"));
     }
-    place(&mut cmd, None, Some(netns));
-    let proc = Proc::spawn("dnsmasq", &mut cmd);
-    // Ready when it answers.
-    let first = records.first().map(|r| r.0).unwrap_or("localhost");
-    let ready = wait_for(Duration::from_secs(10), || {
-        let out = probe(None, Some(netns), &["resolve", listen, first]);
-        (!out.starts_with("resolve-failed")).then_some(())
-    });
-    assert!(ready.is_some(), "dnsmasq did not answer on {listen}");
-    proc
+    cmd
 }
 
 /// A running ramd with its own pin and run directories; stopped and

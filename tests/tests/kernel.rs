@@ -299,3 +299,37 @@ fn a_process_target_enforces_the_cgroup_of_that_process() {
     assert_eq!(probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
     assert_eq!(probe(Some(&cgroup), Some(&netns), &["connect", "127.20.0.1", "9"]), "ECONNREFUSED");
 }
+
+/// Loads every program through ramd and reports what the verifier said, one
+/// `RAM-VERIFIER {json}` line per program (collected by `cargo xtask
+/// vm-test` for each kernel).
+#[test]
+fn every_program_loads_attaches_and_reports_its_verifier_cost() {
+    require_root();
+    let cgroup = TestCgroup::new("k-report");
+    let ramd = Ramd::start(&cidr_policy(&cgroup, ""));
+    let status = ramd.ramctl_json(&["status"]).expect("status");
+    let programs = status["targets"][0]["programs"].as_array().expect("programs").clone();
+    let names: Vec<&str> = programs.iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["ram_connect4", "ram_connect6", "ram_sendmsg4", "ram_sendmsg6", "ram_dns_ingress", "ram_egress"],
+        "{status}"
+    );
+    assert_eq!(status["links"], 6, "{status}");
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    for p in &programs {
+        assert!(p["xlated_bytes"].as_u64().unwrap_or(0) > 0, "{p}");
+        println!(
+            "RAM-VERIFIER {}",
+            serde_json::json!({
+                "kernel": release.trim(),
+                "program": p["name"],
+                "loaded": true,
+                "verified_insns": p["verified_insns"],
+                "xlated_bytes": p["xlated_bytes"],
+                "jited_bytes": p["jited_bytes"],
+            })
+        );
+    }
+}

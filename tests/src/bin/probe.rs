@@ -10,7 +10,10 @@
 //! ram-probe resolve RESOLVER NAME [a|aaaa] [udp|tcp]
 //! ram-probe resolve-connect RESOLVER NAME PORT [a|aaaa] [udp|tcp]
 //! ram-probe hold SECONDS                        (just stays alive: a process to find by name)
+//! ram-probe serve-dns ADDR TTL NAME=IP...       (a tiny authoritative resolver, UDP and TCP on port 53)
 //! ```
+//!
+//! `serve-dns` stands in for dnsmasq where there is none (the QEMU guests).
 
 use std::{
     io::{Read, Write},
@@ -19,8 +22,11 @@ use std::{
 };
 
 use hickory_proto::{
-    op::{Message, Query},
-    rr::{Name, RData, RecordType},
+    op::{Message, MessageType, OpCode, Query, ResponseCode},
+    rr::{
+        rdata::{A, AAAA},
+        Name, RData, Record, RecordType,
+    },
 };
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -158,6 +164,68 @@ fn query(resolver: IpAddr, name: &str, record_type: RecordType, tcp: bool) -> Re
         .collect())
 }
 
+/// Answers A/AAAA queries for `records` (other names: NXDOMAIN) until killed.
+fn serve_dns(addr: IpAddr, ttl: u32, records: Vec<(String, IpAddr)>) -> ! {
+    let answer = move |query: &[u8]| -> Option<Vec<u8>> {
+        let request = Message::from_vec(query).ok()?;
+        let question = request.queries.first()?.clone();
+        let mut reply = Message::response(request.metadata.id, OpCode::Query);
+        reply.metadata.message_type = MessageType::Response;
+        reply.metadata.recursion_desired = request.metadata.recursion_desired;
+        reply.metadata.authoritative = true;
+        reply.add_query(question.clone());
+        let wanted = question.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
+        let mut known = false;
+        for (name, ip) in &records {
+            if *name != wanted {
+                continue;
+            }
+            known = true;
+            let data = match (ip, question.query_type()) {
+                (IpAddr::V4(v4), RecordType::A) => RData::A(A(*v4)),
+                (IpAddr::V6(v6), RecordType::AAAA) => RData::AAAA(AAAA(*v6)),
+                _ => continue,
+            };
+            reply.add_answer(Record::from_rdata(question.name().clone(), ttl, data));
+        }
+        if !known {
+            reply.metadata.response_code = ResponseCode::NXDomain;
+        }
+        reply.to_vec().ok()
+    };
+    let server = SocketAddr::new(addr, 53);
+    let tcp = std::net::TcpListener::bind(server).unwrap_or_else(|e| panic!("bind tcp {server}: {e}"));
+    let tcp_answer = answer.clone();
+    std::thread::spawn(move || {
+        for stream in tcp.incoming().flatten() {
+            let mut stream = stream;
+            let mut len = [0u8; 2];
+            if stream.read_exact(&mut len).is_err() {
+                continue;
+            }
+            let mut query = vec![0u8; u16::from_be_bytes(len) as usize];
+            if stream.read_exact(&mut query).is_err() {
+                continue;
+            }
+            if let Some(reply) = tcp_answer(&query) {
+                let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+                framed.extend_from_slice(&reply);
+                let _ = stream.write_all(&framed);
+            }
+        }
+    });
+    let udp = UdpSocket::bind(server).unwrap_or_else(|e| panic!("bind udp {server}: {e}"));
+    println!("serving");
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Ok((n, peer)) = udp.recv_from(&mut buf) {
+            if let Some(reply) = answer(&buf[..n]) {
+                let _ = udp.send_to(&reply, peer);
+            }
+        }
+    }
+}
+
 fn options(rest: &[String]) -> (RecordType, bool) {
     let record_type = if rest.iter().any(|a| a == "aaaa") { RecordType::AAAA } else { RecordType::A };
     (record_type, rest.iter().any(|a| a == "tcp"))
@@ -187,6 +255,16 @@ fn main() {
                 Ok(addrs) => format!("{} {}", addrs[0], connect(addrs[0], port(3))),
                 Err(e) => format!("resolve-failed:{e}"),
             }
+        }
+        "serve-dns" => {
+            let records = args[3..]
+                .iter()
+                .map(|r| {
+                    let (name, ip) = r.split_once('=').unwrap_or_else(|| panic!("NAME=IP expected: {r}"));
+                    (name.to_ascii_lowercase(), ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}")))
+                })
+                .collect();
+            serve_dns(addr(1), arg(2).parse().expect("ttl"), records)
         }
         "hold" => {
             std::thread::sleep(Duration::from_secs(arg(1).parse().unwrap_or(60)));
