@@ -77,9 +77,24 @@ pub fn launder(slot: &mut u32, value: u32) -> u32 {
     get(slot)
 }
 
+/// `value & mask` as an index the verifier can always see bounded.
+///
+/// LLVM drops a mask it can prove redundant (say, after `off < len` with
+/// `len <= WINDOW`), leaving the verifier to prove the bound from the
+/// comparison — which kernels before 5.16 cannot when `len` was spilled to
+/// the stack as 32 bits ("unbounded memory access" on 5.10). Passing the
+/// value through a volatile read hides it from LLVM, so the mask stays.
+#[inline(always)]
+pub fn index(value: u32, mask: usize) -> usize {
+    let slot = value;
+    // SAFETY: reads a local.
+    let opaque = unsafe { core::ptr::read_volatile(&slot) };
+    opaque as usize & mask
+}
+
 #[inline(always)]
 fn byte(msg: &[u8; WINDOW], off: u32) -> u8 {
-    msg[off as usize & WINDOW_MASK]
+    msg[index(off, WINDOW_MASK)]
 }
 
 #[inline(always)]

@@ -12,7 +12,7 @@
 //! [`key_from_wire`]; userspace turns policy text into the wire format and calls
 //! the same function, so the two can never disagree.
 
-use crate::dns::{get, launder, put, DnsError, LoopVars, WINDOW, WINDOW_MASK};
+use crate::dns::{get, index, launder, put, DnsError, LoopVars, WINDOW, WINDOW_MASK};
 
 /// Bytes of key data in a name map key (the LPM trie's limit is 256).
 pub const NAME_KEY_LEN: usize = 256;
@@ -63,7 +63,7 @@ pub fn key_from_wire(
         if off >= len || off >= WINDOW as u32 {
             return Err(DnsError::Truncated);
         }
-        let label = msg[off as usize & WINDOW_MASK] as u32;
+        let label = msg[index(off, WINDOW_MASK)] as u32;
         if label == 0 {
             put(&mut vars.done, 1);
             break;
@@ -89,14 +89,14 @@ pub fn key_from_wire(
 
     // Pass 2: copy every byte of the text form to its mirrored position.
     // `next` is the offset of the next length byte, which becomes a dot.
-    put(&mut vars.next, start + msg[start as usize & WINDOW_MASK] as u32 + 1);
+    put(&mut vars.next, start + msg[index(start, WINDOW_MASK)] as u32 + 1);
     put(&mut vars.hash, FNV_OFFSET);
     for i in 1..=MAX_TEXT_NAME {
         if i > text_len {
             break;
         }
         let pos = start + i;
-        let byte = msg[pos as usize & WINDOW_MASK];
+        let byte = msg[index(pos, WINDOW_MASK)];
         let next = get(&vars.next);
         let ch = if pos == next {
             put(&mut vars.next, next + byte as u32 + 1);
@@ -106,7 +106,7 @@ pub fn key_from_wire(
         } else {
             byte.to_ascii_lowercase()
         };
-        key[(text_len - i) as usize & (NAME_KEY_LEN - 1)] = ch;
+        key[index(text_len - i, NAME_KEY_LEN - 1)] = ch;
         let hash = (get(&vars.hash) ^ ch as u64).wrapping_mul(FNV_PRIME);
         put(&mut vars.hash, hash);
     }

@@ -2,6 +2,7 @@
 //! machine lacks is installed by `setup`, which `run` and `test` call first.
 
 mod setup;
+mod vm;
 
 use std::{
     io::{BufRead, BufReader},
@@ -36,6 +37,13 @@ enum Cmd {
     Test {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<String>,
+    },
+    /// Boot Debian's 5.10, 6.1 and 6.12 kernels in QEMU and run the kernel
+    /// tests inside each; verifier figures go to target/vm/verifier.json.
+    VmTest {
+        /// Only these kernels (5.10, 6.1, 6.12); all when absent.
+        #[arg(long = "kernel")]
+        kernels: Vec<String>,
     },
 }
 
@@ -148,5 +156,6 @@ fn main() -> Result<()> {
         Cmd::Setup => setup::setup(),
         Cmd::Run { ramd_args } => run(&ramd_args),
         Cmd::Test { cargo_args } => test(&cargo_args),
+        Cmd::VmTest { kernels } => vm::vm_test(&kernels),
     }
 }

@@ -24,6 +24,8 @@ const TEST_PACKAGES: &[&str] = &[
     "dnsmasq-base",
     "iproute2",
     "busybox-static",
+    // `cargo xtask vm-test` boots older kernels under software emulation.
+    "qemu-system-x86",
 ];
 pub const BPF_TOOLCHAIN: &str = "ram-bpf";
 const BPF_LINKER_VERSION: &str = "0.13.0";

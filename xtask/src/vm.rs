@@ -1,0 +1,312 @@
+//! `cargo xtask vm-test`: the kernel tests on the kernels users run, booted
+//! in QEMU (software emulation: KVM cannot run stock kernels here).
+//!
+//! Kernels are Debian's cloud images, fetched through a private apt
+//! configuration under target/vm/apt (the system's sources are only read, to
+//! find its mirror) and cached under target/vm/kernels. The guest is an
+//! initramfs with busybox, ramd, ramctl, ram-probe and the `kernel` test
+//! binary (all static); /init runs the tests and prints an exit marker. A
+//! run without the marker is a failure. Per-program verifier figures go to
+//! target/vm/verifier.json.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Instant,
+};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::{run_checked, workspace_root};
+
+/// (label, Debian suite whose linux-image-cloud-amd64 is that kernel).
+pub const KERNELS: &[(&str, &str)] = &[("5.10", "bullseye-security"), ("6.1", "bookworm-security"), ("6.12", "bookworm-backports")];
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+const EXIT_MARKER: &str = "RAM-VM-EXIT";
+const VERIFIER_MARKER: &str = "RAM-VERIFIER ";
+/// Guest tests to leave out, with the reason (they need the host's tools).
+const HOST_ONLY: &[&str] = &[];
+
+fn vm_dir() -> PathBuf {
+    workspace_root().join("target/vm")
+}
+
+/// The Debian and Debian security mirrors this machine's apt uses.
+fn debian_mirrors() -> Result<(String, String)> {
+    let mut uris = Vec::new();
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
+        files.extend(dir.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "sources" || x == "list")));
+    }
+    for file in files {
+        let Ok(text) = fs::read_to_string(&file) else { continue };
+        for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+            if let Some(rest) = line.strip_prefix("URIs:") {
+                uris.extend(rest.split_whitespace().map(str::to_string));
+            } else if line.starts_with("deb ") {
+                // deb [options] URI suite components
+                uris.extend(line.split_whitespace().skip(1).find(|w| w.contains("://")).map(str::to_string));
+            }
+        }
+    }
+    let find = |suffix: &str| uris.iter().map(|u| u.trim_end_matches('/')).find(|u| u.ends_with(suffix)).map(str::to_string);
+    let debian = find("/debian").ok_or_else(|| anyhow!("no Debian mirror (a URI ending in /debian) in the apt sources"))?;
+    let security = find("/debian-security").unwrap_or_else(|| format!("{}-security", debian));
+    Ok((debian, security))
+}
+
+fn apt_options(apt: &Path) -> Vec<String> {
+    vec![
+        format!("-oDir::Etc::SourceList={}", apt.join("sources.list").display()),
+        "-oDir::Etc::SourceParts=/dev/null".into(),
+        format!("-oDir::State::Lists={}", apt.join("lists").display()),
+        format!("-oDir::Cache={}", apt.join("cache").display()),
+        format!("-oDir::State::status={}", apt.join("status").display()),
+        "-oAPT::Architectures=amd64".into(),
+    ]
+}
+
+/// Downloads (once) the vmlinuz of each kernel; returns (label, path).
+fn fetch_kernels() -> Result<Vec<(String, PathBuf)>> {
+    let apt = vm_dir().join("apt");
+    for dir in ["lists/partial", "cache/archives/partial"] {
+        fs::create_dir_all(apt.join(dir))?;
+    }
+    fs::write(apt.join("status"), "")?;
+    let (debian, security) = debian_mirrors()?;
+    let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
+    let mut sources = String::new();
+    for (_, suite) in KERNELS {
+        let mirror = if suite.ends_with("-security") { &security } else { &debian };
+        sources.push_str(&format!("deb [signed-by={keyring}] {mirror} {suite} main\n"));
+    }
+    fs::write(apt.join("sources.list"), sources)?;
+    let options = apt_options(&apt);
+    let mut kernels = Vec::new();
+    let mut updated = false;
+    for (label, suite) in KERNELS {
+        let dir = vm_dir().join("kernels").join(label);
+        let vmlinuz = dir.join("vmlinuz");
+        if vmlinuz.exists() {
+            kernels.push((label.to_string(), vmlinuz));
+            continue;
+        }
+        if !updated {
+            run_checked(Command::new("apt-get").args(&options).args(["update", "-q"]))?;
+            updated = true;
+        }
+        // The metapackage names the image package of that suite.
+        let show = Command::new("apt-cache").args(&options).args(["show", &format!("linux-image-cloud-amd64/{suite}")]).output()?;
+        let text = String::from_utf8_lossy(&show.stdout);
+        let depends = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Depends: "))
+            .ok_or_else(|| anyhow!("linux-image-cloud-amd64/{suite}: no Depends line"))?;
+        let image = depends.split(',').next().unwrap_or_default().trim();
+        let (package, version) = image
+            .split_once(" (= ")
+            .map(|(p, v)| (p.trim(), v.trim_end_matches(')')))
+            .ok_or_else(|| anyhow!("unexpected Depends: {depends}"))?;
+        fs::create_dir_all(&dir)?;
+        println!("xtask vm-test: fetching {package} {version} ({suite})");
+        run_checked(Command::new("apt-get").args(&options).args(["download", "-q", &format!("{package}={version}")]).current_dir(&dir))?;
+        let deb = fs::read_dir(&dir)?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "deb"))
+            .ok_or_else(|| anyhow!("apt-get download left no .deb in {}", dir.display()))?;
+        let script = format!(
+            "dpkg-deb --fsys-tarfile '{}' | tar -x -C '{}' --wildcards './boot/vmlinuz-*'",
+            deb.display(),
+            dir.display()
+        );
+        run_checked(Command::new("sh").args(["-c", &script]))?;
+        let image = fs::read_dir(dir.join("boot"))?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
+            .ok_or_else(|| anyhow!("no vmlinuz in {}", deb.display()))?;
+        fs::rename(&image, &vmlinuz)?;
+        fs::remove_file(&deb)?;
+        fs::write(dir.join("package"), format!("{package} {version}\n"))?;
+        kernels.push((label.to_string(), vmlinuz));
+    }
+    Ok(kernels)
+}
+
+/// `cargo <args> --target x86_64-unknown-linux-gnu`, linking statically.
+/// With an explicit --target, RUSTFLAGS reach only the target's artifacts,
+/// not build scripts (which must stay dynamic).
+fn static_cargo(args: &[&str]) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(workspace_root())
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .args(args)
+        .args(["--target", TARGET])
+        .arg("--target-dir")
+        .arg(vm_dir().join("build"));
+    cmd
+}
+
+/// Static binaries for the guest: ramd, ramctl, ram-probe and the kernel tests.
+fn build_static() -> Result<Vec<(String, PathBuf)>> {
+    run_checked(&mut static_cargo(&["build", "--release", "--package", "ram-userspace", "--package", "ram-tests", "--bins"]))?;
+    let out = static_cargo(&["test", "--release", "--no-run", "--message-format=json", "--package", "ram-tests", "--test", "kernel"])
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        bail!("building the kernel test binary failed");
+    }
+    let test_binary = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "kernel" && m["executable"].is_string())
+        .and_then(|m| m["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| anyhow!("cargo did not report the kernel test binary"))?;
+    let bins = vm_dir().join("build").join(TARGET).join("release");
+    let mut all: Vec<(String, PathBuf)> = ["ramd", "ramctl", "ram-probe"].iter().map(|b| (b.to_string(), bins.join(b))).collect();
+    all.push(("ram-kernel-tests".into(), test_binary));
+    Ok(all)
+}
+
+const INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mkdir -p /proc /sys /dev /tmp /run
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+mount -t tmpfs run /run
+mkdir -p /sys/fs/bpf /sys/fs/cgroup
+mount -t bpf bpf /sys/fs/bpf
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+ip link set lo up
+echo "RAM-VM-KERNEL $(uname -r)"
+RAM_IN_VM=1 RAM_BIN_DIR=/bin TMPDIR=/tmp HOME=/tmp RUST_TEST_THREADS=1 \
+    /bin/ram-kernel-tests --test-threads=1 --nocapture SKIP_ARGS
+echo "RAM-VM-EXIT $?"
+poweroff -f
+"#;
+
+fn build_initramfs(binaries: &[(String, PathBuf)]) -> Result<PathBuf> {
+    let root = vm_dir().join("initramfs");
+    let _ = fs::remove_dir_all(&root);
+    fs::create_dir_all(root.join("bin"))?;
+    fs::copy("/bin/busybox", root.join("bin/busybox")).context("busybox-static is installed by setup")?;
+    for (name, path) in binaries {
+        fs::copy(path, root.join("bin").join(name)).with_context(|| format!("copy {}", path.display()))?;
+    }
+    let skips: Vec<String> = HOST_ONLY.iter().map(|t| format!("--skip {t}")).collect();
+    let init = root.join("init");
+    fs::write(&init, INIT.replace("SKIP_ARGS", &skips.join(" ")))?;
+    run_checked(Command::new("chmod").arg("755").arg(&init))?;
+    let image = vm_dir().join("initramfs.cpio");
+    let script = format!("cd '{}' && find . | /bin/busybox cpio -o -H newc > '{}' 2>/dev/null", root.display(), image.display());
+    run_checked(Command::new("sh").args(["-c", &script]))?;
+    Ok(image)
+}
+
+/// What one boot showed.
+struct Boot {
+    exit_code: Option<i32>,
+    tests: Vec<String>,
+    verifier: Vec<Value>,
+    seconds: f64,
+}
+
+fn boot(label: &str, kernel: &Path, initramfs: &Path) -> Result<Boot> {
+    let log_path = vm_dir().join(format!("console-{label}.log"));
+    let log = fs::File::create(&log_path)?;
+    let started = Instant::now();
+    let status = Command::new("timeout")
+        .arg("900")
+        .arg("qemu-system-x86_64")
+        .args(["-accel", "tcg", "-cpu", "max,cx16=off", "-m", "1024", "-smp", "1"])
+        .args(["-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot"])
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initramfs)
+        .args(["-append", "console=ttyS0 panic=-1 quiet"])
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()?;
+    let seconds = started.elapsed().as_secs_f64();
+    let console = fs::read_to_string(&log_path).unwrap_or_default();
+    let exit_code = console
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(EXIT_MARKER))
+        .and_then(|rest| rest.trim().parse().ok());
+    if exit_code.is_none() {
+        println!("xtask vm-test: {label}: no exit marker (qemu {status}); console in {}", log_path.display());
+    }
+    let tests = console
+        .lines()
+        .filter(|l| l.starts_with("test ") && (l.ends_with(" ok") || l.ends_with("FAILED")) || l.starts_with("test result"))
+        .map(str::to_string)
+        .collect();
+    let verifier = console
+        .lines()
+        .filter_map(|l| l.find(VERIFIER_MARKER).map(|i| &l[i + VERIFIER_MARKER.len()..]))
+        .filter_map(|j| serde_json::from_str(j).ok())
+        .collect();
+    Ok(Boot { exit_code, tests, verifier, seconds })
+}
+
+pub fn vm_test(only: &[String]) -> Result<()> {
+    crate::setup::setup()?;
+    let kernels: Vec<_> = fetch_kernels()?.into_iter().filter(|(label, _)| only.is_empty() || only.contains(label)).collect();
+    if kernels.is_empty() {
+        bail!("no kernel matches {only:?}; known: {:?}", KERNELS.iter().map(|k| k.0).collect::<Vec<_>>());
+    }
+    let binaries = build_static()?;
+    let initramfs = build_initramfs(&binaries)?;
+    let mut report = BTreeMap::new();
+    let mut failed = Vec::new();
+    for (label, kernel) in &kernels {
+        println!("xtask vm-test: booting {label}");
+        let boot = boot(label, kernel, &initramfs)?;
+        for line in &boot.tests {
+            println!("  [{label}] {line}");
+        }
+        let ok = boot.exit_code == Some(0);
+        println!(
+            "xtask vm-test: {label}: {} in {:.0} s",
+            if ok { "pass".to_string() } else { format!("FAIL (exit {:?})", boot.exit_code) },
+            boot.seconds
+        );
+        if !ok {
+            failed.push(label.clone());
+        }
+        let programs: BTreeMap<String, Value> = boot
+            .verifier
+            .iter()
+            .filter_map(|v| Some((v["program"].as_str()?.to_string(), v.clone())))
+            .collect();
+        report.insert(label.clone(), json!({ "pass": ok, "seconds": boot.seconds.round(), "programs": programs }));
+    }
+    println!("\n{:<6} {:<18} {:>8} {:>14} {:>12}", "kernel", "program", "loaded", "verified insns", "xlated bytes");
+    for (label, entry) in &report {
+        for (program, v) in entry["programs"].as_object().into_iter().flatten() {
+            println!(
+                "{:<6} {:<18} {:>8} {:>14} {:>12}",
+                label,
+                program,
+                v["loaded"],
+                v["verified_insns"].as_u64().map(|n| n.to_string()).unwrap_or_else(|| "n/a".into()),
+                v["xlated_bytes"]
+            );
+        }
+    }
+    let path = vm_dir().join("verifier.json");
+    fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    println!("xtask vm-test: figures in {}", path.display());
+    if !failed.is_empty() {
+        bail!("kernel tests failed on {}", failed.join(", "));
+    }
+    Ok(())
+}
