@@ -49,6 +49,11 @@ pub const PINNED_MAPS: [&str; 11] = [
 
 /// Name of the load-time constant holding an instance's scope number.
 pub const SCOPE_GLOBAL: &str = "RAM_SCOPE";
+/// Load-time constants: 1 when the kernel lets that program type ask for
+/// the current task's pid and comm (probed by ramd). Where it is 0 the calls
+/// are dead code the verifier never sees, and events carry pid 0.
+pub const SOCK_ADDR_TASK_INFO_GLOBAL: &str = "RAM_SOCK_ADDR_TASK_INFO";
+pub const SKB_TASK_INFO_GLOBAL: &str = "RAM_SKB_TASK_INFO";
 
 /// Program names (the entry functions in ram-ebpf).
 pub const PROG_CONNECT4: &str = "ram_connect4";

@@ -16,7 +16,7 @@ use ram_common::{event::HOOK_EGRESS, maps::counter};
 
 use crate::{
     judge::{allowed, deny, Attempt, Dest, Expiry},
-    maps::scope,
+    maps::{scope, skb_task_info},
 };
 
 const PASS: i32 = 1;
@@ -58,6 +58,7 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
         return PASS;
     }
     let attempt = Attempt {
+        task_info: skb_task_info(),
         dest,
         port,
         protocol,

@@ -71,6 +71,8 @@ pub fn allowed(scope: u32, dest: Dest, port: u16, expiry: Expiry) -> bool {
 
 /// Who tried to reach what, for the blocked event.
 pub struct Attempt {
+    /// May the program ask who the current task is (see maps::skb_task_info)?
+    pub task_info: bool,
     pub dest: Dest,
     pub port: u16,
     pub protocol: u8,
@@ -98,9 +100,13 @@ fn emit_blocked(scope: u32, attempt: &Attempt, action: u8) {
         Dest::V4(a) => (4, [a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
         Dest::V6(a) => (6, a),
     };
-    // SAFETY: helpers without preconditions.
-    let pid_tgid = unsafe { aya_ebpf::helpers::generated::bpf_get_current_pid_tgid() };
-    let comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or_default();
+    let (pid_tgid, comm) = if attempt.task_info {
+        // SAFETY: helper without preconditions.
+        let pid_tgid = unsafe { aya_ebpf::helpers::generated::bpf_get_current_pid_tgid() };
+        (pid_tgid, aya_ebpf::helpers::bpf_get_current_comm().unwrap_or_default())
+    } else {
+        (0, [0u8; 16])
+    };
     entry.write(BlockedEvent {
         header: EventHeader { kind: KIND_BLOCKED, scope },
         cgroup_id: attempt.cgroup_id,

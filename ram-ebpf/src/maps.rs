@@ -54,6 +54,25 @@ pub static RAM_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 
 #[no_mangle]
 static RAM_SCOPE: u32 = 0;
 
+/// Whether this kernel allows the task helpers in each program type; see
+/// `ram_common::maps::SKB_TASK_INFO_GLOBAL`.
+#[no_mangle]
+static RAM_SOCK_ADDR_TASK_INFO: u32 = 0;
+#[no_mangle]
+static RAM_SKB_TASK_INFO: u32 = 0;
+
+#[inline(always)]
+pub fn sock_addr_task_info() -> bool {
+    // SAFETY: a valid static, replaced by the loader.
+    unsafe { core::ptr::read_volatile(&RAM_SOCK_ADDR_TASK_INFO) != 0 }
+}
+
+#[inline(always)]
+pub fn skb_task_info() -> bool {
+    // SAFETY: as above.
+    unsafe { core::ptr::read_volatile(&RAM_SKB_TASK_INFO) != 0 }
+}
+
 #[inline(always)]
 pub fn scope() -> u32 {
     // SAFETY: a valid static; volatile so the compiler does not fold the

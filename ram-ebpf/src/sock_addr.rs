@@ -10,7 +10,7 @@ use ram_common::{
 
 use crate::{
     judge::{allowed, deny, Attempt, Dest, Expiry},
-    maps::{count, scope},
+    maps::{count, scope, sock_addr_task_info},
 };
 
 const ALLOW: i32 = 1;
@@ -66,6 +66,7 @@ fn judge(dest: Dest, port: u16, protocol: u8, hook: u8) -> i32 {
         return ALLOW;
     }
     let attempt = Attempt {
+        task_info: sock_addr_task_info(),
         dest,
         port,
         protocol,

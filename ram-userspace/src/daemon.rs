@@ -16,6 +16,7 @@ use crate::{
     cgroup,
     error::Result,
     events::{self, BlockedRecord, Event, HostCache},
+    features::KernelFeatures,
     kernel,
     loader::{self, ScopeInstance},
     paths::Paths,
@@ -50,6 +51,7 @@ pub fn load_policy(source: &PolicySource, facts: &HostFacts) -> Result<Policy, P
 
 pub struct Daemon {
     paths: Paths,
+    features: KernelFeatures,
     policy: Policy,
     compiled: CompiledPolicy,
     instances: Vec<ScopeInstance>,
@@ -71,15 +73,18 @@ impl Daemon {
         let policy = load_policy(source, &facts)?;
         let compiled = policy.compile();
         let cgroup_root = cgroup::cgroup2_mount()?;
+        let features = KernelFeatures::probe();
+        info!("{}", features.summary());
         loader::prepare(&paths)?;
         let mut instances = Vec::with_capacity(compiled.scopes.len());
         for scope in &compiled.scopes {
-            instances.push(ScopeInstance::load(&paths, scope.scope, &scope.name)?);
+            instances.push(ScopeInstance::load(&paths, scope.scope, &scope.name, &features)?);
         }
         // Rules go in before any attach, so the first verdict already has them.
         kernel::apply_rules(&paths, &compiled)?;
         let mut daemon = Daemon {
             paths,
+            features,
             policy,
             compiled,
             instances,
@@ -227,6 +232,7 @@ impl Daemon {
             .collect();
         DaemonStatus {
             pid: std::process::id(),
+            kernel: self.features.clone(),
             policy: self.policy.source.clone(),
             mode: self.policy.mode.to_string(),
             targets,

@@ -9,6 +9,7 @@ pub mod cgroup;
 pub mod daemon;
 pub mod error;
 pub mod events;
+pub mod features;
 pub mod kernel;
 pub mod loader;
 pub mod paths;

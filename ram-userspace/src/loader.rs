@@ -17,12 +17,15 @@ use aya::{
     programs::{links::FdLink, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr},
     Ebpf, EbpfLoader,
 };
-use ram_common::maps::{PINNED_MAPS, PROGRAMS, PROG_EGRESS, PROG_INGRESS, SCOPE_GLOBAL};
+use ram_common::maps::{
+    PINNED_MAPS, PROGRAMS, PROG_EGRESS, PROG_INGRESS, SCOPE_GLOBAL, SKB_TASK_INFO_GLOBAL, SOCK_ADDR_TASK_INFO_GLOBAL,
+};
 use serde::Serialize;
 
 use crate::{
     cgroup::cgroup_id,
     error::{Error, Result},
+    features::KernelFeatures,
     paths::{LinkPin, Paths},
     sys,
 };
@@ -81,10 +84,14 @@ pub fn prepare(paths: &Paths) -> Result<()> {
 impl ScopeInstance {
     /// Loads the programs for `scope`, reusing (or creating and pinning)
     /// the shared maps under the pin directory.
-    pub fn load(paths: &Paths, scope: u32, target_name: &str) -> Result<Self> {
+    pub fn load(paths: &Paths, scope: u32, target_name: &str, features: &KernelFeatures) -> Result<Self> {
         let pins: Vec<(&str, PathBuf)> = PINNED_MAPS.iter().map(|m| (*m, paths.map_pin(m))).collect();
+        let sock_addr_task_info = u32::from(features.sock_addr_task_info);
+        let skb_task_info = u32::from(features.skb_task_info);
         let mut loader = EbpfLoader::new();
         loader.override_global(SCOPE_GLOBAL, &scope, true);
+        loader.override_global(SOCK_ADDR_TASK_INFO_GLOBAL, &sock_addr_task_info, true);
+        loader.override_global(SKB_TASK_INFO_GLOBAL, &skb_task_info, true);
         for (name, path) in &pins {
             loader.map_pin_path(name, path.as_path());
         }

@@ -8,12 +8,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::{Error, Result},
+    features::KernelFeatures,
     loader::ProgramStatus,
 };
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DaemonStatus {
     pub pid: u32,
+    /// What the kernel offers and so which paths ramd took.
+    pub kernel: KernelFeatures,
     pub policy: String,
     pub mode: String,
     pub targets: Vec<TargetStatus>,

@@ -50,6 +50,7 @@ pub fn run(paths: &Paths, json_out: bool) -> anyhow::Result<()> {
                 "policy": daemon.as_ref().map(|d| d.policy.clone()),
                 "mode": daemon.as_ref().map(|d| d.mode.clone()),
             },
+            "kernel": daemon.as_ref().map(|d| d.kernel.clone()),
             "pin_dir": paths.pin_dir,
             "links": links.len(),
             "targets": targets,
@@ -61,6 +62,9 @@ pub fn run(paths: &Paths, json_out: bool) -> anyhow::Result<()> {
         Some(d) if running => println!("ramd: running (pid {}), policy {}, mode {}", d.pid, d.policy, d.mode),
         Some(d) => println!("ramd: not running (last pid {}); pinned programs keep enforcing", d.pid),
         None => println!("ramd: no status file at {}", paths.status_file().display()),
+    }
+    if let Some(d) = &daemon {
+        println!("{}", d.kernel.summary());
     }
     println!("pins: {} ({} links)", paths.pin_dir.display(), links.len());
     println!();
