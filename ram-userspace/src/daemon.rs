@@ -35,6 +35,9 @@ pub const GC_INTERVAL: Duration = Duration::from_secs(5);
 /// before expiry through during this time.
 pub const EXPIRED_GRACE_NS: u64 = 60 * 1_000_000_000;
 const HOST_CACHE_SIZE: usize = 4096;
+/// "1": measure verifier cost where the kernel does not report it (before
+/// 5.16); "always": measure it everywhere (the tests compare the two).
+pub const MEASURE_VERIFIER_ENV: &str = "RAM_MEASURE_VERIFIER";
 
 #[derive(Clone, Debug)]
 pub enum PolicySource {
@@ -77,8 +80,15 @@ impl Daemon {
         info!("{}", features.summary());
         loader::prepare(&paths)?;
         let mut instances = Vec::with_capacity(compiled.scopes.len());
+        // Measuring verifies every program twice; only the first scope's
+        // figures are needed (every scope loads the same code).
+        let measure = match std::env::var(MEASURE_VERIFIER_ENV).as_deref() {
+            Ok("always") => true,
+            Ok("1") => !features.verified_insns,
+            _ => false,
+        };
         for scope in &compiled.scopes {
-            instances.push(ScopeInstance::load(&paths, scope.scope, &scope.name, &features)?);
+            instances.push(ScopeInstance::load(&paths, scope.scope, &scope.name, &features, measure && scope.scope == 0)?);
         }
         // Rules go in before any attach, so the first verdict already has them.
         kernel::apply_rules(&paths, &compiled)?;

@@ -16,5 +16,6 @@ pub mod paths;
 pub mod policy;
 pub mod status;
 pub mod sys;
+pub mod verifier;
 
 pub use error::Error;

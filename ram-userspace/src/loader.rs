@@ -38,8 +38,11 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 pub struct ProgramStatus {
     pub name: String,
     pub id: u32,
-    /// Instructions the verifier processed (None where the kernel does not say).
+    /// Instructions the verifier processed, as the kernel reports it (5.16+).
     pub verified_insns: Option<u32>,
+    /// The same, measured by ramd from a statistics load where asked to
+    /// (see `crate::verifier`).
+    pub measured_insns: Option<u32>,
     /// Bytes of the program after the verifier (xlated) and after the JIT.
     pub xlated_bytes: Option<u32>,
     pub jited_bytes: u32,
@@ -49,6 +52,9 @@ pub struct ProgramStatus {
 pub struct ScopeInstance {
     pub scope: u32,
     ebpf: Ebpf,
+    /// Verifier figures measured by [`crate::verifier`] where the kernel
+    /// does not report them.
+    measured: std::collections::BTreeMap<String, u32>,
     /// cgroup id → (path, pinned link files).
     attached: BTreeMap<u64, (PathBuf, Vec<PathBuf>)>,
 }
@@ -84,7 +90,9 @@ pub fn prepare(paths: &Paths) -> Result<()> {
 impl ScopeInstance {
     /// Loads the programs for `scope`, reusing (or creating and pinning)
     /// the shared maps under the pin directory.
-    pub fn load(paths: &Paths, scope: u32, target_name: &str, features: &KernelFeatures) -> Result<Self> {
+    /// With `measure_verifier`, the verifier cost is measured too (each
+    /// program is verified a second time).
+    pub fn load(paths: &Paths, scope: u32, target_name: &str, features: &KernelFeatures, measure_verifier: bool) -> Result<Self> {
         let pins: Vec<(&str, PathBuf)> = PINNED_MAPS.iter().map(|m| (*m, paths.map_pin(m))).collect();
         let sock_addr_task_info = u32::from(features.sock_addr_task_info);
         let skb_task_info = u32::from(features.skb_task_info);
@@ -112,7 +120,15 @@ impl ScopeInstance {
                 p.load().map_err(program_error)?;
             }
         }
-        Ok(ScopeInstance { scope, ebpf, attached: BTreeMap::new() })
+        let measured = if measure_verifier {
+            crate::verifier::processed_insns(&ebpf).unwrap_or_else(|e| {
+                tracing::warn!("cannot measure verifier cost: {e}");
+                BTreeMap::new()
+            })
+        } else {
+            BTreeMap::new()
+        };
+        Ok(ScopeInstance { scope, ebpf, measured, attached: BTreeMap::new() })
     }
 
     pub fn programs(&self) -> Vec<ProgramStatus> {
@@ -124,6 +140,7 @@ impl ScopeInstance {
                     name: name.to_string(),
                     id: info.id(),
                     verified_insns: info.verified_instruction_count(),
+                    measured_insns: self.measured.get(*name).copied(),
                     xlated_bytes: info.size_translated(),
                     jited_bytes: info.size_jitted(),
                 })

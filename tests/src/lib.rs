@@ -347,8 +347,19 @@ impl Ramd {
         ramd
     }
 
+    /// Starts ramd with extra environment and waits for its targets.
+    pub fn start_with_env(policy: &str, env: &[(&str, &str)]) -> Self {
+        let ramd = Self::spawn(policy, env);
+        ramd.wait_attached();
+        ramd
+    }
+
     /// Starts ramd without waiting for its targets.
     pub fn start_pending(policy: &str) -> Self {
+        Self::spawn(policy, &[])
+    }
+
+    fn spawn(policy: &str, env: &[(&str, &str)]) -> Self {
         let dir = TempDir::new("ramd");
         let config = dir.write("ram.toml", policy);
         let pin_dir = PathBuf::from("/sys/fs/bpf").join(unique("pins"));
@@ -362,6 +373,7 @@ impl Ramd {
             .arg("--run-dir")
             .arg(dir.path.join("run"))
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file);
         let proc = Proc::spawn("ramd", &mut cmd);

@@ -307,7 +307,10 @@ fn a_process_target_enforces_the_cgroup_of_that_process() {
 fn every_program_loads_attaches_and_reports_its_verifier_cost() {
     require_root();
     let cgroup = TestCgroup::new("k-report");
-    let ramd = Ramd::start(&cidr_policy(&cgroup, ""));
+    // Measure verifier cost as well: the VM guests' kernels predate
+    // bpf_prog_info.verified_insns; where the kernel reports it, the two
+    // figures are compared.
+    let ramd = Ramd::start_with_env(&cidr_policy(&cgroup, ""), &[("RAM_MEASURE_VERIFIER", "always")]);
     let status = ramd.ramctl_json(&["status"]).expect("status");
     let programs = status["targets"][0]["programs"].as_array().expect("programs").clone();
     let names: Vec<&str> = programs.iter().filter_map(|p| p["name"].as_str()).collect();
@@ -320,13 +323,21 @@ fn every_program_loads_attaches_and_reports_its_verifier_cost() {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     for p in &programs {
         assert!(p["xlated_bytes"].as_u64().unwrap_or(0) > 0, "{p}");
+        let measured = p["measured_insns"].as_u64().unwrap_or_else(|| panic!("not measured: {p}"));
+        assert!(measured > 0, "{p}");
+        // Where the kernel reports the figure too, ramd's measurement of the
+        // same program must agree with it.
+        if let Some(reported) = p["verified_insns"].as_u64() {
+            assert_eq!(measured, reported, "{p}");
+        }
         println!(
             "RAM-VERIFIER {}",
             serde_json::json!({
                 "kernel": release.trim(),
                 "program": p["name"],
                 "loaded": true,
-                "verified_insns": p["verified_insns"],
+                "verified_insns": p["verified_insns"].as_u64().or(p["measured_insns"].as_u64()),
+                "reported_by_kernel": p["verified_insns"].is_u64(),
                 "xlated_bytes": p["xlated_bytes"],
                 "jited_bytes": p["jited_bytes"],
             })

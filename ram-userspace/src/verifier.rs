@@ -1,0 +1,100 @@
+//! How many instructions the verifier processed per program, on kernels that
+//! do not report it (bpf_prog_info.verified_insns is 5.16+).
+//!
+//! aya keeps the verifier log only when a load fails, so each program is
+//! loaded a second time here, from the same object with the same maps (found
+//! through the loaded program's map ids), asking for the verifier's
+//! statistics. The second copy is closed at once; it never runs.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    os::fd::{AsFd, AsRawFd},
+};
+
+use aya::{maps::MapData, Ebpf};
+use ram_common::maps::{PROGRAMS, PROG_CONNECT4, PROG_CONNECT6, PROG_EGRESS, PROG_INGRESS, PROG_SENDMSG4, PROG_SENDMSG6};
+
+use crate::{
+    error::{Error, Result},
+    features::{prog_load, BPF_LOG_STATS, BPF_PROG_TYPE_CGROUP_SKB, BPF_PROG_TYPE_CGROUP_SOCK_ADDR},
+    loader::OBJECT,
+};
+
+/// (program type, expected attach type) of each program.
+fn program_type(name: &str) -> Option<(u32, u32)> {
+    Some(match name {
+        PROG_INGRESS => (BPF_PROG_TYPE_CGROUP_SKB, 0),
+        PROG_EGRESS => (BPF_PROG_TYPE_CGROUP_SKB, 1),
+        PROG_CONNECT4 => (BPF_PROG_TYPE_CGROUP_SOCK_ADDR, 10),
+        PROG_CONNECT6 => (BPF_PROG_TYPE_CGROUP_SOCK_ADDR, 11),
+        PROG_SENDMSG4 => (BPF_PROG_TYPE_CGROUP_SOCK_ADDR, 14),
+        PROG_SENDMSG6 => (BPF_PROG_TYPE_CGROUP_SOCK_ADDR, 15),
+        _ => return None,
+    })
+}
+
+/// "processed 233929 insns (limit 1000000) ..." → 233929.
+pub fn parse_processed(log: &str) -> Option<u32> {
+    let rest = &log[log.rfind("processed ")? + "processed ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+fn obj_error(e: impl std::fmt::Display) -> Error {
+    Error::Sys { what: "measuring verifier cost".into(), cause: std::io::Error::other(e.to_string()) }
+}
+
+/// Loads a statistics-only copy of every program of `ebpf` (loaded from
+/// [`OBJECT`]) and returns the instructions the verifier processed for each.
+pub fn processed_insns(ebpf: &Ebpf) -> Result<BTreeMap<String, u32>> {
+    let mut maps: HashMap<String, MapData> = HashMap::new();
+    for name in PROGRAMS {
+        let Some(program) = ebpf.program(name) else { continue };
+        let info = program.info().map_err(|e| Error::Program { program: name.into(), cause: Box::new(e) })?;
+        let ids = info.map_ids().map_err(|e| Error::Program { program: name.into(), cause: Box::new(e) })?;
+        for id in ids.unwrap_or_default() {
+            let data = MapData::from_id(id).map_err(|e| Error::map("by id", e))?;
+            let map_name = data.info().map_err(|e| Error::map("by id", e))?.name_as_str().unwrap_or_default().to_string();
+            maps.insert(map_name, data);
+        }
+    }
+    let mut obj = aya_obj::Object::parse(OBJECT).map_err(obj_error)?;
+    let text_sections: HashSet<usize> = obj.functions.keys().map(|(section, _)| *section).collect();
+    let defs: Vec<(String, i32, aya_obj::Map)> = obj
+        .maps
+        .iter()
+        .filter_map(|(name, def)| maps.get(name).map(|d| (name.clone(), d.fd().as_fd().as_raw_fd(), def.clone())))
+        .collect();
+    obj.relocate_maps(defs.iter().map(|(n, fd, def)| (n.as_str(), *fd, def)), &text_sections).map_err(obj_error)?;
+    obj.relocate_calls(&text_sections).map_err(obj_error)?;
+
+    let mut out = BTreeMap::new();
+    let mut log = vec![0u8; 1 << 16];
+    for name in PROGRAMS {
+        let (Some(program), Some((prog_type, attach_type))) = (obj.programs.get(name), program_type(name)) else { continue };
+        let Some(function) = obj.functions.get(&program.function_key()) else { continue };
+        log.fill(0);
+        let insns = &function.instructions;
+        let loaded = prog_load(prog_type, attach_type, insns.as_ptr() as *const u8, insns.len(), Some((&mut log, BPF_LOG_STATS)));
+        let text = String::from_utf8_lossy(&log[..log.iter().position(|b| *b == 0).unwrap_or(log.len())]).into_owned();
+        match (loaded, parse_processed(&text)) {
+            (Ok(_fd), Some(count)) => {
+                out.insert(name.to_string(), count);
+            }
+            (Ok(_), None) => tracing::debug!(program = name, "no statistics in the verifier log"),
+            (Err(e), _) => tracing::debug!(program = name, "statistics load failed: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_processed_count() {
+        let log = "verification time 98973 usec\nstack depth 264+0\nprocessed 233929 insns (limit 1000000) max_states_per_insn 4";
+        assert_eq!(parse_processed(log), Some(233929));
+        assert_eq!(parse_processed("nothing here"), None);
+    }
+}
