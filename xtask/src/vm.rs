@@ -20,7 +20,7 @@ use std::{
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::{run_checked, workspace_root};
+use crate::{run_checked, workspace_root, TestTotals};
 
 /// (label, Debian suite whose linux-image-cloud-amd64 is that kernel).
 pub const KERNELS: &[(&str, &str)] = &[("5.10", "bullseye-security"), ("6.1", "bookworm-security"), ("6.12", "bookworm-backports")];
@@ -257,7 +257,8 @@ fn boot(label: &str, kernel: &Path, initramfs: &Path) -> Result<Boot> {
     Ok(Boot { exit_code, tests, verifier, seconds })
 }
 
-pub fn vm_test(only: &[String]) -> Result<()> {
+/// Boots the kernels (all, or those in `only`) and returns the guests' test totals.
+pub fn vm_test(only: &[String]) -> Result<TestTotals> {
     crate::setup::setup()?;
     let kernels: Vec<_> = fetch_kernels()?.into_iter().filter(|(label, _)| only.is_empty() || only.contains(label)).collect();
     if kernels.is_empty() {
@@ -274,10 +275,12 @@ pub fn vm_test(only: &[String]) -> Result<()> {
     });
     let mut report = BTreeMap::new();
     let mut failed = Vec::new();
+    let mut totals = TestTotals::default();
     for ((label, _), boot) in kernels.iter().zip(boots) {
         let boot = boot?;
         for line in &boot.tests {
             println!("  [{label}] {line}");
+            totals.add(line);
         }
         let ok = boot.exit_code == Some(0);
         println!(
@@ -314,5 +317,5 @@ pub fn vm_test(only: &[String]) -> Result<()> {
     if !failed.is_empty() {
         bail!("kernel tests failed on {}", failed.join(", "));
     }
-    Ok(())
+    Ok(totals)
 }
