@@ -44,6 +44,8 @@ pub enum DnsError {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LoopVars {
+    pub error: u32,
+    pub found: u32,
     pub len: u32,
     pub first: u32,
     pub count: u32,
@@ -151,74 +153,146 @@ pub fn parse_question(
 }
 
 /// An address record from the answer section.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AddressRecord {
-    /// 4 for A, 6 for AAAA.
-    pub family: u8,
-    /// The address; only the first 4 bytes are meaningful for A.
+    /// The address; for A records the first 4 bytes, the rest zero.
     pub addr: [u8; 16],
     pub ttl: u32,
+    /// 4 for A, 6 for AAAA.
+    pub family: u8,
+    pub _pad: [u8; 3],
 }
 
-/// Walks the answer section and calls `on_address` for each A/AAAA record of
-/// class IN. Returns the number of records walked. Stops at the first
-/// malformed record (records before it were already reported).
+/// Room for the address records of one answer (a power of two, so a slot
+/// index can be masked into it).
+pub const RECORD_SLOTS: usize = 32;
+const _: () = assert!(RECORD_SLOTS >= MAX_ANSWERS as usize && RECORD_SLOTS.is_power_of_two());
+
+/// Walks the answer section and writes each A/AAAA record of class IN into
+/// `records`; returns how many. Stops at the first malformed record (those
+/// before it are kept and counted in `vars.found`).
+///
+/// Collecting first and acting (map updates) in a second, simple loop keeps
+/// the verifier's work per answer small: this loop has few paths per
+/// iteration and no helper calls.
 #[inline(always)]
-pub fn for_each_address(
+pub fn collect_addresses(
     msg: &[u8; WINDOW],
     len: u32,
     question: &Question,
     vars: &mut LoopVars,
-    mut on_address: impl FnMut(&AddressRecord),
+    records: &mut [AddressRecord; RECORD_SLOTS],
 ) -> Result<u32, DnsError> {
     let len = launder(&mut vars.len, len);
-    let total = launder(&mut vars.count, (question.answer_count as u32).min(MAX_ANSWERS));
+    let total = launder(
+        &mut vars.count,
+        (question.answer_count as u32).min(MAX_ANSWERS),
+    );
     let first = launder(&mut vars.first, question.answers_at);
+    put(&mut vars.found, 0);
     if len > WINDOW as u32 {
         return Err(DnsError::Truncated);
     }
     put(&mut vars.off, first);
     put(&mut vars.answers, 0);
+    put(&mut vars.error, NO_ERROR);
+    // Every way out of an iteration (a record read, or an error recorded in
+    // vars.error) meets at its end, and the loop has one exit; so the
+    // verifier sees few distinct states and walks what follows the loop once.
     for _ in 0..MAX_ANSWERS {
         let walked = get(&vars.answers);
-        if walked >= total {
+        if walked >= total || get(&vars.error) != NO_ERROR {
             break;
         }
-        let owner_end = skip_name(msg, len, get(&vars.off), vars)?;
-        if owner_end + 10 > len {
-            return Err(DnsError::Truncated);
-        }
-        let rtype = be16(msg, owner_end);
-        let class = be16(msg, owner_end + 2);
-        let ttl = be32(msg, owner_end + 4);
-        let rdlen = be16(msg, owner_end + 8) as u32;
-        let rdata = owner_end + 10;
-        if rdata + rdlen > len {
-            return Err(DnsError::Truncated);
-        }
-        if class == CLASS_IN {
-            let family = match (rtype, rdlen) {
-                (TYPE_A, 4) => 4,
-                (TYPE_AAAA, 16) => 6,
-                _ => 0,
-            };
-            if family != 0 {
-                let mut addr = [0u8; 16];
-                for (i, slot) in addr.iter_mut().enumerate().take(rdlen as usize) {
-                    *slot = byte(msg, rdata + i as u32);
-                }
-                on_address(&AddressRecord { family, addr, ttl });
+        match read_record(msg, len, vars) {
+            Ok(Some(record)) => {
+                let found = get(&vars.found);
+                records[index(found, RECORD_SLOTS - 1)] = record;
+                put(&mut vars.found, found + 1);
             }
+            Ok(None) => {}
+            Err(e) => put(&mut vars.error, error_code(e)),
         }
-        put(&mut vars.off, rdata + rdlen);
         put(&mut vars.answers, walked + 1);
     }
-    Ok(get(&vars.answers))
+    match get(&vars.error) {
+        NO_ERROR => Ok(get(&vars.found)),
+        code => Err(error_from(code)),
+    }
+}
+
+const NO_ERROR: u32 = 0;
+
+fn error_code(error: DnsError) -> u32 {
+    match error {
+        DnsError::Truncated => 1,
+        DnsError::BadName => 2,
+        DnsError::NotAnswer => 3,
+    }
+}
+
+fn error_from(code: u32) -> DnsError {
+    match code {
+        2 => DnsError::BadName,
+        3 => DnsError::NotAnswer,
+        _ => DnsError::Truncated,
+    }
+}
+
+/// Reads the record at vars.off and moves vars.off past it; the address
+/// when it is an A/AAAA record of class IN.
+#[inline(always)]
+fn read_record(
+    msg: &[u8; WINDOW],
+    len: u32,
+    vars: &mut LoopVars,
+) -> Result<Option<AddressRecord>, DnsError> {
+    let owner_end = skip_name(msg, len, get(&vars.off), vars)?;
+    if owner_end + 10 > len {
+        return Err(DnsError::Truncated);
+    }
+    let rtype = be16(msg, owner_end);
+    let class = be16(msg, owner_end + 2);
+    let ttl = be32(msg, owner_end + 4);
+    let rdlen = be16(msg, owner_end + 8) as u32;
+    let rdata = owner_end + 10;
+    if rdata + rdlen > len {
+        return Err(DnsError::Truncated);
+    }
+    put(&mut vars.off, rdata + rdlen);
+    let family = match (rtype, rdlen) {
+        (TYPE_A, 4) if class == CLASS_IN => 4,
+        (TYPE_AAAA, 16) if class == CLASS_IN => 6,
+        _ => return Ok(None),
+    };
+    // Always 16 bytes (no branch on the length), then clear what an A
+    // record does not own.
+    let mut addr = [0u8; 16];
+    for (i, slot) in addr.iter_mut().enumerate() {
+        *slot = byte(msg, rdata + i as u32);
+    }
+    if family == 4 {
+        for slot in addr.iter_mut().skip(4) {
+            *slot = 0;
+        }
+    }
+    Ok(Some(AddressRecord {
+        addr,
+        ttl,
+        family,
+        _pad: [0; 3],
+    }))
 }
 
 /// Returns the offset just past a (possibly compressed) name at `start`.
 #[inline(always)]
-fn skip_name(msg: &[u8; WINDOW], len: u32, start: u32, vars: &mut LoopVars) -> Result<u32, DnsError> {
+fn skip_name(
+    msg: &[u8; WINDOW],
+    len: u32,
+    start: u32,
+    vars: &mut LoopVars,
+) -> Result<u32, DnsError> {
     put(&mut vars.next, start);
     put(&mut vars.done, 0);
     for _ in 0..MAX_OWNER_LABELS {
@@ -286,7 +360,8 @@ pub(crate) mod tests {
             self.0.extend_from_slice(&rtype.to_be_bytes());
             self.0.extend_from_slice(&CLASS_IN.to_be_bytes());
             self.0.extend_from_slice(&ttl.to_be_bytes());
-            self.0.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            self.0
+                .extend_from_slice(&(rdata.len() as u16).to_be_bytes());
             self.0.extend_from_slice(rdata);
             self
         }
@@ -312,9 +387,9 @@ pub(crate) mod tests {
         let mut key = [0u8; NAME_KEY_LEN];
         let mut vars = LoopVars::default();
         let q = parse_question(&w, len, &mut key, &mut vars)?;
-        let mut found = Vec::new();
-        for_each_address(&w, len, &q, &mut vars, |r| found.push(*r))?;
-        Ok((q, found))
+        let mut records = [AddressRecord::default(); RECORD_SLOTS];
+        let n = collect_addresses(&w, len, &q, &mut vars, &mut records)?;
+        Ok((q, records[..n as usize].to_vec()))
     }
 
     #[test]
@@ -327,7 +402,10 @@ pub(crate) mod tests {
         assert_eq!(q.name.text_len, 20);
         assert_eq!(q.qtype, TYPE_A);
         assert_eq!(found.len(), 2);
-        assert_eq!(&found[0].addr[..4], &[10, 0, 0, 1]);
+        assert_eq!(
+            found[0].addr,
+            [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
         assert_eq!(found[0].ttl, 300);
         assert_eq!(found[1].ttl, 60);
     }
@@ -352,18 +430,26 @@ pub(crate) mod tests {
             .record_ptr(TYPE_A, 1, &[1, 2, 3])
             .record_ptr(TYPE_AAAA, 1, &[1, 2, 3, 4]);
         // A record of class CH (3).
-        msg.0.extend_from_slice(&[0xc0, 12, 0, 1, 0, 3, 0, 0, 0, 1, 0, 4, 9, 9, 9, 9]);
+        msg.0
+            .extend_from_slice(&[0xc0, 12, 0, 1, 0, 3, 0, 0, 0, 1, 0, 4, 9, 9, 9, 9]);
         let (_, found) = parse(&msg).unwrap();
         assert!(found.is_empty());
     }
 
     #[test]
     fn truncated_messages_fail_without_reading_past_the_end() {
-        let msg = Msg::response(1, "registry.example.com", TYPE_A, 1).record_ptr(TYPE_A, 1, &[10, 0, 0, 1]);
+        let msg = Msg::response(1, "registry.example.com", TYPE_A, 1).record_ptr(
+            TYPE_A,
+            1,
+            &[10, 0, 0, 1],
+        );
         for cut in 0..msg.0.len() {
             let short = Msg(msg.0[..cut].to_vec());
             let r = parse(&short);
-            assert!(r.is_err() || r.as_ref().unwrap().1.is_empty(), "cut at {cut}: {r:?}");
+            assert!(
+                r.is_err() || r.as_ref().unwrap().1.is_empty(),
+                "cut at {cut}: {r:?}"
+            );
         }
         // The record count claims more than the message holds.
         let lying = Msg::response(1, "x.example", TYPE_A, 5).record_ptr(TYPE_A, 1, &[10, 0, 0, 1]);
@@ -371,10 +457,14 @@ pub(crate) mod tests {
         let mut key = [0u8; NAME_KEY_LEN];
         let mut vars = LoopVars::default();
         let q = parse_question(&w, len, &mut key, &mut vars).unwrap();
-        let mut n = 0;
-        let r = for_each_address(&w, len, &q, &mut vars, |_| n += 1);
+        let mut records = [AddressRecord::default(); RECORD_SLOTS];
+        let r = collect_addresses(&w, len, &q, &mut vars, &mut records);
         assert_eq!(r, Err(DnsError::Truncated));
-        assert_eq!(n, 1, "records before the damage are still reported");
+        assert_eq!(
+            vars.found, 1,
+            "records before the damage are still collected"
+        );
+        assert_eq!(&records[0].addr[..4], &[10, 0, 0, 1]);
     }
 
     #[test]

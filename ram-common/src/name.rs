@@ -20,6 +20,11 @@ pub const NAME_KEY_LEN: usize = 256;
 pub const MAX_WIRE_NAME: u32 = 255;
 /// Longest text form of a name: wire length less the first length byte and the root.
 pub const MAX_TEXT_NAME: u32 = MAX_WIRE_NAME - 2;
+/// Longest name (text form) ram learns for and accepts in a rule. DNS allows
+/// 253, but registry hosts are far shorter (the longest researched one has
+/// 77 characters) and every byte of the bound costs verifier work on each
+/// kernel; longer questions are not learned (fail closed).
+pub const MAX_HOST_LEN: u32 = 128;
 /// Most labels a wire name of 255 bytes can have.
 pub const MAX_LABELS: u32 = 128;
 /// Longest label (RFC 1035 §2.3.4); larger length bytes are compression pointers.
@@ -86,12 +91,18 @@ pub fn key_from_wire(
         return Err(DnsError::BadName);
     }
     let text_len = launder(&mut vars.count, zero - start - 1);
+    if text_len > MAX_HOST_LEN {
+        return Err(DnsError::BadName);
+    }
 
     // Pass 2: copy every byte of the text form to its mirrored position.
     // `next` is the offset of the next length byte, which becomes a dot.
-    put(&mut vars.next, start + msg[index(start, WINDOW_MASK)] as u32 + 1);
+    put(
+        &mut vars.next,
+        start + msg[index(start, WINDOW_MASK)] as u32 + 1,
+    );
     put(&mut vars.hash, FNV_OFFSET);
-    for i in 1..=MAX_TEXT_NAME {
+    for i in 1..=MAX_HOST_LEN {
         if i > text_len {
             break;
         }
@@ -113,7 +124,7 @@ pub fn key_from_wire(
     // Each way out of the loop knows a different range for text_len; reading
     // it back from memory makes them one state for the verifier.
     let text_len = get(&vars.count);
-    if text_len > MAX_TEXT_NAME {
+    if text_len > MAX_HOST_LEN {
         return Err(DnsError::BadName);
     }
     Ok(NameSpan {
@@ -176,7 +187,7 @@ pub fn encode_host(host: &str) -> Result<HostKey, HostError> {
     if name.is_empty() {
         return Err(HostError::Empty);
     }
-    if name.len() > MAX_TEXT_NAME as usize - usize::from(wildcard) {
+    if name.len() > MAX_HOST_LEN as usize - usize::from(wildcard) {
         return Err(HostError::TooLong);
     }
     let mut msg = [0u8; WINDOW];
@@ -205,8 +216,8 @@ pub fn encode_host(host: &str) -> Result<HostKey, HostError> {
     let wire_len = (at + 1) as u32;
     let mut data = [0u8; NAME_KEY_LEN];
     let mut vars = LoopVars::default();
-    let span = key_from_wire(&msg, wire_len, 0, &mut data, &mut vars)
-        .map_err(|_| HostError::TooLong)?;
+    let span =
+        key_from_wire(&msg, wire_len, 0, &mut data, &mut vars).map_err(|_| HostError::TooLong)?;
     let mut len = span.text_len;
     if wildcard {
         data[len as usize] = b'.';
@@ -280,13 +291,29 @@ mod tests {
     }
 
     #[test]
-    fn longest_legal_name_fits() {
-        // 4 labels of 63 + 3 dots = 255 > 253; 3×63 + 61 + 3 dots = 253.
-        let name = [&"a".repeat(63)[..], &"b".repeat(63), &"c".repeat(63), &"d".repeat(61)].join(".");
-        assert_eq!(name.len(), 253);
+    fn names_up_to_the_host_limit_fit() {
+        let name = [&"a".repeat(63)[..], &"b".repeat(63)].join(".");
+        assert_eq!(name.len(), 127);
         let key = encode_host(&name).unwrap();
-        assert_eq!(key.len, 253);
-        assert_eq!(key.data[0], b'd');
+        assert_eq!(key.len, 127);
+        assert_eq!(key.data[0], b'b');
+        let too_long = std::format!("{name}.c");
+        assert_eq!(too_long.len(), 129);
+        assert_eq!(encode_host(&too_long), Err(HostError::TooLong));
+    }
+
+    #[test]
+    fn wire_names_past_the_host_limit_are_not_learned() {
+        let mut msg = [0u8; WINDOW];
+        let mut at = 0;
+        for _ in 0..3 {
+            msg[at] = 50;
+            at += 51;
+        }
+        // 3 labels of 50 = 152 text bytes > 128.
+        let mut key = [0u8; NAME_KEY_LEN];
+        let r = key_from_wire(&msg, at as u32 + 1, 0, &mut key, &mut LoopVars::default());
+        assert_eq!(r, Err(DnsError::BadName));
     }
 
     #[test]
@@ -309,8 +336,14 @@ mod tests {
 
     #[test]
     fn host_ids_ignore_case() {
-        assert_eq!(host_id("Registry.Example.com").unwrap(), host_id("registry.example.com").unwrap());
-        assert_ne!(host_id("a.example.com").unwrap(), host_id("b.example.com").unwrap());
+        assert_eq!(
+            host_id("Registry.Example.com").unwrap(),
+            host_id("registry.example.com").unwrap()
+        );
+        assert_ne!(
+            host_id("a.example.com").unwrap(),
+            host_id("b.example.com").unwrap()
+        );
     }
 
     #[test]

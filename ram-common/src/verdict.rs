@@ -61,11 +61,16 @@ pub fn on_deny(mode: u32) -> (bool, u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::maps::{MODE_ENFORCE};
+    use crate::maps::MODE_ENFORCE;
 
     #[test]
     fn whole_and_partial_matches_use_their_own_scope_sets() {
-        let rule = NameRule { full_scopes: 0b01, partial_scopes: 0b10, key_len: 11, _pad: 0 };
+        let rule = NameRule {
+            full_scopes: 0b01,
+            partial_scopes: 0b10,
+            key_len: 11,
+            _pad: 0,
+        };
         assert!(name_allowed(&rule, 11, 0));
         assert!(!name_allowed(&rule, 11, 1));
         assert!(name_allowed(&rule, 15, 1));

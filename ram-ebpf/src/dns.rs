@@ -11,7 +11,7 @@ use aya_ebpf::{
     programs::SkBuffContext,
 };
 use ram_common::{
-    dns::{for_each_address, get, parse_question, put, HEADER_LEN, WINDOW, WINDOW_MASK},
+    dns::{collect_addresses, get, index, parse_question, put, HEADER_LEN, MAX_ANSWERS, RECORD_SLOTS, WINDOW, WINDOW_MASK},
     event::{DnsEvent, EventHeader, KIND_DNS},
     maps::{counter, Learn4Key, Learn6Key, Learned},
     name::NAME_KEY_LEN,
@@ -119,8 +119,13 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     if rc != 0 {
         return None;
     }
+    // From here on, where the message sits lives in memory only: the paths
+    // that found it (IPv4/IPv6, UDP/TCP) then reach the parser in one state,
+    // and the verifier walks the parser once instead of once per path.
+    put(&mut scratch.message_start, start);
+    put(&mut scratch.message_len, len);
     count(scope, counter::DNS_ANSWERS);
-    let question = match parse_question(&scratch.msg, len, &mut scratch.key.data, &mut scratch.vars) {
+    let question = match parse_question(&scratch.msg, get(&scratch.message_len), &mut scratch.key.data, &mut scratch.vars) {
         Ok(q) => q,
         Err(_) => {
             count(scope, counter::DNS_MALFORMED);
@@ -140,12 +145,21 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let host_id = question.name.host_id;
+    let collected =
+        collect_addresses(&scratch.msg, get(&scratch.message_len), &question, &mut scratch.vars, &mut scratch.records);
+    if collected.is_err() {
+        count(scope, counter::DNS_MALFORMED);
+    }
+    // Records before a malformed one are still learned.
+    let found = get(&scratch.vars.found);
     put(&mut scratch.learned, 0);
-    let learned_slot = &mut scratch.learned;
-    let walked = for_each_address(&scratch.msg, len, &question, &mut scratch.vars, |record| {
-        if !allowed {
-            return;
+    put(&mut scratch.next_record, 0);
+    for _ in 0..MAX_ANSWERS {
+        let i = get(&scratch.next_record);
+        if !allowed || i >= found {
+            break;
         }
+        let record = scratch.records[index(i, RECORD_SLOTS - 1)];
         let ttl = clamp_ttl(record.ttl, config.min_ttl, config.max_ttl);
         let value = Learned { expires_ns: now + ttl as u64 * NANOS_PER_SEC, host_id, ttl, _pad: 0 };
         let inserted = if record.family == 4 {
@@ -155,14 +169,13 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
             RAM_LEARN6.insert(&Learn6Key { scope, addr: record.addr }, &value, 0)
         };
         if inserted.is_ok() {
-            put(learned_slot, get(learned_slot) + 1);
+            let learned = get(&scratch.learned) + 1;
+            put(&mut scratch.learned, learned);
         } else {
             // Map full: the address stays unknown, so connects to it fail closed.
             count(scope, counter::LEARN_MAP_FULL);
         }
-    });
-    if walked.is_err() {
-        count(scope, counter::DNS_MALFORMED);
+        put(&mut scratch.next_record, i + 1);
     }
     let learned = get(&scratch.learned);
     if learned > 0 {
@@ -170,6 +183,7 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
         // The hosts map stores the key with its length in bits, like the trie.
         let _ = RAM_HOSTS.insert(&host_id, &scratch.key, 0);
     }
+    let (start, len) = (get(&scratch.message_start), get(&scratch.message_len));
     emit_dns(ctx, scope, start, len, allowed, learned);
     Some(())
 }

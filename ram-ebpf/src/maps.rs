@@ -7,7 +7,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use ram_common::{
-    dns::{LoopVars, WINDOW},
+    dns::{AddressRecord, LoopVars, RECORD_SLOTS, WINDOW},
     maps::*,
     name::NAME_KEY_LEN,
 };
@@ -42,9 +42,16 @@ pub struct Scratch {
     pub msg: [u8; WINDOW],
     pub key: NameKey,
     pub vars: LoopVars,
+    /// The answer's address records, collected before any map update.
+    pub records: [AddressRecord; RECORD_SLOTS],
     /// Addresses learned from the current answer: counted in memory so the
-    /// verifier does not split the answer loop on every insert's outcome.
+    /// verifier does not split the loop on every insert's outcome.
     pub learned: u32,
+    /// Loop index of the learning loop, kept in memory for the same reason.
+    pub next_record: u32,
+    /// Offset and length of the DNS message in the packet.
+    pub message_start: u32,
+    pub message_len: u32,
 }
 
 #[map]

@@ -12,54 +12,51 @@ pub enum Error {
     #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-                cause: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error("loading the eBPF object for target `{target}`: {}", chain(cause.as_ref()))]
     Load {
         target: String,
-                cause: Box<aya::EbpfError>,
+        cause: Box<aya::EbpfError>,
     },
 
     #[error("program {program}: {}", chain(cause.as_ref()))]
     Program {
         program: String,
-                cause: Box<aya::programs::ProgramError>,
+        cause: Box<aya::programs::ProgramError>,
     },
 
     #[error("attaching {program} to cgroup {cgroup}: {}", chain(cause.as_ref()))]
     Attach {
         program: String,
         cgroup: PathBuf,
-                cause: Box<aya::programs::ProgramError>,
+        cause: Box<aya::programs::ProgramError>,
     },
 
     #[error("{program}: the kernel gave no bpf_link to pin (kernel older than 5.7?): {}", chain(cause.as_ref()))]
     Link {
         program: String,
-                cause: Box<aya::programs::links::LinkError>,
+        cause: Box<aya::programs::links::LinkError>,
     },
 
     #[error("pinning {path}: {}", chain(cause.as_ref()))]
     Pin {
         path: PathBuf,
-                cause: Box<aya::pin::PinError>,
+        cause: Box<aya::pin::PinError>,
     },
 
     #[error("map {map}: {}", chain(cause.as_ref()))]
     Map {
         map: String,
-                cause: Box<aya::maps::MapError>,
+        cause: Box<aya::maps::MapError>,
     },
 
     #[error("map {map} is missing from the eBPF object or the pin directory")]
     MissingMap { map: String },
 
     #[error("{what}: {cause}")]
-    Sys {
-        what: String,
-                cause: std::io::Error,
-    },
+    Sys { what: String, cause: std::io::Error },
 
     #[error("no cgroup v2 mount in /proc/self/mountinfo; ram needs cgroup v2")]
     NoCgroup2,
@@ -67,11 +64,17 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), cause: source }
+        Error::Io {
+            path: path.into(),
+            cause: source,
+        }
     }
 
     pub fn map(map: &str, source: aya::maps::MapError) -> Self {
-        Error::Map { map: map.to_string(), cause: Box::new(source) }
+        Error::Map {
+            map: map.to_string(),
+            cause: Box::new(source),
+        }
     }
 }
 

@@ -49,11 +49,16 @@ enum Cmd {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| ".".into())
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| ".".into())
 }
 
 pub fn run_checked(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }
@@ -77,10 +82,19 @@ fn run(ramd_args: &[String]) -> Result<()> {
     // reset for the child by exec.
     // SAFETY: installing a handler that does nothing is async-signal-safe.
     unsafe {
-        libc::signal(libc::SIGINT, ignore_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, ignore_signal as *const () as libc::sighandler_t);
+        libc::signal(
+            libc::SIGINT,
+            ignore_signal as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            ignore_signal as *const () as libc::sighandler_t,
+        );
     }
-    let status = Command::new(&ramd).arg("--default-policy").args(ramd_args).status();
+    let status = Command::new(&ramd)
+        .arg("--default-policy")
+        .args(ramd_args)
+        .status();
     println!("xtask: ramd ended; uninstalling so this machine is not left enforced");
     let uninstall = Command::new(&ramd).arg("--uninstall").status();
     let status = status.context("cannot start ramd")?;
@@ -125,7 +139,10 @@ fn test(cargo_args: &[String]) -> Result<()> {
         totals.ignored += guests.ignored;
     }
     // One closing line over every test binary and guest.
-    println!("tests: {} passed, {} failed, {} skipped", totals.passed, totals.failed, totals.ignored);
+    println!(
+        "tests: {} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.ignored
+    );
     if !host_ok {
         bail!("cargo test failed: {status}");
     }
@@ -146,11 +163,17 @@ pub struct TestTotals {
 
 impl TestTotals {
     pub fn add(&mut self, line: &str) {
-        let Some(rest) = line.strip_prefix("test result: ") else { return };
+        let Some(rest) = line.strip_prefix("test result: ") else {
+            return;
+        };
         for part in rest.split(';') {
             let mut words = part.split_whitespace().rev();
-            let (Some(label), Some(count)) = (words.next(), words.next()) else { continue };
-            let Ok(count) = count.parse::<u64>() else { continue };
+            let (Some(label), Some(count)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(count) = count.parse::<u64>() else {
+                continue;
+            };
             match label {
                 "passed" => self.passed += count,
                 "failed" => self.failed += count,

@@ -71,7 +71,9 @@ impl Policy {
             })
             .collect();
         // Top-level rules apply to every target.
-        let every_scope = scopes.iter().fold(0u64, |mask, s| mask | scope_bit(s.scope));
+        let every_scope = scopes
+            .iter()
+            .fold(0u64, |mask, s| mask | scope_bit(s.scope));
 
         // Distinct keys with the scopes of the exact and wildcard rules behind them.
         let mut by_key: BTreeMap<Vec<u8>, (NameEntry, u64)> = BTreeMap::new();
@@ -87,7 +89,10 @@ impl Policy {
                                 len: key.len,
                                 pattern: pattern.clone(),
                                 wildcard: key.wildcard,
-                                rule: NameRule { key_len: key.len, ..NameRule::default() },
+                                rule: NameRule {
+                                    key_len: key.len,
+                                    ..NameRule::default()
+                                },
                             },
                             0,
                         )
@@ -118,8 +123,18 @@ impl Policy {
                 entry
             })
             .collect();
-        let resolvers = self.dns.resolvers.iter().map(|addr| (*addr, every_scope)).collect();
-        CompiledPolicy { scopes, names, cidrs: cidrs.into_iter().collect(), resolvers }
+        let resolvers = self
+            .dns
+            .resolvers
+            .iter()
+            .map(|addr| (*addr, every_scope))
+            .collect();
+        CompiledPolicy {
+            scopes,
+            names,
+            cidrs: cidrs.into_iter().collect(),
+            resolvers,
+        }
     }
 }
 
@@ -128,7 +143,9 @@ impl CompiledPolicy {
     /// kernel's single longest-prefix lookup, so tests of this function test
     /// the compiled entries the kernel receives.
     pub fn allows_name(&self, scope: u32, host: &str) -> bool {
-        let Ok(key) = encode_host(host) else { return false };
+        let Ok(key) = encode_host(host) else {
+            return false;
+        };
         if key.wildcard {
             return false;
         }

@@ -99,10 +99,7 @@ pub enum AllowRule {
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("{file}: cannot read: {cause}")]
-    Read {
-        file: String,
-                cause: std::io::Error,
-    },
+    Read { file: String, cause: std::io::Error },
     #[error("{file}: {message}")]
     Syntax { file: String, message: String },
     #[error("{file}: {field} = {value}: {reason}")]
@@ -113,14 +110,21 @@ pub enum PolicyError {
         reason: String,
     },
     #[error("{file}: {field}: {reason}")]
-    Missing { file: String, field: String, reason: String },
+    Missing {
+        file: String,
+        field: String,
+        reason: String,
+    },
 }
 
 impl Policy {
     /// Reads and validates a policy file.
     pub fn from_file(path: &std::path::Path, facts: &HostFacts) -> Result<Self, PolicyError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|cause| PolicyError::Read { file: file.clone(), cause })?;
+        let text = std::fs::read_to_string(path).map_err(|cause| PolicyError::Read {
+            file: file.clone(),
+            cause,
+        })?;
         Self::parse(&text, &file, facts)
     }
 

@@ -8,7 +8,7 @@ use std::{
 
 use ram_common::{
     maps::MAX_SCOPES,
-    name::{encode_host, HostError},
+    name::{encode_host, HostError, MAX_HOST_LEN},
 };
 use serde::Deserialize;
 
@@ -76,7 +76,12 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn invalid(&self, field: impl Into<String>, value: impl std::fmt::Display, reason: impl Into<String>) -> PolicyError {
+    fn invalid(
+        &self,
+        field: impl Into<String>,
+        value: impl std::fmt::Display,
+        reason: impl Into<String>,
+    ) -> PolicyError {
         PolicyError::Invalid {
             file: self.file.to_string(),
             field: field.into(),
@@ -86,7 +91,11 @@ impl Ctx<'_> {
     }
 
     fn missing(&self, field: impl Into<String>, reason: impl Into<String>) -> PolicyError {
-        PolicyError::Missing { file: self.file.to_string(), field: field.into(), reason: reason.into() }
+        PolicyError::Missing {
+            file: self.file.to_string(),
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -106,21 +115,40 @@ pub(super) fn parse(text: &str, file: &str, facts: &HostFacts) -> Result<Policy,
     let needs_dns = allow.iter().any(|r| matches!(r, AllowRule::Host { .. }));
     let dns = dns_settings(&ctx, &raw.dns, facts, needs_dns)?;
     let targets = targets(&ctx, &raw.target, mode, facts)?;
-    Ok(Policy { source: file.to_string(), mode, dns, targets, allow })
+    Ok(Policy {
+        source: file.to_string(),
+        mode,
+        dns,
+        targets,
+        allow,
+    })
 }
 
-fn dns_settings(ctx: &Ctx, raw: &RawDns, facts: &HostFacts, needs_dns: bool) -> Result<DnsSettings, PolicyError> {
+fn dns_settings(
+    ctx: &Ctx,
+    raw: &RawDns,
+    facts: &HostFacts,
+    needs_dns: bool,
+) -> Result<DnsSettings, PolicyError> {
     let resolvers = match &raw.resolvers {
         Some(list) => list
             .iter()
             .enumerate()
             .map(|(i, text)| {
-                text.trim()
-                    .parse::<IpAddr>()
-                    .map_err(|_| ctx.invalid(format!("dns.resolvers[{i}]"), text, "not an IP address (resolvers are reached on port 53)"))
+                text.trim().parse::<IpAddr>().map_err(|_| {
+                    ctx.invalid(
+                        format!("dns.resolvers[{i}]"),
+                        text,
+                        "not an IP address (resolvers are reached on port 53)",
+                    )
+                })
             })
             .collect::<Result<Vec<_>, _>>()?,
-        None => facts.resolv_conf.as_deref().map(nameservers).unwrap_or_default(),
+        None => facts
+            .resolv_conf
+            .as_deref()
+            .map(nameservers)
+            .unwrap_or_default(),
     };
     if resolvers.is_empty() && needs_dns {
         return Err(ctx.missing(
@@ -134,9 +162,17 @@ fn dns_settings(ctx: &Ctx, raw: &RawDns, facts: &HostFacts, needs_dns: bool) -> 
         return Err(ctx.invalid("dns.max_ttl", max_ttl, "must be at least 1 second"));
     }
     if min_ttl > max_ttl {
-        return Err(ctx.invalid("dns.min_ttl", min_ttl, format!("is larger than dns.max_ttl ({max_ttl})")));
+        return Err(ctx.invalid(
+            "dns.min_ttl",
+            min_ttl,
+            format!("is larger than dns.max_ttl ({max_ttl})"),
+        ));
     }
-    Ok(DnsSettings { resolvers, min_ttl, max_ttl })
+    Ok(DnsSettings {
+        resolvers,
+        min_ttl,
+        max_ttl,
+    })
 }
 
 /// The `nameserver` addresses of a resolv.conf.
@@ -145,19 +181,33 @@ pub fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
         .lines()
         .filter_map(|line| {
             let mut words = line.split_whitespace();
-            (words.next() == Some("nameserver")).then(|| words.next()).flatten()
+            (words.next() == Some("nameserver"))
+                .then(|| words.next())
+                .flatten()
         })
         // An IPv6 zone (fe80::1%eth0) is not part of the address.
         .filter_map(|addr| addr.split('%').next()?.parse().ok())
         .collect()
 }
 
-fn targets(ctx: &Ctx, raw: &[RawTarget], default_mode: Mode, facts: &HostFacts) -> Result<Vec<Target>, PolicyError> {
+fn targets(
+    ctx: &Ctx,
+    raw: &[RawTarget],
+    default_mode: Mode,
+    facts: &HostFacts,
+) -> Result<Vec<Target>, PolicyError> {
     if raw.is_empty() {
-        return Err(ctx.missing("target", "no [[target]]: name at least one cgroup or process to enforce"));
+        return Err(ctx.missing(
+            "target",
+            "no [[target]]: name at least one cgroup or process to enforce",
+        ));
     }
     if raw.len() > MAX_SCOPES as usize {
-        return Err(ctx.invalid("target", raw.len(), format!("at most {MAX_SCOPES} targets are supported")));
+        return Err(ctx.invalid(
+            "target",
+            raw.len(),
+            format!("at most {MAX_SCOPES} targets are supported"),
+        ));
     }
     let mut names = HashSet::new();
     let mut out = Vec::with_capacity(raw.len());
@@ -165,21 +215,44 @@ fn targets(ctx: &Ctx, raw: &[RawTarget], default_mode: Mode, facts: &HostFacts) 
         let field = format!("target[{i}]");
         let selector = match (&target.cgroup, &target.process) {
             (Some(_), Some(_)) => {
-                return Err(ctx.invalid(&field, "cgroup + process", "give either `cgroup` or `process`, not both"))
+                return Err(ctx.invalid(
+                    &field,
+                    "cgroup + process",
+                    "give either `cgroup` or `process`, not both",
+                ))
             }
-            (None, None) => return Err(ctx.missing(&field, "needs `cgroup = \"/sys/fs/cgroup/...\"` or `process = \"name\"`")),
-            (Some(path), None) => Selector::Cgroup(cgroup_path(ctx, &format!("{field}.cgroup"), path, facts)?),
-            (None, Some(name)) => Selector::Process(process_name(ctx, &format!("{field}.process"), name)?),
+            (None, None) => {
+                return Err(ctx.missing(
+                    &field,
+                    "needs `cgroup = \"/sys/fs/cgroup/...\"` or `process = \"name\"`",
+                ))
+            }
+            (Some(path), None) => {
+                Selector::Cgroup(cgroup_path(ctx, &format!("{field}.cgroup"), path, facts)?)
+            }
+            (None, Some(name)) => {
+                Selector::Process(process_name(ctx, &format!("{field}.process"), name)?)
+            }
         };
         let name = match &target.name {
-            Some(name) if name.trim().is_empty() => return Err(ctx.invalid(format!("{field}.name"), name, "must not be empty")),
+            Some(name) if name.trim().is_empty() => {
+                return Err(ctx.invalid(format!("{field}.name"), name, "must not be empty"))
+            }
             Some(name) => name.clone(),
             None => default_target_name(&selector),
         };
         if !names.insert(name.clone()) {
-            return Err(ctx.invalid(format!("{field}.name"), &name, "another target has this name; give each a distinct `name`"));
+            return Err(ctx.invalid(
+                format!("{field}.name"),
+                &name,
+                "another target has this name; give each a distinct `name`",
+            ));
         }
-        out.push(Target { name, selector, mode: target.mode.unwrap_or(default_mode) });
+        out.push(Target {
+            name,
+            selector,
+            mode: target.mode.unwrap_or(default_mode),
+        });
     }
     Ok(out)
 }
@@ -194,26 +267,46 @@ fn default_target_name(selector: &Selector) -> String {
     }
 }
 
-fn cgroup_path(ctx: &Ctx, field: &str, text: &str, facts: &HostFacts) -> Result<PathBuf, PolicyError> {
+fn cgroup_path(
+    ctx: &Ctx,
+    field: &str,
+    text: &str,
+    facts: &HostFacts,
+) -> Result<PathBuf, PolicyError> {
     let path = Path::new(text);
     if !path.is_absolute() {
-        return Err(ctx.invalid(field, text, "must be an absolute path to a cgroup v2 directory"));
+        return Err(ctx.invalid(
+            field,
+            text,
+            "must be an absolute path to a cgroup v2 directory",
+        ));
     }
-    if path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
+    if path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
         return Err(ctx.invalid(field, text, "must not contain `.` or `..`"));
     }
     let Some(mount) = &facts.cgroup2_mount else {
         return Err(ctx.invalid(field, text, "this host has no cgroup v2 mount"));
     };
     if !path.starts_with(mount) {
-        return Err(ctx.invalid(field, text, format!("is outside the cgroup v2 mount {}", mount.display())));
+        return Err(ctx.invalid(
+            field,
+            text,
+            format!("is outside the cgroup v2 mount {}", mount.display()),
+        ));
     }
     Ok(path.components().collect())
 }
 
 fn process_name(ctx: &Ctx, field: &str, name: &str) -> Result<String, PolicyError> {
     if name.is_empty() || name.contains('/') || name.contains('\0') {
-        return Err(ctx.invalid(field, name, "must be a process name as in /proc/PID/comm (no `/`)"));
+        return Err(ctx.invalid(
+            field,
+            name,
+            "must be a process name as in /proc/PID/comm (no `/`)",
+        ));
     }
     Ok(name.to_string())
 }
@@ -221,11 +314,19 @@ fn process_name(ctx: &Ctx, field: &str, name: &str) -> Result<String, PolicyErro
 fn allow_rule(ctx: &Ctx, i: usize, raw: &RawAllow) -> Result<AllowRule, PolicyError> {
     let field = format!("allow[{i}]");
     match (&raw.host, &raw.cidr) {
-        (Some(_), Some(_)) => Err(ctx.invalid(&field, "host + cidr", "give either `host` or `cidr`, not both")),
+        (Some(_), Some(_)) => Err(ctx.invalid(
+            &field,
+            "host + cidr",
+            "give either `host` or `cidr`, not both",
+        )),
         (None, None) => Err(ctx.missing(&field, "needs `host = \"...\"` or `cidr = \"...\"`")),
         (Some(host), None) => {
-            let key = encode_host(host).map_err(|e| ctx.invalid(format!("{field}.host"), host, host_error(e)))?;
-            Ok(AllowRule::Host { pattern: host.trim_end_matches('.').to_ascii_lowercase(), key })
+            let key = encode_host(host)
+                .map_err(|e| ctx.invalid(format!("{field}.host"), host, host_error(e)))?;
+            Ok(AllowRule::Host {
+                pattern: host.trim_end_matches('.').to_ascii_lowercase(),
+                key,
+            })
         }
         (None, Some(cidr)) => cidr
             .parse::<Cidr>()
@@ -237,7 +338,7 @@ fn allow_rule(ctx: &Ctx, i: usize, raw: &RawAllow) -> Result<AllowRule, PolicyEr
 fn host_error(error: HostError) -> String {
     match error {
         HostError::Empty => "is empty".into(),
-        HostError::TooLong => "is longer than 253 characters".into(),
+        HostError::TooLong => format!("is longer than {MAX_HOST_LEN} characters, the longest name ram learns"),
         HostError::EmptyLabel => "has an empty label (`..`, or a leading dot)".into(),
         HostError::LabelTooLong => "has a label longer than 63 characters".into(),
         HostError::BadChar(c) => format!(
