@@ -11,17 +11,12 @@ const TOOLCHAIN: &str = "ram-bpf";
 const TARGET: &str = "bpfel-unknown-none";
 
 fn main() {
-    let manifest_dir =
-        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let ebpf_dir = manifest_dir.join("../ram-ebpf");
     let common_dir = manifest_dir.join("../ram-common");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
-    for dir in [
-        ebpf_dir.join("src"),
-        ebpf_dir.join("Cargo.toml"),
-        ebpf_dir.join("Cargo.lock"),
-        common_dir.join("src"),
-    ] {
+    for dir in [ebpf_dir.join("src"), ebpf_dir.join("Cargo.toml"), ebpf_dir.join("Cargo.lock"), common_dir.join("src")]
+    {
         println!("cargo:rerun-if-changed={}", dir.display());
     }
     println!("cargo:rerun-if-env-changed=RAM_EBPF_TOOLCHAIN");
@@ -30,22 +25,13 @@ fn main() {
     let target_dir = out_dir.join("ebpf-target");
     let flags = ["-Cdebuginfo=2", "-Clink-arg=--btf", "-Ctarget-cpu=v3"].join("\x1f");
     let mut cmd = Command::new("rustup");
-    cmd.args([
-        "run",
-        &toolchain,
-        "cargo",
-        "build",
-        "--release",
-        "--locked",
-        "--target",
-        TARGET,
-    ])
-    .args(["-Z", "build-std=core", "--bin", "ram"])
-    .arg("--target-dir")
-    .arg(&target_dir)
-    .current_dir(&ebpf_dir)
-    .env("RUSTC_BOOTSTRAP", "1")
-    .env("CARGO_ENCODED_RUSTFLAGS", flags);
+    cmd.args(["run", &toolchain, "cargo", "build", "--release", "--locked", "--target", TARGET])
+        .args(["-Z", "build-std=core", "--bin", "ram"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(&ebpf_dir)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_ENCODED_RUSTFLAGS", flags);
     // The outer build's compiler and wrappers must not leak into the BPF build.
     for var in [
         "RUSTC",
@@ -66,6 +52,5 @@ fn main() {
         panic!("building the eBPF programs failed ({status}); `cargo xtask setup` installs the toolchain they need");
     }
     let object = target_dir.join(TARGET).join("release").join("ram");
-    std::fs::copy(&object, out_dir.join("ram-ebpf.o"))
-        .unwrap_or_else(|e| panic!("copy {}: {e}", object.display()));
+    std::fs::copy(&object, out_dir.join("ram-ebpf.o")).unwrap_or_else(|e| panic!("copy {}: {e}", object.display()));
 }

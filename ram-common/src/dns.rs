@@ -185,10 +185,7 @@ pub fn collect_addresses(
     records: &mut [AddressRecord; RECORD_SLOTS],
 ) -> Result<u32, DnsError> {
     let len = launder(&mut vars.len, len);
-    let total = launder(
-        &mut vars.count,
-        (question.answer_count as u32).min(MAX_ANSWERS),
-    );
+    let total = launder(&mut vars.count, (question.answer_count as u32).min(MAX_ANSWERS));
     let first = launder(&mut vars.first, question.answers_at);
     put(&mut vars.found, 0);
     if len > WINDOW as u32 {
@@ -243,11 +240,7 @@ fn error_from(code: u32) -> DnsError {
 /// Reads the record at vars.off and moves vars.off past it; the address
 /// when it is an A/AAAA record of class IN.
 #[inline(always)]
-fn read_record(
-    msg: &[u8; WINDOW],
-    len: u32,
-    vars: &mut LoopVars,
-) -> Result<Option<AddressRecord>, DnsError> {
+fn read_record(msg: &[u8; WINDOW], len: u32, vars: &mut LoopVars) -> Result<Option<AddressRecord>, DnsError> {
     let owner_end = skip_name(msg, len, get(&vars.off), vars)?;
     if owner_end + 10 > len {
         return Err(DnsError::Truncated);
@@ -277,22 +270,12 @@ fn read_record(
             *slot = 0;
         }
     }
-    Ok(Some(AddressRecord {
-        addr,
-        ttl,
-        family,
-        _pad: [0; 3],
-    }))
+    Ok(Some(AddressRecord { addr, ttl, family, _pad: [0; 3] }))
 }
 
 /// Returns the offset just past a (possibly compressed) name at `start`.
 #[inline(always)]
-fn skip_name(
-    msg: &[u8; WINDOW],
-    len: u32,
-    start: u32,
-    vars: &mut LoopVars,
-) -> Result<u32, DnsError> {
+fn skip_name(msg: &[u8; WINDOW], len: u32, start: u32, vars: &mut LoopVars) -> Result<u32, DnsError> {
     put(&mut vars.next, start);
     put(&mut vars.done, 0);
     for _ in 0..MAX_OWNER_LABELS {
@@ -360,8 +343,7 @@ pub(crate) mod tests {
             self.0.extend_from_slice(&rtype.to_be_bytes());
             self.0.extend_from_slice(&CLASS_IN.to_be_bytes());
             self.0.extend_from_slice(&ttl.to_be_bytes());
-            self.0
-                .extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            self.0.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
             self.0.extend_from_slice(rdata);
             self
         }
@@ -402,10 +384,7 @@ pub(crate) mod tests {
         assert_eq!(q.name.text_len, 20);
         assert_eq!(q.qtype, TYPE_A);
         assert_eq!(found.len(), 2);
-        assert_eq!(
-            found[0].addr,
-            [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-        );
+        assert_eq!(found[0].addr, [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(found[0].ttl, 300);
         assert_eq!(found[1].ttl, 60);
     }
@@ -426,30 +405,24 @@ pub(crate) mod tests {
 
     #[test]
     fn wrong_rdata_lengths_and_classes_are_skipped() {
-        let mut msg = Msg::response(1, "a.example", TYPE_A, 3)
-            .record_ptr(TYPE_A, 1, &[1, 2, 3])
-            .record_ptr(TYPE_AAAA, 1, &[1, 2, 3, 4]);
+        let mut msg = Msg::response(1, "a.example", TYPE_A, 3).record_ptr(TYPE_A, 1, &[1, 2, 3]).record_ptr(
+            TYPE_AAAA,
+            1,
+            &[1, 2, 3, 4],
+        );
         // A record of class CH (3).
-        msg.0
-            .extend_from_slice(&[0xc0, 12, 0, 1, 0, 3, 0, 0, 0, 1, 0, 4, 9, 9, 9, 9]);
+        msg.0.extend_from_slice(&[0xc0, 12, 0, 1, 0, 3, 0, 0, 0, 1, 0, 4, 9, 9, 9, 9]);
         let (_, found) = parse(&msg).unwrap();
         assert!(found.is_empty());
     }
 
     #[test]
     fn truncated_messages_fail_without_reading_past_the_end() {
-        let msg = Msg::response(1, "registry.example.com", TYPE_A, 1).record_ptr(
-            TYPE_A,
-            1,
-            &[10, 0, 0, 1],
-        );
+        let msg = Msg::response(1, "registry.example.com", TYPE_A, 1).record_ptr(TYPE_A, 1, &[10, 0, 0, 1]);
         for cut in 0..msg.0.len() {
             let short = Msg(msg.0[..cut].to_vec());
             let r = parse(&short);
-            assert!(
-                r.is_err() || r.as_ref().unwrap().1.is_empty(),
-                "cut at {cut}: {r:?}"
-            );
+            assert!(r.is_err() || r.as_ref().unwrap().1.is_empty(), "cut at {cut}: {r:?}");
         }
         // The record count claims more than the message holds.
         let lying = Msg::response(1, "x.example", TYPE_A, 5).record_ptr(TYPE_A, 1, &[10, 0, 0, 1]);
@@ -460,10 +433,7 @@ pub(crate) mod tests {
         let mut records = [AddressRecord::default(); RECORD_SLOTS];
         let r = collect_addresses(&w, len, &q, &mut vars, &mut records);
         assert_eq!(r, Err(DnsError::Truncated));
-        assert_eq!(
-            vars.found, 1,
-            "records before the damage are still collected"
-        );
+        assert_eq!(vars.found, 1, "records before the damage are still collected");
         assert_eq!(&records[0].addr[..4], &[10, 0, 0, 1]);
     }
 

@@ -62,14 +62,7 @@ pub const PROG_SENDMSG4: &str = "ram_sendmsg4";
 pub const PROG_SENDMSG6: &str = "ram_sendmsg6";
 pub const PROG_INGRESS: &str = "ram_dns_ingress";
 pub const PROG_EGRESS: &str = "ram_egress";
-pub const PROGRAMS: [&str; 6] = [
-    PROG_CONNECT4,
-    PROG_CONNECT6,
-    PROG_SENDMSG4,
-    PROG_SENDMSG6,
-    PROG_INGRESS,
-    PROG_EGRESS,
-];
+pub const PROGRAMS: [&str; 6] = [PROG_CONNECT4, PROG_CONNECT6, PROG_SENDMSG4, PROG_SENDMSG6, PROG_INGRESS, PROG_EGRESS];
 
 /// Targets (scopes) a policy may have: scope sets are u64 bit masks.
 pub const MAX_SCOPES: u32 = 64;

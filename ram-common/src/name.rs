@@ -97,10 +97,7 @@ pub fn key_from_wire(
 
     // Pass 2: copy every byte of the text form to its mirrored position.
     // `next` is the offset of the next length byte, which becomes a dot.
-    put(
-        &mut vars.next,
-        start + msg[index(start, WINDOW_MASK)] as u32 + 1,
-    );
+    put(&mut vars.next, start + msg[index(start, WINDOW_MASK)] as u32 + 1);
     put(&mut vars.hash, FNV_OFFSET);
     for i in 1..=MAX_HOST_LEN {
         if i > text_len {
@@ -127,11 +124,7 @@ pub fn key_from_wire(
     if text_len > MAX_HOST_LEN {
         return Err(DnsError::BadName);
     }
-    Ok(NameSpan {
-        text_len,
-        end: zero + 1,
-        host_id: get(&vars.hash),
-    })
+    Ok(NameSpan { text_len, end: zero + 1, host_id: get(&vars.hash) })
 }
 
 /// Writes the text form of an encoded key (`len` bytes of `key`) into `out`
@@ -216,19 +209,13 @@ pub fn encode_host(host: &str) -> Result<HostKey, HostError> {
     let wire_len = (at + 1) as u32;
     let mut data = [0u8; NAME_KEY_LEN];
     let mut vars = LoopVars::default();
-    let span =
-        key_from_wire(&msg, wire_len, 0, &mut data, &mut vars).map_err(|_| HostError::TooLong)?;
+    let span = key_from_wire(&msg, wire_len, 0, &mut data, &mut vars).map_err(|_| HostError::TooLong)?;
     let mut len = span.text_len;
     if wildcard {
         data[len as usize] = b'.';
         len += 1;
     }
-    Ok(HostKey {
-        data,
-        len,
-        wildcard,
-        host_id: span.host_id,
-    })
+    Ok(HostKey { data, len, wildcard, host_id: span.host_id })
 }
 
 /// The host id of a hostname, as the kernel computes it for a question.
@@ -336,14 +323,8 @@ mod tests {
 
     #[test]
     fn host_ids_ignore_case() {
-        assert_eq!(
-            host_id("Registry.Example.com").unwrap(),
-            host_id("registry.example.com").unwrap()
-        );
-        assert_ne!(
-            host_id("a.example.com").unwrap(),
-            host_id("b.example.com").unwrap()
-        );
+        assert_eq!(host_id("Registry.Example.com").unwrap(), host_id("registry.example.com").unwrap());
+        assert_ne!(host_id("a.example.com").unwrap(), host_id("b.example.com").unwrap());
     }
 
     #[test]

@@ -13,11 +13,7 @@ pub fn scope_bit(scope: u32) -> u64 {
 /// given the longest-prefix entry the name trie returned for it?
 #[inline(always)]
 pub fn name_allowed(rule: &NameRule, text_len: u32, scope: u32) -> bool {
-    let scopes = if rule.key_len == text_len {
-        rule.full_scopes
-    } else {
-        rule.partial_scopes
-    };
+    let scopes = if rule.key_len == text_len { rule.full_scopes } else { rule.partial_scopes };
     scopes & scope_bit(scope) != 0
 }
 
@@ -65,12 +61,7 @@ mod tests {
 
     #[test]
     fn whole_and_partial_matches_use_their_own_scope_sets() {
-        let rule = NameRule {
-            full_scopes: 0b01,
-            partial_scopes: 0b10,
-            key_len: 11,
-            _pad: 0,
-        };
+        let rule = NameRule { full_scopes: 0b01, partial_scopes: 0b10, key_len: 11, _pad: 0 };
         assert!(name_allowed(&rule, 11, 0));
         assert!(!name_allowed(&rule, 11, 1));
         assert!(name_allowed(&rule, 15, 1));

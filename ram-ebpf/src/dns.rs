@@ -12,8 +12,7 @@ use aya_ebpf::{
 };
 use ram_common::{
     dns::{
-        collect_addresses, get, index, parse_question, put, HEADER_LEN, MAX_ANSWERS, RECORD_SLOTS,
-        WINDOW, WINDOW_MASK,
+        collect_addresses, get, index, parse_question, put, HEADER_LEN, MAX_ANSWERS, RECORD_SLOTS, WINDOW, WINDOW_MASK,
     },
     event::{DnsEvent, EventHeader, KIND_DNS},
     maps::{counter, Learn4Key, Learn6Key, Learned},
@@ -25,8 +24,8 @@ use crate::{
     egress::{ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
     judge::DNS_PORT,
     maps::{
-        count, scope, scope_config, RAM_EVENTS, RAM_HOSTS, RAM_LEARN4, RAM_LEARN6, RAM_NAMES,
-        RAM_RESOLV4, RAM_RESOLV6, RAM_SCRATCH,
+        count, scope, scope_config, RAM_EVENTS, RAM_HOSTS, RAM_LEARN4, RAM_LEARN6, RAM_NAMES, RAM_RESOLV4, RAM_RESOLV6,
+        RAM_SCRATCH,
     },
 };
 
@@ -43,25 +42,14 @@ pub fn on_ingress(ctx: &SkBuffContext) -> i32 {
 fn load<const N: usize>(ctx: &SkBuffContext, offset: u32) -> Option<[u8; N]> {
     let mut buf = [0u8; N];
     // SAFETY: `buf` is N writable bytes.
-    let rc = unsafe {
-        bpf_skb_load_bytes(
-            ctx.skb.skb as *const _,
-            offset,
-            buf.as_mut_ptr() as *mut _,
-            N as u32,
-        )
-    };
+    let rc = unsafe { bpf_skb_load_bytes(ctx.skb.skb as *const _, offset, buf.as_mut_ptr() as *mut _, N as u32) };
     (rc == 0).then_some(buf)
 }
 
 /// A length the verifier can see is within [1, WINDOW].
 #[inline(always)]
 fn window_len(len: u32) -> u32 {
-    let len = if len > WINDOW as u32 {
-        WINDOW as u32
-    } else {
-        len
-    };
+    let len = if len > WINDOW as u32 { WINDOW as u32 } else { len };
     ((len.wrapping_sub(1)) & WINDOW_MASK as u32) + 1
 }
 
@@ -132,14 +120,7 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     // SAFETY: per-CPU scratch, used by one program run at a time on this CPU.
     let scratch = unsafe { &mut *scratch };
     // SAFETY: `len` is within [1, WINDOW], the size of `msg`.
-    let rc = unsafe {
-        bpf_skb_load_bytes(
-            ctx.skb.skb as *const _,
-            start,
-            scratch.msg.as_mut_ptr() as *mut _,
-            len,
-        )
-    };
+    let rc = unsafe { bpf_skb_load_bytes(ctx.skb.skb as *const _, start, scratch.msg.as_mut_ptr() as *mut _, len) };
     if rc != 0 {
         return None;
     }
@@ -149,25 +130,19 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     put(&mut scratch.message_start, start);
     put(&mut scratch.message_len, len);
     count(scope, counter::DNS_ANSWERS);
-    let question = match parse_question(
-        &scratch.msg,
-        get(&scratch.message_len),
-        &mut scratch.key.data,
-        &mut scratch.vars,
-    ) {
-        Ok(q) => q,
-        Err(_) => {
-            count(scope, counter::DNS_MALFORMED);
-            return None;
-        }
-    };
+    let question =
+        match parse_question(&scratch.msg, get(&scratch.message_len), &mut scratch.key.data, &mut scratch.vars) {
+            Ok(q) => q,
+            Err(_) => {
+                count(scope, counter::DNS_MALFORMED);
+                return None;
+            }
+        };
     let text_len = question.name.text_len;
     scratch.key.prefix_bits = text_len * 8;
     // SAFETY: NameKey has the layout of an LPM key over NAME_KEY_LEN bytes.
     let key = unsafe { &*(&scratch.key as *const _ as *const Key<[u8; NAME_KEY_LEN]>) };
-    let allowed = RAM_NAMES
-        .get(key)
-        .is_some_and(|rule| name_allowed(rule, text_len, scope));
+    let allowed = RAM_NAMES.get(key).is_some_and(|rule| name_allowed(rule, text_len, scope));
     if !allowed {
         count(scope, counter::DNS_NOT_ALLOWED);
     }
@@ -176,13 +151,8 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let host_id = question.name.host_id;
-    let collected = collect_addresses(
-        &scratch.msg,
-        get(&scratch.message_len),
-        &question,
-        &mut scratch.vars,
-        &mut scratch.records,
-    );
+    let collected =
+        collect_addresses(&scratch.msg, get(&scratch.message_len), &question, &mut scratch.vars, &mut scratch.records);
     if collected.is_err() {
         count(scope, counter::DNS_MALFORMED);
     }
@@ -197,32 +167,12 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
         }
         let record = scratch.records[index(i, RECORD_SLOTS - 1)];
         let ttl = clamp_ttl(record.ttl, config.min_ttl, config.max_ttl);
-        let value = Learned {
-            expires_ns: now + ttl as u64 * NANOS_PER_SEC,
-            host_id,
-            ttl,
-            _pad: 0,
-        };
+        let value = Learned { expires_ns: now + ttl as u64 * NANOS_PER_SEC, host_id, ttl, _pad: 0 };
         let inserted = if record.family == 4 {
-            let key = Learn4Key {
-                scope,
-                addr: [
-                    record.addr[0],
-                    record.addr[1],
-                    record.addr[2],
-                    record.addr[3],
-                ],
-            };
+            let key = Learn4Key { scope, addr: [record.addr[0], record.addr[1], record.addr[2], record.addr[3]] };
             RAM_LEARN4.insert(&key, &value, 0)
         } else {
-            RAM_LEARN6.insert(
-                &Learn6Key {
-                    scope,
-                    addr: record.addr,
-                },
-                &value,
-                0,
-            )
+            RAM_LEARN6.insert(&Learn6Key { scope, addr: record.addr }, &value, 0)
         };
         if inserted.is_ok() {
             let learned = get(&scratch.learned) + 1;
@@ -254,21 +204,13 @@ fn emit_dns(ctx: &SkBuffContext, scope: u32, start: u32, len: u32, allowed: bool
     // SAFETY: `event` points at reserved ring-buffer memory of DnsEvent's
     // size; every field is written before submit.
     unsafe {
-        (*event).header = EventHeader {
-            kind: KIND_DNS,
-            scope,
-        };
+        (*event).header = EventHeader { kind: KIND_DNS, scope };
         (*event).cgroup_id = bpf_skb_cgroup_id(ctx.skb.skb);
         (*event).learned = learned;
         (*event).allowed = allowed as u32;
         (*event)._pad = 0;
         let len = window_len(len);
-        let copied = bpf_skb_load_bytes(
-            ctx.skb.skb as *const _,
-            start,
-            (*event).message.as_mut_ptr() as *mut _,
-            len,
-        );
+        let copied = bpf_skb_load_bytes(ctx.skb.skb as *const _, start, (*event).message.as_mut_ptr() as *mut _, len);
         (*event).message_len = if copied == 0 { len } else { 0 };
     }
     entry.submit(0);

@@ -77,14 +77,7 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
 fn load<const N: usize>(ctx: &SkBuffContext, offset: u32) -> Option<[u8; N]> {
     let mut buf = [0u8; N];
     // SAFETY: `buf` is N writable bytes.
-    let rc = unsafe {
-        bpf_skb_load_bytes(
-            ctx.skb.skb as *const _,
-            offset,
-            buf.as_mut_ptr() as *mut _,
-            N as u32,
-        )
-    };
+    let rc = unsafe { bpf_skb_load_bytes(ctx.skb.skb as *const _, offset, buf.as_mut_ptr() as *mut _, N as u32) };
     (rc == 0).then_some(buf)
 }
 

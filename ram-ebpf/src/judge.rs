@@ -15,8 +15,7 @@ use ram_common::{
 };
 
 use crate::maps::{
-    count, scope_config, RAM_CIDR4, RAM_CIDR6, RAM_EVENTS, RAM_LEARN4, RAM_LEARN6, RAM_RESOLV4,
-    RAM_RESOLV6,
+    count, scope_config, RAM_CIDR4, RAM_CIDR6, RAM_EVENTS, RAM_LEARN4, RAM_LEARN6, RAM_RESOLV4, RAM_RESOLV6,
 };
 
 pub const DNS_PORT: u16 = 53;
@@ -48,15 +47,10 @@ pub fn allowed(scope: u32, dest: Dest, port: u16, expiry: Expiry) -> bool {
     let bit = scope_bit(scope);
     match dest {
         Dest::V4(addr) => {
-            if port == DNS_PORT
-                && unsafe { RAM_RESOLV4.get(&addr) }.is_some_and(|r| r.scopes & bit != 0)
-            {
+            if port == DNS_PORT && unsafe { RAM_RESOLV4.get(&addr) }.is_some_and(|r| r.scopes & bit != 0) {
                 return true;
             }
-            if RAM_CIDR4
-                .get(Key::new(32, addr))
-                .is_some_and(|r| r.scopes & bit != 0)
-            {
+            if RAM_CIDR4.get(Key::new(32, addr)).is_some_and(|r| r.scopes & bit != 0) {
                 return true;
             }
             // SAFETY: read-only lookup; the value is copied before use.
@@ -64,15 +58,10 @@ pub fn allowed(scope: u32, dest: Dest, port: u16, expiry: Expiry) -> bool {
             learned_ok(entry, expiry)
         }
         Dest::V6(addr) => {
-            if port == DNS_PORT
-                && unsafe { RAM_RESOLV6.get(&addr) }.is_some_and(|r| r.scopes & bit != 0)
-            {
+            if port == DNS_PORT && unsafe { RAM_RESOLV6.get(&addr) }.is_some_and(|r| r.scopes & bit != 0) {
                 return true;
             }
-            if RAM_CIDR6
-                .get(Key::new(128, addr))
-                .is_some_and(|r| r.scopes & bit != 0)
-            {
+            if RAM_CIDR6.get(Key::new(128, addr)).is_some_and(|r| r.scopes & bit != 0) {
                 return true;
             }
             // SAFETY: as above.
@@ -98,14 +87,7 @@ pub struct Attempt {
 #[inline(always)]
 pub fn deny(scope: u32, attempt: &Attempt, blocked_slot: u32) -> bool {
     let (pass, action) = on_deny(scope_config(scope).mode);
-    count(
-        scope,
-        if pass {
-            counter::WOULD_BLOCK
-        } else {
-            blocked_slot
-        },
-    );
+    count(scope, if pass { counter::WOULD_BLOCK } else { blocked_slot });
     emit_blocked(scope, attempt, action);
     pass
 }
@@ -117,27 +99,18 @@ fn emit_blocked(scope: u32, attempt: &Attempt, action: u8) {
         return;
     };
     let (family, addr) = match attempt.dest {
-        Dest::V4(a) => (
-            4,
-            [a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-        ),
+        Dest::V4(a) => (4, [a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
         Dest::V6(a) => (6, a),
     };
     let (pid_tgid, comm) = if attempt.task_info {
         // SAFETY: helper without preconditions.
         let pid_tgid = unsafe { aya_ebpf::helpers::generated::bpf_get_current_pid_tgid() };
-        (
-            pid_tgid,
-            aya_ebpf::helpers::bpf_get_current_comm().unwrap_or_default(),
-        )
+        (pid_tgid, aya_ebpf::helpers::bpf_get_current_comm().unwrap_or_default())
     } else {
         (0, [0u8; 16])
     };
     entry.write(BlockedEvent {
-        header: EventHeader {
-            kind: KIND_BLOCKED,
-            scope,
-        },
+        header: EventHeader { kind: KIND_BLOCKED, scope },
         cgroup_id: attempt.cgroup_id,
         pid: (pid_tgid >> 32) as u32,
         port: attempt.port,

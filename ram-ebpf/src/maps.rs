@@ -13,8 +13,7 @@ use ram_common::{
 };
 
 #[map]
-pub static RAM_NAMES: LpmTrie<[u8; NAME_KEY_LEN], NameRule> =
-    LpmTrie::with_max_entries(NAMES_CAPACITY, 0);
+pub static RAM_NAMES: LpmTrie<[u8; NAME_KEY_LEN], NameRule> = LpmTrie::with_max_entries(NAMES_CAPACITY, 0);
 #[map]
 pub static RAM_CIDR4: LpmTrie<[u8; 4], CidrRule> = LpmTrie::with_max_entries(CIDR_CAPACITY, 0);
 #[map]
@@ -26,16 +25,13 @@ pub static RAM_LEARN6: HashMap<Learn6Key, Learned> = HashMap::with_max_entries(L
 #[map]
 pub static RAM_HOSTS: HashMap<u64, NameKey> = HashMap::with_max_entries(HOSTS_CAPACITY, 0);
 #[map]
-pub static RAM_RESOLV4: HashMap<[u8; 4], Resolver> =
-    HashMap::with_max_entries(RESOLVERS_CAPACITY, 0);
+pub static RAM_RESOLV4: HashMap<[u8; 4], Resolver> = HashMap::with_max_entries(RESOLVERS_CAPACITY, 0);
 #[map]
-pub static RAM_RESOLV6: HashMap<[u8; 16], Resolver> =
-    HashMap::with_max_entries(RESOLVERS_CAPACITY, 0);
+pub static RAM_RESOLV6: HashMap<[u8; 16], Resolver> = HashMap::with_max_entries(RESOLVERS_CAPACITY, 0);
 #[map]
 pub static RAM_SCOPES: Array<ScopeConfig> = Array::with_max_entries(MAX_SCOPES, 0);
 #[map]
-pub static RAM_COUNTERS: PerCpuArray<u64> =
-    PerCpuArray::with_max_entries(MAX_SCOPES * counter::SLOTS, 0);
+pub static RAM_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_SCOPES * counter::SLOTS, 0);
 #[map]
 pub static RAM_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 

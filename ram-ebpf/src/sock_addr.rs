@@ -19,24 +19,14 @@ pub fn on_ipv4(ctx: &SockAddrContext, hook: u8) -> i32 {
     // user_ip4 holds the address in network order: its bytes in memory are
     // the address bytes.
     let addr = sa.user_ip4.to_ne_bytes();
-    judge(
-        Dest::V4(addr),
-        port_of(sa.user_port),
-        sa.protocol as u8,
-        hook,
-    )
+    judge(Dest::V4(addr), port_of(sa.user_port), sa.protocol as u8, hook)
 }
 
 #[inline(always)]
 pub fn on_ipv6(ctx: &SockAddrContext, hook: u8) -> i32 {
     // SAFETY: as above.
     let sa = unsafe { &*ctx.sock_addr };
-    let words = [
-        sa.user_ip6[0],
-        sa.user_ip6[1],
-        sa.user_ip6[2],
-        sa.user_ip6[3],
-    ];
+    let words = [sa.user_ip6[0], sa.user_ip6[1], sa.user_ip6[2], sa.user_ip6[3]];
     let mut addr = [0u8; 16];
     for (i, word) in words.iter().enumerate() {
         let bytes = word.to_ne_bytes();

@@ -14,8 +14,7 @@ pub const COMM_LEN: usize = 15;
 /// The cgroup v2 mount point, from /proc/self/mountinfo (it is
 /// /sys/fs/cgroup on pure v2 hosts, /sys/fs/cgroup/unified on hybrid ones).
 pub fn cgroup2_mount() -> Result<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| Error::io("/proc/self/mountinfo", e))?;
+    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::io("/proc/self/mountinfo", e))?;
     parse_mountinfo(&text).ok_or(Error::NoCgroup2)
 }
 
@@ -36,15 +35,8 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
-            let v = bytes[i + 1..i + 4]
-                .iter()
-                .fold(0u32, |acc, b| acc * 8 + (b - b'0') as u32);
+        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+            let v = bytes[i + 1..i + 4].iter().fold(0u32, |acc, b| acc * 8 + (b - b'0') as u32);
             out.push(v as u8);
             i += 4;
         } else {
@@ -76,11 +68,7 @@ pub fn processes_named(mount: &Path, name: &str) -> Vec<ProcessCgroup> {
     };
     let mut found = Vec::new();
     for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         // Processes can exit between the listing and the reads: skip them.
@@ -116,30 +104,19 @@ mod tests {
         let hybrid = "25 24 0:22 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755\n\
                       26 25 0:23 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw\n\
                       27 25 0:24 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
-        assert_eq!(
-            parse_mountinfo(hybrid),
-            Some(PathBuf::from("/sys/fs/cgroup/unified"))
-        );
-        let pure = "30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(parse_mountinfo(hybrid), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        let pure =
+            "30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
         assert_eq!(parse_mountinfo(pure), Some(PathBuf::from("/sys/fs/cgroup")));
         let escaped = "30 23 0:26 / /mnt/my\\040cgroup rw - cgroup2 cgroup2 rw\n";
-        assert_eq!(
-            parse_mountinfo(escaped),
-            Some(PathBuf::from("/mnt/my cgroup"))
-        );
-        assert_eq!(
-            parse_mountinfo("27 25 0:24 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"),
-            None
-        );
+        assert_eq!(parse_mountinfo(escaped), Some(PathBuf::from("/mnt/my cgroup")));
+        assert_eq!(parse_mountinfo("27 25 0:24 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"), None);
     }
 
     #[test]
     fn reads_the_v2_line_of_proc_cgroup() {
         let text = "12:pids:/docker\n1:name=systemd:/system.slice/docker.service\n0::/system.slice/docker.service\n";
-        assert_eq!(
-            parse_proc_cgroup(text),
-            Some("/system.slice/docker.service")
-        );
+        assert_eq!(parse_proc_cgroup(text), Some("/system.slice/docker.service"));
         assert_eq!(parse_proc_cgroup("0::/\n"), Some("/"));
         assert_eq!(parse_proc_cgroup("1:cpu:/\n"), None);
     }

@@ -74,6 +74,9 @@ impl Daemon {
     pub fn start(source: &PolicySource, paths: Paths) -> Result<Self> {
         let facts = HostFacts::probe();
         let policy = load_policy(source, &facts)?;
+        for warning in &policy.warnings {
+            warn!("{warning}");
+        }
         let compiled = policy.compile();
         let cgroup_root = cgroup::cgroup2_mount()?;
         let features = KernelFeatures::probe();
@@ -112,10 +115,7 @@ impl Daemon {
         };
         let revoked = daemon.revoke_unallowed()?;
         if revoked > 0 {
-            info!(
-                revoked,
-                "removed learned addresses the policy no longer allows"
-            );
+            info!(revoked, "removed learned addresses the policy no longer allows");
         }
         info!(policy = %daemon.policy.source, mode = %daemon.policy.mode, targets = daemon.instances.len(), "policy loaded");
         daemon.reconcile_targets();
@@ -132,21 +132,13 @@ impl Daemon {
     fn resolve(&self, selector: &Selector) -> (BTreeSet<PathBuf>, Option<String>) {
         match selector {
             Selector::Cgroup(path) if path.is_dir() => ([path.clone()].into(), None),
-            Selector::Cgroup(path) => (
-                BTreeSet::new(),
-                Some(format!("waiting for cgroup {}", path.display())),
-            ),
+            Selector::Cgroup(path) => (BTreeSet::new(), Some(format!("waiting for cgroup {}", path.display()))),
             Selector::Process(name) => {
                 let found = cgroup::processes_named(&self.cgroup_root, name);
                 if found.is_empty() {
-                    return (
-                        BTreeSet::new(),
-                        Some(format!("waiting for a process named {name}")),
-                    );
+                    return (BTreeSet::new(), Some(format!("waiting for a process named {name}")));
                 }
-                let (root, own): (Vec<_>, Vec<_>) = found
-                    .into_iter()
-                    .partition(|p| p.cgroup == self.cgroup_root);
+                let (root, own): (Vec<_>, Vec<_>) = found.into_iter().partition(|p| p.cgroup == self.cgroup_root);
                 let note = (!root.is_empty()).then(|| {
                     format!(
                         "process {name} (pid {}) runs in the root cgroup; refusing to enforce the whole host (run it in its own cgroup, as systemd does)",
@@ -179,12 +171,7 @@ impl Daemon {
                     }
                     Err(e) => {
                         let text = e.to_string();
-                        if self
-                            .failures
-                            .insert((index as u32, id), text.clone())
-                            .as_ref()
-                            != Some(&text)
-                        {
+                        if self.failures.insert((index as u32, id), text.clone()).as_ref() != Some(&text) {
                             error!(target_name = %name, cgroup = %path.display(), "cannot attach: {text}");
                         }
                     }
@@ -212,20 +199,14 @@ impl Daemon {
     /// ours, or belong to scopes this policy no longer has. Pins of a target
     /// that is still pending stay: enforcement continues until we take over.
     fn prune_previous_links(&mut self) {
-        let own: BTreeSet<PathBuf> = self
-            .instances
-            .iter()
-            .flat_map(|i| i.own_pins().cloned())
-            .collect();
+        let own: BTreeSet<PathBuf> = self.instances.iter().flat_map(|i| i.own_pins().cloned()).collect();
         for (pin, path) in loader::link_pins(&self.paths) {
             if own.contains(&path) {
                 continue;
             }
             let replace = match self.instances.get(pin.scope as usize) {
                 None => true,
-                Some(instance) => {
-                    instance.is_attached(pin.cgroup_id) || instance.attached().next().is_some()
-                }
+                Some(instance) => instance.is_attached(pin.cgroup_id) || instance.attached().next().is_some(),
             };
             if replace {
                 match std::fs::remove_file(&path) {
@@ -242,16 +223,12 @@ impl Daemon {
     /// for their scope (and those of scopes that no longer exist).
     fn revoke_unallowed(&self) -> Result<usize> {
         let compiled = &self.compiled;
-        kernel::prune_learned(&self.paths, |scope, host, _| {
-            host.is_some_and(|h| compiled.allows_name(scope, h))
-        })
+        kernel::prune_learned(&self.paths, |scope, host, _| host.is_some_and(|h| compiled.allows_name(scope, h)))
     }
 
     fn collect_expired(&self) -> Result<usize> {
         let now = monotonic_ns();
-        kernel::prune_learned(&self.paths, |_, _, learned| {
-            learned.expires_ns.saturating_add(EXPIRED_GRACE_NS) > now
-        })
+        kernel::prune_learned(&self.paths, |_, _, learned| learned.expires_ns.saturating_add(EXPIRED_GRACE_NS) > now)
     }
 
     pub fn status(&self) -> DaemonStatus {
@@ -262,22 +239,14 @@ impl Daemon {
             .map(|(instance, settings)| {
                 let cgroups: Vec<CgroupStatus> = instance
                     .attached()
-                    .map(|(id, path)| CgroupStatus {
-                        path: path.display().to_string(),
-                        id,
-                    })
+                    .map(|(id, path)| CgroupStatus { path: path.display().to_string(), id })
                     .collect();
                 TargetStatus {
                     scope: settings.scope,
                     name: settings.name.clone(),
                     selector: settings.selector.to_string(),
                     mode: settings.mode.to_string(),
-                    state: if cgroups.is_empty() {
-                        "pending"
-                    } else {
-                        "attached"
-                    }
-                    .to_string(),
+                    state: if cgroups.is_empty() { "pending" } else { "attached" }.to_string(),
                     cgroups,
                     programs: instance.programs(),
                     note: self.notes.get(&settings.scope).cloned(),
@@ -298,8 +267,8 @@ impl Daemon {
         if self.last_status.as_ref() == Some(&status) {
             return;
         }
-        if let Err(e) = crate::sys::create_private_dir(&self.paths.run_dir)
-            .and_then(|_| status.write(&self.paths.status_file()))
+        if let Err(e) =
+            crate::sys::create_private_dir(&self.paths.run_dir).and_then(|_| status.write(&self.paths.status_file()))
         {
             warn!("cannot write status: {e}");
         }
@@ -307,11 +276,7 @@ impl Daemon {
     }
 
     fn scope_name(&self, scope: u32) -> String {
-        self.compiled
-            .scopes
-            .get(scope as usize)
-            .map(|s| s.name.clone())
-            .unwrap_or_else(|| format!("scope {scope}"))
+        self.compiled.scopes.get(scope as usize).map(|s| s.name.clone()).unwrap_or_else(|| format!("scope {scope}"))
     }
 
     pub fn handle_event(&mut self, bytes: &[u8]) {
@@ -350,16 +315,9 @@ pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
     let ring = kernel::events_ring(daemon.paths())?;
     // SAFETY: the ring buffer owns its map fd and the AsyncFd owns the ring
     // buffer, so the fd stays open and unchanged while registered.
-    let mut ring = unsafe { AsyncFd::register(ring) }.map_err(|e| {
-        crate::Error::io(
-            "RAM_EVENTS ring buffer",
-            std::io::Error::other(e.to_string()),
-        )
-    })?;
-    let signal_error = |e| crate::Error::Sys {
-        what: "installing signal handlers".into(),
-        cause: e,
-    };
+    let mut ring = unsafe { AsyncFd::register(ring) }
+        .map_err(|e| crate::Error::io("RAM_EVENTS ring buffer", std::io::Error::other(e.to_string())))?;
+    let signal_error = |e| crate::Error::Sys { what: "installing signal handlers".into(), cause: e };
     let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
     let mut scan = tokio::time::interval(TARGET_SCAN);

@@ -10,47 +10,25 @@ pub enum Error {
     Policy(#[from] PolicyError),
 
     #[error("{path}: {cause}")]
-    Io {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
+    Io { path: PathBuf, cause: std::io::Error },
 
     #[error("loading the eBPF object for target `{target}`: {}", chain(cause.as_ref()))]
-    Load {
-        target: String,
-        cause: Box<aya::EbpfError>,
-    },
+    Load { target: String, cause: Box<aya::EbpfError> },
 
     #[error("program {program}: {}", chain(cause.as_ref()))]
-    Program {
-        program: String,
-        cause: Box<aya::programs::ProgramError>,
-    },
+    Program { program: String, cause: Box<aya::programs::ProgramError> },
 
     #[error("attaching {program} to cgroup {cgroup}: {}", chain(cause.as_ref()))]
-    Attach {
-        program: String,
-        cgroup: PathBuf,
-        cause: Box<aya::programs::ProgramError>,
-    },
+    Attach { program: String, cgroup: PathBuf, cause: Box<aya::programs::ProgramError> },
 
     #[error("{program}: the kernel gave no bpf_link to pin (kernel older than 5.7?): {}", chain(cause.as_ref()))]
-    Link {
-        program: String,
-        cause: Box<aya::programs::links::LinkError>,
-    },
+    Link { program: String, cause: Box<aya::programs::links::LinkError> },
 
     #[error("pinning {path}: {}", chain(cause.as_ref()))]
-    Pin {
-        path: PathBuf,
-        cause: Box<aya::pin::PinError>,
-    },
+    Pin { path: PathBuf, cause: Box<aya::pin::PinError> },
 
     #[error("map {map}: {}", chain(cause.as_ref()))]
-    Map {
-        map: String,
-        cause: Box<aya::maps::MapError>,
-    },
+    Map { map: String, cause: Box<aya::maps::MapError> },
 
     #[error("map {map} is missing from the eBPF object or the pin directory")]
     MissingMap { map: String },
@@ -64,17 +42,11 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            cause: source,
-        }
+        Error::Io { path: path.into(), cause: source }
     }
 
     pub fn map(map: &str, source: aya::maps::MapError) -> Self {
-        Error::Map {
-            map: map.to_string(),
-            cause: Box::new(source),
-        }
+        Error::Map { map: map.to_string(), cause: Box::new(source) }
     }
 }
 

@@ -13,8 +13,8 @@ use std::{
 
 use hickory_proto::{op::Message, rr::RData};
 use ram_common::event::{
-    BlockedEvent, DnsEvent, EventHeader, ACTION_WOULD_BLOCK, HOOK_CONNECT, HOOK_EGRESS,
-    HOOK_SENDMSG, KIND_BLOCKED, KIND_DNS,
+    BlockedEvent, DnsEvent, EventHeader, ACTION_WOULD_BLOCK, HOOK_CONNECT, HOOK_EGRESS, HOOK_SENDMSG, KIND_BLOCKED,
+    KIND_DNS,
 };
 use serde::Serialize;
 
@@ -91,12 +91,7 @@ pub fn summarize_dns(message: &[u8]) -> Result<DnsSummary, String> {
     let name = msg
         .queries
         .first()
-        .map(|q| {
-            q.name()
-                .to_ascii()
-                .trim_end_matches('.')
-                .to_ascii_lowercase()
-        })
+        .map(|q| q.name().to_ascii().trim_end_matches('.').to_ascii_lowercase())
         .ok_or("no question")?;
     let mut addrs = Vec::new();
     let mut ttl: Option<u32> = None;
@@ -122,11 +117,7 @@ pub struct HostCache {
 
 impl HostCache {
     pub fn new(capacity: usize) -> Self {
-        HostCache {
-            names: HashMap::new(),
-            order: VecDeque::new(),
-            capacity,
-        }
+        HostCache { names: HashMap::new(), order: VecDeque::new(), capacity }
     }
 
     pub fn remember(&mut self, addr: IpAddr, host: &str) {
@@ -165,11 +156,7 @@ impl BlockedRecord {
     pub fn new(event: &BlockedEvent, target: String, hosts: &HostCache) -> Self {
         let daddr = event_addr(event.family, &event.addr);
         BlockedRecord {
-            event: if event.action == ACTION_WOULD_BLOCK {
-                "would_block"
-            } else {
-                "blocked"
-            },
+            event: if event.action == ACTION_WOULD_BLOCK { "would_block" } else { "blocked" },
             target,
             pid: event.pid,
             comm: comm(&event.comm),
@@ -241,10 +228,7 @@ mod tests {
         let mut comm_raw = [0u8; 16];
         comm_raw[..7].copy_from_slice(b"dockerd");
         let event = BlockedEvent {
-            header: EventHeader {
-                kind: KIND_BLOCKED,
-                scope: 0,
-            },
+            header: EventHeader { kind: KIND_BLOCKED, scope: 0 },
             cgroup_id: 99,
             pid: 1234,
             port: 5000,
@@ -257,15 +241,9 @@ mod tests {
             _pad: [0; 6],
         };
         // SAFETY: BlockedEvent is plain data.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(
-                &event as *const _ as *const u8,
-                std::mem::size_of::<BlockedEvent>(),
-            )
-        };
-        let Some(Event::Blocked(decoded)) = decode(bytes) else {
-            panic!("not a blocked event")
-        };
+        let bytes =
+            unsafe { std::slice::from_raw_parts(&event as *const _ as *const u8, std::mem::size_of::<BlockedEvent>()) };
+        let Some(Event::Blocked(decoded)) = decode(bytes) else { panic!("not a blocked event") };
         let mut hosts = HostCache::new(2);
         hosts.remember("127.10.0.2".parse().unwrap(), "blocked.registry.test");
         let record = BlockedRecord::new(&decoded, "docker".into(), &hosts);

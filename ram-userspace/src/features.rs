@@ -100,11 +100,7 @@ pub(crate) fn prog_load(
         expected_attach_type: attach_type,
         ..ProgLoadAttr::default()
     };
-    let fd = bpf(
-        BPF_PROG_LOAD,
-        &attr as *const _ as *const _,
-        std::mem::size_of::<ProgLoadAttr>(),
-    );
+    let fd = bpf(BPF_PROG_LOAD, &attr as *const _ as *const _, std::mem::size_of::<ProgLoadAttr>());
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -118,12 +114,7 @@ fn bpf(cmd: libc::c_long, attr: *const libc::c_void, size: usize) -> libc::c_lon
 }
 
 const fn insn(code: u8, dst: u8, src: u8, imm: i32) -> Insn {
-    Insn {
-        code,
-        regs: (src << 4) | dst,
-        off: 0,
-        imm,
-    }
+    Insn { code, regs: (src << 4) | dst, off: 0, imm }
 }
 
 /// Calls bpf_get_current_pid_tgid(), then bpf_get_current_comm(fp - 16, 16):
@@ -141,27 +132,12 @@ fn program_loads(prog_type: u32, attach_type: u32, body: &[Insn]) -> bool {
     let mut insns = body.to_vec();
     insns.push(insn(0xb7, 0, 0, 1)); // r0 = 1
     insns.push(insn(0x95, 0, 0, 0)); // exit
-    prog_load(
-        prog_type,
-        attach_type,
-        insns.as_ptr() as *const u8,
-        insns.len(),
-        None,
-    )
-    .is_ok()
+    prog_load(prog_type, attach_type, insns.as_ptr() as *const u8, insns.len(), None).is_ok()
 }
 
 fn ring_buffer_maps() -> bool {
-    let attr = MapCreateAttr {
-        map_type: BPF_MAP_TYPE_RINGBUF,
-        max_entries: 4096,
-        ..MapCreateAttr::default()
-    };
-    let fd = bpf(
-        BPF_MAP_CREATE,
-        &attr as *const _ as *const _,
-        std::mem::size_of::<MapCreateAttr>(),
-    );
+    let attr = MapCreateAttr { map_type: BPF_MAP_TYPE_RINGBUF, max_entries: 4096, ..MapCreateAttr::default() };
+    let fd = bpf(BPF_MAP_CREATE, &attr as *const _ as *const _, std::mem::size_of::<MapCreateAttr>());
     if fd >= 0 {
         // SAFETY: as above.
         unsafe { libc::close(fd as i32) };
@@ -177,10 +153,7 @@ pub fn parse_release(release: &str) -> Option<(u32, u32)> {
 
 impl KernelFeatures {
     pub fn probe() -> Self {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap_or_default()
-            .trim()
-            .to_string();
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
         let version = parse_release(&release).unwrap_or((0, 0));
         KernelFeatures {
             skb_task_info: program_loads(BPF_PROG_TYPE_CGROUP_SKB, 0, &TASK_INFO_CALLS),

@@ -24,9 +24,7 @@ use crate::{
 fn open(paths: &Paths, name: &str) -> Result<Map> {
     let path = paths.map_pin(name);
     if !path.exists() {
-        return Err(Error::MissingMap {
-            map: name.to_string(),
-        });
+        return Err(Error::MissingMap { map: name.to_string() });
     }
     let data = MapData::from_pin(&path).map_err(|e| Error::map(name, e))?;
     Map::from_map_data(data).map_err(|e| Error::map(name, e))
@@ -49,16 +47,11 @@ pub fn apply_rules(paths: &Paths, policy: &CompiledPolicy) -> Result<()> {
     let mut wanted = HashSet::new();
     for entry in &policy.names {
         let key = Key::new(entry.len * 8, entry.key);
-        names
-            .insert(&key, entry.rule, 0)
-            .map_err(|e| Error::map(MAP_NAMES, e))?;
+        names.insert(&key, entry.rule, 0).map_err(|e| Error::map(MAP_NAMES, e))?;
         wanted.insert((entry.len * 8, entry.key));
     }
-    let stale: Vec<_> = names
-        .keys()
-        .filter_map(|k| k.ok())
-        .filter(|k| !wanted.contains(&(k.prefix_len(), k.data())))
-        .collect();
+    let stale: Vec<_> =
+        names.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(&(k.prefix_len(), k.data()))).collect();
     for key in stale {
         names.remove(&key).map_err(|e| Error::map(MAP_NAMES, e))?;
     }
@@ -79,16 +72,8 @@ pub fn apply_rules(paths: &Paths, policy: &CompiledPolicy) -> Result<()> {
             IpAddr::V4(_) => None,
         })
         .collect();
-    sync_trie(
-        typed!(paths, MAP_CIDR4, LpmTrie<MapData, [u8; 4], CidrRule>),
-        MAP_CIDR4,
-        &v4,
-    )?;
-    sync_trie(
-        typed!(paths, MAP_CIDR6, LpmTrie<MapData, [u8; 16], CidrRule>),
-        MAP_CIDR6,
-        &v6,
-    )?;
+    sync_trie(typed!(paths, MAP_CIDR4, LpmTrie<MapData, [u8; 4], CidrRule>), MAP_CIDR4, &v4)?;
+    sync_trie(typed!(paths, MAP_CIDR6, LpmTrie<MapData, [u8; 16], CidrRule>), MAP_CIDR6, &v6)?;
 
     let r4: Vec<([u8; 4], u64)> = policy
         .resolvers
@@ -106,16 +91,8 @@ pub fn apply_rules(paths: &Paths, policy: &CompiledPolicy) -> Result<()> {
             _ => None,
         })
         .collect();
-    sync_hash(
-        typed!(paths, MAP_RESOLV4, HashMap<MapData, [u8; 4], Resolver>),
-        MAP_RESOLV4,
-        &r4,
-    )?;
-    sync_hash(
-        typed!(paths, MAP_RESOLV6, HashMap<MapData, [u8; 16], Resolver>),
-        MAP_RESOLV6,
-        &r6,
-    )?;
+    sync_hash(typed!(paths, MAP_RESOLV4, HashMap<MapData, [u8; 4], Resolver>), MAP_RESOLV4, &r4)?;
+    sync_hash(typed!(paths, MAP_RESOLV6, HashMap<MapData, [u8; 16], Resolver>), MAP_RESOLV6, &r6)?;
 
     let mut scopes = typed!(paths, MAP_SCOPES, Array<MapData, ScopeConfig>);
     for index in 0..MAX_SCOPES {
@@ -123,16 +100,9 @@ pub fn apply_rules(paths: &Paths, policy: &CompiledPolicy) -> Result<()> {
             .scopes
             .iter()
             .find(|s| s.scope == index)
-            .map(|s| ScopeConfig {
-                mode: s.kernel_mode(),
-                min_ttl: s.min_ttl,
-                max_ttl: s.max_ttl,
-                _pad: 0,
-            })
+            .map(|s| ScopeConfig { mode: s.kernel_mode(), min_ttl: s.min_ttl, max_ttl: s.max_ttl, _pad: 0 })
             .unwrap_or_default();
-        scopes
-            .set(index, config, 0)
-            .map_err(|e| Error::map(MAP_SCOPES, e))?;
+        scopes.set(index, config, 0).map_err(|e| Error::map(MAP_SCOPES, e))?;
     }
     Ok(())
 }
@@ -144,15 +114,11 @@ fn sync_trie<K: aya::Pod + Eq + std::hash::Hash>(
 ) -> Result<()> {
     let mut wanted = HashSet::new();
     for (addr, prefix, scopes) in rows {
-        trie.insert(&Key::new(*prefix, *addr), CidrRule { scopes: *scopes }, 0)
-            .map_err(|e| Error::map(name, e))?;
+        trie.insert(&Key::new(*prefix, *addr), CidrRule { scopes: *scopes }, 0).map_err(|e| Error::map(name, e))?;
         wanted.insert((*prefix, *addr));
     }
-    let stale: Vec<_> = trie
-        .keys()
-        .filter_map(|k| k.ok())
-        .filter(|k| !wanted.contains(&(k.prefix_len(), k.data())))
-        .collect();
+    let stale: Vec<_> =
+        trie.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(&(k.prefix_len(), k.data()))).collect();
     for key in stale {
         trie.remove(&key).map_err(|e| Error::map(name, e))?;
     }
@@ -165,15 +131,10 @@ fn sync_hash<K: aya::Pod + Eq + std::hash::Hash>(
     rows: &[(K, u64)],
 ) -> Result<()> {
     for (key, scopes) in rows {
-        map.insert(key, Resolver { scopes: *scopes }, 0)
-            .map_err(|e| Error::map(name, e))?;
+        map.insert(key, Resolver { scopes: *scopes }, 0).map_err(|e| Error::map(name, e))?;
     }
     let wanted: HashSet<K> = rows.iter().map(|(k, _)| *k).collect();
-    let stale: Vec<K> = map
-        .keys()
-        .filter_map(|k| k.ok())
-        .filter(|k| !wanted.contains(k))
-        .collect();
+    let stale: Vec<K> = map.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(k)).collect();
     for key in stale {
         map.remove(&key).map_err(|e| Error::map(name, e))?;
     }
@@ -232,10 +193,7 @@ pub fn learned(paths: &Paths) -> Result<Vec<LearnedRow>> {
 }
 
 /// Removes learned addresses for which `keep` says no; returns how many.
-pub fn prune_learned(
-    paths: &Paths,
-    mut keep: impl FnMut(u32, Option<&str>, &Learned) -> bool,
-) -> Result<usize> {
+pub fn prune_learned(paths: &Paths, mut keep: impl FnMut(u32, Option<&str>, &Learned) -> bool) -> Result<usize> {
     let hosts = host_names(paths)?;
     let mut removed = 0;
     let mut v4 = typed!(paths, MAP_LEARN4, HashMap<MapData, Learn4Key, Learned>);
@@ -272,9 +230,7 @@ pub fn counters(paths: &Paths, scope: u32) -> Result<Vec<(&'static str, u64)>> {
     let mut out = Vec::with_capacity(counter::NAMES.len());
     for (slot, name) in counter::NAMES.iter().enumerate() {
         let index = scope * counter::SLOTS + slot as u32;
-        let values = array
-            .get(&index, 0)
-            .map_err(|e| Error::map(MAP_COUNTERS, e))?;
+        let values = array.get(&index, 0).map_err(|e| Error::map(MAP_COUNTERS, e))?;
         out.push((*name, values.iter().sum()));
     }
     Ok(out)
@@ -311,32 +267,20 @@ pub fn rules(paths: &Paths) -> Result<Vec<RuleRow>> {
                 rule: format!("*.{suffix}"),
                 scopes: scope_list(rule.partial_scopes),
             }),
-            None => rows.push(RuleRow {
-                kind: "host",
-                rule: text,
-                scopes: scope_list(rule.full_scopes),
-            }),
+            None => rows.push(RuleRow { kind: "host", rule: text, scopes: scope_list(rule.full_scopes) }),
         }
     }
     let c4 = typed!(paths, MAP_CIDR4, LpmTrie<MapData, [u8; 4], CidrRule>);
     for item in c4.iter() {
         let (key, rule) = item.map_err(|e| Error::map(MAP_CIDR4, e))?;
         let rule_text = format!("{}/{}", Ipv4Addr::from(key.data()), key.prefix_len());
-        rows.push(RuleRow {
-            kind: "cidr",
-            rule: rule_text,
-            scopes: scope_list(rule.scopes),
-        });
+        rows.push(RuleRow { kind: "cidr", rule: rule_text, scopes: scope_list(rule.scopes) });
     }
     let c6 = typed!(paths, MAP_CIDR6, LpmTrie<MapData, [u8; 16], CidrRule>);
     for item in c6.iter() {
         let (key, rule) = item.map_err(|e| Error::map(MAP_CIDR6, e))?;
         let rule_text = format!("{}/{}", Ipv6Addr::from(key.data()), key.prefix_len());
-        rows.push(RuleRow {
-            kind: "cidr",
-            rule: rule_text,
-            scopes: scope_list(rule.scopes),
-        });
+        rows.push(RuleRow { kind: "cidr", rule: rule_text, scopes: scope_list(rule.scopes) });
     }
     let r4 = typed!(paths, MAP_RESOLV4, HashMap<MapData, [u8; 4], Resolver>);
     for item in r4.iter() {
@@ -365,9 +309,7 @@ pub fn scope_configs(paths: &Paths) -> Result<Vec<(u32, ScopeConfig)>> {
     let scopes = typed!(paths, MAP_SCOPES, Array<MapData, ScopeConfig>);
     let mut out = Vec::new();
     for index in 0..MAX_SCOPES {
-        let config = scopes
-            .get(&index, 0)
-            .map_err(|e| Error::map(MAP_SCOPES, e))?;
+        let config = scopes.get(&index, 0).map_err(|e| Error::map(MAP_SCOPES, e))?;
         if config.mode != 0 {
             out.push((index, config));
         }

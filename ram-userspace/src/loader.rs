@@ -18,8 +18,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use ram_common::maps::{
-    PINNED_MAPS, PROGRAMS, PROG_EGRESS, PROG_INGRESS, SCOPE_GLOBAL, SKB_TASK_INFO_GLOBAL,
-    SOCK_ADDR_TASK_INFO_GLOBAL,
+    PINNED_MAPS, PROGRAMS, PROG_EGRESS, PROG_INGRESS, SCOPE_GLOBAL, SKB_TASK_INFO_GLOBAL, SOCK_ADDR_TASK_INFO_GLOBAL,
 };
 use serde::Serialize;
 
@@ -100,8 +99,7 @@ impl ScopeInstance {
         features: &KernelFeatures,
         measure_verifier: bool,
     ) -> Result<Self> {
-        let pins: Vec<(&str, PathBuf)> =
-            PINNED_MAPS.iter().map(|m| (*m, paths.map_pin(m))).collect();
+        let pins: Vec<(&str, PathBuf)> = PINNED_MAPS.iter().map(|m| (*m, paths.map_pin(m))).collect();
         let sock_addr_task_info = u32::from(features.sock_addr_task_info);
         let skb_task_info = u32::from(features.skb_task_info);
         let mut loader = EbpfLoader::new();
@@ -111,15 +109,10 @@ impl ScopeInstance {
         for (name, path) in &pins {
             loader.map_pin_path(name, path.as_path());
         }
-        let mut ebpf = loader.load(OBJECT).map_err(|e| Error::Load {
-            target: target_name.to_string(),
-            cause: Box::new(e),
-        })?;
+        let mut ebpf =
+            loader.load(OBJECT).map_err(|e| Error::Load { target: target_name.to_string(), cause: Box::new(e) })?;
         for name in PROGRAMS {
-            let program_error = |e| Error::Program {
-                program: name.to_string(),
-                cause: Box::new(e),
-            };
+            let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
             let program = ebpf.program_mut(name).ok_or_else(|| Error::Program {
                 program: name.to_string(),
                 cause: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
@@ -140,12 +133,7 @@ impl ScopeInstance {
         } else {
             BTreeMap::new()
         };
-        Ok(ScopeInstance {
-            scope,
-            ebpf,
-            measured,
-            attached: BTreeMap::new(),
-        })
+        Ok(ScopeInstance { scope, ebpf, measured, attached: BTreeMap::new() })
     }
 
     pub fn programs(&self) -> Vec<ProgramStatus> {
@@ -166,9 +154,7 @@ impl ScopeInstance {
     }
 
     pub fn attached(&self) -> impl Iterator<Item = (u64, &Path)> {
-        self.attached
-            .iter()
-            .map(|(id, (path, _))| (*id, path.as_path()))
+        self.attached.iter().map(|(id, (path, _))| (*id, path.as_path()))
     }
 
     pub fn is_attached(&self, cgroup_id: u64) -> bool {
@@ -199,23 +185,10 @@ impl ScopeInstance {
         Ok(id)
     }
 
-    fn attach_one(
-        &mut self,
-        paths: &Paths,
-        name: &str,
-        dir: &File,
-        cgroup: &Path,
-        cgroup_id: u64,
-    ) -> Result<PathBuf> {
-        let attach_error = |e| Error::Attach {
-            program: name.to_string(),
-            cgroup: cgroup.to_path_buf(),
-            cause: Box::new(e),
-        };
-        let program_error = |e| Error::Program {
-            program: name.to_string(),
-            cause: Box::new(e),
-        };
+    fn attach_one(&mut self, paths: &Paths, name: &str, dir: &File, cgroup: &Path, cgroup_id: u64) -> Result<PathBuf> {
+        let attach_error =
+            |e| Error::Attach { program: name.to_string(), cgroup: cgroup.to_path_buf(), cause: Box::new(e) };
+        let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
         let program = self.ebpf.program_mut(name).ok_or_else(|| Error::Program {
             program: name.to_string(),
             cause: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
@@ -223,38 +196,20 @@ impl ScopeInstance {
         let program_id = program.info().map_err(program_error)?.id();
         let link: FdLink = if name == PROG_INGRESS || name == PROG_EGRESS {
             let p: &mut CgroupSkb = program.try_into().map_err(program_error)?;
-            let kind = if name == PROG_INGRESS {
-                CgroupSkbAttachType::Ingress
-            } else {
-                CgroupSkbAttachType::Egress
-            };
+            let kind = if name == PROG_INGRESS { CgroupSkbAttachType::Ingress } else { CgroupSkbAttachType::Egress };
             let link_id = p.attach(dir, kind, attach_mode()).map_err(attach_error)?;
             let link = p.take_link(link_id).map_err(program_error)?;
-            link.try_into().map_err(|e| Error::Link {
-                program: name.to_string(),
-                cause: Box::new(e),
-            })?
+            link.try_into().map_err(|e| Error::Link { program: name.to_string(), cause: Box::new(e) })?
         } else {
             let p: &mut CgroupSockAddr = program.try_into().map_err(program_error)?;
             let link_id = p.attach(dir, attach_mode()).map_err(attach_error)?;
             let link = p.take_link(link_id).map_err(program_error)?;
-            link.try_into().map_err(|e| Error::Link {
-                program: name.to_string(),
-                cause: Box::new(e),
-            })?
+            link.try_into().map_err(|e| Error::Link { program: name.to_string(), cause: Box::new(e) })?
         };
-        let pin = LinkPin {
-            scope: self.scope,
-            cgroup_id,
-            program: name.to_string(),
-            program_id,
-        };
+        let pin = LinkPin { scope: self.scope, cgroup_id, program: name.to_string(), program_id };
         let path = paths.links_dir().join(pin.file_name());
         // A pinned link stays attached after this process exits.
-        let pinned = link.pin(&path).map_err(|e| Error::Pin {
-            path: path.clone(),
-            cause: Box::new(e),
-        })?;
+        let pinned = link.pin(&path).map_err(|e| Error::Pin { path: path.clone(), cause: Box::new(e) })?;
         drop(pinned);
         Ok(path)
     }

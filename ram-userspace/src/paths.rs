@@ -24,11 +24,8 @@ pub struct Paths {
 impl Paths {
     /// Explicit values win, then $RAM_PIN_DIR / $RAM_RUN_DIR, then defaults.
     pub fn resolve(pin_dir: Option<PathBuf>, run_dir: Option<PathBuf>) -> Self {
-        let from_env = |var: &str, default: &str| {
-            std::env::var_os(var)
-                .map(PathBuf::from)
-                .unwrap_or_else(|| default.into())
-        };
+        let from_env =
+            |var: &str, default: &str| std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| default.into());
         Paths {
             pin_dir: pin_dir.unwrap_or_else(|| from_env(PIN_DIR_ENV, DEFAULT_PIN_DIR)),
             run_dir: run_dir.unwrap_or_else(|| from_env(RUN_DIR_ENV, DEFAULT_RUN_DIR)),
@@ -68,10 +65,7 @@ pub struct LinkPin {
 
 impl LinkPin {
     pub fn file_name(&self) -> String {
-        format!(
-            "s{}-cg{}-{}-p{}",
-            self.scope, self.cgroup_id, self.program, self.program_id
-        )
+        format!("s{}-cg{}-{}-p{}", self.scope, self.cgroup_id, self.program, self.program_id)
     }
 
     pub fn parse(name: &str) -> Option<Self> {
@@ -94,12 +88,7 @@ mod tests {
 
     #[test]
     fn link_pin_names_round_trip() {
-        let pin = LinkPin {
-            scope: 3,
-            cgroup_id: 4242,
-            program: "ram_connect4".into(),
-            program_id: 17,
-        };
+        let pin = LinkPin { scope: 3, cgroup_id: 4242, program: "ram_connect4".into(), program_id: 17 };
         assert_eq!(pin.file_name(), "s3-cg4242-ram_connect4-p17");
         assert_eq!(LinkPin::parse(&pin.file_name()), Some(pin));
         assert_eq!(LinkPin::parse("garbage"), None);

@@ -12,49 +12,33 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// without CAP_SYS_RESOURCE), the soft limit goes up to the hard one and the
 /// caller is told, since kernels from 5.11 on do not need it at all.
 pub fn raise_memlock() -> Result<()> {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
+    let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
     // SAFETY: valid pointer to an initialised rlimit.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } == 0 {
         return Ok(());
     }
     let cause = io::Error::last_os_error();
-    let mut current = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut current = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: valid out-pointer.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut current) } == 0 {
         current.rlim_cur = current.rlim_max;
         // SAFETY: valid pointer to an initialised rlimit.
         unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &current) };
     }
-    Err(Error::Sys {
-        what: "setrlimit(RLIMIT_MEMLOCK, unlimited)".into(),
-        cause,
-    })
+    Err(Error::Sys { what: "setrlimit(RLIMIT_MEMLOCK, unlimited)".into(), cause })
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock of bpf_ktime_get_ns().
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: valid pointer; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn c_path(path: &Path) -> Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
-        Error::io(
-            path,
-            io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"),
-        )
-    })
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::io(path, io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte")))
 }
 
 pub fn is_bpffs(path: &Path) -> Result<bool> {
@@ -77,15 +61,7 @@ pub fn ensure_bpffs(mount_point: &Path) -> Result<()> {
     let target = c_path(mount_point)?;
     let fstype = CString::new("bpf").unwrap_or_default();
     // SAFETY: valid C strings; no mount data.
-    let rc = unsafe {
-        libc::mount(
-            fstype.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
+    let rc = unsafe { libc::mount(fstype.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
     if rc != 0 {
         return Err(Error::Sys {
             what: format!("mount -t bpf bpf {}", mount_point.display()),
@@ -98,13 +74,8 @@ pub fn ensure_bpffs(mount_point: &Path) -> Result<()> {
 /// Creates `dir` (and parents) readable by root only.
 pub fn create_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| Error::io(dir, e))
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::io(dir, e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(dir, e))
 }
 
 /// True when a process with this pid exists.

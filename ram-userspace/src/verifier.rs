@@ -18,9 +18,7 @@ use ram_common::maps::{
 
 use crate::{
     error::{Error, Result},
-    features::{
-        prog_load, BPF_LOG_STATS, BPF_PROG_TYPE_CGROUP_SKB, BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
-    },
+    features::{prog_load, BPF_LOG_STATS, BPF_PROG_TYPE_CGROUP_SKB, BPF_PROG_TYPE_CGROUP_SOCK_ADDR},
     loader::OBJECT,
 };
 
@@ -44,10 +42,7 @@ pub fn parse_processed(log: &str) -> Option<u32> {
 }
 
 fn obj_error(e: impl std::fmt::Display) -> Error {
-    Error::Sys {
-        what: "measuring verifier cost".into(),
-        cause: std::io::Error::other(e.to_string()),
-    }
+    Error::Sys { what: "measuring verifier cost".into(), cause: std::io::Error::other(e.to_string()) }
 }
 
 /// Loads a statistics-only copy of every program of `ebpf` (loaded from
@@ -58,22 +53,12 @@ pub fn processed_insns(ebpf: &Ebpf) -> Result<BTreeMap<String, u32>> {
         let Some(program) = ebpf.program(name) else {
             continue;
         };
-        let info = program.info().map_err(|e| Error::Program {
-            program: name.into(),
-            cause: Box::new(e),
-        })?;
-        let ids = info.map_ids().map_err(|e| Error::Program {
-            program: name.into(),
-            cause: Box::new(e),
-        })?;
+        let info = program.info().map_err(|e| Error::Program { program: name.into(), cause: Box::new(e) })?;
+        let ids = info.map_ids().map_err(|e| Error::Program { program: name.into(), cause: Box::new(e) })?;
         for id in ids.unwrap_or_default() {
             let data = MapData::from_id(id).map_err(|e| Error::map("by id", e))?;
-            let map_name = data
-                .info()
-                .map_err(|e| Error::map("by id", e))?
-                .name_as_str()
-                .unwrap_or_default()
-                .to_string();
+            let map_name =
+                data.info().map_err(|e| Error::map("by id", e))?.name_as_str().unwrap_or_default().to_string();
             maps.insert(map_name, data);
         }
     }
@@ -82,31 +67,18 @@ pub fn processed_insns(ebpf: &Ebpf) -> Result<BTreeMap<String, u32>> {
     let defs: Vec<(String, i32, aya_obj::Map)> = obj
         .maps
         .iter()
-        .filter_map(|(name, def)| {
-            maps.get(name)
-                .map(|d| (name.clone(), d.fd().as_fd().as_raw_fd(), def.clone()))
-        })
+        .filter_map(|(name, def)| maps.get(name).map(|d| (name.clone(), d.fd().as_fd().as_raw_fd(), def.clone())))
         .collect();
-    obj.relocate_maps(
-        defs.iter().map(|(n, fd, def)| (n.as_str(), *fd, def)),
-        &text_sections,
-    )
-    .map_err(obj_error)?;
+    obj.relocate_maps(defs.iter().map(|(n, fd, def)| (n.as_str(), *fd, def)), &text_sections).map_err(obj_error)?;
     obj.relocate_calls(&text_sections).map_err(obj_error)?;
 
     let mut out = BTreeMap::new();
     // For developers: RAM_VERIFIER_LOG=DIR writes each program's full log.
     let log_dir = std::env::var_os("RAM_VERIFIER_LOG").map(std::path::PathBuf::from);
-    let (log_size, level) = if log_dir.is_some() {
-        (1 << 29, 2 | BPF_LOG_STATS)
-    } else {
-        (1 << 16, BPF_LOG_STATS)
-    };
+    let (log_size, level) = if log_dir.is_some() { (1 << 29, 2 | BPF_LOG_STATS) } else { (1 << 16, BPF_LOG_STATS) };
     let mut log = vec![0u8; log_size];
     for name in PROGRAMS {
-        let (Some(program), Some((prog_type, attach_type))) =
-            (obj.programs.get(name), program_type(name))
-        else {
+        let (Some(program), Some((prog_type, attach_type))) = (obj.programs.get(name), program_type(name)) else {
             continue;
         };
         let Some(function) = obj.functions.get(&program.function_key()) else {
@@ -114,16 +86,9 @@ pub fn processed_insns(ebpf: &Ebpf) -> Result<BTreeMap<String, u32>> {
         };
         log.fill(0);
         let insns = &function.instructions;
-        let loaded = prog_load(
-            prog_type,
-            attach_type,
-            insns.as_ptr() as *const u8,
-            insns.len(),
-            Some((&mut log, level)),
-        );
-        let text =
-            String::from_utf8_lossy(&log[..log.iter().position(|b| *b == 0).unwrap_or(log.len())])
-                .into_owned();
+        let loaded =
+            prog_load(prog_type, attach_type, insns.as_ptr() as *const u8, insns.len(), Some((&mut log, level)));
+        let text = String::from_utf8_lossy(&log[..log.iter().position(|b| *b == 0).unwrap_or(log.len())]).into_owned();
         if let Some(dir) = &log_dir {
             let _ = std::fs::write(dir.join(format!("{name}.log")), &text);
         }

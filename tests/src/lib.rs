@@ -18,11 +18,7 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A name unique to this test process and call.
 pub fn unique(tag: &str) -> String {
-    format!(
-        "ram-{tag}-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("ram-{tag}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
 pub fn require_root() {
@@ -41,11 +37,7 @@ pub fn bin(name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"));
     let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the workspace first (cargo xtask test does)",
-        path.display()
-    );
+    assert!(path.exists(), "{} is missing: build the workspace first (cargo xtask test does)", path.display());
     path
 }
 
@@ -68,9 +60,7 @@ pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> O
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         output.status.success(),
         "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
@@ -98,9 +88,7 @@ pub struct Netns {
 impl Netns {
     pub fn new(tag: &str) -> Self {
         if in_vm() {
-            return Netns {
-                name: String::new(),
-            };
+            return Netns { name: String::new() };
         }
         let name = unique(tag);
         run(Command::new("ip").args(["netns", "add", &name]));
@@ -125,26 +113,17 @@ impl Netns {
 
     /// Adds an address to the namespace's loopback.
     pub fn add_addr(&self, cidr: &str) {
-        let out = self
-            .ip(&["addr", "add", cidr, "dev", "lo"])
-            .output()
-            .expect("ip");
+        let out = self.ip(&["addr", "add", cidr, "dev", "lo"]).output().expect("ip");
         // A guest reused across tests may have it already.
         let exists = String::from_utf8_lossy(&out.stderr).contains("exists");
-        assert!(
-            out.status.success() || exists,
-            "ip addr add {cidr}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success() || exists, "ip addr add {cidr}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
         if !self.name.is_empty() {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.name])
-                .status();
+            let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
         }
     }
 }
@@ -211,11 +190,8 @@ impl Drop for TestCgroup {
 /// Makes `cmd` start inside `cgroup` and/or `netns` (joined before exec, so
 /// the program's first instruction already runs there).
 pub fn place(cmd: &mut Command, cgroup: Option<&Path>, netns: Option<&Netns>) {
-    let procs =
-        cgroup.map(|c| CString::new(c.join("cgroup.procs").as_os_str().as_bytes()).expect("path"));
-    let ns = netns
-        .and_then(|n| n.path())
-        .map(|p| CString::new(p.as_os_str().as_bytes()).expect("path"));
+    let procs = cgroup.map(|c| CString::new(c.join("cgroup.procs").as_os_str().as_bytes()).expect("path"));
+    let ns = netns.and_then(|n| n.path()).map(|p| CString::new(p.as_os_str().as_bytes()).expect("path"));
     // SAFETY: the closure only makes async-signal-safe syscalls on memory
     // allocated before fork.
     unsafe {
@@ -260,13 +236,8 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, cmd: &mut Command) -> Self {
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
-        Proc {
-            name: name.to_string(),
-            child,
-        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        Proc { name: name.to_string(), child }
     }
 
     pub fn pid(&self) -> i32 {
@@ -325,13 +296,7 @@ impl Drop for TempDir {
 
 /// A resolver serving fixed names inside a namespace, on `listen` port 53:
 /// dnsmasq, or ram-probe's resolver in a VM guest (which has no dnsmasq).
-pub fn dnsmasq(
-    netns: &Netns,
-    dir: &TempDir,
-    listen: &str,
-    records: &[(&str, &str)],
-    ttl: u32,
-) -> Proc {
+pub fn dnsmasq(netns: &Netns, dir: &TempDir, listen: &str, records: &[(&str, &str)], ttl: u32) -> Proc {
     let mut cmd = if in_vm() {
         let mut cmd = Command::new(probe_bin());
         cmd.args(["serve-dns", listen, &ttl.to_string()]);
@@ -355,23 +320,14 @@ pub fn dnsmasq(
 
 fn dnsmasq_command(dir: &TempDir, listen: &str, records: &[(&str, &str)], ttl: u32) -> Command {
     let mut cmd = Command::new("dnsmasq");
-    cmd.args([
-        "--keep-in-foreground",
-        "--conf-file=/dev/null",
-        "--no-resolv",
-        "--no-hosts",
-        "--bind-interfaces",
-    ])
-    .arg(format!("--listen-address={listen}"))
-    .arg(format!("--local-ttl={ttl}"))
-    .arg(format!(
-        "--pid-file={}",
-        dir.path.join("dnsmasq.pid").display()
-    ))
-    .arg("--user=root")
-    .arg("--log-facility=-")
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
+    cmd.args(["--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces"])
+        .arg(format!("--listen-address={listen}"))
+        .arg(format!("--local-ttl={ttl}"))
+        .arg(format!("--pid-file={}", dir.path.join("dnsmasq.pid").display()))
+        .arg("--user=root")
+        .arg("--log-facility=-")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     for (name, addr) in records {
         cmd.arg(format!("--address=/{name}/{addr}"));
     }
@@ -425,12 +381,7 @@ impl Ramd {
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file);
         let proc = Proc::spawn("ramd", &mut cmd);
-        Ramd {
-            proc: Some(proc),
-            dir,
-            pin_dir,
-            log,
-        }
+        Ramd { proc: Some(proc), dir, pin_dir, log }
     }
 
     pub fn run_dir(&self) -> PathBuf {
@@ -443,10 +394,7 @@ impl Ramd {
 
     /// The JSON log lines.
     pub fn log_events(&self) -> Vec<serde_json::Value> {
-        self.log_text()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        self.log_text().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
     pub fn wait_attached(&self) {
@@ -455,11 +403,7 @@ impl Ramd {
             let targets = status["targets"].as_array()?;
             (!targets.is_empty() && targets.iter().all(|t| t["state"] == "attached")).then_some(())
         });
-        assert!(
-            attached.is_some(),
-            "ramd did not attach its targets; log:\n{}",
-            self.log_text()
-        );
+        assert!(attached.is_some(), "ramd did not attach its targets; log:\n{}", self.log_text());
     }
 
     pub fn ramctl(&self, args: &[&str]) -> Output {
@@ -477,10 +421,7 @@ impl Ramd {
         let mut all: Vec<&str> = args.to_vec();
         all.push("--json");
         let out = self.ramctl(&all);
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).ok())
-            .flatten()
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
     }
 
     /// A counter of a target, from `ramctl status --json`.
@@ -515,10 +456,7 @@ impl Drop for Ramd {
         self.stop();
         let out = self.uninstall();
         if !out.status.success() {
-            eprintln!(
-                "warning: ramd --uninstall failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            eprintln!("warning: ramd --uninstall failed: {}", String::from_utf8_lossy(&out.stderr));
         }
     }
 }

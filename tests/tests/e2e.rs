@@ -27,32 +27,20 @@ fn registry(netns: &Netns, dir: &TempDir, name: &str, addr: &str) -> Proc {
         ),
     );
     let mut cmd = Command::new("docker-registry");
-    cmd.arg("serve")
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.arg("serve").arg(config).stdout(Stdio::null()).stderr(Stdio::null());
     place(&mut cmd, None, Some(netns));
     let proc = Proc::spawn(name, &mut cmd);
     let (ip, port) = addr.rsplit_once(':').expect("addr");
-    let up = wait_for(Duration::from_secs(20), || {
-        (probe(None, Some(netns), &["connect", ip, port]) == "ok").then_some(())
-    });
+    let up =
+        wait_for(Duration::from_secs(20), || (probe(None, Some(netns), &["connect", ip, port]) == "ok").then_some(()));
     assert!(up.is_some(), "{name} did not listen on {addr}");
     proc
 }
 
 /// A command that runs with the test's resolv.conf and hosts bind-mounted
 /// over /etc (in a private mount namespace), inside `cgroup` and `netns`.
-fn with_test_etc(
-    dir: &TempDir,
-    cgroup: Option<&Path>,
-    netns: &Netns,
-    program: &[String],
-) -> Command {
-    let resolv = dir.write(
-        "resolv.conf",
-        "nameserver 127.0.0.53\noptions timeout:2 attempts:1\n",
-    );
+fn with_test_etc(dir: &TempDir, cgroup: Option<&Path>, netns: &Netns, program: &[String]) -> Command {
+    let resolv = dir.write("resolv.conf", "nameserver 127.0.0.53\noptions timeout:2 attempts:1\n");
     let hosts = dir.write("hosts", "127.0.0.1 localhost\n::1 localhost\n");
     let script = format!(
         "mount --bind {} /etc/resolv.conf && mount --bind {} /etc/hosts && exec \"$@\"",
@@ -60,16 +48,7 @@ fn with_test_etc(
         hosts.display()
     );
     let mut cmd = Command::new("unshare");
-    cmd.args([
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        &script,
-        "sh",
-    ])
-    .args(program);
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script, "sh"]).args(program);
     place(&mut cmd, cgroup, Some(netns));
     cmd
 }
@@ -102,9 +81,7 @@ impl Dockerd {
         cmd.stdout(log.try_clone().expect("log")).stderr(log);
         let proc = Proc::spawn("dockerd", &mut cmd);
         let d = Dockerd { proc, socket };
-        let up = wait_for(Duration::from_secs(60), || {
-            d.docker(&["version"]).status.success().then_some(())
-        });
+        let up = wait_for(Duration::from_secs(60), || d.docker(&["version"]).status.success().then_some(()));
         assert!(
             up.is_some(),
             "dockerd did not start:\n{}",
@@ -146,24 +123,14 @@ impl Drop for Dockerd {
 fn busybox_tar(dir: &TempDir) -> PathBuf {
     let root = dir.path.join("rootfs");
     std::fs::create_dir_all(root.join("bin")).expect("rootfs");
-    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-        .expect("busybox-static is installed by cargo xtask setup");
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed by cargo xtask setup");
     let tar = dir.path.join("busybox.tar");
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg("."));
+    run(Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg("."));
     tar
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 #[test]
@@ -175,10 +142,7 @@ fn only_the_allowed_registry_can_be_pulled_from() {
         &netns,
         &dir,
         "127.0.0.53",
-        &[
-            ("allowed.registry.test", "127.10.0.1"),
-            ("blocked.registry.test", "127.10.0.2"),
-        ],
+        &[("allowed.registry.test", "127.10.0.1"), ("blocked.registry.test", "127.10.0.2")],
         300,
     );
     let _allowed_registry = registry(&netns, &dir, "registry-allowed", "127.10.0.1:5000");
@@ -220,16 +184,8 @@ host = "allowed.registry.test"
     );
     let started = std::time::Instant::now();
     let refused = dockerd.docker(&["pull", &blocked_image]);
-    assert!(
-        !refused.status.success(),
-        "pull from the blocked registry succeeded:\n{}",
-        text(&refused)
-    );
-    assert!(
-        text(&refused).contains("operation not permitted"),
-        "{}",
-        text(&refused)
-    );
+    assert!(!refused.status.success(), "pull from the blocked registry succeeded:\n{}", text(&refused));
+    assert!(text(&refused).contains("operation not permitted"), "{}", text(&refused));
     println!("docker pull {blocked_image}: {}", text(&refused).trim());
     assert!(
         started.elapsed() < Duration::from_secs(20),
@@ -240,10 +196,7 @@ host = "allowed.registry.test"
     // The blocked attempt is logged: dockerd, the address, the registry's name.
     let line = wait_for(Duration::from_secs(5), || {
         ramd.log_events().into_iter().find(|e| {
-            e["event"] == "blocked"
-                && e["comm"] == "dockerd"
-                && e["daddr"] == "127.10.0.2"
-                && e["dport"] == 5000
+            e["event"] == "blocked" && e["comm"] == "dockerd" && e["daddr"] == "127.10.0.2" && e["dport"] == 5000
         })
     });
     let line = line.unwrap_or_else(|| panic!("no blocked line for dockerd:\n{}", ramd.log_text()));
@@ -254,56 +207,29 @@ host = "allowed.registry.test"
     // ramctl learned lists the allowed registry's address.
     let learned = ramd.ramctl_json(&["learned"]).expect("ramctl learned");
     let rows = learned.as_array().expect("array");
-    assert!(
-        rows.iter()
-            .any(|r| r["addr"] == "127.10.0.1" && r["host"] == "allowed.registry.test"),
-        "{learned}"
-    );
+    assert!(rows.iter().any(|r| r["addr"] == "127.10.0.1" && r["host"] == "allowed.registry.test"), "{learned}");
     assert!(!rows.iter().any(|r| r["addr"] == "127.10.0.2"), "{learned}");
 
     // skopeo as a second client, in the same enforced cgroup.
     let skopeo = |image: &str| {
-        let program: Vec<String> = [
-            "skopeo",
-            "inspect",
-            "--tls-verify=false",
-            "--retry-times=0",
-            &format!("docker://{image}"),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        with_test_etc(&dir, Some(&cgroup.path), &netns, &program)
-            .output()
-            .expect("skopeo")
+        let program: Vec<String> =
+            ["skopeo", "inspect", "--tls-verify=false", "--retry-times=0", &format!("docker://{image}")]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        with_test_etc(&dir, Some(&cgroup.path), &netns, &program).output().expect("skopeo")
     };
     let ok = skopeo(&allowed_image);
-    assert!(
-        ok.status.success(),
-        "skopeo inspect of the allowed registry failed:\n{}",
-        text(&ok)
-    );
+    assert!(ok.status.success(), "skopeo inspect of the allowed registry failed:\n{}", text(&ok));
     let refused = skopeo(&blocked_image);
-    assert!(
-        !refused.status.success(),
-        "skopeo reached the blocked registry:\n{}",
-        text(&refused)
-    );
-    assert!(
-        text(&refused).contains("operation not permitted"),
-        "{}",
-        text(&refused)
-    );
+    assert!(!refused.status.success(), "skopeo reached the blocked registry:\n{}", text(&refused));
+    assert!(text(&refused).contains("operation not permitted"), "{}", text(&refused));
     let skopeo_logged = wait_for(Duration::from_secs(5), || {
-        ramd.log_events().into_iter().find(|e| {
-            e["event"] == "blocked" && e["comm"] == "skopeo" && e["daddr"] == "127.10.0.2"
-        })
+        ramd.log_events()
+            .into_iter()
+            .find(|e| e["event"] == "blocked" && e["comm"] == "skopeo" && e["daddr"] == "127.10.0.2")
     });
-    assert!(
-        skopeo_logged.is_some(),
-        "no blocked line for skopeo:\n{}",
-        ramd.log_text()
-    );
+    assert!(skopeo_logged.is_some(), "no blocked line for skopeo:\n{}", ramd.log_text());
 
     // The counters saw it all.
     assert!(ramd.counter("docker", "connect_blocked") >= 2);

@@ -44,10 +44,7 @@ fn connect_and_sendmsg_verdicts_for_v4_v6_and_v4_mapped() {
     assert_eq!(inside(&["connect", "fd00:30::1", "9"]), "EPERM");
     assert_eq!(inside(&["connect", "::1", "9"]), "EPERM");
     // IPv4-mapped IPv6 is judged as IPv4.
-    assert_eq!(
-        inside(&["connect", "::ffff:127.20.0.1", "9"]),
-        "ECONNREFUSED"
-    );
+    assert_eq!(inside(&["connect", "::ffff:127.20.0.1", "9"]), "ECONNREFUSED");
     assert_eq!(inside(&["connect", "::ffff:127.30.0.1", "9"]), "EPERM");
     // Unconnected UDP (sendmsg), port 443 included.
     assert_eq!(inside(&["sendto", "127.20.0.1", "443"]), "ok");
@@ -60,10 +57,7 @@ fn connect_and_sendmsg_verdicts_for_v4_v6_and_v4_mapped() {
     assert_eq!(inside(&["sendto", "127.0.0.53", "54"]), "EPERM");
 
     // The same namespace outside the cgroup is not enforced.
-    assert_eq!(
-        probe(None, Some(&netns), &["connect", "127.30.0.1", "9"]),
-        "ECONNREFUSED"
-    );
+    assert_eq!(probe(None, Some(&netns), &["connect", "127.30.0.1", "9"]), "ECONNREFUSED");
 
     assert!(ramd.counter("probe", "connect_blocked") >= 4);
     assert!(ramd.counter("probe", "connect_allowed") >= 3);
@@ -72,20 +66,13 @@ fn connect_and_sendmsg_verdicts_for_v4_v6_and_v4_mapped() {
     // Every denial is logged with who and where.
     let found = wait_for(Duration::from_secs(5), || {
         ramd.log_events().into_iter().find(|e| {
-            e["event"] == "blocked"
-                && e["daddr"] == "127.30.0.1"
-                && e["dport"] == 9
-                && e["comm"] == "ram-probe"
+            e["event"] == "blocked" && e["daddr"] == "127.30.0.1" && e["dport"] == 9 && e["comm"] == "ram-probe"
         })
     });
-    let line = found
-        .unwrap_or_else(|| panic!("no blocked log line for 127.30.0.1:9:\n{}", ramd.log_text()));
+    let line = found.unwrap_or_else(|| panic!("no blocked log line for 127.30.0.1:9:\n{}", ramd.log_text()));
     assert!(line["pid"].as_u64().unwrap_or(0) > 0, "{line}");
     assert_eq!(line["protocol"], "tcp");
-    let v6 = ramd
-        .log_events()
-        .into_iter()
-        .any(|e| e["event"] == "blocked" && e["daddr"] == "fd00:30::1");
+    let v6 = ramd.log_events().into_iter().any(|e| e["event"] == "blocked" && e["daddr"] == "fd00:30::1");
     assert!(v6, "no blocked log line for fd00:30::1");
 }
 
@@ -97,23 +84,14 @@ fn egress_backstop_drops_raw_icmp_to_addresses_not_allowed() {
     let ramd = Ramd::start(&cidr_policy(&cgroup, ""));
     // Raw sockets skip the sock_addr hooks; the egress program still sees
     // the real destination.
-    assert_eq!(
-        probe(Some(&cgroup), Some(&netns), &["raw-ping", "127.20.0.1"]),
-        "reply"
-    );
-    assert_ne!(
-        probe(Some(&cgroup), Some(&netns), &["raw-ping", "127.30.0.1"]),
-        "reply"
-    );
-    assert_eq!(
-        probe(None, Some(&netns), &["raw-ping", "127.30.0.1"]),
-        "reply"
-    );
+    assert_eq!(probe(Some(&cgroup), Some(&netns), &["raw-ping", "127.20.0.1"]), "reply");
+    assert_ne!(probe(Some(&cgroup), Some(&netns), &["raw-ping", "127.30.0.1"]), "reply");
+    assert_eq!(probe(None, Some(&netns), &["raw-ping", "127.30.0.1"]), "reply");
     assert!(ramd.counter("probe", "egress_dropped") >= 1);
     let logged = wait_for(Duration::from_secs(5), || {
-        ramd.log_events().into_iter().find(|e| {
-            e["event"] == "blocked" && e["hook"] == "egress" && e["daddr"] == "127.30.0.1"
-        })
+        ramd.log_events()
+            .into_iter()
+            .find(|e| e["event"] == "blocked" && e["hook"] == "egress" && e["daddr"] == "127.30.0.1")
     });
     assert!(logged.is_some(), "no egress log line:\n{}", ramd.log_text());
 }
@@ -158,90 +136,36 @@ host = "*.allowed.test"
     assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "EPERM");
     // Resolve and connect at once: the address is learned before the answer
     // reaches the socket.
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "allowed.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
     assert_eq!(
-        inside(&[
-            "resolve-connect",
-            "127.0.0.53",
-            "allowed.registry.test",
-            "5000"
-        ]),
-        "127.10.0.1 ECONNREFUSED"
-    );
-    assert_eq!(
-        inside(&[
-            "resolve-connect",
-            "127.0.0.53",
-            "allowed.registry.test",
-            "5000",
-            "aaaa"
-        ]),
+        inside(&["resolve-connect", "127.0.0.53", "allowed.registry.test", "5000", "aaaa"]),
         "fd00:10::1 ECONNREFUSED"
     );
-    assert_eq!(
-        inside(&[
-            "resolve-connect",
-            "127.0.0.53",
-            "mirror.allowed.test",
-            "5000"
-        ]),
-        "127.10.0.3 ECONNREFUSED"
-    );
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "mirror.allowed.test", "5000"]), "127.10.0.3 ECONNREFUSED");
     // A name the policy does not allow teaches nothing.
-    assert_eq!(
-        inside(&[
-            "resolve-connect",
-            "127.0.0.53",
-            "blocked.registry.test",
-            "5000"
-        ]),
-        "127.10.0.2 EPERM"
-    );
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "blocked.registry.test", "5000"]), "127.10.0.2 EPERM");
     // Learning outside the cgroup does not help a process inside.
-    assert_eq!(
-        probe(
-            None,
-            Some(&netns),
-            &["resolve", "127.0.0.53", "blocked.registry.test"]
-        ),
-        "127.10.0.2"
-    );
+    assert_eq!(probe(None, Some(&netns), &["resolve", "127.0.0.53", "blocked.registry.test"]), "127.10.0.2");
     assert_eq!(inside(&["connect", "127.10.0.2", "5000"]), "EPERM");
 
     let learned = ramd.ramctl_json(&["learned"]).expect("ramctl learned");
     let rows = learned.as_array().expect("array");
-    let row = rows
-        .iter()
-        .find(|r| r["addr"] == "127.10.0.1")
-        .unwrap_or_else(|| panic!("not learned: {learned}"));
+    let row = rows.iter().find(|r| r["addr"] == "127.10.0.1").unwrap_or_else(|| panic!("not learned: {learned}"));
     assert_eq!(row["host"], "allowed.registry.test");
     let left = row["expires_in_s"].as_i64().unwrap();
     assert!(left > 250 && left <= 300, "{row}");
-    assert!(
-        rows.iter()
-            .any(|r| r["addr"] == "fd00:10::1" && r["host"] == "allowed.registry.test"),
-        "{learned}"
-    );
-    assert!(
-        rows.iter()
-            .any(|r| r["addr"] == "127.10.0.3" && r["host"] == "mirror.allowed.test"),
-        "{learned}"
-    );
+    assert!(rows.iter().any(|r| r["addr"] == "fd00:10::1" && r["host"] == "allowed.registry.test"), "{learned}");
+    assert!(rows.iter().any(|r| r["addr"] == "127.10.0.3" && r["host"] == "mirror.allowed.test"), "{learned}");
     assert!(!rows.iter().any(|r| r["addr"] == "127.10.0.2"), "{learned}");
     assert!(ramd.counter("probe", "dns_not_allowed") >= 1);
 
     // The blocked attempt is logged with the name a DNS answer gave it.
     let named = wait_for(Duration::from_secs(5), || {
-        ramd.log_events().into_iter().find(|e| {
-            e["event"] == "blocked"
-                && e["daddr"] == "127.10.0.2"
-                && e["host"] == "blocked.registry.test"
-        })
+        ramd.log_events()
+            .into_iter()
+            .find(|e| e["event"] == "blocked" && e["daddr"] == "127.10.0.2" && e["host"] == "blocked.registry.test")
     });
-    assert!(
-        named.is_some(),
-        "no named blocked line:\n{}",
-        ramd.log_text()
-    );
+    assert!(named.is_some(), "no named blocked line:\n{}", ramd.log_text());
 }
 
 #[test]
@@ -249,30 +173,15 @@ fn learns_from_dns_over_tcp() {
     require_root();
     let netns = Netns::new("k-tcp");
     let dir = TempDir::new("k-tcp");
-    let _dns = dnsmasq(
-        &netns,
-        &dir,
-        "127.0.0.53",
-        &[("allowed.registry.test", "127.10.0.1")],
-        300,
-    );
+    let _dns = dnsmasq(&netns, &dir, "127.0.0.53", &[("allowed.registry.test", "127.10.0.1")], 300);
     let cgroup = TestCgroup::new("k-tcp");
     let policy = format!(
         "[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\ncgroup = \"{}\"\n[[allow]]\nhost = \"allowed.registry.test\"\n",
         cgroup.path.display()
     );
     let _ramd = Ramd::start(&policy);
-    let out = probe(
-        Some(&cgroup),
-        Some(&netns),
-        &[
-            "resolve-connect",
-            "127.0.0.53",
-            "allowed.registry.test",
-            "5000",
-            "tcp",
-        ],
-    );
+    let out =
+        probe(Some(&cgroup), Some(&netns), &["resolve-connect", "127.0.0.53", "allowed.registry.test", "5000", "tcp"]);
     assert_eq!(out, "127.10.0.1 ECONNREFUSED");
 }
 
@@ -281,13 +190,7 @@ fn learned_addresses_expire_after_their_ttl() {
     require_root();
     let netns = Netns::new("k-ttl");
     let dir = TempDir::new("k-ttl");
-    let _dns = dnsmasq(
-        &netns,
-        &dir,
-        "127.0.0.53",
-        &[("short.registry.test", "127.10.0.1")],
-        1,
-    );
+    let _dns = dnsmasq(&netns, &dir, "127.0.0.53", &[("short.registry.test", "127.10.0.1")], 1);
     let cgroup = TestCgroup::new("k-ttl");
     let policy = format!(
         "[dns]\nresolvers = [\"127.0.0.53\"]\nmin_ttl = 1\nmax_ttl = 2\n[[target]]\ncgroup = \"{}\"\n[[allow]]\nhost = \"short.registry.test\"\n",
@@ -295,27 +198,11 @@ fn learned_addresses_expire_after_their_ttl() {
     );
     let ramd = Ramd::start(&policy);
     let inside = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
-    assert_eq!(
-        inside(&[
-            "resolve-connect",
-            "127.0.0.53",
-            "short.registry.test",
-            "5000"
-        ]),
-        "127.10.0.1 ECONNREFUSED"
-    );
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "short.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
     sleep(Duration::from_millis(2500));
     assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "EPERM");
     // Resolving again teaches it again.
-    assert_eq!(
-        inside(&[
-            "resolve-connect",
-            "127.0.0.53",
-            "short.registry.test",
-            "5000"
-        ]),
-        "127.10.0.1 ECONNREFUSED"
-    );
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "short.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
     drop(ramd);
 }
 
@@ -335,11 +222,7 @@ fn enforcement_outlives_ramd_until_uninstalled() {
     assert_eq!(status["ramd"]["running"], false);
     assert_eq!(status["links"], 6);
     let out = ramd.uninstall();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!ramd.pin_dir.exists());
     assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "ECONNREFUSED");
 }
@@ -359,20 +242,11 @@ fn a_target_that_appears_later_is_attached() {
         (s["targets"][0]["state"] == "pending").then_some(s)
     });
     let pending = pending.unwrap_or_else(|| panic!("not pending:\n{}", ramd.log_text()));
-    assert!(
-        pending["targets"][0]["note"]
-            .as_str()
-            .unwrap_or("")
-            .contains("waiting for cgroup"),
-        "{pending}"
-    );
+    assert!(pending["targets"][0]["note"].as_str().unwrap_or("").contains("waiting for cgroup"), "{pending}");
     std::fs::create_dir(&cgroup_path).expect("mkdir cgroup");
     let cgroup = TestCgroup { path: cgroup_path };
     ramd.wait_attached();
-    assert_eq!(
-        probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]),
-        "EPERM"
-    );
+    assert_eq!(probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
 }
 
 #[test]
@@ -382,22 +256,13 @@ fn a_bad_policy_attaches_nothing_and_names_the_problem() {
     let dir = TempDir::new("k-bad");
     let bad = dir.write(
         "bad.toml",
-        &format!(
-            "[[target]]\ncgroup = \"{}\"\n[[allow]]\ncidr = \"10.0.0.0/33\"\n",
-            cgroup.path.display()
-        ),
+        &format!("[[target]]\ncgroup = \"{}\"\n[[allow]]\ncidr = \"10.0.0.0/33\"\n", cgroup.path.display()),
     );
-    let check = std::process::Command::new(bin("ramd"))
-        .arg("--check-config")
-        .arg(&bad)
-        .output()
-        .expect("ramd");
+    let check = std::process::Command::new(bin("ramd")).arg("--check-config").arg(&bad).output().expect("ramd");
     assert!(!check.status.success());
     let stderr = String::from_utf8_lossy(&check.stderr);
     assert!(
-        stderr.contains("bad.toml")
-            && stderr.contains("allow[0].cidr")
-            && stderr.contains("10.0.0.0/33"),
+        stderr.contains("bad.toml") && stderr.contains("allow[0].cidr") && stderr.contains("10.0.0.0/33"),
         "{stderr}"
     );
 
@@ -413,28 +278,14 @@ fn a_bad_policy_attaches_nothing_and_names_the_problem() {
         .expect("ramd");
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("exceeds 32"));
-    assert!(
-        !pin_dir.exists(),
-        "a refused policy must not install anything"
-    );
+    assert!(!pin_dir.exists(), "a refused policy must not install anything");
 
     let good = dir.write(
         "good.toml",
-        &format!(
-            "[[target]]\ncgroup = \"{}\"\n[[allow]]\ncidr = \"10.0.0.0/8\"\n",
-            cgroup.path.display()
-        ),
+        &format!("[[target]]\ncgroup = \"{}\"\n[[allow]]\ncidr = \"10.0.0.0/8\"\n", cgroup.path.display()),
     );
-    let check = std::process::Command::new(bin("ramd"))
-        .arg("--check-config")
-        .arg(&good)
-        .output()
-        .expect("ramd");
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    let check = std::process::Command::new(bin("ramd")).arg("--check-config").arg(&good).output().expect("ramd");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
     assert!(String::from_utf8_lossy(&check.stdout).contains("cidr      10.0.0.0/8"));
 }
 
@@ -449,32 +300,20 @@ fn a_process_target_enforces_the_cgroup_of_that_process() {
     let holder = dir.path.join(&name);
     std::fs::copy(probe_bin(), &holder).expect("copy probe");
     let mut cmd = std::process::Command::new(&holder);
-    cmd.args(["hold", "120"])
-        .stdout(std::process::Stdio::null());
+    cmd.args(["hold", "120"]).stdout(std::process::Stdio::null());
     place(&mut cmd, Some(&cgroup.path), Some(&netns));
     let _holder = Proc::spawn(&name, &mut cmd);
 
-    let policy = format!("[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\nprocess = \"{name}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n");
+    let policy = format!(
+        "[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\nprocess = \"{name}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n"
+    );
     let ramd = Ramd::start(&policy);
     let status = ramd.ramctl_json(&["status"]).expect("status");
-    let cgroups = status["targets"][0]["cgroups"]
-        .as_array()
-        .expect("cgroups")
-        .clone();
+    let cgroups = status["targets"][0]["cgroups"].as_array().expect("cgroups").clone();
     assert_eq!(cgroups.len(), 1, "{status}");
-    assert_eq!(
-        cgroups[0]["path"],
-        cgroup.path.display().to_string(),
-        "{status}"
-    );
-    assert_eq!(
-        probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]),
-        "EPERM"
-    );
-    assert_eq!(
-        probe(Some(&cgroup), Some(&netns), &["connect", "127.20.0.1", "9"]),
-        "ECONNREFUSED"
-    );
+    assert_eq!(cgroups[0]["path"], cgroup.path.display().to_string(), "{status}");
+    assert_eq!(probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+    assert_eq!(probe(Some(&cgroup), Some(&netns), &["connect", "127.20.0.1", "9"]), "ECONNREFUSED");
 }
 
 /// Loads every program through ramd and reports what the verifier said, one
@@ -487,35 +326,20 @@ fn every_program_loads_attaches_and_reports_its_verifier_cost() {
     // Measure verifier cost as well: the VM guests' kernels predate
     // bpf_prog_info.verified_insns; where the kernel reports it, the two
     // figures are compared.
-    let ramd = Ramd::start_with_env(
-        &cidr_policy(&cgroup, ""),
-        &[("RAM_MEASURE_VERIFIER", "always")],
-    );
+    let ramd = Ramd::start_with_env(&cidr_policy(&cgroup, ""), &[("RAM_MEASURE_VERIFIER", "always")]);
     let status = ramd.ramctl_json(&["status"]).expect("status");
-    let programs = status["targets"][0]["programs"]
-        .as_array()
-        .expect("programs")
-        .clone();
+    let programs = status["targets"][0]["programs"].as_array().expect("programs").clone();
     let names: Vec<&str> = programs.iter().filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(
         names,
-        [
-            "ram_connect4",
-            "ram_connect6",
-            "ram_sendmsg4",
-            "ram_sendmsg6",
-            "ram_dns_ingress",
-            "ram_egress"
-        ],
+        ["ram_connect4", "ram_connect6", "ram_sendmsg4", "ram_sendmsg6", "ram_dns_ingress", "ram_egress"],
         "{status}"
     );
     assert_eq!(status["links"], 6, "{status}");
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     for p in &programs {
         assert!(p["xlated_bytes"].as_u64().unwrap_or(0) > 0, "{p}");
-        let measured = p["measured_insns"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("not measured: {p}"));
+        let measured = p["measured_insns"].as_u64().unwrap_or_else(|| panic!("not measured: {p}"));
         assert!(measured > 0, "{p}");
         // Where the kernel reports the figure too, ramd's measurement of the
         // same program must agree with it.

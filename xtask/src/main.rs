@@ -49,16 +49,11 @@ enum Cmd {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| ".".into())
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| ".".into())
 }
 
 pub fn run_checked(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }
@@ -82,19 +77,10 @@ fn run(ramd_args: &[String]) -> Result<()> {
     // reset for the child by exec.
     // SAFETY: installing a handler that does nothing is async-signal-safe.
     unsafe {
-        libc::signal(
-            libc::SIGINT,
-            ignore_signal as *const () as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGTERM,
-            ignore_signal as *const () as libc::sighandler_t,
-        );
+        libc::signal(libc::SIGINT, ignore_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, ignore_signal as *const () as libc::sighandler_t);
     }
-    let status = Command::new(&ramd)
-        .arg("--default-policy")
-        .args(ramd_args)
-        .status();
+    let status = Command::new(&ramd).arg("--default-policy").args(ramd_args).status();
     println!("xtask: ramd ended; uninstalling so this machine is not left enforced");
     let uninstall = Command::new(&ramd).arg("--uninstall").status();
     let status = status.context("cannot start ramd")?;
@@ -139,10 +125,7 @@ fn test(cargo_args: &[String]) -> Result<()> {
         totals.ignored += guests.ignored;
     }
     // One closing line over every test binary and guest.
-    println!(
-        "tests: {} passed, {} failed, {} skipped",
-        totals.passed, totals.failed, totals.ignored
-    );
+    println!("tests: {} passed, {} failed, {} skipped", totals.passed, totals.failed, totals.ignored);
     if !host_ok {
         bail!("cargo test failed: {status}");
     }

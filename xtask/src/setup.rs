@@ -13,15 +13,8 @@ use anyhow::{Context, Result};
 use crate::run_checked;
 
 /// Toolchain for the eBPF programs.
-const TOOLCHAIN_PACKAGES: &[&str] = &[
-    "rustc-web",
-    "rust-web-src",
-    "cargo-web",
-    "llvm-22-dev",
-    "libpolly-22-dev",
-    "libzstd-dev",
-    "zlib1g-dev",
-];
+const TOOLCHAIN_PACKAGES: &[&str] =
+    &["rustc-web", "rust-web-src", "cargo-web", "llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev"];
 /// Real parts the root tests start.
 const TEST_PACKAGES: &[&str] = &[
     "docker.io",
@@ -45,12 +38,8 @@ fn installed(package: &str) -> bool {
 }
 
 fn apt_packages() -> Result<()> {
-    let missing: Vec<&str> = TOOLCHAIN_PACKAGES
-        .iter()
-        .chain(TEST_PACKAGES)
-        .copied()
-        .filter(|p| !installed(p))
-        .collect();
+    let missing: Vec<&str> =
+        TOOLCHAIN_PACKAGES.iter().chain(TEST_PACKAGES).copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -66,18 +55,13 @@ fn apt_packages() -> Result<()> {
 
 fn bpf_linker() -> Result<()> {
     let have = Command::new("bpf-linker").arg("--version").output();
-    if have.is_ok_and(|o| {
-        o.status.success() && String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION)
-    }) {
+    if have.is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION)) {
         return Ok(());
     }
     println!("xtask setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22");
     // Without LLVM 22's bin dir first on PATH the build looks for LLVM in
     // /usr and fails with `unable to find library -lLLVM`.
-    let path = format!(
-        "/usr/lib/llvm-22/bin:{}",
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = format!("/usr/lib/llvm-22/bin:{}", std::env::var("PATH").unwrap_or_default());
     run_checked(
         Command::new("cargo")
             .args([
@@ -94,19 +78,11 @@ fn bpf_linker() -> Result<()> {
 }
 
 fn linked_toolchain() -> Result<()> {
-    let list = Command::new("rustup")
-        .args(["toolchain", "list"])
-        .output()
-        .context("cannot run rustup")?;
-    if String::from_utf8_lossy(&list.stdout)
-        .lines()
-        .any(|l| l.split_whitespace().next() == Some(BPF_TOOLCHAIN))
-    {
+    let list = Command::new("rustup").args(["toolchain", "list"]).output().context("cannot run rustup")?;
+    if String::from_utf8_lossy(&list.stdout).lines().any(|l| l.split_whitespace().next() == Some(BPF_TOOLCHAIN)) {
         return Ok(());
     }
-    println!(
-        "xtask setup: linking Debian's toolchain in /usr as rustup toolchain `{BPF_TOOLCHAIN}`"
-    );
+    println!("xtask setup: linking Debian's toolchain in /usr as rustup toolchain `{BPF_TOOLCHAIN}`");
     run_checked(Command::new("rustup").args(["toolchain", "link", BPF_TOOLCHAIN, "/usr"]))
 }
 

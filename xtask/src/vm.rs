@@ -23,11 +23,8 @@ use serde_json::{json, Value};
 use crate::{run_checked, workspace_root, TestTotals};
 
 /// (label, Debian suite whose linux-image-cloud-amd64 is that kernel).
-pub const KERNELS: &[(&str, &str)] = &[
-    ("5.10", "bullseye-security"),
-    ("6.1", "bookworm-security"),
-    ("6.12", "bookworm-backports"),
-];
+pub const KERNELS: &[(&str, &str)] =
+    &[("5.10", "bullseye-security"), ("6.1", "bookworm-security"), ("6.12", "bookworm-backports")];
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 const EXIT_MARKER: &str = "RAM-VM-EXIT";
 const VERIFIER_MARKER: &str = "RAM-VERIFIER ";
@@ -44,9 +41,7 @@ fn debian_mirrors() -> Result<(String, String)> {
     let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
     if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
         files.extend(
-            dir.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "sources" || x == "list")),
+            dir.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "sources" || x == "list")),
         );
     }
     for file in files {
@@ -58,33 +53,21 @@ fn debian_mirrors() -> Result<(String, String)> {
                 uris.extend(rest.split_whitespace().map(str::to_string));
             } else if line.starts_with("deb ") {
                 // deb [options] URI suite components
-                uris.extend(
-                    line.split_whitespace()
-                        .skip(1)
-                        .find(|w| w.contains("://"))
-                        .map(str::to_string),
-                );
+                uris.extend(line.split_whitespace().skip(1).find(|w| w.contains("://")).map(str::to_string));
             }
         }
     }
-    let find = |suffix: &str| {
-        uris.iter()
-            .map(|u| u.trim_end_matches('/'))
-            .find(|u| u.ends_with(suffix))
-            .map(str::to_string)
-    };
-    let debian = find("/debian")
-        .ok_or_else(|| anyhow!("no Debian mirror (a URI ending in /debian) in the apt sources"))?;
+    let find =
+        |suffix: &str| uris.iter().map(|u| u.trim_end_matches('/')).find(|u| u.ends_with(suffix)).map(str::to_string);
+    let debian =
+        find("/debian").ok_or_else(|| anyhow!("no Debian mirror (a URI ending in /debian) in the apt sources"))?;
     let security = find("/debian-security").unwrap_or_else(|| format!("{}-security", debian));
     Ok((debian, security))
 }
 
 fn apt_options(apt: &Path) -> Vec<String> {
     vec![
-        format!(
-            "-oDir::Etc::SourceList={}",
-            apt.join("sources.list").display()
-        ),
+        format!("-oDir::Etc::SourceList={}", apt.join("sources.list").display()),
         "-oDir::Etc::SourceParts=/dev/null".into(),
         format!("-oDir::State::Lists={}", apt.join("lists").display()),
         format!("-oDir::Cache={}", apt.join("cache").display()),
@@ -104,14 +87,8 @@ fn fetch_kernels() -> Result<Vec<(String, PathBuf)>> {
     let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
     let mut sources = String::new();
     for (_, suite) in KERNELS {
-        let mirror = if suite.ends_with("-security") {
-            &security
-        } else {
-            &debian
-        };
-        sources.push_str(&format!(
-            "deb [signed-by={keyring}] {mirror} {suite} main\n"
-        ));
+        let mirror = if suite.ends_with("-security") { &security } else { &debian };
+        sources.push_str(&format!("deb [signed-by={keyring}] {mirror} {suite} main\n"));
     }
     fs::write(apt.join("sources.list"), sources)?;
     let options = apt_options(&apt);
@@ -125,11 +102,7 @@ fn fetch_kernels() -> Result<Vec<(String, PathBuf)>> {
             continue;
         }
         if !updated {
-            run_checked(
-                Command::new("apt-get")
-                    .args(&options)
-                    .args(["update", "-q"]),
-            )?;
+            run_checked(Command::new("apt-get").args(&options).args(["update", "-q"]))?;
             updated = true;
         }
         // The metapackage names the image package of that suite.
@@ -169,10 +142,7 @@ fn fetch_kernels() -> Result<Vec<(String, PathBuf)>> {
         let image = fs::read_dir(dir.join("boot"))?
             .flatten()
             .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-            })
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
             .ok_or_else(|| anyhow!("no vmlinuz in {}", deb.display()))?;
         fs::rename(&image, &vmlinuz)?;
         fs::remove_file(&deb)?;
@@ -225,18 +195,12 @@ fn build_static() -> Result<Vec<(String, PathBuf)>> {
     let test_binary = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|m| {
-            m["reason"] == "compiler-artifact"
-                && m["target"]["name"] == "kernel"
-                && m["executable"].is_string()
-        })
+        .find(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "kernel" && m["executable"].is_string())
         .and_then(|m| m["executable"].as_str().map(PathBuf::from))
         .ok_or_else(|| anyhow!("cargo did not report the kernel test binary"))?;
     let bins = vm_dir().join("build").join(TARGET).join("release");
-    let mut all: Vec<(String, PathBuf)> = ["ramd", "ramctl", "ram-probe"]
-        .iter()
-        .map(|b| (b.to_string(), bins.join(b)))
-        .collect();
+    let mut all: Vec<(String, PathBuf)> =
+        ["ramd", "ramctl", "ram-probe"].iter().map(|b| (b.to_string(), bins.join(b))).collect();
     all.push(("ram-kernel-tests".into(), test_binary));
     Ok(all)
 }
@@ -265,22 +229,17 @@ fn build_initramfs(binaries: &[(String, PathBuf)]) -> Result<PathBuf> {
     let root = vm_dir().join("initramfs");
     let _ = fs::remove_dir_all(&root);
     fs::create_dir_all(root.join("bin"))?;
-    fs::copy("/bin/busybox", root.join("bin/busybox"))
-        .context("busybox-static is installed by setup")?;
+    fs::copy("/bin/busybox", root.join("bin/busybox")).context("busybox-static is installed by setup")?;
     for (name, path) in binaries {
-        fs::copy(path, root.join("bin").join(name))
-            .with_context(|| format!("copy {}", path.display()))?;
+        fs::copy(path, root.join("bin").join(name)).with_context(|| format!("copy {}", path.display()))?;
     }
     let skips: Vec<String> = HOST_ONLY.iter().map(|t| format!("--skip {t}")).collect();
     let init = root.join("init");
     fs::write(&init, INIT.replace("SKIP_ARGS", &skips.join(" ")))?;
     run_checked(Command::new("chmod").arg("755").arg(&init))?;
     let image = vm_dir().join("initramfs.cpio");
-    let script = format!(
-        "cd '{}' && find . | /bin/busybox cpio -o -H newc > '{}' 2>/dev/null",
-        root.display(),
-        image.display()
-    );
+    let script =
+        format!("cd '{}' && find . | /bin/busybox cpio -o -H newc > '{}' 2>/dev/null", root.display(), image.display());
     run_checked(Command::new("sh").args(["-c", &script]))?;
     Ok(image)
 }
@@ -300,24 +259,8 @@ fn boot(label: &str, kernel: &Path, initramfs: &Path) -> Result<Boot> {
     let status = Command::new("timeout")
         .arg("900")
         .arg("qemu-system-x86_64")
-        .args([
-            "-accel",
-            "tcg",
-            "-cpu",
-            "max,cx16=off",
-            "-m",
-            "1024",
-            "-smp",
-            "1",
-        ])
-        .args([
-            "-nodefaults",
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-no-reboot",
-        ])
+        .args(["-accel", "tcg", "-cpu", "max,cx16=off", "-m", "1024", "-smp", "1"])
+        .args(["-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot"])
         .arg("-kernel")
         .arg(kernel)
         .arg("-initrd")
@@ -328,77 +271,43 @@ fn boot(label: &str, kernel: &Path, initramfs: &Path) -> Result<Boot> {
         .status()?;
     let seconds = started.elapsed().as_secs_f64();
     let console = fs::read_to_string(&log_path).unwrap_or_default();
-    let exit_code = console
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(EXIT_MARKER))
-        .and_then(|rest| rest.trim().parse().ok());
+    let exit_code =
+        console.lines().find_map(|l| l.trim().strip_prefix(EXIT_MARKER)).and_then(|rest| rest.trim().parse().ok());
     if exit_code.is_none() {
-        println!(
-            "xtask vm-test: {label}: no exit marker (qemu {status}); console in {}",
-            log_path.display()
-        );
+        println!("xtask vm-test: {label}: no exit marker (qemu {status}); console in {}", log_path.display());
     }
     let tests = console
         .lines()
         .filter(|l| {
-            l.starts_with("test ") && (l.ends_with(" ok") || l.ends_with("FAILED"))
-                || l.starts_with("test result")
+            l.starts_with("test ") && (l.ends_with(" ok") || l.ends_with("FAILED")) || l.starts_with("test result")
         })
         .map(str::to_string)
         .collect();
     let verifier = console
         .lines()
-        .filter_map(|l| {
-            l.find(VERIFIER_MARKER)
-                .map(|i| &l[i + VERIFIER_MARKER.len()..])
-        })
+        .filter_map(|l| l.find(VERIFIER_MARKER).map(|i| &l[i + VERIFIER_MARKER.len()..]))
         .filter_map(|j| serde_json::from_str(j).ok())
         .collect();
-    Ok(Boot {
-        exit_code,
-        tests,
-        verifier,
-        seconds,
-    })
+    Ok(Boot { exit_code, tests, verifier, seconds })
 }
 
 /// Boots the kernels (all, or those in `only`) and returns the guests' test totals.
 pub fn vm_test(only: &[String]) -> Result<TestTotals> {
     crate::setup::setup()?;
-    let kernels: Vec<_> = fetch_kernels()?
-        .into_iter()
-        .filter(|(label, _)| only.is_empty() || only.contains(label))
-        .collect();
+    let kernels: Vec<_> =
+        fetch_kernels()?.into_iter().filter(|(label, _)| only.is_empty() || only.contains(label)).collect();
     if kernels.is_empty() {
-        bail!(
-            "no kernel matches {only:?}; known: {:?}",
-            KERNELS.iter().map(|k| k.0).collect::<Vec<_>>()
-        );
+        bail!("no kernel matches {only:?}; known: {:?}", KERNELS.iter().map(|k| k.0).collect::<Vec<_>>());
     }
     let binaries = build_static()?;
     let initramfs = build_initramfs(&binaries)?;
     // The guests run side by side (software emulation is CPU-bound; two
     // cores finish three guests in about the time of two in a row).
-    println!(
-        "xtask vm-test: booting {}",
-        kernels
-            .iter()
-            .map(|k| k.0.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    println!("xtask vm-test: booting {}", kernels.iter().map(|k| k.0.as_str()).collect::<Vec<_>>().join(", "));
     let boots: Vec<Result<Boot>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = kernels
-            .iter()
-            .map(|(label, kernel)| scope.spawn(|| boot(label, kernel, &initramfs)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow!("boot thread panicked")))
-            })
-            .collect()
+        let handles: Vec<_> =
+            kernels.iter().map(|(label, kernel)| scope.spawn(|| boot(label, kernel, &initramfs))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("boot thread panicked")))).collect()
     });
     let mut report = BTreeMap::new();
     let mut failed = Vec::new();
@@ -412,30 +321,17 @@ pub fn vm_test(only: &[String]) -> Result<TestTotals> {
         let ok = boot.exit_code == Some(0);
         println!(
             "xtask vm-test: {label}: {} in {:.0} s",
-            if ok {
-                "pass".to_string()
-            } else {
-                format!("FAIL (exit {:?})", boot.exit_code)
-            },
+            if ok { "pass".to_string() } else { format!("FAIL (exit {:?})", boot.exit_code) },
             boot.seconds
         );
         if !ok {
             failed.push(label.clone());
         }
-        let programs: BTreeMap<String, Value> = boot
-            .verifier
-            .iter()
-            .filter_map(|v| Some((v["program"].as_str()?.to_string(), v.clone())))
-            .collect();
-        report.insert(
-            label.clone(),
-            json!({ "pass": ok, "seconds": boot.seconds.round(), "programs": programs }),
-        );
+        let programs: BTreeMap<String, Value> =
+            boot.verifier.iter().filter_map(|v| Some((v["program"].as_str()?.to_string(), v.clone()))).collect();
+        report.insert(label.clone(), json!({ "pass": ok, "seconds": boot.seconds.round(), "programs": programs }));
     }
-    println!(
-        "\n{:<6} {:<18} {:>8} {:>14} {:>12}",
-        "kernel", "program", "loaded", "verified insns", "xlated bytes"
-    );
+    println!("\n{:<6} {:<18} {:>8} {:>14} {:>12}", "kernel", "program", "loaded", "verified insns", "xlated bytes");
     for (label, entry) in &report {
         for (program, v) in entry["programs"].as_object().into_iter().flatten() {
             println!(
@@ -443,10 +339,7 @@ pub fn vm_test(only: &[String]) -> Result<TestTotals> {
                 label,
                 program,
                 v["loaded"],
-                v["verified_insns"]
-                    .as_u64()
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|| "n/a".into()),
+                v["verified_insns"].as_u64().map(|n| n.to_string()).unwrap_or_else(|| "n/a".into()),
                 v["xlated_bytes"]
             );
         }

@@ -52,19 +52,11 @@ enum LogFormat {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
     match format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
     }
 }
 
@@ -72,26 +64,16 @@ fn check_config(path: &PathBuf) -> anyhow::Result<()> {
     let policy = Policy::from_file(path, &HostFacts::probe())?;
     let compiled = policy.compile();
     println!("{}: valid", policy.source);
+    for warning in &policy.warnings {
+        println!("warning: {warning}");
+    }
     println!("mode: {}", policy.mode);
     let resolvers: Vec<String> = policy.dns.resolvers.iter().map(|r| r.to_string()).collect();
-    println!(
-        "resolvers: {}",
-        if resolvers.is_empty() {
-            "none".into()
-        } else {
-            resolvers.join(", ")
-        }
-    );
-    println!(
-        "ttl: min {} s, max {} s",
-        policy.dns.min_ttl, policy.dns.max_ttl
-    );
+    println!("resolvers: {}", if resolvers.is_empty() { "none".into() } else { resolvers.join(", ") });
+    println!("ttl: min {} s, max {} s", policy.dns.min_ttl, policy.dns.max_ttl);
     println!("targets:");
     for scope in &compiled.scopes {
-        println!(
-            "  [{}] {}: {} ({})",
-            scope.scope, scope.name, scope.selector, scope.mode
-        );
+        println!("  [{}] {}: {} ({})", scope.scope, scope.name, scope.selector, scope.mode);
     }
     println!("rules (every target):");
     for entry in &compiled.names {
@@ -113,9 +95,7 @@ fn policy_source(args: &Args) -> PolicySource {
     }
     match &args.config {
         Some(path) => PolicySource::File(path.clone()),
-        None if std::path::Path::new(DEFAULT_POLICY_PATH).exists() => {
-            PolicySource::File(DEFAULT_POLICY_PATH.into())
-        }
+        None if std::path::Path::new(DEFAULT_POLICY_PATH).exists() => PolicySource::File(DEFAULT_POLICY_PATH.into()),
         None => {
             tracing::info!("{DEFAULT_POLICY_PATH} does not exist; using the embedded default policy (Docker Hub only)");
             PolicySource::Embedded
@@ -129,22 +109,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let paths = Paths::resolve(args.pin_dir.clone(), args.run_dir.clone());
     if args.uninstall {
-        let report = loader::uninstall(&paths)
-            .with_context(|| format!("uninstalling from {}", paths.pin_dir.display()))?;
-        println!(
-            "removed {} links and {} maps from {}",
-            report.links,
-            report.maps,
-            paths.pin_dir.display()
-        );
+        let report =
+            loader::uninstall(&paths).with_context(|| format!("uninstalling from {}", paths.pin_dir.display()))?;
+        println!("removed {} links and {} maps from {}", report.links, report.maps, paths.pin_dir.display());
         return Ok(());
     }
     init_logging(args.log_format);
     let source = policy_source(&args);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(daemon::run(source, paths))?;
     Ok(())
 }

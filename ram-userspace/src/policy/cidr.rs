@@ -50,18 +50,13 @@ impl FromStr for Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
         };
-        let addr: IpAddr = addr_text
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{addr_text}` is not an IPv4 or IPv6 address"))?;
+        let addr: IpAddr =
+            addr_text.trim().parse().map_err(|_| format!("`{addr_text}` is not an IPv4 or IPv6 address"))?;
         let max = Self::max_prefix(&addr);
         let prefix = match prefix_text {
             None => max,
             Some(p) => {
-                let prefix: u8 = p
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("prefix length `{p}` is not a number"))?;
+                let prefix: u8 = p.trim().parse().map_err(|_| format!("prefix length `{p}` is not a number"))?;
                 if prefix > max {
                     return Err(format!("prefix length {prefix} exceeds {max}"));
                 }
@@ -73,9 +68,7 @@ impl FromStr for Cidr {
             IpAddr::V6(a) => IpAddr::from(mask_bits(&a.octets(), prefix)),
         };
         if network != addr {
-            return Err(format!(
-                "host bits are set; the block is {network}/{prefix}"
-            ));
+            return Err(format!("host bits are set; the block is {network}/{prefix}"));
         }
         Ok(Cidr { addr, prefix })
     }
@@ -108,22 +101,10 @@ mod tests {
 
     #[test]
     fn refuses_bad_blocks_with_a_reason() {
-        assert_eq!(
-            "10.0.0.0/33".parse::<Cidr>().unwrap_err(),
-            "prefix length 33 exceeds 32"
-        );
-        assert_eq!(
-            "10.20.1.0/16".parse::<Cidr>().unwrap_err(),
-            "host bits are set; the block is 10.20.0.0/16"
-        );
-        assert!("10.0.0/8"
-            .parse::<Cidr>()
-            .unwrap_err()
-            .contains("not an IPv4 or IPv6 address"));
-        assert!("10.0.0.0/x"
-            .parse::<Cidr>()
-            .unwrap_err()
-            .contains("not a number"));
+        assert_eq!("10.0.0.0/33".parse::<Cidr>().unwrap_err(), "prefix length 33 exceeds 32");
+        assert_eq!("10.20.1.0/16".parse::<Cidr>().unwrap_err(), "host bits are set; the block is 10.20.0.0/16");
+        assert!("10.0.0/8".parse::<Cidr>().unwrap_err().contains("not an IPv4 or IPv6 address"));
+        assert!("10.0.0.0/x".parse::<Cidr>().unwrap_err().contains("not a number"));
         assert!("2001:db8::1/129".parse::<Cidr>().is_err());
     }
 }

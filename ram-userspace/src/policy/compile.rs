@@ -71,14 +71,18 @@ impl Policy {
             })
             .collect();
         // Top-level rules apply to every target.
-        let every_scope = scopes
-            .iter()
-            .fold(0u64, |mask, s| mask | scope_bit(s.scope));
+        let every_scope = scopes.iter().fold(0u64, |mask, s| mask | scope_bit(s.scope));
 
         // Distinct keys with the scopes of the exact and wildcard rules behind them.
         let mut by_key: BTreeMap<Vec<u8>, (NameEntry, u64)> = BTreeMap::new();
         let mut cidrs: BTreeMap<Cidr, u64> = BTreeMap::new();
-        for rule in &self.allow {
+        let rules = self.allow.iter().map(|rule| (rule, every_scope)).chain(
+            self.targets
+                .iter()
+                .enumerate()
+                .flat_map(|(i, t)| t.allow.iter().map(move |rule| (rule, scope_bit(i as u32)))),
+        );
+        for (rule, rule_scopes) in rules {
             match rule {
                 AllowRule::Host { pattern, key } => {
                     let bytes = key.data[..key.len as usize].to_vec();
@@ -89,21 +93,18 @@ impl Policy {
                                 len: key.len,
                                 pattern: pattern.clone(),
                                 wildcard: key.wildcard,
-                                rule: NameRule {
-                                    key_len: key.len,
-                                    ..NameRule::default()
-                                },
+                                rule: NameRule { key_len: key.len, ..NameRule::default() },
                             },
                             0,
                         )
                     });
                     if key.wildcard {
-                        *wildcard_scopes |= every_scope;
+                        *wildcard_scopes |= rule_scopes;
                     } else {
-                        entry.rule.full_scopes |= every_scope;
+                        entry.rule.full_scopes |= rule_scopes;
                     }
                 }
-                AllowRule::Cidr(cidr) => *cidrs.entry(*cidr).or_default() |= every_scope,
+                AllowRule::Cidr(cidr) => *cidrs.entry(*cidr).or_default() |= rule_scopes,
             }
         }
         let wildcards: Vec<(Vec<u8>, u64)> = by_key
@@ -123,18 +124,8 @@ impl Policy {
                 entry
             })
             .collect();
-        let resolvers = self
-            .dns
-            .resolvers
-            .iter()
-            .map(|addr| (*addr, every_scope))
-            .collect();
-        CompiledPolicy {
-            scopes,
-            names,
-            cidrs: cidrs.into_iter().collect(),
-            resolvers,
-        }
+        let resolvers = self.dns.resolvers.iter().map(|addr| (*addr, every_scope)).collect();
+        CompiledPolicy { scopes, names, cidrs: cidrs.into_iter().collect(), resolvers }
     }
 }
 

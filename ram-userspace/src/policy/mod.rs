@@ -49,7 +49,11 @@ pub struct Policy {
     pub mode: Mode,
     pub dns: DnsSettings,
     pub targets: Vec<Target>,
+    /// Top-level rules: they apply to every target.
     pub allow: Vec<AllowRule>,
+    /// Accepted but worth an admin's second look (risky wildcards), each
+    /// naming file, field and value.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +69,9 @@ pub struct Target {
     pub name: String,
     pub selector: Selector,
     pub mode: Mode,
+    /// `[[target.allow]]` rules: for this target only, besides the top-level ones.
+    #[serde(skip)]
+    pub allow: Vec<AllowRule>,
 }
 
 /// How a target finds its cgroups.
@@ -103,28 +110,16 @@ pub enum PolicyError {
     #[error("{file}: {message}")]
     Syntax { file: String, message: String },
     #[error("{file}: {field} = {value}: {reason}")]
-    Invalid {
-        file: String,
-        field: String,
-        value: String,
-        reason: String,
-    },
+    Invalid { file: String, field: String, value: String, reason: String },
     #[error("{file}: {field}: {reason}")]
-    Missing {
-        file: String,
-        field: String,
-        reason: String,
-    },
+    Missing { file: String, field: String, reason: String },
 }
 
 impl Policy {
     /// Reads and validates a policy file.
     pub fn from_file(path: &std::path::Path, facts: &HostFacts) -> Result<Self, PolicyError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|cause| PolicyError::Read {
-            file: file.clone(),
-            cause,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|cause| PolicyError::Read { file: file.clone(), cause })?;
         Self::parse(&text, &file, facts)
     }
 

@@ -62,6 +62,9 @@ struct RawTarget {
     cgroup: Option<String>,
     process: Option<String>,
     mode: Option<Mode>,
+    /// `[[target.allow]]` tables: rules for this target only.
+    #[serde(default)]
+    allow: Vec<RawAllow>,
 }
 
 #[derive(Deserialize)]
@@ -91,45 +94,75 @@ impl Ctx<'_> {
     }
 
     fn missing(&self, field: impl Into<String>, reason: impl Into<String>) -> PolicyError {
-        PolicyError::Missing {
-            file: self.file.to_string(),
-            field: field.into(),
-            reason: reason.into(),
-        }
+        PolicyError::Missing { file: self.file.to_string(), field: field.into(), reason: reason.into() }
     }
 }
 
 pub(super) fn parse(text: &str, file: &str, facts: &HostFacts) -> Result<Policy, PolicyError> {
-    let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError::Syntax {
-        file: file.to_string(),
-        message: e.to_string().trim_end().to_string(),
-    })?;
+    let raw: RawPolicy = toml::from_str(text)
+        .map_err(|e| PolicyError::Syntax { file: file.to_string(), message: e.to_string().trim_end().to_string() })?;
     let ctx = Ctx { file };
     let mode = raw.mode.unwrap_or(Mode::Enforce);
-    let allow = raw
-        .allow
-        .iter()
-        .enumerate()
-        .map(|(i, rule)| allow_rule(&ctx, i, rule))
-        .collect::<Result<Vec<_>, _>>()?;
-    let needs_dns = allow.iter().any(|r| matches!(r, AllowRule::Host { .. }));
-    let dns = dns_settings(&ctx, &raw.dns, facts, needs_dns)?;
+    let allow = allow_rules(&ctx, "allow", &raw.allow)?;
     let targets = targets(&ctx, &raw.target, mode, facts)?;
-    Ok(Policy {
-        source: file.to_string(),
-        mode,
-        dns,
-        targets,
-        allow,
-    })
+    let target_rules = targets.iter().enumerate().flat_map(|(t, target)| {
+        target.allow.iter().enumerate().map(move |(i, r)| (format!("target[{t}].allow[{i}]"), r))
+    });
+    let every_rule: Vec<(String, &AllowRule)> =
+        allow.iter().enumerate().map(|(i, r)| (format!("allow[{i}]"), r)).chain(target_rules).collect();
+    let needs_dns = every_rule.iter().any(|(_, r)| matches!(r, AllowRule::Host { .. }));
+    let dns = dns_settings(&ctx, &raw.dns, facts, needs_dns)?;
+    let warnings = every_rule
+        .iter()
+        .filter_map(|(field, rule)| match rule {
+            AllowRule::Host { pattern, key } if key.wildcard => {
+                open_namespace(pattern).map(|why| format!("{file}: {field}.host = \"{pattern}\": {why}"))
+            }
+            _ => None,
+        })
+        .collect();
+    Ok(Policy { source: file.to_string(), mode, dns, targets, allow, warnings })
 }
 
-fn dns_settings(
-    ctx: &Ctx,
-    raw: &RawDns,
-    facts: &HostFacts,
-    needs_dns: bool,
-) -> Result<DnsSettings, PolicyError> {
+/// Namespaces where anyone can create names (a bucket, a site, an app):
+/// a wildcard over them lets pulls reach hosts anyone controls.
+const OPEN_NAMESPACES: &[(&str, &str)] = &[
+    ("s3.amazonaws.com", "an S3 bucket"),
+    ("amazonaws.com", "an S3 bucket or a load balancer"),
+    ("cloudfront.net", "a CloudFront distribution"),
+    ("blob.core.windows.net", "an Azure storage account"),
+    ("azureedge.net", "an Azure CDN endpoint"),
+    ("storage.googleapis.com", "a Cloud Storage bucket"),
+    ("googleapis.com", "a Cloud Storage bucket"),
+    ("appspot.com", "an App Engine app"),
+    ("r2.cloudflarestorage.com", "an R2 bucket"),
+    ("r2.dev", "an R2 bucket"),
+    ("workers.dev", "a Cloudflare Worker"),
+    ("pages.dev", "a Cloudflare Pages site"),
+    ("github.io", "a GitHub Pages site"),
+    ("githubusercontent.com", "a GitHub repository's content"),
+    ("herokuapp.com", "a Heroku app"),
+    ("netlify.app", "a Netlify site"),
+    ("vercel.app", "a Vercel deployment"),
+    ("fastly.net", "a Fastly service"),
+];
+
+/// Why `*.suffix` is risky, when it covers (or sits inside) an open namespace.
+fn open_namespace(pattern: &str) -> Option<String> {
+    let suffix = pattern.strip_prefix("*.")?;
+    let covers = |ns: &str| suffix == ns || suffix.ends_with(&format!(".{ns}")) || ns.ends_with(&format!(".{suffix}"));
+    let (namespace, what) = OPEN_NAMESPACES.iter().find(|(ns, _)| covers(ns))?;
+    Some(format!(
+        "anyone can create a name below {namespace} ({what}), so this wildcard lets pulls reach hosts \
+         anyone controls; allow the exact hosts the registry uses instead"
+    ))
+}
+
+fn allow_rules(ctx: &Ctx, field: &str, raw: &[RawAllow]) -> Result<Vec<AllowRule>, PolicyError> {
+    raw.iter().enumerate().map(|(i, rule)| allow_rule(ctx, &format!("{field}[{i}]"), rule)).collect()
+}
+
+fn dns_settings(ctx: &Ctx, raw: &RawDns, facts: &HostFacts, needs_dns: bool) -> Result<DnsSettings, PolicyError> {
     let resolvers = match &raw.resolvers {
         Some(list) => list
             .iter()
@@ -144,11 +177,7 @@ fn dns_settings(
                 })
             })
             .collect::<Result<Vec<_>, _>>()?,
-        None => facts
-            .resolv_conf
-            .as_deref()
-            .map(nameservers)
-            .unwrap_or_default(),
+        None => facts.resolv_conf.as_deref().map(nameservers).unwrap_or_default(),
     };
     if resolvers.is_empty() && needs_dns {
         return Err(ctx.missing(
@@ -162,17 +191,9 @@ fn dns_settings(
         return Err(ctx.invalid("dns.max_ttl", max_ttl, "must be at least 1 second"));
     }
     if min_ttl > max_ttl {
-        return Err(ctx.invalid(
-            "dns.min_ttl",
-            min_ttl,
-            format!("is larger than dns.max_ttl ({max_ttl})"),
-        ));
+        return Err(ctx.invalid("dns.min_ttl", min_ttl, format!("is larger than dns.max_ttl ({max_ttl})")));
     }
-    Ok(DnsSettings {
-        resolvers,
-        min_ttl,
-        max_ttl,
-    })
+    Ok(DnsSettings { resolvers, min_ttl, max_ttl })
 }
 
 /// The `nameserver` addresses of a resolv.conf.
@@ -181,33 +202,19 @@ pub fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
         .lines()
         .filter_map(|line| {
             let mut words = line.split_whitespace();
-            (words.next() == Some("nameserver"))
-                .then(|| words.next())
-                .flatten()
+            (words.next() == Some("nameserver")).then(|| words.next()).flatten()
         })
         // An IPv6 zone (fe80::1%eth0) is not part of the address.
         .filter_map(|addr| addr.split('%').next()?.parse().ok())
         .collect()
 }
 
-fn targets(
-    ctx: &Ctx,
-    raw: &[RawTarget],
-    default_mode: Mode,
-    facts: &HostFacts,
-) -> Result<Vec<Target>, PolicyError> {
+fn targets(ctx: &Ctx, raw: &[RawTarget], default_mode: Mode, facts: &HostFacts) -> Result<Vec<Target>, PolicyError> {
     if raw.is_empty() {
-        return Err(ctx.missing(
-            "target",
-            "no [[target]]: name at least one cgroup or process to enforce",
-        ));
+        return Err(ctx.missing("target", "no [[target]]: name at least one cgroup or process to enforce"));
     }
     if raw.len() > MAX_SCOPES as usize {
-        return Err(ctx.invalid(
-            "target",
-            raw.len(),
-            format!("at most {MAX_SCOPES} targets are supported"),
-        ));
+        return Err(ctx.invalid("target", raw.len(), format!("at most {MAX_SCOPES} targets are supported")));
     }
     let mut names = HashSet::new();
     let mut out = Vec::with_capacity(raw.len());
@@ -215,24 +222,13 @@ fn targets(
         let field = format!("target[{i}]");
         let selector = match (&target.cgroup, &target.process) {
             (Some(_), Some(_)) => {
-                return Err(ctx.invalid(
-                    &field,
-                    "cgroup + process",
-                    "give either `cgroup` or `process`, not both",
-                ))
+                return Err(ctx.invalid(&field, "cgroup + process", "give either `cgroup` or `process`, not both"))
             }
             (None, None) => {
-                return Err(ctx.missing(
-                    &field,
-                    "needs `cgroup = \"/sys/fs/cgroup/...\"` or `process = \"name\"`",
-                ))
+                return Err(ctx.missing(&field, "needs `cgroup = \"/sys/fs/cgroup/...\"` or `process = \"name\"`"))
             }
-            (Some(path), None) => {
-                Selector::Cgroup(cgroup_path(ctx, &format!("{field}.cgroup"), path, facts)?)
-            }
-            (None, Some(name)) => {
-                Selector::Process(process_name(ctx, &format!("{field}.process"), name)?)
-            }
+            (Some(path), None) => Selector::Cgroup(cgroup_path(ctx, &format!("{field}.cgroup"), path, facts)?),
+            (None, Some(name)) => Selector::Process(process_name(ctx, &format!("{field}.process"), name)?),
         };
         let name = match &target.name {
             Some(name) if name.trim().is_empty() => {
@@ -248,11 +244,8 @@ fn targets(
                 "another target has this name; give each a distinct `name`",
             ));
         }
-        out.push(Target {
-            name,
-            selector,
-            mode: target.mode.unwrap_or(default_mode),
-        });
+        let allow = allow_rules(ctx, &format!("{field}.allow"), &target.allow)?;
+        out.push(Target { name, selector, mode: target.mode.unwrap_or(default_mode), allow });
     }
     Ok(out)
 }
@@ -260,73 +253,43 @@ fn targets(
 fn default_target_name(selector: &Selector) -> String {
     match selector {
         Selector::Process(name) => name.clone(),
-        Selector::Cgroup(path) => path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string()),
+        Selector::Cgroup(path) => {
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+        }
     }
 }
 
-fn cgroup_path(
-    ctx: &Ctx,
-    field: &str,
-    text: &str,
-    facts: &HostFacts,
-) -> Result<PathBuf, PolicyError> {
+fn cgroup_path(ctx: &Ctx, field: &str, text: &str, facts: &HostFacts) -> Result<PathBuf, PolicyError> {
     let path = Path::new(text);
     if !path.is_absolute() {
-        return Err(ctx.invalid(
-            field,
-            text,
-            "must be an absolute path to a cgroup v2 directory",
-        ));
+        return Err(ctx.invalid(field, text, "must be an absolute path to a cgroup v2 directory"));
     }
-    if path
-        .components()
-        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
-    {
+    if path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
         return Err(ctx.invalid(field, text, "must not contain `.` or `..`"));
     }
     let Some(mount) = &facts.cgroup2_mount else {
         return Err(ctx.invalid(field, text, "this host has no cgroup v2 mount"));
     };
     if !path.starts_with(mount) {
-        return Err(ctx.invalid(
-            field,
-            text,
-            format!("is outside the cgroup v2 mount {}", mount.display()),
-        ));
+        return Err(ctx.invalid(field, text, format!("is outside the cgroup v2 mount {}", mount.display())));
     }
     Ok(path.components().collect())
 }
 
 fn process_name(ctx: &Ctx, field: &str, name: &str) -> Result<String, PolicyError> {
     if name.is_empty() || name.contains('/') || name.contains('\0') {
-        return Err(ctx.invalid(
-            field,
-            name,
-            "must be a process name as in /proc/PID/comm (no `/`)",
-        ));
+        return Err(ctx.invalid(field, name, "must be a process name as in /proc/PID/comm (no `/`)"));
     }
     Ok(name.to_string())
 }
 
-fn allow_rule(ctx: &Ctx, i: usize, raw: &RawAllow) -> Result<AllowRule, PolicyError> {
-    let field = format!("allow[{i}]");
+fn allow_rule(ctx: &Ctx, field: &str, raw: &RawAllow) -> Result<AllowRule, PolicyError> {
     match (&raw.host, &raw.cidr) {
-        (Some(_), Some(_)) => Err(ctx.invalid(
-            &field,
-            "host + cidr",
-            "give either `host` or `cidr`, not both",
-        )),
-        (None, None) => Err(ctx.missing(&field, "needs `host = \"...\"` or `cidr = \"...\"`")),
+        (Some(_), Some(_)) => Err(ctx.invalid(field, "host + cidr", "give either `host` or `cidr`, not both")),
+        (None, None) => Err(ctx.missing(field, "needs `host = \"...\"` or `cidr = \"...\"`")),
         (Some(host), None) => {
-            let key = encode_host(host)
-                .map_err(|e| ctx.invalid(format!("{field}.host"), host, host_error(e)))?;
-            Ok(AllowRule::Host {
-                pattern: host.trim_end_matches('.').to_ascii_lowercase(),
-                key,
-            })
+            let key = encode_host(host).map_err(|e| ctx.invalid(format!("{field}.host"), host, host_error(e)))?;
+            Ok(AllowRule::Host { pattern: host.trim_end_matches('.').to_ascii_lowercase(), key })
         }
         (None, Some(cidr)) => cidr
             .parse::<Cidr>()

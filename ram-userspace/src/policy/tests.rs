@@ -42,16 +42,10 @@ cidr = "10.20.0.0/16"
 "#;
     let p = parse(text).unwrap();
     assert_eq!(p.mode, Mode::Audit);
-    assert_eq!(
-        p.dns.resolvers,
-        vec!["127.0.0.53".parse::<std::net::IpAddr>().unwrap()]
-    );
+    assert_eq!(p.dns.resolvers, vec!["127.0.0.53".parse::<std::net::IpAddr>().unwrap()]);
     assert_eq!(p.targets.len(), 2);
     assert_eq!(p.targets[0].name, "docker.service");
-    assert_eq!(
-        p.targets[0].selector,
-        Selector::Cgroup("/sys/fs/cgroup/system.slice/docker.service".into())
-    );
+    assert_eq!(p.targets[0].selector, Selector::Cgroup("/sys/fs/cgroup/system.slice/docker.service".into()));
     assert_eq!(p.targets[1].selector, Selector::Process("dockerd".into()));
     assert_eq!(p.targets[1].mode, Mode::Audit);
     assert_eq!(p.allow.len(), 3);
@@ -62,13 +56,7 @@ fn the_embedded_default_is_docker_hub_on_dockerd_and_containerd() {
     let p = Policy::embedded_default(&facts()).unwrap();
     assert_eq!(p.mode, Mode::Enforce);
     let selectors: Vec<_> = p.targets.iter().map(|t| t.selector.clone()).collect();
-    assert_eq!(
-        selectors,
-        vec![
-            Selector::Process("dockerd".into()),
-            Selector::Process("containerd".into())
-        ]
-    );
+    assert_eq!(selectors, vec![Selector::Process("dockerd".into()), Selector::Process("containerd".into())]);
     let c = p.compile();
     for scope in [0, 1] {
         assert!(c.allows_name(scope, "registry-1.docker.io"));
@@ -82,19 +70,10 @@ fn the_embedded_default_is_docker_hub_on_dockerd_and_containerd() {
 #[test]
 fn resolvers_default_to_resolv_conf() {
     let p = parse(&format!("{TARGET}[[allow]]\nhost = \"a.example\"\n")).unwrap();
-    let want: Vec<std::net::IpAddr> =
-        vec!["192.0.2.53".parse().unwrap(), "fe80::1".parse().unwrap()];
+    let want: Vec<std::net::IpAddr> = vec!["192.0.2.53".parse().unwrap(), "fe80::1".parse().unwrap()];
     assert_eq!(p.dns.resolvers, want);
-    let no_resolv = HostFacts {
-        resolv_conf: None,
-        ..facts()
-    };
-    let e = Policy::parse(
-        &format!("{TARGET}[[allow]]\nhost = \"a.example\"\n"),
-        "ram.toml",
-        &no_resolv,
-    )
-    .unwrap_err();
+    let no_resolv = HostFacts { resolv_conf: None, ..facts() };
+    let e = Policy::parse(&format!("{TARGET}[[allow]]\nhost = \"a.example\"\n"), "ram.toml", &no_resolv).unwrap_err();
     assert!(e.to_string().contains("dns.resolvers"), "{e}");
 }
 
@@ -122,10 +101,7 @@ fn bad_mode_is_refused() {
 #[test]
 fn a_policy_without_targets_is_refused() {
     let e = error("[[allow]]\nhost = \"a.example\"\n");
-    assert_eq!(
-        e,
-        "ram.toml: target: no [[target]]: name at least one cgroup or process to enforce"
-    );
+    assert_eq!(e, "ram.toml: target: no [[target]]: name at least one cgroup or process to enforce");
 }
 
 #[test]
@@ -147,42 +123,23 @@ fn cgroups_outside_the_v2_mount_are_refused() {
     assert!(e.contains("absolute"), "{e}");
     let e = error("[[target]]\ncgroup = \"/sys/fs/cgroup/../../etc\"\n");
     assert!(e.contains("`..`"), "{e}");
-    let no_v2 = HostFacts {
-        cgroup2_mount: None,
-        ..facts()
-    };
-    let e = Policy::parse(
-        "[[target]]\ncgroup = \"/sys/fs/cgroup/x\"\n",
-        "ram.toml",
-        &no_v2,
-    )
-    .unwrap_err();
+    let no_v2 = HostFacts { cgroup2_mount: None, ..facts() };
+    let e = Policy::parse("[[target]]\ncgroup = \"/sys/fs/cgroup/x\"\n", "ram.toml", &no_v2).unwrap_err();
     assert!(e.to_string().contains("no cgroup v2 mount"), "{e}");
 }
 
 #[test]
 fn duplicate_target_names_are_refused() {
     let e = error("[[target]]\nprocess = \"dockerd\"\n[[target]]\nprocess = \"dockerd\"\n");
-    assert!(
-        e.contains("target[1].name") && e.contains("distinct"),
-        "{e}"
-    );
+    assert!(e.contains("target[1].name") && e.contains("distinct"), "{e}");
 }
 
 #[test]
 fn bad_hosts_name_field_and_value() {
-    let e = error(&format!(
-        "{TARGET}[[allow]]\nhost = \"registry example.com\"\n"
-    ));
-    assert!(
-        e.starts_with("ram.toml: allow[0].host = \"registry example.com\": contains ' '"),
-        "{e}"
-    );
+    let e = error(&format!("{TARGET}[[allow]]\nhost = \"registry example.com\"\n"));
+    assert!(e.starts_with("ram.toml: allow[0].host = \"registry example.com\": contains ' '"), "{e}");
     let e = error(&format!("{TARGET}[[allow]]\nhost = \"a.*.example\"\n"));
-    assert!(
-        e.contains("allow[0].host") && e.contains("first label"),
-        "{e}"
-    );
+    assert!(e.contains("allow[0].host") && e.contains("first label"), "{e}");
     let e = error(&format!("{TARGET}[[allow]]\nhost = \"a..example\"\n"));
     assert!(e.contains("empty label"), "{e}");
     let e = error(&format!("{TARGET}[[allow]]\nhost = \"\"\n"));
@@ -191,18 +148,11 @@ fn bad_hosts_name_field_and_value() {
 
 #[test]
 fn bad_cidrs_name_field_and_value() {
-    let e = error(&format!(
-        "{TARGET}[[allow]]\nhost = \"a.example\"\n[[allow]]\ncidr = \"10.0.0.0/33\"\n"
-    ));
-    assert_eq!(
-        e,
-        "ram.toml: allow[1].cidr = \"10.0.0.0/33\": prefix length 33 exceeds 32"
-    );
+    let e = error(&format!("{TARGET}[[allow]]\nhost = \"a.example\"\n[[allow]]\ncidr = \"10.0.0.0/33\"\n"));
+    assert_eq!(e, "ram.toml: allow[1].cidr = \"10.0.0.0/33\": prefix length 33 exceeds 32");
     let e = error(&format!("{TARGET}[[allow]]\ncidr = \"10.20.1.0/16\"\n"));
     assert!(e.contains("host bits"), "{e}");
-    let e = error(&format!(
-        "{TARGET}[[allow]]\ncidr = \"10.0.0.0/8\"\nhost = \"a.example\"\n"
-    ));
+    let e = error(&format!("{TARGET}[[allow]]\ncidr = \"10.0.0.0/8\"\nhost = \"a.example\"\n"));
     assert!(e.contains("not both"), "{e}");
     let e = error(&format!("{TARGET}[[allow]]\n"));
     assert!(e.contains("allow[0]"), "{e}");
@@ -220,9 +170,7 @@ fn bad_dns_settings_are_refused() {
 
 #[test]
 fn wildcards_cover_names_below_but_not_the_apex_or_lookalikes() {
-    let p = parse(&format!("{TARGET}[[allow]]\nhost = \"*.example.net\"\n"))
-        .unwrap()
-        .compile();
+    let p = parse(&format!("{TARGET}[[allow]]\nhost = \"*.example.net\"\n")).unwrap().compile();
     assert!(p.allows_name(0, "a.example.net"));
     assert!(p.allows_name(0, "A.B.Example.NET."));
     assert!(!p.allows_name(0, "example.net"));
@@ -250,8 +198,7 @@ fn exact_rules_under_a_wildcard_do_not_shadow_it() {
 
 #[test]
 fn apex_and_wildcard_together() {
-    let text =
-        format!("{TARGET}[[allow]]\nhost = \"example.com\"\n[[allow]]\nhost = \"*.example.com\"\n");
+    let text = format!("{TARGET}[[allow]]\nhost = \"example.com\"\n[[allow]]\nhost = \"*.example.com\"\n");
     let p = parse(&text).unwrap().compile();
     assert!(p.allows_name(0, "example.com"));
     assert!(p.allows_name(0, "www.example.com"));
@@ -268,4 +215,58 @@ fn every_rule_applies_to_every_target() {
     assert!(!p.allows_name(2, "r.example"));
     assert_eq!(p.cidrs, vec![("10.0.0.0/8".parse().unwrap(), 0b11)]);
     assert!(p.resolvers.iter().all(|(_, scopes)| *scopes == 0b11));
+}
+
+#[test]
+fn target_rules_apply_to_their_target_only() {
+    let text = r#"
+[[target]]
+name = "dockerd"
+process = "dockerd"
+[[target]]
+name = "buildkit"
+process = "buildkitd"
+mode = "audit"
+[[target.allow]]
+host = "cache.example.com"
+[[target.allow]]
+cidr = "10.9.0.0/16"
+[[allow]]
+host = "registry.example.com"
+"#;
+    let p = parse(text).unwrap();
+    assert_eq!(p.targets[1].allow.len(), 2);
+    assert_eq!(p.targets[1].mode, Mode::Audit);
+    assert_eq!(p.targets[0].mode, Mode::Enforce);
+    let c = p.compile();
+    assert!(c.allows_name(0, "registry.example.com") && c.allows_name(1, "registry.example.com"));
+    assert!(!c.allows_name(0, "cache.example.com"));
+    assert!(c.allows_name(1, "cache.example.com"));
+    assert_eq!(c.cidrs, vec![("10.9.0.0/16".parse().unwrap(), 0b10)]);
+}
+
+#[test]
+fn target_rules_are_validated_with_their_own_field_names() {
+    let e = error("[[target]]\nprocess = \"dockerd\"\n[[target.allow]]\ncidr = \"10.0.0.0/40\"\n");
+    assert!(e.contains("target[0].allow[0].cidr = \"10.0.0.0/40\""), "{e}");
+    let e = error("[[target]]\nprocess = \"dockerd\"\n[[target.allow]]\nhots = \"x\"\n");
+    assert!(e.contains("hots"), "{e}");
+}
+
+#[test]
+fn wildcards_over_open_namespaces_are_accepted_with_a_warning() {
+    let text = format!(
+        "{TARGET}[[allow]]\nhost = \"*.s3.amazonaws.com\"\n[[allow]]\nhost = \"*.cloudfront.net\"\n[[allow]]\nhost = \"*.docker.io\"\n[[allow]]\nhost = \"*.amazonaws.com\"\n"
+    );
+    let p = parse(&text).unwrap();
+    assert_eq!(p.warnings.len(), 3, "{:?}", p.warnings);
+    assert!(p.warnings[0].starts_with("ram.toml: allow[0].host = \"*.s3.amazonaws.com\": anyone can create a name below s3.amazonaws.com (an S3 bucket)"), "{}", p.warnings[0]);
+    assert!(p.warnings[1].contains("CloudFront"), "{}", p.warnings[1]);
+    assert!(p.warnings[2].contains("allow[3]"), "{}", p.warnings[2]);
+    // Exact names inside those namespaces are fine.
+    let exact = parse(&format!(
+        "{TARGET}[[allow]]\nhost = \"prod-us-east-1-starport-layer-bucket.s3.us-east-1.amazonaws.com\"\n"
+    ))
+    .unwrap();
+    assert!(exact.warnings.is_empty());
 }

@@ -53,11 +53,7 @@ fn connect(addr: IpAddr, port: u16) -> String {
 }
 
 fn sendto(addr: IpAddr, port: u16) -> String {
-    let bind: SocketAddr = if addr.is_ipv4() {
-        "0.0.0.0:0".parse().unwrap()
-    } else {
-        "[::]:0".parse().unwrap()
-    };
+    let bind: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
     let socket = match UdpSocket::bind(bind) {
         Ok(s) => s,
         Err(e) => return errno_name(&e),
@@ -78,10 +74,7 @@ fn raw_ping(addr: IpAddr) -> String {
         if fd < 0 {
             return errno_name(&std::io::Error::last_os_error());
         }
-        let tv = libc::timeval {
-            tv_sec: 1,
-            tv_usec: 0,
-        };
+        let tv = libc::timeval { tv_sec: 1, tv_usec: 0 };
         libc::setsockopt(
             fd,
             libc::SOL_SOCKET,
@@ -96,9 +89,7 @@ fn raw_ping(addr: IpAddr) -> String {
         let dest = libc::sockaddr_in {
             sin_family: libc::AF_INET as u16,
             sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes(v4.octets()),
-            },
+            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v4.octets()) },
             sin_zero: [0; 8],
         };
         let sent = libc::sendto(
@@ -133,22 +124,14 @@ fn raw_ping(addr: IpAddr) -> String {
 }
 
 fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
-        .sum();
+    let mut sum: u32 = data.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32).sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     !(sum as u16)
 }
 
-fn query(
-    resolver: IpAddr,
-    name: &str,
-    record_type: RecordType,
-    tcp: bool,
-) -> Result<Vec<IpAddr>, String> {
+fn query(resolver: IpAddr, name: &str, record_type: RecordType, tcp: bool) -> Result<Vec<IpAddr>, String> {
     let mut msg = Message::query();
     msg.metadata.id = std::process::id() as u16;
     msg.metadata.recursion_desired = true;
@@ -157,11 +140,8 @@ fn query(
     let bytes = msg.to_vec().map_err(|e| e.to_string())?;
     let server = SocketAddr::new(resolver, 53);
     let answer = if tcp {
-        let mut stream =
-            TcpStream::connect_timeout(&server, TIMEOUT).map_err(|e| errno_name(&e))?;
-        stream
-            .set_read_timeout(Some(TIMEOUT))
-            .map_err(|e| e.to_string())?;
+        let mut stream = TcpStream::connect_timeout(&server, TIMEOUT).map_err(|e| errno_name(&e))?;
+        stream.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
         let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
         framed.extend_from_slice(&bytes);
         stream.write_all(&framed).map_err(|e| errno_name(&e))?;
@@ -171,15 +151,10 @@ fn query(
         stream.read_exact(&mut buf).map_err(|e| errno_name(&e))?;
         buf
     } else {
-        let bind: SocketAddr = if resolver.is_ipv4() {
-            "0.0.0.0:0".parse().unwrap()
-        } else {
-            "[::]:0".parse().unwrap()
-        };
+        let bind: SocketAddr =
+            if resolver.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
         let socket = UdpSocket::bind(bind).map_err(|e| errno_name(&e))?;
-        socket
-            .set_read_timeout(Some(TIMEOUT))
-            .map_err(|e| e.to_string())?;
+        socket.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
         socket.send_to(&bytes, server).map_err(|e| errno_name(&e))?;
         let mut buf = vec![0u8; 4096];
         let (n, _) = socket.recv_from(&mut buf).map_err(|e| errno_name(&e))?;
@@ -208,11 +183,7 @@ fn serve_dns(addr: IpAddr, ttl: u32, records: Vec<(String, IpAddr)>) -> ! {
         reply.metadata.recursion_desired = request.metadata.recursion_desired;
         reply.metadata.authoritative = true;
         reply.add_query(question.clone());
-        let wanted = question
-            .name()
-            .to_ascii()
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
+        let wanted = question.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
         let mut known = false;
         for (name, ip) in &records {
             if *name != wanted {
@@ -232,8 +203,7 @@ fn serve_dns(addr: IpAddr, ttl: u32, records: Vec<(String, IpAddr)>) -> ! {
         reply.to_vec().ok()
     };
     let server = SocketAddr::new(addr, 53);
-    let tcp =
-        std::net::TcpListener::bind(server).unwrap_or_else(|e| panic!("bind tcp {server}: {e}"));
+    let tcp = std::net::TcpListener::bind(server).unwrap_or_else(|e| panic!("bind tcp {server}: {e}"));
     let tcp_answer = answer.clone();
     std::thread::spawn(move || {
         for stream in tcp.incoming().flatten() {
@@ -266,31 +236,15 @@ fn serve_dns(addr: IpAddr, ttl: u32, records: Vec<(String, IpAddr)>) -> ! {
 }
 
 fn options(rest: &[String]) -> (RecordType, bool) {
-    let record_type = if rest.iter().any(|a| a == "aaaa") {
-        RecordType::AAAA
-    } else {
-        RecordType::A
-    };
+    let record_type = if rest.iter().any(|a| a == "aaaa") { RecordType::AAAA } else { RecordType::A };
     (record_type, rest.iter().any(|a| a == "tcp"))
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |i: usize| {
-        args.get(i)
-            .cloned()
-            .unwrap_or_else(|| panic!("missing argument {i}: {args:?}"))
-    };
-    let addr = |i: usize| {
-        arg(i)
-            .parse::<IpAddr>()
-            .unwrap_or_else(|e| panic!("{}: {e}", arg(i)))
-    };
-    let port = |i: usize| {
-        arg(i)
-            .parse::<u16>()
-            .unwrap_or_else(|e| panic!("{}: {e}", arg(i)))
-    };
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_else(|| panic!("missing argument {i}: {args:?}"));
+    let addr = |i: usize| arg(i).parse::<IpAddr>().unwrap_or_else(|e| panic!("{}: {e}", arg(i)));
+    let port = |i: usize| arg(i).parse::<u16>().unwrap_or_else(|e| panic!("{}: {e}", arg(i)));
     let out = match arg(0).as_str() {
         "connect" => connect(addr(1), port(2)),
         "sendto" => sendto(addr(1), port(2)),
@@ -298,11 +252,7 @@ fn main() {
         "resolve" => {
             let (rt, tcp) = options(&args[3..]);
             match query(addr(1), &arg(2), rt, tcp) {
-                Ok(addrs) => addrs
-                    .iter()
-                    .map(|a| a.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
+                Ok(addrs) => addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","),
                 Err(e) => format!("resolve-failed:{e}"),
             }
         }
@@ -319,13 +269,8 @@ fn main() {
             let records = args[3..]
                 .iter()
                 .map(|r| {
-                    let (name, ip) = r
-                        .split_once('=')
-                        .unwrap_or_else(|| panic!("NAME=IP expected: {r}"));
-                    (
-                        name.to_ascii_lowercase(),
-                        ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}")),
-                    )
+                    let (name, ip) = r.split_once('=').unwrap_or_else(|| panic!("NAME=IP expected: {r}"));
+                    (name.to_ascii_lowercase(), ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}")))
                 })
                 .collect();
             serve_dns(addr(1), arg(2).parse().expect("ttl"), records)

@@ -27,11 +27,7 @@ pub fn run(paths: &Paths, json: bool) -> anyhow::Result<()> {
     }
     let mut table = Table::new(&["ADDRESS", "HOST", "EXPIRES IN", "TTL", "TARGET"]);
     for r in &rows {
-        let left = if r.expires_in_s >= 0 {
-            format!("{}s", r.expires_in_s)
-        } else {
-            "expired".into()
-        };
+        let left = if r.expires_in_s >= 0 { format!("{}s", r.expires_in_s) } else { "expired".into() };
         table.row(vec![
             r.addr.to_string(),
             r.host.clone().unwrap_or_else(|| "-".into()),

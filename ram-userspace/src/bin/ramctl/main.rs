@@ -13,11 +13,7 @@ use clap::{Parser, Subcommand};
 use ram::paths::Paths;
 
 #[derive(Parser)]
-#[command(
-    name = "ramctl",
-    version,
-    about = "Inspect ram's enforcement: status, rules, learned addresses"
-)]
+#[command(name = "ramctl", version, about = "Inspect ram's enforcement: status, rules, learned addresses")]
 struct Args {
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
@@ -67,18 +63,12 @@ pub fn scope_names(paths: &Paths) -> std::collections::HashMap<u32, String> {
 }
 
 pub fn scope_label(names: &std::collections::HashMap<u32, String>, scope: u32) -> String {
-    names
-        .get(&scope)
-        .cloned()
-        .unwrap_or_else(|| format!("scope {scope}"))
+    names.get(&scope).cloned().unwrap_or_else(|| format!("scope {scope}"))
 }
 
 pub fn require_pins(paths: &Paths) -> anyhow::Result<()> {
     if !paths.maps_dir().exists() {
-        anyhow::bail!(
-            "nothing is installed at {} (is ramd running, or was it uninstalled?)",
-            paths.pin_dir.display()
-        );
+        anyhow::bail!("nothing is installed at {} (is ramd running, or was it uninstalled?)", paths.pin_dir.display());
     }
     Ok(())
 }

@@ -8,9 +8,7 @@ pub fn run(paths: &Paths, json: bool) -> anyhow::Result<()> {
     require_pins(paths)?;
     let rows = kernel::rules(paths)?;
     let names = scope_names(paths);
-    let targets = |scopes: &[u32]| -> Vec<String> {
-        scopes.iter().map(|s| scope_label(&names, *s)).collect()
-    };
+    let targets = |scopes: &[u32]| -> Vec<String> { scopes.iter().map(|s| scope_label(&names, *s)).collect() };
     if json {
         let items: Vec<serde_json::Value> = rows
             .iter()
@@ -21,11 +19,7 @@ pub fn run(paths: &Paths, json: bool) -> anyhow::Result<()> {
     }
     let mut table = Table::new(&["KIND", "RULE", "TARGETS"]);
     for r in &rows {
-        table.row(vec![
-            r.kind.to_string(),
-            r.rule.clone(),
-            targets(&r.scopes).join(","),
-        ]);
+        table.row(vec![r.kind.to_string(), r.rule.clone(), targets(&r.scopes).join(",")]);
     }
     table.print();
     Ok(())

@@ -12,10 +12,7 @@ pub fn run(paths: &Paths, json_out: bool) -> anyhow::Result<()> {
     let links = loader::link_pins(paths);
     let scopes: Vec<u32> = match &daemon {
         Some(d) => d.targets.iter().map(|t| t.scope).collect(),
-        None => kernel::scope_configs(paths)?
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect(),
+        None => kernel::scope_configs(paths)?.into_iter().map(|(s, _)| s).collect(),
     };
     let names = crate::scope_names(paths);
     let mut counters = Vec::new();
@@ -26,9 +23,7 @@ pub fn run(paths: &Paths, json_out: bool) -> anyhow::Result<()> {
         let targets: Vec<serde_json::Value> = scopes
             .iter()
             .map(|scope| {
-                let target = daemon
-                    .as_ref()
-                    .and_then(|d| d.targets.iter().find(|t| t.scope == *scope));
+                let target = daemon.as_ref().and_then(|d| d.targets.iter().find(|t| t.scope == *scope));
                 let counts: serde_json::Map<String, serde_json::Value> = counters
                     .iter()
                     .find(|(s, _)| s == scope)
@@ -64,14 +59,8 @@ pub fn run(paths: &Paths, json_out: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     match &daemon {
-        Some(d) if running => println!(
-            "ramd: running (pid {}), policy {}, mode {}",
-            d.pid, d.policy, d.mode
-        ),
-        Some(d) => println!(
-            "ramd: not running (last pid {}); pinned programs keep enforcing",
-            d.pid
-        ),
+        Some(d) if running => println!("ramd: running (pid {}), policy {}, mode {}", d.pid, d.policy, d.mode),
+        Some(d) => println!("ramd: not running (last pid {}); pinned programs keep enforcing", d.pid),
         None => println!("ramd: no status file at {}", paths.status_file().display()),
     }
     if let Some(d) = &daemon {
@@ -81,30 +70,15 @@ pub fn run(paths: &Paths, json_out: bool) -> anyhow::Result<()> {
     println!();
     let mut table = Table::new(&["TARGET", "MODE", "STATE", "CGROUPS", "PROGRAMS"]);
     for scope in &scopes {
-        let target = daemon
-            .as_ref()
-            .and_then(|d| d.targets.iter().find(|t| t.scope == *scope));
-        let cgroups = target
-            .map(|t| {
-                t.cgroups
-                    .iter()
-                    .map(|c| c.path.clone())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default();
+        let target = daemon.as_ref().and_then(|d| d.targets.iter().find(|t| t.scope == *scope));
+        let cgroups =
+            target.map(|t| t.cgroups.iter().map(|c| c.path.clone()).collect::<Vec<_>>().join(",")).unwrap_or_default();
         let programs = target.map(|t| t.programs.len()).unwrap_or(0);
         table.row(vec![
             scope_label(&names, *scope),
             target.map(|t| t.mode.clone()).unwrap_or_else(|| "-".into()),
-            target
-                .map(|t| t.state.clone())
-                .unwrap_or_else(|| "-".into()),
-            if cgroups.is_empty() {
-                "-".into()
-            } else {
-                cgroups
-            },
+            target.map(|t| t.state.clone()).unwrap_or_else(|| "-".into()),
+            if cgroups.is_empty() { "-".into() } else { cgroups },
             programs.to_string(),
         ]);
     }
@@ -118,11 +92,7 @@ pub fn run(paths: &Paths, json_out: bool) -> anyhow::Result<()> {
     let mut table = Table::new(&["TARGET", "COUNTER", "VALUE"]);
     for (scope, values) in &counters {
         for (name, value) in values {
-            table.row(vec![
-                scope_label(&names, *scope),
-                name.to_string(),
-                value.to_string(),
-            ]);
+            table.row(vec![scope_label(&names, *scope), name.to_string(), value.to_string()]);
         }
     }
     table.print();
