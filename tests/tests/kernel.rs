@@ -360,3 +360,85 @@ fn every_program_loads_attaches_and_reports_its_verifier_cost() {
         );
     }
 }
+
+#[test]
+fn per_target_rules_and_learned_addresses_stay_in_their_target() {
+    require_root();
+    let netns = Netns::new("k-scopes");
+    let dir = TempDir::new("k-scopes");
+    let _dns = dnsmasq(&netns, &dir, "127.0.0.53", &[("a.registry.test", "127.10.0.1"), ("b.registry.test", "127.10.0.2")], 300);
+    let docker = TestCgroup::new("k-scopes-a");
+    let builder = TestCgroup::new("k-scopes-b");
+    let policy = format!(
+        r#"
+[dns]
+resolvers = ["127.0.0.53"]
+[[target]]
+name = "docker"
+cgroup = "{}"
+[[target.allow]]
+host = "a.registry.test"
+[[target]]
+name = "builder"
+cgroup = "{}"
+[[target.allow]]
+host = "b.registry.test"
+[[allow]]
+cidr = "127.20.0.0/16"
+"#,
+        docker.path.display(),
+        builder.path.display()
+    );
+    let ramd = Ramd::start(&policy);
+    let in_docker = |args: &[&str]| probe(Some(&docker), Some(&netns), args);
+    let in_builder = |args: &[&str]| probe(Some(&builder), Some(&netns), args);
+
+    assert_eq!(in_docker(&["resolve-connect", "127.0.0.53", "a.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+    assert_eq!(in_docker(&["resolve-connect", "127.0.0.53", "b.registry.test", "5000"]), "127.10.0.2 EPERM");
+    // What docker learned does not open anything for builder.
+    assert_eq!(in_builder(&["connect", "127.10.0.1", "5000"]), "EPERM");
+    assert_eq!(in_builder(&["resolve-connect", "127.0.0.53", "a.registry.test", "5000"]), "127.10.0.1 EPERM");
+    assert_eq!(in_builder(&["resolve-connect", "127.0.0.53", "b.registry.test", "5000"]), "127.10.0.2 ECONNREFUSED");
+    // Top-level rules apply to both.
+    assert_eq!(in_docker(&["connect", "127.20.0.1", "9"]), "ECONNREFUSED");
+    assert_eq!(in_builder(&["connect", "127.20.0.1", "9"]), "ECONNREFUSED");
+
+    let learned = ramd.ramctl_json(&["learned"]).expect("learned");
+    let rows = learned.as_array().expect("array");
+    let targets_of = |addr: &str| -> Vec<String> {
+        rows.iter().filter(|r| r["addr"] == addr).map(|r| r["target"].as_str().unwrap_or("").to_string()).collect()
+    };
+    assert_eq!(targets_of("127.10.0.1"), ["docker"], "{learned}");
+    assert_eq!(targets_of("127.10.0.2"), ["builder"], "{learned}");
+}
+
+#[test]
+fn audit_mode_lets_everything_through_and_logs_what_it_would_block() {
+    require_root();
+    let netns = Netns::new("k-audit");
+    let enforced = TestCgroup::new("k-audit-e");
+    let audited = TestCgroup::new("k-audit-a");
+    let policy = format!(
+        "[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\nname = \"enforced\"\ncgroup = \"{}\"\n[[target]]\nname = \"audited\"\nmode = \"audit\"\ncgroup = \"{}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n",
+        enforced.path.display(),
+        audited.path.display()
+    );
+    let ramd = Ramd::start(&policy);
+    assert_eq!(probe(Some(&audited), Some(&netns), &["connect", "127.30.0.1", "9"]), "ECONNREFUSED");
+    assert_eq!(probe(Some(&audited), Some(&netns), &["sendto", "127.30.0.1", "443"]), "ok");
+    assert_eq!(probe(Some(&enforced), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+    assert!(ramd.counter("audited", "would_block") >= 2);
+    assert_eq!(ramd.counter("audited", "connect_blocked"), 0);
+    assert!(ramd.counter("enforced", "connect_blocked") >= 1);
+    let would = wait_for(Duration::from_secs(5), || {
+        ramd.log_events().into_iter().find(|e| e["event"] == "would_block" && e["daddr"] == "127.30.0.1" && e["target_name"] == "audited")
+    });
+    assert!(would.is_some(), "no would_block line:\n{}", ramd.log_text());
+
+    // Global audit mode: every target lets it through.
+    drop(ramd);
+    let global = policy.replacen("[dns]", "mode = \"audit\"\n[dns]", 1).replace("mode = \"audit\"\ncgroup", "cgroup");
+    let ramd = Ramd::start(&global);
+    assert_eq!(probe(Some(&enforced), Some(&netns), &["connect", "127.30.0.1", "9"]), "ECONNREFUSED");
+    assert!(ramd.counter("enforced", "would_block") >= 1);
+}
