@@ -21,7 +21,7 @@ use crate::{
     loader::{self, ScopeInstance},
     paths::Paths,
     policy::{CompiledPolicy, HostFacts, Policy, PolicyError, Selector},
-    status::{CgroupStatus, DaemonStatus, TargetStatus},
+    status::{CgroupStatus, DaemonStatus, ReloadStatus, TargetStatus},
     sys::monotonic_ns,
 };
 
@@ -39,7 +39,28 @@ const HOST_CACHE_SIZE: usize = 4096;
 /// 5.16); "always": measure it everywhere (the tests compare the two).
 pub const MEASURE_VERIFIER_ENV: &str = "RAM_MEASURE_VERIFIER";
 
-#[derive(Clone, Debug)]
+/// How often the policy file is checked for edits.
+pub const POLICY_WATCH: Duration = Duration::from_millis(500);
+
+/// What identifies a version of the policy file: an edit in place changes
+/// its mtime or size, an atomic replace (rename) its inode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    fn of(source: &PolicySource) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let PolicySource::File(path) = source else { return None };
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp { inode: meta.ino(), len: meta.len(), modified: meta.modified().ok() })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PolicySource {
     File(PathBuf),
     Embedded,
@@ -53,6 +74,10 @@ pub fn load_policy(source: &PolicySource, facts: &HostFacts) -> Result<Policy, P
 }
 
 pub struct Daemon {
+    source: PolicySource,
+    /// The policy file as last read, to notice edits.
+    stamp: Option<FileStamp>,
+    reload: ReloadStatus,
     paths: Paths,
     features: KernelFeatures,
     policy: Policy,
@@ -102,6 +127,9 @@ impl Daemon {
         // Rules go in before any attach, so the first verdict already has them.
         kernel::apply_rules(&paths, &compiled)?;
         let mut daemon = Daemon {
+            stamp: FileStamp::of(source),
+            source: source.clone(),
+            reload: ReloadStatus::default(),
             paths,
             features,
             policy,
@@ -126,6 +154,78 @@ impl Daemon {
 
     pub fn paths(&self) -> &Paths {
         &self.paths
+    }
+
+    /// Did the policy file change since it was last read?
+    pub fn policy_changed(&self) -> bool {
+        FileStamp::of(&self.source) != self.stamp
+    }
+
+    /// Reads the policy again and applies it as one step. A policy that does
+    /// not parse, validate or load changes nothing; the outcome is logged
+    /// and published for `ramctl reload`.
+    pub fn reload(&mut self) {
+        self.stamp = FileStamp::of(&self.source);
+        let outcome = self.try_reload();
+        self.reload.generation += 1;
+        match outcome {
+            Ok(summary) => {
+                info!("policy reloaded: {summary}");
+                self.reload.ok = true;
+                self.reload.message = summary;
+            }
+            Err(e) => {
+                error!("policy refused, nothing changed: {e}");
+                self.reload.ok = false;
+                self.reload.message = e.to_string();
+            }
+        }
+        self.publish_status();
+    }
+
+    fn try_reload(&mut self) -> Result<String> {
+        let policy = load_policy(&self.source, &HostFacts::probe())?;
+        for warning in &policy.warnings {
+            warn!("{warning}");
+        }
+        let compiled = policy.compile();
+        // A scope keeps its programs while its target's selector is the same
+        // (the scope number is baked into them); otherwise new programs are
+        // loaded now, before anything changes, so a load failure changes nothing.
+        let mut replacements = Vec::new();
+        for settings in &compiled.scopes {
+            let index = settings.scope as usize;
+            let same = self.compiled.scopes.get(index).is_some_and(|old| old.selector == settings.selector);
+            if !same {
+                let instance = ScopeInstance::load(&self.paths, settings.scope, &settings.name, &self.features, false)?;
+                replacements.push((index, instance));
+            }
+        }
+        // New rules in (every wanted row first, then stale rows out), then
+        // what the old rules taught and the new ones do not allow is revoked.
+        kernel::apply_rules(&self.paths, &compiled)?;
+        let removed_scopes = self.instances.len().saturating_sub(compiled.scopes.len());
+        let mut retired: Vec<ScopeInstance> = self.instances.drain(compiled.scopes.len()..).collect();
+        for (index, instance) in replacements {
+            if index < self.instances.len() {
+                retired.push(std::mem::replace(&mut self.instances[index], instance));
+            } else {
+                self.instances.push(instance);
+            }
+        }
+        self.compiled = compiled;
+        self.policy = policy;
+        let revoked = self.revoke_unallowed()?;
+        // New programs attach before the ones they replace let go.
+        self.notes.clear();
+        self.reconcile_targets();
+        let detached: usize = retired.iter_mut().map(|i| i.detach_all()).sum();
+        Ok(format!(
+            "{} targets, {} rules; {revoked} learned addresses revoked; {} target programs replaced or removed ({removed_scopes} removed, {detached} links detached)",
+            self.compiled.scopes.len(),
+            self.compiled.names.len() + self.compiled.cidrs.len(),
+            retired.len(),
+        ))
     }
 
     /// The cgroups a selector points at now, or why there are none.
@@ -254,6 +354,7 @@ impl Daemon {
             })
             .collect();
         DaemonStatus {
+            reload: self.reload.clone(),
             pid: std::process::id(),
             kernel: self.features.clone(),
             policy: self.policy.source.clone(),
@@ -320,6 +421,8 @@ pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
     let signal_error = |e| crate::Error::Sys { what: "installing signal handlers".into(), cause: e };
     let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(signal_error)?;
+    let mut watch = tokio::time::interval(POLICY_WATCH);
     let mut scan = tokio::time::interval(TARGET_SCAN);
     let mut gc = tokio::time::interval(GC_INTERVAL);
     info!("ramd running; enforcement stays in place when it stops (`ramd --uninstall` removes it)");
@@ -327,6 +430,13 @@ pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
         tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
+            _ = sighup.recv() => daemon.reload(),
+            _ = watch.tick() => {
+                if daemon.policy_changed() {
+                    info!("policy file changed");
+                    daemon.reload();
+                }
+            }
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(|e| crate::Error::io("RAM_EVENTS ring buffer", e))?;
                 let mut records = Vec::new();

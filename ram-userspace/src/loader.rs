@@ -214,6 +214,21 @@ impl ScopeInstance {
         Ok(path)
     }
 
+    /// Detaches this instance from every cgroup (its pins were the only
+    /// references to its links); returns how many links went.
+    pub fn detach_all(&mut self) -> usize {
+        let mut detached = 0;
+        for (_, (cgroup, pins)) in std::mem::take(&mut self.attached) {
+            for pin in pins {
+                match std::fs::remove_file(&pin) {
+                    Ok(()) => detached += 1,
+                    Err(e) => tracing::warn!(pin = %pin.display(), cgroup = %cgroup.display(), "cannot detach: {e}"),
+                }
+            }
+        }
+        detached
+    }
+
     /// Pin files this instance made.
     pub fn own_pins(&self) -> impl Iterator<Item = &PathBuf> {
         self.attached.values().flat_map(|(_, pins)| pins.iter())

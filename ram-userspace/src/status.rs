@@ -15,11 +15,21 @@ use crate::{
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DaemonStatus {
     pub pid: u32,
+    /// The last reload's outcome (generation 0: none yet).
+    pub reload: ReloadStatus,
     /// What the kernel offers and so which paths ramd took.
     pub kernel: KernelFeatures,
     pub policy: String,
     pub mode: String,
     pub targets: Vec<TargetStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    /// Counts reloads; `ramctl reload` waits for it to move.
+    pub generation: u64,
+    pub ok: bool,
+    pub message: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

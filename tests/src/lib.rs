@@ -388,6 +388,17 @@ impl Ramd {
         self.dir.path.join("run")
     }
 
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path.join("ram.toml")
+    }
+
+    /// Replaces the policy file atomically (as editors and config tools do).
+    pub fn write_policy(&self, policy: &str) {
+        let tmp = self.dir.path.join("ram.toml.new");
+        fs::write(&tmp, policy).expect("write policy");
+        fs::rename(&tmp, self.config_path()).expect("replace policy");
+    }
+
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -366,7 +366,13 @@ fn per_target_rules_and_learned_addresses_stay_in_their_target() {
     require_root();
     let netns = Netns::new("k-scopes");
     let dir = TempDir::new("k-scopes");
-    let _dns = dnsmasq(&netns, &dir, "127.0.0.53", &[("a.registry.test", "127.10.0.1"), ("b.registry.test", "127.10.0.2")], 300);
+    let _dns = dnsmasq(
+        &netns,
+        &dir,
+        "127.0.0.53",
+        &[("a.registry.test", "127.10.0.1"), ("b.registry.test", "127.10.0.2")],
+        300,
+    );
     let docker = TestCgroup::new("k-scopes-a");
     let builder = TestCgroup::new("k-scopes-b");
     let policy = format!(
@@ -431,7 +437,9 @@ fn audit_mode_lets_everything_through_and_logs_what_it_would_block() {
     assert_eq!(ramd.counter("audited", "connect_blocked"), 0);
     assert!(ramd.counter("enforced", "connect_blocked") >= 1);
     let would = wait_for(Duration::from_secs(5), || {
-        ramd.log_events().into_iter().find(|e| e["event"] == "would_block" && e["daddr"] == "127.30.0.1" && e["target_name"] == "audited")
+        ramd.log_events()
+            .into_iter()
+            .find(|e| e["event"] == "would_block" && e["daddr"] == "127.30.0.1" && e["target_name"] == "audited")
     });
     assert!(would.is_some(), "no would_block line:\n{}", ramd.log_text());
 
@@ -441,4 +449,63 @@ fn audit_mode_lets_everything_through_and_logs_what_it_would_block() {
     let ramd = Ramd::start(&global);
     assert_eq!(probe(Some(&enforced), Some(&netns), &["connect", "127.30.0.1", "9"]), "ECONNREFUSED");
     assert!(ramd.counter("enforced", "would_block") >= 1);
+}
+
+#[test]
+fn reload_adds_removes_revokes_and_refuses_bad_policies() {
+    require_root();
+    let netns = Netns::new("k-reload");
+    let dir = TempDir::new("k-reload");
+    let _dns = dnsmasq(
+        &netns,
+        &dir,
+        "127.0.0.53",
+        &[("a.registry.test", "127.10.0.1"), ("b.registry.test", "127.10.0.2")],
+        300,
+    );
+    let cgroup = TestCgroup::new("k-reload");
+    let policy = |rules: &str| {
+        format!(
+            "[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n{rules}",
+            cgroup.path.display()
+        )
+    };
+    let ramd = Ramd::start(&policy("[[allow]]\nhost = \"a.registry.test\"\n"));
+    let inside = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
+    let reload = |expect_ok: bool| {
+        let out = ramd.ramctl(&["reload"]);
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.success(), expect_ok, "ramctl reload: {text}");
+        text
+    };
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "a.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "b.registry.test", "5000"]), "127.10.0.2 EPERM");
+
+    // Add a rule: the new name works, what was learned keeps working.
+    ramd.write_policy(&policy("[[allow]]\nhost = \"a.registry.test\"\n[[allow]]\nhost = \"b.registry.test\"\n"));
+    reload(true);
+    assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "ECONNREFUSED");
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "b.registry.test", "5000"]), "127.10.0.2 ECONNREFUSED");
+
+    // Remove a rule: its learned addresses stop at once.
+    ramd.write_policy(&policy("[[allow]]\nhost = \"b.registry.test\"\n"));
+    reload(true);
+    assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "EPERM");
+    let learned = ramd.ramctl_json(&["learned"]).expect("learned");
+    assert!(!learned.as_array().unwrap().iter().any(|r| r["addr"] == "127.10.0.1"), "{learned}");
+    assert_eq!(inside(&["connect", "127.10.0.2", "5000"]), "ECONNREFUSED");
+
+    // A bad file changes nothing and the refusal says why.
+    ramd.write_policy(&policy("[[allow]]\ncidr = \"127.30.0.0/33\"\n"));
+    let text = reload(false);
+    assert!(text.contains("allow[0].cidr") && text.contains("exceeds 32"), "{text}");
+    assert_eq!(inside(&["connect", "127.10.0.2", "5000"]), "ECONNREFUSED");
+    assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "EPERM");
+    assert!(ramd.log_text().contains("policy refused, nothing changed"));
+
+    // An edit of the file alone is picked up too.
+    ramd.write_policy(&policy("[[allow]]\nhost = \"b.registry.test\"\n[[allow]]\ncidr = \"127.30.0.0/16\"\n"));
+    let opened =
+        wait_for(Duration::from_secs(10), || (inside(&["connect", "127.30.0.1", "9"]) == "ECONNREFUSED").then_some(()));
+    assert!(opened.is_some(), "the edited policy was not applied:\n{}", ramd.log_text());
 }

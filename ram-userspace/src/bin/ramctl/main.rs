@@ -3,6 +3,7 @@
 //! `--json`); diagnostics on stderr.
 
 mod learned;
+mod reload;
 mod rules;
 mod status;
 mod table;
@@ -36,6 +37,8 @@ enum Command {
     Rules,
     /// Addresses learned from DNS answers, with their host and time left.
     Learned,
+    /// Make ramd read its policy again; fails when the new policy is refused.
+    Reload,
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Status => status::run(&paths, args.json),
         Command::Rules => rules::run(&paths, args.json),
         Command::Learned => learned::run(&paths, args.json),
+        Command::Reload => reload::run(&paths, args.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
