@@ -321,3 +321,122 @@ pub fn scope_configs(paths: &Paths) -> Result<Vec<(u32, ScopeConfig)>> {
 pub fn events_ring(paths: &Paths) -> Result<aya::maps::RingBuf<MapData>> {
     Ok(typed!(paths, MAP_EVENTS, aya::maps::RingBuf<MapData>))
 }
+
+/// Why a destination is allowed for a scope, or that it is not.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Check {
+    /// A configured resolver, on port 53.
+    Resolver,
+    /// Inside an address rule.
+    Cidr {
+        rule: String,
+    },
+    /// Learned from an answer for `host`.
+    Learned {
+        host: Option<String>,
+        expires_in_s: i64,
+    },
+    /// Learned once, but expired: new connects are denied.
+    Expired {
+        host: Option<String>,
+    },
+    /// The name is allowed: its addresses are learned when it is resolved.
+    NameAllowed {
+        learned: Vec<IpAddr>,
+    },
+    Denied {
+        reason: String,
+    },
+}
+
+impl Check {
+    pub fn allowed(&self) -> bool {
+        !matches!(self, Check::Denied { .. } | Check::Expired { .. })
+    }
+}
+
+/// Would a connect from `scope` to `addr`:`port` be allowed now? Judged
+/// from the maps, in the kernel's order: resolver, address rule, learned.
+pub fn check_addr(paths: &Paths, scope: u32, addr: IpAddr, port: Option<u16>) -> Result<Check> {
+    let bit = ram_common::verdict::scope_bit(scope);
+    // IPv4-mapped IPv6 is judged as IPv4, as the kernel does.
+    let addr = match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
+        v4 => v4,
+    };
+    let (resolver, cidr_hit, learned_value) = match addr {
+        IpAddr::V4(v4) => {
+            let resolvers = typed!(paths, MAP_RESOLV4, HashMap<MapData, [u8; 4], Resolver>);
+            let cidrs = typed!(paths, MAP_CIDR4, LpmTrie<MapData, [u8; 4], CidrRule>);
+            let learned = typed!(paths, MAP_LEARN4, HashMap<MapData, Learn4Key, Learned>);
+            (
+                resolvers.get(&v4.octets(), 0).ok().is_some_and(|r| r.scopes & bit != 0),
+                cidrs.get(&Key::new(32, v4.octets()), 0).ok().is_some_and(|r| r.scopes & bit != 0),
+                learned.get(&Learn4Key { scope, addr: v4.octets() }, 0).ok(),
+            )
+        }
+        IpAddr::V6(v6) => {
+            let resolvers = typed!(paths, MAP_RESOLV6, HashMap<MapData, [u8; 16], Resolver>);
+            let cidrs = typed!(paths, MAP_CIDR6, LpmTrie<MapData, [u8; 16], CidrRule>);
+            let learned = typed!(paths, MAP_LEARN6, HashMap<MapData, Learn6Key, Learned>);
+            (
+                resolvers.get(&v6.octets(), 0).ok().is_some_and(|r| r.scopes & bit != 0),
+                cidrs.get(&Key::new(128, v6.octets()), 0).ok().is_some_and(|r| r.scopes & bit != 0),
+                learned.get(&Learn6Key { scope, addr: v6.octets() }, 0).ok(),
+            )
+        }
+    };
+    if resolver && port.is_none_or(|p| p == 53) {
+        return Ok(Check::Resolver);
+    }
+    if cidr_hit {
+        let rule = rules(paths)?
+            .into_iter()
+            .filter(|r| r.kind == "cidr" && r.scopes.contains(&scope))
+            .filter_map(|r| r.rule.parse::<crate::policy::Cidr>().ok())
+            .filter(|c| c.contains(addr))
+            .max_by_key(|c| c.prefix)
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        return Ok(Check::Cidr { rule });
+    }
+    if let Some(value) = learned_value {
+        let host = host_names(paths)?.get(&value.host_id).cloned();
+        let left = (value.expires_ns as i128 - monotonic_ns() as i128) / 1_000_000_000;
+        return Ok(if left > 0 { Check::Learned { host, expires_in_s: left as i64 } } else { Check::Expired { host } });
+    }
+    let reason = if resolver {
+        "a resolver, but only port 53 is open to it"
+    } else {
+        "no rule allows it and no allowed name resolved to it"
+    };
+    Ok(Check::Denied { reason: reason.into() })
+}
+
+/// Is `host` an allowed name for `scope` (one trie lookup, as the kernel
+/// does for a DNS question), and what has it taught so far?
+pub fn check_host(paths: &Paths, scope: u32, host: &str) -> Result<Check> {
+    let key = ram_common::name::encode_host(host).map_err(|e| Error::Sys {
+        what: format!("`{host}` is not a host name"),
+        cause: std::io::Error::other(format!("{e:?}")),
+    })?;
+    if key.wildcard {
+        return Ok(Check::Denied { reason: "give a host name, not a pattern".into() });
+    }
+    let names = typed!(paths, MAP_NAMES, NameTrie);
+    let allowed = names
+        .get(&Key::new(key.prefix_bits(), key.data), 0)
+        .ok()
+        .is_some_and(|rule| ram_common::verdict::name_allowed(&rule, key.len, scope));
+    if !allowed {
+        return Ok(Check::Denied { reason: "no host rule allows this name".into() });
+    }
+    let wanted = host.trim_end_matches('.').to_ascii_lowercase();
+    let learned = learned(paths)?
+        .into_iter()
+        .filter(|r| r.scope == scope && r.host.as_deref() == Some(wanted.as_str()) && r.expires_in_s > 0)
+        .map(|r| r.addr)
+        .collect();
+    Ok(Check::NameAllowed { learned })
+}

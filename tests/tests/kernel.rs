@@ -62,6 +62,11 @@ fn connect_and_sendmsg_verdicts_for_v4_v6_and_v4_mapped() {
     assert!(ramd.counter("probe", "connect_blocked") >= 4);
     assert!(ramd.counter("probe", "connect_allowed") >= 3);
     assert!(ramd.counter("probe", "sendmsg_blocked") >= 5);
+    let out = ramd.ramctl(&["check", "127.20.7.7", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((v[0]["verdict"].as_str(), v[0]["rule"].as_str()), (Some("cidr"), Some("127.20.0.0/16")), "{v}");
+    assert!(ramd.ramctl(&["check", "::ffff:127.20.0.1"]).status.success());
+    assert_eq!(ramd.ramctl(&["check", "fd00:30::1", "--target", "probe"]).status.code(), Some(2));
 
     // Every denial is logged with who and where.
     let found = wait_for(Duration::from_secs(5), || {
@@ -158,6 +163,34 @@ host = "*.allowed.test"
     assert!(rows.iter().any(|r| r["addr"] == "127.10.0.3" && r["host"] == "mirror.allowed.test"), "{learned}");
     assert!(!rows.iter().any(|r| r["addr"] == "127.10.0.2"), "{learned}");
     assert!(ramd.counter("probe", "dns_not_allowed") >= 1);
+
+    // ramctl check answers from the same maps.
+    let check = |args: &[&str]| {
+        let mut all = vec!["check"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        let out = ramd.ramctl(&all);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        (out.status.code(), json[0].clone())
+    };
+    let (code, v) = check(&["allowed.registry.test"]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["verdict"], "name_allowed", "{v}");
+    assert!(v["learned"].as_array().unwrap().iter().any(|a| a == "127.10.0.1"), "{v}");
+    let (code, v) = check(&["127.10.0.1", "5000"]);
+    assert_eq!(
+        (code, v["verdict"].as_str(), v["host"].as_str()),
+        (Some(0), Some("learned"), Some("allowed.registry.test")),
+        "{v}"
+    );
+    let (code, v) = check(&["127.10.0.2", "5000"]);
+    assert_eq!((code, v["verdict"].as_str()), (Some(2), Some("denied")), "{v}");
+    let (code, v) = check(&["blocked.registry.test"]);
+    assert_eq!((code, v["verdict"].as_str()), (Some(2), Some("denied")), "{v}");
+    let (code, v) = check(&["127.0.0.53", "53"]);
+    assert_eq!((code, v["verdict"].as_str()), (Some(0), Some("resolver")), "{v}");
+    let (code, _) = check(&["127.0.0.53", "80"]);
+    assert_eq!(code, Some(2));
 
     // The blocked attempt is logged with the name a DNS answer gave it.
     let named = wait_for(Duration::from_secs(5), || {

@@ -2,6 +2,7 @@
 //! answers even while ramd is down. Results on stdout (a table, or JSON with
 //! `--json`); diagnostics on stderr.
 
+mod check;
 mod learned;
 mod reload;
 mod rules;
@@ -39,6 +40,16 @@ enum Command {
     Learned,
     /// Make ramd read its policy again; fails when the new policy is refused.
     Reload,
+    /// Would a connect to HOST or ADDR be allowed now, and by which rule?
+    /// Exit status 0 when allowed, 2 when denied.
+    Check {
+        /// A host name or an IPv4/IPv6 address.
+        destination: String,
+        port: Option<u16>,
+        /// Only this target (default: every target).
+        #[arg(long)]
+        target: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +60,13 @@ fn main() -> ExitCode {
         Command::Rules => rules::run(&paths, args.json),
         Command::Learned => learned::run(&paths, args.json),
         Command::Reload => reload::run(&paths, args.json),
+        Command::Check { destination, port, target } => {
+            match check::run(&paths, args.json, &destination, port, target.as_deref()) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::from(2),
+                Err(e) => Err(e),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
