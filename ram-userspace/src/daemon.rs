@@ -17,6 +17,7 @@ use crate::{
     error::Result,
     events::{self, BlockedRecord, Event, HostCache},
     features::KernelFeatures,
+    journal::Journal,
     kernel,
     loader::{self, ScopeInstance},
     paths::Paths,
@@ -91,6 +92,9 @@ pub struct Daemon {
     /// that keeps failing is reported once rather than every scan.
     failures: HashMap<(u32, u64), String>,
     last_status: Option<DaemonStatus>,
+    journal: Journal,
+    /// A journal write failure is logged once.
+    journal_failed: bool,
 }
 
 impl Daemon {
@@ -126,6 +130,8 @@ impl Daemon {
         }
         // Rules go in before any attach, so the first verdict already has them.
         kernel::apply_rules(&paths, &compiled)?;
+        let paths_run_dir = paths.run_dir.clone();
+        crate::sys::create_private_dir(&paths_run_dir)?;
         let mut daemon = Daemon {
             stamp: FileStamp::of(source),
             source: source.clone(),
@@ -140,6 +146,8 @@ impl Daemon {
             notes: HashMap::new(),
             failures: HashMap::new(),
             last_status: None,
+            journal: Journal::new(&paths_run_dir),
+            journal_failed: false,
         };
         let revoked = daemon.revoke_unallowed()?;
         if revoked > 0 {
@@ -383,7 +391,14 @@ impl Daemon {
     pub fn handle_event(&mut self, bytes: &[u8]) {
         match events::decode(bytes) {
             Some(Event::Blocked(event)) => {
-                BlockedRecord::new(&event, self.scope_name(event.header.scope), &self.hosts).log();
+                let record = BlockedRecord::new(&event, self.scope_name(event.header.scope), &self.hosts);
+                record.log();
+                if let Err(e) = self.journal.append(&record) {
+                    if !self.journal_failed {
+                        warn!("cannot keep blocked attempts for `ramctl blocked`: {e}");
+                        self.journal_failed = true;
+                    }
+                }
             }
             Some(Event::Dns(event)) => {
                 let len = (event.message_len as usize).min(event.message.len());

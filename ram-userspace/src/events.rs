@@ -141,6 +141,8 @@ impl HostCache {
 pub struct BlockedRecord {
     /// "blocked", or "would_block" in audit mode.
     pub event: &'static str,
+    /// When ramd read it (milliseconds since the Unix epoch).
+    pub at_unix_ms: u64,
     pub target: String,
     pub pid: u32,
     pub comm: String,
@@ -157,6 +159,10 @@ impl BlockedRecord {
         let daddr = event_addr(event.family, &event.addr);
         BlockedRecord {
             event: if event.action == ACTION_WOULD_BLOCK { "would_block" } else { "blocked" },
+            at_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
             target,
             pid: event.pid,
             comm: comm(&event.comm),

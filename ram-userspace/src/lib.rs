@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod error;
 pub mod events;
 pub mod features;
+pub mod journal;
 pub mod kernel;
 pub mod loader;
 pub mod paths;

@@ -476,6 +476,33 @@ fn audit_mode_lets_everything_through_and_logs_what_it_would_block() {
     });
     assert!(would.is_some(), "no would_block line:\n{}", ramd.log_text());
 
+    // ramctl blocked: newest first, both kinds, with their target.
+    let recent = ramd.ramctl_json(&["blocked", "-n", "10"]).expect("ramctl blocked");
+    let rows = recent.as_array().expect("array");
+    assert_eq!(rows[0]["event"], "blocked", "{recent}");
+    assert_eq!(rows[0]["target"], "enforced", "{recent}");
+    assert!(rows.iter().any(|r| r["event"] == "would_block" && r["target"] == "audited"), "{recent}");
+    let times: Vec<u64> = rows.iter().filter_map(|r| r["at_unix_ms"].as_u64()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{recent}");
+
+    // --follow streams an attempt made after it started.
+    let follow_out = ramd.dir.path.join("follow.out");
+    let mut follow_cmd = std::process::Command::new(bin("ramctl"));
+    follow_cmd
+        .args(["blocked", "--follow", "--json", "-n", "0", "--pin-dir"])
+        .arg(&ramd.pin_dir)
+        .arg("--run-dir")
+        .arg(ramd.run_dir())
+        .stdout(std::fs::File::create(&follow_out).expect("out"));
+    let _follow = Proc::spawn("ramctl blocked --follow", &mut follow_cmd);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(probe(Some(&enforced), Some(&netns), &["connect", "127.30.0.77", "7"]), "EPERM");
+    let streamed = wait_for(Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&follow_out).ok()?;
+        text.contains("127.30.0.77").then_some(text)
+    });
+    assert!(streamed.is_some(), "--follow did not stream the new attempt");
+
     // Global audit mode: every target lets it through.
     drop(ramd);
     let global = policy.replacen("[dns]", "mode = \"audit\"\n[dns]", 1).replace("mode = \"audit\"\ncgroup", "cgroup");

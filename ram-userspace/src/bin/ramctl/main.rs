@@ -2,6 +2,7 @@
 //! answers even while ramd is down. Results on stdout (a table, or JSON with
 //! `--json`); diagnostics on stderr.
 
+mod blocked;
 mod check;
 mod learned;
 mod reload;
@@ -40,6 +41,15 @@ enum Command {
     Learned,
     /// Make ramd read its policy again; fails when the new policy is refused.
     Reload,
+    /// Recent blocked and would-block attempts, newest first.
+    Blocked {
+        /// How many to show.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+        /// Keep streaming new attempts as they happen.
+        #[arg(long, short)]
+        follow: bool,
+    },
     /// Would a connect to HOST or ADDR be allowed now, and by which rule?
     /// Exit status 0 when allowed, 2 when denied.
     Check {
@@ -60,6 +70,7 @@ fn main() -> ExitCode {
         Command::Rules => rules::run(&paths, args.json),
         Command::Learned => learned::run(&paths, args.json),
         Command::Reload => reload::run(&paths, args.json),
+        Command::Blocked { limit, follow } => blocked::run(&paths, args.json, limit, follow),
         Command::Check { destination, port, target } => {
             match check::run(&paths, args.json, &destination, port, target.as_deref()) {
                 Ok(true) => Ok(()),
