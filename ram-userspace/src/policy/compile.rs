@@ -84,7 +84,7 @@ impl Policy {
         );
         for (rule, rule_scopes) in rules {
             match rule {
-                AllowRule::Host { pattern, key } => {
+                AllowRule::Host { pattern, key, .. } => {
                     let bytes = key.data[..key.len as usize].to_vec();
                     let (entry, wildcard_scopes) = by_key.entry(bytes).or_insert_with(|| {
                         (

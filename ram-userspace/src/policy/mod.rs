@@ -7,6 +7,7 @@
 mod cidr;
 mod compile;
 mod parse;
+pub mod presets;
 
 pub use cidr::Cidr;
 pub use compile::{CompiledPolicy, NameEntry, ScopeSettings};
@@ -95,8 +96,9 @@ impl std::fmt::Display for Selector {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AllowRule {
-    /// `host = "..."`: an exact name or a `*.suffix` pattern.
-    Host { pattern: String, key: HostKey },
+    /// `host = "..."`: an exact name or a `*.suffix` pattern (also what a
+    /// `preset` expands to). `origin` names where it was written, for messages.
+    Host { pattern: String, key: HostKey, origin: String },
     /// `cidr = "..."`: addresses allowed without DNS.
     Cidr(Cidr),
 }

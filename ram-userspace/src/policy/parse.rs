@@ -12,7 +12,7 @@ use ram_common::{
 };
 use serde::Deserialize;
 
-use super::{AllowRule, Cidr, DnsSettings, Mode, Policy, PolicyError, Selector, Target};
+use super::{presets, AllowRule, Cidr, DnsSettings, Mode, Policy, PolicyError, Selector, Target};
 
 pub const DEFAULT_MIN_TTL: u32 = 30;
 pub const DEFAULT_MAX_TTL: u32 = 86400;
@@ -72,6 +72,9 @@ struct RawTarget {
 struct RawAllow {
     host: Option<String>,
     cidr: Option<String>,
+    /// A registry preset (see policy/presets.rs), with `region` for ECR.
+    preset: Option<String>,
+    region: Option<String>,
 }
 
 struct Ctx<'a> {
@@ -105,18 +108,14 @@ pub(super) fn parse(text: &str, file: &str, facts: &HostFacts) -> Result<Policy,
     let mode = raw.mode.unwrap_or(Mode::Enforce);
     let allow = allow_rules(&ctx, "allow", &raw.allow)?;
     let targets = targets(&ctx, &raw.target, mode, facts)?;
-    let target_rules = targets.iter().enumerate().flat_map(|(t, target)| {
-        target.allow.iter().enumerate().map(move |(i, r)| (format!("target[{t}].allow[{i}]"), r))
-    });
-    let every_rule: Vec<(String, &AllowRule)> =
-        allow.iter().enumerate().map(|(i, r)| (format!("allow[{i}]"), r)).chain(target_rules).collect();
-    let needs_dns = every_rule.iter().any(|(_, r)| matches!(r, AllowRule::Host { .. }));
+    let every_rule: Vec<&AllowRule> = allow.iter().chain(targets.iter().flat_map(|t| &t.allow)).collect();
+    let needs_dns = every_rule.iter().any(|r| matches!(r, AllowRule::Host { .. }));
     let dns = dns_settings(&ctx, &raw.dns, facts, needs_dns)?;
     let warnings = every_rule
         .iter()
-        .filter_map(|(field, rule)| match rule {
-            AllowRule::Host { pattern, key } if key.wildcard => {
-                open_namespace(pattern).map(|why| format!("{file}: {field}.host = \"{pattern}\": {why}"))
+        .filter_map(|rule| match rule {
+            AllowRule::Host { pattern, key, origin } if key.wildcard => {
+                open_namespace(pattern).map(|why| format!("{file}: {origin}: {why}"))
             }
             _ => None,
         })
@@ -159,7 +158,16 @@ fn open_namespace(pattern: &str) -> Option<String> {
 }
 
 fn allow_rules(ctx: &Ctx, field: &str, raw: &[RawAllow]) -> Result<Vec<AllowRule>, PolicyError> {
-    raw.iter().enumerate().map(|(i, rule)| allow_rule(ctx, &format!("{field}[{i}]"), rule)).collect()
+    let mut rules = Vec::new();
+    for (i, rule) in raw.iter().enumerate() {
+        rules.extend(allow_rule(ctx, &format!("{field}[{i}]"), rule)?);
+    }
+    Ok(rules)
+}
+
+fn host_rule(ctx: &Ctx, field: &str, origin: String, host: &str) -> Result<AllowRule, PolicyError> {
+    let key = encode_host(host).map_err(|e| ctx.invalid(field, host, host_error(e)))?;
+    Ok(AllowRule::Host { pattern: host.trim_end_matches('.').to_ascii_lowercase(), key, origin })
 }
 
 fn dns_settings(ctx: &Ctx, raw: &RawDns, facts: &HostFacts, needs_dns: bool) -> Result<DnsSettings, PolicyError> {
@@ -283,19 +291,50 @@ fn process_name(ctx: &Ctx, field: &str, name: &str) -> Result<String, PolicyErro
     Ok(name.to_string())
 }
 
-fn allow_rule(ctx: &Ctx, field: &str, raw: &RawAllow) -> Result<AllowRule, PolicyError> {
-    match (&raw.host, &raw.cidr) {
-        (Some(_), Some(_)) => Err(ctx.invalid(field, "host + cidr", "give either `host` or `cidr`, not both")),
-        (None, None) => Err(ctx.missing(field, "needs `host = \"...\"` or `cidr = \"...\"`")),
-        (Some(host), None) => {
-            let key = encode_host(host).map_err(|e| ctx.invalid(format!("{field}.host"), host, host_error(e)))?;
-            Ok(AllowRule::Host { pattern: host.trim_end_matches('.').to_ascii_lowercase(), key })
-        }
-        (None, Some(cidr)) => cidr
-            .parse::<Cidr>()
-            .map(AllowRule::Cidr)
-            .map_err(|reason| ctx.invalid(format!("{field}.cidr"), cidr, reason)),
+fn allow_rule(ctx: &Ctx, field: &str, raw: &RawAllow) -> Result<Vec<AllowRule>, PolicyError> {
+    let given = [raw.host.is_some(), raw.cidr.is_some(), raw.preset.is_some()].iter().filter(|b| **b).count();
+    if given > 1 {
+        return Err(ctx.invalid(
+            field,
+            "more than one of host, cidr, preset",
+            "give exactly one of `host`, `cidr` or `preset`",
+        ));
     }
+    if raw.region.is_some() && raw.preset.is_none() {
+        return Err(ctx.invalid(
+            format!("{field}.region"),
+            raw.region.as_deref().unwrap_or(""),
+            "`region` goes with `preset`",
+        ));
+    }
+    if let Some(host) = &raw.host {
+        let origin = format!("{field}.host = \"{host}\"");
+        return Ok(vec![host_rule(ctx, &format!("{field}.host"), origin, host)?]);
+    }
+    if let Some(cidr) = &raw.cidr {
+        let block = cidr.parse::<Cidr>().map_err(|reason| ctx.invalid(format!("{field}.cidr"), cidr, reason))?;
+        return Ok(vec![AllowRule::Cidr(block)]);
+    }
+    let Some(name) = &raw.preset else {
+        return Err(ctx.missing(field, "needs `host = \"...\"`, `cidr = \"...\"` or `preset = \"...\"`"));
+    };
+    let preset = presets::find(name).ok_or_else(|| {
+        let known: Vec<&str> = presets::all().iter().map(|p| p.name.as_str()).collect();
+        ctx.invalid(format!("{field}.preset"), name, format!("no such preset; known: {}", known.join(", ")))
+    })?;
+    let hosts = presets::expand(preset, raw.region.as_deref()).map_err(|reason| {
+        let (f, v) = match &raw.region {
+            Some(r) => (format!("{field}.region"), r.clone()),
+            None => (format!("{field}.preset"), name.clone()),
+        };
+        ctx.invalid(f, v, reason)
+    })?;
+    hosts
+        .iter()
+        .map(|host| {
+            host_rule(ctx, &format!("{field}.preset"), format!("{field}.preset = \"{}\" ({host})", preset.name), host)
+        })
+        .collect()
 }
 
 fn host_error(error: HostError) -> String {

@@ -153,7 +153,7 @@ fn bad_cidrs_name_field_and_value() {
     let e = error(&format!("{TARGET}[[allow]]\ncidr = \"10.20.1.0/16\"\n"));
     assert!(e.contains("host bits"), "{e}");
     let e = error(&format!("{TARGET}[[allow]]\ncidr = \"10.0.0.0/8\"\nhost = \"a.example\"\n"));
-    assert!(e.contains("not both"), "{e}");
+    assert!(e.contains("exactly one of"), "{e}");
     let e = error(&format!("{TARGET}[[allow]]\n"));
     assert!(e.contains("allow[0]"), "{e}");
 }
@@ -269,4 +269,41 @@ fn wildcards_over_open_namespaces_are_accepted_with_a_warning() {
     ))
     .unwrap();
     assert!(exact.warnings.is_empty());
+}
+
+#[test]
+fn presets_expand_to_their_hosts() {
+    let p = parse(&format!(
+        "{TARGET}[[allow]]\npreset = \"dockerhub\"\n[[allow]]\npreset = \"ecr\"\nregion = \"eu-west-1\"\n"
+    ))
+    .unwrap();
+    let c = p.compile();
+    assert!(c.allows_name(0, "registry-1.docker.io"));
+    assert!(c.allows_name(0, "auth.docker.io"));
+    assert!(c.allows_name(0, "123456789012.dkr.ecr.eu-west-1.amazonaws.com"));
+    assert!(!c.allows_name(0, "123456789012.dkr.ecr.us-east-1.amazonaws.com"));
+    assert!(!c.allows_name(0, "ghcr.io"));
+}
+
+#[test]
+fn bad_presets_name_field_and_value() {
+    let e = error(&format!("{TARGET}[[allow]]\npreset = \"dockerhubb\"\n"));
+    assert!(e.starts_with("ram.toml: allow[0].preset = \"dockerhubb\": no such preset; known: "), "{e}");
+    let e = error(&format!("{TARGET}[[allow]]\npreset = \"ecr\"\n"));
+    assert!(e.contains("allow[0].preset = \"ecr\"") && e.contains("needs `region`"), "{e}");
+    let e = error(&format!("{TARGET}[[allow]]\npreset = \"ecr\"\nregion = \"US EAST\"\n"));
+    assert!(e.contains("allow[0].region = \"US EAST\""), "{e}");
+    let e = error(&format!("{TARGET}[[allow]]\nhost = \"a.example\"\nregion = \"us-east-1\"\n"));
+    assert!(e.contains("allow[0].region"), "{e}");
+}
+
+#[test]
+fn presets_with_open_wildcards_warn_and_say_which_preset() {
+    let p = parse(&format!("{TARGET}[[allow]]\npreset = \"acr\"\n")).unwrap();
+    assert!(
+        p.warnings.iter().any(|w| w.contains("allow[0].preset = \"acr\" (*.blob.core.windows.net)")
+            && w.contains("Azure storage account")),
+        "{:?}",
+        p.warnings
+    );
 }

@@ -5,6 +5,7 @@
 mod blocked;
 mod check;
 mod learned;
+mod presets;
 mod reload;
 mod rules;
 mod status;
@@ -41,6 +42,8 @@ enum Command {
     Learned,
     /// Make ramd read its policy again; fails when the new policy is refused.
     Reload,
+    /// Registry presets (`[[allow]] preset = "..."`) and their hosts.
+    Presets,
     /// Recent blocked and would-block attempts, newest first.
     Blocked {
         /// How many to show.
@@ -63,6 +66,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` and the like ends quietly, as for other tools.
+    // SAFETY: restoring the default disposition of a signal.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args = Args::parse();
     let paths = Paths::resolve(args.pin_dir.clone(), args.run_dir.clone());
     let result = match args.command {
@@ -70,6 +76,7 @@ fn main() -> ExitCode {
         Command::Rules => rules::run(&paths, args.json),
         Command::Learned => learned::run(&paths, args.json),
         Command::Reload => reload::run(&paths, args.json),
+        Command::Presets => presets::run(args.json),
         Command::Blocked { limit, follow } => blocked::run(&paths, args.json, limit, follow),
         Command::Check { destination, port, target } => {
             match check::run(&paths, args.json, &destination, port, target.as_deref()) {
