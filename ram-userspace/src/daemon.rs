@@ -441,6 +441,9 @@ pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
     let mut scan = tokio::time::interval(TARGET_SCAN);
     let mut gc = tokio::time::interval(GC_INTERVAL);
     info!("ramd running; enforcement stays in place when it stops (`ramd --uninstall` removes it)");
+    if let Err(e) = crate::sys::notify_ready() {
+        warn!("cannot tell systemd that ramd is ready: {e}");
+    }
     loop {
         tokio::select! {
             _ = sigterm.recv() => break,

@@ -82,3 +82,21 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
 pub fn pid_alive(pid: u32) -> bool {
     pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// Tells systemd (Type=notify units) that ramd is ready: enforcement is in
+/// place. Does nothing outside systemd.
+pub fn notify_ready() -> Result<()> {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else { return Ok(()) };
+    let path = std::path::PathBuf::from(&socket);
+    let sock = std::os::unix::net::UnixDatagram::unbound().map_err(|e| Error::io(&path, e))?;
+    // An abstract socket is written with a leading '@'.
+    let sent = match socket.as_bytes().strip_prefix(b"@") {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).map_err(|e| Error::io(&path, e))?;
+            sock.send_to_addr(b"READY=1", &addr)
+        }
+        None => sock.send_to(b"READY=1", &path),
+    };
+    sent.map(|_| ()).map_err(|e| Error::io(&path, e))
+}

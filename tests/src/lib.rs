@@ -365,23 +365,47 @@ impl Ramd {
 
     fn spawn(policy: &str, env: &[(&str, &str)]) -> Self {
         let dir = TempDir::new("ramd");
-        let config = dir.write("ram.toml", policy);
+        dir.write("ram.toml", policy);
         let pin_dir = PathBuf::from("/sys/fs/bpf").join(unique("pins"));
         let log = dir.path.join("ramd.log");
-        let log_file = fs::File::create(&log).expect("log file");
+        let mut ramd = Ramd { proc: None, dir, pin_dir, log };
+        ramd.launch(env);
+        ramd
+    }
+
+    /// Starts ramd on this instance's policy, pins and run dir; its log is
+    /// appended to.
+    fn launch(&mut self, env: &[(&str, &str)]) {
+        let log_file = fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
         let mut cmd = Command::new(bin("ramd"));
         cmd.args(["--log-format", "json", "--config"])
-            .arg(&config)
+            .arg(self.config_path())
             .arg("--pin-dir")
-            .arg(&pin_dir)
+            .arg(&self.pin_dir)
             .arg("--run-dir")
-            .arg(dir.path.join("run"))
+            .arg(self.run_dir())
             .env("RUST_LOG", "debug")
             .envs(env.iter().copied())
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file);
-        let proc = Proc::spawn("ramd", &mut cmd);
-        Ramd { proc: Some(proc), dir, pin_dir, log }
+        self.proc = Some(Proc::spawn("ramd", &mut cmd));
+    }
+
+    /// Kills ramd with SIGKILL (no cleanup of any kind).
+    pub fn kill(&mut self) {
+        if let Some(mut proc) = self.proc.take() {
+            // SAFETY: signalling our own child by pid.
+            unsafe { libc::kill(proc.pid(), libc::SIGKILL) };
+            let _ = proc.child.wait();
+        }
+    }
+
+    /// Starts ramd again on the same pins (after stop or kill) and waits
+    /// for its targets.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch(&[]);
+        self.wait_attached();
     }
 
     pub fn run_dir(&self) -> PathBuf {

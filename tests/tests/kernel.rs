@@ -569,3 +569,44 @@ fn reload_adds_removes_revokes_and_refuses_bad_policies() {
         wait_for(Duration::from_secs(10), || (inside(&["connect", "127.30.0.1", "9"]) == "ECONNREFUSED").then_some(()));
     assert!(opened.is_some(), "the edited policy was not applied:\n{}", ramd.log_text());
 }
+
+#[test]
+fn kill_9_keeps_enforcing_and_learning_and_a_restart_adopts_the_state() {
+    require_root();
+    let netns = Netns::new("k-kill");
+    let dir = TempDir::new("k-kill");
+    let _dns = dnsmasq(
+        &netns,
+        &dir,
+        "127.0.0.53",
+        &[("a.registry.test", "127.10.0.1"), ("b.registry.test", "127.10.0.2")],
+        300,
+    );
+    let cgroup = TestCgroup::new("k-kill");
+    let policy = format!(
+        "[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n[[allow]]\nhost = \"a.registry.test\"\n[[allow]]\nhost = \"b.registry.test\"\n",
+        cgroup.path.display()
+    );
+    let mut ramd = Ramd::start(&policy);
+    let inside = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "a.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+
+    ramd.kill();
+    // Without ramd: still enforced, and the kernel still learns.
+    assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "EPERM");
+    assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "ECONNREFUSED");
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "b.registry.test", "5000"]), "127.10.0.2 ECONNREFUSED");
+
+    // A restarted ramd adopts the pins: what was learned is still there.
+    ramd.restart();
+    let learned = ramd.ramctl_json(&["learned"]).expect("learned");
+    let rows = learned.as_array().expect("array");
+    for addr in ["127.10.0.1", "127.10.0.2"] {
+        assert!(rows.iter().any(|r| r["addr"] == addr), "{addr} lost across the restart: {learned}");
+    }
+    assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "ECONNREFUSED");
+    assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "EPERM");
+    // One set of programs, not two: the previous run's links were replaced.
+    let status = ramd.ramctl_json(&["status"]).expect("status");
+    assert_eq!(status["links"], 6, "{status}");
+}
