@@ -11,6 +11,8 @@
 //! - `RAM_CIDR4`/`RAM_CIDR6` (LPM trie → [`CidrRule`]) and
 //!   `RAM_RESOLV4`/`RAM_RESOLV6` (address → [`Resolver`]) come from the policy.
 //! - `RAM_SCOPES` (array, scope → [`ScopeConfig`]) holds mode and TTL bounds.
+//! - `RAM_PORTS` (array, set id → [`PortSet`]): the ports rules allow; name
+//!   and address rules name a set per scope, learned entries carry theirs.
 //! - `RAM_COUNTERS` (per-CPU array) counts every verdict; `RAM_EVENTS` (ring
 //!   buffer) carries the events a person will read.
 //!
@@ -30,10 +32,12 @@ pub const MAP_RESOLV6: &str = "RAM_RESOLV6";
 pub const MAP_SCOPES: &str = "RAM_SCOPES";
 pub const MAP_COUNTERS: &str = "RAM_COUNTERS";
 pub const MAP_EVENTS: &str = "RAM_EVENTS";
+pub const MAP_PORTS: &str = "RAM_PORTS";
 
 /// Maps shared by every program instance and pinned in bpffs. The per-CPU
 /// parser scratch map is private to each instance and not listed.
-pub const PINNED_MAPS: [&str; 11] = [
+pub const PINNED_MAPS: [&str; 12] = [
+    MAP_PORTS,
     MAP_NAMES,
     MAP_CIDR4,
     MAP_CIDR6,
@@ -75,12 +79,27 @@ pub const HOSTS_CAPACITY: u32 = 4096;
 pub const RESOLVERS_CAPACITY: u32 = 64;
 pub const EVENTS_BYTES: u32 = 1 << 20;
 
+/// Port sets a rule can carry (`ports = [443, 5000]`); set 0 means any port.
+pub const PORT_SETS: u32 = 256;
+/// Ports in one set.
+pub const PORTS_PER_SET: usize = 16;
+
+/// Value of `RAM_PORTS` (array, set id → ports). `count == 0` (set 0) allows
+/// any port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortSet {
+    pub count: u32,
+    pub ports: [u16; PORTS_PER_SET],
+}
+const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 2 * PORTS_PER_SET);
+
 /// Value of `RAM_NAMES`. Which scopes allow a looked-up name depends on
 /// whether the trie matched the whole name or only a prefix of its key: a
 /// whole match is allowed by exact and covering wildcard rules, a partial one
 /// only by covering wildcard rules (see [`crate::verdict::name_allowed`]).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NameRule {
     /// Scopes allowing a name whose key equals this entry's key.
     pub full_scopes: u64,
@@ -89,8 +108,24 @@ pub struct NameRule {
     /// Bytes in this entry's key, to tell a whole match from a partial one.
     pub key_len: u32,
     pub _pad: u32,
+    /// Port set (see [`PortSet`]) per scope for a whole match, and for names below.
+    pub full_ports: [u8; MAX_SCOPES as usize],
+    pub partial_ports: [u8; MAX_SCOPES as usize],
 }
-const _: () = assert!(core::mem::size_of::<NameRule>() == 24);
+const _: () = assert!(core::mem::size_of::<NameRule>() == 24 + 2 * MAX_SCOPES as usize);
+
+impl Default for NameRule {
+    fn default() -> Self {
+        NameRule {
+            full_scopes: 0,
+            partial_scopes: 0,
+            key_len: 0,
+            _pad: 0,
+            full_ports: [0; MAX_SCOPES as usize],
+            partial_ports: [0; MAX_SCOPES as usize],
+        }
+    }
+}
 
 /// Key of `RAM_NAMES`: an LPM trie key (prefix length in bits, then data).
 /// Also the value of `RAM_HOSTS`, naming the question behind learned entries.
@@ -104,9 +139,17 @@ const _: () = assert!(core::mem::size_of::<NameKey>() == 4 + NAME_KEY_LEN);
 
 /// Value of `RAM_CIDR4`/`RAM_CIDR6`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CidrRule {
     pub scopes: u64,
+    /// Port set per scope.
+    pub ports: [u8; MAX_SCOPES as usize],
+}
+
+impl Default for CidrRule {
+    fn default() -> Self {
+        CidrRule { scopes: 0, ports: [0; MAX_SCOPES as usize] }
+    }
 }
 
 /// Value of `RAM_RESOLV4`/`RAM_RESOLV6`: a trusted resolver (port 53).
@@ -145,7 +188,8 @@ pub struct Learned {
     pub host_id: u64,
     /// The answer's TTL after clamping, in seconds.
     pub ttl: u32,
-    pub _pad: u32,
+    /// Port set of the rule that allowed the question, for this scope.
+    pub port_set: u32,
 }
 const _: () = assert!(core::mem::size_of::<Learned>() == 24);
 
@@ -205,6 +249,7 @@ mod pod {
     // SAFETY: all of these are repr(C), Copy, and have no padding bytes
     // (explicit `_pad` fields fill every gap), so any byte pattern is valid.
     unsafe impl aya::Pod for NameRule {}
+    unsafe impl aya::Pod for PortSet {}
     unsafe impl aya::Pod for CidrRule {}
     unsafe impl aya::Pod for Resolver {}
     unsafe impl aya::Pod for Learn4Key {}

@@ -1,7 +1,7 @@
 //! Decisions that need no kernel context, so they are tested on the host.
 
 use crate::event::{ACTION_BLOCKED, ACTION_WOULD_BLOCK};
-use crate::maps::{NameRule, MODE_AUDIT};
+use crate::maps::{NameRule, PortSet, MODE_AUDIT, PORTS_PER_SET};
 
 /// The bit of a scope in a scope set.
 #[inline(always)]
@@ -15,6 +15,30 @@ pub fn scope_bit(scope: u32) -> u64 {
 pub fn name_allowed(rule: &NameRule, text_len: u32, scope: u32) -> bool {
     let scopes = if rule.key_len == text_len { rule.full_scopes } else { rule.partial_scopes };
     scopes & scope_bit(scope) != 0
+}
+
+/// The port set a name rule gives `scope` for a name of `text_len` bytes
+/// (only meaningful when [`name_allowed`] says yes).
+#[inline(always)]
+pub fn name_port_set(rule: &NameRule, text_len: u32, scope: u32) -> u32 {
+    let sets = if rule.key_len == text_len { &rule.full_ports } else { &rule.partial_ports };
+    sets[(scope & 63) as usize] as u32
+}
+
+/// Is `port` in the set? Set 0 (count 0) allows any port.
+#[inline(always)]
+pub fn port_in_set(set: &PortSet, port: u16) -> bool {
+    if set.count == 0 {
+        return true;
+    }
+    let count = if set.count as usize > PORTS_PER_SET { PORTS_PER_SET } else { set.count as usize };
+    let mut found = false;
+    for (i, allowed) in set.ports.iter().enumerate() {
+        if i < count && *allowed == port {
+            found = true;
+        }
+    }
+    found
 }
 
 /// How long an answer's addresses stay allowed: its TTL kept within the
@@ -61,11 +85,28 @@ mod tests {
 
     #[test]
     fn whole_and_partial_matches_use_their_own_scope_sets() {
-        let rule = NameRule { full_scopes: 0b01, partial_scopes: 0b10, key_len: 11, _pad: 0 };
+        let rule = NameRule { full_scopes: 0b01, partial_scopes: 0b10, key_len: 11, ..NameRule::default() };
         assert!(name_allowed(&rule, 11, 0));
         assert!(!name_allowed(&rule, 11, 1));
         assert!(name_allowed(&rule, 15, 1));
         assert!(!name_allowed(&rule, 15, 0));
+    }
+
+    #[test]
+    fn port_sets() {
+        let any = PortSet::default();
+        assert!(port_in_set(&any, 1) && port_in_set(&any, 65535));
+        let mut set = PortSet { count: 2, ..PortSet::default() };
+        set.ports[0] = 443;
+        set.ports[1] = 5000;
+        set.ports[2] = 22; // past count: not in the set
+        assert!(port_in_set(&set, 443) && port_in_set(&set, 5000));
+        assert!(!port_in_set(&set, 22) && !port_in_set(&set, 0));
+        let mut rule = NameRule { key_len: 11, ..NameRule::default() };
+        rule.full_ports[3] = 7;
+        rule.partial_ports[3] = 9;
+        assert_eq!(name_port_set(&rule, 11, 3), 7);
+        assert_eq!(name_port_set(&rule, 15, 3), 9);
     }
 
     #[test]

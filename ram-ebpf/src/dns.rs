@@ -17,7 +17,7 @@ use ram_common::{
     event::{DnsEvent, EventHeader, KIND_DNS},
     maps::{counter, Learn4Key, Learn6Key, Learned},
     name::NAME_KEY_LEN,
-    verdict::{clamp_ttl, name_allowed, scope_bit},
+    verdict::{clamp_ttl, name_allowed, name_port_set, scope_bit},
 };
 
 use crate::{
@@ -142,7 +142,11 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     scratch.key.prefix_bits = text_len * 8;
     // SAFETY: NameKey has the layout of an LPM key over NAME_KEY_LEN bytes.
     let key = unsafe { &*(&scratch.key as *const _ as *const Key<[u8; NAME_KEY_LEN]>) };
-    let allowed = RAM_NAMES.get(key).is_some_and(|rule| name_allowed(rule, text_len, scope));
+    let (allowed, port_set) = match RAM_NAMES.get(key) {
+        Some(rule) if name_allowed(rule, text_len, scope) => (true, name_port_set(rule, text_len, scope)),
+        _ => (false, 0),
+    };
+    put(&mut scratch.port_set, port_set);
     if !allowed {
         count(scope, counter::DNS_NOT_ALLOWED);
     }
@@ -167,7 +171,8 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
         }
         let record = scratch.records[index(i, RECORD_SLOTS - 1)];
         let ttl = clamp_ttl(record.ttl, config.min_ttl, config.max_ttl);
-        let value = Learned { expires_ns: now + ttl as u64 * NANOS_PER_SEC, host_id, ttl, _pad: 0 };
+        let value =
+            Learned { expires_ns: now + ttl as u64 * NANOS_PER_SEC, host_id, ttl, port_set: get(&scratch.port_set) };
         let inserted = if record.family == 4 {
             let key = Learn4Key { scope, addr: [record.addr[0], record.addr[1], record.addr[2], record.addr[3]] };
             RAM_LEARN4.insert(&key, &value, 0)

@@ -11,11 +11,11 @@ use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, maps::lpm_trie::Key};
 use ram_common::{
     event::{BlockedEvent, EventHeader, KIND_BLOCKED},
     maps::{counter, Learn4Key, Learn6Key, Learned},
-    verdict::{on_deny, scope_bit},
+    verdict::{on_deny, port_in_set, scope_bit},
 };
 
 use crate::maps::{
-    count, scope_config, RAM_CIDR4, RAM_CIDR6, RAM_EVENTS, RAM_LEARN4, RAM_LEARN6, RAM_RESOLV4, RAM_RESOLV6,
+    count, scope_config, RAM_CIDR4, RAM_CIDR6, RAM_EVENTS, RAM_LEARN4, RAM_LEARN6, RAM_PORTS, RAM_RESOLV4, RAM_RESOLV6,
 };
 
 pub const DNS_PORT: u16 = 53;
@@ -33,9 +33,15 @@ pub enum Dest {
 }
 
 #[inline(always)]
-fn learned_ok(entry: Option<&Learned>, expiry: Expiry) -> bool {
+fn port_ok(set: u32, port: u16) -> bool {
+    RAM_PORTS.get(set).is_some_and(|set| port_in_set(set, port))
+}
+
+#[inline(always)]
+fn learned_ok(entry: Option<&Learned>, port: u16, expiry: Expiry) -> bool {
     match entry {
         None => false,
+        Some(learned) if !port_ok(learned.port_set, port) => false,
         Some(_) if expiry == Expiry::Lenient => true,
         // SAFETY: helper without preconditions.
         Some(learned) => learned.expires_ns > unsafe { bpf_ktime_get_ns() },
@@ -50,23 +56,29 @@ pub fn allowed(scope: u32, dest: Dest, port: u16, expiry: Expiry) -> bool {
             if port == DNS_PORT && unsafe { RAM_RESOLV4.get(&addr) }.is_some_and(|r| r.scopes & bit != 0) {
                 return true;
             }
-            if RAM_CIDR4.get(Key::new(32, addr)).is_some_and(|r| r.scopes & bit != 0) {
+            if RAM_CIDR4
+                .get(Key::new(32, addr))
+                .is_some_and(|r| r.scopes & bit != 0 && port_ok(r.ports[(scope & 63) as usize] as u32, port))
+            {
                 return true;
             }
             // SAFETY: read-only lookup; the value is copied before use.
             let entry = unsafe { RAM_LEARN4.get(&Learn4Key { scope, addr }) };
-            learned_ok(entry, expiry)
+            learned_ok(entry, port, expiry)
         }
         Dest::V6(addr) => {
             if port == DNS_PORT && unsafe { RAM_RESOLV6.get(&addr) }.is_some_and(|r| r.scopes & bit != 0) {
                 return true;
             }
-            if RAM_CIDR6.get(Key::new(128, addr)).is_some_and(|r| r.scopes & bit != 0) {
+            if RAM_CIDR6
+                .get(Key::new(128, addr))
+                .is_some_and(|r| r.scopes & bit != 0 && port_ok(r.ports[(scope & 63) as usize] as u32, port))
+            {
                 return true;
             }
             // SAFETY: as above.
             let entry = unsafe { RAM_LEARN6.get(&Learn6Key { scope, addr }) };
-            learned_ok(entry, expiry)
+            learned_ok(entry, port, expiry)
         }
     }
 }

@@ -33,6 +33,8 @@ pub static RAM_SCOPES: Array<ScopeConfig> = Array::with_max_entries(MAX_SCOPES, 
 #[map]
 pub static RAM_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_SCOPES * counter::SLOTS, 0);
 #[map]
+pub static RAM_PORTS: Array<PortSet> = Array::with_max_entries(PORT_SETS, 0);
+#[map]
 pub static RAM_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
 /// Per-CPU working memory of the DNS parser: too large for the 512-byte
@@ -52,6 +54,8 @@ pub struct Scratch {
     /// Offset and length of the DNS message in the packet.
     pub message_start: u32,
     pub message_len: u32,
+    /// Port set of the rule that allowed the question.
+    pub port_set: u32,
 }
 
 #[map]

@@ -106,7 +106,7 @@ impl Daemon {
         for warning in &policy.warnings {
             warn!("{warning}");
         }
-        let compiled = policy.compile();
+        let compiled = policy.compile()?;
         let cgroup_root = cgroup::cgroup2_mount()?;
         let features = KernelFeatures::probe();
         info!("{}", features.summary());
@@ -196,7 +196,7 @@ impl Daemon {
         for warning in &policy.warnings {
             warn!("{warning}");
         }
-        let compiled = policy.compile();
+        let compiled = policy.compile()?;
         // A scope keeps its programs while its target's selector is the same
         // (the scope number is baked into them); otherwise new programs are
         // loaded now, before anything changes, so a load failure changes nothing.
@@ -329,9 +329,12 @@ impl Daemon {
 
     /// Removes learned addresses whose question the policy no longer allows
     /// for their scope (and those of scopes that no longer exist).
+    /// Removes learned addresses whose question the policy no longer allows
+    /// for their scope, and gives the others the port set the policy now
+    /// gives their name (set ids are renumbered by every compile).
     fn revoke_unallowed(&self) -> Result<usize> {
         let compiled = &self.compiled;
-        kernel::prune_learned(&self.paths, |scope, host, _| host.is_some_and(|h| compiled.allows_name(scope, h)))
+        kernel::refresh_learned(&self.paths, |scope, host| host.and_then(|h| compiled.name_port_set(scope, h)))
     }
 
     fn collect_expired(&self) -> Result<usize> {

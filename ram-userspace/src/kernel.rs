@@ -43,6 +43,21 @@ type NameTrie = LpmTrie<MapData, [u8; NAME_KEY_LEN], NameRule>;
 /// the removal of rows no longer wanted, so a rule present before and after
 /// never disappears in between.
 pub fn apply_rules(paths: &Paths, policy: &CompiledPolicy) -> Result<()> {
+    // Port sets first: the rules written next refer to them by number.
+    let mut port_sets = typed!(paths, MAP_PORTS, Array<MapData, PortSet>);
+    for index in 0..PORT_SETS {
+        let set = match index.checked_sub(1).and_then(|i| policy.port_sets.get(i as usize)) {
+            Some(ports) => {
+                let mut set = PortSet { count: ports.len() as u32, ..PortSet::default() };
+                for (slot, port) in set.ports.iter_mut().zip(ports) {
+                    *slot = *port;
+                }
+                set
+            }
+            None => PortSet::default(),
+        };
+        port_sets.set(index, set, 0).map_err(|e| Error::map(MAP_PORTS, e))?;
+    }
     let mut names = typed!(paths, MAP_NAMES, NameTrie);
     let mut wanted = HashSet::new();
     for entry in &policy.names {
@@ -56,19 +71,19 @@ pub fn apply_rules(paths: &Paths, policy: &CompiledPolicy) -> Result<()> {
         names.remove(&key).map_err(|e| Error::map(MAP_NAMES, e))?;
     }
 
-    let v4: Vec<([u8; 4], u32, u64)> = policy
+    let v4: Vec<([u8; 4], u32, CidrRule)> = policy
         .cidrs
         .iter()
-        .filter_map(|(c, s)| match c.addr {
-            IpAddr::V4(a) => Some((a.octets(), c.prefix as u32, *s)),
+        .filter_map(|(c, r)| match c.addr {
+            IpAddr::V4(a) => Some((a.octets(), c.prefix as u32, *r)),
             IpAddr::V6(_) => None,
         })
         .collect();
-    let v6: Vec<([u8; 16], u32, u64)> = policy
+    let v6: Vec<([u8; 16], u32, CidrRule)> = policy
         .cidrs
         .iter()
-        .filter_map(|(c, s)| match c.addr {
-            IpAddr::V6(a) => Some((a.octets(), c.prefix as u32, *s)),
+        .filter_map(|(c, r)| match c.addr {
+            IpAddr::V6(a) => Some((a.octets(), c.prefix as u32, *r)),
             IpAddr::V4(_) => None,
         })
         .collect();
@@ -110,11 +125,11 @@ pub fn apply_rules(paths: &Paths, policy: &CompiledPolicy) -> Result<()> {
 fn sync_trie<K: aya::Pod + Eq + std::hash::Hash>(
     mut trie: LpmTrie<MapData, K, CidrRule>,
     name: &str,
-    rows: &[(K, u32, u64)],
+    rows: &[(K, u32, CidrRule)],
 ) -> Result<()> {
     let mut wanted = HashSet::new();
-    for (addr, prefix, scopes) in rows {
-        trie.insert(&Key::new(*prefix, *addr), CidrRule { scopes: *scopes }, 0).map_err(|e| Error::map(name, e))?;
+    for (addr, prefix, rule) in rows {
+        trie.insert(&Key::new(*prefix, *addr), *rule, 0).map_err(|e| Error::map(name, e))?;
         wanted.insert((*prefix, *addr));
     }
     let stale: Vec<_> =
@@ -224,6 +239,41 @@ pub fn prune_learned(paths: &Paths, mut keep: impl FnMut(u32, Option<&str>, &Lea
     Ok(removed)
 }
 
+/// BPF_EXIST: update only an entry that is still there.
+const BPF_EXIST: u64 = 2;
+
+/// Revokes learned addresses for which `port_set` says None (the name is no
+/// longer allowed there) and rewrites the port set of the others when it
+/// changed. Returns how many were revoked.
+pub fn refresh_learned(paths: &Paths, mut port_set: impl FnMut(u32, Option<&str>) -> Option<u32>) -> Result<usize> {
+    let hosts = host_names(paths)?;
+    let mut revoked = 0;
+    let mut v4 = typed!(paths, MAP_LEARN4, HashMap<MapData, Learn4Key, Learned>);
+    let entries: Vec<(Learn4Key, Learned)> = v4.iter().filter_map(|i| i.ok()).collect();
+    for (key, value) in entries {
+        match port_set(key.scope, hosts.get(&value.host_id).map(String::as_str)) {
+            None => revoked += usize::from(v4.remove(&key).is_ok()),
+            Some(set) if set != value.port_set => {
+                // Gone meanwhile (expired and collected) is fine.
+                let _ = v4.insert(key, Learned { port_set: set, ..value }, BPF_EXIST);
+            }
+            Some(_) => {}
+        }
+    }
+    let mut v6 = typed!(paths, MAP_LEARN6, HashMap<MapData, Learn6Key, Learned>);
+    let entries: Vec<(Learn6Key, Learned)> = v6.iter().filter_map(|i| i.ok()).collect();
+    for (key, value) in entries {
+        match port_set(key.scope, hosts.get(&value.host_id).map(String::as_str)) {
+            None => revoked += usize::from(v6.remove(&key).is_ok()),
+            Some(set) if set != value.port_set => {
+                let _ = v6.insert(key, Learned { port_set: set, ..value }, BPF_EXIST);
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(revoked)
+}
+
 /// Counter totals (summed over CPUs) of one scope, in `counter::NAMES` order.
 pub fn counters(paths: &Paths, scope: u32) -> Result<Vec<(&'static str, u64)>> {
     let array = typed!(paths, MAP_COUNTERS, PerCpuArray<MapData, u64>);
@@ -244,6 +294,31 @@ pub struct RuleRow {
     pub rule: String,
     /// Scopes the rule allows (for wildcards: names below the suffix).
     pub scopes: Vec<u32>,
+    /// For each of `scopes`, the ports allowed ("any", or "443,5000").
+    pub ports: Vec<String>,
+}
+
+/// The port sets, as text by set id.
+fn port_texts(paths: &Paths) -> Result<Vec<String>> {
+    let sets = typed!(paths, MAP_PORTS, Array<MapData, PortSet>);
+    let mut out = Vec::with_capacity(PORT_SETS as usize);
+    for index in 0..PORT_SETS {
+        let set = sets.get(&index, 0).map_err(|e| Error::map(MAP_PORTS, e))?;
+        out.push(port_set_text(&set));
+    }
+    Ok(out)
+}
+
+pub fn port_set_text(set: &PortSet) -> String {
+    if set.count == 0 {
+        return "any".into();
+    }
+    let ports: Vec<String> = set.ports.iter().take(set.count as usize).map(|p| p.to_string()).collect();
+    ports.join(",")
+}
+
+fn ports_of(texts: &[String], scopes: &[u32], sets: &[u8; MAX_SCOPES as usize]) -> Vec<String> {
+    scopes.iter().map(|s| texts.get(sets[*s as usize & 63] as usize).cloned().unwrap_or_else(|| "?".into())).collect()
 }
 
 fn scope_list(mask: u64) -> Vec<u32> {
@@ -252,6 +327,7 @@ fn scope_list(mask: u64) -> Vec<u32> {
 
 /// The rules the kernel enforces, read back from the maps.
 pub fn rules(paths: &Paths) -> Result<Vec<RuleRow>> {
+    let texts = port_texts(paths)?;
     let mut rows = Vec::new();
     let names = typed!(paths, MAP_NAMES, NameTrie);
     for item in names.iter() {
@@ -261,44 +337,42 @@ pub fn rules(paths: &Paths) -> Result<Vec<RuleRow>> {
         let n = text_from_key(&key.data(), len, &mut text);
         let text = String::from_utf8_lossy(&text[..n]).into_owned();
         // Wildcard keys end in a dot, which reads as a leading dot.
-        match text.strip_prefix('.') {
-            Some(suffix) => rows.push(RuleRow {
-                kind: "wildcard",
-                rule: format!("*.{suffix}"),
-                scopes: scope_list(rule.partial_scopes),
-            }),
-            None => rows.push(RuleRow { kind: "host", rule: text, scopes: scope_list(rule.full_scopes) }),
-        }
+        let (kind, rule_text, scopes, sets) = match text.strip_prefix('.') {
+            Some(suffix) => ("wildcard", format!("*.{suffix}"), scope_list(rule.partial_scopes), &rule.partial_ports),
+            None => ("host", text.clone(), scope_list(rule.full_scopes), &rule.full_ports),
+        };
+        let ports = ports_of(&texts, &scopes, sets);
+        rows.push(RuleRow { kind, rule: rule_text, scopes, ports });
     }
     let c4 = typed!(paths, MAP_CIDR4, LpmTrie<MapData, [u8; 4], CidrRule>);
     for item in c4.iter() {
         let (key, rule) = item.map_err(|e| Error::map(MAP_CIDR4, e))?;
         let rule_text = format!("{}/{}", Ipv4Addr::from(key.data()), key.prefix_len());
-        rows.push(RuleRow { kind: "cidr", rule: rule_text, scopes: scope_list(rule.scopes) });
+        let scopes = scope_list(rule.scopes);
+        let ports = ports_of(&texts, &scopes, &rule.ports);
+        rows.push(RuleRow { kind: "cidr", rule: rule_text, scopes, ports });
     }
     let c6 = typed!(paths, MAP_CIDR6, LpmTrie<MapData, [u8; 16], CidrRule>);
     for item in c6.iter() {
         let (key, rule) = item.map_err(|e| Error::map(MAP_CIDR6, e))?;
         let rule_text = format!("{}/{}", Ipv6Addr::from(key.data()), key.prefix_len());
-        rows.push(RuleRow { kind: "cidr", rule: rule_text, scopes: scope_list(rule.scopes) });
+        let scopes = scope_list(rule.scopes);
+        let ports = ports_of(&texts, &scopes, &rule.ports);
+        rows.push(RuleRow { kind: "cidr", rule: rule_text, scopes, ports });
     }
     let r4 = typed!(paths, MAP_RESOLV4, HashMap<MapData, [u8; 4], Resolver>);
     for item in r4.iter() {
         let (addr, r) = item.map_err(|e| Error::map(MAP_RESOLV4, e))?;
-        rows.push(RuleRow {
-            kind: "resolver",
-            rule: format!("{}:53", Ipv4Addr::from(addr)),
-            scopes: scope_list(r.scopes),
-        });
+        let scopes = scope_list(r.scopes);
+        let ports = vec!["53".to_string(); scopes.len()];
+        rows.push(RuleRow { kind: "resolver", rule: format!("{}:53", Ipv4Addr::from(addr)), scopes, ports });
     }
     let r6 = typed!(paths, MAP_RESOLV6, HashMap<MapData, [u8; 16], Resolver>);
     for item in r6.iter() {
         let (addr, r) = item.map_err(|e| Error::map(MAP_RESOLV6, e))?;
-        rows.push(RuleRow {
-            kind: "resolver",
-            rule: format!("[{}]:53", Ipv6Addr::from(addr)),
-            scopes: scope_list(r.scopes),
-        });
+        let scopes = scope_list(r.scopes);
+        let ports = vec!["53".to_string(); scopes.len()];
+        rows.push(RuleRow { kind: "resolver", rule: format!("[{}]:53", Ipv6Addr::from(addr)), scopes, ports });
     }
     rows.sort_by(|a, b| (a.kind, &a.rule).cmp(&(b.kind, &b.rule)));
     Ok(rows)
@@ -365,6 +439,13 @@ pub fn check_addr(paths: &Paths, scope: u32, addr: IpAddr, port: Option<u16>) ->
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
         v4 => v4,
     };
+    let port_sets = typed!(paths, MAP_PORTS, Array<MapData, PortSet>);
+    let port_allowed = |set: u32| -> Result<Option<String>> {
+        let Some(port) = port else { return Ok(None) };
+        let set = port_sets.get(&set, 0).map_err(|e| Error::map(MAP_PORTS, e))?;
+        Ok((!ram_common::verdict::port_in_set(&set, port))
+            .then(|| format!("port {port} is not among the ports the rule allows ({})", port_set_text(&set))))
+    };
     let (resolver, cidr_hit, learned_value) = match addr {
         IpAddr::V4(v4) => {
             let resolvers = typed!(paths, MAP_RESOLV4, HashMap<MapData, [u8; 4], Resolver>);
@@ -372,7 +453,7 @@ pub fn check_addr(paths: &Paths, scope: u32, addr: IpAddr, port: Option<u16>) ->
             let learned = typed!(paths, MAP_LEARN4, HashMap<MapData, Learn4Key, Learned>);
             (
                 resolvers.get(&v4.octets(), 0).ok().is_some_and(|r| r.scopes & bit != 0),
-                cidrs.get(&Key::new(32, v4.octets()), 0).ok().is_some_and(|r| r.scopes & bit != 0),
+                cidrs.get(&Key::new(32, v4.octets()), 0).ok().filter(|r| r.scopes & bit != 0),
                 learned.get(&Learn4Key { scope, addr: v4.octets() }, 0).ok(),
             )
         }
@@ -382,7 +463,7 @@ pub fn check_addr(paths: &Paths, scope: u32, addr: IpAddr, port: Option<u16>) ->
             let learned = typed!(paths, MAP_LEARN6, HashMap<MapData, Learn6Key, Learned>);
             (
                 resolvers.get(&v6.octets(), 0).ok().is_some_and(|r| r.scopes & bit != 0),
-                cidrs.get(&Key::new(128, v6.octets()), 0).ok().is_some_and(|r| r.scopes & bit != 0),
+                cidrs.get(&Key::new(128, v6.octets()), 0).ok().filter(|r| r.scopes & bit != 0),
                 learned.get(&Learn6Key { scope, addr: v6.octets() }, 0).ok(),
             )
         }
@@ -390,7 +471,10 @@ pub fn check_addr(paths: &Paths, scope: u32, addr: IpAddr, port: Option<u16>) ->
     if resolver && port.is_none_or(|p| p == 53) {
         return Ok(Check::Resolver);
     }
-    if cidr_hit {
+    if let Some(hit) = cidr_hit {
+        if let Some(reason) = port_allowed(hit.ports[scope as usize & 63] as u32)? {
+            return Ok(Check::Denied { reason });
+        }
         let rule = rules(paths)?
             .into_iter()
             .filter(|r| r.kind == "cidr" && r.scopes.contains(&scope))
@@ -402,6 +486,9 @@ pub fn check_addr(paths: &Paths, scope: u32, addr: IpAddr, port: Option<u16>) ->
         return Ok(Check::Cidr { rule });
     }
     if let Some(value) = learned_value {
+        if let Some(reason) = port_allowed(value.port_set)? {
+            return Ok(Check::Denied { reason });
+        }
         let host = host_names(paths)?.get(&value.host_id).cloned();
         let left = (value.expires_ns as i128 - monotonic_ns() as i128) / 1_000_000_000;
         return Ok(if left > 0 { Check::Learned { host, expires_in_s: left as i64 } } else { Check::Expired { host } });

@@ -610,3 +610,38 @@ fn kill_9_keeps_enforcing_and_learning_and_a_restart_adopts_the_state() {
     let status = ramd.ramctl_json(&["status"]).expect("status");
     assert_eq!(status["links"], 6, "{status}");
 }
+
+#[test]
+fn rules_with_ports_allow_only_those_ports() {
+    require_root();
+    let netns = Netns::new("k-ports");
+    let dir = TempDir::new("k-ports");
+    let _dns = dnsmasq(&netns, &dir, "127.0.0.53", &[("r.registry.test", "127.10.0.1")], 300);
+    let cgroup = TestCgroup::new("k-ports");
+    let policy = format!(
+        "[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n[[allow]]\nhost = \"r.registry.test\"\nports = [443, 5000]\n[[allow]]\ncidr = \"127.20.0.0/16\"\nports = [8443]\n",
+        cgroup.path.display()
+    );
+    let ramd = Ramd::start(&policy);
+    let inside = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "r.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+    assert_eq!(inside(&["connect", "127.10.0.1", "443"]), "ECONNREFUSED");
+    assert_eq!(inside(&["connect", "127.10.0.1", "22"]), "EPERM");
+    assert_eq!(inside(&["sendto", "127.10.0.1", "53"]), "EPERM");
+    assert_eq!(inside(&["connect", "127.20.0.1", "8443"]), "ECONNREFUSED");
+    assert_eq!(inside(&["connect", "127.20.0.1", "443"]), "EPERM");
+    let out = ramd.ramctl(&["check", "127.10.0.1", "22", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(v[0]["reason"].as_str().unwrap_or("").contains("port 22"), "{v}");
+    assert_eq!(ramd.ramctl(&["check", "127.10.0.1", "5000"]).status.code(), Some(0));
+    let rules = ramd.ramctl_json(&["rules"]).expect("rules");
+    let host = rules.as_array().unwrap().iter().find(|r| r["rule"] == "r.registry.test").expect("rule");
+    assert_eq!(host["ports"]["docker"], "443,5000", "{rules}");
+
+    // A reload that changes the ports applies them to what was learned.
+    ramd.write_policy(&policy.replace("ports = [443, 5000]", "ports = [22]"));
+    assert!(ramd.ramctl(&["reload"]).status.success());
+    assert_eq!(inside(&["connect", "127.10.0.1", "22"]), "ECONNREFUSED");
+    assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "EPERM");
+}

@@ -62,7 +62,7 @@ fn init_logging(format: LogFormat) {
 
 fn check_config(path: &PathBuf) -> anyhow::Result<()> {
     let policy = Policy::from_file(path, &HostFacts::probe())?;
-    let compiled = policy.compile();
+    let compiled = policy.compile()?;
     println!("{}: valid", policy.source);
     for warning in &policy.warnings {
         println!("warning: {warning}");

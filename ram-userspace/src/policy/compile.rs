@@ -7,16 +7,19 @@
 //! longest matching entry, each entry also carries the wildcard scopes of
 //! every shorter wildcard that covers it.
 
-use std::{collections::BTreeMap, net::IpAddr};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+};
 
 use ram_common::{
-    maps::{NameRule, MODE_AUDIT, MODE_ENFORCE},
+    maps::{CidrRule, NameRule, MODE_AUDIT, MODE_ENFORCE, PORTS_PER_SET, PORT_SETS},
     name::{encode_host, NAME_KEY_LEN},
     verdict::{name_allowed, scope_bit},
 };
 use serde::Serialize;
 
-use super::{AllowRule, Cidr, Mode, Policy, Selector};
+use super::{AllowRule, Cidr, Mode, Policy, PolicyError, Selector};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ScopeSettings {
@@ -51,12 +54,15 @@ pub struct NameEntry {
 pub struct CompiledPolicy {
     pub scopes: Vec<ScopeSettings>,
     pub names: Vec<NameEntry>,
-    pub cidrs: Vec<(Cidr, u64)>,
+    pub cidrs: Vec<(Cidr, CidrRule)>,
     pub resolvers: Vec<(IpAddr, u64)>,
+    /// Port sets 1.. (set 0, any port, is implicit).
+    pub port_sets: Vec<BTreeSet<u16>>,
 }
 
 impl Policy {
-    pub fn compile(&self) -> CompiledPolicy {
+    /// Fails only when port lists do not fit the kernel's port sets.
+    pub fn compile(&self) -> Result<CompiledPolicy, PolicyError> {
         let scopes: Vec<ScopeSettings> = self
             .targets
             .iter()
@@ -71,61 +77,162 @@ impl Policy {
             })
             .collect();
         // Top-level rules apply to every target.
-        let every_scope = scopes.iter().fold(0u64, |mask, s| mask | scope_bit(s.scope));
-
-        // Distinct keys with the scopes of the exact and wildcard rules behind them.
-        let mut by_key: BTreeMap<Vec<u8>, (NameEntry, u64)> = BTreeMap::new();
-        let mut cidrs: BTreeMap<Cidr, u64> = BTreeMap::new();
-        let rules = self.allow.iter().map(|rule| (rule, every_scope)).chain(
-            self.targets
-                .iter()
-                .enumerate()
-                .flat_map(|(i, t)| t.allow.iter().map(move |rule| (rule, scope_bit(i as u32)))),
+        let all: Vec<u32> = scopes.iter().map(|s| s.scope).collect();
+        let rules = self.allow.iter().map(|rule| (rule, all.clone())).chain(
+            self.targets.iter().enumerate().flat_map(|(i, t)| t.allow.iter().map(move |rule| (rule, vec![i as u32]))),
         );
+
+        // Distinct keys, with what exact and wildcard rules grant each scope.
+        struct KeyRules {
+            entry: NameEntry,
+            exact: Grants,
+            wildcard: Grants,
+        }
+        let mut by_key: BTreeMap<Vec<u8>, KeyRules> = BTreeMap::new();
+        let mut cidr_grants: BTreeMap<Cidr, Grants> = BTreeMap::new();
         for (rule, rule_scopes) in rules {
             match rule {
-                AllowRule::Host { pattern, key, .. } => {
+                AllowRule::Host { pattern, key, ports, .. } => {
                     let bytes = key.data[..key.len as usize].to_vec();
-                    let (entry, wildcard_scopes) = by_key.entry(bytes).or_insert_with(|| {
-                        (
-                            NameEntry {
-                                key: key.data,
-                                len: key.len,
-                                pattern: pattern.clone(),
-                                wildcard: key.wildcard,
-                                rule: NameRule { key_len: key.len, ..NameRule::default() },
-                            },
-                            0,
-                        )
+                    let rules = by_key.entry(bytes).or_insert_with(|| KeyRules {
+                        entry: NameEntry {
+                            key: key.data,
+                            len: key.len,
+                            pattern: pattern.clone(),
+                            wildcard: key.wildcard,
+                            rule: NameRule { key_len: key.len, ..NameRule::default() },
+                        },
+                        exact: Grants::default(),
+                        wildcard: Grants::default(),
                     });
-                    if key.wildcard {
-                        *wildcard_scopes |= rule_scopes;
-                    } else {
-                        entry.rule.full_scopes |= rule_scopes;
+                    let grants = if key.wildcard { &mut rules.wildcard } else { &mut rules.exact };
+                    for scope in &rule_scopes {
+                        grants.grant(*scope, ports.as_deref());
                     }
                 }
-                AllowRule::Cidr(cidr) => *cidrs.entry(*cidr).or_default() |= rule_scopes,
+                AllowRule::Cidr { block, ports } => {
+                    let grants = cidr_grants.entry(*block).or_default();
+                    for scope in &rule_scopes {
+                        grants.grant(*scope, ports.as_deref());
+                    }
+                }
             }
         }
-        let wildcards: Vec<(Vec<u8>, u64)> = by_key
-            .iter()
-            .filter(|(_, (entry, _))| entry.wildcard)
-            .map(|(bytes, (_, scopes))| (bytes.clone(), *scopes))
-            .collect();
-        let names = by_key
-            .into_iter()
-            .map(|(bytes, (mut entry, _))| {
-                let covering = wildcards
-                    .iter()
-                    .filter(|(w, _)| bytes.starts_with(w))
-                    .fold(0u64, |mask, (_, scopes)| mask | scopes);
-                entry.rule.partial_scopes = covering;
-                entry.rule.full_scopes |= covering;
-                entry
-            })
-            .collect();
+        let mut port_sets = PortSets::default();
+        let wildcards: Vec<(Vec<u8>, Grants)> =
+            by_key.iter().filter(|(_, r)| r.entry.wildcard).map(|(b, r)| (b.clone(), r.wildcard.clone())).collect();
+        let mut names = Vec::with_capacity(by_key.len());
+        for (bytes, rules) in by_key {
+            let mut entry = rules.entry;
+            // The trie returns only the longest match: fold in every shorter
+            // wildcard that covers this key.
+            let mut partial = Grants::default();
+            for (_, grants) in wildcards.iter().filter(|(w, _)| bytes.starts_with(w)) {
+                partial.merge(grants);
+            }
+            let mut full = rules.exact.clone();
+            full.merge(&partial);
+            entry.rule.partial_scopes = partial.scopes();
+            entry.rule.full_scopes = full.scopes();
+            for (scope, access) in &partial.0 {
+                entry.rule.partial_ports[*scope as usize & 63] = port_sets.id(&self.source, &entry.pattern, access)?;
+            }
+            for (scope, access) in &full.0 {
+                entry.rule.full_ports[*scope as usize & 63] = port_sets.id(&self.source, &entry.pattern, access)?;
+            }
+            names.push(entry);
+        }
+        let mut cidrs = Vec::with_capacity(cidr_grants.len());
+        for (block, grants) in cidr_grants {
+            let mut rule = CidrRule { scopes: grants.scopes(), ..CidrRule::default() };
+            for (scope, access) in &grants.0 {
+                rule.ports[*scope as usize & 63] = port_sets.id(&self.source, &block.to_string(), access)?;
+            }
+            cidrs.push((block, rule));
+        }
+        let every_scope = all.iter().fold(0u64, |mask, s| mask | scope_bit(*s));
         let resolvers = self.dns.resolvers.iter().map(|addr| (*addr, every_scope)).collect();
-        CompiledPolicy { scopes, names, cidrs: cidrs.into_iter().collect(), resolvers }
+        Ok(CompiledPolicy { scopes, names, cidrs, resolvers, port_sets: port_sets.sets })
+    }
+}
+
+/// Which ports a scope may use towards a destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    AnyPort,
+    Ports(BTreeSet<u16>),
+}
+
+/// What the rules behind one key (or address block) grant, per scope.
+#[derive(Clone, Debug, Default)]
+struct Grants(BTreeMap<u32, Access>);
+
+impl Grants {
+    fn grant(&mut self, scope: u32, ports: Option<&[u16]>) {
+        let access = match ports {
+            None => Access::AnyPort,
+            Some(ports) => Access::Ports(ports.iter().copied().collect()),
+        };
+        self.add(scope, &access);
+    }
+
+    /// Rules add up: any port beats a list, lists join.
+    fn add(&mut self, scope: u32, access: &Access) {
+        let merged = match (self.0.remove(&scope), access) {
+            (None, a) => a.clone(),
+            (Some(Access::AnyPort), _) | (_, Access::AnyPort) => Access::AnyPort,
+            (Some(Access::Ports(mut have)), Access::Ports(more)) => {
+                have.extend(more);
+                Access::Ports(have)
+            }
+        };
+        self.0.insert(scope, merged);
+    }
+
+    fn merge(&mut self, other: &Grants) {
+        for (scope, access) in &other.0 {
+            self.add(*scope, access);
+        }
+    }
+
+    fn scopes(&self) -> u64 {
+        self.0.keys().fold(0u64, |mask, s| mask | scope_bit(*s))
+    }
+}
+
+/// Interned port sets; set 0 is "any port".
+#[derive(Default)]
+struct PortSets {
+    sets: Vec<BTreeSet<u16>>,
+}
+
+impl PortSets {
+    fn id(&mut self, file: &str, rule: &str, access: &Access) -> Result<u8, PolicyError> {
+        let Access::Ports(ports) = access else { return Ok(0) };
+        if ports.len() > PORTS_PER_SET {
+            return Err(PolicyError::Invalid {
+                file: file.to_string(),
+                field: "ports".into(),
+                value: format!("\"{rule}\""),
+                reason: format!(
+                    "the rules for this destination add up to {} ports; at most {PORTS_PER_SET}",
+                    ports.len()
+                ),
+            });
+        }
+        if let Some(i) = self.sets.iter().position(|s| s == ports) {
+            return Ok(i as u8 + 1);
+        }
+        if self.sets.len() + 1 >= PORT_SETS as usize {
+            return Err(PolicyError::Invalid {
+                file: file.to_string(),
+                field: "ports".into(),
+                value: format!("\"{rule}\""),
+                reason: format!("more than {} distinct port lists", PORT_SETS - 1),
+            });
+        }
+        self.sets.push(ports.clone());
+        Ok(self.sets.len() as u8)
     }
 }
 
@@ -146,6 +253,16 @@ impl CompiledPolicy {
             .filter(|e| name.starts_with(&e.key[..e.len as usize]))
             .max_by_key(|e| e.len)
             .is_some_and(|e| name_allowed(&e.rule, key.len, scope))
+    }
+
+    /// The port set id the kernel would store with an answer for `host` in
+    /// `scope`; None when the name is not allowed there.
+    pub fn name_port_set(&self, scope: u32, host: &str) -> Option<u32> {
+        let key = encode_host(host).ok().filter(|k| !k.wildcard)?;
+        let name = &key.data[..key.len as usize];
+        let entry = self.names.iter().filter(|e| name.starts_with(&e.key[..e.len as usize])).max_by_key(|e| e.len)?;
+        name_allowed(&entry.rule, key.len, scope)
+            .then(|| ram_common::verdict::name_port_set(&entry.rule, key.len, scope))
     }
 
     pub fn scope_named(&self, name: &str) -> Option<&ScopeSettings> {

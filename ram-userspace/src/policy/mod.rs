@@ -10,7 +10,7 @@ mod parse;
 pub mod presets;
 
 pub use cidr::Cidr;
-pub use compile::{CompiledPolicy, NameEntry, ScopeSettings};
+pub use compile::{Access, CompiledPolicy, NameEntry, ScopeSettings};
 pub use parse::HostFacts;
 
 use std::{net::IpAddr, path::PathBuf};
@@ -98,9 +98,9 @@ impl std::fmt::Display for Selector {
 pub enum AllowRule {
     /// `host = "..."`: an exact name or a `*.suffix` pattern (also what a
     /// `preset` expands to). `origin` names where it was written, for messages.
-    Host { pattern: String, key: HostKey, origin: String },
+    Host { pattern: String, key: HostKey, origin: String, ports: Option<Vec<u16>> },
     /// `cidr = "..."`: addresses allowed without DNS.
-    Cidr(Cidr),
+    Cidr { block: Cidr, ports: Option<Vec<u16>> },
 }
 
 /// Why a policy was refused. Every variant names the file; field and value

@@ -7,7 +7,7 @@ use std::{
 };
 
 use ram_common::{
-    maps::MAX_SCOPES,
+    maps::{MAX_SCOPES, PORTS_PER_SET},
     name::{encode_host, HostError, MAX_HOST_LEN},
 };
 use serde::Deserialize;
@@ -75,6 +75,8 @@ struct RawAllow {
     /// A registry preset (see policy/presets.rs), with `region` for ECR.
     preset: Option<String>,
     region: Option<String>,
+    /// Destination ports this rule allows (any when absent).
+    ports: Option<Vec<i64>>,
 }
 
 struct Ctx<'a> {
@@ -114,7 +116,7 @@ pub(super) fn parse(text: &str, file: &str, facts: &HostFacts) -> Result<Policy,
     let warnings = every_rule
         .iter()
         .filter_map(|rule| match rule {
-            AllowRule::Host { pattern, key, origin } if key.wildcard => {
+            AllowRule::Host { pattern, key, origin, .. } if key.wildcard => {
                 open_namespace(pattern).map(|why| format!("{file}: {origin}: {why}"))
             }
             _ => None,
@@ -165,9 +167,36 @@ fn allow_rules(ctx: &Ctx, field: &str, raw: &[RawAllow]) -> Result<Vec<AllowRule
     Ok(rules)
 }
 
-fn host_rule(ctx: &Ctx, field: &str, origin: String, host: &str) -> Result<AllowRule, PolicyError> {
+fn host_rule(
+    ctx: &Ctx,
+    field: &str,
+    origin: String,
+    host: &str,
+    ports: &Option<Vec<u16>>,
+) -> Result<AllowRule, PolicyError> {
     let key = encode_host(host).map_err(|e| ctx.invalid(field, host, host_error(e)))?;
-    Ok(AllowRule::Host { pattern: host.trim_end_matches('.').to_ascii_lowercase(), key, origin })
+    Ok(AllowRule::Host { pattern: host.trim_end_matches('.').to_ascii_lowercase(), key, origin, ports: ports.clone() })
+}
+
+fn port_list(ctx: &Ctx, field: &str, raw: &Option<Vec<i64>>) -> Result<Option<Vec<u16>>, PolicyError> {
+    let Some(list) = raw else { return Ok(None) };
+    let field = format!("{field}.ports");
+    if list.is_empty() {
+        return Err(ctx.invalid(&field, "[]", "an empty list allows nothing; leave `ports` out to allow any port"));
+    }
+    let mut ports = Vec::with_capacity(list.len());
+    for port in list {
+        match u16::try_from(*port) {
+            Ok(p) if p > 0 => ports.push(p),
+            _ => return Err(ctx.invalid(&field, port, "ports are 1 to 65535")),
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    if ports.len() > PORTS_PER_SET {
+        return Err(ctx.invalid(&field, ports.len(), format!("at most {PORTS_PER_SET} ports per rule")));
+    }
+    Ok(Some(ports))
 }
 
 fn dns_settings(ctx: &Ctx, raw: &RawDns, facts: &HostFacts, needs_dns: bool) -> Result<DnsSettings, PolicyError> {
@@ -307,13 +336,14 @@ fn allow_rule(ctx: &Ctx, field: &str, raw: &RawAllow) -> Result<Vec<AllowRule>, 
             "`region` goes with `preset`",
         ));
     }
+    let ports = port_list(ctx, field, &raw.ports)?;
     if let Some(host) = &raw.host {
         let origin = format!("{field}.host = \"{host}\"");
-        return Ok(vec![host_rule(ctx, &format!("{field}.host"), origin, host)?]);
+        return Ok(vec![host_rule(ctx, &format!("{field}.host"), origin, host, &ports)?]);
     }
     if let Some(cidr) = &raw.cidr {
         let block = cidr.parse::<Cidr>().map_err(|reason| ctx.invalid(format!("{field}.cidr"), cidr, reason))?;
-        return Ok(vec![AllowRule::Cidr(block)]);
+        return Ok(vec![AllowRule::Cidr { block, ports }]);
     }
     let Some(name) = &raw.preset else {
         return Err(ctx.missing(field, "needs `host = \"...\"`, `cidr = \"...\"` or `preset = \"...\"`"));
@@ -332,7 +362,13 @@ fn allow_rule(ctx: &Ctx, field: &str, raw: &RawAllow) -> Result<Vec<AllowRule>, 
     hosts
         .iter()
         .map(|host| {
-            host_rule(ctx, &format!("{field}.preset"), format!("{field}.preset = \"{}\" ({host})", preset.name), host)
+            host_rule(
+                ctx,
+                &format!("{field}.preset"),
+                format!("{field}.preset = \"{}\" ({host})", preset.name),
+                host,
+                &ports,
+            )
         })
         .collect()
 }

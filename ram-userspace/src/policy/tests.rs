@@ -57,7 +57,7 @@ fn the_embedded_default_is_docker_hub_on_dockerd_and_containerd() {
     assert_eq!(p.mode, Mode::Enforce);
     let selectors: Vec<_> = p.targets.iter().map(|t| t.selector.clone()).collect();
     assert_eq!(selectors, vec![Selector::Process("dockerd".into()), Selector::Process("containerd".into())]);
-    let c = p.compile();
+    let c = p.compile().unwrap();
     for scope in [0, 1] {
         assert!(c.allows_name(scope, "registry-1.docker.io"));
         assert!(c.allows_name(scope, "auth.docker.io"));
@@ -170,7 +170,7 @@ fn bad_dns_settings_are_refused() {
 
 #[test]
 fn wildcards_cover_names_below_but_not_the_apex_or_lookalikes() {
-    let p = parse(&format!("{TARGET}[[allow]]\nhost = \"*.example.net\"\n")).unwrap().compile();
+    let p = parse(&format!("{TARGET}[[allow]]\nhost = \"*.example.net\"\n")).unwrap().compile().unwrap();
     assert!(p.allows_name(0, "a.example.net"));
     assert!(p.allows_name(0, "A.B.Example.NET."));
     assert!(!p.allows_name(0, "example.net"));
@@ -186,7 +186,7 @@ fn exact_rules_under_a_wildcard_do_not_shadow_it() {
     let text = format!(
         "{TARGET}[[allow]]\nhost = \"*.example.com\"\n[[allow]]\nhost = \"x.registry.example.com\"\n[[allow]]\nhost = \"registry.example.org\"\n"
     );
-    let p = parse(&text).unwrap().compile();
+    let p = parse(&text).unwrap().compile().unwrap();
     assert!(p.allows_name(0, "y.x.registry.example.com"));
     assert!(p.allows_name(0, "x.registry.example.com"));
     assert!(p.allows_name(0, "xx.registry.example.com"));
@@ -199,7 +199,7 @@ fn exact_rules_under_a_wildcard_do_not_shadow_it() {
 #[test]
 fn apex_and_wildcard_together() {
     let text = format!("{TARGET}[[allow]]\nhost = \"example.com\"\n[[allow]]\nhost = \"*.example.com\"\n");
-    let p = parse(&text).unwrap().compile();
+    let p = parse(&text).unwrap().compile().unwrap();
     assert!(p.allows_name(0, "example.com"));
     assert!(p.allows_name(0, "www.example.com"));
     assert!(!p.allows_name(0, "myexample.com"));
@@ -209,11 +209,12 @@ fn apex_and_wildcard_together() {
 #[test]
 fn every_rule_applies_to_every_target() {
     let text = "[[target]]\nprocess = \"a\"\n[[target]]\nprocess = \"b\"\n[[allow]]\nhost = \"r.example\"\n[[allow]]\ncidr = \"10.0.0.0/8\"\n";
-    let p = parse(text).unwrap().compile();
+    let p = parse(text).unwrap().compile().unwrap();
     assert_eq!(p.scopes.len(), 2);
     assert!(p.allows_name(0, "r.example") && p.allows_name(1, "r.example"));
     assert!(!p.allows_name(2, "r.example"));
-    assert_eq!(p.cidrs, vec![("10.0.0.0/8".parse().unwrap(), 0b11)]);
+    assert_eq!(p.cidrs.len(), 1);
+    assert_eq!(p.cidrs[0].1.scopes, 0b11);
     assert!(p.resolvers.iter().all(|(_, scopes)| *scopes == 0b11));
 }
 
@@ -238,11 +239,13 @@ host = "registry.example.com"
     assert_eq!(p.targets[1].allow.len(), 2);
     assert_eq!(p.targets[1].mode, Mode::Audit);
     assert_eq!(p.targets[0].mode, Mode::Enforce);
-    let c = p.compile();
+    let c = p.compile().unwrap();
     assert!(c.allows_name(0, "registry.example.com") && c.allows_name(1, "registry.example.com"));
     assert!(!c.allows_name(0, "cache.example.com"));
     assert!(c.allows_name(1, "cache.example.com"));
-    assert_eq!(c.cidrs, vec![("10.9.0.0/16".parse().unwrap(), 0b10)]);
+    assert_eq!(c.cidrs.len(), 1);
+    assert_eq!(c.cidrs[0].0, "10.9.0.0/16".parse().unwrap());
+    assert_eq!(c.cidrs[0].1.scopes, 0b10);
 }
 
 #[test]
@@ -277,7 +280,7 @@ fn presets_expand_to_their_hosts() {
         "{TARGET}[[allow]]\npreset = \"dockerhub\"\n[[allow]]\npreset = \"ecr\"\nregion = \"eu-west-1\"\n"
     ))
     .unwrap();
-    let c = p.compile();
+    let c = p.compile().unwrap();
     assert!(c.allows_name(0, "registry-1.docker.io"));
     assert!(c.allows_name(0, "auth.docker.io"));
     assert!(c.allows_name(0, "123456789012.dkr.ecr.eu-west-1.amazonaws.com"));
@@ -306,4 +309,43 @@ fn presets_with_open_wildcards_warn_and_say_which_preset() {
         "{:?}",
         p.warnings
     );
+}
+
+#[test]
+fn ports_are_kept_per_rule_and_add_up_per_destination() {
+    let text = format!(
+        "{TARGET}[[allow]]\nhost = \"r.example\"\nports = [443]\n[[allow]]\nhost = \"r.example\"\nports = [5000, 443]\n[[allow]]\nhost = \"*.cdn.example\"\nports = [443]\n[[allow]]\nhost = \"any.example\"\n[[allow]]\ncidr = \"10.0.0.0/8\"\nports = [8443]\n"
+    );
+    let c = parse(&text).unwrap().compile().unwrap();
+    let set_of = |host: &str| c.name_port_set(0, host).map(|id| id as usize);
+    let ports = |id: usize| c.port_sets[id - 1].iter().copied().collect::<Vec<u16>>();
+    assert_eq!(ports(set_of("r.example").unwrap()), [443, 5000]);
+    assert_eq!(ports(set_of("a.cdn.example").unwrap()), [443]);
+    assert_eq!(set_of("any.example"), Some(0), "no ports given: any port");
+    assert_eq!(set_of("other.example"), None);
+    assert_eq!(ports(c.cidrs[0].1.ports[0] as usize), [8443]);
+    // Set ids are shared: r.example's [443, 5000] and the cdn's [443] differ, the cdn and the cidr do not share.
+    assert_eq!(c.port_sets.len(), 3);
+}
+
+#[test]
+fn any_port_wins_over_a_list_for_the_same_name() {
+    let text = format!("{TARGET}[[allow]]\nhost = \"r.example\"\nports = [443]\n[[allow]]\nhost = \"*.example\"\n");
+    let c = parse(&text).unwrap().compile().unwrap();
+    assert_eq!(c.name_port_set(0, "r.example"), Some(0));
+}
+
+#[test]
+fn bad_ports_are_refused() {
+    let e = error(&format!("{TARGET}[[allow]]\nhost = \"r.example\"\nports = [0]\n"));
+    assert_eq!(e, "ram.toml: allow[0].ports = \"0\": ports are 1 to 65535");
+    let e = error(&format!("{TARGET}[[allow]]\nhost = \"r.example\"\nports = [70000]\n"));
+    assert!(e.contains("allow[0].ports = \"70000\""), "{e}");
+    let e = error(&format!("{TARGET}[[allow]]\nhost = \"r.example\"\nports = []\n"));
+    assert!(e.contains("allows nothing"), "{e}");
+    let many: Vec<String> = (1..=17).map(|p| p.to_string()).collect();
+    let e = error(&format!("{TARGET}[[allow]]\nhost = \"r.example\"\nports = [{}]\n", many.join(",")));
+    assert!(e.contains("at most 16 ports"), "{e}");
+    let e = error(&format!("{TARGET}[[allow]]\nhost = \"r.example\"\nports = [\"https\"]\n"));
+    assert!(e.contains("ram.toml"), "{e}");
 }

@@ -12,14 +12,20 @@ pub fn run(paths: &Paths, json: bool) -> anyhow::Result<()> {
     if json {
         let items: Vec<serde_json::Value> = rows
             .iter()
-            .map(|r| serde_json::json!({ "kind": r.kind, "rule": r.rule, "targets": targets(&r.scopes) }))
+            .map(|r| {
+                let ports: serde_json::Map<String, serde_json::Value> =
+                    targets(&r.scopes).into_iter().zip(&r.ports).map(|(t, p)| (t, serde_json::json!(p))).collect();
+                serde_json::json!({ "kind": r.kind, "rule": r.rule, "targets": targets(&r.scopes), "ports": ports })
+            })
             .collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(());
     }
-    let mut table = Table::new(&["KIND", "RULE", "TARGETS"]);
+    let mut table = Table::new(&["KIND", "RULE", "TARGETS (PORTS)"]);
     for r in &rows {
-        table.row(vec![r.kind.to_string(), r.rule.clone(), targets(&r.scopes).join(",")]);
+        let by_target: Vec<String> =
+            targets(&r.scopes).into_iter().zip(&r.ports).map(|(t, p)| format!("{t} ({p})")).collect();
+        table.row(vec![r.kind.to_string(), r.rule.clone(), by_target.join(", ")]);
     }
     table.print();
     Ok(())
