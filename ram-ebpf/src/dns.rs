@@ -21,12 +21,12 @@ use ram_common::{
 };
 
 use crate::{
-    egress::{ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
     judge::DNS_PORT,
     maps::{
         count, scope, scope_config, RAM_EVENTS, RAM_HOSTS, RAM_LEARN4, RAM_LEARN6, RAM_NAMES, RAM_RESOLV4, RAM_RESOLV6,
         RAM_SCRATCH,
     },
+    skb::{load, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 
 const PASS: i32 = 1;
@@ -36,14 +36,6 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 pub fn on_ingress(ctx: &SkBuffContext) -> i32 {
     let _ = try_learn(ctx);
     PASS
-}
-
-#[inline(always)]
-fn load<const N: usize>(ctx: &SkBuffContext, offset: u32) -> Option<[u8; N]> {
-    let mut buf = [0u8; N];
-    // SAFETY: `buf` is N writable bytes.
-    let rc = unsafe { bpf_skb_load_bytes(ctx.skb.skb as *const _, offset, buf.as_mut_ptr() as *mut _, N as u32) };
-    (rc == 0).then_some(buf)
 }
 
 /// A length the verifier can see is within [1, WINDOW].

@@ -9,7 +9,7 @@
 
 use aya_ebpf::{
     bindings::BPF_TCP_SYN_SENT,
-    helpers::generated::{bpf_sk_fullsock, bpf_skb_cgroup_id, bpf_skb_load_bytes},
+    helpers::generated::{bpf_sk_fullsock, bpf_skb_cgroup_id},
     programs::SkBuffContext,
 };
 use ram_common::{event::HOOK_EGRESS, maps::counter};
@@ -17,15 +17,12 @@ use ram_common::{event::HOOK_EGRESS, maps::counter};
 use crate::{
     judge::{allowed, deny, Attempt, Dest, Expiry},
     maps::{scope, skb_task_info},
+    skb::{load, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 
 const PASS: i32 = 1;
 const DROP: i32 = 0;
 
-pub const ETH_P_IP: u16 = 0x0800;
-pub const ETH_P_IPV6: u16 = 0x86dd;
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
 const IPPROTO_ICMPV6: u8 = 58;
 
 #[inline(always)]
@@ -71,14 +68,6 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
     } else {
         DROP
     }
-}
-
-#[inline(always)]
-fn load<const N: usize>(ctx: &SkBuffContext, offset: u32) -> Option<[u8; N]> {
-    let mut buf = [0u8; N];
-    // SAFETY: `buf` is N writable bytes.
-    let rc = unsafe { bpf_skb_load_bytes(ctx.skb.skb as *const _, offset, buf.as_mut_ptr() as *mut _, N as u32) };
-    (rc == 0).then_some(buf)
 }
 
 /// The destination written in the packet: address, IP protocol, and the

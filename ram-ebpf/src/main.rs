@@ -10,6 +10,7 @@ mod dns;
 mod egress;
 mod judge;
 mod maps;
+mod skb;
 mod sock_addr;
 
 use aya_ebpf::{

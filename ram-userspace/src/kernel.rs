@@ -207,36 +207,62 @@ pub fn learned(paths: &Paths) -> Result<Vec<LearnedRow>> {
     Ok(rows)
 }
 
+/// What to do with one learned entry.
+enum Fate {
+    Keep,
+    Remove,
+    Rewrite(Learned),
+}
+
+/// The two learned maps differ only in their key's address width.
+trait LearnKey: aya::Pod + Eq + std::hash::Hash {
+    fn scope(&self) -> u32;
+}
+
+impl LearnKey for Learn4Key {
+    fn scope(&self) -> u32 {
+        self.scope
+    }
+}
+
+impl LearnKey for Learn6Key {
+    fn scope(&self) -> u32 {
+        self.scope
+    }
+}
+
+/// Applies `fate` to every entry of one learned map; returns how many were
+/// removed. Entries that vanish meanwhile (expired and collected, or a
+/// racing update) count as handled.
+fn sweep<K: LearnKey>(
+    map: &mut HashMap<MapData, K, Learned>,
+    hosts: &StdHashMap<u64, String>,
+    fate: &mut impl FnMut(u32, Option<&str>, &Learned) -> Fate,
+) -> usize {
+    let entries: Vec<(K, Learned)> = map.iter().filter_map(|i| i.ok()).collect();
+    let mut removed = 0;
+    for (key, value) in entries {
+        match fate(key.scope(), hosts.get(&value.host_id).map(String::as_str), &value) {
+            Fate::Keep => {}
+            Fate::Remove => removed += usize::from(map.remove(&key).is_ok()),
+            Fate::Rewrite(new) => {
+                let _ = map.insert(key, new, BPF_EXIST);
+            }
+        }
+    }
+    removed
+}
+
+fn sweep_learned(paths: &Paths, mut fate: impl FnMut(u32, Option<&str>, &Learned) -> Fate) -> Result<usize> {
+    let hosts = host_names(paths)?;
+    let mut v4 = typed!(paths, MAP_LEARN4, HashMap<MapData, Learn4Key, Learned>);
+    let mut v6 = typed!(paths, MAP_LEARN6, HashMap<MapData, Learn6Key, Learned>);
+    Ok(sweep(&mut v4, &hosts, &mut fate) + sweep(&mut v6, &hosts, &mut fate))
+}
+
 /// Removes learned addresses for which `keep` says no; returns how many.
 pub fn prune_learned(paths: &Paths, mut keep: impl FnMut(u32, Option<&str>, &Learned) -> bool) -> Result<usize> {
-    let hosts = host_names(paths)?;
-    let mut removed = 0;
-    let mut v4 = typed!(paths, MAP_LEARN4, HashMap<MapData, Learn4Key, Learned>);
-    let doomed: Vec<Learn4Key> = v4
-        .iter()
-        .filter_map(|i| i.ok())
-        .filter(|(k, v)| !keep(k.scope, hosts.get(&v.host_id).map(String::as_str), v))
-        .map(|(k, _)| k)
-        .collect();
-    for key in doomed {
-        // Gone already (a racing update) is as good as removed.
-        if v4.remove(&key).is_ok() {
-            removed += 1;
-        }
-    }
-    let mut v6 = typed!(paths, MAP_LEARN6, HashMap<MapData, Learn6Key, Learned>);
-    let doomed: Vec<Learn6Key> = v6
-        .iter()
-        .filter_map(|i| i.ok())
-        .filter(|(k, v)| !keep(k.scope, hosts.get(&v.host_id).map(String::as_str), v))
-        .map(|(k, _)| k)
-        .collect();
-    for key in doomed {
-        if v6.remove(&key).is_ok() {
-            removed += 1;
-        }
-    }
-    Ok(removed)
+    sweep_learned(paths, |scope, host, value| if keep(scope, host, value) { Fate::Keep } else { Fate::Remove })
 }
 
 /// BPF_EXIST: update only an entry that is still there.
@@ -246,32 +272,11 @@ const BPF_EXIST: u64 = 2;
 /// longer allowed there) and rewrites the port set of the others when it
 /// changed. Returns how many were revoked.
 pub fn refresh_learned(paths: &Paths, mut port_set: impl FnMut(u32, Option<&str>) -> Option<u32>) -> Result<usize> {
-    let hosts = host_names(paths)?;
-    let mut revoked = 0;
-    let mut v4 = typed!(paths, MAP_LEARN4, HashMap<MapData, Learn4Key, Learned>);
-    let entries: Vec<(Learn4Key, Learned)> = v4.iter().filter_map(|i| i.ok()).collect();
-    for (key, value) in entries {
-        match port_set(key.scope, hosts.get(&value.host_id).map(String::as_str)) {
-            None => revoked += usize::from(v4.remove(&key).is_ok()),
-            Some(set) if set != value.port_set => {
-                // Gone meanwhile (expired and collected) is fine.
-                let _ = v4.insert(key, Learned { port_set: set, ..value }, BPF_EXIST);
-            }
-            Some(_) => {}
-        }
-    }
-    let mut v6 = typed!(paths, MAP_LEARN6, HashMap<MapData, Learn6Key, Learned>);
-    let entries: Vec<(Learn6Key, Learned)> = v6.iter().filter_map(|i| i.ok()).collect();
-    for (key, value) in entries {
-        match port_set(key.scope, hosts.get(&value.host_id).map(String::as_str)) {
-            None => revoked += usize::from(v6.remove(&key).is_ok()),
-            Some(set) if set != value.port_set => {
-                let _ = v6.insert(key, Learned { port_set: set, ..value }, BPF_EXIST);
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(revoked)
+    sweep_learned(paths, |scope, host, value| match port_set(scope, host) {
+        None => Fate::Remove,
+        Some(set) if set != value.port_set => Fate::Rewrite(Learned { port_set: set, ..*value }),
+        Some(_) => Fate::Keep,
+    })
 }
 
 /// Counter totals (summed over CPUs) of one scope, in `counter::NAMES` order.

@@ -1,0 +1,18 @@
+//! Reading packet headers in the cgroup_skb programs (the packet starts at
+//! the IP header there).
+
+use aya_ebpf::{helpers::generated::bpf_skb_load_bytes, programs::SkBuffContext};
+
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+
+/// `N` bytes of the packet at `offset`, or None when it is shorter.
+#[inline(always)]
+pub fn load<const N: usize>(ctx: &SkBuffContext, offset: u32) -> Option<[u8; N]> {
+    let mut buf = [0u8; N];
+    // SAFETY: `buf` is N writable bytes.
+    let rc = unsafe { bpf_skb_load_bytes(ctx.skb.skb as *const _, offset, buf.as_mut_ptr() as *mut _, N as u32) };
+    (rc == 0).then_some(buf)
+}
