@@ -433,7 +433,10 @@ impl Ramd {
     }
 
     pub fn wait_attached(&self) {
-        let attached = wait_for(Duration::from_secs(60), || {
+        // Under QEMU's software emulation the verifier needs tens of seconds
+        // per target for the DNS program.
+        let limit = Duration::from_secs(if in_vm() { 400 } else { 60 });
+        let attached = wait_for(limit, || {
             let status = self.ramctl_json(&["status"])?;
             let targets = status["targets"].as_array()?;
             (!targets.is_empty() && targets.iter().all(|t| t["state"] == "attached")).then_some(())
