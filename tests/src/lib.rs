@@ -498,3 +498,36 @@ impl Drop for Ramd {
         }
     }
 }
+
+/// The usual scene of a kernel test: a namespace whose resolver at
+/// 127.0.0.53 serves `records`, and a cgroup (target "docker") to enforce.
+/// Fields drop in order: the resolver stops before its namespace goes.
+pub struct Scene {
+    _resolver: Proc,
+    pub cgroup: TestCgroup,
+    pub dir: TempDir,
+    pub netns: Netns,
+}
+
+impl Scene {
+    pub fn new(tag: &str, records: &[(&str, &str)], ttl: u32) -> Self {
+        let netns = Netns::new(tag);
+        let dir = TempDir::new(tag);
+        let resolver = dnsmasq(&netns, &dir, "127.0.0.53", records, ttl);
+        Scene { _resolver: resolver, cgroup: TestCgroup::new(tag), dir, netns }
+    }
+
+    /// ram-probe inside the enforced cgroup.
+    pub fn inside(&self, args: &[&str]) -> String {
+        probe(Some(&self.cgroup), Some(&self.netns), args)
+    }
+
+    /// A policy with the resolver, `dns` lines under [dns], one target
+    /// "docker" on the scene's cgroup, then `rules`.
+    pub fn policy(&self, dns: &str, rules: &str) -> String {
+        format!(
+            "[dns]\nresolvers = [\"127.0.0.53\"]\n{dns}[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n{rules}",
+            self.cgroup.path.display()
+        )
+    }
+}

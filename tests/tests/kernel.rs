@@ -204,38 +204,28 @@ host = "*.allowed.test"
 #[test]
 fn learns_from_dns_over_tcp() {
     require_root();
-    let netns = Netns::new("k-tcp");
-    let dir = TempDir::new("k-tcp");
-    let _dns = dnsmasq(&netns, &dir, "127.0.0.53", &[("allowed.registry.test", "127.10.0.1")], 300);
-    let cgroup = TestCgroup::new("k-tcp");
-    let policy = format!(
-        "[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\ncgroup = \"{}\"\n[[allow]]\nhost = \"allowed.registry.test\"\n",
-        cgroup.path.display()
-    );
-    let _ramd = Ramd::start(&policy);
-    let out =
-        probe(Some(&cgroup), Some(&netns), &["resolve-connect", "127.0.0.53", "allowed.registry.test", "5000", "tcp"]);
+    let scene = Scene::new("k-tcp", &[("allowed.registry.test", "127.10.0.1")], 300);
+    let _ramd = Ramd::start(&scene.policy("", "[[allow]]\nhost = \"allowed.registry.test\"\n"));
+    let out = scene.inside(&["resolve-connect", "127.0.0.53", "allowed.registry.test", "5000", "tcp"]);
     assert_eq!(out, "127.10.0.1 ECONNREFUSED");
 }
 
 #[test]
 fn learned_addresses_expire_after_their_ttl() {
     require_root();
-    let netns = Netns::new("k-ttl");
-    let dir = TempDir::new("k-ttl");
-    let _dns = dnsmasq(&netns, &dir, "127.0.0.53", &[("short.registry.test", "127.10.0.1")], 1);
-    let cgroup = TestCgroup::new("k-ttl");
-    let policy = format!(
-        "[dns]\nresolvers = [\"127.0.0.53\"]\nmin_ttl = 1\nmax_ttl = 2\n[[target]]\ncgroup = \"{}\"\n[[allow]]\nhost = \"short.registry.test\"\n",
-        cgroup.path.display()
+    let scene = Scene::new("k-ttl", &[("short.registry.test", "127.10.0.1")], 1);
+    let ramd = Ramd::start(&scene.policy("min_ttl = 1\nmax_ttl = 2\n", "[[allow]]\nhost = \"short.registry.test\"\n"));
+    assert_eq!(
+        scene.inside(&["resolve-connect", "127.0.0.53", "short.registry.test", "5000"]),
+        "127.10.0.1 ECONNREFUSED"
     );
-    let ramd = Ramd::start(&policy);
-    let inside = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
-    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "short.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
     sleep(Duration::from_millis(2500));
-    assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "EPERM");
+    assert_eq!(scene.inside(&["connect", "127.10.0.1", "5000"]), "EPERM");
     // Resolving again teaches it again.
-    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "short.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+    assert_eq!(
+        scene.inside(&["resolve-connect", "127.0.0.53", "short.registry.test", "5000"]),
+        "127.10.0.1 ECONNREFUSED"
+    );
     drop(ramd);
 }
 
@@ -514,24 +504,10 @@ fn audit_mode_lets_everything_through_and_logs_what_it_would_block() {
 #[test]
 fn reload_adds_removes_revokes_and_refuses_bad_policies() {
     require_root();
-    let netns = Netns::new("k-reload");
-    let dir = TempDir::new("k-reload");
-    let _dns = dnsmasq(
-        &netns,
-        &dir,
-        "127.0.0.53",
-        &[("a.registry.test", "127.10.0.1"), ("b.registry.test", "127.10.0.2")],
-        300,
-    );
-    let cgroup = TestCgroup::new("k-reload");
-    let policy = |rules: &str| {
-        format!(
-            "[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n{rules}",
-            cgroup.path.display()
-        )
-    };
+    let scene = Scene::new("k-reload", &[("a.registry.test", "127.10.0.1"), ("b.registry.test", "127.10.0.2")], 300);
+    let policy = |rules: &str| scene.policy("", rules);
     let ramd = Ramd::start(&policy("[[allow]]\nhost = \"a.registry.test\"\n"));
-    let inside = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
+    let inside = |args: &[&str]| scene.inside(args);
     let reload = |expect_ok: bool| {
         let out = ramd.ramctl(&["reload"]);
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -573,22 +549,10 @@ fn reload_adds_removes_revokes_and_refuses_bad_policies() {
 #[test]
 fn kill_9_keeps_enforcing_and_learning_and_a_restart_adopts_the_state() {
     require_root();
-    let netns = Netns::new("k-kill");
-    let dir = TempDir::new("k-kill");
-    let _dns = dnsmasq(
-        &netns,
-        &dir,
-        "127.0.0.53",
-        &[("a.registry.test", "127.10.0.1"), ("b.registry.test", "127.10.0.2")],
-        300,
-    );
-    let cgroup = TestCgroup::new("k-kill");
-    let policy = format!(
-        "[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n[[allow]]\nhost = \"a.registry.test\"\n[[allow]]\nhost = \"b.registry.test\"\n",
-        cgroup.path.display()
-    );
+    let scene = Scene::new("k-kill", &[("a.registry.test", "127.10.0.1"), ("b.registry.test", "127.10.0.2")], 300);
+    let policy = scene.policy("", "[[allow]]\nhost = \"a.registry.test\"\n[[allow]]\nhost = \"b.registry.test\"\n");
     let mut ramd = Ramd::start(&policy);
-    let inside = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
+    let inside = |args: &[&str]| scene.inside(args);
     assert_eq!(inside(&["resolve-connect", "127.0.0.53", "a.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
 
     ramd.kill();
@@ -614,16 +578,13 @@ fn kill_9_keeps_enforcing_and_learning_and_a_restart_adopts_the_state() {
 #[test]
 fn rules_with_ports_allow_only_those_ports() {
     require_root();
-    let netns = Netns::new("k-ports");
-    let dir = TempDir::new("k-ports");
-    let _dns = dnsmasq(&netns, &dir, "127.0.0.53", &[("r.registry.test", "127.10.0.1")], 300);
-    let cgroup = TestCgroup::new("k-ports");
-    let policy = format!(
-        "[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n[[allow]]\nhost = \"r.registry.test\"\nports = [443, 5000]\n[[allow]]\ncidr = \"127.20.0.0/16\"\nports = [8443]\n",
-        cgroup.path.display()
+    let scene = Scene::new("k-ports", &[("r.registry.test", "127.10.0.1")], 300);
+    let policy = scene.policy(
+        "",
+        "[[allow]]\nhost = \"r.registry.test\"\nports = [443, 5000]\n[[allow]]\ncidr = \"127.20.0.0/16\"\nports = [8443]\n",
     );
     let ramd = Ramd::start(&policy);
-    let inside = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
+    let inside = |args: &[&str]| scene.inside(args);
     assert_eq!(inside(&["resolve-connect", "127.0.0.53", "r.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
     assert_eq!(inside(&["connect", "127.10.0.1", "443"]), "ECONNREFUSED");
     assert_eq!(inside(&["connect", "127.10.0.1", "22"]), "EPERM");
