@@ -45,6 +45,9 @@ enum Cmd {
         /// Only these kernels (5.10, 6.1, 6.12); all when absent.
         #[arg(long = "kernel")]
         kernels: Vec<String>,
+        /// Only the guest tests whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
     },
 }
 
@@ -118,7 +121,7 @@ fn test(cargo_args: &[String]) -> Result<()> {
     let status = child.wait().context("waiting for cargo test")?;
     let host_ok = status.success() && totals.failed == 0;
     // The same kernel tests on the older kernels users run.
-    let vm = vm::vm_test(&[]);
+    let vm = vm::vm_test(&[], None);
     if let Ok(guests) = &vm {
         totals.passed += guests.passed;
         totals.failed += guests.failed;
@@ -172,6 +175,6 @@ fn main() -> Result<()> {
         Cmd::Setup => setup::setup(),
         Cmd::Run { ramd_args } => run(&ramd_args),
         Cmd::Test { cargo_args } => test(&cargo_args),
-        Cmd::VmTest { kernels } => vm::vm_test(&kernels).map(|_| ()),
+        Cmd::VmTest { kernels, filter } => vm::vm_test(&kernels, filter.as_deref()).map(|_| ()),
     }
 }

@@ -225,7 +225,7 @@ echo "RAM-VM-EXIT $?"
 poweroff -f
 "#;
 
-fn build_initramfs(binaries: &[(String, PathBuf)]) -> Result<PathBuf> {
+fn build_initramfs(binaries: &[(String, PathBuf)], filter: Option<&str>) -> Result<PathBuf> {
     let root = vm_dir().join("initramfs");
     let _ = fs::remove_dir_all(&root);
     fs::create_dir_all(root.join("bin"))?;
@@ -233,7 +233,9 @@ fn build_initramfs(binaries: &[(String, PathBuf)]) -> Result<PathBuf> {
     for (name, path) in binaries {
         fs::copy(path, root.join("bin").join(name)).with_context(|| format!("copy {}", path.display()))?;
     }
-    let skips: Vec<String> = HOST_ONLY.iter().map(|t| format!("--skip {t}")).collect();
+    let mut skips: Vec<String> = HOST_ONLY.iter().map(|t| format!("--skip {t}")).collect();
+    // A test-name filter, for quick experiments with one test.
+    skips.extend(filter.map(|f| f.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>()));
     let init = root.join("init");
     fs::write(&init, INIT.replace("SKIP_ARGS", &skips.join(" ")))?;
     run_checked(Command::new("chmod").arg("755").arg(&init))?;
@@ -292,7 +294,7 @@ fn boot(label: &str, kernel: &Path, initramfs: &Path) -> Result<Boot> {
 }
 
 /// Boots the kernels (all, or those in `only`) and returns the guests' test totals.
-pub fn vm_test(only: &[String]) -> Result<TestTotals> {
+pub fn vm_test(only: &[String], filter: Option<&str>) -> Result<TestTotals> {
     crate::setup::setup()?;
     let kernels: Vec<_> =
         fetch_kernels()?.into_iter().filter(|(label, _)| only.is_empty() || only.contains(label)).collect();
@@ -300,7 +302,7 @@ pub fn vm_test(only: &[String]) -> Result<TestTotals> {
         bail!("no kernel matches {only:?}; known: {:?}", KERNELS.iter().map(|k| k.0).collect::<Vec<_>>());
     }
     let binaries = build_static()?;
-    let initramfs = build_initramfs(&binaries)?;
+    let initramfs = build_initramfs(&binaries, filter)?;
     // The guests run side by side (software emulation is CPU-bound; two
     // cores finish three guests in about the time of two in a row).
     println!("xtask vm-test: booting {}", kernels.iter().map(|k| k.0.as_str()).collect::<Vec<_>>().join(", "));
