@@ -138,20 +138,25 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
         Some(rule) if name_allowed(rule, text_len, scope) => (true, name_port_set(rule, text_len, scope)),
         _ => (false, 0),
     };
-    put(&mut scratch.port_set, port_set);
     if !allowed {
         count(scope, counter::DNS_NOT_ALLOWED);
     }
-
-    let config = scope_config(scope);
-    // SAFETY: helper without preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
-    let host_id = question.name.host_id;
+    // The verdict and the host id live in memory across the answer loop, so
+    // the allowed and not-allowed paths walk it as one (older verifiers do
+    // not prune them otherwise).
+    put(&mut scratch.port_set, port_set);
+    put(&mut scratch.allowed, u32::from(allowed));
+    put(&mut scratch.host_id, question.name.host_id);
     let collected =
         collect_addresses(&scratch.msg, get(&scratch.message_len), &question, &mut scratch.vars, &mut scratch.records);
     if collected.is_err() {
         count(scope, counter::DNS_MALFORMED);
     }
+    let allowed = get(&scratch.allowed) != 0;
+    let host_id = get(&scratch.host_id);
+    let config = scope_config(scope);
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
     // Records before a malformed one are still learned.
     let found = get(&scratch.vars.found);
     put(&mut scratch.learned, 0);

@@ -56,6 +56,9 @@ pub struct Scratch {
     pub message_len: u32,
     /// Port set of the rule that allowed the question.
     pub port_set: u32,
+    /// 1 when the question is allowed for this scope.
+    pub allowed: u32,
+    pub host_id: u64,
 }
 
 #[map]
