@@ -95,6 +95,8 @@ pub struct Daemon {
     journal: Journal,
     /// A journal write failure is logged once.
     journal_failed: bool,
+    /// Capacity counters as last reported, by (scope, counter).
+    capacity_seen: HashMap<(u32, &'static str), u64>,
 }
 
 impl Daemon {
@@ -148,6 +150,7 @@ impl Daemon {
             last_status: None,
             journal: Journal::new(&paths_run_dir),
             journal_failed: false,
+            capacity_seen: HashMap::new(),
         };
         let revoked = daemon.revoke_unallowed()?;
         if revoked > 0 {
@@ -337,6 +340,31 @@ impl Daemon {
         kernel::refresh_learned(&self.paths, |scope, host| host.and_then(|h| compiled.name_port_set(scope, h)))
     }
 
+    /// Says (once per interval, with how many) when the kernel could not
+    /// send events because the ring buffer was full, or could not learn an
+    /// address because a learned map was full. The kernel counts every case
+    /// and keeps judging: a full map fails closed.
+    fn report_capacity_problems(&mut self) {
+        for settings in &self.compiled.scopes {
+            let Ok(counters) = kernel::counters(&self.paths, settings.scope) else { continue };
+            for (name, value) in counters {
+                if name != "events_lost" && name != "learn_map_full" {
+                    continue;
+                }
+                let seen = self.capacity_seen.entry((settings.scope, name)).or_insert(value);
+                if value > *seen {
+                    let what = if name == "events_lost" {
+                        "events lost (ring buffer full); counters still counted every verdict"
+                    } else {
+                        "addresses not learned (learned-address map full); connects to them are denied"
+                    };
+                    warn!(target_name = %settings.name, count = value - *seen, total = value, "{what}");
+                    *seen = value;
+                }
+            }
+        }
+    }
+
     fn collect_expired(&self) -> Result<usize> {
         let now = monotonic_ns();
         kernel::prune_learned(&self.paths, |_, _, learned| learned.expires_ns.saturating_add(EXPIRED_GRACE_NS) > now)
@@ -480,6 +508,7 @@ pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
                     Ok(n) => debug!(removed = n, "expired learned addresses removed"),
                     Err(e) => warn!("cannot remove expired addresses: {e}"),
                 }
+                daemon.report_capacity_problems();
             }
         }
     }

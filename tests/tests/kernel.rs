@@ -244,9 +244,13 @@ fn enforcement_outlives_ramd_until_uninstalled() {
     let status = ramd.ramctl_json(&["status"]).expect("status from pins");
     assert_eq!(status["ramd"]["running"], false);
     assert_eq!(status["links"], 6);
+    let report = ramd.ramctl_json(&["uninstall"]).expect("ramctl uninstall");
+    assert_eq!(report["links"], 6, "{report}");
+    assert!(!ramd.pin_dir.exists());
+    // ramd --uninstall does the same, and a second time finds nothing to do.
     let out = ramd.uninstall();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!ramd.pin_dir.exists());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 0 links"));
     assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "ECONNREFUSED");
 }
 

@@ -44,6 +44,8 @@ enum Command {
     Reload,
     /// Registry presets (`[[allow]] preset = "..."`) and their hosts.
     Presets,
+    /// Remove every program, link and pin ram installed (as `ramd --uninstall`).
+    Uninstall,
     /// Recent blocked and would-block attempts, newest first.
     Blocked {
         /// How many to show.
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::Learned => learned::run(&paths, args.json),
         Command::Reload => reload::run(&paths, args.json),
         Command::Presets => presets::run(args.json),
+        Command::Uninstall => uninstall(&paths, args.json),
         Command::Blocked { limit, follow } => blocked::run(&paths, args.json, limit, follow),
         Command::Check { destination, port, target } => {
             match check::run(&paths, args.json, &destination, port, target.as_deref()) {
@@ -93,6 +96,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn uninstall(paths: &Paths, json: bool) -> anyhow::Result<()> {
+    let report = ram::loader::uninstall(paths)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("removed {} links and {} maps from {}", report.links, report.maps, paths.pin_dir.display());
+    }
+    Ok(())
 }
 
 /// Scope number → target name, from ramd's status file when there is one.
