@@ -407,9 +407,7 @@ impl Daemon {
         if self.last_status.as_ref() == Some(&status) {
             return;
         }
-        if let Err(e) =
-            crate::sys::create_private_dir(&self.paths.run_dir).and_then(|_| status.write(&self.paths.status_file()))
-        {
+        if let Err(e) = status.write(&self.paths.status_file()) {
             warn!("cannot write status: {e}");
         }
         self.last_status = Some(status);

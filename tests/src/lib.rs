@@ -432,6 +432,13 @@ impl Ramd {
         self.log_text().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
+    /// Waits (5 s) for a JSON log line that `matches`; panics with the log,
+    /// saying `what` was missing, when none comes.
+    pub fn wait_log(&self, what: &str, matches: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let found = wait_for(Duration::from_secs(5), || self.log_events().into_iter().find(|e| matches(e)));
+        found.unwrap_or_else(|| panic!("no {what} in the log:\n{}", self.log_text()))
+    }
+
     pub fn wait_attached(&self) {
         // Under QEMU's software emulation the verifier needs tens of seconds
         // per target for the DNS program.

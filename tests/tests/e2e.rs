@@ -194,12 +194,9 @@ host = "allowed.registry.test"
     );
 
     // The blocked attempt is logged: dockerd, the address, the registry's name.
-    let line = wait_for(Duration::from_secs(5), || {
-        ramd.log_events().into_iter().find(|e| {
-            e["event"] == "blocked" && e["comm"] == "dockerd" && e["daddr"] == "127.10.0.2" && e["dport"] == 5000
-        })
+    let line = ramd.wait_log("blocked line for dockerd", |e| {
+        e["event"] == "blocked" && e["comm"] == "dockerd" && e["daddr"] == "127.10.0.2" && e["dport"] == 5000
     });
-    let line = line.unwrap_or_else(|| panic!("no blocked line for dockerd:\n{}", ramd.log_text()));
     assert_eq!(line["host"], "blocked.registry.test", "{line}");
     println!("ramd: {line}");
     assert!(line["pid"].as_u64().unwrap_or(0) > 0, "{line}");
@@ -224,12 +221,9 @@ host = "allowed.registry.test"
     let refused = skopeo(&blocked_image);
     assert!(!refused.status.success(), "skopeo reached the blocked registry:\n{}", text(&refused));
     assert!(text(&refused).contains("operation not permitted"), "{}", text(&refused));
-    let skopeo_logged = wait_for(Duration::from_secs(5), || {
-        ramd.log_events()
-            .into_iter()
-            .find(|e| e["event"] == "blocked" && e["comm"] == "skopeo" && e["daddr"] == "127.10.0.2")
+    ramd.wait_log("blocked line for skopeo", |e| {
+        e["event"] == "blocked" && e["comm"] == "skopeo" && e["daddr"] == "127.10.0.2"
     });
-    assert!(skopeo_logged.is_some(), "no blocked line for skopeo:\n{}", ramd.log_text());
 
     // The counters saw it all.
     assert!(ramd.counter("docker", "connect_blocked") >= 2);

@@ -69,12 +69,9 @@ fn connect_and_sendmsg_verdicts_for_v4_v6_and_v4_mapped() {
     assert_eq!(ramd.ramctl(&["check", "fd00:30::1", "--target", "probe"]).status.code(), Some(2));
 
     // Every denial is logged with who and where.
-    let found = wait_for(Duration::from_secs(5), || {
-        ramd.log_events().into_iter().find(|e| {
-            e["event"] == "blocked" && e["daddr"] == "127.30.0.1" && e["dport"] == 9 && e["comm"] == "ram-probe"
-        })
+    let line = ramd.wait_log("blocked log line for 127.30.0.1", |e| {
+        e["event"] == "blocked" && e["daddr"] == "127.30.0.1" && e["dport"] == 9 && e["comm"] == "ram-probe"
     });
-    let line = found.unwrap_or_else(|| panic!("no blocked log line for 127.30.0.1:9:\n{}", ramd.log_text()));
     assert!(line["pid"].as_u64().unwrap_or(0) > 0, "{line}");
     assert_eq!(line["protocol"], "tcp");
     let v6 = ramd.log_events().into_iter().any(|e| e["event"] == "blocked" && e["daddr"] == "fd00:30::1");
@@ -93,12 +90,9 @@ fn egress_backstop_drops_raw_icmp_to_addresses_not_allowed() {
     assert_ne!(probe(Some(&cgroup), Some(&netns), &["raw-ping", "127.30.0.1"]), "reply");
     assert_eq!(probe(None, Some(&netns), &["raw-ping", "127.30.0.1"]), "reply");
     assert!(ramd.counter("probe", "egress_dropped") >= 1);
-    let logged = wait_for(Duration::from_secs(5), || {
-        ramd.log_events()
-            .into_iter()
-            .find(|e| e["event"] == "blocked" && e["hook"] == "egress" && e["daddr"] == "127.30.0.1")
+    ramd.wait_log("egress log line", |e| {
+        e["event"] == "blocked" && e["hook"] == "egress" && e["daddr"] == "127.30.0.1"
     });
-    assert!(logged.is_some(), "no egress log line:\n{}", ramd.log_text());
 }
 
 #[test]
@@ -193,12 +187,9 @@ host = "*.allowed.test"
     assert_eq!(code, Some(2));
 
     // The blocked attempt is logged with the name a DNS answer gave it.
-    let named = wait_for(Duration::from_secs(5), || {
-        ramd.log_events()
-            .into_iter()
-            .find(|e| e["event"] == "blocked" && e["daddr"] == "127.10.0.2" && e["host"] == "blocked.registry.test")
+    ramd.wait_log("named blocked line", |e| {
+        e["event"] == "blocked" && e["daddr"] == "127.10.0.2" && e["host"] == "blocked.registry.test"
     });
-    assert!(named.is_some(), "no named blocked line:\n{}", ramd.log_text());
 }
 
 #[test]
@@ -463,12 +454,9 @@ fn audit_mode_lets_everything_through_and_logs_what_it_would_block() {
     assert!(ramd.counter("audited", "would_block") >= 2);
     assert_eq!(ramd.counter("audited", "connect_blocked"), 0);
     assert!(ramd.counter("enforced", "connect_blocked") >= 1);
-    let would = wait_for(Duration::from_secs(5), || {
-        ramd.log_events()
-            .into_iter()
-            .find(|e| e["event"] == "would_block" && e["daddr"] == "127.30.0.1" && e["target_name"] == "audited")
+    ramd.wait_log("would_block line", |e| {
+        e["event"] == "would_block" && e["daddr"] == "127.30.0.1" && e["target_name"] == "audited"
     });
-    assert!(would.is_some(), "no would_block line:\n{}", ramd.log_text());
 
     // ramctl blocked: newest first, both kinds, with their target.
     let recent = ramd.ramctl_json(&["blocked", "-n", "10"]).expect("ramctl blocked");
