@@ -1,11 +1,17 @@
 //! Builds the eBPF programs (../ram-ebpf) for bpfel-unknown-none and leaves the
-//! object in OUT_DIR, where ramd embeds it.
+//! objects in OUT_DIR, where ramd embeds them: `ram-ebpf.o` sends events
+//! through a ring buffer, `ram-ebpf-perf.o` (feature `perf-events`) through a
+//! perf event array for kernels before 5.8.
 //!
 //! Why not aya-build: the programs need `-C target-cpu=v3` (fewer verifier
 //! steps, smaller code), which aya-build's fixed RUSTFLAGS cannot carry. The
 //! command is the recipe of ../shared/TOOLCHAIN.md: Debian's toolchain,
 //! linked into rustup as `ram-bpf`, has the `core` source `-Z build-std` needs.
-use std::{env, path::PathBuf, process::Command};
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 const TOOLCHAIN: &str = "ram-bpf";
 const TARGET: &str = "bpfel-unknown-none";
@@ -23,13 +29,19 @@ fn main() {
     let toolchain = env::var("RAM_EBPF_TOOLCHAIN").unwrap_or_else(|_| TOOLCHAIN.to_string());
 
     let target_dir = out_dir.join("ebpf-target");
+    build_object(&toolchain, &ebpf_dir, &target_dir, &[], &out_dir.join("ram-ebpf.o"));
+    build_object(&toolchain, &ebpf_dir, &target_dir, &["--features", "perf-events"], &out_dir.join("ram-ebpf-perf.o"));
+}
+
+fn build_object(toolchain: &str, ebpf_dir: &Path, target_dir: &Path, extra_args: &[&str], output: &Path) {
     let flags = ["-Cdebuginfo=2", "-Clink-arg=--btf", "-Ctarget-cpu=v3"].join("\x1f");
     let mut cmd = Command::new("rustup");
-    cmd.args(["run", &toolchain, "cargo", "build", "--release", "--locked", "--target", TARGET])
+    cmd.args(["run", toolchain, "cargo", "build", "--release", "--locked", "--target", TARGET])
         .args(["-Z", "build-std=core", "--bin", "ram"])
+        .args(extra_args)
         .arg("--target-dir")
-        .arg(&target_dir)
-        .current_dir(&ebpf_dir)
+        .arg(target_dir)
+        .current_dir(ebpf_dir)
         .env("RUSTC_BOOTSTRAP", "1")
         .env("CARGO_ENCODED_RUSTFLAGS", flags);
     // The outer build's compiler and wrappers must not leak into the BPF build.
@@ -52,5 +64,5 @@ fn main() {
         panic!("building the eBPF programs failed ({status}); `cargo xtask setup` installs the toolchain they need");
     }
     let object = target_dir.join(TARGET).join("release").join("ram");
-    std::fs::copy(&object, out_dir.join("ram-ebpf.o")).unwrap_or_else(|e| panic!("copy {}: {e}", object.display()));
+    std::fs::copy(&object, output).unwrap_or_else(|e| panic!("copy {}: {e}", object.display()));
 }

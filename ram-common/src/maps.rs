@@ -32,11 +32,15 @@ pub const MAP_RESOLV6: &str = "RAM_RESOLV6";
 pub const MAP_SCOPES: &str = "RAM_SCOPES";
 pub const MAP_COUNTERS: &str = "RAM_COUNTERS";
 pub const MAP_EVENTS: &str = "RAM_EVENTS";
+/// The perf event array that replaces `RAM_EVENTS` in the object built for
+/// kernels without ring buffers (before 5.8).
+pub const MAP_PERF_EVENTS: &str = "RAM_PERF_EVENTS";
 pub const MAP_PORTS: &str = "RAM_PORTS";
 
-/// Maps shared by every program instance and pinned in bpffs. The per-CPU
-/// parser scratch map is private to each instance and not listed.
-pub const PINNED_MAPS: [&str; 12] = [
+/// Maps shared by every program instance and pinned in bpffs, besides the
+/// event map of the object in use ([`MAP_EVENTS`] or [`MAP_PERF_EVENTS`]).
+/// The per-CPU scratch maps are private to each instance and not listed.
+pub const PINNED_MAPS: [&str; 11] = [
     MAP_PORTS,
     MAP_NAMES,
     MAP_CIDR4,
@@ -48,7 +52,6 @@ pub const PINNED_MAPS: [&str; 12] = [
     MAP_RESOLV6,
     MAP_SCOPES,
     MAP_COUNTERS,
-    MAP_EVENTS,
 ];
 
 /// Name of the load-time constant holding an instance's scope number.

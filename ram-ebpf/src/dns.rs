@@ -21,10 +21,10 @@ use ram_common::{
 };
 
 use crate::{
+    events::send_dns,
     judge::DNS_PORT,
     maps::{
-        count, scope, scope_config, RAM_EVENTS, RAM_HOSTS, RAM_LEARN4, RAM_LEARN6, RAM_NAMES, RAM_RESOLV4, RAM_RESOLV6,
-        RAM_SCRATCH,
+        count, scope, scope_config, RAM_HOSTS, RAM_LEARN4, RAM_LEARN6, RAM_NAMES, RAM_RESOLV4, RAM_RESOLV6, RAM_SCRATCH,
     },
     skb::{load, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
@@ -198,22 +198,20 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
 
 #[inline(always)]
 fn emit_dns(ctx: &SkBuffContext, scope: u32, start: u32, len: u32, allowed: bool, learned: u32) {
-    let Some(mut entry) = RAM_EVENTS.reserve::<DnsEvent>(0) else {
-        count(scope, counter::EVENTS_LOST);
-        return;
-    };
-    let event = entry.as_mut_ptr();
-    // SAFETY: `event` points at reserved ring-buffer memory of DnsEvent's
-    // size; every field is written before submit.
-    unsafe {
-        (*event).header = EventHeader { kind: KIND_DNS, scope };
-        (*event).cgroup_id = bpf_skb_cgroup_id(ctx.skb.skb);
-        (*event).learned = learned;
-        (*event).allowed = allowed as u32;
-        (*event)._pad = 0;
-        let len = window_len(len);
-        let copied = bpf_skb_load_bytes(ctx.skb.skb as *const _, start, (*event).message.as_mut_ptr() as *mut _, len);
-        (*event).message_len = if copied == 0 { len } else { 0 };
-    }
-    entry.submit(0);
+    send_dns(ctx, scope, |event| {
+        // SAFETY: `event` points at writable memory of DnsEvent's size (a
+        // ring-buffer reservation or this CPU's event buffer); every field
+        // is written before it is sent.
+        unsafe {
+            (*event).header = EventHeader { kind: KIND_DNS, scope };
+            (*event).cgroup_id = bpf_skb_cgroup_id(ctx.skb.skb);
+            (*event).learned = learned;
+            (*event).allowed = allowed as u32;
+            (*event)._pad = 0;
+            let len = window_len(len);
+            let copied =
+                bpf_skb_load_bytes(ctx.skb.skb as *const _, start, (*event).message.as_mut_ptr() as *mut _, len);
+            (*event).message_len = if copied == 0 { len } else { 0 };
+        }
+    });
 }

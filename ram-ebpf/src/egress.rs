@@ -63,7 +63,7 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
         // SAFETY: valid context.
         cgroup_id: unsafe { bpf_skb_cgroup_id(skb) },
     };
-    if deny(scope, &attempt, counter::EGRESS_DROPPED) {
+    if deny(ctx, scope, &attempt, counter::EGRESS_DROPPED) {
         PASS
     } else {
         DROP

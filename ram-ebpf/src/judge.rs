@@ -7,15 +7,16 @@
 //! still in the map, so a flow that started legitimately is not cut when a
 //! TTL runs out.
 
-use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, maps::lpm_trie::Key};
+use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, maps::lpm_trie::Key, EbpfContext};
 use ram_common::{
     event::{BlockedEvent, EventHeader, KIND_BLOCKED},
     maps::{counter, Learn4Key, Learn6Key, Learned},
     verdict::{on_deny, port_in_set, scope_bit},
 };
 
-use crate::maps::{
-    count, scope_config, RAM_CIDR4, RAM_CIDR6, RAM_EVENTS, RAM_LEARN4, RAM_LEARN6, RAM_PORTS, RAM_RESOLV4, RAM_RESOLV6,
+use crate::{
+    events::send_blocked,
+    maps::{count, scope_config, RAM_CIDR4, RAM_CIDR6, RAM_LEARN4, RAM_LEARN6, RAM_PORTS, RAM_RESOLV4, RAM_RESOLV6},
 };
 
 pub const DNS_PORT: u16 = 53;
@@ -97,19 +98,15 @@ pub struct Attempt {
 /// Counts and reports a denied attempt; returns whether to let it through
 /// (audit mode) or not.
 #[inline(always)]
-pub fn deny(scope: u32, attempt: &Attempt, blocked_slot: u32) -> bool {
+pub fn deny<C: EbpfContext>(ctx: &C, scope: u32, attempt: &Attempt, blocked_slot: u32) -> bool {
     let (pass, action) = on_deny(scope_config(scope).mode);
     count(scope, if pass { counter::WOULD_BLOCK } else { blocked_slot });
-    emit_blocked(scope, attempt, action);
+    emit_blocked(ctx, scope, attempt, action);
     pass
 }
 
 #[inline(always)]
-fn emit_blocked(scope: u32, attempt: &Attempt, action: u8) {
-    let Some(mut entry) = RAM_EVENTS.reserve::<BlockedEvent>(0) else {
-        count(scope, counter::EVENTS_LOST);
-        return;
-    };
+fn emit_blocked<C: EbpfContext>(ctx: &C, scope: u32, attempt: &Attempt, action: u8) {
     let (family, addr) = match attempt.dest {
         Dest::V4(a) => (4, [a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
         Dest::V6(a) => (6, a),
@@ -121,7 +118,7 @@ fn emit_blocked(scope: u32, attempt: &Attempt, action: u8) {
     } else {
         (0, [0u8; 16])
     };
-    entry.write(BlockedEvent {
+    let event = BlockedEvent {
         header: EventHeader { kind: KIND_BLOCKED, scope },
         cgroup_id: attempt.cgroup_id,
         pid: (pid_tgid >> 32) as u32,
@@ -133,6 +130,6 @@ fn emit_blocked(scope: u32, attempt: &Attempt, action: u8) {
         hook: attempt.hook,
         action,
         _pad: [0; 6],
-    });
-    entry.submit(0);
+    };
+    send_blocked(ctx, scope, event);
 }

@@ -8,6 +8,7 @@
 
 mod dns;
 mod egress;
+mod events;
 mod judge;
 mod maps;
 mod skb;

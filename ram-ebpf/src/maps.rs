@@ -4,7 +4,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray},
 };
 use ram_common::{
     dns::{AddressRecord, LoopVars, RECORD_SLOTS, WINDOW},
@@ -34,8 +34,6 @@ pub static RAM_SCOPES: Array<ScopeConfig> = Array::with_max_entries(MAX_SCOPES, 
 pub static RAM_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_SCOPES * counter::SLOTS, 0);
 #[map]
 pub static RAM_PORTS: Array<PortSet> = Array::with_max_entries(PORT_SETS, 0);
-#[map]
-pub static RAM_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
 /// Per-CPU working memory of the DNS parser: too large for the 512-byte
 /// stack, and map memory lets the verifier prune the parser's loops.

@@ -19,7 +19,7 @@ pub fn on_ipv4(ctx: &SockAddrContext, hook: u8) -> i32 {
     // user_ip4 holds the address in network order: its bytes in memory are
     // the address bytes.
     let addr = sa.user_ip4.to_ne_bytes();
-    judge(Dest::V4(addr), port_of(sa.user_port), sa.protocol as u8, hook)
+    judge(ctx, Dest::V4(addr), port_of(sa.user_port), sa.protocol as u8, hook)
 }
 
 #[inline(always)]
@@ -40,7 +40,7 @@ pub fn on_ipv6(ctx: &SockAddrContext, hook: u8) -> i32 {
         Some(v4) => Dest::V4(v4),
         None => Dest::V6(addr),
     };
-    judge(dest, port_of(sa.user_port), sa.protocol as u8, hook)
+    judge(ctx, dest, port_of(sa.user_port), sa.protocol as u8, hook)
 }
 
 /// `user_port` carries the port in network order in its low 16 bits.
@@ -50,7 +50,7 @@ fn port_of(user_port: u32) -> u16 {
 }
 
 #[inline(always)]
-fn judge(dest: Dest, port: u16, protocol: u8, hook: u8) -> i32 {
+fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8) -> i32 {
     let scope = scope();
     let (allowed_slot, blocked_slot) = if hook == HOOK_CONNECT {
         (counter::CONNECT_ALLOWED, counter::CONNECT_BLOCKED)
@@ -70,7 +70,7 @@ fn judge(dest: Dest, port: u16, protocol: u8, hook: u8) -> i32 {
         // SAFETY: helper without preconditions.
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
     };
-    if deny(scope, &attempt, blocked_slot) {
+    if deny(ctx, scope, &attempt, blocked_slot) {
         ALLOW
     } else {
         REJECT

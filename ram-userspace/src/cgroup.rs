@@ -95,6 +95,25 @@ pub fn cgroup_id(path: &Path) -> io::Result<u64> {
     Ok(std::fs::metadata(path)?.ino())
 }
 
+/// The directory of cgroup `id` under `root`, by walking the tree (used
+/// only to detach programs from a cgroup whose path was not kept: uninstall
+/// and restarts on kernels before 5.7). None when it no longer exists.
+pub fn find_by_id(root: &Path, id: u64) -> Option<PathBuf> {
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        if cgroup_id(&dir).ok() == Some(id) {
+            return Some(dir);
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pending.push(entry.path());
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

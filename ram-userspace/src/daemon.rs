@@ -6,10 +6,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::{
-    io::unix::AsyncFd,
-    signal::unix::{signal, SignalKind},
-};
+use tokio::signal::unix::{signal, SignalKind};
 use tracing::{debug, error, info, warn};
 
 use crate::{
@@ -110,7 +107,7 @@ impl Daemon {
         }
         let compiled = policy.compile()?;
         let cgroup_root = cgroup::cgroup2_mount()?;
-        let features = KernelFeatures::probe();
+        let features = KernelFeatures::probe().with_overrides(|var| std::env::var(var).ok())?;
         info!("{}", features.summary());
         loader::prepare(&paths)?;
         let mut instances = Vec::with_capacity(compiled.scopes.len());
@@ -320,7 +317,13 @@ impl Daemon {
                 Some(instance) => instance.is_attached(pin.cgroup_id) || instance.attached().next().is_some(),
             };
             if replace {
-                match std::fs::remove_file(&path) {
+                let cgroup = self
+                    .instances
+                    .iter()
+                    .flat_map(|i| i.attached())
+                    .find(|(id, _)| *id == pin.cgroup_id)
+                    .map(|(_, path)| path.to_path_buf());
+                match loader::release(&path, cgroup.as_deref(), Some(&self.cgroup_root)) {
                     Ok(()) => debug!(pin = %path.display(), "removed a link of the previous run"),
                     Err(e) => {
                         warn!(pin = %path.display(), "cannot remove a link of the previous run: {e}")
@@ -457,11 +460,7 @@ impl Daemon {
 /// Runs ramd until SIGINT or SIGTERM. Enforcement stays in place afterwards.
 pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
     let mut daemon = Daemon::start(&source, paths)?;
-    let ring = kernel::events_ring(daemon.paths())?;
-    // SAFETY: the ring buffer owns its map fd and the AsyncFd owns the ring
-    // buffer, so the fd stays open and unchanged while registered.
-    let mut ring = unsafe { AsyncFd::register(ring) }
-        .map_err(|e| crate::Error::io("RAM_EVENTS ring buffer", std::io::Error::other(e.to_string())))?;
+    let mut events = crate::event_source::start(daemon.paths(), daemon.features.events)?;
     let signal_error = |e| crate::Error::Sys { what: "installing signal handlers".into(), cause: e };
     let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
@@ -484,17 +483,7 @@ pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
                     daemon.reload();
                 }
             }
-            guard = ring.readable_mut() => {
-                let mut guard = guard.map_err(|e| crate::Error::io("RAM_EVENTS ring buffer", e))?;
-                let mut records = Vec::new();
-                while let Some(item) = guard.get_inner_mut().next() {
-                    records.push(item.to_vec());
-                }
-                guard.clear_ready();
-                for record in records {
-                    daemon.handle_event(&record);
-                }
-            }
+            Some(record) = events.recv() => daemon.handle_event(&record),
             _ = scan.tick() => {
                 daemon.reconcile_targets();
                 daemon.prune_previous_links();

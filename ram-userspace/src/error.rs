@@ -9,6 +9,9 @@ pub enum Error {
     #[error(transparent)]
     Policy(#[from] PolicyError),
 
+    #[error(transparent)]
+    PathChoice(#[from] crate::features::PathChoiceError),
+
     #[error("{path}: {cause}")]
     Io { path: PathBuf, cause: std::io::Error },
 

@@ -25,6 +25,48 @@ pub struct KernelFeatures {
     pub ring_buffer: bool,
     /// bpf_prog_info.verified_insns (5.16+) for the verifier figures.
     pub verified_insns: bool,
+    /// How events reach ramd, chosen from the above.
+    pub events: EventsPath,
+    /// How programs are attached to cgroups, chosen from the above.
+    pub attach: AttachPath,
+}
+
+/// The event transport: a ring buffer where the kernel has one (5.8+),
+/// otherwise the object built with a perf event array.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventsPath {
+    #[default]
+    RingBuffer,
+    PerfEventArray,
+}
+
+/// How programs are attached. A pinned bpf_link (5.7+) is detached by
+/// removing its pin. Before 5.7, BPF_PROG_ATTACH with BPF_F_ALLOW_MULTI:
+/// the attachment lasts until BPF_PROG_DETACH, and ramd pins the program
+/// itself so it can find and detach it later.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttachPath {
+    #[default]
+    Link,
+    ProgAttach,
+}
+
+/// Environment overrides that force the fallback paths on a kernel that
+/// does not need them, so they can be tested (and, should a kernel's link
+/// or ring-buffer support misbehave, avoided): `perf` or `ring`;
+/// `prog-attach` or `link`.
+pub const EVENTS_PATH_ENV: &str = "RAM_EVENTS_PATH";
+pub const ATTACH_PATH_ENV: &str = "RAM_ATTACH_PATH";
+
+/// Why an override cannot be honoured.
+#[derive(Debug, thiserror::Error)]
+pub enum PathChoiceError {
+    #[error("{var}={value}: expected one of {expected}")]
+    Unknown { var: &'static str, value: String, expected: &'static str },
+    #[error("{var}={value}: this kernel ({release}) lacks {missing}")]
+    Unsupported { var: &'static str, value: String, release: String, missing: &'static str },
 }
 
 const BPF_PROG_LOAD: libc::c_long = 5;
@@ -108,10 +150,7 @@ pub(crate) fn prog_load(
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
 }
 
-fn bpf(cmd: libc::c_long, attr: *const libc::c_void, size: usize) -> libc::c_long {
-    // SAFETY: `attr` points at a live, zero-padded attribute struct of `size` bytes.
-    unsafe { libc::syscall(libc::SYS_bpf, cmd, attr, size) }
-}
+use crate::sys::bpf;
 
 const fn insn(code: u8, dst: u8, src: u8, imm: i32) -> Insn {
     Insn { code, regs: (src << 4) | dst, off: 0, imm }
@@ -166,21 +205,80 @@ impl KernelFeatures {
             memlock_accounting: version < (5, 11),
             ring_buffer: ring_buffer_maps(),
             verified_insns: version >= (5, 16),
+            events: EventsPath::RingBuffer,
+            attach: AttachPath::Link,
             release,
         }
+        .with_default_paths()
+    }
+
+    fn with_default_paths(mut self) -> Self {
+        self.events = if self.ring_buffer { EventsPath::RingBuffer } else { EventsPath::PerfEventArray };
+        self.attach = if self.cgroup_links { AttachPath::Link } else { AttachPath::ProgAttach };
+        self
+    }
+
+    /// Applies the overrides of [`EVENTS_PATH_ENV`] and [`ATTACH_PATH_ENV`]
+    /// (`lookup` reads the environment); a path the kernel lacks is refused.
+    pub fn with_overrides(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> std::result::Result<Self, PathChoiceError> {
+        if let Some(value) = lookup(EVENTS_PATH_ENV) {
+            self.events = match value.as_str() {
+                "perf" => EventsPath::PerfEventArray,
+                "ring" if self.ring_buffer => EventsPath::RingBuffer,
+                "ring" => {
+                    return Err(PathChoiceError::Unsupported {
+                        var: EVENTS_PATH_ENV,
+                        value,
+                        release: self.release,
+                        missing: "BPF ring buffers (5.8+)",
+                    })
+                }
+                _ => return Err(PathChoiceError::Unknown { var: EVENTS_PATH_ENV, value, expected: "perf, ring" }),
+            };
+        }
+        if let Some(value) = lookup(ATTACH_PATH_ENV) {
+            self.attach = match value.as_str() {
+                "prog-attach" => AttachPath::ProgAttach,
+                "link" if self.cgroup_links => AttachPath::Link,
+                "link" => {
+                    return Err(PathChoiceError::Unsupported {
+                        var: ATTACH_PATH_ENV,
+                        value,
+                        release: self.release,
+                        missing: "cgroup bpf_links (5.7+)",
+                    })
+                }
+                _ => {
+                    return Err(PathChoiceError::Unknown { var: ATTACH_PATH_ENV, value, expected: "prog-attach, link" })
+                }
+            };
+        }
+        Ok(self)
     }
 
     /// One line for logs.
     pub fn summary(&self) -> String {
         let yes_no = |b: bool| if b { "yes" } else { "no" };
         format!(
-            "kernel {}: ring buffer {}, cgroup links {}, memlock accounting {}, process info in sock_addr {} / cgroup_skb {}",
+            "kernel {}: ring buffer {}, cgroup links {}, memlock accounting {}, process info in sock_addr {} / cgroup_skb {}; \
+             events via {}, attached with {}",
             self.release,
             yes_no(self.ring_buffer),
             yes_no(self.cgroup_links),
             yes_no(self.memlock_accounting),
             yes_no(self.sock_addr_task_info),
-            yes_no(self.skb_task_info)
+            yes_no(self.skb_task_info),
+            match self.events {
+                EventsPath::RingBuffer => "ring buffer",
+                EventsPath::PerfEventArray => "perf event array",
+            },
+            match self.attach {
+                AttachPath::Link => "pinned bpf_links",
+                AttachPath::ProgAttach => "BPF_PROG_ATTACH (multi) and pinned programs",
+            },
         )
     }
 }
@@ -195,6 +293,43 @@ mod tests {
         assert_eq!(parse_release("6.18.44-fc-v657"), Some((6, 18)));
         assert_eq!(parse_release("6.12.95+deb12-cloud-amd64"), Some((6, 12)));
         assert_eq!(parse_release(""), None);
+    }
+
+    fn old_kernel() -> KernelFeatures {
+        KernelFeatures { release: "5.4.0-100-generic".into(), ..KernelFeatures::default() }.with_default_paths()
+    }
+
+    fn new_kernel() -> KernelFeatures {
+        KernelFeatures { release: "6.1.0".into(), ring_buffer: true, cgroup_links: true, ..KernelFeatures::default() }
+            .with_default_paths()
+    }
+
+    #[test]
+    fn paths_follow_the_kernel() {
+        let old = old_kernel();
+        assert_eq!((old.events, old.attach), (EventsPath::PerfEventArray, AttachPath::ProgAttach));
+        let new = new_kernel();
+        assert_eq!((new.events, new.attach), (EventsPath::RingBuffer, AttachPath::Link));
+    }
+
+    #[test]
+    fn overrides_force_fallbacks_and_refuse_what_the_kernel_lacks() {
+        let env = |events: &'static str, attach: &'static str| {
+            move |var: &str| match var {
+                EVENTS_PATH_ENV if !events.is_empty() => Some(events.to_string()),
+                ATTACH_PATH_ENV if !attach.is_empty() => Some(attach.to_string()),
+                _ => None,
+            }
+        };
+        let forced = new_kernel().with_overrides(env("perf", "prog-attach")).unwrap();
+        assert_eq!((forced.events, forced.attach), (EventsPath::PerfEventArray, AttachPath::ProgAttach));
+        let err = old_kernel().with_overrides(env("ring", "")).unwrap_err().to_string();
+        assert!(err.contains("RAM_EVENTS_PATH=ring") && err.contains("5.4.0-100-generic"), "{err}");
+        let err = old_kernel().with_overrides(env("", "link")).unwrap_err().to_string();
+        assert!(err.contains("RAM_ATTACH_PATH=link") && err.contains("5.7"), "{err}");
+        let err = new_kernel().with_overrides(env("carrier-pigeon", "")).unwrap_err().to_string();
+        assert!(err.contains("carrier-pigeon") && err.contains("perf, ring"), "{err}");
+        assert_eq!(new_kernel().with_overrides(|_| None).unwrap(), new_kernel());
     }
 }
 

@@ -21,7 +21,7 @@ use crate::{
     sys::monotonic_ns,
 };
 
-fn open(paths: &Paths, name: &str) -> Result<Map> {
+pub(crate) fn open(paths: &Paths, name: &str) -> Result<Map> {
     let path = paths.map_pin(name);
     if !path.exists() {
         return Err(Error::MissingMap { map: name.to_string() });
@@ -394,11 +394,6 @@ pub fn scope_configs(paths: &Paths) -> Result<Vec<(u32, ScopeConfig)>> {
         }
     }
     Ok(out)
-}
-
-/// The pinned event ring buffer, for ramd to read.
-pub fn events_ring(paths: &Paths) -> Result<aya::maps::RingBuf<MapData>> {
-    Ok(typed!(paths, MAP_EVENTS, aya::maps::RingBuf<MapData>))
 }
 
 /// Why a destination is allowed for a scope, or that it is not.

@@ -8,6 +8,7 @@
 pub mod cgroup;
 pub mod daemon;
 pub mod error;
+pub mod event_source;
 pub mod events;
 pub mod features;
 pub mod journal;
@@ -15,6 +16,7 @@ pub mod kernel;
 pub mod loader;
 pub mod paths;
 pub mod policy;
+pub mod prog_attach;
 pub mod status;
 pub mod sys;
 pub mod verifier;

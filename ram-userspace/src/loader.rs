@@ -2,14 +2,17 @@
 //!
 //! One instance of the object is loaded per scope (policy target), with the
 //! scope number as the load-time constant `RAM_SCOPE`; every instance opens
-//! the same pinned maps. Links are attached with BPF_F_ALLOW_MULTI (a child
-//! cgroup can add programs but never override ours) and pinned, so
-//! enforcement continues when ramd exits or crashes; only [`uninstall`]
-//! removes it.
+//! the same pinned maps. Programs are attached in multi mode (a child cgroup
+//! can add programs but never override ours) and the attachment is pinned,
+//! so enforcement continues when ramd exits or crashes; only [`uninstall`]
+//! removes it. From 5.7 the pin is a bpf_link; before, the program is
+//! attached with BPF_PROG_ATTACH and the program itself is pinned (see
+//! `crate::prog_attach`).
 
 use std::{
     collections::BTreeMap,
     fs::File,
+    os::fd::AsFd,
     path::{Path, PathBuf},
 };
 
@@ -18,20 +21,39 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use ram_common::maps::{
-    PINNED_MAPS, PROGRAMS, PROG_EGRESS, PROG_INGRESS, SCOPE_GLOBAL, SKB_TASK_INFO_GLOBAL, SOCK_ADDR_TASK_INFO_GLOBAL,
+    MAP_EVENTS, MAP_PERF_EVENTS, PINNED_MAPS, PROGRAMS, PROG_EGRESS, PROG_INGRESS, SCOPE_GLOBAL, SKB_TASK_INFO_GLOBAL,
+    SOCK_ADDR_TASK_INFO_GLOBAL,
 };
 use serde::Serialize;
 
 use crate::{
-    cgroup::cgroup_id,
+    cgroup::{cgroup_id, find_by_id},
     error::{Error, Result},
-    features::KernelFeatures,
-    paths::{LinkPin, Paths},
-    sys,
+    features::{AttachPath, EventsPath, KernelFeatures},
+    paths::{LinkPin, Paths, PinKind},
+    prog_attach, sys,
 };
 
-/// The eBPF object built by build.rs from ../ram-ebpf.
-pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ram-ebpf.o"));
+/// The eBPF objects built by build.rs from ../ram-ebpf: events through a
+/// ring buffer, or (for kernels before 5.8) through a perf event array.
+static OBJECT_RING: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ram-ebpf.o"));
+static OBJECT_PERF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ram-ebpf-perf.o"));
+
+/// The object that sends events the chosen way.
+pub fn object(events: EventsPath) -> &'static [u8] {
+    match events {
+        EventsPath::RingBuffer => OBJECT_RING,
+        EventsPath::PerfEventArray => OBJECT_PERF,
+    }
+}
+
+/// The event map of the object that sends events the chosen way.
+pub fn events_map(events: EventsPath) -> &'static str {
+    match events {
+        EventsPath::RingBuffer => MAP_EVENTS,
+        EventsPath::PerfEventArray => MAP_PERF_EVENTS,
+    }
+}
 
 /// A loaded program as `ramctl status` shows it.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -51,27 +73,13 @@ pub struct ProgramStatus {
 /// The programs of one scope, loaded and attached to some cgroups.
 pub struct ScopeInstance {
     pub scope: u32,
+    attach_path: AttachPath,
     ebpf: Ebpf,
     /// Verifier figures measured by [`crate::verifier`] where the kernel
     /// does not report them.
     measured: std::collections::BTreeMap<String, u32>,
     /// cgroup id → (path, pinned link files).
     attached: BTreeMap<u64, (PathBuf, Vec<PathBuf>)>,
-}
-
-/// The attach flags to ask for. From 5.7 aya attaches through a bpf_link,
-/// which the kernel always runs in multi mode and which refuses any flag
-/// (EINVAL); before that aya falls back to BPF_PROG_ATTACH, where we must ask
-/// for BPF_F_ALLOW_MULTI ourselves. Either way a child cgroup can add
-/// programs but never replace ours.
-fn attach_mode() -> CgroupAttachMode {
-    use aya::util::KernelVersion;
-    // aya decides link vs. prog-attach from the same version check.
-    if KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(5, 7, 0)) {
-        CgroupAttachMode::Single
-    } else {
-        CgroupAttachMode::AllowMultiple
-    }
 }
 
 /// Prepares bpffs and the pin directories (root-only).
@@ -99,7 +107,8 @@ impl ScopeInstance {
         features: &KernelFeatures,
         measure_verifier: bool,
     ) -> Result<Self> {
-        let pins: Vec<(&str, PathBuf)> = PINNED_MAPS.iter().map(|m| (*m, paths.map_pin(m))).collect();
+        let pins: Vec<(&str, PathBuf)> =
+            PINNED_MAPS.iter().chain([&events_map(features.events)]).map(|m| (*m, paths.map_pin(m))).collect();
         let sock_addr_task_info = u32::from(features.sock_addr_task_info);
         let skb_task_info = u32::from(features.skb_task_info);
         let mut loader = EbpfLoader::new();
@@ -109,8 +118,9 @@ impl ScopeInstance {
         for (name, path) in &pins {
             loader.map_pin_path(name, path.as_path());
         }
-        let mut ebpf =
-            loader.load(OBJECT).map_err(|e| Error::Load { target: target_name.to_string(), cause: Box::new(e) })?;
+        let mut ebpf = loader
+            .load(object(features.events))
+            .map_err(|e| Error::Load { target: target_name.to_string(), cause: Box::new(e) })?;
         for name in PROGRAMS {
             let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
             let program = ebpf.program_mut(name).ok_or_else(|| Error::Program {
@@ -126,14 +136,14 @@ impl ScopeInstance {
             }
         }
         let measured = if measure_verifier {
-            crate::verifier::processed_insns(&ebpf).unwrap_or_else(|e| {
+            crate::verifier::processed_insns(&ebpf, object(features.events)).unwrap_or_else(|e| {
                 tracing::warn!("cannot measure verifier cost: {e}");
                 BTreeMap::new()
             })
         } else {
             BTreeMap::new()
         };
-        Ok(ScopeInstance { scope, ebpf, measured, attached: BTreeMap::new() })
+        Ok(ScopeInstance { scope, attach_path: features.attach, ebpf, measured, attached: BTreeMap::new() })
     }
 
     pub fn programs(&self) -> Vec<ProgramStatus> {
@@ -186,41 +196,46 @@ impl ScopeInstance {
     }
 
     fn attach_one(&mut self, paths: &Paths, name: &str, dir: &File, cgroup: &Path, cgroup_id: u64) -> Result<PathBuf> {
-        let attach_error =
-            |e| Error::Attach { program: name.to_string(), cgroup: cgroup.to_path_buf(), cause: Box::new(e) };
         let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
         let program = self.ebpf.program_mut(name).ok_or_else(|| Error::Program {
             program: name.to_string(),
             cause: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
         })?;
         let program_id = program.info().map_err(program_error)?.id();
-        let link: FdLink = if name == PROG_INGRESS || name == PROG_EGRESS {
-            let p: &mut CgroupSkb = program.try_into().map_err(program_error)?;
-            let kind = if name == PROG_INGRESS { CgroupSkbAttachType::Ingress } else { CgroupSkbAttachType::Egress };
-            let link_id = p.attach(dir, kind, attach_mode()).map_err(attach_error)?;
-            let link = p.take_link(link_id).map_err(program_error)?;
-            link.try_into().map_err(|e| Error::Link { program: name.to_string(), cause: Box::new(e) })?
-        } else {
-            let p: &mut CgroupSockAddr = program.try_into().map_err(program_error)?;
-            let link_id = p.attach(dir, attach_mode()).map_err(attach_error)?;
-            let link = p.take_link(link_id).map_err(program_error)?;
-            link.try_into().map_err(|e| Error::Link { program: name.to_string(), cause: Box::new(e) })?
+        let kind = match self.attach_path {
+            AttachPath::Link => PinKind::Link,
+            AttachPath::ProgAttach => PinKind::AttachedProgram,
         };
-        let pin = LinkPin { scope: self.scope, cgroup_id, program: name.to_string(), program_id };
+        let pin = LinkPin { scope: self.scope, cgroup_id, program: name.to_string(), program_id, kind };
         let path = paths.links_dir().join(pin.file_name());
-        // A pinned link stays attached after this process exits.
-        let pinned = link.pin(&path).map_err(|e| Error::Pin { path: path.clone(), cause: Box::new(e) })?;
-        drop(pinned);
+        match self.attach_path {
+            AttachPath::Link => {
+                let link = attach_link(program, name, dir, cgroup)?;
+                // A pinned link stays attached after this process exits.
+                let pinned = link.pin(&path).map_err(|e| Error::Pin { path: path.clone(), cause: Box::new(e) })?;
+                drop(pinned);
+            }
+            AttachPath::ProgAttach => {
+                let fd = program.fd().map_err(program_error)?;
+                // Pin first: an attachment must never exist without the pin
+                // that lets a later ramd detach it.
+                prog_attach::pin_object(fd.as_fd(), &path)?;
+                if let Err(e) = prog_attach::attach(dir, cgroup, fd.as_fd(), name) {
+                    let _ = std::fs::remove_file(&path);
+                    return Err(e);
+                }
+            }
+        }
         Ok(path)
     }
 
-    /// Detaches this instance from every cgroup (its pins were the only
-    /// references to its links); returns how many links went.
+    /// Detaches this instance from every cgroup; returns how many
+    /// attachments went.
     pub fn detach_all(&mut self) -> usize {
         let mut detached = 0;
         for (_, (cgroup, pins)) in std::mem::take(&mut self.attached) {
             for pin in pins {
-                match std::fs::remove_file(&pin) {
+                match release(&pin, Some(&cgroup), None) {
                     Ok(()) => detached += 1,
                     Err(e) => tracing::warn!(pin = %pin.display(), cgroup = %cgroup.display(), "cannot detach: {e}"),
                 }
@@ -233,6 +248,52 @@ impl ScopeInstance {
     pub fn own_pins(&self) -> impl Iterator<Item = &PathBuf> {
         self.attached.values().flat_map(|(_, pins)| pins.iter())
     }
+}
+
+/// Attaches `program` to `cgroup` through a bpf_link (5.7+), which the
+/// kernel always runs in multi mode.
+fn attach_link(program: &mut aya::programs::Program, name: &str, dir: &File, cgroup: &Path) -> Result<FdLink> {
+    let attach_error =
+        |e| Error::Attach { program: name.to_string(), cgroup: cgroup.to_path_buf(), cause: Box::new(e) };
+    let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
+    let link_error = |e| Error::Link { program: name.to_string(), cause: Box::new(e) };
+    // A link refuses attach flags (EINVAL): Single asks for none.
+    if name == PROG_INGRESS || name == PROG_EGRESS {
+        let p: &mut CgroupSkb = program.try_into().map_err(program_error)?;
+        let kind = if name == PROG_INGRESS { CgroupSkbAttachType::Ingress } else { CgroupSkbAttachType::Egress };
+        let link_id = p.attach(dir, kind, CgroupAttachMode::Single).map_err(attach_error)?;
+        p.take_link(link_id).map_err(program_error)?.try_into().map_err(link_error)
+    } else {
+        let p: &mut CgroupSockAddr = program.try_into().map_err(program_error)?;
+        let link_id = p.attach(dir, CgroupAttachMode::Single).map_err(attach_error)?;
+        p.take_link(link_id).map_err(program_error)?.try_into().map_err(link_error)
+    }
+}
+
+/// Ends the attachment a pin holds: removing a link's pin detaches it; an
+/// attached program is detached from its cgroup first (found under
+/// `cgroup_root` when `cgroup` is not known) and then unpinned. A cgroup
+/// that no longer exists took its attachments with it.
+pub fn release(pin_path: &Path, cgroup: Option<&Path>, cgroup_root: Option<&Path>) -> Result<()> {
+    let name = pin_path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if let Some(pin) = LinkPin::parse(name).filter(|p| p.kind == PinKind::AttachedProgram) {
+        let found;
+        let cgroup = match cgroup {
+            Some(path) => Some(path),
+            None => {
+                let root = match cgroup_root {
+                    Some(root) => root.to_path_buf(),
+                    None => crate::cgroup::cgroup2_mount()?,
+                };
+                found = find_by_id(&root, pin.cgroup_id);
+                found.as_deref()
+            }
+        };
+        if let Some(cgroup) = cgroup.filter(|c| c.exists()) {
+            prog_attach::detach(cgroup, pin_path, &pin.program)?;
+        }
+    }
+    std::fs::remove_file(pin_path).map_err(|e| Error::io(pin_path, e))
 }
 
 /// The link pins present in the pin directory.
@@ -258,23 +319,25 @@ pub struct UninstallReport {
     pub maps: usize,
 }
 
-/// Removes every link (detaching the programs) and then every map pin and
-/// the pin directory itself. Links go first so nothing runs against a
-/// half-removed set of maps.
+/// Removes every attachment (detaching the programs) and then every map pin
+/// and the pin directory itself. Attachments go first so nothing runs
+/// against a half-removed set of maps.
 pub fn uninstall(paths: &Paths) -> Result<UninstallReport> {
     let mut report = UninstallReport::default();
     if !paths.pin_dir.exists() {
         return Ok(report);
     }
+    let cgroup_root = crate::cgroup::cgroup2_mount().ok();
     for dir in [paths.links_dir(), paths.maps_dir()] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
         for entry in entries.flatten() {
-            std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
             if dir == paths.links_dir() {
+                release(&entry.path(), None, cgroup_root.as_deref())?;
                 report.links += 1;
             } else {
+                std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
                 report.maps += 1;
             }
         }

@@ -54,21 +54,42 @@ impl Paths {
     }
 }
 
-/// A pinned link's identity, encoded in its file name.
+/// What a pin in the links directory holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PinKind {
+    /// A bpf_link: removing the pin detaches the program.
+    Link,
+    /// A program attached with BPF_PROG_ATTACH (kernels before 5.7): it
+    /// stays attached until BPF_PROG_DETACH, which needs this pin's fd.
+    AttachedProgram,
+}
+
+/// A pinned attachment's identity, encoded in its file name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LinkPin {
     pub scope: u32,
     pub cgroup_id: u64,
     pub program: String,
     pub program_id: u32,
+    pub kind: PinKind,
 }
+
+const ATTACHED_PROGRAM_SUFFIX: &str = "-attached";
 
 impl LinkPin {
     pub fn file_name(&self) -> String {
-        format!("s{}-cg{}-{}-p{}", self.scope, self.cgroup_id, self.program, self.program_id)
+        let suffix = match self.kind {
+            PinKind::Link => "",
+            PinKind::AttachedProgram => ATTACHED_PROGRAM_SUFFIX,
+        };
+        format!("s{}-cg{}-{}-p{}{suffix}", self.scope, self.cgroup_id, self.program, self.program_id)
     }
 
     pub fn parse(name: &str) -> Option<Self> {
+        let (name, kind) = match name.strip_suffix(ATTACHED_PROGRAM_SUFFIX) {
+            Some(rest) => (rest, PinKind::AttachedProgram),
+            None => (name, PinKind::Link),
+        };
         let rest = name.strip_prefix('s')?;
         let (scope, rest) = rest.split_once("-cg")?;
         let (cgroup_id, rest) = rest.split_once('-')?;
@@ -78,6 +99,7 @@ impl LinkPin {
             cgroup_id: cgroup_id.parse().ok()?,
             program: program.to_string(),
             program_id: program_id.parse().ok()?,
+            kind,
         })
     }
 }
@@ -88,9 +110,13 @@ mod tests {
 
     #[test]
     fn link_pin_names_round_trip() {
-        let pin = LinkPin { scope: 3, cgroup_id: 4242, program: "ram_connect4".into(), program_id: 17 };
+        let pin =
+            LinkPin { scope: 3, cgroup_id: 4242, program: "ram_connect4".into(), program_id: 17, kind: PinKind::Link };
         assert_eq!(pin.file_name(), "s3-cg4242-ram_connect4-p17");
-        assert_eq!(LinkPin::parse(&pin.file_name()), Some(pin));
+        assert_eq!(LinkPin::parse(&pin.file_name()), Some(pin.clone()));
+        let attached = LinkPin { kind: PinKind::AttachedProgram, ..pin };
+        assert_eq!(attached.file_name(), "s3-cg4242-ram_connect4-p17-attached");
+        assert_eq!(LinkPin::parse(&attached.file_name()), Some(attached));
         assert_eq!(LinkPin::parse("garbage"), None);
     }
 }

@@ -28,6 +28,13 @@ pub fn raise_memlock() -> Result<()> {
     Err(Error::Sys { what: "setrlimit(RLIMIT_MEMLOCK, unlimited)".into(), cause })
 }
 
+/// The bpf(2) system call; returns what the kernel returned (an fd, 0, or
+/// -1 with errno set).
+pub(crate) fn bpf(cmd: libc::c_long, attr: *const libc::c_void, size: usize) -> libc::c_long {
+    // SAFETY: callers pass a live, zero-padded attribute struct of `size` bytes.
+    unsafe { libc::syscall(libc::SYS_bpf, cmd, attr, size) }
+}
+
 /// CLOCK_MONOTONIC in nanoseconds: the clock of bpf_ktime_get_ns().
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -36,7 +43,7 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn c_path(path: &Path) -> Result<CString> {
+pub(crate) fn c_path(path: &Path) -> Result<CString> {
     CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::io(path, io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte")))
 }

@@ -12,27 +12,21 @@ use std::{
 };
 
 use aya::{maps::MapData, Ebpf};
-use ram_common::maps::{
-    PROGRAMS, PROG_CONNECT4, PROG_CONNECT6, PROG_EGRESS, PROG_INGRESS, PROG_SENDMSG4, PROG_SENDMSG6,
-};
+use ram_common::maps::{PROGRAMS, PROG_EGRESS, PROG_INGRESS};
 
 use crate::{
     error::{Error, Result},
     features::{prog_load, BPF_LOG_STATS, BPF_PROG_TYPE_CGROUP_SKB, BPF_PROG_TYPE_CGROUP_SOCK_ADDR},
-    loader::OBJECT,
+    prog_attach::attach_type,
 };
 
 /// (program type, expected attach type) of each program.
 fn program_type(name: &str) -> Option<(u32, u32)> {
-    Some(match name {
-        PROG_INGRESS => (BPF_PROG_TYPE_CGROUP_SKB, 0),
-        PROG_EGRESS => (BPF_PROG_TYPE_CGROUP_SKB, 1),
-        PROG_CONNECT4 => (BPF_PROG_TYPE_CGROUP_SOCK_ADDR, 10),
-        PROG_CONNECT6 => (BPF_PROG_TYPE_CGROUP_SOCK_ADDR, 11),
-        PROG_SENDMSG4 => (BPF_PROG_TYPE_CGROUP_SOCK_ADDR, 14),
-        PROG_SENDMSG6 => (BPF_PROG_TYPE_CGROUP_SOCK_ADDR, 15),
-        _ => return None,
-    })
+    let prog_type = match name {
+        PROG_INGRESS | PROG_EGRESS => BPF_PROG_TYPE_CGROUP_SKB,
+        _ => BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+    };
+    Some((prog_type, attach_type(name)?))
 }
 
 /// "processed 233929 insns (limit 1000000) ..." → 233929.
@@ -46,8 +40,8 @@ fn obj_error(e: impl std::fmt::Display) -> Error {
 }
 
 /// Loads a statistics-only copy of every program of `ebpf` (loaded from
-/// [`OBJECT`]) and returns the instructions the verifier processed for each.
-pub fn processed_insns(ebpf: &Ebpf) -> Result<BTreeMap<String, u32>> {
+/// `object`) and returns the instructions the verifier processed for each.
+pub fn processed_insns(ebpf: &Ebpf, object: &[u8]) -> Result<BTreeMap<String, u32>> {
     let mut maps: HashMap<String, MapData> = HashMap::new();
     for name in PROGRAMS {
         let Some(program) = ebpf.program(name) else {
@@ -62,7 +56,7 @@ pub fn processed_insns(ebpf: &Ebpf) -> Result<BTreeMap<String, u32>> {
             maps.insert(map_name, data);
         }
     }
-    let mut obj = aya_obj::Object::parse(OBJECT).map_err(obj_error)?;
+    let mut obj = aya_obj::Object::parse(object).map_err(obj_error)?;
     let text_sections: HashSet<usize> = obj.functions.keys().map(|(section, _)| *section).collect();
     let defs: Vec<(String, i32, aya_obj::Map)> = obj
         .maps

@@ -341,6 +341,8 @@ pub struct Ramd {
     pub dir: TempDir,
     pub pin_dir: PathBuf,
     pub log: PathBuf,
+    /// Extra environment of every start, restarts included.
+    env: Vec<(String, String)>,
 }
 
 impl Ramd {
@@ -368,14 +370,15 @@ impl Ramd {
         dir.write("ram.toml", policy);
         let pin_dir = PathBuf::from("/sys/fs/bpf").join(unique("pins"));
         let log = dir.path.join("ramd.log");
-        let mut ramd = Ramd { proc: None, dir, pin_dir, log };
-        ramd.launch(env);
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut ramd = Ramd { proc: None, dir, pin_dir, log, env };
+        ramd.launch();
         ramd
     }
 
     /// Starts ramd on this instance's policy, pins and run dir; its log is
     /// appended to.
-    fn launch(&mut self, env: &[(&str, &str)]) {
+    fn launch(&mut self) {
         let log_file = fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
         let mut cmd = Command::new(bin("ramd"));
         cmd.args(["--log-format", "json", "--config"])
@@ -385,7 +388,7 @@ impl Ramd {
             .arg("--run-dir")
             .arg(self.run_dir())
             .env("RUST_LOG", "debug")
-            .envs(env.iter().copied())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file);
         self.proc = Some(Proc::spawn("ramd", &mut cmd));
@@ -404,7 +407,7 @@ impl Ramd {
     /// for its targets.
     pub fn restart(&mut self) {
         self.stop();
-        self.launch(&[]);
+        self.launch();
         self.wait_attached();
     }
 

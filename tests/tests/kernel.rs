@@ -598,3 +598,72 @@ fn rules_with_ports_allow_only_those_ports() {
     assert_eq!(inside(&["connect", "127.10.0.1", "22"]), "ECONNREFUSED");
     assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "EPERM");
 }
+
+/// Programs attached to `cgroup` for each of ram's attach types.
+fn attached_programs(cgroup: &TestCgroup) -> Vec<(String, Vec<u32>)> {
+    ram_common::maps::PROGRAMS
+        .into_iter()
+        .map(|name| {
+            let attach_type = ram::prog_attach::attach_type(name).expect("attach type");
+            (name.to_string(), ram::prog_attach::query(&cgroup.path, attach_type).expect("BPF_PROG_QUERY"))
+        })
+        .collect()
+}
+
+/// The paths for kernels before 5.7 and 5.8, forced on this kernel:
+/// BPF_PROG_ATTACH with pinned programs instead of bpf_links, and events
+/// through a perf event array instead of a ring buffer. Everything a user
+/// relies on must hold on them too.
+#[test]
+fn fallback_paths_enforce_log_survive_restarts_and_uninstall() {
+    require_root();
+    let scene = Scene::new("k-fallback", &[("a.registry.test", "127.10.0.1"), ("b.registry.test", "127.10.0.2")], 300);
+    let policy = scene.policy("", "[[allow]]\nhost = \"a.registry.test\"\n");
+    let env = [("RAM_EVENTS_PATH", "perf"), ("RAM_ATTACH_PATH", "prog-attach")];
+    let mut ramd = Ramd::start_with_env(&policy, &env);
+    let inside = |args: &[&str]| scene.inside(args);
+    let status = ramd.ramctl_json(&["status"]).expect("status");
+    assert_eq!(status["kernel"]["events"], "perf-event-array", "{status}");
+    assert_eq!(status["kernel"]["attach"], "prog-attach", "{status}");
+
+    // Verdicts, learning and both kinds of event, through the perf buffers.
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "a.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "b.registry.test", "5000"]), "127.10.0.2 EPERM");
+    ramd.wait_log("dns line from the perf buffer", |e| e["host"] == "a.registry.test" && e["learned"] == 1);
+    ramd.wait_log("blocked line from the perf buffer", |e| {
+        e["event"] == "blocked" && e["daddr"] == "127.10.0.2" && e["comm"] == "ram-probe"
+    });
+    let first = attached_programs(&scene.cgroup);
+    for (name, ids) in &first {
+        assert_eq!(ids.len(), 1, "{name}: one program attached, got {ids:?}");
+    }
+
+    // kill -9: the attachments belong to the cgroup, not to ramd.
+    ramd.kill();
+    assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "EPERM");
+    assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "ECONNREFUSED");
+    assert_eq!(attached_programs(&scene.cgroup), first);
+
+    // A restart attaches new programs, then detaches the previous run's:
+    // one program per hook, none of them the old ones, and still enforcing.
+    ramd.restart();
+    let replaced = wait_for(Duration::from_secs(10), || {
+        let now = attached_programs(&scene.cgroup);
+        let one_each = now.iter().all(|(_, ids)| ids.len() == 1);
+        (one_each && now.iter().zip(&first).all(|((_, new), (_, old))| new != old)).then_some(now)
+    });
+    assert!(replaced.is_some(), "previous programs not replaced: {:?}", attached_programs(&scene.cgroup));
+    assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "EPERM");
+    assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "ECONNREFUSED");
+    let status = ramd.ramctl_json(&["status"]).expect("status");
+    assert_eq!(status["links"], 6, "{status}");
+
+    // Uninstall detaches every program from the cgroup.
+    ramd.stop();
+    let report = ramd.ramctl_json(&["uninstall"]).expect("ramctl uninstall");
+    assert_eq!(report["links"], 6, "{report}");
+    for (name, ids) in attached_programs(&scene.cgroup) {
+        assert!(ids.is_empty(), "{name} still attached after uninstall: {ids:?}");
+    }
+    assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "ECONNREFUSED");
+}

@@ -1,0 +1,172 @@
+//! Attaching without bpf_link, for kernels before 5.7: BPF_PROG_ATTACH with
+//! BPF_F_ALLOW_MULTI, BPF_PROG_DETACH, and pinning the attached program so a
+//! later ramd (or `ramd --uninstall`) can name it to BPF_PROG_DETACH.
+//!
+//! An attachment made this way outlives the process that made it (the
+//! cgroup holds the program), which is what enforcement needs; the pin is
+//! written before the attach so no attachment is ever left without one.
+
+use std::{
+    fs::File,
+    io,
+    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+    path::Path,
+};
+
+use ram_common::maps::{PROG_CONNECT4, PROG_CONNECT6, PROG_EGRESS, PROG_INGRESS, PROG_SENDMSG4, PROG_SENDMSG6};
+
+use crate::{
+    error::{Error, Result},
+    sys::{bpf, c_path},
+};
+
+const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_DETACH: libc::c_long = 9;
+const BPF_PROG_QUERY: libc::c_long = 16;
+const BPF_F_ALLOW_MULTI: u32 = 2;
+
+/// The kernel's attach type for each of ram's programs.
+pub fn attach_type(program: &str) -> Option<u32> {
+    match program {
+        PROG_INGRESS => Some(0),   // BPF_CGROUP_INET_INGRESS
+        PROG_EGRESS => Some(1),    // BPF_CGROUP_INET_EGRESS
+        PROG_CONNECT4 => Some(10), // BPF_CGROUP_INET4_CONNECT
+        PROG_CONNECT6 => Some(11), // BPF_CGROUP_INET6_CONNECT
+        PROG_SENDMSG4 => Some(14), // BPF_CGROUP_UDP4_SENDMSG
+        PROG_SENDMSG6 => Some(15), // BPF_CGROUP_UDP6_SENDMSG
+        _ => None,
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct AttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct ObjAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct QueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+}
+
+fn call<T>(cmd: libc::c_long, attr: &T) -> io::Result<libc::c_long> {
+    let ret = bpf(cmd, attr as *const T as *const libc::c_void, std::mem::size_of::<T>());
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn sys_error(what: String) -> impl FnOnce(io::Error) -> Error {
+    move |cause| Error::Sys { what, cause }
+}
+
+/// Pins the object behind `fd` (a program here) at `path`.
+pub fn pin_object(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
+    let c = c_path(path)?;
+    let attr = ObjAttr { pathname: c.as_ptr() as u64, bpf_fd: fd.as_raw_fd() as u32, file_flags: 0 };
+    call(BPF_OBJ_PIN, &attr).map(drop).map_err(|e| Error::io(path, e))
+}
+
+/// Opens a pinned object.
+pub fn open_pinned(path: &Path) -> Result<OwnedFd> {
+    let c = c_path(path)?;
+    let attr = ObjAttr { pathname: c.as_ptr() as u64, bpf_fd: 0, file_flags: 0 };
+    let fd = call(BPF_OBJ_GET, &attr).map_err(|e| Error::io(path, e))?;
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// BPF_PROG_ATTACH of `program` (of kind `program_name`) to `cgroup` in
+/// multi mode: a child cgroup can add programs but not replace this one.
+pub fn attach(cgroup: &File, cgroup_path: &Path, program: BorrowedFd<'_>, program_name: &str) -> Result<()> {
+    let what = format!("BPF_PROG_ATTACH {program_name} to {}", cgroup_path.display());
+    let attach_type = attach_type(program_name)
+        .ok_or_else(|| Error::Sys { what: what.clone(), cause: io::Error::from(io::ErrorKind::InvalidInput) })?;
+    let attr = AttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: program.as_raw_fd() as u32,
+        attach_type,
+        attach_flags: BPF_F_ALLOW_MULTI,
+        replace_bpf_fd: 0,
+    };
+    call(BPF_PROG_ATTACH, &attr).map(drop).map_err(sys_error(what))
+}
+
+/// BPF_PROG_DETACH of the program pinned at `pin` from `cgroup`. A program
+/// that is no longer attached (the cgroup was recreated, or a previous
+/// detach got this far) counts as detached.
+pub fn detach(cgroup_path: &Path, pin: &Path, program_name: &str) -> Result<()> {
+    let what = format!("BPF_PROG_DETACH {} from {}", pin.display(), cgroup_path.display());
+    let attach_type = attach_type(program_name)
+        .ok_or_else(|| Error::Sys { what: what.clone(), cause: io::Error::from(io::ErrorKind::InvalidInput) })?;
+    let cgroup = File::open(cgroup_path).map_err(|e| Error::io(cgroup_path, e))?;
+    let program = open_pinned(pin)?;
+    let attr = AttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: program.as_fd().as_raw_fd() as u32,
+        attach_type,
+        ..AttachAttr::default()
+    };
+    match call(BPF_PROG_DETACH, &attr) {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) => Err(Error::Sys { what, cause: e }),
+    }
+}
+
+/// Ids of the programs attached to `cgroup` itself for `attach_type`.
+pub fn query(cgroup_path: &Path, attach_type: u32) -> Result<Vec<u32>> {
+    let cgroup = File::open(cgroup_path).map_err(|e| Error::io(cgroup_path, e))?;
+    let mut ids = vec![0u32; 64];
+    let mut attr = QueryAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_type,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
+        ..QueryAttr::default()
+    };
+    let ret = bpf(BPF_PROG_QUERY, &mut attr as *mut QueryAttr as *const libc::c_void, std::mem::size_of::<QueryAttr>());
+    if ret < 0 {
+        let what = format!("BPF_PROG_QUERY on {}", cgroup_path.display());
+        return Err(Error::Sys { what, cause: io::Error::last_os_error() });
+    }
+    ids.truncate(attr.prog_cnt as usize);
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use ram_common::maps::PROGRAMS;
+
+    use super::*;
+
+    #[test]
+    fn every_program_has_an_attach_type() {
+        for program in PROGRAMS {
+            assert!(attach_type(program).is_some(), "{program}");
+        }
+        assert_eq!(attach_type("ram_unknown"), None);
+    }
+}
