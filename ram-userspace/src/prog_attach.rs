@@ -67,6 +67,9 @@ struct QueryAttr {
     attach_flags: u32,
     prog_ids: u64,
     prog_cnt: u32,
+    /// Explicit so it is zero: kernels refuse non-zero bytes past the last
+    /// field they know (EINVAL), and implicit padding is not guaranteed zero.
+    _pad: u32,
 }
 
 fn call<T>(cmd: libc::c_long, attr: &T) -> io::Result<libc::c_long> {
