@@ -1,7 +1,7 @@
 //! ramd's work: load, attach, fill the maps, then follow events and targets.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     path::PathBuf,
     time::Duration,
 };
@@ -16,9 +16,10 @@ use crate::{
     features::KernelFeatures,
     journal::Journal,
     kernel,
+    layout,
     loader::{self, ScopeInstance},
-    paths::Paths,
-    policy::{CompiledPolicy, HostFacts, Policy, PolicyError, Selector},
+    paths::{LinkPin, Paths},
+    policy::{CompiledPolicy, HostFacts, Limits, Policy, PolicyError, Selector},
     status::{CgroupStatus, DaemonStatus, ReloadStatus, TargetStatus},
     sys::monotonic_ns,
 };
@@ -78,6 +79,8 @@ pub struct Daemon {
     reload: ReloadStatus,
     paths: Paths,
     features: KernelFeatures,
+    /// Map sizes in effect (from the policy ramd started with).
+    limits: Limits,
     policy: Policy,
     compiled: CompiledPolicy,
     instances: Vec<ScopeInstance>,
@@ -110,6 +113,22 @@ impl Daemon {
         let features = KernelFeatures::probe().with_overrides(|var| std::env::var(var).ok())?;
         info!("{}", features.summary());
         loader::prepare(&paths)?;
+        // Pinned maps that differ from what this build and policy want are
+        // set aside before the load creates them afresh.
+        let limits = policy.limits;
+        let layouts = layout::wanted(
+            loader::object(features.events),
+            &loader::pinned_map_names(features.events),
+            &loader::map_sizes(&limits),
+        )?;
+        for mismatch in layout::set_aside_mismatched(&paths, &layouts)? {
+            info!(
+                map = %mismatch.map,
+                pinned = ?mismatch.pinned,
+                wanted = ?mismatch.wanted,
+                "map layout or size changed: replacing the map, carrying entries over where the layout allows"
+            );
+        }
         let mut instances = Vec::with_capacity(compiled.scopes.len());
         // Measuring verifies every program twice; only the first scope's
         // figures are needed (every scope loads the same code).
@@ -124,11 +143,13 @@ impl Daemon {
                 scope.scope,
                 &scope.name,
                 &features,
+                &limits,
                 measure && scope.scope == 0,
             )?);
         }
         // Rules go in before any attach, so the first verdict already has them.
         kernel::apply_rules(&paths, &compiled)?;
+        carry_maps_over(&paths, &layouts)?;
         let paths_run_dir = paths.run_dir.clone();
         crate::sys::create_private_dir(&paths_run_dir)?;
         let mut daemon = Daemon {
@@ -137,6 +158,7 @@ impl Daemon {
             reload: ReloadStatus::default(),
             paths,
             features,
+            limits,
             policy,
             compiled,
             instances,
@@ -156,6 +178,9 @@ impl Daemon {
         info!(policy = %daemon.policy.source, mode = %daemon.policy.mode, targets = daemon.instances.len(), "policy loaded");
         daemon.reconcile_targets();
         daemon.prune_previous_links();
+        // What the old programs learned while the new ones were loading.
+        carry_maps_over(&daemon.paths, &layouts)?;
+        layout::remove_previous(&daemon.paths, &layouts);
         daemon.publish_status();
         Ok(daemon)
     }
@@ -167,6 +192,13 @@ impl Daemon {
     /// Did the policy file change since it was last read?
     pub fn policy_changed(&self) -> bool {
         FileStamp::of(&self.source) != self.stamp
+    }
+
+    /// Pinned links no current instance owns: an earlier run's, or those of
+    /// instances being replaced. Attaching takes them over.
+    fn adoptable_links(&self) -> Vec<(LinkPin, PathBuf)> {
+        let own: BTreeSet<PathBuf> = self.instances.iter().flat_map(|i| i.own_pins().cloned()).collect();
+        loader::link_pins(&self.paths).into_iter().filter(|(_, path)| !own.contains(path)).collect()
     }
 
     /// Reads the policy again and applies it as one step. A policy that does
@@ -197,6 +229,12 @@ impl Daemon {
             warn!("{warning}");
         }
         let compiled = policy.compile()?;
+        if policy.limits != self.limits {
+            warn!(
+                "{}: [limits] changed; map sizes change when ramd restarts, until then {:?} stay",
+                policy.source, self.limits
+            );
+        }
         // A scope keeps its programs while its target's selector is the same
         // (the scope number is baked into them); otherwise new programs are
         // loaded now, before anything changes, so a load failure changes nothing.
@@ -205,7 +243,14 @@ impl Daemon {
             let index = settings.scope as usize;
             let same = self.compiled.scopes.get(index).is_some_and(|old| old.selector == settings.selector);
             if !same {
-                let instance = ScopeInstance::load(&self.paths, settings.scope, &settings.name, &self.features, false)?;
+                let instance = ScopeInstance::load(
+                    &self.paths,
+                    settings.scope,
+                    &settings.name,
+                    &self.features,
+                    &self.limits,
+                    false,
+                )?;
                 replacements.push((index, instance));
             }
         }
@@ -260,6 +305,7 @@ impl Daemon {
 
     /// Attaches every scope to the cgroups its selector finds now.
     pub fn reconcile_targets(&mut self) {
+        let mut adoptable = self.adoptable_links();
         for index in 0..self.instances.len() {
             let settings = &self.compiled.scopes[index];
             let (cgroups, note) = self.resolve(&settings.selector);
@@ -272,7 +318,7 @@ impl Daemon {
                 if instance.is_attached(id) {
                     continue;
                 }
-                match instance.attach(&self.paths, &path) {
+                match instance.attach(&self.paths, &path, &mut adoptable) {
                     Ok(id) => {
                         self.failures.remove(&(index as u32, id));
                         info!(target_name = %name, cgroup = %path.display(), cgroup_id = id, "enforcing")
@@ -455,6 +501,19 @@ impl Daemon {
             None => debug!(len = bytes.len(), "unknown event"),
         }
     }
+}
+
+/// Copies entries from maps set aside by [`layout::set_aside_mismatched`]
+/// and says what was carried over or dropped.
+fn carry_maps_over(paths: &Paths, layouts: &BTreeMap<String, layout::Layout>) -> Result<()> {
+    for report in layout::carry_over(paths, layouts)? {
+        if report.dropped > 0 {
+            warn!(map = %report.map, copied = report.copied, dropped = report.dropped, "entries carried over; some could not be (learned addresses are learned again from the next answers)");
+        } else if report.copied > 0 {
+            info!(map = %report.map, copied = report.copied, "entries carried over to the replaced map");
+        }
+    }
+    Ok(())
 }
 
 /// Runs ramd until SIGINT or SIGTERM. Enforcement stays in place afterwards.

@@ -21,7 +21,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use ram_common::maps::{
-    MAP_EVENTS, MAP_PERF_EVENTS, PINNED_MAPS, PROGRAMS, PROG_EGRESS, PROG_INGRESS, SCOPE_GLOBAL, SKB_TASK_INFO_GLOBAL,
+    MAP_EVENTS, MAP_LEARN4, MAP_LEARN6, MAP_PERF_EVENTS, PINNED_MAPS, PROGRAMS, PROG_EGRESS, PROG_INGRESS, SCOPE_GLOBAL, SKB_TASK_INFO_GLOBAL,
     SOCK_ADDR_TASK_INFO_GLOBAL,
 };
 use serde::Serialize;
@@ -31,7 +31,8 @@ use crate::{
     error::{Error, Result},
     features::{AttachPath, EventsPath, KernelFeatures},
     paths::{LinkPin, Paths, PinKind},
-    prog_attach, sys,
+    policy::Limits,
+    bpf_calls, sys,
 };
 
 /// The eBPF objects built by build.rs from ../ram-ebpf: events through a
@@ -105,6 +106,7 @@ impl ScopeInstance {
         scope: u32,
         target_name: &str,
         features: &KernelFeatures,
+        limits: &Limits,
         measure_verifier: bool,
     ) -> Result<Self> {
         let pins: Vec<(&str, PathBuf)> =
@@ -113,6 +115,9 @@ impl ScopeInstance {
         let skb_task_info = u32::from(features.skb_task_info);
         let mut loader = EbpfLoader::new();
         loader.override_global(SCOPE_GLOBAL, &scope, true);
+        for (map, size) in map_sizes(limits) {
+            loader.map_max_entries(map, size);
+        }
         loader.override_global(SOCK_ADDR_TASK_INFO_GLOBAL, &sock_addr_task_info, true);
         loader.override_global(SKB_TASK_INFO_GLOBAL, &skb_task_info, true);
         for (name, path) in &pins {
@@ -173,7 +178,11 @@ impl ScopeInstance {
 
     /// Attaches every program to `cgroup` and pins the links. Returns the
     /// cgroup id. On failure, links made so far are detached again.
-    pub fn attach(&mut self, paths: &Paths, cgroup: &Path) -> Result<u64> {
+    /// A pinned link of an earlier run (or of a replaced instance) on the
+    /// same cgroup and hook, listed in `adoptable`, is taken over with
+    /// BPF_LINK_UPDATE instead: the hook switches to the new program in one
+    /// step. What is taken over is removed from `adoptable`.
+    pub fn attach(&mut self, paths: &Paths, cgroup: &Path, adoptable: &mut Vec<(LinkPin, PathBuf)>) -> Result<u64> {
         let id = cgroup_id(cgroup).map_err(|e| Error::io(cgroup, e))?;
         if self.attached.contains_key(&id) {
             return Ok(id);
@@ -181,7 +190,7 @@ impl ScopeInstance {
         let dir = File::open(cgroup).map_err(|e| Error::io(cgroup, e))?;
         let mut pinned = Vec::new();
         for name in PROGRAMS {
-            match self.attach_one(paths, name, &dir, cgroup, id) {
+            match self.attach_one(paths, name, &dir, cgroup, id, adoptable) {
                 Ok(path) => pinned.push(path),
                 Err(e) => {
                     for path in &pinned {
@@ -195,7 +204,15 @@ impl ScopeInstance {
         Ok(id)
     }
 
-    fn attach_one(&mut self, paths: &Paths, name: &str, dir: &File, cgroup: &Path, cgroup_id: u64) -> Result<PathBuf> {
+    fn attach_one(
+        &mut self,
+        paths: &Paths,
+        name: &str,
+        dir: &File,
+        cgroup: &Path,
+        cgroup_id: u64,
+        adoptable: &mut Vec<(LinkPin, PathBuf)>,
+    ) -> Result<PathBuf> {
         let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
         let program = self.ebpf.program_mut(name).ok_or_else(|| Error::Program {
             program: name.to_string(),
@@ -210,6 +227,10 @@ impl ScopeInstance {
         let path = paths.links_dir().join(pin.file_name());
         match self.attach_path {
             AttachPath::Link => {
+                let fd = program.fd().map_err(program_error)?;
+                if let Some(taken) = take_over_link(adoptable, cgroup_id, name, fd.as_fd(), &path) {
+                    return Ok(taken);
+                }
                 let link = attach_link(program, name, dir, cgroup)?;
                 // A pinned link stays attached after this process exits.
                 let pinned = link.pin(&path).map_err(|e| Error::Pin { path: path.clone(), cause: Box::new(e) })?;
@@ -219,8 +240,8 @@ impl ScopeInstance {
                 let fd = program.fd().map_err(program_error)?;
                 // Pin first: an attachment must never exist without the pin
                 // that lets a later ramd detach it.
-                prog_attach::pin_object(fd.as_fd(), &path)?;
-                if let Err(e) = prog_attach::attach(dir, cgroup, fd.as_fd(), name) {
+                bpf_calls::pin_object(fd.as_fd(), &path)?;
+                if let Err(e) = bpf_calls::attach(dir, cgroup, fd.as_fd(), name) {
                     let _ = std::fs::remove_file(&path);
                     return Err(e);
                 }
@@ -237,6 +258,8 @@ impl ScopeInstance {
             for pin in pins {
                 match release(&pin, Some(&cgroup), None) {
                     Ok(()) => detached += 1,
+                    // Taken over by the instance that replaced this one.
+                    Err(Error::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => tracing::warn!(pin = %pin.display(), cgroup = %cgroup.display(), "cannot detach: {e}"),
                 }
             }
@@ -248,6 +271,46 @@ impl ScopeInstance {
     pub fn own_pins(&self) -> impl Iterator<Item = &PathBuf> {
         self.attached.values().flat_map(|(_, pins)| pins.iter())
     }
+}
+
+/// Switches a pinned link of an earlier run on this cgroup and hook to
+/// `program` and renames its pin to `new_pin`; returns the pin's path, or
+/// None when there is no such link or the kernel refuses the update (the
+/// caller then attaches a new link, and the old one is pruned later).
+fn take_over_link(
+    adoptable: &mut Vec<(LinkPin, PathBuf)>,
+    cgroup_id: u64,
+    name: &str,
+    program: std::os::fd::BorrowedFd<'_>,
+    new_pin: &Path,
+) -> Option<PathBuf> {
+    let index = adoptable
+        .iter()
+        .position(|(pin, _)| pin.kind == PinKind::Link && pin.cgroup_id == cgroup_id && pin.program == name)?;
+    let (_, old_pin) = adoptable.remove(index);
+    if let Err(e) = bpf_calls::update_link(&old_pin, program) {
+        tracing::warn!(pin = %old_pin.display(), "cannot update the link, attaching a new one: {e}");
+        return None;
+    }
+    tracing::debug!(from = %old_pin.display(), to = %new_pin.display(), "link updated to the new program");
+    match std::fs::rename(&old_pin, new_pin) {
+        Ok(()) => Some(new_pin.to_path_buf()),
+        // The link runs our program either way; only its name is stale.
+        Err(e) => {
+            tracing::warn!(pin = %old_pin.display(), "cannot rename the updated link's pin: {e}");
+            Some(old_pin)
+        }
+    }
+}
+
+/// max_entries the policy sets, by map name.
+pub fn map_sizes(limits: &Limits) -> [(&'static str, u32); 2] {
+    [(MAP_LEARN4, limits.learned_addresses), (MAP_LEARN6, limits.learned_addresses)]
+}
+
+/// Every shared map the object for `events` uses, by name.
+pub fn pinned_map_names(events: EventsPath) -> Vec<&'static str> {
+    PINNED_MAPS.iter().copied().chain([events_map(events)]).collect()
 }
 
 /// Attaches `program` to `cgroup` through a bpf_link (5.7+), which the
@@ -290,7 +353,7 @@ pub fn release(pin_path: &Path, cgroup: Option<&Path>, cgroup_root: Option<&Path
             }
         };
         if let Some(cgroup) = cgroup.filter(|c| c.exists()) {
-            prog_attach::detach(cgroup, pin_path, &pin.program)?;
+            bpf_calls::detach(cgroup, pin_path, &pin.program)?;
         }
     }
     std::fs::remove_file(pin_path).map_err(|e| Error::io(pin_path, e))

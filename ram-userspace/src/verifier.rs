@@ -17,7 +17,7 @@ use ram_common::maps::{PROGRAMS, PROG_EGRESS, PROG_INGRESS};
 use crate::{
     error::{Error, Result},
     features::{prog_load, BPF_LOG_STATS, BPF_PROG_TYPE_CGROUP_SKB, BPF_PROG_TYPE_CGROUP_SOCK_ADDR},
-    prog_attach::attach_type,
+    bpf_calls::attach_type,
 };
 
 /// (program type, expected attach type) of each program.

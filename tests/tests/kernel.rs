@@ -604,8 +604,8 @@ fn attached_programs(cgroup: &TestCgroup) -> Vec<(String, Vec<u32>)> {
     ram_common::maps::PROGRAMS
         .into_iter()
         .map(|name| {
-            let attach_type = ram::prog_attach::attach_type(name).expect("attach type");
-            (name.to_string(), ram::prog_attach::query(&cgroup.path, attach_type).expect("BPF_PROG_QUERY"))
+            let attach_type = ram::bpf_calls::attach_type(name).expect("attach type");
+            (name.to_string(), ram::bpf_calls::query(&cgroup.path, attach_type).expect("BPF_PROG_QUERY"))
         })
         .collect()
 }

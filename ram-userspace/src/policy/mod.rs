@@ -49,6 +49,7 @@ pub struct Policy {
     pub source: String,
     pub mode: Mode,
     pub dns: DnsSettings,
+    pub limits: Limits,
     pub targets: Vec<Target>,
     /// Top-level rules: they apply to every target.
     pub allow: Vec<AllowRule>,
@@ -64,6 +65,19 @@ pub struct DnsSettings {
     pub min_ttl: u32,
     pub max_ttl: u32,
 }
+
+/// Map sizes. They size maps when ramd starts; a different value at the
+/// next start replaces the maps and carries their entries over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Entries of each learned-address map (IPv4 and IPv6 have one each),
+    /// shared by every target. When one is full, new addresses are not
+    /// learned, so connects to them are denied (counted as learn_map_full).
+    pub learned_addresses: u32,
+}
+
+pub const MIN_LEARNED_ADDRESSES: u32 = 16;
+pub const MAX_LEARNED_ADDRESSES: u32 = 1 << 22;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Target {

@@ -7,12 +7,15 @@ use std::{
 };
 
 use ram_common::{
-    maps::{MAX_SCOPES, PORTS_PER_SET},
+    maps::{LEARN_CAPACITY, MAX_SCOPES, PORTS_PER_SET},
     name::{encode_host, HostError, MAX_HOST_LEN},
 };
 use serde::Deserialize;
 
-use super::{presets, AllowRule, Cidr, DnsSettings, Mode, Policy, PolicyError, Selector, Target};
+use super::{
+    presets, AllowRule, Cidr, DnsSettings, Limits, Mode, Policy, PolicyError, Selector, Target, MAX_LEARNED_ADDRESSES,
+    MIN_LEARNED_ADDRESSES,
+};
 
 pub const DEFAULT_MIN_TTL: u32 = 30;
 pub const DEFAULT_MAX_TTL: u32 = 86400;
@@ -42,6 +45,8 @@ struct RawPolicy {
     #[serde(default)]
     dns: RawDns,
     #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
     target: Vec<RawTarget>,
     #[serde(default)]
     allow: Vec<RawAllow>,
@@ -53,6 +58,12 @@ struct RawDns {
     resolvers: Option<Vec<String>>,
     min_ttl: Option<u32>,
     max_ttl: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    learned_addresses: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +124,7 @@ pub(super) fn parse(text: &str, file: &str, facts: &HostFacts) -> Result<Policy,
     let every_rule: Vec<&AllowRule> = allow.iter().chain(targets.iter().flat_map(|t| &t.allow)).collect();
     let needs_dns = every_rule.iter().any(|r| matches!(r, AllowRule::Host { .. }));
     let dns = dns_settings(&ctx, &raw.dns, facts, needs_dns)?;
+    let limits = limits(&ctx, &raw.limits)?;
     let warnings = every_rule
         .iter()
         .filter_map(|rule| match rule {
@@ -122,7 +134,22 @@ pub(super) fn parse(text: &str, file: &str, facts: &HostFacts) -> Result<Policy,
             _ => None,
         })
         .collect();
-    Ok(Policy { source: file.to_string(), mode, dns, targets, allow, warnings })
+    Ok(Policy { source: file.to_string(), mode, dns, limits, targets, allow, warnings })
+}
+
+fn limits(ctx: &Ctx, raw: &RawLimits) -> Result<Limits, PolicyError> {
+    let learned_addresses = match raw.learned_addresses {
+        None => LEARN_CAPACITY,
+        Some(n) if (MIN_LEARNED_ADDRESSES as i64..=MAX_LEARNED_ADDRESSES as i64).contains(&n) => n as u32,
+        Some(n) => {
+            return Err(ctx.invalid(
+                "limits.learned_addresses",
+                n,
+                format!("must be between {MIN_LEARNED_ADDRESSES} and {MAX_LEARNED_ADDRESSES}"),
+            ))
+        }
+    };
+    Ok(Limits { learned_addresses })
 }
 
 /// Namespaces where anyone can create names (a bucket, a site, an app):

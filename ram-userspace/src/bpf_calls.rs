@@ -1,10 +1,16 @@
-//! Attaching without bpf_link, for kernels before 5.7: BPF_PROG_ATTACH with
-//! BPF_F_ALLOW_MULTI, BPF_PROG_DETACH, and pinning the attached program so a
-//! later ramd (or `ramd --uninstall`) can name it to BPF_PROG_DETACH.
+//! The bpf(2) commands aya does not offer in the form ramd needs.
 //!
-//! An attachment made this way outlives the process that made it (the
-//! cgroup holds the program), which is what enforcement needs; the pin is
-//! written before the attach so no attachment is ever left without one.
+//! - Attaching without bpf_link, for kernels before 5.7: BPF_PROG_ATTACH with
+//!   BPF_F_ALLOW_MULTI, BPF_PROG_DETACH, and pinning the attached program so
+//!   a later ramd (or `ramd --uninstall`) can name it to BPF_PROG_DETACH. An
+//!   attachment made this way outlives the process that made it (the cgroup
+//!   holds the program); the pin is written before the attach so no
+//!   attachment is ever left without one.
+//! - BPF_LINK_UPDATE: a restarted or upgraded ramd swaps its new program
+//!   into the pinned link in one step, so the hook never runs without ram's
+//!   program nor with two of them.
+//! - Raw map element access, to carry entries between maps whose layout
+//!   ramd only knows as sizes (see `crate::layout`).
 
 use std::{
     fs::File,
@@ -25,6 +31,10 @@ const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_ATTACH: libc::c_long = 8;
 const BPF_PROG_DETACH: libc::c_long = 9;
 const BPF_PROG_QUERY: libc::c_long = 16;
+const BPF_LINK_UPDATE: libc::c_long = 29;
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 const BPF_F_ALLOW_MULTI: u32 = 2;
 
 /// The kernel's attach type for each of ram's programs.
@@ -157,6 +167,78 @@ pub fn query(cgroup_path: &Path, attach_type: u32) -> Result<Vec<u32>> {
     }
     ids.truncate(attr.prog_cnt as usize);
     Ok(ids)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkUpdateAttr {
+    link_fd: u32,
+    new_prog_fd: u32,
+    flags: u32,
+    old_prog_fd: u32,
+}
+
+/// BPF_LINK_UPDATE: the pinned link at `link_pin` runs `program` from now on.
+pub fn update_link(link_pin: &Path, program: BorrowedFd<'_>) -> Result<()> {
+    let link = open_pinned(link_pin)?;
+    let attr = LinkUpdateAttr {
+        link_fd: link.as_fd().as_raw_fd() as u32,
+        new_prog_fd: program.as_raw_fd() as u32,
+        ..LinkUpdateAttr::default()
+    };
+    call(BPF_LINK_UPDATE, &attr).map(drop).map_err(sys_error(format!("BPF_LINK_UPDATE of {}", link_pin.display())))
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct ElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// The key after `key` (the first key when None); None at the end.
+pub fn next_key(map: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
+    let attr = ElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.map_or(0, |k| k.as_ptr() as u64),
+        value: next.as_mut_ptr() as u64,
+        ..ElemAttr::default()
+    };
+    match call(BPF_MAP_GET_NEXT_KEY, &attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads the value of `key` into `value` (all CPUs' values for per-CPU
+/// maps); false when the key is absent.
+pub fn lookup(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+    let attr = ElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        ..ElemAttr::default()
+    };
+    match call(BPF_MAP_LOOKUP_ELEM, &attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `value` at `key` (BPF_ANY).
+pub fn update(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
+    let attr = ElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        ..ElemAttr::default()
+    };
+    call(BPF_MAP_UPDATE_ELEM, &attr).map(drop)
 }
 
 #[cfg(test)]
