@@ -83,12 +83,22 @@ pub const RESOLVERS_CAPACITY: u32 = 64;
 pub const EVENTS_BYTES: u32 = 1 << 20;
 
 /// Port sets a rule can carry (`ports = [443, 5000]`); set 0 means any port.
+/// The other ids come in two halves, [`PORT_SETS_PER_HALF`] each: every
+/// policy apply writes its sets into the half the previous apply did not
+/// use, so an id a learned entry holds keeps its meaning until the entry is
+/// rewritten to the new id.
 pub const PORT_SETS: u32 = 256;
+pub const PORT_SETS_PER_HALF: u32 = 127;
+/// The id of the first set of half 0 and of half 1.
+pub const PORT_HALF_BASE: [u32; 2] = [1, 1 + PORT_SETS_PER_HALF];
+/// Set id 0: any port.
+pub const ANY_PORT: u32 = 0;
 /// Ports in one set.
 pub const PORTS_PER_SET: usize = 16;
 
-/// Value of `RAM_PORTS` (array, set id → ports). `count == 0` (set 0) allows
-/// any port.
+/// Value of `RAM_PORTS` (array, set id → ports). Id 0 allows any port
+/// whatever its slot holds; any other id allows exactly its `count` ports,
+/// so an id whose slot was never written (count 0) allows none.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PortSet {

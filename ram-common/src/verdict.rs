@@ -1,7 +1,7 @@
 //! Decisions that need no kernel context, so they are tested on the host.
 
 use crate::event::{ACTION_BLOCKED, ACTION_WOULD_BLOCK};
-use crate::maps::{NameRule, PortSet, MODE_AUDIT, PORTS_PER_SET};
+use crate::maps::{NameRule, PortSet, ANY_PORT, MODE_AUDIT, PORTS_PER_SET};
 
 /// The bit of a scope in a scope set.
 #[inline(always)]
@@ -25,12 +25,17 @@ pub fn name_port_set(rule: &NameRule, text_len: u32, scope: u32) -> u32 {
     sets[(scope & 63) as usize] as u32
 }
 
-/// Is `port` in the set? Set 0 (count 0) allows any port.
+/// Does set `set_id` (whose slot holds `set`) allow `port`? Id 0 allows
+/// any port; other ids allow their listed ports only, none when the slot
+/// is empty or missing: fail closed.
+#[inline(always)]
+pub fn port_allowed(set_id: u32, set: Option<&PortSet>, port: u16) -> bool {
+    set_id == ANY_PORT || set.is_some_and(|set| port_in_set(set, port))
+}
+
+/// Is `port` among the set's ports?
 #[inline(always)]
 pub fn port_in_set(set: &PortSet, port: u16) -> bool {
-    if set.count == 0 {
-        return true;
-    }
     let count = if set.count as usize > PORTS_PER_SET { PORTS_PER_SET } else { set.count as usize };
     let mut found = false;
     for (i, allowed) in set.ports.iter().enumerate() {
@@ -94,14 +99,17 @@ mod tests {
 
     #[test]
     fn port_sets() {
-        let any = PortSet::default();
-        assert!(port_in_set(&any, 1) && port_in_set(&any, 65535));
+        let empty = PortSet::default();
+        assert!(port_allowed(ANY_PORT, Some(&empty), 1) && port_allowed(ANY_PORT, None, 65535));
+        assert!(!port_allowed(5, Some(&empty), 443), "an unwritten set allows nothing");
+        assert!(!port_allowed(5, None, 443));
         let mut set = PortSet { count: 2, ..PortSet::default() };
         set.ports[0] = 443;
         set.ports[1] = 5000;
         set.ports[2] = 22; // past count: not in the set
         assert!(port_in_set(&set, 443) && port_in_set(&set, 5000));
         assert!(!port_in_set(&set, 22) && !port_in_set(&set, 0));
+        assert!(port_allowed(9, Some(&set), 443) && !port_allowed(9, Some(&set), 22));
         let mut rule = NameRule { key_len: 11, ..NameRule::default() };
         rule.full_ports[3] = 7;
         rule.partial_ports[3] = 9;

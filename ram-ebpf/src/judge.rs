@@ -11,7 +11,7 @@ use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, maps::lpm_trie::Key, EbpfCo
 use ram_common::{
     event::{BlockedEvent, EventHeader, KIND_BLOCKED},
     maps::{counter, Learn4Key, Learn6Key, Learned},
-    verdict::{on_deny, port_in_set, scope_bit},
+    verdict::{on_deny, port_allowed, scope_bit},
 };
 
 use crate::{
@@ -35,7 +35,7 @@ pub enum Dest {
 
 #[inline(always)]
 fn port_ok(set: u32, port: u16) -> bool {
-    RAM_PORTS.get(set).is_some_and(|set| port_in_set(set, port))
+    port_allowed(set, RAM_PORTS.get(set), port)
 }
 
 #[inline(always)]

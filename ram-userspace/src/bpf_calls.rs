@@ -102,6 +102,14 @@ pub fn pin_object(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
     call(BPF_OBJ_PIN, &attr).map(drop).map_err(|e| Error::io(path, e))
 }
 
+/// Moves a pin: bpffs has no rename(2) (EPERM), so the object is pinned
+/// at `to` and then unpinned at `from`. It stays pinned throughout.
+pub fn move_pin(from: &Path, to: &Path) -> Result<()> {
+    let object = open_pinned(from)?;
+    pin_object(object.as_fd(), to)?;
+    std::fs::remove_file(from).map_err(|e| Error::io(from, e))
+}
+
 /// Opens a pinned object.
 pub fn open_pinned(path: &Path) -> Result<OwnedFd> {
     let c = c_path(path)?;

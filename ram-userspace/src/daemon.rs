@@ -108,7 +108,7 @@ impl Daemon {
         for warning in &policy.warnings {
             warn!("{warning}");
         }
-        let compiled = policy.compile()?;
+        let mut compiled = policy.compile()?;
         let cgroup_root = cgroup::cgroup2_mount()?;
         let features = KernelFeatures::probe().with_overrides(|var| std::env::var(var).ok())?;
         info!("{}", features.summary());
@@ -147,7 +147,11 @@ impl Daemon {
                 measure && scope.scope == 0,
             )?);
         }
-        // Rules go in before any attach, so the first verdict already has them.
+        // Rules go in before any attach, so the first verdict already has them,
+        // with port sets in the half the pinned rules (of an earlier run) do
+        // not use.
+        let in_use = kernel::port_half_in_use(&paths)?;
+        compiled.place_port_sets(1 - in_use.unwrap_or(1));
         kernel::apply_rules(&paths, &compiled)?;
         carry_maps_over(&paths, &layouts)?;
         let paths_run_dir = paths.run_dir.clone();
@@ -228,7 +232,8 @@ impl Daemon {
         for warning in &policy.warnings {
             warn!("{warning}");
         }
-        let compiled = policy.compile()?;
+        let mut compiled = policy.compile()?;
+        compiled.place_port_sets(1 - self.compiled.port_half());
         if policy.limits != self.limits {
             warn!(
                 "{}: [limits] changed; map sizes change when ramd restarts, until then {:?} stay",
@@ -254,6 +259,10 @@ impl Daemon {
                 replacements.push((index, instance));
             }
         }
+        // Entries learned while the last refresh ran may still hold port-set
+        // ids of the half about to be rewritten: bring them to the current
+        // half first.
+        self.revoke_unallowed()?;
         // New rules in (every wanted row first, then stale rows out), then
         // what the old rules taught and the new ones do not allow is revoked.
         kernel::apply_rules(&self.paths, &compiled)?;

@@ -43,10 +43,12 @@ type NameTrie = LpmTrie<MapData, [u8; NAME_KEY_LEN], NameRule>;
 /// the removal of rows no longer wanted, so a rule present before and after
 /// never disappears in between.
 pub fn apply_rules(paths: &Paths, policy: &CompiledPolicy) -> Result<()> {
-    // Port sets first: the rules written next refer to them by number.
+    // Port sets first: the rules written next refer to them by number. Only
+    // the half this policy uses is written; the other keeps the sets the
+    // learned entries refer to until refresh_learned gives them new ids.
     let mut port_sets = typed!(paths, MAP_PORTS, Array<MapData, PortSet>);
-    for index in 0..PORT_SETS {
-        let set = match index.checked_sub(1).and_then(|i| policy.port_sets.get(i as usize)) {
+    for slot in 0..PORT_SETS_PER_HALF {
+        let set = match policy.port_sets.get(slot as usize) {
             Some(ports) => {
                 let mut set = PortSet { count: ports.len() as u32, ..PortSet::default() };
                 for (slot, port) in set.ports.iter_mut().zip(ports) {
@@ -56,7 +58,7 @@ pub fn apply_rules(paths: &Paths, policy: &CompiledPolicy) -> Result<()> {
             }
             None => PortSet::default(),
         };
-        port_sets.set(index, set, 0).map_err(|e| Error::map(MAP_PORTS, e))?;
+        port_sets.set(policy.port_base + slot, set, 0).map_err(|e| Error::map(MAP_PORTS, e))?;
     }
     let mut names = typed!(paths, MAP_NAMES, NameTrie);
     let mut wanted = HashSet::new();
@@ -303,20 +305,53 @@ pub struct RuleRow {
     pub ports: Vec<String>,
 }
 
+/// The half of the port-set id space the rules in the maps use (None when
+/// no rule has a port set): the next apply must use the other one.
+pub fn port_half_in_use(paths: &Paths) -> Result<Option<usize>> {
+    let half_of = |ids: &[u8]| {
+        ids.iter().find(|id| u32::from(**id) != ANY_PORT).map(|id| usize::from(u32::from(*id) >= PORT_HALF_BASE[1]))
+    };
+    let names = typed!(paths, MAP_NAMES, NameTrie);
+    for item in names.iter() {
+        let (_, rule) = item.map_err(|e| Error::map(MAP_NAMES, e))?;
+        if let Some(half) = half_of(&rule.full_ports).or_else(|| half_of(&rule.partial_ports)) {
+            return Ok(Some(half));
+        }
+    }
+    let c4 = typed!(paths, MAP_CIDR4, LpmTrie<MapData, [u8; 4], CidrRule>);
+    for item in c4.iter() {
+        let (_, rule) = item.map_err(|e| Error::map(MAP_CIDR4, e))?;
+        if let Some(half) = half_of(&rule.ports) {
+            return Ok(Some(half));
+        }
+    }
+    let c6 = typed!(paths, MAP_CIDR6, LpmTrie<MapData, [u8; 16], CidrRule>);
+    for item in c6.iter() {
+        let (_, rule) = item.map_err(|e| Error::map(MAP_CIDR6, e))?;
+        if let Some(half) = half_of(&rule.ports) {
+            return Ok(Some(half));
+        }
+    }
+    Ok(None)
+}
+
 /// The port sets, as text by set id.
 fn port_texts(paths: &Paths) -> Result<Vec<String>> {
     let sets = typed!(paths, MAP_PORTS, Array<MapData, PortSet>);
     let mut out = Vec::with_capacity(PORT_SETS as usize);
     for index in 0..PORT_SETS {
         let set = sets.get(&index, 0).map_err(|e| Error::map(MAP_PORTS, e))?;
-        out.push(port_set_text(&set));
+        out.push(port_set_text(index, &set));
     }
     Ok(out)
 }
 
-pub fn port_set_text(set: &PortSet) -> String {
-    if set.count == 0 {
+pub fn port_set_text(id: u32, set: &PortSet) -> String {
+    if id == ANY_PORT {
         return "any".into();
+    }
+    if set.count == 0 {
+        return "none".into();
     }
     let ports: Vec<String> = set.ports.iter().take(set.count as usize).map(|p| p.to_string()).collect();
     ports.join(",")
@@ -442,9 +477,11 @@ pub fn check_addr(paths: &Paths, scope: u32, addr: IpAddr, port: Option<u16>) ->
     let port_sets = typed!(paths, MAP_PORTS, Array<MapData, PortSet>);
     let port_allowed = |set: u32| -> Result<Option<String>> {
         let Some(port) = port else { return Ok(None) };
-        let set = port_sets.get(&set, 0).map_err(|e| Error::map(MAP_PORTS, e))?;
-        Ok((!ram_common::verdict::port_in_set(&set, port))
-            .then(|| format!("port {port} is not among the ports the rule allows ({})", port_set_text(&set))))
+        let id = set;
+        let set = port_sets.get(&id, 0).map_err(|e| Error::map(MAP_PORTS, e))?;
+        Ok((!ram_common::verdict::port_allowed(id, Some(&set), port)).then(|| {
+            format!("port {port} is not among the ports the rule allows ({})", port_set_text(id, &set))
+        }))
     };
     let (resolver, cidr_hit, learned_value) = match addr {
         IpAddr::V4(v4) => {

@@ -5,13 +5,13 @@
 //! a policy that resizes a map, must not run against the old map. So before
 //! loading, ramd compares every pinned map with what the object (and the
 //! policy's `[limits]`) asks for; a map that differs is set aside as
-//! `<name>.previous` and created afresh by the load. Its entries are then
+//! `previous-maps/<name>` and created afresh by the load. Its entries are then
 //! carried over where the key and value sizes are unchanged (a resize, or a
 //! build that changed another map). Where they changed, nothing is guessed:
 //! rule maps are refilled from the policy anyway, and learned addresses are
 //! learned again from the next answers (until then they are denied: closed,
 //! not open). The old programs keep using the old maps until the new ones
-//! replace them, then the `.previous` pins go.
+//! replace them, then the `previous-maps` pins go.
 
 use std::{
     collections::BTreeMap,
@@ -33,7 +33,6 @@ const BPF_MAP_TYPE_PERCPU_HASH: u32 = 5;
 const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
 const BPF_MAP_TYPE_LPM_TRIE: u32 = 11;
 const BPF_MAP_TYPE_RINGBUF: u32 = 27;
-const PREVIOUS_SUFFIX: &str = ".previous";
 
 /// What a map is, as far as compatibility goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -96,11 +95,11 @@ pub struct Mismatch {
 }
 
 fn previous_pin(paths: &Paths, map: &str) -> PathBuf {
-    paths.maps_dir().join(format!("{map}{PREVIOUS_SUFFIX}"))
+    paths.previous_maps_dir().join(map)
 }
 
-/// Renames every pinned map that differs from `wanted` to
-/// `<name>.previous`, so the load creates it afresh. A `.previous` pin left
+/// Moves every pinned map that differs from `wanted` to
+/// `previous-maps/<name>`, so the load creates it afresh. A `previous-maps` pin left
 /// by an interrupted start is kept (its entries are carried over later).
 pub fn set_aside_mismatched(paths: &Paths, wanted: &BTreeMap<String, Layout>) -> Result<Vec<Mismatch>> {
     let mut out = Vec::new();
@@ -110,13 +109,14 @@ pub fn set_aside_mismatched(paths: &Paths, wanted: &BTreeMap<String, Layout>) ->
         if layout.matches(&pinned) {
             continue;
         }
+        crate::sys::create_private_dir(&paths.previous_maps_dir())?;
         let previous = previous_pin(paths, name);
         if previous.exists() {
             // An older set-aside map: the programs that used it were
             // replaced at the end of that start, or will be now.
             std::fs::remove_file(&previous).map_err(|e| Error::io(&previous, e))?;
         }
-        std::fs::rename(&pin, &previous).map_err(|e| Error::io(&pin, e))?;
+        bpf_calls::move_pin(&pin, &previous)?;
         out.push(Mismatch { map: name.clone(), pinned, wanted: *layout });
     }
     Ok(out)
@@ -132,7 +132,7 @@ pub struct CarryOver {
     pub dropped: u64,
 }
 
-/// Copies the entries of every `<name>.previous` map into `<name>` where
+/// Copies the entries of every `previous-maps/<name>` map into `<name>` where
 /// key and value sizes are unchanged. Tries and event maps are skipped
 /// (rules are rewritten from the policy; events are not state).
 pub fn carry_over(paths: &Paths, wanted: &BTreeMap<String, Layout>) -> Result<Vec<CarryOver>> {
@@ -193,7 +193,7 @@ fn copy_entries(
     Ok(())
 }
 
-/// Removes the `.previous` pins once no program of this ramd uses them.
+/// Removes the `previous-maps` pins once no program of this ramd uses them.
 pub fn remove_previous(paths: &Paths, wanted: &BTreeMap<String, Layout>) {
     for name in wanted.keys() {
         let previous = previous_pin(paths, name);
@@ -203,6 +203,7 @@ pub fn remove_previous(paths: &Paths, wanted: &BTreeMap<String, Layout>) {
             }
         }
     }
+    let _ = std::fs::remove_dir(paths.previous_maps_dir());
 }
 
 #[cfg(test)]

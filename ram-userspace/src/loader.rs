@@ -293,7 +293,7 @@ fn take_over_link(
         return None;
     }
     tracing::debug!(from = %old_pin.display(), to = %new_pin.display(), "link updated to the new program");
-    match std::fs::rename(&old_pin, new_pin) {
+    match bpf_calls::move_pin(&old_pin, new_pin) {
         Ok(()) => Some(new_pin.to_path_buf()),
         // The link runs our program either way; only its name is stale.
         Err(e) => {
@@ -391,7 +391,7 @@ pub fn uninstall(paths: &Paths) -> Result<UninstallReport> {
         return Ok(report);
     }
     let cgroup_root = crate::cgroup::cgroup2_mount().ok();
-    for dir in [paths.links_dir(), paths.maps_dir()] {
+    for dir in [paths.links_dir(), paths.maps_dir(), paths.previous_maps_dir()] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };

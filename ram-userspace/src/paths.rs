@@ -40,6 +40,13 @@ impl Paths {
         self.maps_dir().join(map)
     }
 
+    /// Maps replaced at start (layout or size changed), kept until the
+    /// programs that use them are replaced too (see `crate::layout`).
+    /// bpffs refuses '.' in names, hence a directory rather than a suffix.
+    pub fn previous_maps_dir(&self) -> PathBuf {
+        self.pin_dir.join("previous-maps")
+    }
+
     pub fn links_dir(&self) -> PathBuf {
         self.pin_dir.join("links")
     }

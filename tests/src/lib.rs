@@ -394,6 +394,12 @@ impl Ramd {
         self.proc = Some(Proc::spawn("ramd", &mut cmd));
     }
 
+    /// Sets (or replaces) a variable of ramd's environment for the next start.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
     /// Kills ramd with SIGKILL (no cleanup of any kind).
     pub fn kill(&mut self) {
         if let Some(mut proc) = self.proc.take() {
@@ -446,8 +452,13 @@ impl Ramd {
         // Under QEMU's software emulation the verifier needs tens of seconds
         // per target for the DNS program.
         let limit = Duration::from_secs(if in_vm() { 400 } else { 60 });
+        // The status must come from this ramd, not from the one before it.
+        let pid = self.proc.as_ref().map(|p| p.pid() as u64);
         let attached = wait_for(limit, || {
             let status = self.ramctl_json(&["status"])?;
+            if status["ramd"]["pid"].as_u64() != pid {
+                return None;
+            }
             let targets = status["targets"].as_array()?;
             (!targets.is_empty() && targets.iter().all(|t| t["state"] == "attached")).then_some(())
         });
@@ -540,4 +551,52 @@ impl Scene {
             self.cgroup.path.display()
         )
     }
+}
+
+/// A registry (distribution) listening on `addr` inside the namespace.
+pub fn registry(netns: &Netns, dir: &TempDir, name: &str, addr: &str) -> Proc {
+    let root = dir.path.join(name);
+    std::fs::create_dir_all(&root).expect("registry dir");
+    let config = dir.write(
+        &format!("{name}.yml"),
+        &format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+            root.display()
+        ),
+    );
+    let mut cmd = Command::new("docker-registry");
+    cmd.arg("serve").arg(config).stdout(Stdio::null()).stderr(Stdio::null());
+    place(&mut cmd, None, Some(netns));
+    let proc = Proc::spawn(name, &mut cmd);
+    let (ip, port) = addr.rsplit_once(':').expect("addr");
+    let up =
+        wait_for(Duration::from_secs(20), || (probe(None, Some(netns), &["connect", ip, port]) == "ok").then_some(()));
+    assert!(up.is_some(), "{name} did not listen on {addr}");
+    proc
+}
+
+/// A command that runs with the test's resolv.conf and hosts bind-mounted
+/// over /etc (in a private mount namespace), inside `cgroup` and `netns`.
+pub fn with_test_etc(dir: &TempDir, cgroup: Option<&Path>, netns: &Netns, program: &[String]) -> Command {
+    let resolv = dir.write("resolv.conf", "nameserver 127.0.0.53\noptions timeout:2 attempts:1\n");
+    let hosts = dir.write("hosts", "127.0.0.1 localhost\n::1 localhost\n");
+    let script = format!(
+        "mount --bind {} /etc/resolv.conf && mount --bind {} /etc/hosts && exec \"$@\"",
+        resolv.display(),
+        hosts.display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script, "sh"]).args(program);
+    place(&mut cmd, cgroup, Some(netns));
+    cmd
+}
+
+/// A root filesystem tarball holding busybox-static.
+pub fn busybox_tar(dir: &TempDir) -> PathBuf {
+    let root = dir.path.join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).expect("rootfs");
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed by cargo xtask setup");
+    let tar = dir.path.join("busybox.tar");
+    run(Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg("."));
+    tar
 }

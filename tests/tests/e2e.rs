@@ -4,8 +4,8 @@
 //! allows only one registry. Then real clients pull.
 
 use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    path::PathBuf,
+    process::{Command, Output},
     time::Duration,
 };
 
@@ -14,44 +14,6 @@ use ram_tests::*;
 const ALLOWED: &str = "allowed.registry.test:5000";
 const BLOCKED: &str = "blocked.registry.test:5000";
 const IMAGE: &str = "ram/busybox:1";
-
-/// A registry (distribution) listening on `addr` inside the namespace.
-fn registry(netns: &Netns, dir: &TempDir, name: &str, addr: &str) -> Proc {
-    let root = dir.path.join(name);
-    std::fs::create_dir_all(&root).expect("registry dir");
-    let config = dir.write(
-        &format!("{name}.yml"),
-        &format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-            root.display()
-        ),
-    );
-    let mut cmd = Command::new("docker-registry");
-    cmd.arg("serve").arg(config).stdout(Stdio::null()).stderr(Stdio::null());
-    place(&mut cmd, None, Some(netns));
-    let proc = Proc::spawn(name, &mut cmd);
-    let (ip, port) = addr.rsplit_once(':').expect("addr");
-    let up =
-        wait_for(Duration::from_secs(20), || (probe(None, Some(netns), &["connect", ip, port]) == "ok").then_some(()));
-    assert!(up.is_some(), "{name} did not listen on {addr}");
-    proc
-}
-
-/// A command that runs with the test's resolv.conf and hosts bind-mounted
-/// over /etc (in a private mount namespace), inside `cgroup` and `netns`.
-fn with_test_etc(dir: &TempDir, cgroup: Option<&Path>, netns: &Netns, program: &[String]) -> Command {
-    let resolv = dir.write("resolv.conf", "nameserver 127.0.0.53\noptions timeout:2 attempts:1\n");
-    let hosts = dir.write("hosts", "127.0.0.1 localhost\n::1 localhost\n");
-    let script = format!(
-        "mount --bind {} /etc/resolv.conf && mount --bind {} /etc/hosts && exec \"$@\"",
-        resolv.display(),
-        hosts.display()
-    );
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script, "sh"]).args(program);
-    place(&mut cmd, cgroup, Some(netns));
-    cmd
-}
 
 struct Dockerd {
     proc: Proc,
@@ -117,16 +79,6 @@ impl Drop for Dockerd {
         // anything left.
         self.proc.stop(Duration::from_secs(20));
     }
-}
-
-/// A root filesystem tarball holding busybox-static.
-fn busybox_tar(dir: &TempDir) -> PathBuf {
-    let root = dir.path.join("rootfs");
-    std::fs::create_dir_all(root.join("bin")).expect("rootfs");
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed by cargo xtask setup");
-    let tar = dir.path.join("busybox.tar");
-    run(Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg("."));
-    tar
 }
 
 fn text(out: &Output) -> String {

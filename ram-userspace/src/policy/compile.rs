@@ -13,7 +13,9 @@ use std::{
 };
 
 use ram_common::{
-    maps::{CidrRule, NameRule, MODE_AUDIT, MODE_ENFORCE, PORTS_PER_SET, PORT_SETS},
+    maps::{
+        CidrRule, NameRule, ANY_PORT, MODE_AUDIT, MODE_ENFORCE, PORTS_PER_SET, PORT_HALF_BASE, PORT_SETS_PER_HALF,
+    },
     name::{encode_host, NAME_KEY_LEN},
     verdict::{name_allowed, scope_bit},
 };
@@ -56,8 +58,11 @@ pub struct CompiledPolicy {
     pub names: Vec<NameEntry>,
     pub cidrs: Vec<(Cidr, CidrRule)>,
     pub resolvers: Vec<(IpAddr, u64)>,
-    /// Port sets 1.. (set 0, any port, is implicit).
+    /// Port sets with ids `port_base..` (set 0, any port, is implicit).
     pub port_sets: Vec<BTreeSet<u16>>,
+    /// Id of the first port set: the base of the half of the id space this
+    /// policy uses (see `ram_common::maps::PORT_HALF_BASE`).
+    pub port_base: u32,
 }
 
 impl Policy {
@@ -152,7 +157,7 @@ impl Policy {
         }
         let every_scope = all.iter().fold(0u64, |mask, s| mask | scope_bit(*s));
         let resolvers = self.dns.resolvers.iter().map(|addr| (*addr, every_scope)).collect();
-        Ok(CompiledPolicy { scopes, names, cidrs, resolvers, port_sets: port_sets.sets })
+        Ok(CompiledPolicy { scopes, names, cidrs, resolvers, port_sets: port_sets.sets, port_base: PORT_HALF_BASE[0] })
     }
 }
 
@@ -223,12 +228,12 @@ impl PortSets {
         if let Some(i) = self.sets.iter().position(|s| s == ports) {
             return Ok(i as u8 + 1);
         }
-        if self.sets.len() + 1 >= PORT_SETS as usize {
+        if self.sets.len() >= PORT_SETS_PER_HALF as usize {
             return Err(PolicyError::Invalid {
                 file: file.to_string(),
                 field: "ports".into(),
                 value: format!("\"{rule}\""),
-                reason: format!("more than {} distinct port lists", PORT_SETS - 1),
+                reason: format!("more than {PORT_SETS_PER_HALF} distinct port lists"),
             });
         }
         self.sets.push(ports.clone());
@@ -237,6 +242,29 @@ impl PortSets {
 }
 
 impl CompiledPolicy {
+    /// Moves the port sets (and every rule's reference to them) to `half`
+    /// of the id space.
+    pub fn place_port_sets(&mut self, half: usize) {
+        let (from, to) = (self.port_base, PORT_HALF_BASE[half & 1]);
+        let move_id = |id: &mut u8| {
+            if u32::from(*id) != ANY_PORT {
+                *id = (u32::from(*id) - from + to) as u8;
+            }
+        };
+        for entry in &mut self.names {
+            entry.rule.full_ports.iter_mut().chain(entry.rule.partial_ports.iter_mut()).for_each(move_id);
+        }
+        for (_, rule) in &mut self.cidrs {
+            rule.ports.iter_mut().for_each(move_id);
+        }
+        self.port_base = to;
+    }
+
+    /// The half of the port-set id space this policy uses.
+    pub fn port_half(&self) -> usize {
+        usize::from(self.port_base == PORT_HALF_BASE[1])
+    }
+
     /// Would the kernel learn answers for `host` in `scope`? Mirrors the
     /// kernel's single longest-prefix lookup, so tests of this function test
     /// the compiled entries the kernel receives.

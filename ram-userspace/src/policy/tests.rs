@@ -329,6 +329,23 @@ fn ports_are_kept_per_rule_and_add_up_per_destination() {
 }
 
 #[test]
+fn port_sets_move_between_halves_with_every_reference() {
+    let text = format!(
+        "{TARGET}[[allow]]\nhost = \"r.example\"\nports = [443]\n[[allow]]\nhost = \"any.example\"\n[[allow]]\ncidr = \"10.0.0.0/8\"\nports = [8443]\n"
+    );
+    let mut c = parse(&text).unwrap().compile().unwrap();
+    let half0 = (c.name_port_set(0, "r.example"), c.cidrs[0].1.ports[0]);
+    assert_eq!((c.port_half(), c.port_base), (0, 1));
+    c.place_port_sets(1);
+    assert_eq!((c.port_half(), c.port_base), (1, 128));
+    assert_eq!(c.name_port_set(0, "r.example"), half0.0.map(|id| id + 127));
+    assert_eq!(c.cidrs[0].1.ports[0], half0.1 + 127);
+    assert_eq!(c.name_port_set(0, "any.example"), Some(0), "any port stays id 0");
+    c.place_port_sets(0);
+    assert_eq!((c.name_port_set(0, "r.example"), c.cidrs[0].1.ports[0]), half0);
+}
+
+#[test]
 fn any_port_wins_over_a_list_for_the_same_name() {
     let text = format!("{TARGET}[[allow]]\nhost = \"r.example\"\nports = [443]\n[[allow]]\nhost = \"*.example\"\n");
     let c = parse(&text).unwrap().compile().unwrap();

@@ -11,7 +11,14 @@
 //! ram-probe resolve-connect RESOLVER NAME PORT [a|aaaa] [udp|tcp]
 //! ram-probe hold SECONDS                        (just stays alive: a process to find by name)
 //! ram-probe serve-dns ADDR TTL NAME=IP...       (a tiny authoritative resolver, UDP and TCP on port 53)
+//! ram-probe expect-loop rounds=N|stop=FILE CHECK...
 //! ```
+//!
+//! `expect-loop` repeats its checks (N rounds, or until FILE exists) and
+//! prints `rounds=R attempts=A wrong=W` and the first wrong outcome. A check
+//! is `connect,ADDR,PORT=WORD`, `sendto,ADDR,PORT=WORD` or
+//! `resolve-connect,RESOLVER,NAME,PORT=WORD`, WORD being the expected output
+//! (for resolve-connect, of the connect only).
 //!
 //! `serve-dns` stands in for dnsmasq where there is none (the QEMU guests).
 
@@ -235,6 +242,59 @@ fn serve_dns(addr: IpAddr, ttl: u32, records: Vec<(String, IpAddr)>) -> ! {
     }
 }
 
+/// One check of `expect-loop`: what to try and the word it must print.
+struct Check {
+    text: String,
+    expected: String,
+}
+
+impl Check {
+    fn parse(spec: &str) -> Check {
+        let (what, expected) = spec.rsplit_once('=').unwrap_or_else(|| panic!("CHECK=WORD expected: {spec}"));
+        Check { text: what.to_string(), expected: expected.to_string() }
+    }
+
+    fn run(&self) -> String {
+        let parts: Vec<&str> = self.text.split(',').collect();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap_or_else(|e| panic!("{s}: {e}"));
+        let port = |s: &str| s.parse::<u16>().unwrap_or_else(|e| panic!("{s}: {e}"));
+        match parts.as_slice() {
+            ["connect", addr, p] => connect(ip(addr), port(p)),
+            ["sendto", addr, p] => sendto(ip(addr), port(p)),
+            ["resolve-connect", resolver, name, p] => match query(ip(resolver), name, RecordType::A, false) {
+                Ok(addrs) if !addrs.is_empty() => connect(addrs[0], port(p)),
+                Ok(_) => "no-address".into(),
+                Err(e) => format!("resolve-failed:{e}"),
+            },
+            _ => panic!("unknown check {}", self.text),
+        }
+    }
+}
+
+fn expect_loop(until: &str, checks: &[Check]) -> String {
+    let (rounds, stop_file) = match until.split_once('=') {
+        Some(("rounds", n)) => (n.parse::<u64>().expect("rounds"), None),
+        Some(("stop", path)) => (u64::MAX, Some(std::path::PathBuf::from(path))),
+        _ => panic!("rounds=N or stop=FILE expected: {until}"),
+    };
+    let (mut done, mut attempts, mut wrong) = (0u64, 0u64, 0u64);
+    let mut first_wrong = String::new();
+    while done < rounds && !stop_file.as_ref().is_some_and(|f| f.exists()) {
+        for check in checks {
+            let got = check.run();
+            attempts += 1;
+            if got != check.expected {
+                wrong += 1;
+                if first_wrong.is_empty() {
+                    first_wrong = format!(" first_wrong={}:{}->{got}", check.text, check.expected);
+                }
+            }
+        }
+        done += 1;
+    }
+    format!("rounds={done} attempts={attempts} wrong={wrong}{first_wrong}")
+}
+
 fn options(rest: &[String]) -> (RecordType, bool) {
     let record_type = if rest.iter().any(|a| a == "aaaa") { RecordType::AAAA } else { RecordType::A };
     (record_type, rest.iter().any(|a| a == "tcp"))
@@ -274,6 +334,10 @@ fn main() {
                 })
                 .collect();
             serve_dns(addr(1), arg(2).parse().expect("ttl"), records)
+        }
+        "expect-loop" => {
+            let checks: Vec<Check> = args[2..].iter().map(|c| Check::parse(c)).collect();
+            expect_loop(&arg(1), &checks)
         }
         "hold" => {
             std::thread::sleep(Duration::from_secs(arg(1).parse().unwrap_or(60)));
