@@ -479,9 +479,8 @@ pub fn check_addr(paths: &Paths, scope: u32, addr: IpAddr, port: Option<u16>) ->
         let Some(port) = port else { return Ok(None) };
         let id = set;
         let set = port_sets.get(&id, 0).map_err(|e| Error::map(MAP_PORTS, e))?;
-        Ok((!ram_common::verdict::port_allowed(id, Some(&set), port)).then(|| {
-            format!("port {port} is not among the ports the rule allows ({})", port_set_text(id, &set))
-        }))
+        Ok((!ram_common::verdict::port_allowed(id, Some(&set), port))
+            .then(|| format!("port {port} is not among the ports the rule allows ({})", port_set_text(id, &set))))
     };
     let (resolver, cidr_hit, learned_value) = match addr {
         IpAddr::V4(v4) => {

@@ -57,8 +57,10 @@ impl Layout {
 /// The layout the object asks for, for each of `names`, with `sizes`
 /// overriding max_entries (the policy's limits).
 pub fn wanted(object: &[u8], names: &[&str], sizes: &[(&str, u32)]) -> Result<BTreeMap<String, Layout>> {
-    let obj = aya_obj::Object::parse(object)
-        .map_err(|e| Error::Sys { what: "parsing the eBPF object".into(), cause: std::io::Error::other(e.to_string()) })?;
+    let obj = aya_obj::Object::parse(object).map_err(|e| Error::Sys {
+        what: "parsing the eBPF object".into(),
+        cause: std::io::Error::other(e.to_string()),
+    })?;
     let mut out = BTreeMap::new();
     for name in names {
         let def = obj.maps.get(*name).ok_or_else(|| Error::MissingMap { map: name.to_string() })?;
@@ -165,7 +167,8 @@ fn copy_entries(
     let per_cpu = matches!(layout.map_type, BPF_MAP_TYPE_PERCPU_ARRAY | BPF_MAP_TYPE_PERCPU_HASH);
     let cpus = if per_cpu { aya::util::nr_cpus().map_err(|(_, e)| e)? } else { 1 };
     // Per-CPU values come as one 8-byte-aligned slot per possible CPU.
-    let value_len = if per_cpu { (layout.value_size as usize).div_ceil(8) * 8 * cpus } else { layout.value_size as usize };
+    let value_len =
+        if per_cpu { (layout.value_size as usize).div_ceil(8) * 8 * cpus } else { layout.value_size as usize };
     let (old_fd, new_fd) = (old.fd().as_fd(), new.fd().as_fd());
     let mut key = vec![0u8; layout.key_size as usize];
     let mut next = vec![0u8; layout.key_size as usize];

@@ -5,6 +5,7 @@
 //! → kernel verdict → [`events`] (ring buffer → log line). [`status`] is what
 //! ramd tells ramctl; [`paths`] is where everything lives.
 
+pub mod bpf_calls;
 pub mod cgroup;
 pub mod daemon;
 pub mod error;
@@ -17,7 +18,6 @@ pub mod layout;
 pub mod loader;
 pub mod paths;
 pub mod policy;
-pub mod bpf_calls;
 pub mod status;
 pub mod sys;
 pub mod verifier;

@@ -21,18 +21,19 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use ram_common::maps::{
-    MAP_EVENTS, MAP_LEARN4, MAP_LEARN6, MAP_PERF_EVENTS, PINNED_MAPS, PROGRAMS, PROG_EGRESS, PROG_INGRESS, SCOPE_GLOBAL, SKB_TASK_INFO_GLOBAL,
-    SOCK_ADDR_TASK_INFO_GLOBAL,
+    MAP_EVENTS, MAP_LEARN4, MAP_LEARN6, MAP_PERF_EVENTS, PINNED_MAPS, PROGRAMS, PROG_EGRESS, PROG_INGRESS,
+    SCOPE_GLOBAL, SKB_TASK_INFO_GLOBAL, SOCK_ADDR_TASK_INFO_GLOBAL,
 };
 use serde::Serialize;
 
 use crate::{
+    bpf_calls,
     cgroup::{cgroup_id, find_by_id},
     error::{Error, Result},
     features::{AttachPath, EventsPath, KernelFeatures},
     paths::{LinkPin, Paths, PinKind},
     policy::Limits,
-    bpf_calls, sys,
+    sys,
 };
 
 /// The eBPF objects built by build.rs from ../ram-ebpf: events through a

@@ -15,9 +15,9 @@ use aya::{maps::MapData, Ebpf};
 use ram_common::maps::{PROGRAMS, PROG_EGRESS, PROG_INGRESS};
 
 use crate::{
+    bpf_calls::attach_type,
     error::{Error, Result},
     features::{prog_load, BPF_LOG_STATS, BPF_PROG_TYPE_CGROUP_SKB, BPF_PROG_TYPE_CGROUP_SOCK_ADDR},
-    bpf_calls::attach_type,
 };
 
 /// (program type, expected attach type) of each program.

@@ -178,7 +178,11 @@ fn fault_steps(
     std::fs::write(stop, "").expect("stop file");
     let (attempts, wrong, line) = loop_result(hammer);
     let (pulled, failed) = pulls.join().expect("pull thread");
-    println!("{steps} fault steps in {:?}; checks: {line}; pulls: {pulled} ok, {} failed", started.elapsed(), failed.len());
+    println!(
+        "{steps} fault steps in {:?}; checks: {line}; pulls: {pulled} ok, {} failed",
+        started.elapsed(),
+        failed.len()
+    );
     assert_eq!(wrong, 0, "a verdict went wrong during the faults: {line}\nramd log:\n{}", ramd.log_text());
     assert!(attempts >= 60, "too few attempts to mean anything: {line}");
     assert!(failed.is_empty(), "pulls failed during the faults:\n{}", failed.join("\n---\n"));
@@ -223,7 +227,8 @@ fn concurrent_lookups_and_connects_during_reloads_get_every_verdict_right() {
     let mut reloads = 0;
     for round in 0..12 {
         // A port-limited rule before the allowed one shifts every port set id.
-        let extra = if round % 2 == 0 { "[[allow]]\nhost = \"mirror.registry.test\"\nports = [8443, 9443]\n" } else { "" };
+        let extra =
+            if round % 2 == 0 { "[[allow]]\nhost = \"mirror.registry.test\"\nports = [8443, 9443]\n" } else { "" };
         ramd.write_policy(&policy_with(extra));
         let out = ramd.ramctl(&["reload"]);
         assert!(out.status.success(), "reload {round}: {}", String::from_utf8_lossy(&out.stderr));

@@ -667,3 +667,37 @@ fn fallback_paths_enforce_log_survive_restarts_and_uninstall() {
     }
     assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "ECONNREFUSED");
 }
+
+/// A full learned-address map fails closed: what does not fit is not
+/// learned (so denied), what was learned stays allowed, the kernel counts
+/// each miss, and ramd reports them with their count once per interval.
+#[test]
+fn a_full_learned_map_fails_closed_counts_and_reports() {
+    require_root();
+    let names: Vec<(String, String)> = (1..=20).map(|i| (format!("n{i}.fill.test"), format!("127.11.0.{i}"))).collect();
+    let records: Vec<(&str, &str)> = names.iter().map(|(n, a)| (n.as_str(), a.as_str())).collect();
+    let scene = Scene::new("k-full", &records, 300);
+    let policy = scene.policy("[limits]\nlearned_addresses = 16\n", "[[allow]]\nhost = \"*.fill.test\"\n");
+    let ramd = Ramd::start(&policy);
+    let inside = |args: &[&str]| scene.inside(args);
+    for (name, addr) in &names[..16] {
+        assert_eq!(inside(&["resolve-connect", "127.0.0.53", name, "443"]), format!("{addr} ECONNREFUSED"));
+    }
+    for (name, addr) in &names[16..] {
+        assert_eq!(inside(&["resolve-connect", "127.0.0.53", name, "443"]), format!("{addr} EPERM"), "{name}");
+    }
+    // The first sixteen are still allowed; the map did not evict them.
+    assert_eq!(inside(&["connect", "127.11.0.1", "443"]), "ECONNREFUSED");
+    assert_eq!(ramd.counter("docker", "learn_map_full"), 4);
+    let reported = wait_for(Duration::from_secs(12), || {
+        let lines: Vec<serde_json::Value> = ramd
+            .log_events()
+            .into_iter()
+            .filter(|e| e["message"].as_str().is_some_and(|m| m.contains("learned-address map full")))
+            .collect();
+        let total: u64 = lines.iter().filter_map(|e| e["count"].as_u64()).sum();
+        (total == 4).then_some(lines)
+    });
+    let lines = reported.unwrap_or_else(|| panic!("map-full not reported with its count:\n{}", ramd.log_text()));
+    assert!(lines.len() <= 2, "reported more often than once per interval: {lines:?}");
+}
