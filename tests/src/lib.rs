@@ -366,12 +366,25 @@ impl Ramd {
     }
 
     fn spawn(policy: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn_prepared(policy, env, |_| {})
+    }
+
+    /// Starts ramd after `prepare` has put things in its (new) pin
+    /// directory, and waits for its targets.
+    pub fn start_prepared(policy: &str, prepare: impl FnOnce(&Path)) -> Self {
+        let ramd = Self::spawn_prepared(policy, &[], prepare);
+        ramd.wait_attached();
+        ramd
+    }
+
+    fn spawn_prepared(policy: &str, env: &[(&str, &str)], prepare: impl FnOnce(&Path)) -> Self {
         let dir = TempDir::new("ramd");
         dir.write("ram.toml", policy);
         let pin_dir = PathBuf::from("/sys/fs/bpf").join(unique("pins"));
         let log = dir.path.join("ramd.log");
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut ramd = Ramd { proc: None, dir, pin_dir, log, env };
+        prepare(&ramd.pin_dir);
         ramd.launch();
         ramd
     }

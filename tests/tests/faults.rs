@@ -191,6 +191,11 @@ fn fault_steps(
     let log = ramd.log_text();
     assert!(log.contains("map layout or size changed"), "no map was replaced:\n{log}");
     assert!(log.contains("entries carried over"), "nothing was carried over:\n{log}");
+    // The last ramd logs the blocked attempts too.
+    let events = ramd.log_events();
+    let last_start = events.iter().rposition(|e| e["message"].as_str().is_some_and(|m| m.starts_with("ramd running")));
+    let logged_after = last_start.map(|i| events[i..].iter().filter(|e| e["event"] == "blocked").count());
+    assert!(logged_after.unwrap_or(0) > 0, "no blocked line after the last restart:\n{log}");
     // Restarts and upgrades swapped programs inside the pinned links.
     assert!(log.contains("link updated to the new program"), "no link was updated in place:\n{log}");
     let status = ramd.ramctl_json(&["status"]).expect("status");

@@ -320,7 +320,7 @@ fn a_process_target_enforces_the_cgroup_of_that_process() {
     let mut cmd = std::process::Command::new(&holder);
     cmd.args(["hold", "120"]).stdout(std::process::Stdio::null());
     place(&mut cmd, Some(&cgroup.path), Some(&netns));
-    let _holder = Proc::spawn(&name, &mut cmd);
+    let mut holder_proc = Proc::spawn(&name, &mut cmd);
 
     let policy = format!(
         "[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\nprocess = \"{name}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n"
@@ -332,6 +332,22 @@ fn a_process_target_enforces_the_cgroup_of_that_process() {
     assert_eq!(cgroups[0]["path"], cgroup.path.display().to_string(), "{status}");
     assert_eq!(probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
     assert_eq!(probe(Some(&cgroup), Some(&netns), &["connect", "127.20.0.1", "9"]), "ECONNREFUSED");
+
+    // The process restarts in another cgroup (as a runtime restarted by
+    // systemd might): that cgroup is enforced as soon as ramd's scan sees it.
+    holder_proc.stop(Duration::from_secs(5));
+    let moved = TestCgroup::new("k-proc-moved");
+    let mut cmd = std::process::Command::new(&holder);
+    cmd.args(["hold", "120"]).stdout(std::process::Stdio::null());
+    place(&mut cmd, Some(&moved.path), Some(&netns));
+    let started = std::time::Instant::now();
+    let _moved_holder = Proc::spawn(&name, &mut cmd);
+    let enforced = wait_for(Duration::from_secs(5), || {
+        (probe(Some(&moved), Some(&netns), &["connect", "127.30.0.1", "9"]) == "EPERM").then_some(started.elapsed())
+    });
+    let after =
+        enforced.unwrap_or_else(|| panic!("the restarted process's cgroup was not enforced:\n{}", ramd.log_text()));
+    println!("restarted process enforced after {after:?} (ramd scans every 250 ms)");
 }
 
 /// Loads every program through ramd and reports what the verifier said, one
@@ -700,4 +716,94 @@ fn a_full_learned_map_fails_closed_counts_and_reports() {
     });
     let lines = reported.unwrap_or_else(|| panic!("map-full not reported with its count:\n{}", ramd.log_text()));
     assert!(lines.len() <= 2, "reported more often than once per interval: {lines:?}");
+}
+
+/// Logging never holds up the kernel: with ramd frozen (SIGSTOP) the ring
+/// buffer fills, connects are still denied, every verdict is still counted,
+/// what could not be sent is counted too, and ramd reports the loss once it
+/// runs again.
+#[test]
+fn a_full_ring_buffer_loses_events_but_no_verdict() {
+    require_root();
+    let netns = Netns::new("k-ring");
+    let cgroup = TestCgroup::new("k-ring");
+    let ramd = Ramd::start(&cidr_policy(&cgroup, ""));
+    let before = ramd.counter("probe", "connect_blocked");
+    let pid = ramd.proc.as_ref().expect("ramd").pid();
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    // 64-byte events in a 1 MiB ring: 30,000 attempts overflow it.
+    let rounds = 15_000;
+    let out = probe(
+        Some(&cgroup),
+        Some(&netns),
+        &["expect-loop", &format!("rounds={rounds}"), "connect,127.30.0.1,9=EPERM", "sendto,127.30.0.1,53=EPERM"],
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert!(out.contains("wrong=0"), "{out}");
+    let blocked = ramd.counter("probe", "connect_blocked") - before;
+    let sendmsg_blocked = ramd.counter("probe", "sendmsg_blocked");
+    assert_eq!(blocked, rounds, "every denied connect is counted");
+    assert!(sendmsg_blocked >= rounds, "every denied sendmsg is counted: {sendmsg_blocked}");
+    let lost = ramd.counter("probe", "events_lost");
+    assert!(lost > 0, "30,000 events fitted in the ring buffer?");
+    let reported = wait_for(Duration::from_secs(12), || {
+        ramd.log_events().into_iter().find(|e| {
+            e["message"].as_str().is_some_and(|m| m.contains("events lost")) && e["total"].as_u64() == Some(lost)
+        })
+    });
+    assert!(reported.is_some(), "the loss of {lost} events was not reported:\n{}", ramd.log_text());
+}
+
+/// A pinned map whose layout differs from this build's (as after an
+/// upgrade that changed a map) is replaced, not reused: ramd says so, the
+/// old entries are not guessed at, and enforcement and learning work on the
+/// new map.
+#[test]
+fn a_pinned_map_with_another_layout_is_replaced() {
+    require_root();
+    let scene = Scene::new("k-layout", &[("a.registry.test", "127.10.0.1")], 300);
+    let policy = scene.policy("", "[[allow]]\nhost = \"a.registry.test\"\n");
+    let ramd = Ramd::start_prepared(&policy, |pin_dir| {
+        let maps = pin_dir.join("maps");
+        std::fs::create_dir_all(&maps).expect("maps dir");
+        // RAM_LEARN4 of an imagined older build: 8-byte values.
+        let map = create_hash_map(8, 8, 64);
+        bpf_pin(&map, &maps.join("RAM_LEARN4"));
+    });
+    let line = ramd.wait_log("layout change", |e| {
+        e["message"].as_str().is_some_and(|m| m.contains("map layout or size changed")) && e["map"] == "RAM_LEARN4"
+    });
+    println!("{line}");
+    let inside = |args: &[&str]| scene.inside(args);
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "a.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+    assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "EPERM");
+    let learned = ramd.ramctl_json(&["learned"]).expect("learned");
+    assert!(learned.as_array().unwrap().iter().any(|r| r["addr"] == "127.10.0.1"), "{learned}");
+    assert!(!ramd.pin_dir.join("previous-maps").exists(), "the replaced map was not removed");
+}
+
+/// BPF_MAP_CREATE of a hash map; the fd.
+fn create_hash_map(key_size: u32, value_size: u32, max_entries: u32) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    #[repr(C)]
+    struct Attr {
+        map_type: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        map_flags: u32,
+    }
+    let attr = Attr { map_type: 1, key_size, value_size, max_entries, map_flags: 0 };
+    // SAFETY: a valid BPF_MAP_CREATE attribute of its own size.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 0, &attr as *const Attr, std::mem::size_of::<Attr>()) };
+    assert!(fd >= 0, "BPF_MAP_CREATE: {}", std::io::Error::last_os_error());
+    // SAFETY: the kernel just returned this descriptor.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) }
+}
+
+fn bpf_pin(fd: &std::os::fd::OwnedFd, path: &std::path::Path) {
+    use std::os::fd::AsFd;
+    ram::bpf_calls::pin_object(fd.as_fd(), path).expect("pin");
 }
