@@ -21,6 +21,9 @@ pub const MAX_ANSWERS: u32 = 24;
 /// the walk (fail closed). The bound keeps the verifier's path count small:
 /// the owner loop is nested in the answer loop.
 pub const MAX_OWNER_LABELS: u32 = 10;
+/// Names on an answer's CNAME chain (the question and the CNAME targets)
+/// that records may be owned by; a longer chain's tail teaches nothing.
+pub const MAX_CHAIN: usize = 8;
 /// Fixed DNS header size.
 pub const HEADER_LEN: u32 = 12;
 
@@ -53,6 +56,11 @@ pub struct LoopVars {
     pub next: u32,
     pub done: u32,
     pub answers: u32,
+    /// Address records not owned by a name on the chain (not learned).
+    pub off_chain: u32,
+    /// Message offsets of the names on the CNAME chain; `chain_len` used.
+    pub chain: [u32; MAX_CHAIN],
+    pub chain_len: u32,
     pub hash: u64,
 }
 
@@ -169,9 +177,18 @@ pub struct AddressRecord {
 pub const RECORD_SLOTS: usize = 32;
 const _: () = assert!(RECORD_SLOTS >= MAX_ANSWERS as usize && RECORD_SLOTS.is_power_of_two());
 
-/// Walks the answer section and writes each A/AAAA record of class IN into
-/// `records`; returns how many. Stops at the first malformed record (those
-/// before it are kept and counted in `vars.found`).
+/// Walks the answer section and writes each A/AAAA record of class IN owned
+/// by a name on the question's CNAME chain into `records`; returns how many.
+/// Stops at the first malformed record (those before it are kept and counted
+/// in `vars.found`).
+///
+/// The chain is followed through compression pointers, as every common
+/// resolver writes answers (dnsmasq, unbound, BIND, systemd-resolved, Docker's
+/// embedded DNS): a record is on the chain when its owner is a pointer to the
+/// question name or to the target of an earlier CNAME on the chain. Records
+/// owned by anything else — another name, or a name written out in full — are
+/// counted in `vars.off_chain` and not learned: an answer cannot vouch for
+/// names it was not asked about.
 ///
 /// Collecting first and acting (map updates) in a second, simple loop keeps
 /// the verifier's work per answer small: this loop has few paths per
@@ -194,6 +211,10 @@ pub fn collect_addresses(
     put(&mut vars.off, first);
     put(&mut vars.answers, 0);
     put(&mut vars.error, NO_ERROR);
+    put(&mut vars.off_chain, 0);
+    // The chain starts with the question name, always at offset 12.
+    put(&mut vars.chain[0], HEADER_LEN);
+    put(&mut vars.chain_len, 1);
     // Every way out of an iteration (a record read, or an error recorded in
     // vars.error) meets at its end, and the loop has one exit; so the
     // verifier sees few distinct states and walks what follows the loop once.
@@ -238,10 +259,13 @@ fn error_from(code: u32) -> DnsError {
 }
 
 /// Reads the record at vars.off and moves vars.off past it; the address
-/// when it is an A/AAAA record of class IN.
+/// when it is an A/AAAA record of class IN owned by a name on the chain. A
+/// CNAME on the chain adds its target to the chain.
 #[inline(always)]
 fn read_record(msg: &[u8; WINDOW], len: u32, vars: &mut LoopVars) -> Result<Option<AddressRecord>, DnsError> {
-    let owner_end = skip_name(msg, len, get(&vars.off), vars)?;
+    let owner = get(&vars.off);
+    let on_chain = chain_contains(vars, pointer_target(msg, owner));
+    let owner_end = skip_name(msg, len, owner, vars)?;
     if owner_end + 10 > len {
         return Err(DnsError::Truncated);
     }
@@ -254,11 +278,26 @@ fn read_record(msg: &[u8; WINDOW], len: u32, vars: &mut LoopVars) -> Result<Opti
         return Err(DnsError::Truncated);
     }
     put(&mut vars.off, rdata + rdlen);
+    if rtype == TYPE_CNAME && class == CLASS_IN && on_chain && rdlen > 0 {
+        // The target is where its name starts: the rdata itself, or where
+        // the rdata points when it is nothing but a pointer.
+        let target = match pointer_target(msg, rdata) {
+            NOT_A_POINTER => rdata,
+            pointed => pointed,
+        };
+        chain_push(vars, target);
+        return Ok(None);
+    }
     let family = match (rtype, rdlen) {
         (TYPE_A, 4) if class == CLASS_IN => 4,
         (TYPE_AAAA, 16) if class == CLASS_IN => 6,
         _ => return Ok(None),
     };
+    if !on_chain {
+        let off_chain = get(&vars.off_chain);
+        put(&mut vars.off_chain, off_chain + 1);
+        return Ok(None);
+    }
     // Always 16 bytes (no branch on the length), then clear what an A
     // record does not own.
     let mut addr = [0u8; 16];
@@ -271,6 +310,41 @@ fn read_record(msg: &[u8; WINDOW], len: u32, vars: &mut LoopVars) -> Result<Opti
         }
     }
     Ok(Some(AddressRecord { addr, ttl, family, _pad: [0; 3] }))
+}
+
+/// No offset: a name that does not start with a compression pointer.
+const NOT_A_POINTER: u32 = u32::MAX;
+
+/// Where the name at `off` points when it is a compression pointer.
+#[inline(always)]
+fn pointer_target(msg: &[u8; WINDOW], off: u32) -> u32 {
+    let first = byte(msg, off) as u32;
+    if first & 0xc0 == 0xc0 {
+        (first & 0x3f) << 8 | byte(msg, off + 1) as u32
+    } else {
+        NOT_A_POINTER
+    }
+}
+
+#[inline(always)]
+fn chain_contains(vars: &LoopVars, target: u32) -> bool {
+    let len = get(&vars.chain_len);
+    let mut found = false;
+    for (i, slot) in vars.chain.iter().enumerate() {
+        if (i as u32) < len && get(slot) == target {
+            found = true;
+        }
+    }
+    found
+}
+
+#[inline(always)]
+fn chain_push(vars: &mut LoopVars, target: u32) {
+    let len = get(&vars.chain_len);
+    if (len as usize) < MAX_CHAIN {
+        put(&mut vars.chain[index(len, MAX_CHAIN - 1)], target);
+        put(&mut vars.chain_len, len + 1);
+    }
 }
 
 /// Returns the offset just past a (possibly compressed) name at `start`.
@@ -334,6 +408,12 @@ pub(crate) mod tests {
             self.rr_tail(rtype, ttl, rdata)
         }
 
+        /// Appends a record whose owner is a pointer to `offset`.
+        pub fn record_at(mut self, offset: u16, rtype: u16, ttl: u32, rdata: &[u8]) -> Self {
+            self.0.extend_from_slice(&(0xc000 | offset).to_be_bytes());
+            self.rr_tail(rtype, ttl, rdata)
+        }
+
         pub fn record_named(mut self, owner: &str, rtype: u16, ttl: u32, rdata: &[u8]) -> Self {
             push_name(&mut self.0, owner);
             self.rr_tail(rtype, ttl, rdata)
@@ -394,13 +474,72 @@ pub(crate) mod tests {
         let v6 = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
         let mut cname = Vec::new();
         push_name(&mut cname, "cdn.example.net");
-        let msg = Msg::response(1, "registry.example.com", TYPE_AAAA, 2)
-            .record_ptr(TYPE_CNAME, 30, &cname)
-            .record_named("cdn.example.net", TYPE_AAAA, 120, &v6);
+        let msg = Msg::response(1, "registry.example.com", TYPE_AAAA, 2).record_ptr(TYPE_CNAME, 30, &cname);
+        let target = msg.0.len() as u16 - cname.len() as u16;
+        let msg = msg.record_at(target, TYPE_AAAA, 120, &v6);
         let (_, found) = parse(&msg).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].family, 6);
         assert_eq!(found[0].addr, v6);
+    }
+
+    #[test]
+    fn a_chain_of_cnames_is_followed_even_through_pointer_targets() {
+        // registry → CNAME edge.cdn.net → CNAME pop.cdn.net → A, each owner
+        // a pointer to the previous CNAME's target.
+        let mut first = Vec::new();
+        push_name(&mut first, "edge.cdn.net");
+        let msg = Msg::response(1, "registry.example.com", TYPE_A, 3).record_ptr(TYPE_CNAME, 30, &first);
+        let edge = msg.0.len() as u16 - first.len() as u16;
+        let mut second = Vec::new();
+        push_name(&mut second, "pop.cdn.net");
+        let msg = msg.record_at(edge, TYPE_CNAME, 30, &second);
+        let pop = msg.0.len() as u16 - second.len() as u16;
+        let msg = msg.record_at(pop, TYPE_A, 60, &[10, 9, 9, 9]);
+        let (_, found) = parse(&msg).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(&found[0].addr[..4], &[10, 9, 9, 9]);
+    }
+
+    #[test]
+    fn records_for_names_off_the_chain_teach_nothing() {
+        // An allowed question whose answer also vouches for another name:
+        // written out in full, or as a pointer to a name that is not on the
+        // chain (the owner of an unrelated record).
+        let mut other = Vec::new();
+        push_name(&mut other, "evil.example");
+        let msg = Msg::response(1, "registry.example.com", TYPE_A, 4)
+            .record_ptr(TYPE_A, 60, &[10, 0, 0, 1])
+            .record_named("evil.example", TYPE_A, 60, &[10, 6, 6, 6]);
+        let evil_owner = (msg.0.len() - 14 - other.len()) as u16;
+        let msg = msg.record_at(evil_owner, TYPE_A, 60, &[10, 6, 6, 7]).record_at(
+            HEADER_LEN as u16 + 1,
+            TYPE_A,
+            60,
+            &[10, 6, 6, 8],
+        );
+        let (w, len) = msg.window();
+        let mut key = [0u8; NAME_KEY_LEN];
+        let mut vars = LoopVars::default();
+        let q = parse_question(&w, len, &mut key, &mut vars).unwrap();
+        let mut records = [AddressRecord::default(); RECORD_SLOTS];
+        let n = collect_addresses(&w, len, &q, &mut vars, &mut records).unwrap();
+        assert_eq!(n, 1, "only the question's own record");
+        assert_eq!(&records[0].addr[..4], &[10, 0, 0, 1]);
+        assert_eq!(vars.off_chain, 3);
+        // A CNAME off the chain does not extend it.
+        let mut target = Vec::new();
+        push_name(&mut target, "sneaky.example");
+        let msg = Msg::response(1, "registry.example.com", TYPE_A, 2).record_named(
+            "evil.example",
+            TYPE_CNAME,
+            30,
+            &target,
+        );
+        let sneaky = msg.0.len() as u16 - target.len() as u16;
+        let msg = msg.record_at(sneaky, TYPE_A, 60, &[10, 6, 6, 9]);
+        let (_, found) = parse(&msg).unwrap();
+        assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]

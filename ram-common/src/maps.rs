@@ -237,9 +237,12 @@ pub mod counter {
     pub const DNS_TCP_SPLIT: u32 = 10;
     pub const LEARN_MAP_FULL: u32 = 11;
     pub const EVENTS_LOST: u32 = 12;
+    /// Answers with address records owned by a name off the question's
+    /// CNAME chain (those records are not learned).
+    pub const DNS_OFF_CHAIN: u32 = 13;
     pub const SLOTS: u32 = 16;
     /// Display names, in slot order.
-    pub const NAMES: [&str; 13] = [
+    pub const NAMES: [&str; 14] = [
         "connect_allowed",
         "connect_blocked",
         "sendmsg_allowed",
@@ -253,6 +256,7 @@ pub mod counter {
         "dns_tcp_split",
         "learn_map_full",
         "events_lost",
+        "dns_off_chain",
     ];
 }
 

@@ -152,6 +152,9 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     if collected.is_err() {
         count(scope, counter::DNS_MALFORMED);
     }
+    if get(&scratch.vars.off_chain) != 0 {
+        count(scope, counter::DNS_OFF_CHAIN);
+    }
     let allowed = get(&scratch.allowed) != 0;
     let host_id = get(&scratch.host_id);
     let config = scope_config(scope);
