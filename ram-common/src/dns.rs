@@ -137,6 +137,29 @@ pub fn parse_question(
     key: &mut [u8; NAME_KEY_LEN],
     vars: &mut LoopVars,
 ) -> Result<Question, DnsError> {
+    parse_header_and_question(msg, len, key, vars, true)
+}
+
+/// The same for a query (QR clear): what the egress program records so an
+/// answer can be matched to it.
+#[inline(always)]
+pub fn parse_query(
+    msg: &[u8; WINDOW],
+    len: u32,
+    key: &mut [u8; NAME_KEY_LEN],
+    vars: &mut LoopVars,
+) -> Result<Question, DnsError> {
+    parse_header_and_question(msg, len, key, vars, false)
+}
+
+#[inline(always)]
+fn parse_header_and_question(
+    msg: &[u8; WINDOW],
+    len: u32,
+    key: &mut [u8; NAME_KEY_LEN],
+    vars: &mut LoopVars,
+    response: bool,
+) -> Result<Question, DnsError> {
     let len = launder(&mut vars.len, len);
     if len < HEADER_LEN || len > WINDOW as u32 {
         return Err(DnsError::Truncated);
@@ -144,7 +167,7 @@ pub fn parse_question(
     let flags = be16(msg, 2);
     let is_response = flags & 0x8000 != 0;
     let opcode = (flags >> 11) & 0xf;
-    if !is_response || opcode != 0 || be16(msg, 4) != 1 {
+    if is_response != response || opcode != 0 || be16(msg, 4) != 1 {
         return Err(DnsError::NotAnswer);
     }
     let name = key_from_wire(msg, len, HEADER_LEN, key, vars)?;
@@ -530,12 +553,8 @@ pub(crate) mod tests {
         // A CNAME off the chain does not extend it.
         let mut target = Vec::new();
         push_name(&mut target, "sneaky.example");
-        let msg = Msg::response(1, "registry.example.com", TYPE_A, 2).record_named(
-            "evil.example",
-            TYPE_CNAME,
-            30,
-            &target,
-        );
+        let msg =
+            Msg::response(1, "registry.example.com", TYPE_A, 2).record_named("evil.example", TYPE_CNAME, 30, &target);
         let sneaky = msg.0.len() as u16 - target.len() as u16;
         let msg = msg.record_at(sneaky, TYPE_A, 60, &[10, 6, 6, 9]);
         let (_, found) = parse(&msg).unwrap();
@@ -574,6 +593,23 @@ pub(crate) mod tests {
         assert_eq!(r, Err(DnsError::Truncated));
         assert_eq!(vars.found, 1, "records before the damage are still collected");
         assert_eq!(&records[0].addr[..4], &[10, 0, 0, 1]);
+    }
+
+    #[test]
+    fn a_query_parses_as_a_query_only() {
+        let mut query = Msg::response(0x1234, "Registry.Example.com", TYPE_AAAA, 0);
+        query.0[2] = 0x01; // QR clear, RD set
+        let (w, len) = query.window();
+        let mut key = [0u8; NAME_KEY_LEN];
+        let mut vars = LoopVars::default();
+        let q = parse_query(&w, len, &mut key, &mut vars).unwrap();
+        assert_eq!((q.id, q.qtype), (0x1234, TYPE_AAAA));
+        // The same name in an answer gives the same host id (case folded).
+        let answer = Msg::response(0x1234, "registry.example.COM", TYPE_AAAA, 0);
+        let (w2, len2) = answer.window();
+        let a = parse_question(&w2, len2, &mut key, &mut vars).unwrap();
+        assert_eq!(a.name.host_id, q.name.host_id);
+        assert_eq!(parse_query(&w2, len2, &mut key, &mut vars).unwrap_err(), DnsError::NotAnswer);
     }
 
     #[test]

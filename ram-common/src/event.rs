@@ -55,11 +55,13 @@ pub struct DnsEvent {
     pub cgroup_id: u64,
     /// Addresses learned from this answer (0 when the name is not allowed).
     pub learned: u32,
-    /// 1 when the question name is allowed for the scope.
+    /// 1 when the question name is allowed for the scope and the answer
+    /// matched a query the scope sent.
     pub allowed: u32,
     /// Bytes of `message` that hold the DNS message.
     pub message_len: u32,
-    pub _pad: u32,
+    /// 1 when the answer matched a query of the scope (see `RAM_QUERIES`).
+    pub matched: u32,
     pub message: [u8; WINDOW],
 }
 const _: () = assert!(core::mem::size_of::<DnsEvent>() == 32 + WINDOW);

@@ -36,11 +36,13 @@ pub const MAP_EVENTS: &str = "RAM_EVENTS";
 /// kernels without ring buffers (before 5.8).
 pub const MAP_PERF_EVENTS: &str = "RAM_PERF_EVENTS";
 pub const MAP_PORTS: &str = "RAM_PORTS";
+pub const MAP_QUERIES: &str = "RAM_QUERIES";
 
 /// Maps shared by every program instance and pinned in bpffs, besides the
 /// event map of the object in use ([`MAP_EVENTS`] or [`MAP_PERF_EVENTS`]).
 /// The per-CPU scratch maps are private to each instance and not listed.
-pub const PINNED_MAPS: [&str; 11] = [
+pub const PINNED_MAPS: [&str; 12] = [
+    MAP_QUERIES,
     MAP_PORTS,
     MAP_NAMES,
     MAP_CIDR4,
@@ -81,6 +83,11 @@ pub const LEARN_CAPACITY: u32 = 65536;
 pub const HOSTS_CAPACITY: u32 = 4096;
 pub const RESOLVERS_CAPACITY: u32 = 64;
 pub const EVENTS_BYTES: u32 = 1 << 20;
+/// DNS queries in flight (LRU: the oldest go first; their answers then
+/// teach nothing).
+pub const QUERIES_CAPACITY: u32 = 8192;
+/// How long after its query an answer may arrive and still teach.
+pub const DNS_ANSWER_WINDOW_NS: u64 = 10_000_000_000;
 
 /// Port sets a rule can carry (`ports = [443, 5000]`); set 0 means any port.
 /// The other ids come in two halves, [`PORT_SETS_PER_HALF`] each: every
@@ -181,6 +188,34 @@ pub struct Learn4Key {
 }
 const _: () = assert!(core::mem::size_of::<Learn4Key>() == 8);
 
+/// Key of `RAM_QUERIES`: a DNS query one scope sent to a resolver, as its
+/// answer will identify it (the answer comes from `resolver`:53 to
+/// `client_port`, with the same id and question type).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct QueryKey {
+    pub scope: u32,
+    pub client_port: u16,
+    pub id: u16,
+    pub qtype: u16,
+    /// 4 or 6.
+    pub family: u8,
+    pub _pad: u8,
+    /// The resolver; the first 4 bytes for family 4, the rest zero.
+    pub resolver: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<QueryKey>() == 28);
+
+/// Value of `RAM_QUERIES`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueryValue {
+    /// Host id of the question name (see `name::NameSpan::host_id`).
+    pub host_id: u64,
+    /// bpf_ktime_get_ns() when the query left.
+    pub sent_ns: u64,
+}
+
 /// Key of `RAM_LEARN6`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -240,9 +275,11 @@ pub mod counter {
     /// Answers with address records owned by a name off the question's
     /// CNAME chain (those records are not learned).
     pub const DNS_OFF_CHAIN: u32 = 13;
+    /// Answers that match no query this scope sent (not learned).
+    pub const DNS_UNMATCHED: u32 = 14;
     pub const SLOTS: u32 = 16;
     /// Display names, in slot order.
-    pub const NAMES: [&str; 14] = [
+    pub const NAMES: [&str; 15] = [
         "connect_allowed",
         "connect_blocked",
         "sendmsg_allowed",
@@ -257,6 +294,7 @@ pub mod counter {
         "learn_map_full",
         "events_lost",
         "dns_off_chain",
+        "dns_unmatched",
     ];
 }
 
@@ -272,6 +310,8 @@ mod pod {
     unsafe impl aya::Pod for Learn4Key {}
     unsafe impl aya::Pod for Learn6Key {}
     unsafe impl aya::Pod for Learned {}
+    unsafe impl aya::Pod for QueryKey {}
+    unsafe impl aya::Pod for QueryValue {}
     unsafe impl aya::Pod for NameKey {}
     unsafe impl aya::Pod for ScopeConfig {}
 }

@@ -22,10 +22,11 @@ use ram_common::{
 
 use crate::{
     events::send_dns,
-    judge::DNS_PORT,
+    judge::{is_resolver, Dest, DNS_PORT},
     maps::{
         count, scope, scope_config, RAM_HOSTS, RAM_LEARN4, RAM_LEARN6, RAM_NAMES, RAM_RESOLV4, RAM_RESOLV6, RAM_SCRATCH,
     },
+    queries::{answers_a_query, query_key},
     skb::{load, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 
@@ -45,38 +46,36 @@ fn window_len(len: u32) -> u32 {
     ((len.wrapping_sub(1)) & WINDOW_MASK as u32) + 1
 }
 
-/// Finds the DNS message of an answer from a trusted resolver: (offset, length).
+/// Finds the DNS message of an answer from a trusted resolver: (offset,
+/// length, the resolver, the client's port).
 #[inline(always)]
-fn dns_payload(ctx: &SkBuffContext, scope: u32) -> Option<(u32, u32)> {
+fn dns_payload(ctx: &SkBuffContext, scope: u32) -> Option<(u32, u32, Dest, u16)> {
     let skb = ctx.skb.skb;
     // SAFETY: valid context.
     let (family, skb_len) = unsafe { (u16::from_be((*skb).protocol as u16), (*skb).len) };
     let bit = scope_bit(scope);
-    let (protocol, l4) = if family == ETH_P_IP {
+    let (protocol, l4, resolver) = if family == ETH_P_IP {
         let ip: [u8; 20] = load(ctx, 0)?;
         let source = [ip[12], ip[13], ip[14], ip[15]];
-        if !unsafe { RAM_RESOLV4.get(&source) }.is_some_and(|r| r.scopes & bit != 0) {
-            return None;
-        }
-        (ip[9], ((ip[0] & 0x0f) as u32) * 4)
+        (ip[9], ((ip[0] & 0x0f) as u32) * 4, Dest::V4(source))
     } else if family == ETH_P_IPV6 {
         let ip: [u8; 40] = load(ctx, 0)?;
         let mut source = [0u8; 16];
         source.copy_from_slice(&ip[8..24]);
-        if !unsafe { RAM_RESOLV6.get(&source) }.is_some_and(|r| r.scopes & bit != 0) {
-            return None;
-        }
-        (ip[6], 40)
+        (ip[6], 40, Dest::V6(source))
     } else {
         return None;
     };
+    if !is_resolver(scope, resolver) {
+        return None;
+    }
     if protocol == IPPROTO_UDP {
         let udp: [u8; 8] = load(ctx, l4)?;
         if u16::from_be_bytes([udp[0], udp[1]]) != DNS_PORT {
             return None;
         }
         let start = l4 + 8;
-        Some((start, skb_len.checked_sub(start)?))
+        Some((start, skb_len.checked_sub(start)?, resolver, u16::from_be_bytes([udp[2], udp[3]])))
     } else if protocol == IPPROTO_TCP {
         let tcp: [u8; 20] = load(ctx, l4)?;
         if u16::from_be_bytes([tcp[0], tcp[1]]) != DNS_PORT {
@@ -94,7 +93,7 @@ fn dns_payload(ctx: &SkBuffContext, scope: u32) -> Option<(u32, u32)> {
             count(scope, counter::DNS_TCP_SPLIT);
             return None;
         }
-        Some((start + 2, message_len))
+        Some((start + 2, message_len, resolver, u16::from_be_bytes([tcp[2], tcp[3]])))
     } else {
         None
     }
@@ -103,14 +102,16 @@ fn dns_payload(ctx: &SkBuffContext, scope: u32) -> Option<(u32, u32)> {
 #[inline(always)]
 fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     let scope = scope();
-    let (start, len) = dns_payload(ctx, scope)?;
+    let (start, len, resolver, client_port) = dns_payload(ctx, scope)?;
     if len < HEADER_LEN {
         return None;
     }
+    let beyond_window = len > WINDOW as u32;
     let len = window_len(len);
     let scratch = RAM_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: per-CPU scratch, used by one program run at a time on this CPU.
     let scratch = unsafe { &mut *scratch };
+    put(&mut scratch.beyond_window, u32::from(beyond_window));
     // SAFETY: `len` is within [1, WINDOW], the size of `msg`.
     let rc = unsafe { bpf_skb_load_bytes(ctx.skb.skb as *const _, start, scratch.msg.as_mut_ptr() as *mut _, len) };
     if rc != 0 {
@@ -121,6 +122,7 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     // and the verifier walks the parser once instead of once per path.
     put(&mut scratch.message_start, start);
     put(&mut scratch.message_len, len);
+    scratch.query = query_key(scope, resolver, client_port, 0, 0);
     count(scope, counter::DNS_ANSWERS);
     let question =
         match parse_question(&scratch.msg, get(&scratch.message_len), &mut scratch.key.data, &mut scratch.vars) {
@@ -141,6 +143,15 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     if !allowed {
         count(scope, counter::DNS_NOT_ALLOWED);
     }
+    // Only an answer to a query this scope sent teaches.
+    scratch.query.id = question.id;
+    scratch.query.qtype = question.qtype;
+    let matched = answers_a_query(&scratch.query, question.name.host_id);
+    if !matched {
+        count(scope, counter::DNS_UNMATCHED);
+    }
+    put(&mut scratch.matched, u32::from(matched));
+    let allowed = allowed && matched;
     // The verdict and the host id live in memory across the answer loop, so
     // the allowed and not-allowed paths walk it as one (older verifiers do
     // not prune them otherwise).
@@ -149,8 +160,14 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     put(&mut scratch.host_id, question.name.host_id);
     let collected =
         collect_addresses(&scratch.msg, get(&scratch.message_len), &question, &mut scratch.vars, &mut scratch.records);
+    // A malformed message teaches nothing (as the full parser in ramd
+    // refuses it whole); only a message cut by the window keeps the records
+    // that fit.
     if collected.is_err() {
         count(scope, counter::DNS_MALFORMED);
+        if get(&scratch.beyond_window) == 0 {
+            put(&mut scratch.vars.found, 0);
+        }
     }
     if get(&scratch.vars.off_chain) != 0 {
         count(scope, counter::DNS_OFF_CHAIN);
@@ -160,7 +177,6 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     let config = scope_config(scope);
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    // Records before a malformed one are still learned.
     let found = get(&scratch.vars.found);
     put(&mut scratch.learned, 0);
     put(&mut scratch.next_record, 0);
@@ -195,12 +211,13 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
         let _ = RAM_HOSTS.insert(&host_id, &scratch.key, 0);
     }
     let (start, len) = (get(&scratch.message_start), get(&scratch.message_len));
-    emit_dns(ctx, scope, start, len, allowed, learned);
+    let matched = get(&scratch.matched) != 0;
+    emit_dns(ctx, scope, start, len, allowed, matched, learned);
     Some(())
 }
 
 #[inline(always)]
-fn emit_dns(ctx: &SkBuffContext, scope: u32, start: u32, len: u32, allowed: bool, learned: u32) {
+fn emit_dns(ctx: &SkBuffContext, scope: u32, start: u32, len: u32, allowed: bool, matched: bool, learned: u32) {
     send_dns(ctx, scope, |event| {
         // SAFETY: `event` points at writable memory of DnsEvent's size (a
         // ring-buffer reservation or this CPU's event buffer); every field
@@ -210,7 +227,7 @@ fn emit_dns(ctx: &SkBuffContext, scope: u32, start: u32, len: u32, allowed: bool
             (*event).cgroup_id = bpf_skb_cgroup_id(ctx.skb.skb);
             (*event).learned = learned;
             (*event).allowed = allowed as u32;
-            (*event)._pad = 0;
+            (*event).matched = matched as u32;
             let len = window_len(len);
             let copied =
                 bpf_skb_load_bytes(ctx.skb.skb as *const _, start, (*event).message.as_mut_ptr() as *mut _, len);

@@ -15,8 +15,9 @@ use aya_ebpf::{
 use ram_common::{event::HOOK_EGRESS, maps::counter};
 
 use crate::{
-    judge::{allowed, deny, Attempt, Dest, Expiry},
+    judge::{allowed, deny, is_resolver, Attempt, Dest, Expiry, DNS_PORT},
     maps::{scope, skb_task_info},
+    queries::record_query,
     skb::{load, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 
@@ -40,17 +41,22 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
         // Request and time-wait sockets belong to established or accepted flows.
         return PASS;
     }
+    // SAFETY: as above.
+    let family = u16::from_be(unsafe { (*skb).protocol } as u16);
+    let Some((dest, protocol, port, l4)) = destination(ctx, family) else {
+        return PASS;
+    };
+    let scope = scope();
+    if port == DNS_PORT && is_resolver(scope, dest) {
+        // Recorded whatever the TCP state: DNS over TCP sends its queries
+        // on an established connection.
+        let _ = record_query(ctx, scope, dest, protocol, l4);
+    }
     // SAFETY: non-null full socket returned by the helper.
     let (sk_protocol, sk_state) = unsafe { ((*full).protocol, (*full).state) };
     if sk_protocol == IPPROTO_TCP as u32 && sk_state != BPF_TCP_SYN_SENT {
         return PASS;
     }
-    // SAFETY: as above.
-    let family = u16::from_be(unsafe { (*skb).protocol } as u16);
-    let Some((dest, protocol, port)) = destination(ctx, family) else {
-        return PASS;
-    };
-    let scope = scope();
     if allowed(scope, dest, port, Expiry::Lenient) {
         return PASS;
     }
@@ -70,18 +76,19 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
     }
 }
 
-/// The destination written in the packet: address, IP protocol, and the
-/// destination port for TCP/UDP (0 otherwise). None for packets that must
-/// pass unjudged (IPv6 neighbour discovery, unknown families).
+/// The destination written in the packet: address, IP protocol, the
+/// destination port for TCP/UDP (0 otherwise) and where the transport
+/// header starts. None for packets that must pass unjudged (IPv6 neighbour
+/// discovery, unknown families).
 #[inline(always)]
-fn destination(ctx: &SkBuffContext, family: u16) -> Option<(Dest, u8, u16)> {
+fn destination(ctx: &SkBuffContext, family: u16) -> Option<(Dest, u8, u16, u32)> {
     if family == ETH_P_IP {
         let ip: [u8; 20] = load(ctx, 0)?;
         let header_len = ((ip[0] & 0x0f) as u32) * 4;
         let protocol = ip[9];
         let addr = [ip[16], ip[17], ip[18], ip[19]];
         let port = transport_port(ctx, protocol, header_len);
-        Some((Dest::V4(addr), protocol, port))
+        Some((Dest::V4(addr), protocol, port, header_len))
     } else if family == ETH_P_IPV6 {
         let ip: [u8; 40] = load(ctx, 0)?;
         let next = ip[6];
@@ -96,7 +103,7 @@ fn destination(ctx: &SkBuffContext, family: u16) -> Option<(Dest, u8, u16)> {
             }
         }
         let port = transport_port(ctx, next, 40);
-        Some((Dest::V6(addr), next, port))
+        Some((Dest::V6(addr), next, port, 40))
     } else {
         None
     }

@@ -49,12 +49,23 @@ fn learned_ok(entry: Option<&Learned>, port: u16, expiry: Expiry) -> bool {
     }
 }
 
+/// Is `dest` a resolver this scope trusts?
+#[inline(always)]
+pub fn is_resolver(scope: u32, dest: Dest) -> bool {
+    let bit = scope_bit(scope);
+    match dest {
+        // SAFETY: read-only lookups; the value is read at once.
+        Dest::V4(addr) => unsafe { RAM_RESOLV4.get(&addr) }.is_some_and(|r| r.scopes & bit != 0),
+        Dest::V6(addr) => unsafe { RAM_RESOLV6.get(&addr) }.is_some_and(|r| r.scopes & bit != 0),
+    }
+}
+
 #[inline(always)]
 pub fn allowed(scope: u32, dest: Dest, port: u16, expiry: Expiry) -> bool {
     let bit = scope_bit(scope);
     match dest {
         Dest::V4(addr) => {
-            if port == DNS_PORT && unsafe { RAM_RESOLV4.get(&addr) }.is_some_and(|r| r.scopes & bit != 0) {
+            if port == DNS_PORT && is_resolver(scope, dest) {
                 return true;
             }
             if RAM_CIDR4
@@ -68,7 +79,7 @@ pub fn allowed(scope: u32, dest: Dest, port: u16, expiry: Expiry) -> bool {
             learned_ok(entry, port, expiry)
         }
         Dest::V6(addr) => {
-            if port == DNS_PORT && unsafe { RAM_RESOLV6.get(&addr) }.is_some_and(|r| r.scopes & bit != 0) {
+            if port == DNS_PORT && is_resolver(scope, dest) {
                 return true;
             }
             if RAM_CIDR6

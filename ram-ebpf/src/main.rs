@@ -11,6 +11,7 @@ mod egress;
 mod events;
 mod judge;
 mod maps;
+mod queries;
 mod skb;
 mod sock_addr;
 

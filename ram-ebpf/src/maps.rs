@@ -4,7 +4,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
 };
 use ram_common::{
     dns::{AddressRecord, LoopVars, RECORD_SLOTS, WINDOW},
@@ -56,11 +56,34 @@ pub struct Scratch {
     pub port_set: u32,
     /// 1 when the question is allowed for this scope.
     pub allowed: u32,
+    /// The exchange the answer belongs to, filled from the packet before
+    /// the parser runs and from the question after.
+    pub query: QueryKey,
+    /// 1 when the answer matched a query of this scope.
+    pub matched: u32,
+    /// 1 when the message is longer than the window (so its tail is cut).
+    pub beyond_window: u32,
     pub host_id: u64,
 }
 
 #[map]
 pub static RAM_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub static RAM_QUERIES: LruHashMap<QueryKey, QueryValue> = LruHashMap::with_max_entries(QUERIES_CAPACITY, 0);
+
+/// Per-CPU working memory of the egress program's query parser: separate
+/// from the ingress program's, which may run in a softirq on the same CPU
+/// while an egress run is interrupted.
+#[repr(C)]
+pub struct QueryScratch {
+    pub msg: [u8; WINDOW],
+    pub key: [u8; NAME_KEY_LEN],
+    pub vars: LoopVars,
+}
+
+#[map]
+pub static RAM_QUERY_SCRATCH: PerCpuArray<QueryScratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// This instance's scope, set by ramd at load time.
 #[no_mangle]

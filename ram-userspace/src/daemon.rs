@@ -6,6 +6,7 @@ use std::{
     time::Duration,
 };
 
+use ram_common::event::DnsEvent;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{debug, error, info, warn};
 
@@ -405,16 +406,11 @@ impl Daemon {
         for settings in &self.compiled.scopes {
             let Ok(counters) = kernel::counters(&self.paths, settings.scope) else { continue };
             for (name, value) in counters {
-                if name != "events_lost" && name != "learn_map_full" {
+                let Some(what) = REPORTED_COUNTERS.iter().find(|(n, _)| *n == name).map(|(_, what)| *what) else {
                     continue;
-                }
+                };
                 let seen = self.capacity_seen.entry((settings.scope, name)).or_insert(value);
                 if value > *seen {
-                    let what = if name == "events_lost" {
-                        "events lost (ring buffer full); counters still counted every verdict"
-                    } else {
-                        "addresses not learned (learned-address map full); connects to them are denied"
-                    };
                     warn!(target_name = %settings.name, count = value - *seen, total = value, "{what}");
                     *seen = value;
                 }
@@ -486,30 +482,85 @@ impl Daemon {
                     }
                 }
             }
-            Some(Event::Dns(event)) => {
-                let len = (event.message_len as usize).min(event.message.len());
-                match events::summarize_dns(&event.message[..len]) {
-                    Ok(summary) => {
-                        for addr in &summary.addrs {
-                            self.hosts.remember(*addr, &summary.name);
-                        }
-                        debug!(
-                            target_name = %self.scope_name(event.header.scope),
-                            host = %summary.name,
-                            addrs = ?summary.addrs,
-                            ttl = ?summary.ttl,
-                            allowed = event.allowed != 0,
-                            learned = event.learned,
-                            "dns answer"
-                        );
-                    }
-                    Err(e) => debug!("dns answer the full parser refuses: {e}"),
-                }
-            }
+            Some(Event::Dns(event)) => self.handle_dns(&event),
             None => debug!(len = bytes.len(), "unknown event"),
         }
     }
 }
+
+impl Daemon {
+    /// Names addresses for later log lines, and cross-checks what the kernel
+    /// learned against the full parser: an address the kernel learned that
+    /// hickory-proto (following the CNAME chain by name) and the policy would
+    /// not have taught is removed at once, with an alert.
+    fn handle_dns(&mut self, event: &DnsEvent) {
+        let scope = event.header.scope;
+        let len = (event.message_len as usize).min(event.message.len());
+        let summary = match events::summarize_dns(&event.message[..len]) {
+            Ok(summary) => summary,
+            Err(e) => {
+                debug!("dns answer the full parser refuses: {e}");
+                // Unless the window cut it (then the full parser cannot see
+                // it whole), what the kernel learned from it is undone.
+                if event.learned > 0 && len < event.message.len() {
+                    self.undo_learning(scope, &event.message[..len], &e);
+                }
+                return;
+            }
+        };
+        for addr in summary.addrs.iter().chain(&summary.off_chain) {
+            self.hosts.remember(*addr, &summary.name);
+        }
+        debug!(
+            target_name = %self.scope_name(scope),
+            host = %summary.name,
+            addrs = ?summary.addrs,
+            off_chain = ?summary.off_chain,
+            ttl = ?summary.ttl,
+            allowed = event.allowed != 0,
+            matched = event.matched != 0,
+            learned = event.learned,
+            "dns answer"
+        );
+        if event.learned == 0 {
+            return;
+        }
+        let allowed = self.compiled.allows_name(scope, &summary.name);
+        let Ok(host_id) = ram_common::name::host_id(&summary.name) else { return };
+        for addr in events::not_to_learn(&summary, allowed) {
+            match kernel::forget_learned(&self.paths, scope, addr, host_id) {
+                Ok(true) => error!(
+                    target_name = %self.scope_name(scope),
+                    host = %summary.name,
+                    %addr,
+                    "ALERT: the kernel learned an address the full parser would not have; removed"
+                ),
+                Ok(false) => {}
+                Err(e) => error!(%addr, "ALERT: cannot remove an address learned against the rules: {e}"),
+            }
+        }
+    }
+}
+
+impl Daemon {
+    fn undo_learning(&self, scope: u32, message: &[u8], why: &str) {
+        let Some((host_id, addrs)) = events::kernel_learning(message) else { return };
+        for addr in addrs {
+            if let Ok(true) = kernel::forget_learned(&self.paths, scope, addr, host_id) {
+                error!(target_name = %self.scope_name(scope), %addr, "ALERT: the kernel learned from an answer the full parser refuses ({why}); removed");
+            }
+        }
+    }
+}
+
+/// Counters whose growth ramd reports (once per interval, with the count),
+/// and what to say.
+const REPORTED_COUNTERS: [(&str, &str); 4] = [
+    ("events_lost", "events lost (event buffer full); counters still counted every verdict"),
+    ("learn_map_full", "addresses not learned (learned-address map full); connects to them are denied"),
+    ("dns_unmatched", "DNS answers that answer no query this target sent (forged or late): not learned"),
+    ("dns_off_chain", "DNS answers with records for names off the question's CNAME chain: those not learned"),
+];
 
 /// Copies entries from maps set aside by [`layout::set_aside_mismatched`]
 /// and says what was carried over or dropped.

@@ -80,31 +80,82 @@ pub fn hook_name(hook: u8) -> &'static str {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DnsSummary {
     pub name: String,
+    /// Addresses of records owned by the question or a name on its CNAME
+    /// chain: what may be learned.
     pub addrs: Vec<IpAddr>,
-    /// Smallest TTL of the address records.
+    /// Addresses of records owned by any other name: never learned.
+    pub off_chain: Vec<IpAddr>,
+    /// Smallest TTL of the address records on the chain.
     pub ttl: Option<u32>,
 }
 
-/// Parses a DNS message with hickory-proto.
+/// Parses a DNS message with hickory-proto and follows the question's
+/// CNAME chain by name, as the kernel follows it by compression pointer.
 pub fn summarize_dns(message: &[u8]) -> Result<DnsSummary, String> {
     let msg = Message::from_vec(message).map_err(|e| e.to_string())?;
-    let name = msg
-        .queries
-        .first()
-        .map(|q| q.name().to_ascii().trim_end_matches('.').to_ascii_lowercase())
-        .ok_or("no question")?;
-    let mut addrs = Vec::new();
+    let fold = |name: &hickory_proto::rr::Name| name.to_ascii().trim_end_matches('.').to_ascii_lowercase();
+    let name = msg.queries.first().map(|q| fold(q.name())).ok_or("no question")?;
+    let mut chain = vec![name.clone()];
+    let (mut addrs, mut off_chain) = (Vec::new(), Vec::new());
     let mut ttl: Option<u32> = None;
     for record in &msg.answers {
+        let on_chain = chain.contains(&fold(&record.name));
         let addr = match &record.data {
+            RData::CNAME(target) if on_chain => {
+                chain.push(fold(&target.0));
+                continue;
+            }
             RData::A(a) => IpAddr::V4(a.0),
             RData::AAAA(a) => IpAddr::V6(a.0),
             _ => continue,
         };
-        addrs.push(addr);
-        ttl = Some(ttl.map_or(record.ttl, |t| t.min(record.ttl)));
+        if on_chain {
+            addrs.push(addr);
+            ttl = Some(ttl.map_or(record.ttl, |t| t.min(record.ttl)));
+        } else {
+            off_chain.push(addr);
+        }
     }
-    Ok(DnsSummary { name, addrs, ttl })
+    Ok(DnsSummary { name, addrs, off_chain, ttl })
+}
+
+/// What the kernel's parser (ram-common, the code the ingress program runs)
+/// learns from `message`: the question's host id and the addresses, or None
+/// when it learns nothing. ramd uses it to undo what the kernel learned from
+/// an answer the full parser refuses; the agreement tests use it too.
+pub fn kernel_learning(message: &[u8]) -> Option<(u64, Vec<IpAddr>)> {
+    use ram_common::dns::{collect_addresses, parse_question, AddressRecord, LoopVars, RECORD_SLOTS, WINDOW};
+    let mut window = [0u8; WINDOW];
+    let len = message.len().min(WINDOW);
+    window[..len].copy_from_slice(&message[..len]);
+    let mut key = [0u8; ram_common::name::NAME_KEY_LEN];
+    let mut vars = LoopVars::default();
+    let question = parse_question(&window, len as u32, &mut key, &mut vars).ok()?;
+    let mut records = [AddressRecord::default(); RECORD_SLOTS];
+    let found = collect_addresses(&window, len as u32, &question, &mut vars, &mut records).ok()?;
+    let addrs = records[..found as usize]
+        .iter()
+        .map(|r| {
+            if r.family == 4 {
+                IpAddr::V4(Ipv4Addr::new(r.addr[0], r.addr[1], r.addr[2], r.addr[3]))
+            } else {
+                IpAddr::V6(Ipv6Addr::from(r.addr))
+            }
+        })
+        .collect();
+    Some((question.name.host_id, addrs))
+}
+
+/// What the kernel learned from an answer that the full parser says it
+/// must not have: addresses off the CNAME chain, or every address when the
+/// policy does not allow the question. It should always be empty; ramd
+/// removes whatever it names from the learned maps and raises an alert.
+pub fn not_to_learn(summary: &DnsSummary, policy_allows_name: bool) -> Vec<IpAddr> {
+    if policy_allows_name {
+        summary.off_chain.iter().copied().filter(|a| !summary.addrs.contains(a)).collect()
+    } else {
+        summary.addrs.iter().chain(&summary.off_chain).copied().collect()
+    }
 }
 
 /// Recently seen address → hostname, from DNS answers. Bounded: the oldest
@@ -225,6 +276,43 @@ mod tests {
         assert_eq!(s.addrs, vec!["127.10.0.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(s.ttl, Some(60));
         assert!(summarize_dns(&answer()[..20]).is_err());
+    }
+
+    /// An answer built by hickory-proto: question, then `records`.
+    fn hickory_answer(question: &str, records: Vec<hickory_proto::rr::Record>) -> Vec<u8> {
+        use hickory_proto::{
+            op::{MessageType, Query},
+            rr::{Name, RecordType},
+        };
+        let mut msg = Message::new(7, MessageType::Response, hickory_proto::op::OpCode::Query);
+        msg.add_query(Query::query(Name::from_ascii(question).unwrap(), RecordType::A));
+        for record in records {
+            msg.add_answer(record);
+        }
+        msg.to_vec().unwrap()
+    }
+
+    #[test]
+    fn the_full_parser_follows_the_cname_chain_by_name() {
+        use hickory_proto::rr::{
+            rdata::{A, CNAME},
+            Name, Record,
+        };
+        let name = |n: &str| Name::from_ascii(n).unwrap();
+        let message = hickory_answer(
+            "Registry.Example.com.",
+            vec![
+                Record::from_rdata(name("registry.example.com."), 30, RData::CNAME(CNAME(name("edge.cdn.net.")))),
+                Record::from_rdata(name("EDGE.cdn.net."), 60, RData::A(A::new(10, 0, 0, 1))),
+                Record::from_rdata(name("evil.example."), 60, RData::A(A::new(10, 6, 6, 6))),
+            ],
+        );
+        let s = summarize_dns(&message).unwrap();
+        assert_eq!(s.name, "registry.example.com");
+        assert_eq!(s.addrs, vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(s.off_chain, vec!["10.6.6.6".parse::<IpAddr>().unwrap()]);
+        assert_eq!(not_to_learn(&s, true), s.off_chain);
+        assert_eq!(not_to_learn(&s, false).len(), 2, "a name the policy refuses teaches nothing");
     }
 
     #[test]

@@ -267,6 +267,24 @@ pub fn prune_learned(paths: &Paths, mut keep: impl FnMut(u32, Option<&str>, &Lea
     sweep_learned(paths, |scope, host, value| if keep(scope, host, value) { Fate::Keep } else { Fate::Remove })
 }
 
+/// Removes what scope `scope` learned for `addr` when it was learned for
+/// `host_id`; returns whether something was removed.
+pub fn forget_learned(paths: &Paths, scope: u32, addr: IpAddr, host_id: u64) -> Result<bool> {
+    let owned = |value: Result<Learned, aya::maps::MapError>| value.is_ok_and(|v| v.host_id == host_id);
+    Ok(match addr {
+        IpAddr::V4(v4) => {
+            let mut map = typed!(paths, MAP_LEARN4, HashMap<MapData, Learn4Key, Learned>);
+            let key = Learn4Key { scope, addr: v4.octets() };
+            owned(map.get(&key, 0)) && map.remove(&key).is_ok()
+        }
+        IpAddr::V6(v6) => {
+            let mut map = typed!(paths, MAP_LEARN6, HashMap<MapData, Learn6Key, Learned>);
+            let key = Learn6Key { scope, addr: v6.octets() };
+            owned(map.get(&key, 0)) && map.remove(&key).is_ok()
+        }
+    })
+}
+
 /// BPF_EXIST: update only an entry that is still there.
 const BPF_EXIST: u64 = 2;
 

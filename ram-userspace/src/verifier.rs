@@ -61,7 +61,11 @@ pub fn processed_insns(ebpf: &Ebpf, object: &[u8]) -> Result<BTreeMap<String, u3
     let defs: Vec<(String, i32, aya_obj::Map)> = obj
         .maps
         .iter()
-        .filter_map(|(name, def)| maps.get(name).map(|d| (name.clone(), d.fd().as_fd().as_raw_fd(), def.clone())))
+        .filter_map(|(name, def)| {
+            // The kernel keeps the first 15 bytes of a map's name.
+            let kernel_name = &name[..name.len().min(15)];
+            maps.get(kernel_name).map(|d| (name.clone(), d.fd().as_fd().as_raw_fd(), def.clone()))
+        })
         .collect();
     obj.relocate_maps(defs.iter().map(|(n, fd, def)| (n.as_str(), *fd, def)), &text_sections).map_err(obj_error)?;
     obj.relocate_calls(&text_sections).map_err(obj_error)?;

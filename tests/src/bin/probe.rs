@@ -12,6 +12,7 @@
 //! ram-probe hold SECONDS                        (just stays alive: a process to find by name)
 //! ram-probe serve-dns ADDR TTL NAME=IP...       (a tiny authoritative resolver, UDP and TCP on port 53)
 //! ram-probe expect-loop rounds=N|stop=FILE CHECK...
+//! ram-probe raw-query RESOLVER NAME [a|aaaa] [udp|tcp] OUT   (writes the raw answer to OUT)
 //! ```
 //!
 //! `expect-loop` repeats its checks (N rounds, or until FILE exists) and
@@ -138,12 +139,16 @@ fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-fn query(resolver: IpAddr, name: &str, record_type: RecordType, tcp: bool) -> Result<Vec<IpAddr>, String> {
+/// One DNS exchange (EDNS, 4096-byte payload): the raw answer.
+fn exchange(resolver: IpAddr, name: &str, record_type: RecordType, tcp: bool) -> Result<Vec<u8>, String> {
     let mut msg = Message::query();
     msg.metadata.id = std::process::id() as u16;
     msg.metadata.recursion_desired = true;
     let name = Name::from_ascii(name).map_err(|e| e.to_string())?;
     msg.add_query(Query::query(name, record_type));
+    let mut edns = hickory_proto::op::Edns::new();
+    edns.set_max_payload(4096);
+    msg.set_edns(edns);
     let bytes = msg.to_vec().map_err(|e| e.to_string())?;
     let server = SocketAddr::new(resolver, 53);
     let answer = if tcp {
@@ -168,6 +173,11 @@ fn query(resolver: IpAddr, name: &str, record_type: RecordType, tcp: bool) -> Re
         buf.truncate(n);
         buf
     };
+    Ok(answer)
+}
+
+fn query(resolver: IpAddr, name: &str, record_type: RecordType, tcp: bool) -> Result<Vec<IpAddr>, String> {
+    let answer = exchange(resolver, name, record_type, tcp)?;
     let reply = Message::from_vec(&answer).map_err(|e| e.to_string())?;
     Ok(reply
         .answers
@@ -334,6 +344,17 @@ fn main() {
                 })
                 .collect();
             serve_dns(addr(1), arg(2).parse().expect("ttl"), records)
+        }
+        "raw-query" => {
+            let (rt, tcp) = options(&args[3..]);
+            let out = args.last().expect("OUT");
+            match exchange(addr(1), &arg(2), rt, tcp) {
+                Ok(bytes) => {
+                    std::fs::write(out, &bytes).unwrap_or_else(|e| panic!("{out}: {e}"));
+                    format!("{} bytes", bytes.len())
+                }
+                Err(e) => format!("resolve-failed:{e}"),
+            }
         }
         "expect-loop" => {
             let checks: Vec<Check> = args[2..].iter().map(|c| Check::parse(c)).collect();
