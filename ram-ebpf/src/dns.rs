@@ -26,7 +26,7 @@ use crate::{
     maps::{
         count, scope, scope_config, RAM_HOSTS, RAM_LEARN4, RAM_LEARN6, RAM_NAMES, RAM_RESOLV4, RAM_RESOLV6, RAM_SCRATCH,
     },
-    queries::{answers_a_query, query_key},
+    queries::{answers_a_query, query_key, resolver_bytes},
     skb::{load, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 
@@ -47,9 +47,9 @@ fn window_len(len: u32) -> u32 {
 }
 
 /// Finds the DNS message of an answer from a trusted resolver: (offset,
-/// length, the resolver, the client's port).
+/// length, the resolver's family and address, the client's port).
 #[inline(always)]
-fn dns_payload(ctx: &SkBuffContext, scope: u32) -> Option<(u32, u32, Dest, u16)> {
+fn dns_payload(ctx: &SkBuffContext, scope: u32) -> Option<(u32, u32, u8, [u8; 16], u16)> {
     let skb = ctx.skb.skb;
     // SAFETY: valid context.
     let (family, skb_len) = unsafe { (u16::from_be((*skb).protocol as u16), (*skb).len) };
@@ -57,25 +57,28 @@ fn dns_payload(ctx: &SkBuffContext, scope: u32) -> Option<(u32, u32, Dest, u16)>
     let (protocol, l4, resolver) = if family == ETH_P_IP {
         let ip: [u8; 20] = load(ctx, 0)?;
         let source = [ip[12], ip[13], ip[14], ip[15]];
-        (ip[9], ((ip[0] & 0x0f) as u32) * 4, Dest::V4(source))
+        if !is_resolver(scope, Dest::V4(source)) {
+            return None;
+        }
+        (ip[9], ((ip[0] & 0x0f) as u32) * 4, resolver_bytes(Dest::V4(source)))
     } else if family == ETH_P_IPV6 {
         let ip: [u8; 40] = load(ctx, 0)?;
         let mut source = [0u8; 16];
         source.copy_from_slice(&ip[8..24]);
-        (ip[6], 40, Dest::V6(source))
+        if !is_resolver(scope, Dest::V6(source)) {
+            return None;
+        }
+        (ip[6], 40, (6, source))
     } else {
         return None;
     };
-    if !is_resolver(scope, resolver) {
-        return None;
-    }
     if protocol == IPPROTO_UDP {
         let udp: [u8; 8] = load(ctx, l4)?;
         if u16::from_be_bytes([udp[0], udp[1]]) != DNS_PORT {
             return None;
         }
         let start = l4 + 8;
-        Some((start, skb_len.checked_sub(start)?, resolver, u16::from_be_bytes([udp[2], udp[3]])))
+        Some((start, skb_len.checked_sub(start)?, resolver.0, resolver.1, u16::from_be_bytes([udp[2], udp[3]])))
     } else if protocol == IPPROTO_TCP {
         let tcp: [u8; 20] = load(ctx, l4)?;
         if u16::from_be_bytes([tcp[0], tcp[1]]) != DNS_PORT {
@@ -93,7 +96,7 @@ fn dns_payload(ctx: &SkBuffContext, scope: u32) -> Option<(u32, u32, Dest, u16)>
             count(scope, counter::DNS_TCP_SPLIT);
             return None;
         }
-        Some((start + 2, message_len, resolver, u16::from_be_bytes([tcp[2], tcp[3]])))
+        Some((start + 2, message_len, resolver.0, resolver.1, u16::from_be_bytes([tcp[2], tcp[3]])))
     } else {
         None
     }
@@ -102,7 +105,7 @@ fn dns_payload(ctx: &SkBuffContext, scope: u32) -> Option<(u32, u32, Dest, u16)>
 #[inline(always)]
 fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     let scope = scope();
-    let (start, len, resolver, client_port) = dns_payload(ctx, scope)?;
+    let (start, len, family, resolver, client_port) = dns_payload(ctx, scope)?;
     if len < HEADER_LEN {
         return None;
     }
@@ -122,7 +125,7 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     // and the verifier walks the parser once instead of once per path.
     put(&mut scratch.message_start, start);
     put(&mut scratch.message_len, len);
-    scratch.query = query_key(scope, resolver, client_port, 0, 0);
+    scratch.query = query_key(scope, family, resolver, client_port, 0, 0);
     count(scope, counter::DNS_ANSWERS);
     let question =
         match parse_question(&scratch.msg, get(&scratch.message_len), &mut scratch.key.data, &mut scratch.vars) {

@@ -21,14 +21,27 @@ use crate::{
     skb::{load, IPPROTO_TCP, IPPROTO_UDP},
 };
 
-/// The key an exchange with `resolver` is known by.
+/// A resolver address as keys hold it: family and 16 bytes, every byte
+/// written (older verifiers refuse reads of stack bytes no path wrote).
 #[inline(always)]
-pub fn query_key(scope: u32, resolver: Dest, client_port: u16, id: u16, qtype: u16) -> QueryKey {
-    let (family, addr) = match resolver {
-        Dest::V4(a) => (4, [a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+pub fn resolver_bytes(resolver: Dest) -> (u8, [u8; 16]) {
+    let mut addr = [0u8; 16];
+    match resolver {
+        Dest::V4(a) => {
+            addr[0] = a[0];
+            addr[1] = a[1];
+            addr[2] = a[2];
+            addr[3] = a[3];
+            (4, addr)
+        }
         Dest::V6(a) => (6, a),
-    };
-    QueryKey { scope, client_port, id, qtype, family, _pad: 0, resolver: addr }
+    }
+}
+
+/// The key an exchange with a resolver is known by.
+#[inline(always)]
+pub fn query_key(scope: u32, family: u8, resolver: [u8; 16], client_port: u16, id: u16, qtype: u16) -> QueryKey {
+    QueryKey { scope, client_port, id, qtype, family, _pad: 0, resolver }
 }
 
 /// Records the DNS query in this packet (to `resolver`:53, transport
@@ -64,7 +77,8 @@ pub fn record_query(ctx: &SkBuffContext, scope: u32, resolver: Dest, protocol: u
     }
     put(&mut scratch.vars.len, len);
     let question = parse_query(&scratch.msg, get(&scratch.vars.len), &mut scratch.key, &mut scratch.vars).ok()?;
-    let key = query_key(scope, resolver, client_port, question.id, question.qtype);
+    let (family, addr) = resolver_bytes(resolver);
+    let key = query_key(scope, family, addr, client_port, question.id, question.qtype);
     // SAFETY: helper without preconditions.
     let value = QueryValue { host_id: question.name.host_id, sent_ns: unsafe { bpf_ktime_get_ns() } };
     RAM_QUERIES.insert(&key, &value, 0).ok()
