@@ -61,6 +61,7 @@ pub fn protocol_name(protocol: u8) -> String {
         1 => "icmp".into(),
         6 => "tcp".into(),
         17 => "udp".into(),
+        43 => "ipv6-route".into(),
         58 => "icmpv6".into(),
         255 => "raw".into(),
         other => format!("ip-proto-{other}"),

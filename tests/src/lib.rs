@@ -154,6 +154,13 @@ impl TestCgroup {
         TestCgroup { path }
     }
 
+    /// A cgroup below this one (drop it before its parent).
+    pub fn child(&self, name: &str) -> Self {
+        let path = self.path.join(name);
+        fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        TestCgroup { path }
+    }
+
     pub fn pids(&self) -> Vec<i32> {
         fs::read_to_string(self.path.join("cgroup.procs"))
             .unwrap_or_default()
@@ -591,8 +598,14 @@ pub fn registry(netns: &Netns, dir: &TempDir, name: &str, addr: &str) -> Proc {
 /// A command that runs with the test's resolv.conf and hosts bind-mounted
 /// over /etc (in a private mount namespace), inside `cgroup` and `netns`.
 pub fn with_test_etc(dir: &TempDir, cgroup: Option<&Path>, netns: &Netns, program: &[String]) -> Command {
+    with_etc(dir, cgroup, netns, "", program)
+}
+
+/// The same with `extra_hosts` lines in the private /etc/hosts.
+pub fn with_etc(dir: &TempDir, cgroup: Option<&Path>, netns: &Netns, extra_hosts: &str, program: &[String]) -> Command {
     let resolv = dir.write("resolv.conf", "nameserver 127.0.0.53\noptions timeout:2 attempts:1\n");
-    let hosts = dir.write("hosts", "127.0.0.1 localhost\n::1 localhost\n");
+    let hosts =
+        dir.write(&format!("hosts-{}", unique("h")), &format!("127.0.0.1 localhost\n::1 localhost\n{extra_hosts}"));
     let script = format!(
         "mount --bind {} /etc/resolv.conf && mount --bind {} /etc/hosts && exec \"$@\"",
         resolv.display(),

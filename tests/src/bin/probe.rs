@@ -39,7 +39,10 @@ use hickory_proto::{
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
-fn errno_name(e: &std::io::Error) -> String {
+#[path = "../probe/bypass.rs"]
+mod bypass;
+
+pub(crate) fn errno_name(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(libc::EPERM) => "EPERM".into(),
         Some(libc::EACCES) => "EACCES".into(),
@@ -47,6 +50,8 @@ fn errno_name(e: &std::io::Error) -> String {
         Some(libc::ETIMEDOUT) | Some(libc::EAGAIN) => "ETIMEDOUT".into(),
         Some(libc::ENETUNREACH) => "ENETUNREACH".into(),
         Some(libc::EHOSTUNREACH) => "EHOSTUNREACH".into(),
+        // A connect that timed out (SO_SNDTIMEO): nothing answered.
+        Some(libc::EINPROGRESS) => "EINPROGRESS".into(),
         Some(n) => format!("errno{n}"),
         None if e.kind() == std::io::ErrorKind::TimedOut => "ETIMEDOUT".into(),
         None => format!("{e}"),
@@ -356,6 +361,21 @@ fn main() {
                 Err(e) => format!("resolve-failed:{e}"),
             }
         }
+        "listen" => bypass::listen(addr(1), port(2)),
+        "udp-connect" => bypass::udp_connect(addr(1), port(2)),
+        "inet-on-inet6" => bypass::inet_on_inet6(addr(1), port(2)),
+        "tfo-sendto" => bypass::tfo_sendto(addr(1), port(2)),
+        "tfo-connect" => bypass::tfo_connect(addr(1), port(2)),
+        "mptcp-connect" => bypass::mptcp_connect(addr(1), port(2)),
+        "uring-connect" => bypass::uring("connect", addr(1), port(2)),
+        "uring-sendmsg" => bypass::uring("sendmsg", addr(1), port(2)),
+        "ping-socket" => bypass::ping_socket(addr(1)),
+        "lsrr-connect" => bypass::lsrr_connect(addr(1), addr(2), port(3)),
+        "srh-connect" => bypass::srh_connect(addr(1), addr(2), port(3)),
+        "connect-name" => bypass::connect_name(&arg(1), port(2)),
+        "await-udp" => bypass::await_udp(port(1), arg(2).parse().expect("seconds")),
+        "forge-answer" => bypass::forge_answer(addr(1), port(2), addr(3), port(4), &arg(5), addr(6)),
+        "hold-tcp" => bypass::hold_tcp(addr(1), port(2), arg(3).parse().expect("seconds")),
         "expect-loop" => {
             let checks: Vec<Check> = args[2..].iter().map(|c| Check::parse(c)).collect();
             expect_loop(&arg(1), &checks)

@@ -1,0 +1,417 @@
+//! The socket paths of the bypass suite: each tries one way around the
+//! hooks and prints one word (`ok`, `reply`, or the errno name).
+
+use std::{
+    io::{Read, Write},
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    time::Duration,
+};
+
+use super::{errno_name, TIMEOUT};
+
+fn last_error() -> String {
+    errno_name(&std::io::Error::last_os_error())
+}
+
+/// A socket(2) of this family, type and protocol, or the errno name.
+fn socket(family: i32, kind: i32, protocol: i32) -> Result<OwnedFd, String> {
+    // SAFETY: plain syscall; the descriptor is owned by the result.
+    let fd = unsafe { libc::socket(family, kind, protocol) };
+    if fd < 0 {
+        return Err(last_error());
+    }
+    // SAFETY: just returned by socket(2).
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    set_timeouts(fd.as_raw_fd());
+    Ok(fd)
+}
+
+fn set_timeouts(fd: RawFd) {
+    let tv = libc::timeval { tv_sec: TIMEOUT.as_secs() as i64, tv_usec: 0 };
+    for option in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        // SAFETY: valid fd and option value.
+        unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, option, &tv as *const _ as *const _, size_of_val(&tv) as u32) };
+    }
+}
+
+/// A sockaddr for `addr`:`port` (v4 or v6) and its length.
+fn sockaddr(addr: IpAddr, port: u16) -> (libc::sockaddr_storage, u32) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        IpAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as u16,
+                sin_port: port.to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v4.octets()) },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than sockaddr_in.
+            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, sin) };
+            size_of::<libc::sockaddr_in>()
+        }
+        IpAddr::V6(v6) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as u16,
+                sin6_port: port.to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr { s6_addr: v6.octets() },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: as above.
+            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as u32)
+}
+
+fn family_of(addr: IpAddr) -> i32 {
+    if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    }
+}
+
+fn connect_fd(fd: RawFd, addr: IpAddr, port: u16) -> Result<(), String> {
+    let (sa, len) = sockaddr(addr, port);
+    // SAFETY: valid fd and sockaddr.
+    if unsafe { libc::connect(fd, &sa as *const _ as *const libc::sockaddr, len) } < 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+/// Writes a line and reads the echo: proof the exchange happened.
+fn echo(fd: RawFd) -> String {
+    let msg = b"ram-probe\n";
+    // SAFETY: valid fd and buffer.
+    if unsafe { libc::send(fd, msg.as_ptr() as *const _, msg.len(), libc::MSG_NOSIGNAL) } < 0 {
+        return last_error();
+    }
+    let mut buf = [0u8; 64];
+    // SAFETY: as above.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut _, buf.len(), 0) };
+    if n <= 0 {
+        return if n == 0 { "closed".into() } else { last_error() };
+    }
+    "ok".into()
+}
+
+/// A TCP echo server and UDP echo server on ADDR:PORT, until killed.
+pub fn listen(addr: IpAddr, port: u16) -> ! {
+    let tcp = TcpListener::bind(SocketAddr::new(addr, port)).expect("tcp bind");
+    let udp = UdpSocket::bind(SocketAddr::new(addr, port)).expect("udp bind");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = udp.recv_from(&mut buf) {
+            let _ = udp.send_to(&buf[..n], from);
+        }
+    });
+    for stream in tcp.incoming().flatten() {
+        std::thread::spawn(move || {
+            let mut stream = stream;
+            let mut buf = [0u8; 2048];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    std::process::exit(0)
+}
+
+/// connect() on a UDP socket, then an echo through it.
+pub fn udp_connect(addr: IpAddr, port: u16) -> String {
+    let fd = match socket(family_of(addr), libc::SOCK_DGRAM, 0) {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
+    if let Err(e) = connect_fd(fd.as_raw_fd(), addr, port) {
+        return e;
+    }
+    echo(fd.as_raw_fd())
+}
+
+/// An AF_INET destination given to an AF_INET6 socket: UDP sendto and TCP
+/// connect.
+pub fn inet_on_inet6(addr: IpAddr, port: u16) -> String {
+    let (sa, len) = sockaddr(addr, port);
+    let udp = match socket(libc::AF_INET6, libc::SOCK_DGRAM, 0) {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
+    let msg = b"ram-probe";
+    // SAFETY: valid fd, buffer and sockaddr.
+    let sent = unsafe {
+        libc::sendto(udp.as_raw_fd(), msg.as_ptr() as *const _, msg.len(), 0, &sa as *const _ as *const _, len)
+    };
+    let udp_result = if sent < 0 { last_error() } else { "ok".into() };
+    let tcp = match socket(libc::AF_INET6, libc::SOCK_STREAM, 0) {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
+    // SAFETY: as above.
+    let rc = unsafe { libc::connect(tcp.as_raw_fd(), &sa as *const _ as *const _, len) };
+    let tcp_result = if rc < 0 { last_error() } else { "ok".into() };
+    format!("udp:{udp_result} tcp:{tcp_result}")
+}
+
+/// TCP Fast Open with sendto(MSG_FASTOPEN): connect and data in one call.
+pub fn tfo_sendto(addr: IpAddr, port: u16) -> String {
+    let fd = match socket(family_of(addr), libc::SOCK_STREAM, 0) {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
+    let (sa, len) = sockaddr(addr, port);
+    let msg = b"ram-probe\n";
+    // SAFETY: valid fd, buffer and sockaddr.
+    let sent = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            msg.as_ptr() as *const _,
+            msg.len(),
+            libc::MSG_FASTOPEN,
+            &sa as *const _ as *const _,
+            len,
+        )
+    };
+    if sent < 0 {
+        return last_error();
+    }
+    let mut buf = [0u8; 64];
+    // SAFETY: valid fd and buffer.
+    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr() as *mut _, buf.len(), 0) };
+    if n <= 0 {
+        return last_error();
+    }
+    "ok".into()
+}
+
+/// TCP_FASTOPEN_CONNECT: connect() returns at once, the SYN leaves with
+/// the first write.
+pub fn tfo_connect(addr: IpAddr, port: u16) -> String {
+    let fd = match socket(family_of(addr), libc::SOCK_STREAM, 0) {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
+    let one: i32 = 1;
+    // SAFETY: valid fd and option value.
+    let rc = unsafe {
+        libc::setsockopt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_FASTOPEN_CONNECT, &one as *const _ as *const _, 4)
+    };
+    if rc < 0 {
+        return last_error();
+    }
+    if let Err(e) = connect_fd(fd.as_raw_fd(), addr, port) {
+        return e;
+    }
+    echo(fd.as_raw_fd())
+}
+
+/// An MPTCP connection.
+pub fn mptcp_connect(addr: IpAddr, port: u16) -> String {
+    let fd = match socket(family_of(addr), libc::SOCK_STREAM, libc::IPPROTO_MPTCP) {
+        Ok(fd) => fd,
+        Err(e) => return format!("socket:{e}"),
+    };
+    if let Err(e) = connect_fd(fd.as_raw_fd(), addr, port) {
+        return e;
+    }
+    echo(fd.as_raw_fd())
+}
+
+/// connect() and sendmsg() submitted through io_uring.
+pub fn uring(op: &str, addr: IpAddr, port: u16) -> String {
+    use io_uring::{opcode, types, IoUring};
+    let mut ring = match IoUring::new(8) {
+        Ok(ring) => ring,
+        Err(e) => return format!("io_uring:{}", errno_name(&e)),
+    };
+    let (sa, len) = sockaddr(addr, port);
+    let kind = if op == "connect" { libc::SOCK_STREAM } else { libc::SOCK_DGRAM };
+    let fd = match socket(family_of(addr), kind, 0) {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
+    let payload = *b"ram-probe";
+    let mut iov = libc::iovec { iov_base: payload.as_ptr() as *mut _, iov_len: payload.len() };
+    // SAFETY: zeroed msghdr is valid; filled below.
+    let mut msghdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    msghdr.msg_name = &sa as *const _ as *mut _;
+    msghdr.msg_namelen = len;
+    msghdr.msg_iov = &mut iov;
+    msghdr.msg_iovlen = 1;
+    let entry = if op == "connect" {
+        opcode::Connect::new(types::Fd(fd.as_raw_fd()), &sa as *const _ as *const _, len).build()
+    } else {
+        opcode::SendMsg::new(types::Fd(fd.as_raw_fd()), &msghdr).build()
+    };
+    // SAFETY: every buffer the entry points at lives until completion below.
+    if unsafe { ring.submission().push(&entry) }.is_err() {
+        return "queue-full".into();
+    }
+    if let Err(e) = ring.submit_and_wait(1) {
+        return errno_name(&e);
+    }
+    let Some(done) = ring.completion().next() else { return "no-completion".into() };
+    match done.result() {
+        r if r < 0 => errno_name(&std::io::Error::from_raw_os_error(-r)),
+        _ if op == "connect" => echo(fd.as_raw_fd()),
+        _ => "ok".into(),
+    }
+}
+
+/// An ICMP echo through a ping socket (SOCK_DGRAM, IPPROTO_ICMP).
+pub fn ping_socket(addr: IpAddr) -> String {
+    let IpAddr::V4(_) = addr else { return "unsupported".into() };
+    let fd = match socket(libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_ICMP) {
+        Ok(fd) => fd,
+        Err(e) => return format!("socket:{e}"),
+    };
+    let (sa, len) = sockaddr(addr, 0);
+    let packet = [8u8, 0, 0, 0, 0, 0, 0, 1, b'r', b'a', b'm'];
+    // SAFETY: valid fd, buffer and sockaddr.
+    let sent = unsafe {
+        libc::sendto(fd.as_raw_fd(), packet.as_ptr() as *const _, packet.len(), 0, &sa as *const _ as *const _, len)
+    };
+    if sent < 0 {
+        return last_error();
+    }
+    let mut buf = [0u8; 64];
+    // SAFETY: valid fd and buffer.
+    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr() as *mut _, buf.len(), 0) };
+    if n > 0 && buf[0] == 0 {
+        "reply".into()
+    } else {
+        "no-reply".into()
+    }
+}
+
+/// connect() to DEST with an IPv4 loose source route through HOP: the SYN
+/// is addressed to HOP.
+pub fn lsrr_connect(dest: IpAddr, hop: IpAddr, port: u16) -> String {
+    let IpAddr::V4(hop4) = hop else { return "unsupported".into() };
+    let fd = match socket(libc::AF_INET, libc::SOCK_STREAM, 0) {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
+    // NOP, then LSRR: type 131, length 7, pointer 4, one hop address.
+    let mut options = vec![1u8, 131, 7, 4];
+    options.extend_from_slice(&hop4.octets());
+    // SAFETY: valid fd and option buffer.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_OPTIONS,
+            options.as_ptr() as *const _,
+            options.len() as u32,
+        )
+    };
+    if rc < 0 {
+        return format!("setsockopt:{}", last_error());
+    }
+    match connect_fd(fd.as_raw_fd(), dest, port) {
+        Ok(()) => echo(fd.as_raw_fd()),
+        Err(e) => e,
+    }
+}
+
+/// connect() to DEST6 with a segment routing header whose first segment is
+/// HOP6: the packet is addressed to HOP6.
+pub fn srh_connect(dest: IpAddr, hop: IpAddr, port: u16) -> String {
+    let (IpAddr::V6(dest6), IpAddr::V6(hop6)) = (dest, hop) else { return "unsupported".into() };
+    let fd = match socket(libc::AF_INET6, libc::SOCK_STREAM, 0) {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
+    // SRH: next header (filled by the kernel), hdr ext len 4 (two
+    // segments), routing type 4, segments left 1, last entry 1, flags, tag.
+    // Segments are in reverse order: [0] = final destination.
+    let mut srh = vec![0u8, 4, 4, 1, 1, 0, 0, 0];
+    srh.extend_from_slice(&dest6.octets());
+    srh.extend_from_slice(&hop6.octets());
+    // SAFETY: valid fd and option buffer.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_RTHDR,
+            srh.as_ptr() as *const _,
+            srh.len() as u32,
+        )
+    };
+    if rc < 0 {
+        return format!("setsockopt:{}", last_error());
+    }
+    match connect_fd(fd.as_raw_fd(), dest, port) {
+        Ok(()) => echo(fd.as_raw_fd()),
+        Err(e) => e,
+    }
+}
+
+/// Resolves NAME the way programs do (getaddrinfo: /etc/hosts first) and
+/// connects.
+pub fn connect_name(name: &str, port: u16) -> String {
+    let addr = match (name, port).to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(addr)) => addr,
+        Ok(None) => return "no-address".into(),
+        Err(e) => return format!("resolve-failed:{e}"),
+    };
+    match TcpStream::connect_timeout(&addr, TIMEOUT) {
+        Ok(_) => format!("{} ok", addr.ip()),
+        Err(e) => format!("{} {}", addr.ip(), errno_name(&e)),
+    }
+}
+
+/// Waits SECONDS for one datagram on PORT: `got N` or `nothing`.
+pub fn await_udp(port: u16, seconds: u64) -> String {
+    let socket = UdpSocket::bind(("0.0.0.0", port)).expect("bind");
+    socket.set_read_timeout(Some(Duration::from_secs(seconds))).expect("timeout");
+    let mut buf = [0u8; 2048];
+    match socket.recv_from(&mut buf) {
+        Ok((n, _)) => format!("got {n}"),
+        Err(_) => "nothing".into(),
+    }
+}
+
+/// Sends a DNS answer nobody asked for: NAME is at IP, from SRC:SPORT to
+/// DST:DPORT, with transaction id 0x4242.
+pub fn forge_answer(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, name: &str, ip: IpAddr) -> String {
+    use hickory_proto::{
+        op::{Message, MessageType, OpCode, Query},
+        rr::{rdata::A, Name, RData, Record, RecordType},
+    };
+    let IpAddr::V4(v4) = ip else { return "unsupported".into() };
+    let owner = Name::from_ascii(name).expect("name");
+    let mut msg = Message::new(0x4242, MessageType::Response, OpCode::Query);
+    msg.add_query(Query::query(owner.clone(), RecordType::A));
+    msg.add_answer(Record::from_rdata(owner, 300, RData::A(A(v4))));
+    let bytes = msg.to_vec().expect("encode");
+    let socket = match UdpSocket::bind((src, sport)) {
+        Ok(s) => s,
+        Err(e) => return format!("bind:{}", errno_name(&e)),
+    };
+    match socket.send_to(&bytes, (dst, dport)) {
+        Ok(_) => "sent".into(),
+        Err(e) => errno_name(&e),
+    }
+}
+
+/// A TCP connection that lives across SECONDS of idleness: connect, echo,
+/// wait, echo again.
+pub fn hold_tcp(addr: IpAddr, port: u16, seconds: u64) -> String {
+    let mut stream = match TcpStream::connect_timeout(&SocketAddr::new(addr, port), TIMEOUT) {
+        Ok(s) => s,
+        Err(e) => return errno_name(&e),
+    };
+    let first = echo(stream.as_raw_fd());
+    std::thread::sleep(Duration::from_secs(seconds));
+    let second = echo(stream.as_raw_fd());
+    let _ = stream.flush();
+    format!("{first} {second}")
+}

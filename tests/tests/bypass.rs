@@ -1,0 +1,329 @@
+//! The bypass suite: every way a process in an enforced cgroup could try
+//! to reach an address the policy does not allow, each against a real
+//! listener on an address of the test's network namespace, and the allowed
+//! counterpart of each path. One line per case, then a count; every case
+//! must hold.
+//!
+//! Blocked: the attempt fails (or its packet never arrives), the kernel
+//! counts it, and ramd logs it with the destination. Allowed: the echo
+//! through the listener comes back.
+
+use std::{
+    fs::File,
+    os::fd::{AsFd, FromRawFd, OwnedFd},
+    process::Command,
+    thread::sleep,
+    time::Duration,
+};
+
+use ram_tests::*;
+
+const RESOLVER: &str = "127.0.0.53";
+/// A second configured resolver with nothing behind it: a forger's address.
+const SILENT_RESOLVER: &str = "127.0.0.54";
+const ALLOWED: &str = "allowed.registry.test";
+const ALLOWED6: &str = "allowed6.registry.test";
+const ALLOWED_V4: &str = "127.10.0.1";
+const BLOCKED_V4: &str = "127.10.0.2";
+const ALLOWED_V6: &str = "fd00:1::1";
+const BLOCKED_V6: &str = "fd00:1::2";
+/// A DNS-over-HTTPS resolver the policy does not name.
+const DOH_V4: &str = "127.10.0.9";
+const PORT: &str = "443";
+
+struct Suite<'a> {
+    scene: &'a Scene,
+    ramd: &'a Ramd,
+    results: Vec<(String, bool, String)>,
+}
+
+impl Suite<'_> {
+    fn inside(&self, args: &[&str]) -> String {
+        self.scene.inside(args)
+    }
+
+    /// Verdicts counted so far for the scene's target.
+    fn denials(&self) -> u64 {
+        ["connect_blocked", "sendmsg_blocked", "egress_dropped"].iter().map(|c| self.ramd.counter("docker", c)).sum()
+    }
+
+    fn blocked_lines(&self, daddr: &str) -> usize {
+        self.ramd.log_events().iter().filter(|e| e["event"] == "blocked" && e["daddr"] == daddr).count()
+    }
+
+    /// A blocked case: `attempt` must print one of `refusals`, and the
+    /// attempt must be counted and logged with `daddr`.
+    fn blocked(&mut self, case: &str, daddr: &str, refusals: &[&str], attempt: impl FnOnce(&Self) -> String) {
+        let (counted, logged) = (self.denials(), self.blocked_lines(daddr));
+        let outcome = attempt(self);
+        let refused = refusals.iter().any(|r| outcome.contains(r)) && !outcome.contains(" ok") && outcome != "ok";
+        let now_counted = wait_for(Duration::from_secs(3), || (self.denials() > counted).then_some(())).is_some();
+        let now_logged =
+            wait_for(Duration::from_secs(3), || (self.blocked_lines(daddr) > logged).then_some(())).is_some();
+        let pass = refused && now_counted && now_logged;
+        let detail = format!("{outcome} (counted: {now_counted}, logged: {now_logged})");
+        self.record(format!("blocked  {case}"), pass, detail);
+    }
+
+    /// A case that is closed without the hooks (the kernel refuses it, or a
+    /// forged answer teaches nothing): `check` says whether it held.
+    fn closed(&mut self, case: &str, check: impl FnOnce(&Self) -> (bool, String)) {
+        let (pass, detail) = check(self);
+        self.record(format!("closed   {case}"), pass, detail);
+    }
+
+    fn allowed(&mut self, case: &str, expected: &str, attempt: impl FnOnce(&Self) -> String) {
+        let outcome = attempt(self);
+        let pass = outcome.contains(expected);
+        self.record(format!("allowed  {case}"), pass, outcome);
+    }
+
+    fn record(&mut self, case: String, pass: bool, detail: String) {
+        println!("bypass: {} {case}: {detail}", if pass { "PASS" } else { "FAIL" });
+        self.results.push((case, pass, detail));
+    }
+}
+
+/// Learns the allowed names again (TTLs here are short, for the expiry case).
+fn learn(suite: &Suite) {
+    for (name, kind) in [(ALLOWED, "a"), (ALLOWED6, "aaaa")] {
+        let out = suite.inside(&["resolve", RESOLVER, name, kind]);
+        assert!(!out.starts_with("resolve-failed"), "{name}: {out}");
+    }
+}
+
+fn listener(netns: &Netns, addr: &str) -> Proc {
+    let mut cmd = Command::new(probe_bin());
+    cmd.args(["listen", addr, PORT]).stdout(std::process::Stdio::null());
+    place(&mut cmd, None, Some(netns));
+    let proc = Proc::spawn("listener", &mut cmd);
+    let up =
+        wait_for(Duration::from_secs(5), || (probe(None, Some(netns), &["connect", addr, PORT]) == "ok").then_some(()));
+    assert!(up.is_some(), "listener on {addr} did not start");
+    proc
+}
+
+fn in_netns(netns: &Netns, program: &str, args: &[&str]) {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    place(&mut cmd, None, Some(netns));
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A cgroup/connect4 program that allows everything: what a process that
+/// may create cgroups below its own might attach to get around ram.
+fn allow_all_connect4() -> OwnedFd {
+    #[repr(C)]
+    struct Attr {
+        prog_type: u32,
+        insn_cnt: u32,
+        insns: u64,
+        license: u64,
+        log_level: u32,
+        log_size: u32,
+        log_buf: u64,
+        kern_version: u32,
+        prog_flags: u32,
+        prog_name: [u8; 16],
+        prog_ifindex: u32,
+        expected_attach_type: u32,
+    }
+    // r0 = 1; exit
+    let insns: [u64; 2] = [0x0000_0001_0000_00b7, 0x0000_0000_0000_0095];
+    let license = c"GPL";
+    let attr = Attr {
+        prog_type: 18, // BPF_PROG_TYPE_CGROUP_SOCK_ADDR
+        insn_cnt: 2,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 0,
+        log_size: 0,
+        log_buf: 0,
+        kern_version: 0,
+        prog_flags: 0,
+        prog_name: [0; 16],
+        prog_ifindex: 0,
+        expected_attach_type: 10, // BPF_CGROUP_INET4_CONNECT
+    };
+    // SAFETY: a valid BPF_PROG_LOAD attribute of its own size.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 5, &attr as *const Attr, size_of::<Attr>()) };
+    assert!(fd >= 0, "BPF_PROG_LOAD: {}", std::io::Error::last_os_error());
+    // SAFETY: the kernel just returned this descriptor.
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+}
+
+#[test]
+fn no_way_around_the_policy() {
+    require_root();
+    let records = [(ALLOWED, ALLOWED_V4), (ALLOWED6, ALLOWED_V6), ("blocked.registry.test", BLOCKED_V4)];
+    let scene = Scene::new("b-bypass", &records, 2);
+    for addr in [ALLOWED_V6, BLOCKED_V6] {
+        scene.netns.add_addr(&format!("{addr}/128"));
+    }
+    // Ping sockets need the group range; root's group is outside the default.
+    in_netns(&scene.netns, "sysctl", &["-qw", "net.ipv4.ping_group_range=0 2147483647"]);
+    // Segment routing is off by default.
+    for conf in ["all", "lo"] {
+        in_netns(&scene.netns, "sysctl", &["-qw", &format!("net.ipv6.conf.{conf}.seg6_enabled=1")]);
+    }
+    let _listeners: Vec<Proc> =
+        [ALLOWED_V4, BLOCKED_V4, ALLOWED_V6, BLOCKED_V6, DOH_V4].iter().map(|a| listener(&scene.netns, a)).collect();
+    let policy = format!(
+        "[dns]\nresolvers = [\"{RESOLVER}\", \"{SILENT_RESOLVER}\"]\nmin_ttl = 1\nmax_ttl = 2\n\
+         [[target]]\nname = \"docker\"\ncgroup = \"{}\"\n\
+         [[allow]]\nhost = \"{ALLOWED}\"\n[[allow]]\nhost = \"{ALLOWED6}\"\n",
+        scene.cgroup.path.display()
+    );
+    let ramd = Ramd::start(&policy);
+    let mut suite = Suite { scene: &scene, ramd: &ramd, results: Vec::new() };
+
+    // Plain TCP and UDP.
+    learn(&suite);
+    suite.allowed("tcp connect", "ok", |s| s.inside(&["connect", ALLOWED_V4, PORT]));
+    suite.blocked("tcp connect to a hard-coded address", BLOCKED_V4, &["EPERM"], |s| {
+        s.inside(&["connect", BLOCKED_V4, PORT])
+    });
+    suite.allowed("udp connected", "ok", |s| s.inside(&["udp-connect", ALLOWED_V4, PORT]));
+    suite.blocked("udp connected", BLOCKED_V4, &["EPERM"], |s| s.inside(&["udp-connect", BLOCKED_V4, PORT]));
+    suite.allowed("udp unconnected to 443", "ok", |s| s.inside(&["sendto", ALLOWED_V4, PORT]));
+    suite.blocked("udp unconnected to 443", BLOCKED_V4, &["EPERM"], |s| s.inside(&["sendto", BLOCKED_V4, PORT]));
+
+    // IPv6 and the ways IPv4 hides in it.
+    learn(&suite);
+    suite.allowed("ipv6 tcp", "ok", |s| s.inside(&["connect", ALLOWED_V6, PORT]));
+    suite.blocked("ipv6 tcp", BLOCKED_V6, &["EPERM"], |s| s.inside(&["connect", BLOCKED_V6, PORT]));
+    suite.blocked("ipv4-mapped ipv6", BLOCKED_V4, &["EPERM"], |s| {
+        s.inside(&["connect", &format!("::ffff:{BLOCKED_V4}"), PORT])
+    });
+    suite.blocked("AF_INET address on an AF_INET6 socket", BLOCKED_V4, &["udp:EPERM"], |s| {
+        s.inside(&["inet-on-inet6", BLOCKED_V4, PORT])
+    });
+
+    // TCP Fast Open, MPTCP, io_uring.
+    learn(&suite);
+    suite.allowed("tcp fast open (MSG_FASTOPEN)", "ok", |s| s.inside(&["tfo-sendto", ALLOWED_V4, PORT]));
+    suite.blocked("tcp fast open (MSG_FASTOPEN)", BLOCKED_V4, &["EPERM"], |s| {
+        s.inside(&["tfo-sendto", BLOCKED_V4, PORT])
+    });
+    suite.allowed("tcp fast open (TCP_FASTOPEN_CONNECT)", "ok", |s| s.inside(&["tfo-connect", ALLOWED_V4, PORT]));
+    suite.blocked("tcp fast open (TCP_FASTOPEN_CONNECT)", BLOCKED_V4, &["EPERM"], |s| {
+        s.inside(&["tfo-connect", BLOCKED_V4, PORT])
+    });
+    learn(&suite);
+    suite.allowed("mptcp", "ok", |s| s.inside(&["mptcp-connect", ALLOWED_V4, PORT]));
+    suite.blocked("mptcp", BLOCKED_V4, &["EPERM"], |s| s.inside(&["mptcp-connect", BLOCKED_V4, PORT]));
+    suite.allowed("io_uring connect", "ok", |s| s.inside(&["uring-connect", ALLOWED_V4, PORT]));
+    suite.blocked("io_uring connect", BLOCKED_V4, &["EPERM"], |s| s.inside(&["uring-connect", BLOCKED_V4, PORT]));
+    suite.allowed("io_uring sendmsg", "ok", |s| s.inside(&["uring-sendmsg", ALLOWED_V4, PORT]));
+    suite.blocked("io_uring sendmsg", BLOCKED_V4, &["EPERM"], |s| s.inside(&["uring-sendmsg", BLOCKED_V4, PORT]));
+
+    // Sockets the sock_addr hooks do not see: the egress backstop drops.
+    learn(&suite);
+    suite.allowed("ping socket", "reply", |s| s.inside(&["ping-socket", ALLOWED_V4]));
+    suite.blocked("ping socket", BLOCKED_V4, &["EPERM", "no-reply"], |s| s.inside(&["ping-socket", BLOCKED_V4]));
+    suite.blocked("raw socket", BLOCKED_V4, &["EPERM", "no-reply"], |s| s.inside(&["raw-ping", BLOCKED_V4]));
+
+    // Source routing: the packet's first hop is not the address connect() saw.
+    // (IPv4 source routes are not delivered over loopback even through an
+    // allowed hop, so this path has no allowed counterpart here; plain TCP
+    // to the same address above is it.)
+    learn(&suite);
+    suite.blocked(
+        "ipv4 loose source route through a blocked hop",
+        BLOCKED_V4,
+        &["EPERM", "ETIMEDOUT", "EINPROGRESS"],
+        |s| s.inside(&["lsrr-connect", ALLOWED_V4, BLOCKED_V4, PORT]),
+    );
+    learn(&suite);
+    let through_allowed = suite.inside(&["srh-connect", ALLOWED_V6, ALLOWED_V6, PORT]);
+    if through_allowed.starts_with("setsockopt:") {
+        suite.closed("ipv6 routing header through a blocked hop", |_| {
+            (true, format!("the kernel refuses the header itself ({through_allowed})"))
+        });
+    } else {
+        suite.allowed("ipv6 routing header through an allowed hop", "ok", |_| through_allowed);
+        suite.blocked(
+            "ipv6 routing header through a blocked hop",
+            BLOCKED_V6,
+            &["EPERM", "ETIMEDOUT", "EINPROGRESS"],
+            |s| s.inside(&["srh-connect", ALLOWED_V6, BLOCKED_V6, PORT]),
+        );
+    }
+
+    // Names that do not come from a trusted answer.
+    suite.blocked("hosts-file entry for an allowed name", BLOCKED_V4, &["EPERM"], |s| {
+        let program: Vec<String> =
+            [probe_bin().to_str().unwrap(), "connect-name", ALLOWED, PORT].iter().map(|a| a.to_string()).collect();
+        let hosts = format!("{BLOCKED_V4} {ALLOWED}\n");
+        let out = with_etc(&s.scene.dir, Some(&s.scene.cgroup.path), &s.scene.netns, &hosts, &program)
+            .output()
+            .expect("probe");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    });
+    suite.blocked("DNS over HTTPS to a resolver the policy does not name", DOH_V4, &["EPERM"], |s| {
+        s.inside(&["connect", DOH_V4, "443"])
+    });
+
+    // Forged answers: from a non-resolver address, from a resolver's
+    // address but not port 53, and from a resolver with no query behind it.
+    for (case, from, sport) in [
+        ("forged answer from a non-resolver address", "127.0.0.99", "53"),
+        ("forged answer from a resolver address, wrong port", RESOLVER, "5353"),
+        ("forged answer from a resolver, answering no query", SILENT_RESOLVER, "53"),
+    ] {
+        let unmatched = ramd.counter("docker", "dns_unmatched");
+        suite.closed(case, |s| {
+            let mut cmd = Command::new(probe_bin());
+            cmd.args(["await-udp", "5300", "3"]).stdout(std::process::Stdio::piped());
+            place(&mut cmd, Some(&s.scene.cgroup.path), Some(&s.scene.netns));
+            let waiter = cmd.spawn().expect("await-udp");
+            sleep(Duration::from_millis(300));
+            let sent = probe(
+                None,
+                Some(&s.scene.netns),
+                &["forge-answer", from, sport, "127.0.0.1", "5300", ALLOWED, BLOCKED_V4],
+            );
+            let got = String::from_utf8_lossy(&waiter.wait_with_output().expect("await").stdout).trim().to_string();
+            let verdict = s.inside(&["connect", BLOCKED_V4, PORT]);
+            let detail = format!("{sent}, victim {got}, then connect {verdict}");
+            (sent == "sent" && got.starts_with("got") && verdict == "EPERM", detail)
+        });
+        if from == SILENT_RESOLVER {
+            let now = ramd.counter("docker", "dns_unmatched");
+            suite.closed("the unmatched answer is counted", |_| {
+                (now > unmatched, format!("dns_unmatched {unmatched} -> {now}"))
+            });
+        }
+    }
+
+    // A program in a child cgroup that tries to allow more.
+    let child = scene.cgroup.child("escape");
+    let program = allow_all_connect4();
+    let dir = File::open(&child.path).expect("child cgroup");
+    ram::bpf_calls::attach(&dir, &child.path, program.as_fd(), "ram_connect4").expect("attach to the child cgroup");
+    suite.blocked("a child cgroup's program that allows everything", BLOCKED_V4, &["EPERM"], |s| {
+        probe(Some(&child), Some(&s.scene.netns), &["connect", BLOCKED_V4, PORT])
+    });
+    drop(dir);
+    drop(child);
+
+    // Expiry: a learned address is denied for new connects once its TTL
+    // ran out, but a connection made before keeps working.
+    learn(&suite);
+    suite.allowed("a live tcp connection outlives its address's ttl", "ok ok", |s| {
+        s.inside(&["hold-tcp", ALLOWED_V4, PORT, "4"])
+    });
+    suite.blocked("a new connect after the ttl ran out", ALLOWED_V4, &["EPERM"], |s| {
+        s.inside(&["connect", ALLOWED_V4, PORT])
+    });
+
+    let failed: Vec<&(String, bool, String)> = suite.results.iter().filter(|(_, pass, _)| !pass).collect();
+    println!(
+        "bypass: {} cases, {} held, {} failed",
+        suite.results.len(),
+        suite.results.len() - failed.len(),
+        failed.len()
+    );
+    assert!(failed.is_empty(), "cases that did not hold: {failed:#?}\nramd log:\n{}", ramd.log_text());
+}
