@@ -95,6 +95,32 @@ pub fn cgroup_id(path: &Path) -> io::Result<u64> {
     Ok(std::fs::metadata(path)?.ino())
 }
 
+/// CAP_NET_RAW's bit in /proc/PID/status CapEff.
+const CAP_NET_RAW: u32 = 13;
+
+/// The pids in `cgroup` and every cgroup below it.
+pub fn processes_below(cgroup: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let mut pending = vec![cgroup.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+            pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        pending.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+    }
+    pids
+}
+
+/// Does the status text of a process show CAP_NET_RAW in its effective set?
+pub fn has_net_raw(proc_status: &str) -> bool {
+    proc_status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_NET_RAW) != 0)
+}
+
 /// The directory of cgroup `id` under `root`, by walking the tree (used
 /// only to detach programs from a cgroup whose path was not kept: uninstall
 /// and restarts on kernels before 5.7). None when it no longer exists.
@@ -117,6 +143,17 @@ pub fn find_by_id(root: &Path, id: u64) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_cap_net_raw_from_proc_status() {
+        let root = "Name:\tdockerd\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
+        let plain = "Name:\tapp\nCapEff:\t0000000000000000\n";
+        let only_raw = "CapEff:\t0000000000002000\n";
+        assert!(has_net_raw(root));
+        assert!(!has_net_raw(plain));
+        assert!(has_net_raw(only_raw));
+        assert!(!has_net_raw("garbage"));
+    }
 
     #[test]
     fn finds_the_cgroup2_mount_on_hybrid_and_pure_hosts() {

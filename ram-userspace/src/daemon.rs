@@ -97,6 +97,8 @@ pub struct Daemon {
     journal_failed: bool,
     /// Capacity counters as last reported, by (scope, counter).
     capacity_seen: HashMap<(u32, &'static str), u64>,
+    /// Enforced processes already reported for holding CAP_NET_RAW.
+    raw_capable: BTreeSet<u32>,
 }
 
 impl Daemon {
@@ -174,6 +176,7 @@ impl Daemon {
             journal: Journal::new(&paths_run_dir),
             journal_failed: false,
             capacity_seen: HashMap::new(),
+            raw_capable: BTreeSet::new(),
         };
         let revoked = daemon.revoke_unallowed()?;
         if revoked > 0 {
@@ -418,6 +421,38 @@ impl Daemon {
         }
     }
 
+    /// Warns (once per process) about enforced processes holding
+    /// CAP_NET_RAW: an AF_PACKET socket sends frames no cgroup hook sees, so
+    /// such a process can reach any address. ram cannot close that path;
+    /// dropping the capability does.
+    fn warn_raw_capable(&mut self) {
+        let mut seen = BTreeSet::new();
+        for (index, instance) in self.instances.iter().enumerate() {
+            for (_, cgroup) in instance.attached() {
+                for pid in cgroup::processes_below(cgroup) {
+                    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { continue };
+                    if !cgroup::has_net_raw(&status) {
+                        continue;
+                    }
+                    seen.insert(pid);
+                    if self.raw_capable.contains(&pid) {
+                        continue;
+                    }
+                    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                    warn!(
+                        target_name = %self.compiled.scopes[index].name,
+                        pid,
+                        comm = %comm.trim(),
+                        cgroup = %cgroup.display(),
+                        "enforced process holds CAP_NET_RAW: its AF_PACKET sockets bypass every cgroup hook; drop the capability if it does not need it"
+                    );
+                }
+            }
+        }
+        // Forget processes that exited or lost the capability.
+        self.raw_capable = seen;
+    }
+
     fn collect_expired(&self) -> Result<usize> {
         let now = monotonic_ns();
         kernel::prune_learned(&self.paths, |_, _, learned| learned.expires_ns.saturating_add(EXPIRED_GRACE_NS) > now)
@@ -614,6 +649,7 @@ pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
                     Err(e) => warn!("cannot remove expired addresses: {e}"),
                 }
                 daemon.report_capacity_problems();
+                daemon.warn_raw_capable();
             }
         }
     }

@@ -318,6 +318,25 @@ fn no_way_around_the_policy() {
         s.inside(&["connect", ALLOWED_V4, PORT])
     });
 
+    // AF_PACKET has no hook: ramd names enforced processes that could use it.
+    let mut cmd = Command::new(probe_bin());
+    cmd.args(["hold", "30"]).stdout(std::process::Stdio::null());
+    place(&mut cmd, Some(&scene.cgroup.path), Some(&scene.netns));
+    let holder = Proc::spawn("holder", &mut cmd);
+    let pid = holder.pid() as u64;
+    suite.closed("AF_PACKET: a process holding CAP_NET_RAW is reported", |s| {
+        let line = wait_for(Duration::from_secs(8), || {
+            s.ramd.log_events().into_iter().find(|e| {
+                e["pid"].as_u64() == Some(pid) && e["message"].as_str().is_some_and(|m| m.contains("CAP_NET_RAW"))
+            })
+        });
+        match line {
+            Some(line) => (true, format!("warned: {}", line["message"])),
+            None => (false, format!("no CAP_NET_RAW warning for pid {pid}")),
+        }
+    });
+    drop(holder);
+
     let failed: Vec<&(String, bool, String)> = suite.results.iter().filter(|(_, pass, _)| !pass).collect();
     println!(
         "bypass: {} cases, {} held, {} failed",
