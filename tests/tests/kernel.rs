@@ -807,3 +807,19 @@ fn bpf_pin(fd: &std::os::fd::OwnedFd, path: &std::path::Path) {
     use std::os::fd::AsFd;
     ram::bpf_calls::pin_object(fd.as_fd(), path).expect("pin");
 }
+
+/// An answer larger than 512 bytes (EDNS, 40 address records) still
+/// teaches: the records inside the parser's bounds are learned.
+#[test]
+fn a_large_edns_answer_teaches() {
+    require_root();
+    let addrs: Vec<String> = (1..=40).map(|i| format!("127.12.0.{i}")).collect();
+    let records: Vec<(&str, &str)> = addrs.iter().map(|a| ("many.registry.test", a.as_str())).collect();
+    let scene = Scene::new("k-edns", &records, 300);
+    let ramd = Ramd::start(&scene.policy("", "[[allow]]\nhost = \"many.registry.test\"\n"));
+    let out = scene.inside(&["resolve-connect", "127.0.0.53", "many.registry.test", "443"]);
+    assert!(out.ends_with("ECONNREFUSED"), "{out}");
+    let learned = ramd.ramctl_json(&["learned"]).expect("learned");
+    let count = learned.as_array().unwrap().iter().filter(|r| r["host"] == "many.registry.test").count();
+    assert_eq!(count, ram_common::dns::MAX_ANSWERS as usize, "{learned}");
+}
