@@ -81,6 +81,46 @@ impl Drop for Dockerd {
     }
 }
 
+/// containerd on its own socket and state, in the enforced cgroup.
+struct Containerd {
+    _proc: Proc,
+    socket: PathBuf,
+}
+
+impl Containerd {
+    fn start(dir: &TempDir, cgroup: &TestCgroup, netns: &Netns) -> Self {
+        let root = dir.path.join("containerd");
+        let socket = root.join("containerd.sock");
+        let config = dir.write("containerd.toml", "version = 2\n");
+        let program: Vec<String> = vec![
+            "containerd".into(),
+            "--config".into(),
+            config.display().to_string(),
+            "--root".into(),
+            root.join("root").display().to_string(),
+            "--state".into(),
+            root.join("state").display().to_string(),
+            "--address".into(),
+            socket.display().to_string(),
+        ];
+        let log_path = dir.path.join("containerd.log");
+        let log = std::fs::File::create(&log_path).expect("log");
+        let mut cmd = with_test_etc(dir, Some(&cgroup.path), netns, &program);
+        cmd.stdout(log.try_clone().expect("log")).stderr(log);
+        let proc = Proc::spawn("containerd", &mut cmd);
+        let up = wait_for(Duration::from_secs(30), || socket.exists().then_some(()));
+        assert!(up.is_some(), "containerd did not start: {}", std::fs::read_to_string(&log_path).unwrap_or_default());
+        Containerd { _proc: proc, socket }
+    }
+
+    /// ctr against this containerd, in the same cgroup and namespace.
+    fn ctr(&self, dir: &TempDir, cgroup: &TestCgroup, netns: &Netns, args: &[&str]) -> Output {
+        let mut program: Vec<String> = vec!["ctr".into(), "--address".into(), self.socket.display().to_string()];
+        program.extend(args.iter().map(|a| a.to_string()));
+        with_test_etc(dir, Some(&cgroup.path), netns, &program).output().expect("ctr")
+    }
+}
+
 fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
@@ -176,6 +216,51 @@ host = "allowed.registry.test"
     ramd.wait_log("blocked line for skopeo", |e| {
         e["event"] == "blocked" && e["comm"] == "skopeo" && e["daddr"] == "127.10.0.2"
     });
+
+    // podman, the daemonless runtime, in the same cgroup.
+    let storage = dir.path.join("podman");
+    let podman = |image: &str| {
+        let program: Vec<String> = [
+            "podman",
+            "--root",
+            &storage.join("root").display().to_string(),
+            "--runroot",
+            &storage.join("run").display().to_string(),
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+            "pull",
+            "--tls-verify=false",
+            image,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        with_test_etc(&dir, Some(&cgroup.path), &netns, &program).output().expect("podman")
+    };
+    let pulled = podman(&allowed_image);
+    assert!(pulled.status.success(), "podman pull from the allowed registry failed:\n{}", text(&pulled));
+    let refused = podman(&blocked_image);
+    assert!(!refused.status.success(), "podman reached the blocked registry:\n{}", text(&refused));
+    assert!(text(&refused).contains("operation not permitted"), "{}", text(&refused));
+    ramd.wait_log("blocked line for podman", |e| {
+        e["event"] == "blocked" && e["comm"] == "podman" && e["daddr"] == "127.10.0.2"
+    });
+
+    // containerd with ctr: ctr fetches in its own process, next to containerd.
+    let containerd = Containerd::start(&dir, &cgroup, &netns);
+    let pulled = containerd.ctr(&dir, &cgroup, &netns, &["images", "pull", "--plain-http", &allowed_image]);
+    assert!(pulled.status.success(), "ctr pull from the allowed registry failed:\n{}", text(&pulled));
+    let refused = containerd.ctr(&dir, &cgroup, &netns, &["images", "pull", "--plain-http", &blocked_image]);
+    assert!(!refused.status.success(), "ctr reached the blocked registry:\n{}", text(&refused));
+    assert!(text(&refused).contains("operation not permitted"), "{}", text(&refused));
+    ramd.wait_log("blocked line for ctr", |e| {
+        e["event"] == "blocked" && e["comm"] == "ctr" && e["daddr"] == "127.10.0.2"
+    });
+    drop(containerd);
 
     // The counters saw it all.
     assert!(ramd.counter("docker", "connect_blocked") >= 2);
