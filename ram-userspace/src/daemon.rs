@@ -590,11 +590,12 @@ impl Daemon {
 
 /// Counters whose growth ramd reports (once per interval, with the count),
 /// and what to say.
-const REPORTED_COUNTERS: [(&str, &str); 4] = [
+const REPORTED_COUNTERS: [(&str, &str); 5] = [
     ("events_lost", "events lost (event buffer full); counters still counted every verdict"),
     ("learn_map_full", "addresses not learned (learned-address map full); connects to them are denied"),
     ("dns_unmatched", "DNS answers that answer no query this target sent (forged or late): not learned"),
     ("dns_off_chain", "DNS answers with records for names off the question's CNAME chain: those not learned"),
+    ("dns_tcp_split", "DNS-over-TCP answers split across segments: not learned (connects to their addresses are denied)"),
 ];
 
 /// Copies entries from maps set aside by [`layout::set_aside_mismatched`]

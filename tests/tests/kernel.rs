@@ -201,6 +201,36 @@ fn learns_from_dns_over_tcp() {
     assert_eq!(out, "127.10.0.1 ECONNREFUSED");
 }
 
+/// A DNS-over-TCP answer split across segments (length prefix first) is
+/// never learned in part: the client gets its answer, the connect is
+/// denied, and the split is counted and reported.
+#[test]
+fn a_split_tcp_answer_fails_closed_and_is_reported() {
+    require_root();
+    let scene = Scene::new("k-split", &[("unused.registry.test", "127.10.0.9")], 300);
+    let mut cmd = std::process::Command::new(probe_bin());
+    cmd.args(["serve-dns", "127.0.0.55", "300", "split", "allowed.registry.test=127.10.0.1"])
+        .stdout(std::process::Stdio::null());
+    place(&mut cmd, None, Some(&scene.netns));
+    let _split_server = Proc::spawn("serve-dns-split", &mut cmd);
+    let up = wait_for(Duration::from_secs(5), || {
+        (!probe(None, Some(&scene.netns), &["resolve", "127.0.0.55", "allowed.registry.test"]).starts_with("resolve-failed"))
+            .then_some(())
+    });
+    assert!(up.is_some(), "split resolver did not start");
+    let policy = scene
+        .policy("", "[[allow]]\nhost = \"allowed.registry.test\"\n")
+        .replace("resolvers = [\"127.0.0.53\"]", "resolvers = [\"127.0.0.53\", \"127.0.0.55\"]");
+    let ramd = Ramd::start(&policy);
+    let out = scene.inside(&["resolve-connect", "127.0.0.55", "allowed.registry.test", "5000", "tcp"]);
+    assert_eq!(out, "127.10.0.1 EPERM", "the client has its answer; ram learned nothing from it");
+    assert!(ramd.counter("docker", "dns_tcp_split") >= 1);
+    let reported = wait_for(Duration::from_secs(12), || {
+        ramd.log_events().into_iter().find(|e| e["message"].as_str().is_some_and(|m| m.contains("split")))
+    });
+    assert!(reported.is_some(), "split answers not reported:\n{}", ramd.log_text());
+}
+
 #[test]
 fn learned_addresses_expire_after_their_ttl() {
     require_root();

@@ -10,7 +10,8 @@
 //! ram-probe resolve RESOLVER NAME [a|aaaa] [udp|tcp]
 //! ram-probe resolve-connect RESOLVER NAME PORT [a|aaaa] [udp|tcp]
 //! ram-probe hold SECONDS                        (just stays alive: a process to find by name)
-//! ram-probe serve-dns ADDR TTL NAME=IP...       (a tiny authoritative resolver, UDP and TCP on port 53)
+//! ram-probe serve-dns ADDR TTL [split] NAME=IP... (a tiny authoritative resolver, UDP and TCP on port 53;
+//!                                                split: TCP answers in two segments)
 //! ram-probe expect-loop rounds=N|stop=FILE CHECK...
 //! ram-probe raw-query RESOLVER NAME [a|aaaa] [udp|tcp] OUT   (writes the raw answer to OUT)
 //! ```
@@ -196,7 +197,8 @@ fn query(resolver: IpAddr, name: &str, record_type: RecordType, tcp: bool) -> Re
 }
 
 /// Answers A/AAAA queries for `records` (other names: NXDOMAIN) until killed.
-fn serve_dns(addr: IpAddr, ttl: u32, records: Vec<(String, IpAddr)>) -> ! {
+/// `split`: TCP answers go out as two segments, the length prefix first.
+fn serve_dns(addr: IpAddr, ttl: u32, records: Vec<(String, IpAddr)>, split: bool) -> ! {
     let answer = move |query: &[u8]| -> Option<Vec<u8>> {
         let request = Message::from_vec(query).ok()?;
         let question = request.queries.first()?.clone();
@@ -239,9 +241,17 @@ fn serve_dns(addr: IpAddr, ttl: u32, records: Vec<(String, IpAddr)>) -> ! {
                 continue;
             }
             if let Some(reply) = tcp_answer(&query) {
-                let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
-                framed.extend_from_slice(&reply);
-                let _ = stream.write_all(&framed);
+                let prefix = (reply.len() as u16).to_be_bytes();
+                if split {
+                    let _ = stream.set_nodelay(true);
+                    let _ = stream.write_all(&prefix);
+                    std::thread::sleep(Duration::from_millis(50));
+                    let _ = stream.write_all(&reply);
+                } else {
+                    let mut framed = prefix.to_vec();
+                    framed.extend_from_slice(&reply);
+                    let _ = stream.write_all(&framed);
+                }
             }
         }
     });
@@ -341,14 +351,16 @@ fn main() {
             }
         }
         "serve-dns" => {
+            let split = args.iter().any(|a| a == "split");
             let records = args[3..]
                 .iter()
+                .filter(|r| *r != "split")
                 .map(|r| {
                     let (name, ip) = r.split_once('=').unwrap_or_else(|| panic!("NAME=IP expected: {r}"));
                     (name.to_ascii_lowercase(), ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}")))
                 })
                 .collect();
-            serve_dns(addr(1), arg(2).parse().expect("ttl"), records)
+            serve_dns(addr(1), arg(2).parse().expect("ttl"), records, split)
         }
         "raw-query" => {
             let (rt, tcp) = options(&args[3..]);
