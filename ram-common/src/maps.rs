@@ -250,7 +250,8 @@ pub struct ScopeConfig {
     pub mode: u32,
     pub min_ttl: u32,
     pub max_ttl: u32,
-    pub _pad: u32,
+    /// Addresses learned from one answer at most (0: `dns::MAX_ANSWERS`).
+    pub max_addresses: u32,
 }
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 16);
 
@@ -277,9 +278,12 @@ pub mod counter {
     pub const DNS_OFF_CHAIN: u32 = 13;
     /// Answers that match no query this scope sent (not learned).
     pub const DNS_UNMATCHED: u32 = 14;
+    /// Answers with more addresses than `[limits] addresses_per_answer`
+    /// (the rest not learned).
+    pub const LEARN_CAPPED: u32 = 15;
     pub const SLOTS: u32 = 16;
     /// Display names, in slot order.
-    pub const NAMES: [&str; 15] = [
+    pub const NAMES: [&str; 16] = [
         "connect_allowed",
         "connect_blocked",
         "sendmsg_allowed",
@@ -295,6 +299,7 @@ pub mod counter {
         "events_lost",
         "dns_off_chain",
         "dns_unmatched",
+        "learn_capped",
     ];
 }
 

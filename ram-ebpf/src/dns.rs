@@ -180,7 +180,12 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     let config = scope_config(scope);
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let found = get(&scratch.vars.found);
+    let mut found = get(&scratch.vars.found);
+    let cap = if config.max_addresses == 0 { MAX_ANSWERS } else { config.max_addresses };
+    if allowed && found > cap {
+        count(scope, counter::LEARN_CAPPED);
+        found = cap;
+    }
     put(&mut scratch.learned, 0);
     put(&mut scratch.next_record, 0);
     for _ in 0..MAX_ANSWERS {

@@ -595,7 +595,10 @@ const REPORTED_COUNTERS: [(&str, &str); 5] = [
     ("learn_map_full", "addresses not learned (learned-address map full); connects to them are denied"),
     ("dns_unmatched", "DNS answers that answer no query this target sent (forged or late): not learned"),
     ("dns_off_chain", "DNS answers with records for names off the question's CNAME chain: those not learned"),
-    ("dns_tcp_split", "DNS-over-TCP answers split across segments: not learned (connects to their addresses are denied)"),
+    (
+        "dns_tcp_split",
+        "DNS-over-TCP answers split across segments: not learned (connects to their addresses are denied)",
+    ),
 ];
 
 /// Copies entries from maps set aside by [`layout::set_aside_mismatched`]

@@ -117,7 +117,12 @@ pub fn apply_rules(paths: &Paths, policy: &CompiledPolicy) -> Result<()> {
             .scopes
             .iter()
             .find(|s| s.scope == index)
-            .map(|s| ScopeConfig { mode: s.kernel_mode(), min_ttl: s.min_ttl, max_ttl: s.max_ttl, _pad: 0 })
+            .map(|s| ScopeConfig {
+                mode: s.kernel_mode(),
+                min_ttl: s.min_ttl,
+                max_ttl: s.max_ttl,
+                max_addresses: s.max_addresses,
+            })
             .unwrap_or_default();
         scopes.set(index, config, 0).map_err(|e| Error::map(MAP_SCOPES, e))?;
     }

@@ -214,8 +214,9 @@ fn a_split_tcp_answer_fails_closed_and_is_reported() {
     place(&mut cmd, None, Some(&scene.netns));
     let _split_server = Proc::spawn("serve-dns-split", &mut cmd);
     let up = wait_for(Duration::from_secs(5), || {
-        (!probe(None, Some(&scene.netns), &["resolve", "127.0.0.55", "allowed.registry.test"]).starts_with("resolve-failed"))
-            .then_some(())
+        (!probe(None, Some(&scene.netns), &["resolve", "127.0.0.55", "allowed.registry.test"])
+            .starts_with("resolve-failed"))
+        .then_some(())
     });
     assert!(up.is_some(), "split resolver did not start");
     let policy = scene
@@ -852,4 +853,22 @@ fn a_large_edns_answer_teaches() {
     let learned = ramd.ramctl_json(&["learned"]).expect("learned");
     let count = learned.as_array().unwrap().iter().filter(|r| r["host"] == "many.registry.test").count();
     assert_eq!(count, ram_common::dns::MAX_ANSWERS as usize, "{learned}");
+}
+
+/// `[limits] addresses_per_answer` caps what one answer teaches; the kernel
+/// counts the capped answer.
+#[test]
+fn addresses_per_answer_are_capped_and_counted() {
+    require_root();
+    let addrs: Vec<String> = (1..=10).map(|i| format!("127.13.0.{i}")).collect();
+    let records: Vec<(&str, &str)> = addrs.iter().map(|a| ("ten.registry.test", a.as_str())).collect();
+    let scene = Scene::new("k-cap", &records, 300);
+    let policy = scene.policy("[limits]\naddresses_per_answer = 3\n", "[[allow]]\nhost = \"ten.registry.test\"\n");
+    let ramd = Ramd::start(&policy);
+    let out = scene.inside(&["resolve-connect", "127.0.0.53", "ten.registry.test", "443"]);
+    assert!(out.ends_with("ECONNREFUSED"), "{out}");
+    let learned = ramd.ramctl_json(&["learned"]).expect("learned");
+    let count = learned.as_array().unwrap().iter().filter(|r| r["host"] == "ten.registry.test").count();
+    assert_eq!(count, 3, "{learned}");
+    assert_eq!(ramd.counter("docker", "learn_capped"), 1);
 }

@@ -29,6 +29,8 @@ pub struct ScopeSettings {
     pub mode: Mode,
     pub min_ttl: u32,
     pub max_ttl: u32,
+    /// Addresses learned from one answer at most.
+    pub max_addresses: u32,
 }
 
 impl ScopeSettings {
@@ -76,6 +78,7 @@ impl Policy {
                 selector: t.selector.clone(),
                 mode: t.mode,
                 min_ttl: self.dns.min_ttl,
+                max_addresses: self.limits.addresses_per_answer,
                 max_ttl: self.dns.max_ttl,
             })
             .collect();

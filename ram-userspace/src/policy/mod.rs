@@ -74,6 +74,10 @@ pub struct Limits {
     /// shared by every target. When one is full, new addresses are not
     /// learned, so connects to them are denied (counted as learn_map_full).
     pub learned_addresses: u32,
+    /// Addresses learned from one DNS answer at most (1 to
+    /// `ram_common::dns::MAX_ANSWERS`); the rest are not learned and the
+    /// kernel counts the answer (learn_capped).
+    pub addresses_per_answer: u32,
 }
 
 pub const MIN_LEARNED_ADDRESSES: u32 = 16;

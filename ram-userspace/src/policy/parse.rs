@@ -64,6 +64,7 @@ struct RawDns {
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     learned_addresses: Option<i64>,
+    addresses_per_answer: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -149,7 +150,13 @@ fn limits(ctx: &Ctx, raw: &RawLimits) -> Result<Limits, PolicyError> {
             ))
         }
     };
-    Ok(Limits { learned_addresses })
+    let most = ram_common::dns::MAX_ANSWERS as i64;
+    let addresses_per_answer = match raw.addresses_per_answer {
+        None => most as u32,
+        Some(n) if (1..=most).contains(&n) => n as u32,
+        Some(n) => return Err(ctx.invalid("limits.addresses_per_answer", n, format!("must be between 1 and {most}"))),
+    };
+    Ok(Limits { learned_addresses, addresses_per_answer })
 }
 
 /// Namespaces where anyone can create names (a bucket, a site, an app):

@@ -85,6 +85,24 @@ fn syntax_errors_name_the_file_and_line() {
 }
 
 #[test]
+fn limits_are_validated_and_reach_the_compiled_scopes() {
+    let p = parse(&format!("[limits]\nlearned_addresses = 1024\naddresses_per_answer = 4\n{TARGET}")).unwrap();
+    assert_eq!((p.limits.learned_addresses, p.limits.addresses_per_answer), (1024, 4));
+    assert_eq!(p.compile().unwrap().scopes[0].max_addresses, 4);
+    let defaults = parse(TARGET).unwrap();
+    assert_eq!((defaults.limits.learned_addresses, defaults.limits.addresses_per_answer), (65536, 24));
+    for (text, field) in [
+        ("learned_addresses = 3", "limits.learned_addresses = \"3\""),
+        ("learned_addresses = 99999999", "limits.learned_addresses = \"99999999\""),
+        ("addresses_per_answer = 0", "limits.addresses_per_answer = \"0\""),
+        ("addresses_per_answer = 25", "limits.addresses_per_answer = \"25\""),
+    ] {
+        let err = parse(&format!("[limits]\n{text}\n{TARGET}")).unwrap_err().to_string();
+        assert!(err.contains(field), "{err}");
+    }
+}
+
+#[test]
 fn unknown_keys_are_refused() {
     let e = error(&format!("{TARGET}[[allow]]\nhots = \"a.example\"\n"));
     assert!(e.contains("ram.toml") && e.contains("hots"), "{e}");
