@@ -190,7 +190,7 @@ const _: () = assert!(core::mem::size_of::<Learn4Key>() == 8);
 
 /// Key of `RAM_QUERIES`: a DNS query one scope sent to a resolver, as its
 /// answer will identify it (the answer comes from `resolver`:53 to
-/// `client_port`, with the same id and question type).
+/// `client`:`client_port`, with the same id and question type).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct QueryKey {
@@ -203,8 +203,10 @@ pub struct QueryKey {
     pub _pad: u8,
     /// The resolver; the first 4 bytes for family 4, the rest zero.
     pub resolver: [u8; 16],
+    /// The address the query came from, the same way.
+    pub client: [u8; 16],
 }
-const _: () = assert!(core::mem::size_of::<QueryKey>() == 28);
+const _: () = assert!(core::mem::size_of::<QueryKey>() == 44);
 
 /// Value of `RAM_QUERIES`.
 #[repr(C)]

@@ -26,7 +26,7 @@ use crate::{
     maps::{
         count, scope, scope_config, RAM_HOSTS, RAM_LEARN4, RAM_LEARN6, RAM_NAMES, RAM_RESOLV4, RAM_RESOLV6, RAM_SCRATCH,
     },
-    queries::{answers_a_query, query_key, resolver_bytes},
+    queries::{answers_a_query, header_address, query_key, resolver_bytes},
     skb::{load, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 
@@ -125,7 +125,9 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     // and the verifier walks the parser once instead of once per path.
     put(&mut scratch.message_start, start);
     put(&mut scratch.message_len, len);
-    scratch.query = query_key(scope, family, resolver, client_port, 0, 0);
+    // The answer's destination: offset 16 in an IPv4 header, 24 in IPv6.
+    let client = header_address(ctx, family, if family == 4 { 16 } else { 24 })?;
+    scratch.query = query_key(scope, family, resolver, client, client_port, 0, 0);
     count(scope, counter::DNS_ANSWERS);
     let question =
         match parse_question(&scratch.msg, get(&scratch.message_len), &mut scratch.key.data, &mut scratch.vars) {

@@ -40,8 +40,32 @@ pub fn resolver_bytes(resolver: Dest) -> (u8, [u8; 16]) {
 
 /// The key an exchange with a resolver is known by.
 #[inline(always)]
-pub fn query_key(scope: u32, family: u8, resolver: [u8; 16], client_port: u16, id: u16, qtype: u16) -> QueryKey {
-    QueryKey { scope, client_port, id, qtype, family, _pad: 0, resolver }
+pub fn query_key(
+    scope: u32,
+    family: u8,
+    resolver: [u8; 16],
+    client: [u8; 16],
+    client_port: u16,
+    id: u16,
+    qtype: u16,
+) -> QueryKey {
+    QueryKey { scope, client_port, id, qtype, family, _pad: 0, resolver, client }
+}
+
+/// The address at `offset` of the IP header, as keys hold it.
+#[inline(always)]
+pub fn header_address(ctx: &SkBuffContext, family: u8, offset: u32) -> Option<[u8; 16]> {
+    let mut addr = [0u8; 16];
+    if family == 4 {
+        let v4: [u8; 4] = load(ctx, offset)?;
+        addr[0] = v4[0];
+        addr[1] = v4[1];
+        addr[2] = v4[2];
+        addr[3] = v4[3];
+    } else {
+        addr = load(ctx, offset)?;
+    }
+    Some(addr)
 }
 
 /// Records the DNS query in this packet (to `resolver`:53, transport
@@ -78,7 +102,9 @@ pub fn record_query(ctx: &SkBuffContext, scope: u32, resolver: Dest, protocol: u
     put(&mut scratch.vars.len, len);
     let question = parse_query(&scratch.msg, get(&scratch.vars.len), &mut scratch.key, &mut scratch.vars).ok()?;
     let (family, addr) = resolver_bytes(resolver);
-    let key = query_key(scope, family, addr, client_port, question.id, question.qtype);
+    // The source address: offset 12 in an IPv4 header, 8 in an IPv6 one.
+    let client = header_address(ctx, family, if family == 4 { 12 } else { 8 })?;
+    let key = query_key(scope, family, addr, client, client_port, question.id, question.qtype);
     // SAFETY: helper without preconditions.
     let value = QueryValue { host_id: question.name.host_id, sent_ns: unsafe { bpf_ktime_get_ns() } };
     RAM_QUERIES.insert(&key, &value, 0).ok()
