@@ -872,3 +872,59 @@ fn addresses_per_answer_are_capped_and_counted() {
     assert_eq!(count, 3, "{learned}");
     assert_eq!(ramd.counter("docker", "learn_capped"), 1);
 }
+
+/// ramd's cross-check: should the kernel ever learn an address the full
+/// parser would not have (here planted in the map as a parser slip would
+/// leave it: an off-chain record's address, under the question's host), the
+/// next answer that carries it makes ramd remove it and raise an alert.
+#[test]
+fn an_address_the_full_parser_rejects_is_removed_with_an_alert() {
+    use aya::maps::{HashMap, Map, MapData};
+    use ram_common::maps::{Learn4Key, Learned};
+    require_root();
+    let scene = Scene::new("k-cross", &[("unused.registry.test", "127.10.0.9")], 300);
+    let mut cmd = std::process::Command::new(probe_bin());
+    cmd.args(["serve-dns", "127.0.0.56", "300", "allowed.registry.test=127.10.0.1", "+evil.example=127.10.0.66"])
+        .stdout(std::process::Stdio::null());
+    place(&mut cmd, None, Some(&scene.netns));
+    let _server = Proc::spawn("serve-dns-extra", &mut cmd);
+    let up = wait_for(Duration::from_secs(5), || {
+        (!probe(None, Some(&scene.netns), &["resolve", "127.0.0.56", "allowed.registry.test"])
+            .starts_with("resolve-failed"))
+        .then_some(())
+    });
+    assert!(up.is_some(), "resolver did not start");
+    let policy = scene
+        .policy("", "[[allow]]\nhost = \"allowed.registry.test\"\n")
+        .replace("resolvers = [\"127.0.0.53\"]", "resolvers = [\"127.0.0.56\"]");
+    let ramd = Ramd::start(&policy);
+
+    // The slip: 127.10.0.66 in the learned map under allowed.registry.test.
+    let pin = ramd.pin_dir.join("maps/RAM_LEARN4");
+    let map = Map::from_map_data(MapData::from_pin(&pin).expect("pinned map")).expect("map");
+    let mut learned: HashMap<MapData, Learn4Key, Learned> = HashMap::try_from(map).expect("learned map");
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let value = Learned {
+        expires_ns: (now.tv_sec as u64 + 300) * 1_000_000_000,
+        host_id: ram_common::name::host_id("allowed.registry.test").unwrap(),
+        ttl: 300,
+        port_set: 0,
+    };
+    learned.insert(Learn4Key { scope: 0, addr: [127, 10, 0, 66] }, value, 0).expect("plant");
+    assert_eq!(scene.inside(&["connect", "127.10.0.66", "443"]), "ECONNREFUSED", "the planted entry allows");
+
+    // An answer carrying 127.10.0.66 off the chain: the kernel learns only
+    // 127.10.0.1; ramd finds the planted entry and removes it.
+    let out = scene.inside(&["resolve-connect", "127.0.0.56", "allowed.registry.test", "443"]);
+    assert_eq!(out, "127.10.0.1 ECONNREFUSED");
+    let alert = ramd.wait_log("cross-check alert", |e| {
+        e["level"] == "ERROR"
+            && e["message"].as_str().is_some_and(|m| m.starts_with("ALERT"))
+            && e["addr"] == "127.10.0.66"
+    });
+    println!("{alert}");
+    assert_eq!(scene.inside(&["connect", "127.10.0.66", "443"]), "EPERM", "removed");
+    assert!(ramd.counter("docker", "dns_off_chain") >= 1);
+}

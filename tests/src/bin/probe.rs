@@ -11,7 +11,8 @@
 //! ram-probe resolve-connect RESOLVER NAME PORT [a|aaaa] [udp|tcp]
 //! ram-probe hold SECONDS                        (just stays alive: a process to find by name)
 //! ram-probe serve-dns ADDR TTL [split] NAME=IP... (a tiny authoritative resolver, UDP and TCP on port 53;
-//!                                                split: TCP answers in two segments)
+//!                                                split: TCP answers in two segments;
+//!                                                +OWNER=IP: an extra off-chain record in every answer)
 //! ram-probe expect-loop rounds=N|stop=FILE CHECK...
 //! ram-probe raw-query RESOLVER NAME [a|aaaa] [udp|tcp] OUT   (writes the raw answer to OUT)
 //! ```
@@ -198,7 +199,9 @@ fn query(resolver: IpAddr, name: &str, record_type: RecordType, tcp: bool) -> Re
 
 /// Answers A/AAAA queries for `records` (other names: NXDOMAIN) until killed.
 /// `split`: TCP answers go out as two segments, the length prefix first.
-fn serve_dns(addr: IpAddr, ttl: u32, records: Vec<(String, IpAddr)>, split: bool) -> ! {
+/// `extra`: records owned by other names, added to every answer that has
+/// address records (off the question's CNAME chain: never to be learned).
+fn serve_dns(addr: IpAddr, ttl: u32, records: Vec<(String, IpAddr)>, extra: Vec<(String, IpAddr)>, split: bool) -> ! {
     let answer = move |query: &[u8]| -> Option<Vec<u8>> {
         let request = Message::from_vec(query).ok()?;
         let question = request.queries.first()?.clone();
@@ -223,6 +226,13 @@ fn serve_dns(addr: IpAddr, ttl: u32, records: Vec<(String, IpAddr)>, split: bool
         }
         if !known {
             reply.metadata.response_code = ResponseCode::NXDomain;
+        }
+        if !reply.answers.is_empty() {
+            for (owner, ip) in &extra {
+                let IpAddr::V4(v4) = ip else { continue };
+                let owner = Name::from_ascii(owner).ok()?;
+                reply.add_answer(Record::from_rdata(owner, ttl, RData::A(A(*v4))));
+            }
         }
         reply.to_vec().ok()
     };
@@ -352,15 +362,14 @@ fn main() {
         }
         "serve-dns" => {
             let split = args.iter().any(|a| a == "split");
-            let records = args[3..]
-                .iter()
-                .filter(|r| *r != "split")
-                .map(|r| {
-                    let (name, ip) = r.split_once('=').unwrap_or_else(|| panic!("NAME=IP expected: {r}"));
-                    (name.to_ascii_lowercase(), ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}")))
-                })
-                .collect();
-            serve_dns(addr(1), arg(2).parse().expect("ttl"), records, split)
+            let parse = |r: &str| {
+                let (name, ip) = r.split_once('=').unwrap_or_else(|| panic!("NAME=IP expected: {r}"));
+                (name.to_ascii_lowercase(), ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}")))
+            };
+            let given: Vec<&String> = args[3..].iter().filter(|r| *r != "split").collect();
+            let records = given.iter().filter(|r| !r.starts_with('+')).map(|r| parse(r)).collect();
+            let extra = given.iter().filter_map(|r| r.strip_prefix('+')).map(parse).collect();
+            serve_dns(addr(1), arg(2).parse().expect("ttl"), records, extra, split)
         }
         "raw-query" => {
             let (rt, tcp) = options(&args[3..]);
