@@ -273,7 +273,8 @@ fn no_way_around_the_policy() {
         ("forged answer from a resolver, answering no query", SILENT_RESOLVER, "53"),
     ] {
         let unmatched = ramd.counter("docker", "dns_unmatched");
-        suite.closed(case, |s| {
+        // The attempt: forge the answer, then connect where it pointed.
+        suite.blocked(case, BLOCKED_V4, &["(delivered), then connect EPERM"], |s| {
             let mut cmd = Command::new(probe_bin());
             cmd.args(["await-udp", "5300", "3"]).stdout(std::process::Stdio::piped());
             place(&mut cmd, Some(&s.scene.cgroup.path), Some(&s.scene.netns));
@@ -286,8 +287,8 @@ fn no_way_around_the_policy() {
             );
             let got = String::from_utf8_lossy(&waiter.wait_with_output().expect("await").stdout).trim().to_string();
             let verdict = s.inside(&["connect", BLOCKED_V4, PORT]);
-            let detail = format!("{sent}, victim {got}, then connect {verdict}");
-            (sent == "sent" && got.starts_with("got") && verdict == "EPERM", detail)
+            let delivered = if sent == "sent" && got.starts_with("got") { "delivered" } else { "NOT delivered" };
+            format!("{sent}, victim {got} ({delivered}), then connect {verdict}")
         });
         if from == SILENT_RESOLVER {
             let now = ramd.counter("docker", "dns_unmatched");
