@@ -193,9 +193,12 @@ fn no_way_around_the_policy() {
     learn(&suite);
     suite.allowed("ipv6 tcp", "ok", |s| s.inside(&["connect", ALLOWED_V6, PORT]));
     suite.blocked("ipv6 tcp", BLOCKED_V6, &["EPERM"], |s| s.inside(&["connect", BLOCKED_V6, PORT]));
+    suite.allowed("ipv4-mapped ipv6", "ok", |s| s.inside(&["connect", &format!("::ffff:{ALLOWED_V4}"), PORT]));
     suite.blocked("ipv4-mapped ipv6", BLOCKED_V4, &["EPERM"], |s| {
         s.inside(&["connect", &format!("::ffff:{BLOCKED_V4}"), PORT])
     });
+    suite
+        .allowed("AF_INET address on an AF_INET6 socket", "udp:ok", |s| s.inside(&["inet-on-inet6", ALLOWED_V4, PORT]));
     suite.blocked("AF_INET address on an AF_INET6 socket", BLOCKED_V4, &["udp:EPERM"], |s| {
         s.inside(&["inet-on-inet6", BLOCKED_V4, PORT])
     });
@@ -222,6 +225,7 @@ fn no_way_around_the_policy() {
     learn(&suite);
     suite.allowed("ping socket", "reply", |s| s.inside(&["ping-socket", ALLOWED_V4]));
     suite.blocked("ping socket", BLOCKED_V4, &["EPERM", "no-reply"], |s| s.inside(&["ping-socket", BLOCKED_V4]));
+    suite.allowed("raw socket", "reply", |s| s.inside(&["raw-ping", ALLOWED_V4]));
     suite.blocked("raw socket", BLOCKED_V4, &["EPERM", "no-reply"], |s| s.inside(&["raw-ping", BLOCKED_V4]));
 
     // Source routing: the packet's first hop is not the address connect() saw.
@@ -252,15 +256,18 @@ fn no_way_around_the_policy() {
     }
 
     // Names that do not come from a trusted answer.
-    suite.blocked("hosts-file entry for an allowed name", BLOCKED_V4, &["EPERM"], |s| {
+    let via_hosts_file = |s: &Suite, addr: &str| {
         let program: Vec<String> =
             [probe_bin().to_str().unwrap(), "connect-name", ALLOWED, PORT].iter().map(|a| a.to_string()).collect();
-        let hosts = format!("{BLOCKED_V4} {ALLOWED}\n");
+        let hosts = format!("{addr} {ALLOWED}\n");
         let out = with_etc(&s.scene.dir, Some(&s.scene.cgroup.path), &s.scene.netns, &hosts, &program)
             .output()
             .expect("probe");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
-    });
+    };
+    learn(&suite);
+    suite.allowed("hosts-file entry with the learned address", "ok", |s| via_hosts_file(s, ALLOWED_V4));
+    suite.blocked("hosts-file entry for an allowed name", BLOCKED_V4, &["EPERM"], |s| via_hosts_file(s, BLOCKED_V4));
     suite.blocked("DNS over HTTPS to a resolver the policy does not name", DOH_V4, &["EPERM"], |s| {
         s.inside(&["connect", DOH_V4, "443"])
     });
@@ -303,6 +310,10 @@ fn no_way_around_the_policy() {
     let program = allow_all_connect4();
     let dir = File::open(&child.path).expect("child cgroup");
     ram::bpf_calls::attach(&dir, &child.path, program.as_fd(), "ram_connect4").expect("attach to the child cgroup");
+    learn(&suite);
+    suite.allowed("a child cgroup, allowed destination", "ok", |s| {
+        probe(Some(&child), Some(&s.scene.netns), &["connect", ALLOWED_V4, PORT])
+    });
     suite.blocked("a child cgroup's program that allows everything", BLOCKED_V4, &["EPERM"], |s| {
         probe(Some(&child), Some(&s.scene.netns), &["connect", BLOCKED_V4, PORT])
     });
