@@ -28,7 +28,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=RAM_EBPF_TOOLCHAIN");
     let toolchain = env::var("RAM_EBPF_TOOLCHAIN").unwrap_or_else(|_| TOOLCHAIN.to_string());
 
-    let target_dir = out_dir.join("ebpf-target");
+    // Shared by every build of ramd (debug, the guests' static build): cargo
+    // then builds the eBPF objects once and finds them fresh afterwards.
+    let target_dir = manifest_dir.join("../target/ebpf");
     build_object(&toolchain, &ebpf_dir, &target_dir, &[], &out_dir.join("ram-ebpf.o"));
     build_object(&toolchain, &ebpf_dir, &target_dir, &["--features", "perf-events"], &out_dir.join("ram-ebpf-perf.o"));
 }

@@ -107,6 +107,9 @@ fn test(cargo_args: &[String]) -> Result<()> {
         .env("RAM_BIN_DIR", &bin_dir)
         // Root tests share the kernel: one at a time keeps them readable.
         .env("RUST_TEST_THREADS", "1")
+        // What the suites print (one line per bypass case, the fault and
+        // load totals, verifier figures) belongs in the CI log.
+        .env("RUST_TEST_NOCAPTURE", "1")
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot start cargo test")?;

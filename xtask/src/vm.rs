@@ -170,7 +170,8 @@ fn static_cargo(args: &[&str]) -> Command {
 fn build_static() -> Result<Vec<(String, PathBuf)>> {
     run_checked(&mut static_cargo(&[
         "build",
-        "--release",
+        "--profile",
+        "vm",
         "--package",
         "ram-userspace",
         "--package",
@@ -179,7 +180,8 @@ fn build_static() -> Result<Vec<(String, PathBuf)>> {
     ]))?;
     let out = static_cargo(&[
         "test",
-        "--release",
+        "--profile",
+        "vm",
         "--no-run",
         "--message-format=json",
         "--package",
@@ -198,7 +200,7 @@ fn build_static() -> Result<Vec<(String, PathBuf)>> {
         .find(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "kernel" && m["executable"].is_string())
         .and_then(|m| m["executable"].as_str().map(PathBuf::from))
         .ok_or_else(|| anyhow!("cargo did not report the kernel test binary"))?;
-    let bins = vm_dir().join("build").join(TARGET).join("release");
+    let bins = vm_dir().join("build").join(TARGET).join("vm");
     let mut all: Vec<(String, PathBuf)> =
         ["ramd", "ramctl", "ram-probe"].iter().map(|b| (b.to_string(), bins.join(b))).collect();
     all.push(("ram-kernel-tests".into(), test_binary));
