@@ -86,8 +86,9 @@ pub const EVENTS_BYTES: u32 = 1 << 20;
 /// DNS queries in flight (LRU: the oldest go first; their answers then
 /// teach nothing).
 pub const QUERIES_CAPACITY: u32 = 8192;
-/// How long after its query an answer may arrive and still teach.
-pub const DNS_ANSWER_WINDOW_NS: u64 = 10_000_000_000;
+/// How long after its query an answer may arrive and still teach, unless
+/// the policy says otherwise (`[dns] answer_window`).
+pub const DNS_ANSWER_WINDOW_MS: u32 = 10_000;
 
 /// Port sets a rule can carry (`ports = [443, 5000]`); set 0 means any port.
 /// The other ids come in two halves, [`PORT_SETS_PER_HALF`] each: every
@@ -254,8 +255,12 @@ pub struct ScopeConfig {
     pub max_ttl: u32,
     /// Addresses learned from one answer at most (0: `dns::MAX_ANSWERS`).
     pub max_addresses: u32,
+    /// How long after its query an answer still teaches, in milliseconds
+    /// (0: [`DNS_ANSWER_WINDOW_MS`]).
+    pub answer_window_ms: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 16);
+const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
 
 pub const MODE_ENFORCE: u32 = 1;
 pub const MODE_AUDIT: u32 = 2;

@@ -151,7 +151,7 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     // Only an answer to a query this scope sent teaches.
     scratch.query.id = question.id;
     scratch.query.qtype = question.qtype;
-    let matched = answers_a_query(&scratch.query, question.name.host_id);
+    let matched = answers_a_query(&scratch.query, question.name.host_id, scope_config(scope).answer_window_ms);
     if !matched {
         count(scope, counter::DNS_UNMATCHED);
     }

@@ -4,7 +4,7 @@
 //! resolver (id, question type, client port, resolver, question name);
 //! the ingress program learns from an answer only when it matches such a
 //! query of the same scope, from that resolver's port 53 to that client
-//! port, within `DNS_ANSWER_WINDOW_NS`. A match is used once.
+//! port, within the scope's answer window. A match is used once.
 
 use aya_ebpf::{
     helpers::generated::{bpf_ktime_get_ns, bpf_skb_load_bytes},
@@ -12,7 +12,7 @@ use aya_ebpf::{
 };
 use ram_common::{
     dns::{get, parse_query, put, HEADER_LEN, WINDOW, WINDOW_MASK},
-    maps::{QueryKey, QueryValue, DNS_ANSWER_WINDOW_NS},
+    maps::{QueryKey, QueryValue, DNS_ANSWER_WINDOW_MS},
 };
 
 use crate::{
@@ -114,7 +114,7 @@ pub fn record_query(ctx: &SkBuffContext, scope: u32, resolver: Dest, protocol: u
 /// question name) answer a query this scope sent, recently enough? A match
 /// is removed: one query teaches once.
 #[inline(always)]
-pub fn answers_a_query(key: &QueryKey, host_id: u64) -> bool {
+pub fn answers_a_query(key: &QueryKey, host_id: u64, window_ms: u32) -> bool {
     // SAFETY: the value is copied out before the entry is removed.
     let Some(query) = (unsafe { RAM_QUERIES.get(key) }).copied() else {
         return false;
@@ -122,5 +122,6 @@ pub fn answers_a_query(key: &QueryKey, host_id: u64) -> bool {
     let _ = RAM_QUERIES.remove(key);
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    query.host_id == host_id && now.wrapping_sub(query.sent_ns) <= DNS_ANSWER_WINDOW_NS
+    let window_ms = if window_ms == 0 { DNS_ANSWER_WINDOW_MS } else { window_ms };
+    query.host_id == host_id && now.wrapping_sub(query.sent_ns) <= window_ms as u64 * 1_000_000
 }

@@ -122,6 +122,8 @@ pub fn apply_rules(paths: &Paths, policy: &CompiledPolicy) -> Result<()> {
                 min_ttl: s.min_ttl,
                 max_ttl: s.max_ttl,
                 max_addresses: s.max_addresses,
+                answer_window_ms: s.answer_window_ms,
+                _pad: 0,
             })
             .unwrap_or_default();
         scopes.set(index, config, 0).map_err(|e| Error::map(MAP_SCOPES, e))?;

@@ -208,20 +208,13 @@ fn learns_from_dns_over_tcp() {
 fn a_split_tcp_answer_fails_closed_and_is_reported() {
     require_root();
     let scene = Scene::new("k-split", &[("unused.registry.test", "127.10.0.9")], 300);
-    let mut cmd = std::process::Command::new(probe_bin());
-    cmd.args(["serve-dns", "127.0.0.55", "300", "split", "allowed.registry.test=127.10.0.1"])
-        .stdout(std::process::Stdio::null());
-    place(&mut cmd, None, Some(&scene.netns));
-    let _split_server = Proc::spawn("serve-dns-split", &mut cmd);
-    let up = wait_for(Duration::from_secs(5), || {
-        (!probe(None, Some(&scene.netns), &["resolve", "127.0.0.55", "allowed.registry.test"])
-            .starts_with("resolve-failed"))
-        .then_some(())
-    });
-    assert!(up.is_some(), "split resolver did not start");
-    let policy = scene
-        .policy("", "[[allow]]\nhost = \"allowed.registry.test\"\n")
-        .replace("resolvers = [\"127.0.0.53\"]", "resolvers = [\"127.0.0.53\", \"127.0.0.55\"]");
+    let (_server, policy) = extra_resolver(
+        &scene,
+        "127.0.0.55",
+        &["split", "allowed.registry.test=127.10.0.1"],
+        "",
+        "[[allow]]\nhost = \"allowed.registry.test\"\n",
+    );
     let ramd = Ramd::start(&policy);
     let out = scene.inside(&["resolve-connect", "127.0.0.55", "allowed.registry.test", "5000", "tcp"]);
     assert_eq!(out, "127.10.0.1 EPERM", "the client has its answer; ram learned nothing from it");
@@ -883,20 +876,13 @@ fn an_address_the_full_parser_rejects_is_removed_with_an_alert() {
     use ram_common::maps::{Learn4Key, Learned};
     require_root();
     let scene = Scene::new("k-cross", &[("unused.registry.test", "127.10.0.9")], 300);
-    let mut cmd = std::process::Command::new(probe_bin());
-    cmd.args(["serve-dns", "127.0.0.56", "300", "allowed.registry.test=127.10.0.1", "+evil.example=127.10.0.66"])
-        .stdout(std::process::Stdio::null());
-    place(&mut cmd, None, Some(&scene.netns));
-    let _server = Proc::spawn("serve-dns-extra", &mut cmd);
-    let up = wait_for(Duration::from_secs(5), || {
-        (!probe(None, Some(&scene.netns), &["resolve", "127.0.0.56", "allowed.registry.test"])
-            .starts_with("resolve-failed"))
-        .then_some(())
-    });
-    assert!(up.is_some(), "resolver did not start");
-    let policy = scene
-        .policy("", "[[allow]]\nhost = \"allowed.registry.test\"\n")
-        .replace("resolvers = [\"127.0.0.53\"]", "resolvers = [\"127.0.0.56\"]");
+    let (_server, policy) = extra_resolver(
+        &scene,
+        "127.0.0.56",
+        &["allowed.registry.test=127.10.0.1", "+evil.example=127.10.0.66"],
+        "",
+        "[[allow]]\nhost = \"allowed.registry.test\"\n",
+    );
     let ramd = Ramd::start(&policy);
 
     // The slip: 127.10.0.66 in the learned map under allowed.registry.test.
@@ -927,4 +913,59 @@ fn an_address_the_full_parser_rejects_is_removed_with_an_alert() {
     println!("{alert}");
     assert_eq!(scene.inside(&["connect", "127.10.0.66", "443"]), "EPERM", "removed");
     assert!(ramd.counter("docker", "dns_off_chain") >= 1);
+}
+
+/// A second resolver at `addr` (ram-probe serve-dns with `args`), and the
+/// scene's policy naming it as the only resolver plus `dns` lines.
+fn extra_resolver(scene: &Scene, addr: &str, args: &[&str], dns: &str, rules: &str) -> (Proc, String) {
+    let mut cmd = std::process::Command::new(probe_bin());
+    cmd.args(["serve-dns", addr, "300"]).args(args).stdout(std::process::Stdio::null());
+    place(&mut cmd, None, Some(&scene.netns));
+    let server = Proc::spawn("serve-dns", &mut cmd);
+    let up = wait_for(Duration::from_secs(5), || {
+        let out = probe(None, Some(&scene.netns), &["resolve", addr, "up.test"]);
+        (!out.starts_with("resolve-failed:ETIMEDOUT") && !out.contains("ECONNREFUSED")).then_some(())
+    });
+    assert!(up.is_some(), "resolver at {addr} did not start");
+    let policy = scene.policy(dns, rules).replace("resolvers = [\"127.0.0.53\"]", &format!("resolvers = [\"{addr}\"]"));
+    (server, policy)
+}
+
+/// An answer that arrives after `[dns] answer_window` matches no query:
+/// the client still gets it, ram learns nothing and counts it.
+#[test]
+fn a_late_answer_teaches_nothing() {
+    require_root();
+    let scene = Scene::new("k-late", &[("unused.registry.test", "127.10.0.9")], 300);
+    let (_server, policy) = extra_resolver(
+        &scene,
+        "127.0.0.57",
+        &["delay=1500", "allowed.registry.test=127.10.0.1"],
+        "answer_window = 1\n",
+        "[[allow]]\nhost = \"allowed.registry.test\"\n",
+    );
+    let ramd = Ramd::start(&policy);
+    let before = ramd.counter("docker", "dns_unmatched");
+    let out = scene.inside(&["resolve-connect", "127.0.0.57", "allowed.registry.test", "443"]);
+    assert_eq!(out, "127.10.0.1 EPERM", "answered after 1.5 s, window 1 s");
+    assert!(ramd.counter("docker", "dns_unmatched") > before);
+}
+
+/// An answer to a question the policy does not allow teaches nothing, even
+/// when it also carries a record for an allowed name.
+#[test]
+fn an_answer_for_another_name_cannot_vouch_for_an_allowed_one() {
+    require_root();
+    let scene = Scene::new("k-vouch", &[("unused.registry.test", "127.10.0.9")], 300);
+    let (_server, policy) = extra_resolver(
+        &scene,
+        "127.0.0.58",
+        &["other.test=127.10.0.77", "+allowed.registry.test=127.10.0.1"],
+        "",
+        "[[allow]]\nhost = \"allowed.registry.test\"\n",
+    );
+    let ramd = Ramd::start(&policy);
+    assert_eq!(scene.inside(&["resolve-connect", "127.0.0.58", "other.test", "443"]), "127.10.0.77 EPERM");
+    assert_eq!(scene.inside(&["connect", "127.10.0.1", "443"]), "EPERM", "the extra record taught nothing");
+    assert!(ramd.counter("docker", "dns_not_allowed") >= 1);
 }

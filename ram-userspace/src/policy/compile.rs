@@ -31,6 +31,8 @@ pub struct ScopeSettings {
     pub max_ttl: u32,
     /// Addresses learned from one answer at most.
     pub max_addresses: u32,
+    /// How long after its query an answer still teaches (ms).
+    pub answer_window_ms: u32,
 }
 
 impl ScopeSettings {
@@ -79,6 +81,7 @@ impl Policy {
                 mode: t.mode,
                 min_ttl: self.dns.min_ttl,
                 max_addresses: self.limits.addresses_per_answer,
+                answer_window_ms: self.dns.answer_window_ms,
                 max_ttl: self.dns.max_ttl,
             })
             .collect();

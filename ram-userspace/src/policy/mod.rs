@@ -64,6 +64,8 @@ pub struct DnsSettings {
     pub resolvers: Vec<IpAddr>,
     pub min_ttl: u32,
     pub max_ttl: u32,
+    /// How long after its query an answer still teaches (ms).
+    pub answer_window_ms: u32,
 }
 
 /// Map sizes. They size maps when ramd starts; a different value at the

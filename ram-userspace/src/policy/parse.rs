@@ -7,7 +7,7 @@ use std::{
 };
 
 use ram_common::{
-    maps::{LEARN_CAPACITY, MAX_SCOPES, PORTS_PER_SET},
+    maps::{DNS_ANSWER_WINDOW_MS, LEARN_CAPACITY, MAX_SCOPES, PORTS_PER_SET},
     name::{encode_host, HostError, MAX_HOST_LEN},
 };
 use serde::Deserialize;
@@ -58,6 +58,8 @@ struct RawDns {
     resolvers: Option<Vec<String>>,
     min_ttl: Option<u32>,
     max_ttl: Option<u32>,
+    /// Seconds (fractions allowed) an answer may take and still teach.
+    answer_window: Option<f64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -264,7 +266,12 @@ fn dns_settings(ctx: &Ctx, raw: &RawDns, facts: &HostFacts, needs_dns: bool) -> 
     if min_ttl > max_ttl {
         return Err(ctx.invalid("dns.min_ttl", min_ttl, format!("is larger than dns.max_ttl ({max_ttl})")));
     }
-    Ok(DnsSettings { resolvers, min_ttl, max_ttl })
+    let answer_window_ms = match raw.answer_window {
+        None => DNS_ANSWER_WINDOW_MS,
+        Some(s) if (0.1..=60.0).contains(&s) => (s * 1000.0).round() as u32,
+        Some(s) => return Err(ctx.invalid("dns.answer_window", s, "must be between 0.1 and 60 seconds")),
+    };
+    Ok(DnsSettings { resolvers, min_ttl, max_ttl, answer_window_ms })
 }
 
 /// The `nameserver` addresses of a resolv.conf.

@@ -12,7 +12,8 @@
 //! ram-probe hold SECONDS                        (just stays alive: a process to find by name)
 //! ram-probe serve-dns ADDR TTL [split] NAME=IP... (a tiny authoritative resolver, UDP and TCP on port 53;
 //!                                                split: TCP answers in two segments;
-//!                                                +OWNER=IP: an extra off-chain record in every answer)
+//!                                                +OWNER=IP: an extra off-chain record in every answer;
+//!                                                delay=MS: UDP answers wait MS first)
 //! ram-probe expect-loop rounds=N|stop=FILE CHECK...
 //! ram-probe raw-query RESOLVER NAME [a|aaaa] [udp|tcp] OUT   (writes the raw answer to OUT)
 //! ```
@@ -201,7 +202,15 @@ fn query(resolver: IpAddr, name: &str, record_type: RecordType, tcp: bool) -> Re
 /// `split`: TCP answers go out as two segments, the length prefix first.
 /// `extra`: records owned by other names, added to every answer that has
 /// address records (off the question's CNAME chain: never to be learned).
-fn serve_dns(addr: IpAddr, ttl: u32, records: Vec<(String, IpAddr)>, extra: Vec<(String, IpAddr)>, split: bool) -> ! {
+/// `delay`: how long to wait before answering over UDP.
+fn serve_dns(
+    addr: IpAddr,
+    ttl: u32,
+    records: Vec<(String, IpAddr)>,
+    extra: Vec<(String, IpAddr)>,
+    split: bool,
+    delay: Duration,
+) -> ! {
     let answer = move |query: &[u8]| -> Option<Vec<u8>> {
         let request = Message::from_vec(query).ok()?;
         let question = request.queries.first()?.clone();
@@ -271,6 +280,7 @@ fn serve_dns(addr: IpAddr, ttl: u32, records: Vec<(String, IpAddr)>, extra: Vec<
     loop {
         if let Ok((n, peer)) = udp.recv_from(&mut buf) {
             if let Some(reply) = answer(&buf[..n]) {
+                std::thread::sleep(delay);
                 let _ = udp.send_to(&reply, peer);
             }
         }
@@ -362,14 +372,18 @@ fn main() {
         }
         "serve-dns" => {
             let split = args.iter().any(|a| a == "split");
+            let delay = args
+                .iter()
+                .find_map(|a| a.strip_prefix("delay="))
+                .map_or(Duration::ZERO, |ms| Duration::from_millis(ms.parse().expect("delay in ms")));
             let parse = |r: &str| {
                 let (name, ip) = r.split_once('=').unwrap_or_else(|| panic!("NAME=IP expected: {r}"));
                 (name.to_ascii_lowercase(), ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}")))
             };
-            let given: Vec<&String> = args[3..].iter().filter(|r| *r != "split").collect();
+            let given: Vec<&String> = args[3..].iter().filter(|r| *r != "split" && !r.starts_with("delay=")).collect();
             let records = given.iter().filter(|r| !r.starts_with('+')).map(|r| parse(r)).collect();
             let extra = given.iter().filter_map(|r| r.strip_prefix('+')).map(parse).collect();
-            serve_dns(addr(1), arg(2).parse().expect("ttl"), records, extra, split)
+            serve_dns(addr(1), arg(2).parse().expect("ttl"), records, extra, split, delay)
         }
         "raw-query" => {
             let (rt, tcp) = options(&args[3..]);
