@@ -72,7 +72,7 @@ pub enum PathChoiceError {
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_MAP_CREATE: libc::c_long = 0;
 pub(crate) const BPF_PROG_TYPE_CGROUP_SKB: u32 = 8;
-pub(crate) const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
+pub const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
 const BPF_CGROUP_INET4_CONNECT: u32 = 10;
 const BPF_MAP_TYPE_RINGBUF: u32 = 27;
 const HELPER_GET_CURRENT_PID_TGID: i32 = 14;
@@ -118,7 +118,7 @@ pub(crate) const BPF_LOG_STATS: u32 = 4;
 
 /// BPF_PROG_LOAD of raw instructions (8 bytes each); returns the fd or the
 /// errno. `log`, when given, receives the verifier's log at `log_level`.
-pub(crate) fn prog_load(
+pub fn prog_load(
     prog_type: u32,
     attach_type: u32,
     insns: *const u8,

@@ -10,7 +10,7 @@
 
 use std::{
     fs::File,
-    os::fd::{AsFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, OwnedFd},
     process::Command,
     thread::sleep,
     time::Duration,
@@ -114,43 +114,17 @@ fn in_netns(netns: &Netns, program: &str, args: &[&str]) {
 /// A cgroup/connect4 program that allows everything: what a process that
 /// may create cgroups below its own might attach to get around ram.
 fn allow_all_connect4() -> OwnedFd {
-    #[repr(C)]
-    struct Attr {
-        prog_type: u32,
-        insn_cnt: u32,
-        insns: u64,
-        license: u64,
-        log_level: u32,
-        log_size: u32,
-        log_buf: u64,
-        kern_version: u32,
-        prog_flags: u32,
-        prog_name: [u8; 16],
-        prog_ifindex: u32,
-        expected_attach_type: u32,
-    }
     // r0 = 1; exit
     let insns: [u64; 2] = [0x0000_0001_0000_00b7, 0x0000_0000_0000_0095];
-    let license = c"GPL";
-    let attr = Attr {
-        prog_type: 18, // BPF_PROG_TYPE_CGROUP_SOCK_ADDR
-        insn_cnt: 2,
-        insns: insns.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        log_level: 0,
-        log_size: 0,
-        log_buf: 0,
-        kern_version: 0,
-        prog_flags: 0,
-        prog_name: [0; 16],
-        prog_ifindex: 0,
-        expected_attach_type: 10, // BPF_CGROUP_INET4_CONNECT
-    };
-    // SAFETY: a valid BPF_PROG_LOAD attribute of its own size.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, 5, &attr as *const Attr, size_of::<Attr>()) };
-    assert!(fd >= 0, "BPF_PROG_LOAD: {}", std::io::Error::last_os_error());
-    // SAFETY: the kernel just returned this descriptor.
-    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+    let attach_type = ram::bpf_calls::attach_type("ram_connect4").expect("connect4");
+    ram::features::prog_load(
+        ram::features::BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+        attach_type,
+        insns.as_ptr() as *const u8,
+        insns.len(),
+        None,
+    )
+    .expect("BPF_PROG_LOAD")
 }
 
 #[test]

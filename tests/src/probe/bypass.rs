@@ -302,16 +302,13 @@ pub fn lsrr_connect(dest: IpAddr, hop: IpAddr, port: u16) -> String {
     // NOP, then LSRR: type 131, length 7, pointer 4, one hop address.
     let mut options = vec![1u8, 131, 7, 4];
     options.extend_from_slice(&hop4.octets());
+    connect_with_option(&fd, libc::IPPROTO_IP, libc::IP_OPTIONS, &options, dest, port)
+}
+
+/// Sets a socket option on `fd`, then connects and echoes.
+fn connect_with_option(fd: &OwnedFd, level: i32, option: i32, value: &[u8], dest: IpAddr, port: u16) -> String {
     // SAFETY: valid fd and option buffer.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_OPTIONS,
-            options.as_ptr() as *const _,
-            options.len() as u32,
-        )
-    };
+    let rc = unsafe { libc::setsockopt(fd.as_raw_fd(), level, option, value.as_ptr() as *const _, value.len() as u32) };
     if rc < 0 {
         return format!("setsockopt:{}", last_error());
     }
@@ -335,23 +332,7 @@ pub fn srh_connect(dest: IpAddr, hop: IpAddr, port: u16) -> String {
     let mut srh = vec![0u8, 4, 4, 1, 1, 0, 0, 0];
     srh.extend_from_slice(&dest6.octets());
     srh.extend_from_slice(&hop6.octets());
-    // SAFETY: valid fd and option buffer.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_RTHDR,
-            srh.as_ptr() as *const _,
-            srh.len() as u32,
-        )
-    };
-    if rc < 0 {
-        return format!("setsockopt:{}", last_error());
-    }
-    match connect_fd(fd.as_raw_fd(), dest, port) {
-        Ok(()) => echo(fd.as_raw_fd()),
-        Err(e) => e,
-    }
+    connect_with_option(&fd, libc::IPPROTO_IPV6, libc::IPV6_RTHDR, &srh, dest, port)
 }
 
 /// Resolves NAME the way programs do (getaddrinfo: /etc/hosts first) and
