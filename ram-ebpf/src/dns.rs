@@ -26,7 +26,7 @@ use crate::{
     maps::{
         count, scope, scope_config, RAM_HOSTS, RAM_LEARN4, RAM_LEARN6, RAM_NAMES, RAM_RESOLV4, RAM_RESOLV6, RAM_SCRATCH,
     },
-    queries::{answers_a_query, header_address, query_key, resolver_bytes},
+    queries::{answers_a_query, header_address, query_key},
     skb::{load, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 
@@ -60,7 +60,7 @@ fn dns_payload(ctx: &SkBuffContext, scope: u32) -> Option<(u32, u32, u8, [u8; 16
         if !is_resolver(scope, Dest::V4(source)) {
             return None;
         }
-        (ip[9], ((ip[0] & 0x0f) as u32) * 4, resolver_bytes(Dest::V4(source)))
+        (ip[9], ((ip[0] & 0x0f) as u32) * 4, Dest::V4(source).wire_bytes())
     } else if family == ETH_P_IPV6 {
         let ip: [u8; 40] = load(ctx, 0)?;
         let mut source = [0u8; 16];

@@ -33,6 +33,26 @@ pub enum Dest {
     V6([u8; 16]),
 }
 
+impl Dest {
+    /// The family (4 or 6) and the address in 16 bytes (IPv4 in the first
+    /// 4, the rest zero), as events and keys hold it. Every byte is written:
+    /// older verifiers refuse reads of stack bytes no path wrote.
+    #[inline(always)]
+    pub fn wire_bytes(self) -> (u8, [u8; 16]) {
+        let mut addr = [0u8; 16];
+        match self {
+            Dest::V4(a) => {
+                addr[0] = a[0];
+                addr[1] = a[1];
+                addr[2] = a[2];
+                addr[3] = a[3];
+                (4, addr)
+            }
+            Dest::V6(a) => (6, a),
+        }
+    }
+}
+
 #[inline(always)]
 fn port_ok(set: u32, port: u16) -> bool {
     port_allowed(set, RAM_PORTS.get(set), port)
@@ -118,10 +138,7 @@ pub fn deny<C: EbpfContext>(ctx: &C, scope: u32, attempt: &Attempt, blocked_slot
 
 #[inline(always)]
 fn emit_blocked<C: EbpfContext>(ctx: &C, scope: u32, attempt: &Attempt, action: u8) {
-    let (family, addr) = match attempt.dest {
-        Dest::V4(a) => (4, [a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-        Dest::V6(a) => (6, a),
-    };
+    let (family, addr) = attempt.dest.wire_bytes();
     let (pid_tgid, comm) = if attempt.task_info {
         // SAFETY: helper without preconditions.
         let pid_tgid = unsafe { aya_ebpf::helpers::generated::bpf_get_current_pid_tgid() };

@@ -21,23 +21,6 @@ use crate::{
     skb::{load, IPPROTO_TCP, IPPROTO_UDP},
 };
 
-/// A resolver address as keys hold it: family and 16 bytes, every byte
-/// written (older verifiers refuse reads of stack bytes no path wrote).
-#[inline(always)]
-pub fn resolver_bytes(resolver: Dest) -> (u8, [u8; 16]) {
-    let mut addr = [0u8; 16];
-    match resolver {
-        Dest::V4(a) => {
-            addr[0] = a[0];
-            addr[1] = a[1];
-            addr[2] = a[2];
-            addr[3] = a[3];
-            (4, addr)
-        }
-        Dest::V6(a) => (6, a),
-    }
-}
-
 /// The key an exchange with a resolver is known by.
 #[inline(always)]
 pub fn query_key(
@@ -101,7 +84,7 @@ pub fn record_query(ctx: &SkBuffContext, scope: u32, resolver: Dest, protocol: u
     }
     put(&mut scratch.vars.len, len);
     let question = parse_query(&scratch.msg, get(&scratch.vars.len), &mut scratch.key, &mut scratch.vars).ok()?;
-    let (family, addr) = resolver_bytes(resolver);
+    let (family, addr) = resolver.wire_bytes();
     // The source address: offset 12 in an IPv4 header, 8 in an IPv6 one.
     let client = header_address(ctx, family, if family == 4 { 12 } else { 8 })?;
     let key = query_key(scope, family, addr, client, client_port, question.id, question.qtype);

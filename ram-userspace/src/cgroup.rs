@@ -121,14 +121,19 @@ pub fn has_net_raw(proc_status: &str) -> bool {
         .is_some_and(|caps| caps & (1 << CAP_NET_RAW) != 0)
 }
 
-/// The directory of cgroup `id` under `root`, by walking the tree (used
-/// only to detach programs from a cgroup whose path was not kept: uninstall
-/// and restarts on kernels before 5.7). None when it no longer exists.
-pub fn find_by_id(root: &Path, id: u64) -> Option<PathBuf> {
+/// The directories of the cgroups `ids` under `root`, in one walk of the
+/// tree (used only to detach programs from cgroups whose path was not kept:
+/// uninstall and restarts on kernels before 5.7). Cgroups that no longer
+/// exist are missing from the result.
+pub fn find_by_ids(root: &Path, ids: &std::collections::BTreeSet<u64>) -> std::collections::HashMap<u64, PathBuf> {
+    let mut found = std::collections::HashMap::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        if cgroup_id(&dir).ok() == Some(id) {
-            return Some(dir);
+        if found.len() == ids.len() {
+            break;
+        }
+        if let Some(id) = cgroup_id(&dir).ok().filter(|id| ids.contains(id)) {
+            found.insert(id, dir.clone());
         }
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for entry in entries.flatten() {
@@ -137,7 +142,7 @@ pub fn find_by_id(root: &Path, id: u64) -> Option<PathBuf> {
             }
         }
     }
-    None
+    found
 }
 
 #[cfg(test)]

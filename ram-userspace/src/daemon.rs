@@ -366,6 +366,9 @@ impl Daemon {
     /// that is still pending stay: enforcement continues until we take over.
     fn prune_previous_links(&mut self) {
         let own: BTreeSet<PathBuf> = self.instances.iter().flat_map(|i| i.own_pins().cloned()).collect();
+        // The cgroups of earlier runs' attached programs (kernels before 5.7),
+        // found in one walk, and only when there are such pins to release.
+        let mut previous_cgroups: Option<HashMap<u64, PathBuf>> = None;
         for (pin, path) in loader::link_pins(&self.paths) {
             if own.contains(&path) {
                 continue;
@@ -375,13 +378,22 @@ impl Daemon {
                 Some(instance) => instance.is_attached(pin.cgroup_id) || instance.attached().next().is_some(),
             };
             if replace {
-                let cgroup = self
+                let attached = self
                     .instances
                     .iter()
                     .flat_map(|i| i.attached())
                     .find(|(id, _)| *id == pin.cgroup_id)
                     .map(|(_, path)| path.to_path_buf());
-                match loader::release(&path, cgroup.as_deref(), Some(&self.cgroup_root)) {
+                let (paths, root) = (&self.paths, &self.cgroup_root);
+                let locate = |id: u64| {
+                    attached.or_else(|| {
+                        let found = previous_cgroups.get_or_insert_with(|| {
+                            loader::attached_program_cgroups(paths, Some(root)).unwrap_or_default()
+                        });
+                        found.get(&id).cloned()
+                    })
+                };
+                match loader::release(&path, locate) {
                     Ok(()) => debug!(pin = %path.display(), "removed a link of the previous run"),
                     Err(e) => {
                         warn!(pin = %path.display(), "cannot remove a link of the previous run: {e}")
@@ -521,9 +533,7 @@ impl Daemon {
             None => debug!(len = bytes.len(), "unknown event"),
         }
     }
-}
 
-impl Daemon {
     /// Names addresses for later log lines, and cross-checks what the kernel
     /// learned against the full parser: an address the kernel learned that
     /// hickory-proto (following the CNAME chain by name) and the policy would
@@ -575,9 +585,7 @@ impl Daemon {
             }
         }
     }
-}
 
-impl Daemon {
     fn undo_learning(&self, scope: u32, message: &[u8], why: &str) {
         let Some((host_id, addrs)) = events::kernel_learning(message) else { return };
         for addr in addrs {

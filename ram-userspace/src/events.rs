@@ -134,16 +134,7 @@ pub fn kernel_learning(message: &[u8]) -> Option<(u64, Vec<IpAddr>)> {
     let question = parse_question(&window, len as u32, &mut key, &mut vars).ok()?;
     let mut records = [AddressRecord::default(); RECORD_SLOTS];
     let found = collect_addresses(&window, len as u32, &question, &mut vars, &mut records).ok()?;
-    let addrs = records[..found as usize]
-        .iter()
-        .map(|r| {
-            if r.family == 4 {
-                IpAddr::V4(Ipv4Addr::new(r.addr[0], r.addr[1], r.addr[2], r.addr[3]))
-            } else {
-                IpAddr::V6(Ipv6Addr::from(r.addr))
-            }
-        })
-        .collect();
+    let addrs = records[..found as usize].iter().map(|r| event_addr(r.family, &r.addr)).collect();
     Some((question.name.host_id, addrs))
 }
 

@@ -10,7 +10,7 @@
 //! `crate::prog_attach`).
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet, HashMap},
     fs::File,
     os::fd::AsFd,
     path::{Path, PathBuf},
@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::{
     bpf_calls,
-    cgroup::{cgroup_id, find_by_id},
+    cgroup::{cgroup_id, find_by_ids},
     error::{Error, Result},
     features::{AttachPath, EventsPath, KernelFeatures},
     paths::{LinkPin, Paths, PinKind},
@@ -257,7 +257,7 @@ impl ScopeInstance {
         let mut detached = 0;
         for (_, (cgroup, pins)) in std::mem::take(&mut self.attached) {
             for pin in pins {
-                match release(&pin, Some(&cgroup), None) {
+                match release(&pin, |_| Some(cgroup.clone())) {
                     Ok(()) => detached += 1,
                     // Taken over by the instance that replaced this one.
                     Err(Error::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => {}
@@ -335,29 +335,35 @@ fn attach_link(program: &mut aya::programs::Program, name: &str, dir: &File, cgr
 }
 
 /// Ends the attachment a pin holds: removing a link's pin detaches it; an
-/// attached program is detached from its cgroup first (found under
-/// `cgroup_root` when `cgroup` is not known) and then unpinned. A cgroup
-/// that no longer exists took its attachments with it.
-pub fn release(pin_path: &Path, cgroup: Option<&Path>, cgroup_root: Option<&Path>) -> Result<()> {
+/// attached program is detached from its cgroup first (`locate` gives the
+/// cgroup's directory from its id) and then unpinned. A cgroup that no
+/// longer exists took its attachments with it.
+pub fn release(pin_path: &Path, locate: impl FnOnce(u64) -> Option<PathBuf>) -> Result<()> {
     let name = pin_path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     if let Some(pin) = LinkPin::parse(name).filter(|p| p.kind == PinKind::AttachedProgram) {
-        let found;
-        let cgroup = match cgroup {
-            Some(path) => Some(path),
-            None => {
-                let root = match cgroup_root {
-                    Some(root) => root.to_path_buf(),
-                    None => crate::cgroup::cgroup2_mount()?,
-                };
-                found = find_by_id(&root, pin.cgroup_id);
-                found.as_deref()
-            }
-        };
-        if let Some(cgroup) = cgroup.filter(|c| c.exists()) {
-            bpf_calls::detach(cgroup, pin_path, &pin.program)?;
+        if let Some(cgroup) = locate(pin.cgroup_id).filter(|c| c.exists()) {
+            bpf_calls::detach(&cgroup, pin_path, &pin.program)?;
         }
     }
     std::fs::remove_file(pin_path).map_err(|e| Error::io(pin_path, e))
+}
+
+/// Finds the cgroups of every attached-program pin in one walk under
+/// `cgroup_root` (None: the cgroup v2 mount).
+pub fn attached_program_cgroups(paths: &Paths, cgroup_root: Option<&Path>) -> Result<HashMap<u64, PathBuf>> {
+    let ids: BTreeSet<u64> = link_pins(paths)
+        .into_iter()
+        .filter(|(p, _)| p.kind == PinKind::AttachedProgram)
+        .map(|(p, _)| p.cgroup_id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let root = match cgroup_root {
+        Some(root) => root.to_path_buf(),
+        None => crate::cgroup::cgroup2_mount()?,
+    };
+    Ok(find_by_ids(&root, &ids))
 }
 
 /// The link pins present in the pin directory.
@@ -391,14 +397,14 @@ pub fn uninstall(paths: &Paths) -> Result<UninstallReport> {
     if !paths.pin_dir.exists() {
         return Ok(report);
     }
-    let cgroup_root = crate::cgroup::cgroup2_mount().ok();
+    let cgroups = attached_program_cgroups(paths, None)?;
     for dir in [paths.links_dir(), paths.maps_dir(), paths.previous_maps_dir()] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
         for entry in entries.flatten() {
             if dir == paths.links_dir() {
-                release(&entry.path(), None, cgroup_root.as_deref())?;
+                release(&entry.path(), |id| cgroups.get(&id).cloned())?;
                 report.links += 1;
             } else {
                 std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
