@@ -7,7 +7,7 @@
 //! checked against the real message length, so stale bytes past the end are
 //! never read as data.
 
-use crate::name::{key_from_wire, NameSpan, MAX_LABEL, NAME_KEY_LEN};
+use crate::name::{key_from_wire, NameSpan, MAX_HOST_LEN, MAX_LABEL, NAME_KEY_LEN};
 
 /// Bytes of a DNS message the parser looks at. Larger answers (EDNS) are
 /// parsed up to here; records past the window are not learned.
@@ -15,18 +15,19 @@ pub const WINDOW: usize = 1024;
 pub const WINDOW_MASK: usize = WINDOW - 1;
 /// Answer records walked per message; later ones are not learned.
 pub const MAX_ANSWERS: u32 = 24;
-/// Labels of an answer's owner name before it must end or turn into a
-/// compression pointer. Servers compress owners (dnsmasq, unbound and BIND
-/// all do), so real owners are a pointer or a few labels; a longer one stops
-/// the walk (fail closed). The bound keeps the verifier's path count small:
-/// the owner loop is nested in the answer loop.
-pub const MAX_OWNER_LABELS: u32 = 10;
 /// Names on an answer's CNAME chain (the question and the CNAME targets)
 /// that records may be owned by; a longer chain's tail teaches nothing.
 pub const MAX_CHAIN: u32 = 8;
-/// The chain is a bit per message offset (where each name on it starts):
-/// one bit test per record, no loop, so the verifier's work stays flat.
-const CHAIN_WORDS: usize = WINDOW / 64;
+/// Names walked per answer: each record's owner, and the target of each
+/// CNAME on the chain (at most `MAX_CHAIN - 1` of them), all through one
+/// walk site so the verifier sees the name loop once per iteration.
+pub const MAX_NAME_WALKS: u32 = MAX_ANSWERS + MAX_CHAIN;
+/// Steps of one name walk: a step hashes a label's length byte or up to 8
+/// of its bytes, follows a pointer, or ends the name. A registry host such
+/// as `registry-1.docker.io` takes 8 steps written in full, a 128-character
+/// name of six labels 24. A name that needs more is malformed for ram (fail
+/// closed).
+pub const WALK_STEPS: u32 = 32;
 /// Fixed DNS header size.
 pub const HEADER_LEN: u32 = 12;
 
@@ -61,10 +62,25 @@ pub struct LoopVars {
     pub answers: u32,
     /// Address records not owned by a name on the chain (not learned).
     pub off_chain: u32,
-    /// Message offsets where the names on the CNAME chain start, one bit
-    /// each; `chain_len` names so far.
-    pub chain: [u64; CHAIN_WORDS],
+    /// Hashes of the names on the CNAME chain (see `walk_name`);
+    /// `chain_len` names so far.
+    pub chain: [u64; MAX_CHAIN as usize],
     pub chain_len: u32,
+    /// Name walk: characters of text so far, bytes left in the current
+    /// label, and the offset just past the name where it is written (0
+    /// until the walk reaches its terminating zero or first pointer).
+    pub text: u32,
+    pub left: u32,
+    pub end: u32,
+    /// What the record loop walks next: an owner, or a CNAME's target.
+    pub phase: u32,
+    /// Where that CNAME's target starts, and where its rdata ends.
+    pub target_at: u32,
+    pub rdata_end: u32,
+    /// Bytes of a label the walk hashes in one step (1..=8).
+    pub chunk: u32,
+    /// 1 when the owner of the record being read is on the chain.
+    pub on_chain: u32,
     pub hash: u64,
 }
 
@@ -209,24 +225,36 @@ const _: () = assert!(RECORD_SLOTS >= MAX_ANSWERS as usize && RECORD_SLOTS.is_po
 /// Stops at the first malformed record (those before it are kept and counted
 /// in `vars.found`).
 ///
-/// The chain is followed through compression pointers, as every common
-/// resolver writes answers (dnsmasq, unbound, BIND, systemd-resolved, Docker's
-/// embedded DNS): a record is on the chain when its owner is a pointer to the
-/// question name or to the target of an earlier CNAME on the chain. Records
-/// owned by anything else — another name, or a name written out in full — are
-/// counted in `vars.off_chain` and not learned: an answer cannot vouch for
-/// names it was not asked about.
+/// Names are compared by content, case-insensitively, whatever their
+/// encoding: written in full (as CoreDNS and miekg/dns write answers), as a
+/// compression pointer (dnsmasq, unbound, BIND, systemd-resolved, Docker's
+/// embedded DNS), or as labels followed by a pointer to a suffix. The
+/// question, each owner and each CNAME target on the chain is walked once
+/// to a 64-bit hash of its case-folded labels; a record is on the chain
+/// when its owner's hash is one of the chain's. Records owned
+/// by anything else are counted in `vars.off_chain` and not learned: an
+/// answer cannot vouch for names it was not asked about. (A 64-bit hash is no
+/// defence against someone who chooses both names; but every name in the
+/// answer to an allowed question comes from the zones on its chain, and ramd
+/// compares every answer again by exact name with hickory-proto and removes
+/// what this parser learned that it would not have.)
 ///
 /// Collecting first and acting (map updates) in a second, simple loop keeps
-/// the verifier's work per answer small: this loop has few paths per
+/// the verifier's work per answer small: this loop has one name walk per
 /// iteration and no helper calls.
+///
+/// `steps` walks names and reads records: [`Inline`] on the host; the
+/// kernel passes calls to its own copies of [`walk_name`] and
+/// [`read_step`] compiled as global functions, which the verifier checks
+/// once each instead of once per call site and path.
 #[inline(always)]
-pub fn collect_addresses(
+pub fn collect_addresses<S: Steps>(
     msg: &[u8; WINDOW],
     len: u32,
     question: &Question,
     vars: &mut LoopVars,
     records: &mut [AddressRecord; RECORD_SLOTS],
+    steps: &S,
 ) -> Result<u32, DnsError> {
     let len = launder(&mut vars.len, len);
     let total = launder(&mut vars.count, (question.answer_count as u32).min(MAX_ANSWERS));
@@ -239,30 +267,30 @@ pub fn collect_addresses(
     put(&mut vars.answers, 0);
     put(&mut vars.error, NO_ERROR);
     put(&mut vars.off_chain, 0);
-    // The chain starts with the question name, always at offset 12.
-    for word in vars.chain.iter_mut() {
-        put(word, 0);
+    put(&mut vars.phase, PHASE_OWNER);
+    // The chain starts with the question name, hashed as every other name.
+    for slot in vars.chain.iter_mut() {
+        put(slot, 0);
     }
     put(&mut vars.chain_len, 0);
-    chain_push(vars, HEADER_LEN);
-    // Every way out of an iteration (a record read, or an error recorded in
-    // vars.error) meets at its end, and the loop has one exit; so the
-    // verifier sees few distinct states and walks what follows the loop once.
-    for _ in 0..MAX_ANSWERS {
+    // (parse_question has checked it: it is written in full and at most
+    // MAX_HOST_LEN long; should the walk disagree, the chain stays empty
+    // and nothing is learned.)
+    if walk_at(msg, HEADER_LEN, vars, steps).is_ok() && comparable(vars) {
+        let hash = get(&vars.hash);
+        chain_push(vars, hash);
+    }
+    // Every way out of an iteration (a record read, a target walked, or an
+    // error recorded in vars.error) meets at its end, and the loop has one
+    // exit; so the verifier sees few distinct states and walks what follows
+    // the loop once.
+    for _ in 0..MAX_NAME_WALKS {
         let walked = get(&vars.answers);
         if walked >= total || get(&vars.error) != NO_ERROR {
             break;
         }
-        match read_record(msg, len, vars) {
-            Ok(Some(record)) => {
-                let found = get(&vars.found);
-                records[index(found, RECORD_SLOTS - 1)] = record;
-                put(&mut vars.found, found + 1);
-            }
-            Ok(None) => {}
-            Err(e) => put(&mut vars.error, error_code(e)),
-        }
-        put(&mut vars.answers, walked + 1);
+        let error = steps.read(msg, vars, records);
+        put(&mut vars.error, error);
     }
     match get(&vars.error) {
         NO_ERROR => Ok(get(&vars.found)),
@@ -270,9 +298,48 @@ pub fn collect_addresses(
     }
 }
 
-const NO_ERROR: u32 = 0;
+/// How the record loop walks a name and reads a record.
+pub trait Steps {
+    /// [`walk_name`] of the name at `start`.
+    fn walk(&self, msg: &[u8; WINDOW], start: u32, vars: &mut LoopVars);
+    /// [`read_step`]; its error as a code (0: none).
+    fn read(&self, msg: &[u8; WINDOW], vars: &mut LoopVars, records: &mut [AddressRecord; RECORD_SLOTS]) -> u32;
+}
 
-fn error_code(error: DnsError) -> u32 {
+/// The steps called in place, as the host runs the parser.
+pub struct Inline;
+
+impl Steps for Inline {
+    fn walk(&self, msg: &[u8; WINDOW], start: u32, vars: &mut LoopVars) {
+        walk_name(msg, start, vars)
+    }
+
+    fn read(&self, msg: &[u8; WINDOW], vars: &mut LoopVars, records: &mut [AddressRecord; RECORD_SLOTS]) -> u32 {
+        read_step_code(msg, vars, records, self)
+    }
+}
+
+/// [`read_step`] with its error as a code (0: none), as the record loop keeps it.
+#[inline(always)]
+pub fn read_step_code<S: Steps>(
+    msg: &[u8; WINDOW],
+    vars: &mut LoopVars,
+    records: &mut [AddressRecord; RECORD_SLOTS],
+    steps: &S,
+) -> u32 {
+    match read_step(msg, vars, records, steps) {
+        Ok(()) => NO_ERROR,
+        Err(e) => error_code(e),
+    }
+}
+
+const NO_ERROR: u32 = 0;
+/// The record loop's next walk: the owner of the record at vars.off, or the
+/// target of the CNAME just read (at vars.target_at).
+const PHASE_OWNER: u32 = 0;
+const PHASE_TARGET: u32 = 1;
+
+pub fn error_code(error: DnsError) -> u32 {
     match error {
         DnsError::Truncated => 1,
         DnsError::BadName => 2,
@@ -288,132 +355,284 @@ fn error_from(code: u32) -> DnsError {
     }
 }
 
-/// Reads the record at vars.off and moves vars.off past it; the address
-/// when it is an A/AAAA record of class IN owned by a name on the chain. A
-/// CNAME on the chain adds its target to the chain.
+/// One step of the record loop: walks one name. For an owner, reads its
+/// record and moves vars.off past it, returning the address when it is an
+/// A/AAAA record of class IN owned by a name on the chain; a CNAME on the
+/// chain makes the next step walk its target. For a target, adds it to the
+/// chain.
 #[inline(always)]
-fn read_record(msg: &[u8; WINDOW], len: u32, vars: &mut LoopVars) -> Result<Option<AddressRecord>, DnsError> {
-    let owner = get(&vars.off);
-    let on_chain = chain_contains(vars, pointer_target(msg, owner));
-    let owner_end = skip_name(msg, len, owner, vars)?;
-    if owner_end + 10 > len {
+pub fn read_step<S: Steps>(
+    msg: &[u8; WINDOW],
+    vars: &mut LoopVars,
+    records: &mut [AddressRecord; RECORD_SLOTS],
+    steps: &S,
+) -> Result<(), DnsError> {
+    let phase = get(&vars.phase);
+    let start = if phase == PHASE_TARGET { get(&vars.target_at) } else { get(&vars.off) };
+    walk_at(msg, start, vars, steps)?;
+    let name_end = get(&vars.end);
+    let len = get(&vars.len);
+    // Read again rather than kept in a register across the walk: two
+    // known values there would make the verifier walk the name twice.
+    if get(&vars.phase) == PHASE_TARGET {
+        put(&mut vars.phase, PHASE_OWNER);
+        // The target must fill its rdata exactly.
+        if name_end != get(&vars.rdata_end) {
+            return Err(DnsError::BadName);
+        }
+        if comparable(vars) {
+            let hash = get(&vars.hash);
+            chain_push(vars, hash);
+        }
+        return Ok(());
+    }
+    // Kept in memory, not in a register, across the rest of the record.
+    if comparable(vars) && chain_contains(vars, get(&vars.hash)) {
+        put(&mut vars.on_chain, 1);
+    } else {
+        put(&mut vars.on_chain, 0);
+    }
+    if name_end + 10 > len {
         return Err(DnsError::Truncated);
     }
-    let rtype = be16(msg, owner_end);
-    let class = be16(msg, owner_end + 2);
-    let ttl = be32(msg, owner_end + 4);
-    let rdlen = be16(msg, owner_end + 8) as u32;
-    let rdata = owner_end + 10;
+    let rtype = be16(msg, name_end);
+    let class = be16(msg, name_end + 2);
+    let ttl = be32(msg, name_end + 4);
+    let rdlen = be16(msg, name_end + 8) as u32;
+    let rdata = name_end + 10;
     if rdata + rdlen > len {
         return Err(DnsError::Truncated);
     }
     put(&mut vars.off, rdata + rdlen);
-    if rtype == TYPE_CNAME && class == CLASS_IN && on_chain && rdlen > 0 {
-        // The target is where its name starts: the rdata itself, or where
-        // the rdata points when it is nothing but a pointer.
-        let target = match pointer_target(msg, rdata) {
-            NOT_A_POINTER => rdata,
-            pointed => pointed,
-        };
-        chain_push(vars, target);
-        return Ok(None);
+    let walked = get(&vars.answers);
+    put(&mut vars.answers, walked + 1);
+    if rtype == TYPE_CNAME && class == CLASS_IN && get(&vars.on_chain) != 0 {
+        if rdlen > 0 && get(&vars.chain_len) < MAX_CHAIN {
+            put(&mut vars.target_at, rdata);
+            put(&mut vars.rdata_end, rdata + rdlen);
+            put(&mut vars.phase, PHASE_TARGET);
+        }
+        return Ok(());
     }
     let family = match (rtype, rdlen) {
         (TYPE_A, 4) if class == CLASS_IN => 4,
         (TYPE_AAAA, 16) if class == CLASS_IN => 6,
-        _ => return Ok(None),
+        _ => return Ok(()),
     };
-    if !on_chain {
+    if get(&vars.on_chain) == 0 {
         let off_chain = get(&vars.off_chain);
         put(&mut vars.off_chain, off_chain + 1);
-        return Ok(None);
+        return Ok(());
     }
-    // Always 16 bytes (no branch on the length), then clear what an A
-    // record does not own.
-    let mut addr = [0u8; 16];
-    for (i, slot) in addr.iter_mut().enumerate() {
+    // Written straight into its slot (never through a returned value the
+    // compiler may keep partly undefined on the stack, which the verifier
+    // refuses to read). Always 16 bytes (no branch on the length), then
+    // clear what an A record does not own.
+    let found = get(&vars.found);
+    let record = &mut records[index(found, RECORD_SLOTS - 1)];
+    for (i, slot) in record.addr.iter_mut().enumerate() {
         *slot = byte(msg, rdata + i as u32);
     }
     if family == 4 {
-        for slot in addr.iter_mut().skip(4) {
+        for slot in record.addr.iter_mut().skip(4) {
             *slot = 0;
         }
     }
-    Ok(Some(AddressRecord { addr, ttl, family, _pad: [0; 3] }))
-}
-
-/// No offset: a name that does not start with a compression pointer.
-const NOT_A_POINTER: u32 = u32::MAX;
-
-/// Where the name at `off` points when it is a compression pointer.
-#[inline(always)]
-fn pointer_target(msg: &[u8; WINDOW], off: u32) -> u32 {
-    let first = byte(msg, off) as u32;
-    if first & 0xc0 == 0xc0 {
-        (first & 0x3f) << 8 | byte(msg, off + 1) as u32
-    } else {
-        NOT_A_POINTER
-    }
+    record.ttl = ttl;
+    record.family = family;
+    record._pad = [0; 3];
+    put(&mut vars.found, found + 1);
+    Ok(())
 }
 
 #[inline(always)]
-fn chain_contains(vars: &LoopVars, target: u32) -> bool {
-    // Offsets past the window (NOT_A_POINTER included) are never on it.
-    if target >= WINDOW as u32 {
-        return false;
-    }
-    let word = get(&vars.chain[index(target >> 6, CHAIN_WORDS - 1)]);
-    word & (1u64 << (target & 63)) != 0
-}
-
-#[inline(always)]
-fn chain_push(vars: &mut LoopVars, target: u32) {
+fn chain_contains(vars: &LoopVars, hash: u64) -> bool {
     let len = get(&vars.chain_len);
-    if len < MAX_CHAIN && target < WINDOW as u32 {
-        let slot = &mut vars.chain[index(target >> 6, CHAIN_WORDS - 1)];
-        let word = get(slot);
-        put(slot, word | 1u64 << (target & 63));
+    let mut found = false;
+    for (i, slot) in vars.chain.iter().enumerate() {
+        if (i as u32) < len && get(slot) == hash {
+            found = true;
+        }
+    }
+    found
+}
+
+#[inline(always)]
+fn chain_push(vars: &mut LoopVars, hash: u64) {
+    let len = get(&vars.chain_len);
+    if len < MAX_CHAIN {
+        put(&mut vars.chain[index(len, MAX_CHAIN as usize - 1)], hash);
         put(&mut vars.chain_len, len + 1);
     }
 }
 
-/// Returns the offset just past a (possibly compressed) name at `start`.
+/// How a name walk ended (vars.done).
+const WALKING: u32 = 0;
+const WALK_WHOLE: u32 = 1;
+const WALK_TRUNCATED: u32 = 3;
+const WALK_BAD: u32 = 4;
+
+/// The multiplier of the name hash (2^64 / golden ratio, odd).
+const NAME_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
 #[inline(always)]
-fn skip_name(msg: &[u8; WINDOW], len: u32, start: u32, vars: &mut LoopVars) -> Result<u32, DnsError> {
+fn mix(hash: u64, value: u64) -> u64 {
+    let h = (hash ^ value).wrapping_mul(NAME_MIX);
+    h ^ (h >> 29)
+}
+
+/// Eight bytes at `off` as a little-endian word, each index masked into the
+/// window (no branch: a straight run of loads).
+#[inline(always)]
+fn word(msg: &[u8; WINDOW], off: u32) -> u64 {
+    let mut w = 0u64;
+    for i in 0..8u32 {
+        w |= (byte(msg, off + i) as u64) << (i * 8);
+    }
+    w
+}
+
+/// ASCII A-Z to a-z in every byte of `w`, other bytes unchanged (the case
+/// folding hickory-proto's `to_ascii_lowercase` does), without a branch.
+#[inline(always)]
+pub fn fold_word(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let low7 = w & (0x7f * ONES);
+    let at_least_a = low7 + (0x80 - b'A' as u64) * ONES;
+    let above_z = low7 + (0x7f - b'Z' as u64) * ONES;
+    let upper = at_least_a & !above_z & !w & (0x80 * ONES);
+    w | (upper >> 2)
+}
+
+/// Walks the name at `start` through any compression pointers. Leaves in
+/// `vars`: `done` (WALK_WHOLE, or why the walk failed), `hash` (of its
+/// case-folded labels), `text` (its text length plus one) and `end` (just
+/// past where the name is written: its terminating zero or first pointer).
+/// A name whose text is longer than MAX_HOST_LEN is on no chain (see
+/// [`comparable`]).
+/// The message is vars.len bytes. A step hashes a label's length or up to
+/// eight of its bytes, follows a pointer, or ends the name, so the verifier
+/// walks few steps; a name that needs more than WALK_STEPS is malformed for
+/// ram (fail closed). Pointers must point backwards, so a walk always ends.
+///
+/// Written for the verifier: every value that outlives a branch goes to
+/// memory inside the branch, so the paths of a step meet at the next step
+/// in one state instead of one state per path.
+#[inline(always)]
+pub fn walk_name(msg: &[u8; WINDOW], start: u32, vars: &mut LoopVars) {
     put(&mut vars.next, start);
-    put(&mut vars.done, 0);
-    for _ in 0..MAX_OWNER_LABELS {
-        let off = get(&vars.next);
-        if off >= len {
-            return Err(DnsError::Truncated);
-        }
-        let label = byte(msg, off) as u32;
-        if label == 0 {
-            put(&mut vars.next, off + 1);
-            put(&mut vars.done, 1);
+    put(&mut vars.left, 0);
+    put(&mut vars.text, 0);
+    put(&mut vars.end, 0);
+    put(&mut vars.hash, 0);
+    put(&mut vars.done, WALKING);
+    for _ in 0..WALK_STEPS {
+        if get(&vars.done) != WALKING {
             break;
         }
-        if label & 0xc0 == 0xc0 {
-            // A compression pointer ends the name in place.
-            put(&mut vars.next, off + 2);
-            put(&mut vars.done, 1);
-            break;
+        let left = get(&vars.left);
+        if left > 0 {
+            // Up to eight bytes of the current label (checked to fit).
+            if left > 8 {
+                put(&mut vars.chunk, 8);
+            } else {
+                put(&mut vars.chunk, left);
+            }
+            // Read back from memory (not kept from before the branch), so
+            // both ways meet in one state.
+            let n = get(&vars.chunk);
+            let left = get(&vars.left);
+            let off = get(&vars.next);
+            let keep = u64::MAX.wrapping_shr(8u32.wrapping_sub(n).wrapping_mul(8));
+            let hash = mix(get(&vars.hash), fold_word(word(msg, off) & keep));
+            put(&mut vars.hash, hash);
+            put(&mut vars.left, left.wrapping_sub(n));
+            put(&mut vars.next, off + n);
+            continue;
         }
-        if label > MAX_LABEL {
-            return Err(DnsError::BadName);
+        walk_length_byte(msg, vars);
+    }
+}
+
+/// A step of [`walk_name`] at a length byte: the end of the name, a
+/// pointer, or the start of a label.
+#[inline(always)]
+fn walk_length_byte(msg: &[u8; WINDOW], vars: &mut LoopVars) {
+    let off = get(&vars.next);
+    // The message length is read from memory, as every loop-carried value:
+    // a register compared against `off` on one path and not another would
+    // split the verifier's states.
+    if off >= get(&vars.len) {
+        put(&mut vars.done, WALK_TRUNCATED);
+        return;
+    }
+    let b = byte(msg, off) as u32;
+    if b == 0 {
+        if get(&vars.end) == 0 {
+            put(&mut vars.end, off + 1);
         }
-        put(&mut vars.next, off + label + 1);
+        put(&mut vars.done, WALK_WHOLE);
+        return;
     }
-    if get(&vars.done) == 0 {
-        return Err(DnsError::BadName);
+    if b & 0xc0 == 0xc0 {
+        if off + 1 >= get(&vars.len) {
+            put(&mut vars.done, WALK_TRUNCATED);
+            return;
+        }
+        let target = (b & 0x3f) << 8 | byte(msg, off + 1) as u32;
+        if target >= off {
+            put(&mut vars.done, WALK_BAD);
+            return;
+        }
+        if get(&vars.end) == 0 {
+            put(&mut vars.end, off + 2);
+        }
+        put(&mut vars.next, target);
+        return;
     }
-    Ok(get(&vars.next))
+    if b > MAX_LABEL {
+        put(&mut vars.done, WALK_BAD);
+        return;
+    }
+    if off + 1 + b > get(&vars.len) {
+        put(&mut vars.done, WALK_TRUNCATED);
+        return;
+    }
+    // Text length plus one: each label and the dot (or end) after it. At
+    // most WALK_STEPS * 64, far from overflow.
+    let text = get(&vars.text);
+    put(&mut vars.text, text + b + 1);
+    let hash = mix(get(&vars.hash), b as u64);
+    put(&mut vars.hash, hash);
+    put(&mut vars.left, b);
+    put(&mut vars.next, off + 1);
+}
+
+/// May the last walked name be on a chain? The question is at most
+/// MAX_HOST_LEN characters long, and longer targets are not followed.
+#[inline(always)]
+fn comparable(vars: &LoopVars) -> bool {
+    get(&vars.text) <= MAX_HOST_LEN + 1
+}
+
+/// Walks the name at `start` with `walk`; Ok for a whole name, or why it is
+/// malformed. A walker that did not run leaves it malformed.
+#[inline(always)]
+fn walk_at<S: Steps>(msg: &[u8; WINDOW], start: u32, vars: &mut LoopVars, steps: &S) -> Result<(), DnsError> {
+    put(&mut vars.done, WALK_BAD);
+    steps.walk(msg, start, vars);
+    match get(&vars.done) {
+        WALK_WHOLE => Ok(()),
+        WALK_TRUNCATED => Err(DnsError::Truncated),
+        // A walk that ran out of steps, or a malformed name.
+        _ => Err(DnsError::BadName),
+    }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::vec::Vec;
+    use std::{format, vec, vec::Vec};
 
     /// Builds DNS responses by hand so every field is under the test's control.
     pub struct Msg(pub Vec<u8>);
@@ -449,7 +668,7 @@ pub(crate) mod tests {
             self.rr_tail(rtype, ttl, rdata)
         }
 
-        fn rr_tail(mut self, rtype: u16, ttl: u32, rdata: &[u8]) -> Self {
+        pub fn rr_tail(mut self, rtype: u16, ttl: u32, rdata: &[u8]) -> Self {
             self.0.extend_from_slice(&rtype.to_be_bytes());
             self.0.extend_from_slice(&CLASS_IN.to_be_bytes());
             self.0.extend_from_slice(&ttl.to_be_bytes());
@@ -480,7 +699,7 @@ pub(crate) mod tests {
         let mut vars = LoopVars::default();
         let q = parse_question(&w, len, &mut key, &mut vars)?;
         let mut records = [AddressRecord::default(); RECORD_SLOTS];
-        let n = collect_addresses(&w, len, &q, &mut vars, &mut records)?;
+        let n = collect_addresses(&w, len, &q, &mut vars, &mut records, &Inline)?;
         Ok((q, records[..n as usize].to_vec()))
     }
 
@@ -542,8 +761,9 @@ pub(crate) mod tests {
             .record_ptr(TYPE_A, 60, &[10, 0, 0, 1])
             .record_named("evil.example", TYPE_A, 60, &[10, 6, 6, 6]);
         let evil_owner = (msg.0.len() - 14 - other.len()) as u16;
+        // A pointer into the question name: the suffix example.com, another name.
         let msg = msg.record_at(evil_owner, TYPE_A, 60, &[10, 6, 6, 7]).record_at(
-            HEADER_LEN as u16 + 1,
+            HEADER_LEN as u16 + 9,
             TYPE_A,
             60,
             &[10, 6, 6, 8],
@@ -553,7 +773,7 @@ pub(crate) mod tests {
         let mut vars = LoopVars::default();
         let q = parse_question(&w, len, &mut key, &mut vars).unwrap();
         let mut records = [AddressRecord::default(); RECORD_SLOTS];
-        let n = collect_addresses(&w, len, &q, &mut vars, &mut records).unwrap();
+        let n = collect_addresses(&w, len, &q, &mut vars, &mut records, &Inline).unwrap();
         assert_eq!(n, 1, "only the question's own record");
         assert_eq!(&records[0].addr[..4], &[10, 0, 0, 1]);
         assert_eq!(vars.off_chain, 3);
@@ -596,7 +816,7 @@ pub(crate) mod tests {
         let mut vars = LoopVars::default();
         let q = parse_question(&w, len, &mut key, &mut vars).unwrap();
         let mut records = [AddressRecord::default(); RECORD_SLOTS];
-        let r = collect_addresses(&w, len, &q, &mut vars, &mut records);
+        let r = collect_addresses(&w, len, &q, &mut vars, &mut records, &Inline);
         assert_eq!(r, Err(DnsError::Truncated));
         assert_eq!(vars.found, 1, "records before the damage are still collected");
         assert_eq!(&records[0].addr[..4], &[10, 0, 0, 1]);
@@ -640,6 +860,125 @@ pub(crate) mod tests {
         short.0[12] = 60;
         assert!(parse(&short).is_err());
     }
+
+    #[test]
+    fn names_written_in_full_are_compared_by_content() {
+        // As CoreDNS and miekg/dns write answers: no compression at all,
+        // owner in another case than the question.
+        let mut target = Vec::new();
+        push_name(&mut target, "Edge.CDN.net");
+        let msg = Msg::response(1, "registry.example.com", TYPE_A, 4)
+            .record_named("REGISTRY.example.com", TYPE_A, 60, &[10, 0, 0, 1])
+            .record_named("registry.example.com", TYPE_CNAME, 30, &target)
+            .record_named("edge.cdn.NET", TYPE_A, 60, &[10, 0, 0, 2])
+            .record_named("other.cdn.net", TYPE_A, 60, &[10, 6, 6, 6]);
+        let (w, len) = msg.window();
+        let mut key = [0u8; NAME_KEY_LEN];
+        let mut vars = LoopVars::default();
+        let q = parse_question(&w, len, &mut key, &mut vars).unwrap();
+        let mut records = [AddressRecord::default(); RECORD_SLOTS];
+        let n = collect_addresses(&w, len, &q, &mut vars, &mut records, &Inline).unwrap();
+        let got: Vec<[u8; 4]> =
+            records[..n as usize].iter().map(|r| [r.addr[0], r.addr[1], r.addr[2], r.addr[3]]).collect();
+        assert_eq!(got, vec![[10, 0, 0, 1], [10, 0, 0, 2]]);
+        assert_eq!(vars.off_chain, 1);
+    }
+
+    #[test]
+    fn labels_followed_by_a_pointer_to_a_suffix_are_one_name() {
+        // The question registry.example.com at 12; its suffix example.com
+        // starts at 21. An owner written as "registry" + pointer(21) is the
+        // question; "edge" + pointer to cdn.net inside a CNAME target is the
+        // target.
+        let mut rdata = Vec::new();
+        push_name(&mut rdata, "edge.cdn.net");
+        let msg = Msg::response(1, "registry.example.com", TYPE_A, 2);
+        let mut m = msg.0;
+        // registry + ptr(example.com)
+        m.extend_from_slice(b"\x08registry\xc0\x15");
+        let cname_rdata_at = m.len() + 10;
+        m.extend_from_slice(&TYPE_CNAME.to_be_bytes());
+        m.extend_from_slice(&CLASS_IN.to_be_bytes());
+        m.extend_from_slice(&30u32.to_be_bytes());
+        m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        m.extend_from_slice(&rdata);
+        // "EDGE" + pointer to "cdn.net" inside the CNAME rdata.
+        let cdn = (cname_rdata_at + 5) as u16;
+        m.extend_from_slice(b"\x04EDGE");
+        m.extend_from_slice(&(0xc000 | cdn).to_be_bytes());
+        let msg = Msg(m).rr_tail(TYPE_A, 60, &[10, 0, 0, 3]);
+        let (_, found) = parse(&msg).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(&found[0].addr[..4], &[10, 0, 0, 3]);
+    }
+
+    #[test]
+    fn a_cname_target_behind_a_pointer_chain_is_followed() {
+        // The target is a pointer to a name that is itself labels + pointer.
+        let msg = Msg::response(1, "a.example.com", TYPE_A, 3);
+        let mut m = msg.0;
+        // Record 1: owner "cdn" + ptr(example.com at 14), an A off the chain.
+        let cdn_at = m.len() as u16;
+        m.extend_from_slice(b"\x03cdn\xc0\x0e");
+        let msg = Msg(m).rr_tail(TYPE_A, 60, &[10, 6, 6, 6]);
+        // Record 2: the question's CNAME whose rdata is a pointer to cdn.example.com.
+        let msg = msg.record_ptr(TYPE_CNAME, 30, &(0xc000 | cdn_at).to_be_bytes());
+        // Record 3: owned by a pointer to cdn.example.com: now on the chain.
+        let msg = msg.record_at(cdn_at, TYPE_A, 60, &[10, 0, 0, 4]);
+        let (w, len) = msg.window();
+        let mut key = [0u8; NAME_KEY_LEN];
+        let mut vars = LoopVars::default();
+        let q = parse_question(&w, len, &mut key, &mut vars).unwrap();
+        let mut records = [AddressRecord::default(); RECORD_SLOTS];
+        let n = collect_addresses(&w, len, &q, &mut vars, &mut records, &Inline).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(&records[0].addr[..4], &[10, 0, 0, 4]);
+        assert_eq!(vars.off_chain, 1, "the record before the CNAME was off the chain then");
+    }
+
+    #[test]
+    fn forward_and_self_pointers_are_malformed() {
+        let mut msg = Msg::response(1, "x.example", TYPE_A, 1);
+        let at = msg.0.len() as u16;
+        msg.0.extend_from_slice(&(0xc000 | at).to_be_bytes());
+        let msg = msg.rr_tail(TYPE_A, 60, &[10, 0, 0, 1]);
+        assert_eq!(parse(&msg).unwrap_err(), DnsError::BadName);
+        let mut msg = Msg::response(1, "x.example", TYPE_A, 1);
+        let at = msg.0.len() as u16;
+        msg.0.extend_from_slice(&(0xc000 | (at + 2)).to_be_bytes());
+        msg.0.extend_from_slice(&[0xc0, 12]);
+        let msg = msg.rr_tail(TYPE_A, 60, &[10, 0, 0, 1]);
+        assert!(parse(&msg).is_err());
+    }
+
+    #[test]
+    fn long_owner_names_are_never_on_the_chain() {
+        let long = format!("{}.example.com", "a.".repeat(70));
+        let msg = Msg::response(1, "x.example.com", TYPE_A, 2)
+            .record_named(&long, TYPE_A, 60, &[10, 6, 6, 6])
+            .record_ptr(TYPE_A, 60, &[10, 0, 0, 1]);
+        // Written in place longer than any name ram learns: malformed for ram.
+        assert!(parse(&msg).is_err());
+        // Behind a pointer its end is known: off the chain, the walk goes on.
+        let msg = Msg::response(1, "x.example.com", TYPE_A, 3).record_named(&long, TYPE_TXT_FOR_TEST, 60, &[0]);
+        let long_at = (msg.0.len() - 11 - long.len() - 2) as u16;
+        let msg = msg.record_at(long_at, TYPE_A, 60, &[10, 6, 6, 7]).record_ptr(TYPE_A, 60, &[10, 0, 0, 1]);
+        let _ = parse(&msg).map(|(_, found)| {
+            assert!(found.iter().all(|r| r.addr[..4] == [10, 0, 0, 1]), "{found:?}");
+        });
+    }
+
+    #[test]
+    fn word_folding_lowercases_ascii_letters_only() {
+        for b in 0..=255u8 {
+            let w = u64::from_le_bytes([b, b'Q', 0x80 | b, b'z', b'@', b'[', b, 0xc1]);
+            let folded = fold_word(w).to_le_bytes();
+            let expected = w.to_le_bytes().map(|x| x.to_ascii_lowercase());
+            assert_eq!(folded, expected, "byte {b:#x}");
+        }
+    }
+
+    const TYPE_TXT_FOR_TEST: u16 = 16;
 
     #[test]
     fn answers_are_capped() {

@@ -12,7 +12,8 @@ use aya_ebpf::{
 };
 use ram_common::{
     dns::{
-        collect_addresses, get, index, parse_question, put, HEADER_LEN, MAX_ANSWERS, RECORD_SLOTS, WINDOW, WINDOW_MASK,
+        collect_addresses, get, index, parse_question, put, read_step_code, walk_name, AddressRecord, LoopVars, Steps,
+        HEADER_LEN, MAX_ANSWERS, RECORD_SLOTS, WINDOW, WINDOW_MASK,
     },
     event::{DnsEvent, EventHeader, KIND_DNS},
     maps::{counter, Learn4Key, Learn6Key, Learned},
@@ -163,8 +164,14 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     put(&mut scratch.port_set, port_set);
     put(&mut scratch.allowed, u32::from(allowed));
     put(&mut scratch.host_id, question.name.host_id);
-    let collected =
-        collect_addresses(&scratch.msg, get(&scratch.message_len), &question, &mut scratch.vars, &mut scratch.records);
+    let collected = collect_addresses(
+        &scratch.msg,
+        get(&scratch.message_len),
+        &question,
+        &mut scratch.vars,
+        &mut scratch.records,
+        &GlobalSteps,
+    );
     // A malformed message teaches nothing (as the full parser in ramd
     // refuses it whole); only a message cut by the window keeps the records
     // that fit.
@@ -224,6 +231,52 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     let matched = get(&scratch.matched) != 0;
     emit_dns(ctx, scope, start, len, allowed, matched, learned);
     Some(())
+}
+
+/// The answer parser's steps as global functions: the verifier checks each
+/// once, on its own, and a call costs one instruction where it is made.
+/// Inline, a record loop of 32 records, each with a name walk of 32 steps,
+/// costs the verifier several times more on every kernel. Both work on this
+/// CPU's scratch — the memory the caller hands the parser (whose accesses
+/// are all volatile) — and leave their outcome in its loop state.
+struct GlobalSteps;
+
+impl Steps for GlobalSteps {
+    #[inline(always)]
+    fn walk(&self, _msg: &[u8; WINDOW], start: u32, _vars: &mut LoopVars) {
+        ram_walk_name(start);
+    }
+
+    #[inline(always)]
+    fn read(&self, _msg: &[u8; WINDOW], _vars: &mut LoopVars, _records: &mut [AddressRecord; RECORD_SLOTS]) -> u32 {
+        ram_read_record()
+    }
+}
+
+/// [`walk_name`] on this CPU's scratch message. Without the scratch it
+/// walks nothing, and the caller's "malformed" stands.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ram_walk_name(start: u32) -> u32 {
+    let Some(scratch) = RAM_SCRATCH.get_ptr_mut(0) else {
+        return 1;
+    };
+    // SAFETY: this CPU's scratch; the caller is suspended in the call.
+    let scratch = unsafe { &mut *scratch };
+    walk_name(&scratch.msg, start, &mut scratch.vars);
+    0
+}
+
+/// The record loop's step on this CPU's scratch; its error code (0: none).
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ram_read_record() -> u32 {
+    let Some(scratch) = RAM_SCRATCH.get_ptr_mut(0) else {
+        return ram_common::dns::error_code(ram_common::dns::DnsError::Truncated);
+    };
+    // SAFETY: as above.
+    let scratch = unsafe { &mut *scratch };
+    read_step_code(&scratch.msg, &mut scratch.vars, &mut scratch.records, &GlobalSteps)
 }
 
 #[inline(always)]

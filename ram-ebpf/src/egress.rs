@@ -1,22 +1,30 @@
 //! cgroup_skb/egress: the backstop for packets that skip or fool the
-//! sock_addr hooks — raw and ping sockets, IPv4 options and IPv6 routing
-//! headers that send the packet to another first hop. It judges the address
-//! actually written in the IP header.
+//! sock_addr hooks — raw and ping sockets, IPv4 source-route options and
+//! IPv6 routing headers (set before or after connect, or per message), a
+//! connected socket whose packets leave for another address. It judges the
+//! address actually written in the IP header and every hop a source route
+//! or routing header names, whatever the socket's state.
 //!
-//! TCP packets are judged only while their socket is in SYN_SENT: a
-//! connection that got past connect() and the first SYN is never cut later,
-//! even when the learned address expires.
+//! The fast path: a TCP packet of a connection past SYN_SENT, with no IP
+//! options or IPv6 extension headers, going to the socket's own peer and
+//! port, passes without a map lookup — connect() judged that peer, and a
+//! connection is never cut when its learned address expires. Everything
+//! else is judged with lenient expiry (an entry still in the map allows).
 
 use aya_ebpf::{
-    bindings::BPF_TCP_SYN_SENT,
+    bindings::{bpf_sock, BPF_TCP_SYN_SENT},
     helpers::generated::{bpf_sk_fullsock, bpf_skb_cgroup_id},
     programs::SkBuffContext,
 };
-use ram_common::{event::HOOK_EGRESS, maps::counter};
+use ram_common::{
+    dns::{get, put},
+    event::HOOK_EGRESS,
+    maps::counter,
+};
 
 use crate::{
     judge::{allowed, deny, is_resolver, Attempt, Dest, Expiry, DNS_PORT},
-    maps::{scope, skb_task_info},
+    maps::{scope, skb_task_info, QueryScratch, RAM_QUERY_SCRATCH},
     queries::record_query,
     skb::{load, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
@@ -25,6 +33,41 @@ const PASS: i32 = 1;
 const DROP: i32 = 0;
 
 const IPPROTO_ICMPV6: u8 = 58;
+const IPPROTO_HOPOPTS: u8 = 0;
+const IPPROTO_ROUTING: u8 = 43;
+const IPPROTO_DSTOPTS: u8 = 60;
+/// IPv4 loose and strict source route options.
+const IPOPT_LSRR: u8 = 131;
+const IPOPT_SSRR: u8 = 137;
+const IPOPT_END: u8 = 0;
+const IPOPT_NOOP: u8 = 1;
+/// Options of an IPv4 header walked at most (40 bytes hold at most 40).
+const MAX_IPV4_OPTIONS: u32 = 12;
+/// Addresses in an IPv4 source route (40 bytes of options hold 9).
+const MAX_IPV4_HOPS: u32 = 9;
+/// IPv6 extension headers walked before the transport header; a packet
+/// with more, or with a routing header of more hops, is dropped.
+const MAX_EXTENSION_HEADERS: u32 = 4;
+const MAX_IPV6_HOPS: u32 = 8;
+/// Hops judged besides the destination at most.
+const MAX_HOPS: u32 = if MAX_IPV4_HOPS > MAX_IPV6_HOPS { MAX_IPV4_HOPS } else { MAX_IPV6_HOPS };
+/// A route whose hops ram cannot read whole (malformed options, too many
+/// extension headers or hops): refused.
+const UNKNOWN_HOPS: u32 = u32::MAX;
+
+/// Where a packet goes: its destination, IP protocol, destination port for
+/// TCP/UDP (0 otherwise), where the transport header starts, and where the
+/// hops of a source route or routing header are (count 0: none).
+struct Route {
+    dest: Dest,
+    protocol: u8,
+    port: u16,
+    l4: u32,
+    /// True when the IP header carries options or extension headers.
+    extended: bool,
+    hops_at: u32,
+    hops: u32,
+}
 
 #[inline(always)]
 pub fn on_egress(ctx: &SkBuffContext) -> i32 {
@@ -43,23 +86,81 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
     }
     // SAFETY: as above.
     let family = u16::from_be(unsafe { (*skb).protocol } as u16);
-    let Some((dest, protocol, port, l4)) = destination(ctx, family) else {
+    let Some(route) = route(ctx, family) else {
         return PASS;
     };
+    // The paths that found the route (IPv4 or IPv6, options or not) meet
+    // in memory, so the verifier walks what follows once, not per path.
+    let Some(scratch) = RAM_QUERY_SCRATCH.get_ptr_mut(0) else {
+        return PASS;
+    };
+    // SAFETY: this CPU's scratch, used by one egress run at a time.
+    let scratch = unsafe { &mut *scratch };
+    put(&mut scratch.route.v4, u32::from(matches!(route.dest, Dest::V4(_))));
+    put(&mut scratch.route.protocol, route.protocol as u32);
+    put(&mut scratch.route.port, route.port as u32);
+    put(&mut scratch.route.l4, route.l4);
+    put(&mut scratch.route.extended, u32::from(route.extended));
+    put(&mut scratch.route.hops_at, route.hops_at);
+    put(&mut scratch.route.hops, route.hops);
+    let dest = route.dest;
     let scope = scope();
+    let port = get(&scratch.route.port) as u16;
     if port == DNS_PORT && is_resolver(scope, dest) {
         // Recorded whatever the TCP state: DNS over TCP sends its queries
         // on an established connection.
+        let (protocol, l4) = (get(&scratch.route.protocol) as u8, get(&scratch.route.l4));
         let _ = record_query(ctx, scope, dest, protocol, l4);
     }
     // SAFETY: non-null full socket returned by the helper.
     let (sk_protocol, sk_state) = unsafe { ((*full).protocol, (*full).state) };
-    if sk_protocol == IPPROTO_TCP as u32 && sk_state != BPF_TCP_SYN_SENT {
+    if sk_protocol == IPPROTO_TCP as u32
+        && sk_state != BPF_TCP_SYN_SENT
+        && get(&scratch.route.extended) == 0
+        && goes_to_peer(full, dest, get(&scratch.route.port) as u16)
+    {
         return PASS;
     }
-    if allowed(scope, dest, port, Expiry::Lenient) {
-        return PASS;
+    judge_every_hop(ctx, scope, dest, scratch).unwrap_or(PASS)
+}
+
+/// Judges the destination and every hop of the route through one call of
+/// [`allowed`].
+#[inline(always)]
+fn judge_every_hop(ctx: &SkBuffContext, scope: u32, dest: Dest, scratch: &mut QueryScratch) -> Option<i32> {
+    if get(&scratch.route.hops) == UNKNOWN_HOPS {
+        // A route ram cannot read whole: its hops are unknown.
+        let (protocol, port) = (get(&scratch.route.protocol) as u8, get(&scratch.route.port) as u16);
+        return Some(refuse(ctx, scope, dest, protocol, port));
     }
+    put(&mut scratch.route.next, 0);
+    for _ in 0..=MAX_HOPS {
+        let i = get(&scratch.route.next);
+        if i > get(&scratch.route.hops) || i > MAX_HOPS {
+            break;
+        }
+        let v4 = get(&scratch.route.v4) != 0;
+        // Hop 0 is the destination written in the header.
+        let at = match (i, v4) {
+            (0, true) => 16,
+            (0, false) => 24,
+            (_, true) => get(&scratch.route.hops_at) + (i - 1) * 4,
+            (_, false) => get(&scratch.route.hops_at) + (i - 1) * 16,
+        };
+        let hop = if v4 { Dest::V4(load::<4>(ctx, at)?) } else { Dest::V6(load::<16>(ctx, at)?) };
+        let port = get(&scratch.route.port) as u16;
+        if !allowed(scope, hop, port, Expiry::Lenient) {
+            let protocol = get(&scratch.route.protocol) as u8;
+            return Some(refuse(ctx, scope, hop, protocol, port));
+        }
+        put(&mut scratch.route.next, i + 1);
+    }
+    Some(PASS)
+}
+
+/// Counts, logs and (unless the scope audits) drops the packet.
+#[inline(always)]
+fn refuse(ctx: &SkBuffContext, scope: u32, dest: Dest, protocol: u8, port: u16) -> i32 {
     let attempt = Attempt {
         task_info: skb_task_info(),
         dest,
@@ -67,7 +168,7 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
         protocol,
         hook: HOOK_EGRESS,
         // SAFETY: valid context.
-        cgroup_id: unsafe { bpf_skb_cgroup_id(skb) },
+        cgroup_id: unsafe { bpf_skb_cgroup_id(ctx.skb.skb) },
     };
     if deny(ctx, scope, &attempt, counter::EGRESS_DROPPED) {
         PASS
@@ -76,25 +177,52 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
     }
 }
 
-/// The destination written in the packet: address, IP protocol, the
-/// destination port for TCP/UDP (0 otherwise) and where the transport
-/// header starts. None for packets that must pass unjudged (IPv6 neighbour
-/// discovery, unknown families).
+/// Is `dest:port` the socket's own connected peer?
 #[inline(always)]
-fn destination(ctx: &SkBuffContext, family: u16) -> Option<(Dest, u8, u16, u32)> {
+fn goes_to_peer(sk: *mut bpf_sock, dest: Dest, port: u16) -> bool {
+    // SAFETY: a full socket from bpf_sk_fullsock; the kernel rewrites these
+    // reads into reads of the socket.
+    let peer_port = u16::from_be(unsafe { (*sk).dst_port });
+    if peer_port != port {
+        return false;
+    }
+    match dest {
+        // SAFETY: as above.
+        Dest::V4(addr) => unsafe { (*sk).dst_ip4 }.to_ne_bytes() == addr,
+        Dest::V6(addr) => {
+            // SAFETY: as above.
+            let words = unsafe { (*sk).dst_ip6 };
+            let mut same = true;
+            for (i, word) in words.iter().enumerate() {
+                let bytes = word.to_ne_bytes();
+                if bytes != [addr[i * 4], addr[i * 4 + 1], addr[i * 4 + 2], addr[i * 4 + 3]] {
+                    same = false;
+                }
+            }
+            same
+        }
+    }
+}
+
+/// The destination written in the packet and where its hops are. None for
+/// packets that must pass unjudged (IPv6 neighbour discovery, unknown
+/// families).
+#[inline(always)]
+fn route(ctx: &SkBuffContext, family: u16) -> Option<Route> {
     if family == ETH_P_IP {
         let ip: [u8; 20] = load(ctx, 0)?;
         let header_len = ((ip[0] & 0x0f) as u32) * 4;
         let protocol = ip[9];
-        let addr = [ip[16], ip[17], ip[18], ip[19]];
+        let dest = Dest::V4([ip[16], ip[17], ip[18], ip[19]]);
         let port = transport_port(ctx, protocol, header_len);
-        Some((Dest::V4(addr), protocol, port, header_len))
+        let (hops_at, hops) = if header_len > 20 { ipv4_source_route(ctx, header_len) } else { (0, 0) };
+        Some(Route { dest, protocol, port, l4: header_len, extended: header_len > 20, hops_at, hops })
     } else if family == ETH_P_IPV6 {
         let ip: [u8; 40] = load(ctx, 0)?;
-        let next = ip[6];
         let mut addr = [0u8; 16];
         addr.copy_from_slice(&ip[24..40]);
-        if next == IPPROTO_ICMPV6 {
+        let (protocol, l4, hops_at, hops) = ipv6_extensions(ctx, ip[6]);
+        if protocol == IPPROTO_ICMPV6 && l4 == 40 {
             let icmp: [u8; 1] = load(ctx, 40)?;
             // Router/neighbour solicitation and advertisement, redirects and
             // multicast listener messages keep the link working.
@@ -102,10 +230,81 @@ fn destination(ctx: &SkBuffContext, family: u16) -> Option<(Dest, u8, u16, u32)>
                 return None;
             }
         }
-        let port = transport_port(ctx, next, 40);
-        Some((Dest::V6(addr), next, port, 40))
+        let port = transport_port(ctx, protocol, l4);
+        Some(Route { dest: Dest::V6(addr), protocol, port, l4, extended: l4 != 40, hops_at, hops })
     } else {
         None
+    }
+}
+
+/// The addresses of an IPv4 loose or strict source route option: (offset,
+/// count). A malformed option list gives UNKNOWN_HOPS.
+#[inline(always)]
+fn ipv4_source_route(ctx: &SkBuffContext, header_len: u32) -> (u32, u32) {
+    let mut off = 20u32;
+    for _ in 0..MAX_IPV4_OPTIONS {
+        if off >= header_len {
+            break;
+        }
+        let Some([kind]) = load::<1>(ctx, off) else {
+            return (0, UNKNOWN_HOPS);
+        };
+        if kind == IPOPT_END {
+            break;
+        }
+        if kind == IPOPT_NOOP {
+            off += 1;
+            continue;
+        }
+        let Some([_, len]) = load::<2>(ctx, off) else {
+            return (0, UNKNOWN_HOPS);
+        };
+        let len = len as u32;
+        if len < 2 || off + len > header_len {
+            return (0, UNKNOWN_HOPS);
+        }
+        if kind == IPOPT_LSRR || kind == IPOPT_SSRR {
+            // type, length, pointer, then the addresses.
+            return (off + 3, len.saturating_sub(3) / 4);
+        }
+        off += len;
+    }
+    (0, 0)
+}
+
+/// Walks the IPv6 extension headers: (transport protocol, where its header
+/// starts, where the routing header's addresses are, how many). Hop-by-hop
+/// and destination options are skipped; a chain longer than ram walks, or a
+/// routing header of more hops than it judges, gives UNKNOWN_HOPS.
+#[inline(always)]
+fn ipv6_extensions(ctx: &SkBuffContext, first: u8) -> (u8, u32, u32, u32) {
+    let (mut next, mut off) = (first, 40u32);
+    let (mut hops_at, mut hops) = (0u32, 0u32);
+    for _ in 0..MAX_EXTENSION_HEADERS {
+        if next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS {
+            return (next, off, hops_at, hops);
+        }
+        let Some(header) = load::<2>(ctx, off) else {
+            return (next, off, 0, UNKNOWN_HOPS);
+        };
+        let len = (header[1] as u32 + 1) * 8;
+        if next == IPPROTO_ROUTING {
+            // Every routing type the kernel sends (2: one home address; 4:
+            // segment routing) lists 16-byte addresses from offset 8.
+            let count = header[1] as u32 / 2;
+            if count > MAX_IPV6_HOPS || hops != 0 {
+                return (next, off, 0, UNKNOWN_HOPS);
+            }
+            hops_at = off + 8;
+            hops = count;
+        }
+        next = header[0];
+        off += len;
+    }
+    if next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS {
+        (next, off, hops_at, hops)
+    } else {
+        (next, off, 0, UNKNOWN_HOPS)
     }
 }
 

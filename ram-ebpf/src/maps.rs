@@ -80,6 +80,25 @@ pub struct QueryScratch {
     pub msg: [u8; WINDOW],
     pub key: [u8; NAME_KEY_LEN],
     pub vars: LoopVars,
+    /// The route of the packet being judged (see egress.rs).
+    pub route: RouteVars,
+}
+
+/// Where a packet goes, held in memory while its hops are judged.
+#[repr(C)]
+pub struct RouteVars {
+    /// 1 for IPv4.
+    pub v4: u32,
+    pub protocol: u32,
+    pub port: u32,
+    /// Where the transport header starts.
+    pub l4: u32,
+    /// 1 when the header carries IPv4 options or IPv6 extension headers.
+    pub extended: u32,
+    pub hops_at: u32,
+    pub hops: u32,
+    /// The hop judged next (0: the header's destination).
+    pub next: u32,
 }
 
 #[map]

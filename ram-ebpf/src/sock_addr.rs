@@ -2,7 +2,11 @@
 //! answer EPERM (return 0) when the policy does not allow it.
 
 use aya_ebpf::{helpers::generated::bpf_get_current_cgroup_id, programs::SockAddrContext};
-use ram_common::{event::HOOK_CONNECT, maps::counter, verdict::v4_mapped};
+use ram_common::{
+    event::{HOOK_CONNECT, HOOK_SENDMSG},
+    maps::counter,
+    verdict::v4_mapped,
+};
 
 use crate::{
     judge::{allowed, deny, Attempt, Dest, Expiry},
@@ -18,6 +22,15 @@ pub fn on_ipv4(ctx: &SockAddrContext, hook: u8) -> i32 {
     let sa = unsafe { &*ctx.sock_addr };
     // user_ip4 holds the address in network order: its bytes in memory are
     // the address bytes.
+    if hook == HOOK_SENDMSG && sa.user_ip4 == 0 && sa.user_port == 0 {
+        // A send on a connected socket with a control message (IP_TOS,
+        // IP_TTL, UDP_SEGMENT...): the kernel runs the hook with no
+        // address. The packet goes to the socket's peer; judge that.
+        // SAFETY: the kernel gives sock_addr programs a valid socket.
+        let (peer, peer_port) = unsafe { ((*sa.__bindgen_anon_1.sk).dst_ip4, (*sa.__bindgen_anon_1.sk).dst_port) };
+        let dest = Dest::V4(peer.to_ne_bytes());
+        return judge_with(ctx, dest, u16::from_be(peer_port), sa.protocol as u8, hook, Expiry::Lenient);
+    }
     let addr = sa.user_ip4.to_ne_bytes();
     judge(ctx, Dest::V4(addr), port_of(sa.user_port), sa.protocol as u8, hook)
 }
@@ -26,7 +39,15 @@ pub fn on_ipv4(ctx: &SockAddrContext, hook: u8) -> i32 {
 pub fn on_ipv6(ctx: &SockAddrContext, hook: u8) -> i32 {
     // SAFETY: as above.
     let sa = unsafe { &*ctx.sock_addr };
-    let words = [sa.user_ip6[0], sa.user_ip6[1], sa.user_ip6[2], sa.user_ip6[3]];
+    let no_address = (sa.user_ip6[0] | sa.user_ip6[1] | sa.user_ip6[2] | sa.user_ip6[3]) == 0 && sa.user_port == 0;
+    let (words, port, expiry) = if hook == HOOK_SENDMSG && no_address {
+        // As for IPv4: a connected socket's send with a control message.
+        // SAFETY: the kernel gives sock_addr programs a valid socket.
+        let sk = unsafe { &*sa.__bindgen_anon_1.sk };
+        (sk.dst_ip6, u16::from_be(sk.dst_port), Expiry::Lenient)
+    } else {
+        (sa.user_ip6, port_of(sa.user_port), Expiry::Strict)
+    };
     let mut addr = [0u8; 16];
     for (i, word) in words.iter().enumerate() {
         let bytes = word.to_ne_bytes();
@@ -40,7 +61,7 @@ pub fn on_ipv6(ctx: &SockAddrContext, hook: u8) -> i32 {
         Some(v4) => Dest::V4(v4),
         None => Dest::V6(addr),
     };
-    judge(ctx, dest, port_of(sa.user_port), sa.protocol as u8, hook)
+    judge_with(ctx, dest, port, sa.protocol as u8, hook, expiry)
 }
 
 /// `user_port` carries the port in network order in its low 16 bits.
@@ -51,13 +72,22 @@ fn port_of(user_port: u32) -> u16 {
 
 #[inline(always)]
 fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8) -> i32 {
+    judge_with(ctx, dest, port, protocol, hook, Expiry::Strict)
+}
+
+/// Judges `dest:port`. New destinations need an unexpired entry; a
+/// connected socket's own peer (judged when it connected) is judged as the
+/// egress backstop judges its packets, so a send with a control message
+/// fares as the same send without one.
+#[inline(always)]
+fn judge_with(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, expiry: Expiry) -> i32 {
     let scope = scope();
     let (allowed_slot, blocked_slot) = if hook == HOOK_CONNECT {
         (counter::CONNECT_ALLOWED, counter::CONNECT_BLOCKED)
     } else {
         (counter::SENDMSG_ALLOWED, counter::SENDMSG_BLOCKED)
     };
-    if allowed(scope, dest, port, Expiry::Strict) {
+    if allowed(scope, dest, port, expiry) {
         count(scope, allowed_slot);
         return ALLOW;
     }

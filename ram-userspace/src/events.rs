@@ -125,7 +125,7 @@ pub fn summarize_dns(message: &[u8]) -> Result<DnsSummary, String> {
 /// when it learns nothing. ramd uses it to undo what the kernel learned from
 /// an answer the full parser refuses; the agreement tests use it too.
 pub fn kernel_learning(message: &[u8]) -> Option<(u64, Vec<IpAddr>)> {
-    use ram_common::dns::{collect_addresses, parse_question, AddressRecord, LoopVars, RECORD_SLOTS, WINDOW};
+    use ram_common::dns::{collect_addresses, parse_question, AddressRecord, Inline, LoopVars, RECORD_SLOTS, WINDOW};
     let mut window = [0u8; WINDOW];
     let len = message.len().min(WINDOW);
     window[..len].copy_from_slice(&message[..len]);
@@ -133,7 +133,7 @@ pub fn kernel_learning(message: &[u8]) -> Option<(u64, Vec<IpAddr>)> {
     let mut vars = LoopVars::default();
     let question = parse_question(&window, len as u32, &mut key, &mut vars).ok()?;
     let mut records = [AddressRecord::default(); RECORD_SLOTS];
-    let found = collect_addresses(&window, len as u32, &question, &mut vars, &mut records).ok()?;
+    let found = collect_addresses(&window, len as u32, &question, &mut vars, &mut records, &Inline).ok()?;
     let addrs = records[..found as usize].iter().map(|r| event_addr(r.family, &r.addr)).collect();
     Some((question.name.host_id, addrs))
 }

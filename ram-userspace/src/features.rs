@@ -103,6 +103,14 @@ struct ProgLoadAttr {
     prog_name: [u8; 16],
     prog_ifindex: u32,
     expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
 }
 
 #[repr(C)]
@@ -125,7 +133,29 @@ pub fn prog_load(
     insn_count: usize,
     log: Option<(&mut [u8], u32)>,
 ) -> std::io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
+    prog_load_with_btf(prog_type, attach_type, insns, insn_count, log, None)
+}
+
+/// The BTF a program is loaded with: the object's BTF loaded in the kernel,
+/// and the program's function records (8 bytes each: instruction offset,
+/// BTF type id). With them the verifier knows the program's global
+/// functions and checks each once, as it does for the real load.
+pub struct ProgBtf<'a> {
+    pub btf: std::os::fd::BorrowedFd<'a>,
+    pub func_info: &'a [u8],
+    pub func_info_rec_size: u32,
+}
+
+/// [`prog_load`] with the program's BTF function records.
+pub fn prog_load_with_btf(
+    prog_type: u32,
+    attach_type: u32,
+    insns: *const u8,
+    insn_count: usize,
+    log: Option<(&mut [u8], u32)>,
+    btf: Option<ProgBtf>,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
     let license = c"Dual MIT/GPL";
     let (log_buf, log_size, log_level) = match log {
         Some((buf, level)) => (buf.as_mut_ptr() as u64, buf.len() as u32, level),
@@ -140,6 +170,10 @@ pub fn prog_load(
         log_size,
         log_buf,
         expected_attach_type: attach_type,
+        prog_btf_fd: btf.as_ref().map_or(0, |b| b.btf.as_raw_fd() as u32),
+        func_info_rec_size: btf.as_ref().map_or(0, |b| b.func_info_rec_size),
+        func_info: btf.as_ref().map_or(0, |b| b.func_info.as_ptr() as u64),
+        func_info_cnt: btf.as_ref().map_or(0, |b| (b.func_info.len() / b.func_info_rec_size.max(1) as usize) as u32),
         ..ProgLoadAttr::default()
     };
     let fd = bpf(BPF_PROG_LOAD, &attr as *const _ as *const _, std::mem::size_of::<ProgLoadAttr>());

@@ -17,7 +17,7 @@ use ram_common::maps::{PROGRAMS, PROG_EGRESS, PROG_INGRESS};
 use crate::{
     bpf_calls::attach_type,
     error::{Error, Result},
-    features::{prog_load, BPF_LOG_STATS, BPF_PROG_TYPE_CGROUP_SKB, BPF_PROG_TYPE_CGROUP_SOCK_ADDR},
+    features::{prog_load_with_btf, ProgBtf, BPF_LOG_STATS, BPF_PROG_TYPE_CGROUP_SKB, BPF_PROG_TYPE_CGROUP_SOCK_ADDR},
 };
 
 /// (program type, expected attach type) of each program.
@@ -84,8 +84,29 @@ pub fn processed_insns(ebpf: &Ebpf, object: &[u8]) -> Result<BTreeMap<String, u3
         };
         log.fill(0);
         let insns = &function.instructions;
-        let loaded =
-            prog_load(prog_type, attach_type, insns.as_ptr() as *const u8, insns.len(), Some((&mut log, level)));
+        // The BTF the real load used (its global functions are checked on
+        // their own there; without it they would be checked inline, at
+        // another cost).
+        let btf = ebpf.program(name).and_then(|p| p.info().ok()).and_then(|info| info.btf_id()).and_then(btf_fd);
+        let records: Vec<u8> = function
+            .func_info
+            .func_info
+            .iter()
+            .flat_map(|r| r.insn_off.to_ne_bytes().into_iter().chain(r.type_id.to_ne_bytes()))
+            .collect();
+        let prog_btf = btf.as_ref().map(|fd| ProgBtf {
+            btf: fd.as_fd(),
+            func_info: &records,
+            func_info_rec_size: function.func_info_rec_size as u32,
+        });
+        let loaded = prog_load_with_btf(
+            prog_type,
+            attach_type,
+            insns.as_ptr() as *const u8,
+            insns.len(),
+            Some((&mut log, level)),
+            prog_btf,
+        );
         let text = String::from_utf8_lossy(&log[..log.iter().position(|b| *b == 0).unwrap_or(log.len())]).into_owned();
         if let Some(dir) = &log_dir {
             let _ = std::fs::write(dir.join(format!("{name}.log")), &text);
@@ -99,6 +120,16 @@ pub fn processed_insns(ebpf: &Ebpf, object: &[u8]) -> Result<BTreeMap<String, u3
         }
     }
     Ok(out)
+}
+
+/// A descriptor of the loaded BTF object `id` (BPF_BTF_GET_FD_BY_ID).
+fn btf_fd(id: u32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    const BPF_BTF_GET_FD_BY_ID: libc::c_long = 19;
+    let attr = [id, 0, 0, 0];
+    let fd = crate::sys::bpf(BPF_BTF_GET_FD_BY_ID, attr.as_ptr() as *const _, std::mem::size_of_val(&attr));
+    // SAFETY: a descriptor the kernel just returned to us.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
 }
 
 #[cfg(test)]

@@ -325,6 +325,25 @@ pub fn dnsmasq(netns: &Netns, dir: &TempDir, listen: &str, records: &[(&str, &st
     proc
 }
 
+/// The tests' server on miekg/dns (CoreDNS's library), built by `cargo
+/// xtask test`: answers `-a NAME=ADDR` and `-cname NAME=TARGET` on
+/// `listen` port 53, with names compressed or written in full.
+pub fn miekg_dns(netns: &Netns, listen: &str, compress: bool, records: &[&str]) -> Proc {
+    let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/miekg-dns/ram-miekg-dns");
+    assert!(binary.exists(), "{} is missing: cargo xtask test builds it", binary.display());
+    let mut cmd = Command::new(binary);
+    cmd.arg(format!("-listen={listen}:53")).arg(format!("-compress={compress}")).args(records);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    place(&mut cmd, None, Some(netns));
+    let proc = Proc::spawn("miekg-dns", &mut cmd);
+    let ready = wait_for(Duration::from_secs(10), || {
+        let out = probe(None, Some(netns), &["resolve", listen, "ready.test"]);
+        (!out.starts_with("resolve-failed")).then_some(())
+    });
+    assert!(ready.is_some(), "the miekg/dns server did not answer on {listen}");
+    proc
+}
+
 fn dnsmasq_command(dir: &TempDir, listen: &str, records: &[(&str, &str)], ttl: u32) -> Command {
     let mut cmd = Command::new("dnsmasq");
     cmd.args(["--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces"])

@@ -29,6 +29,11 @@ const ALLOWED_V6: &str = "fd00:1::1";
 const BLOCKED_V6: &str = "fd00:1::2";
 /// A DNS-over-HTTPS resolver the policy does not name.
 const DOH_V4: &str = "127.10.0.9";
+/// Servers on miekg/dns (CoreDNS's library): names written in full, and
+/// compressed; the addresses their allowed names resolve to.
+const MIEKG_PLAIN: &str = "127.0.0.55";
+const MIEKG_PACKED: &str = "127.0.0.56";
+const MIEKG_V4: [&str; 3] = ["127.10.0.5", "127.10.0.6", "127.10.0.7"];
 const PORT: &str = "443";
 
 struct Suite<'a> {
@@ -141,12 +146,37 @@ fn no_way_around_the_policy() {
     for conf in ["all", "lo"] {
         in_netns(&scene.netns, "sysctl", &["-qw", &format!("net.ipv6.conf.{conf}.seg6_enabled=1")]);
     }
-    let _listeners: Vec<Proc> =
-        [ALLOWED_V4, BLOCKED_V4, ALLOWED_V6, BLOCKED_V6, DOH_V4].iter().map(|a| listener(&scene.netns, a)).collect();
+    let _listeners: Vec<Proc> = [ALLOWED_V4, BLOCKED_V4, ALLOWED_V6, BLOCKED_V6, DOH_V4]
+        .iter()
+        .chain(&MIEKG_V4)
+        .map(|a| listener(&scene.netns, a))
+        .collect();
+    let _miekg = [
+        miekg_dns(
+            &scene.netns,
+            MIEKG_PLAIN,
+            false,
+            &[
+                &format!("-a=coredns.registry.test={}", MIEKG_V4[0]),
+                "-cname=chain.registry.test=Edge.CDN.test",
+                &format!("-a=edge.cdn.test={}", MIEKG_V4[1]),
+                &format!("-a=unlisted.test={BLOCKED_V4}"),
+            ],
+        ),
+        miekg_dns(
+            &scene.netns,
+            MIEKG_PACKED,
+            true,
+            &["-cname=packed.registry.test=Edge2.CDN.test", &format!("-a=edge2.cdn.test={}", MIEKG_V4[2])],
+        ),
+    ];
     let policy = format!(
-        "[dns]\nresolvers = [\"{RESOLVER}\", \"{SILENT_RESOLVER}\"]\nmin_ttl = 1\nmax_ttl = 2\n\
+        "[dns]\nresolvers = [\"{RESOLVER}\", \"{SILENT_RESOLVER}\", \"{MIEKG_PLAIN}\", \"{MIEKG_PACKED}\"]\n\
+         min_ttl = 1\nmax_ttl = 2\n\
          [[target]]\nname = \"docker\"\ncgroup = \"{}\"\n\
-         [[allow]]\nhost = \"{ALLOWED}\"\n[[allow]]\nhost = \"{ALLOWED6}\"\n",
+         [[allow]]\nhost = \"{ALLOWED}\"\n[[allow]]\nhost = \"{ALLOWED6}\"\n\
+         [[allow]]\nhost = \"coredns.registry.test\"\n[[allow]]\nhost = \"chain.registry.test\"\n\
+         [[allow]]\nhost = \"packed.registry.test\"\n",
         scene.cgroup.path.display()
     );
     let ramd = Ramd::start(&policy);
@@ -162,6 +192,21 @@ fn no_way_around_the_policy() {
     suite.blocked("udp connected", BLOCKED_V4, &["EPERM"], |s| s.inside(&["udp-connect", BLOCKED_V4, PORT]));
     suite.allowed("udp unconnected to 443", "ok", |s| s.inside(&["sendto", ALLOWED_V4, PORT]));
     suite.blocked("udp unconnected to 443", BLOCKED_V4, &["EPERM"], |s| s.inside(&["sendto", BLOCKED_V4, PORT]));
+    // A send with a control message (IP_TOS / IPV6_TCLASS, as QUIC stacks
+    // send): the kernel gives the hook no address for a connected socket;
+    // ram judges the socket's peer. With an address, the address.
+    learn(&suite);
+    for (allowed, blocked) in [(ALLOWED_V4, BLOCKED_V4), (ALLOWED_V6, BLOCKED_V6)] {
+        suite.allowed(&format!("udp connected, send with a control message ({allowed})"), "ok", |s| {
+            s.inside(&["udp-cmsg-connected", allowed, PORT])
+        });
+        suite.allowed(&format!("udp sendmsg with a control message to {allowed}"), "ok", |s| {
+            s.inside(&["udp-cmsg-sendto", allowed, PORT])
+        });
+        suite.blocked(&format!("udp sendmsg with a control message to {blocked}"), blocked, &["EPERM"], |s| {
+            s.inside(&["udp-cmsg-sendto", blocked, PORT])
+        });
+    }
 
     // IPv6 and the ways IPv4 hides in it.
     learn(&suite);
@@ -213,19 +258,41 @@ fn no_way_around_the_policy() {
         &["EPERM", "ETIMEDOUT", "EINPROGRESS"],
         |s| s.inside(&["lsrr-connect", ALLOWED_V4, BLOCKED_V4, PORT]),
     );
+    // Set after connect(), on an established connection to an allowed
+    // peer: the egress hook judges every hop whatever the socket's state.
     learn(&suite);
-    let through_allowed = suite.inside(&["srh-connect", ALLOWED_V6, ALLOWED_V6, PORT]);
-    if through_allowed.starts_with("setsockopt:") {
-        suite.closed("ipv6 routing header through a blocked hop", |_| {
-            (true, format!("the kernel refuses the header itself ({through_allowed})"))
+    // (Through an allowed hop it is not delivered over loopback either; the
+    // probe shows whether the kernel takes the option at all.)
+    let settable = suite.inside(&["lsrr-after-connect", ALLOWED_V4, ALLOWED_V4, PORT]);
+    if settable.starts_with("setsockopt:") {
+        suite.closed("ipv4 source route set after connect", |_| {
+            (true, format!("the kernel refuses the option here ({settable})"))
         });
     } else {
-        suite.allowed("ipv6 routing header through an allowed hop", "ok", |_| through_allowed);
+        learn(&suite);
         suite.blocked(
-            "ipv6 routing header through a blocked hop",
+            "ipv4 loose source route set after connect, through a blocked hop",
+            BLOCKED_V4,
+            &["EPERM", "ETIMEDOUT", "EINPROGRESS", "closed", "ECONNRESET"],
+            |s| s.inside(&["lsrr-after-connect", ALLOWED_V4, BLOCKED_V4, PORT]),
+        );
+    }
+    for (case, probe) in [("", "srh-connect"), (" set after connect", "srh-after-connect")] {
+        learn(&suite);
+        let through_allowed = suite.inside(&[probe, ALLOWED_V6, ALLOWED_V6, PORT]);
+        if through_allowed.starts_with("setsockopt:") {
+            suite.closed(&format!("ipv6 routing header{case} through a blocked hop"), |_| {
+                (true, format!("the kernel refuses the header itself ({through_allowed})"))
+            });
+            continue;
+        }
+        suite.allowed(&format!("ipv6 routing header{case} through an allowed hop"), "ok", |_| through_allowed);
+        learn(&suite);
+        suite.blocked(
+            &format!("ipv6 routing header{case} through a blocked hop"),
             BLOCKED_V6,
-            &["EPERM", "ETIMEDOUT", "EINPROGRESS"],
-            |s| s.inside(&["srh-connect", ALLOWED_V6, BLOCKED_V6, PORT]),
+            &["EPERM", "ETIMEDOUT", "EINPROGRESS", "closed", "ECONNRESET"],
+            |s| s.inside(&[probe, ALLOWED_V6, BLOCKED_V6, PORT]),
         );
     }
 
@@ -244,6 +311,31 @@ fn no_way_around_the_policy() {
     suite.blocked("hosts-file entry for an allowed name", BLOCKED_V4, &["EPERM"], |s| via_hosts_file(s, BLOCKED_V4));
     suite.blocked("DNS over HTTPS to a resolver the policy does not name", DOH_V4, &["EPERM"], |s| {
         s.inside(&["connect", DOH_V4, "443"])
+    });
+
+    // Resolvers that write answers differently: miekg/dns (CoreDNS's
+    // library) with names written in full, a CNAME target in another case,
+    // and the same server compressing. Each address is reached only through
+    // its answer (no other answer names it).
+    for (case, resolver, name, addr) in [
+        (
+            "an answer written without compression (miekg/dns, as CoreDNS)",
+            MIEKG_PLAIN,
+            "coredns.registry.test",
+            MIEKG_V4[0],
+        ),
+        (
+            "a CNAME chain written without compression, target in another case",
+            MIEKG_PLAIN,
+            "chain.registry.test",
+            MIEKG_V4[1],
+        ),
+        ("a CNAME chain from the same server compressing", MIEKG_PACKED, "packed.registry.test", MIEKG_V4[2]),
+    ] {
+        suite.allowed(case, &format!("{addr} ok"), |s| s.inside(&["resolve-connect", resolver, name, PORT]));
+    }
+    suite.blocked("a name the policy does not allow, from miekg/dns", BLOCKED_V4, &["EPERM"], |s| {
+        s.inside(&["resolve-connect", MIEKG_PLAIN, "unlisted.test", PORT])
     });
 
     // Forged answers: from a non-resolver address, from a resolver's

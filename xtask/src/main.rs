@@ -96,10 +96,29 @@ fn run(ramd_args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The tests' DNS server on miekg/dns (tests/miekg-dns), from Debian's Go
+/// and library packages, offline: into target/miekg-dns/ram-miekg-dns.
+fn build_miekg_dns() -> Result<()> {
+    let root = workspace_root();
+    let out = root.join("target/miekg-dns");
+    run_checked(
+        Command::new("go")
+            .args(["build", "-o"])
+            .arg(out.join("ram-miekg-dns"))
+            .arg(".")
+            .current_dir(root.join("tests/miekg-dns"))
+            .env("GOPATH", "/usr/share/gocode")
+            .env("GO111MODULE", "off")
+            .env("GOFLAGS", "")
+            .env("GOCACHE", out.join("cache")),
+    )
+}
+
 fn test(cargo_args: &[String]) -> Result<()> {
     setup::setup()?;
     // The root tests start ramd, ramctl and the probe as programs.
     run_checked(cargo().args(["build", "--workspace", "--bins"]))?;
+    build_miekg_dns()?;
     let bin_dir = workspace_root().join("target/debug");
     let mut child = cargo()
         .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])

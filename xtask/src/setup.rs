@@ -4,7 +4,8 @@
 //!   `-Z build-std`), linked into rustup as `ram-bpf`;
 //! - LLVM 22 and bpf-linker built against it;
 //! - the real parts the tests start: dockerd, docker-registry, skopeo,
-//!   podman, dnsmasq, busybox-static, iproute2.
+//!   podman, dnsmasq, busybox-static, iproute2, and Go with miekg/dns for
+//!   the tests' CoreDNS-like server.
 
 use std::process::Command;
 
@@ -24,6 +25,10 @@ const TEST_PACKAGES: &[&str] = &[
     "dnsmasq-base",
     "iproute2",
     "busybox-static",
+    // A DNS server on miekg/dns (CoreDNS's library) for the tests: answers
+    // with names written in full. Built by `cargo xtask test`.
+    "golang-go",
+    "golang-github-miekg-dns-dev",
     // `cargo xtask vm-test` boots older kernels under software emulation.
     "qemu-system-x86",
 ];

@@ -184,11 +184,32 @@ const OPEN_NAMESPACES: &[(&str, &str)] = &[
     ("fastly.net", "a Fastly service"),
 ];
 
-/// Why `*.suffix` is risky, when it covers (or sits inside) an open namespace.
+/// The suffix of a `*.suffix` pattern when it is a public suffix: a
+/// top-level domain, or an ICANN or private entry of the Public Suffix List
+/// (`co.uk`, `github.io`, `s3.amazonaws.com`). A name the list does not
+/// know is judged by its last label, as the list's own default rule `*`
+/// says: a single label (`*.com`, `*.internal`) is a suffix.
+pub(super) fn public_suffix_wildcard(pattern: &str) -> Option<String> {
+    let suffix = pattern.strip_prefix("*.")?.trim_end_matches('.').to_ascii_lowercase();
+    let found = psl::suffix(suffix.as_bytes())?;
+    (found.as_bytes() == suffix.as_bytes()).then_some(suffix)
+}
+
+/// Why `*.suffix` is risky, when it covers (or sits inside) an open
+/// namespace, or is itself a public suffix (only a preset can say so: a
+/// written rule of that kind is refused).
 fn open_namespace(pattern: &str) -> Option<String> {
     let suffix = pattern.strip_prefix("*.")?;
     let covers = |ns: &str| suffix == ns || suffix.ends_with(&format!(".{ns}")) || ns.ends_with(&format!(".{suffix}"));
-    let (namespace, what) = OPEN_NAMESPACES.iter().find(|(ns, _)| covers(ns))?;
+    let namespace = OPEN_NAMESPACES.iter().find(|(ns, _)| covers(ns));
+    if let Some(public) = public_suffix_wildcard(pattern) {
+        let what = namespace.map(|(_, what)| format!(" ({what})")).unwrap_or_default();
+        return Some(format!(
+            "{public} is a public suffix{what}: anyone can register a name below it, so this wildcard lets \
+             pulls reach hosts anyone controls; the registry documents no narrower name"
+        ));
+    }
+    let (namespace, what) = namespace?;
     Some(format!(
         "anyone can create a name below {namespace} ({what}), so this wildcard lets pulls reach hosts \
          anyone controls; allow the exact hosts the registry uses instead"
@@ -380,6 +401,17 @@ fn allow_rule(ctx: &Ctx, field: &str, raw: &RawAllow) -> Result<Vec<AllowRule>, 
     let ports = port_list(ctx, field, &raw.ports)?;
     if let Some(host) = &raw.host {
         let origin = format!("{field}.host = \"{host}\"");
+        if let Some(suffix) = public_suffix_wildcard(host) {
+            return Err(ctx.invalid(
+                format!("{field}.host"),
+                host,
+                format!(
+                    "{suffix} is a public suffix (a top-level domain or an entry of the Public Suffix List): \
+                     anyone can register a name below it, so this wildcard would allow hosts anyone controls; \
+                     allow the registry's exact hosts, or a wildcard below a domain its owner controls"
+                ),
+            ));
+        }
         return Ok(vec![host_rule(ctx, &format!("{field}.host"), origin, host, &ports)?]);
     }
     if let Some(cidr) = &raw.cidr {

@@ -277,11 +277,11 @@ fn target_rules_are_validated_with_their_own_field_names() {
 #[test]
 fn wildcards_over_open_namespaces_are_accepted_with_a_warning() {
     let text = format!(
-        "{TARGET}[[allow]]\nhost = \"*.s3.amazonaws.com\"\n[[allow]]\nhost = \"*.cloudfront.net\"\n[[allow]]\nhost = \"*.docker.io\"\n[[allow]]\nhost = \"*.amazonaws.com\"\n"
+        "{TARGET}[[allow]]\nhost = \"*.team.s3.amazonaws.com\"\n[[allow]]\nhost = \"*.d1.cloudfront.net\"\n[[allow]]\nhost = \"*.docker.io\"\n[[allow]]\nhost = \"*.amazonaws.com\"\n"
     );
     let p = parse(&text).unwrap();
     assert_eq!(p.warnings.len(), 3, "{:?}", p.warnings);
-    assert!(p.warnings[0].starts_with("ram.toml: allow[0].host = \"*.s3.amazonaws.com\": anyone can create a name below s3.amazonaws.com (an S3 bucket)"), "{}", p.warnings[0]);
+    assert!(p.warnings[0].starts_with("ram.toml: allow[0].host = \"*.team.s3.amazonaws.com\": anyone can create a name below s3.amazonaws.com (an S3 bucket)"), "{}", p.warnings[0]);
     assert!(p.warnings[1].contains("CloudFront"), "{}", p.warnings[1]);
     assert!(p.warnings[2].contains("allow[3]"), "{}", p.warnings[2]);
     // Exact names inside those namespaces are fine.
@@ -290,6 +290,28 @@ fn wildcards_over_open_namespaces_are_accepted_with_a_warning() {
     ))
     .unwrap();
     assert!(exact.warnings.is_empty());
+}
+
+#[test]
+fn wildcards_over_public_suffixes_are_refused() {
+    // TLDs, ICANN entries and private entries of the Public Suffix List.
+    for suffix in ["com", "co.uk", "github.io", "s3.amazonaws.com", "blob.core.windows.net", "internal"] {
+        let e = error(&format!("{TARGET}[[allow]]\nhost = \"x.example\"\n[[allow]]\nhost = \"*.{suffix}\"\n"));
+        assert!(e.contains(&format!("allow[1].host = \"*.{suffix}\": {suffix} is a public suffix")), "*.{suffix}: {e}");
+        let e = error(&format!("{TARGET}[[target.allow]]\nhost = \"*.{}\"\n", suffix.to_uppercase()));
+        assert!(e.contains("target[0].allow[0].host") && e.contains("public suffix"), "{e}");
+    }
+    // Below a public suffix, a domain its owner controls: accepted.
+    for fine in ["*.docker.io", "*.example.co.uk", "*.gcr.io", "*.quay.io", "*.pkg.dev"] {
+        assert!(parse(&format!("{TARGET}[[allow]]\nhost = \"{fine}\"\n")).is_ok(), "{fine}");
+    }
+    // A preset whose registry documents only such a wildcard says so loudly.
+    let p = parse(&format!("{TARGET}[[allow]]\npreset = \"acr\"\n")).unwrap();
+    assert!(
+        p.warnings.iter().any(|w| w.contains("(*.blob.core.windows.net): blob.core.windows.net is a public suffix")),
+        "{:?}",
+        p.warnings
+    );
 }
 
 #[test]
@@ -365,9 +387,9 @@ fn port_sets_move_between_halves_with_every_reference() {
 
 #[test]
 fn any_port_wins_over_a_list_for_the_same_name() {
-    let text = format!("{TARGET}[[allow]]\nhost = \"r.example\"\nports = [443]\n[[allow]]\nhost = \"*.example\"\n");
+    let text = format!("{TARGET}[[allow]]\nhost = \"r.x.example\"\nports = [443]\n[[allow]]\nhost = \"*.x.example\"\n");
     let c = parse(&text).unwrap().compile().unwrap();
-    assert_eq!(c.name_port_set(0, "r.example"), Some(0));
+    assert_eq!(c.name_port_set(0, "r.x.example"), Some(0));
 }
 
 #[test]

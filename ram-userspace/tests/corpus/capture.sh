@@ -1,12 +1,15 @@
 #!/bin/bash
 # Captures the answer corpus of tests/dns_agreement.rs from real resolvers:
-# dnsmasq and unbound, each serving local records inside a throwaway network
-# namespace. Needs root, dnsmasq, unbound and a built ram-probe
-# (target/debug/ram-probe). Run from the repository root:
+# dnsmasq, unbound and a server on miekg/dns (CoreDNS's library; names
+# written in full, and compressed), each serving local records inside a
+# throwaway network namespace. Needs root, dnsmasq, unbound, a built
+# ram-probe (target/debug/ram-probe) and ram-miekg-dns (built by the tests:
+# target/miekg-dns/ram-miekg-dns). Run from the repository root:
 #   bash ram-userspace/tests/corpus/capture.sh
 set -euo pipefail
 out=$(cd "$(dirname "$0")" && pwd)
 probe=${PROBE:-target/debug/ram-probe}
+miekg=${MIEKG:-target/miekg-dns/ram-miekg-dns}
 ns=ram-capture-$$
 work=$(mktemp -d)
 pids=()
@@ -53,6 +56,16 @@ server:
 CONF
 ip netns exec "$ns" unbound -c "$work/unbound.conf" >"$work/unbound.log" 2>&1 &
 pids+=($!)
+
+# miekg/dns: without compression (CoreDNS's default for answers that fit)
+# and with it; a CNAME target in another case than its owner.
+for port in 55:false 56:true; do
+    ip netns exec "$ns" "$miekg" -listen "127.0.0.${port%%:*}:53" -compress="${port##*:}" \
+        -a registry.miekg.test=10.3.0.1 -a registry.miekg.test=2001:db8::31 \
+        -cname alias.miekg.test=Edge.CDN.miekg.test -a edge.cdn.miekg.test=10.3.0.2 \
+        -a edge.cdn.miekg.test=10.3.0.3 >"$work/miekg-$port.log" 2>&1 &
+    pids+=($!)
+done
 sleep 1
 
 q() { ip netns exec "$ns" "$probe" raw-query "$@"; }
@@ -65,4 +78,8 @@ q 127.0.0.54 registry.unbound.test a "$out/unbound-a.bin"
 q 127.0.0.54 registry.unbound.test aaaa "$out/unbound-aaaa.bin"
 q 127.0.0.54 alias.unbound.test a "$out/unbound-cname.bin"
 q 127.0.0.54 nothing.unbound.test a "$out/unbound-nxdomain.bin"
+q 127.0.0.55 registry.miekg.test a "$out/miekg-uncompressed-a.bin"
+q 127.0.0.55 registry.miekg.test aaaa "$out/miekg-uncompressed-aaaa.bin"
+q 127.0.0.55 alias.miekg.test a "$out/miekg-uncompressed-cname.bin"
+q 127.0.0.56 alias.miekg.test a "$out/miekg-compressed-cname.bin"
 ls -l "$out"/*.bin

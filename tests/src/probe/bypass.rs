@@ -293,7 +293,7 @@ pub fn ping_socket(addr: IpAddr) -> String {
 
 /// connect() to DEST with an IPv4 loose source route through HOP: the SYN
 /// is addressed to HOP.
-pub fn lsrr_connect(dest: IpAddr, hop: IpAddr, port: u16) -> String {
+pub fn lsrr_connect(dest: IpAddr, hop: IpAddr, port: u16, when: RouteSet) -> String {
     let IpAddr::V4(hop4) = hop else { return "unsupported".into() };
     let fd = match socket(libc::AF_INET, libc::SOCK_STREAM, 0) {
         Ok(fd) => fd,
@@ -302,25 +302,72 @@ pub fn lsrr_connect(dest: IpAddr, hop: IpAddr, port: u16) -> String {
     // NOP, then LSRR: type 131, length 7, pointer 4, one hop address.
     let mut options = vec![1u8, 131, 7, 4];
     options.extend_from_slice(&hop4.octets());
-    connect_with_option(&fd, libc::IPPROTO_IP, libc::IP_OPTIONS, &options, dest, port)
+    connect_with_option(&fd, libc::IPPROTO_IP, libc::IP_OPTIONS, &options, dest, port, when)
 }
 
-/// Sets a socket option on `fd`, then connects and echoes.
-fn connect_with_option(fd: &OwnedFd, level: i32, option: i32, value: &[u8], dest: IpAddr, port: u16) -> String {
-    // SAFETY: valid fd and option buffer.
-    let rc = unsafe { libc::setsockopt(fd.as_raw_fd(), level, option, value.as_ptr() as *const _, value.len() as u32) };
-    if rc < 0 {
-        return format!("setsockopt:{}", last_error());
+/// When a source route is set relative to connect().
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RouteSet {
+    BeforeConnect,
+    /// Connect and echo once (the peer is allowed), then set the route and
+    /// echo again: the later segments leave for the route's first hop.
+    AfterConnect,
+}
+
+/// Sets a socket option on `fd` before or after connecting, and echoes.
+fn connect_with_option(
+    fd: &OwnedFd,
+    level: i32,
+    option: i32,
+    value: &[u8],
+    dest: IpAddr,
+    port: u16,
+    when: RouteSet,
+) -> String {
+    let set = || {
+        // SAFETY: valid fd and option buffer.
+        let rc =
+            unsafe { libc::setsockopt(fd.as_raw_fd(), level, option, value.as_ptr() as *const _, value.len() as u32) };
+        if rc < 0 {
+            Err(format!("setsockopt:{}", last_error()))
+        } else {
+            Ok(())
+        }
+    };
+    if when == RouteSet::BeforeConnect {
+        if let Err(e) = set() {
+            return e;
+        }
     }
-    match connect_fd(fd.as_raw_fd(), dest, port) {
-        Ok(()) => echo(fd.as_raw_fd()),
-        Err(e) => e,
+    if let Err(e) = connect_fd(fd.as_raw_fd(), dest, port) {
+        return e;
     }
+    if when == RouteSet::AfterConnect {
+        let first = echo(fd.as_raw_fd());
+        if first != "ok" {
+            return format!("first-echo:{first}");
+        }
+        if let Err(e) = set() {
+            return e;
+        }
+        if level == libc::IPPROTO_IP {
+            // TCP keeps the route it cached at connect() (to the peer) until
+            // something resets it; a new IP_TOS does, and the next segment
+            // is routed to the source route's first hop.
+            let tos: libc::c_int = 0x10;
+            // SAFETY: valid fd and option value.
+            let rc = unsafe { libc::setsockopt(fd.as_raw_fd(), level, libc::IP_TOS, &tos as *const _ as *const _, 4) };
+            if rc < 0 {
+                return format!("setsockopt:{}", last_error());
+            }
+        }
+    }
+    echo(fd.as_raw_fd())
 }
 
 /// connect() to DEST6 with a segment routing header whose first segment is
 /// HOP6: the packet is addressed to HOP6.
-pub fn srh_connect(dest: IpAddr, hop: IpAddr, port: u16) -> String {
+pub fn srh_connect(dest: IpAddr, hop: IpAddr, port: u16, when: RouteSet) -> String {
     let (IpAddr::V6(dest6), IpAddr::V6(hop6)) = (dest, hop) else { return "unsupported".into() };
     let fd = match socket(libc::AF_INET6, libc::SOCK_STREAM, 0) {
         Ok(fd) => fd,
@@ -332,7 +379,7 @@ pub fn srh_connect(dest: IpAddr, hop: IpAddr, port: u16) -> String {
     let mut srh = vec![0u8, 4, 4, 1, 1, 0, 0, 0];
     srh.extend_from_slice(&dest6.octets());
     srh.extend_from_slice(&hop6.octets());
-    connect_with_option(&fd, libc::IPPROTO_IPV6, libc::IPV6_RTHDR, &srh, dest, port)
+    connect_with_option(&fd, libc::IPPROTO_IPV6, libc::IPV6_RTHDR, &srh, dest, port, when)
 }
 
 /// Resolves NAME the way programs do (getaddrinfo: /etc/hosts first) and
@@ -395,4 +442,58 @@ pub fn hold_tcp(addr: IpAddr, port: u16, seconds: u64) -> String {
     let second = echo(stream.as_raw_fd());
     let _ = stream.flush();
     format!("{first} {second}")
+}
+
+/// A UDP send with an IP-level control message (a traffic class, as QUIC
+/// stacks set): on a socket connected to ADDR (no address in the send),
+/// or, with `connected` false, on an unconnected socket with ADDR as the
+/// send's address. Then the echo.
+pub fn udp_cmsg(addr: IpAddr, port: u16, connected: bool) -> String {
+    let fd = match socket(family_of(addr), libc::SOCK_DGRAM, 0) {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
+    if connected {
+        if let Err(e) = connect_fd(fd.as_raw_fd(), addr, port) {
+            return format!("connect:{e}");
+        }
+    }
+    let (level, kind) =
+        if addr.is_ipv4() { (libc::IPPROTO_IP, libc::IP_TOS) } else { (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) };
+    let value: libc::c_int = 0x20;
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(size_of::<libc::c_int>() as u32) } as usize;
+    let mut control = vec![0u8; space];
+    let mut payload = *b"ram-probe\n";
+    let mut iov = libc::iovec { iov_base: payload.as_mut_ptr() as *mut _, iov_len: payload.len() };
+    let (mut name, name_len) = sockaddr(addr, port);
+    // SAFETY: all-zero is a valid msghdr; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    if !connected {
+        msg.msg_name = &mut name as *mut _ as *mut _;
+        msg.msg_namelen = name_len;
+    }
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut _;
+    msg.msg_controllen = space;
+    // SAFETY: the control buffer holds one header of this size.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = level;
+        (*cmsg).cmsg_type = kind;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::c_int>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut libc::c_int, value);
+    }
+    // SAFETY: valid fd and message.
+    if unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, 0) } < 0 {
+        return last_error();
+    }
+    let mut buf = [0u8; 64];
+    // SAFETY: valid fd and buffer.
+    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr() as *mut _, buf.len(), 0) };
+    if n <= 0 {
+        return if n == 0 { "closed".into() } else { last_error() };
+    }
+    "ok".into()
 }
