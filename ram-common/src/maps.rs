@@ -201,13 +201,45 @@ pub struct QueryKey {
     pub qtype: u16,
     /// 4 or 6.
     pub family: u8,
-    pub _pad: u8,
+    /// The transport the query went over (IPPROTO_UDP or IPPROTO_TCP): an
+    /// answer matches only a query of its own transport.
+    pub transport: u8,
     /// The resolver; the first 4 bytes for family 4, the rest zero.
     pub resolver: [u8; 16],
     /// The address the query came from, the same way.
     pub client: [u8; 16],
 }
 const _: () = assert!(core::mem::size_of::<QueryKey>() == 44);
+
+/// Key of `RAM_DNS_STREAMS`: one scope's view of one TCP connection to a
+/// resolver (the socket's cookie).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct StreamKey {
+    pub cookie: u64,
+    pub scope: u32,
+    pub _pad: u32,
+}
+
+/// Value of `RAM_DNS_STREAMS`: where the next DNS message starts in each
+/// direction of a TCP connection to a resolver, as a TCP sequence number,
+/// tracked from the connection's first byte (the SYN and the SYN-ACK).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamState {
+    /// Sequence number of the next query's length prefix.
+    pub query_next: u32,
+    /// Sequence number of the next answer's length prefix.
+    pub answer_next: u32,
+    /// Whether each direction's place is known: 0 not yet (before the
+    /// SYN-ACK), 1 known exactly, 2 lost for good.
+    pub query_place: u32,
+    pub answer_place: u32,
+}
+
+/// TCP connections to resolvers tracked at once per program instance (the
+/// oldest are forgotten first; a forgotten one teaches nothing more).
+pub const STREAMS_CAPACITY: u32 = 4096;
 
 /// Value of `RAM_QUERIES`.
 #[repr(C)]
@@ -323,6 +355,10 @@ mod pod {
     unsafe impl aya::Pod for Learn6Key {}
     unsafe impl aya::Pod for Learned {}
     unsafe impl aya::Pod for QueryKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for StreamKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for StreamState {}
     unsafe impl aya::Pod for QueryValue {}
     unsafe impl aya::Pod for NameKey {}
     unsafe impl aya::Pod for ScopeConfig {}

@@ -6,6 +6,7 @@
 //! also sent to ramd as events with their raw message.
 
 use aya_ebpf::{
+    bindings::__sk_buff,
     helpers::generated::{bpf_ktime_get_ns, bpf_skb_cgroup_id, bpf_skb_load_bytes},
     maps::lpm_trie::Key,
     programs::SkBuffContext,
@@ -24,11 +25,10 @@ use ram_common::{
 use crate::{
     events::send_dns,
     judge::{is_resolver, Dest, DNS_PORT},
-    maps::{
-        count, scope, scope_config, RAM_HOSTS, RAM_LEARN4, RAM_LEARN6, RAM_NAMES, RAM_RESOLV4, RAM_RESOLV6, RAM_SCRATCH,
-    },
-    queries::{answers_a_query, header_address, query_key},
-    skb::{load, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
+    maps::{count, scope, scope_config, RAM_HOSTS, RAM_LEARN4, RAM_LEARN6, RAM_NAMES, RAM_SCRATCH},
+    queries::{answers_a_query, header_address, packet_family, query_key, transport_and_port},
+    skb::{load, IPPROTO_TCP, IPPROTO_UDP},
+    stream::{each_message, Direction},
 };
 
 const PASS: i32 = 1;
@@ -36,7 +36,7 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 #[inline(always)]
 pub fn on_ingress(ctx: &SkBuffContext) -> i32 {
-    let _ = try_learn(ctx);
+    let _ = find_answers(ctx);
     PASS
 }
 
@@ -47,69 +47,63 @@ fn window_len(len: u32) -> u32 {
     ((len.wrapping_sub(1)) & WINDOW_MASK as u32) + 1
 }
 
-/// Finds the DNS message of an answer from a trusted resolver: (offset,
-/// length, the resolver's family and address, the client's port).
+/// Finds the DNS answers in a packet from a trusted resolver's port 53 —
+/// the UDP payload, or each whole message at a tracked place of a TCP
+/// stream — and learns from each.
 #[inline(always)]
-fn dns_payload(ctx: &SkBuffContext, scope: u32) -> Option<(u32, u32, u8, [u8; 16], u16)> {
-    let skb = ctx.skb.skb;
-    // SAFETY: valid context.
-    let (family, skb_len) = unsafe { (u16::from_be((*skb).protocol as u16), (*skb).len) };
-    let bit = scope_bit(scope);
-    let (protocol, l4, resolver) = if family == ETH_P_IP {
+fn find_answers(ctx: &SkBuffContext) -> Option<()> {
+    let scope = scope();
+    let family = packet_family(ctx)?;
+    let (protocol, l4, source) = if family == 4 {
         let ip: [u8; 20] = load(ctx, 0)?;
-        let source = [ip[12], ip[13], ip[14], ip[15]];
-        if !is_resolver(scope, Dest::V4(source)) {
-            return None;
-        }
-        (ip[9], ((ip[0] & 0x0f) as u32) * 4, Dest::V4(source).wire_bytes())
-    } else if family == ETH_P_IPV6 {
+        (ip[9], ((ip[0] & 0x0f) as u32) * 4, Dest::V4([ip[12], ip[13], ip[14], ip[15]]))
+    } else {
         let ip: [u8; 40] = load(ctx, 0)?;
         let mut source = [0u8; 16];
         source.copy_from_slice(&ip[8..24]);
-        if !is_resolver(scope, Dest::V6(source)) {
-            return None;
-        }
-        (ip[6], 40, (6, source))
-    } else {
-        return None;
+        (ip[6], 40, Dest::V6(source))
     };
-    if protocol == IPPROTO_UDP {
-        let udp: [u8; 8] = load(ctx, l4)?;
-        if u16::from_be_bytes([udp[0], udp[1]]) != DNS_PORT {
-            return None;
-        }
-        let start = l4 + 8;
-        Some((start, skb_len.checked_sub(start)?, resolver.0, resolver.1, u16::from_be_bytes([udp[2], udp[3]])))
-    } else if protocol == IPPROTO_TCP {
-        let tcp: [u8; 20] = load(ctx, l4)?;
-        if u16::from_be_bytes([tcp[0], tcp[1]]) != DNS_PORT {
-            return None;
-        }
-        let start = l4 + ((tcp[12] >> 4) as u32) * 4;
-        let segment = skb_len.checked_sub(start)?;
-        if segment < 2 {
-            return None; // no payload: handshake or ACK
-        }
-        let prefix: [u8; 2] = load(ctx, start)?;
-        let message_len = u16::from_be_bytes(prefix) as u32;
-        if message_len + 2 > segment {
-            // Split across segments: fail closed, never learn part of it.
-            count(scope, counter::DNS_TCP_SPLIT);
-            return None;
-        }
-        Some((start + 2, message_len, resolver.0, resolver.1, u16::from_be_bytes([tcp[2], tcp[3]])))
-    } else {
-        None
+    if !is_resolver(scope, source) {
+        return None;
     }
+    let ports: [u8; 4] = load(ctx, l4)?;
+    if u16::from_be_bytes([ports[0], ports[1]]) != DNS_PORT {
+        return None;
+    }
+    let client_port = u16::from_be_bytes([ports[2], ports[3]]);
+    let skb = ctx.skb.skb;
+    if protocol == IPPROTO_UDP {
+        let start = l4 + 8;
+        // SAFETY: valid context.
+        let len = unsafe { (*skb).len }.checked_sub(start)?;
+        ram_learn_answer(skb, start, len, transport_and_port(IPPROTO_UDP, client_port));
+    } else if protocol == IPPROTO_TCP {
+        each_message(ctx, scope, l4, Direction::Answers, |start, len| {
+            ram_learn_answer(skb, start, len, transport_and_port(IPPROTO_TCP, client_port));
+        })?;
+    }
+    Some(())
+}
+
+/// Learns from the answer of `len` bytes at `start` of this packet, which
+/// comes from a trusted resolver to the client (the packet's destination,
+/// `transport_port`'s port). A global function: the verifier checks it
+/// once, and the program calls it for each answer of a TCP segment at one
+/// instruction each.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ram_learn_answer(skb: *mut __sk_buff, start: u32, len: u32, transport_port: u32) -> u32 {
+    let ctx = SkBuffContext::new(skb);
+    u32::from(learn(&ctx, start, len, transport_port).is_some())
 }
 
 #[inline(always)]
-fn try_learn(ctx: &SkBuffContext) -> Option<()> {
+fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Option<()> {
     let scope = scope();
-    let (start, len, family, resolver, client_port) = dns_payload(ctx, scope)?;
     if len < HEADER_LEN {
         return None;
     }
+    let family = packet_family(ctx)?;
     let beyond_window = len > WINDOW as u32;
     let len = window_len(len);
     let scratch = RAM_SCRATCH.get_ptr_mut(0)?;
@@ -126,9 +120,12 @@ fn try_learn(ctx: &SkBuffContext) -> Option<()> {
     // and the verifier walks the parser once instead of once per path.
     put(&mut scratch.message_start, start);
     put(&mut scratch.message_len, len);
-    // The answer's destination: offset 16 in an IPv4 header, 24 in IPv6.
+    // The resolver is the answer's source (offset 12 in an IPv4 header, 8
+    // in IPv6), the client its destination (16, 24).
+    let resolver = header_address(ctx, family, if family == 4 { 12 } else { 8 })?;
     let client = header_address(ctx, family, if family == 4 { 16 } else { 24 })?;
-    scratch.query = query_key(scope, family, resolver, client, client_port, 0, 0);
+    scratch.query = query_key(scope, family, resolver, client, transport_port as u16, 0, 0);
+    scratch.query.transport = (transport_port >> 16) as u8;
     count(scope, counter::DNS_ANSWERS);
     let question =
         match parse_question(&scratch.msg, get(&scratch.message_len), &mut scratch.key.data, &mut scratch.vars) {

@@ -25,7 +25,7 @@ use ram_common::{
 use crate::{
     judge::{allowed, deny, is_resolver, Attempt, Dest, Expiry, DNS_PORT},
     maps::{scope, skb_task_info, QueryScratch, RAM_QUERY_SCRATCH},
-    queries::record_query,
+    queries::record_queries,
     skb::{load, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 
@@ -108,9 +108,9 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
     let port = get(&scratch.route.port) as u16;
     if port == DNS_PORT && is_resolver(scope, dest) {
         // Recorded whatever the TCP state: DNS over TCP sends its queries
-        // on an established connection.
+        // on an established connection (and its SYN starts the tracking).
         let (protocol, l4) = (get(&scratch.route.protocol) as u8, get(&scratch.route.l4));
-        let _ = record_query(ctx, scope, dest, protocol, l4);
+        let _ = record_queries(ctx, scope, protocol, l4);
     }
     // SAFETY: non-null full socket returned by the helper.
     let (sk_protocol, sk_state) = unsafe { ((*full).protocol, (*full).state) };

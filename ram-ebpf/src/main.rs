@@ -14,6 +14,7 @@ mod maps;
 mod queries;
 mod skb;
 mod sock_addr;
+mod stream;
 
 use aya_ebpf::{
     macros::{cgroup_skb, cgroup_sock_addr},

@@ -82,6 +82,9 @@ pub struct QueryScratch {
     pub vars: LoopVars,
     /// The route of the packet being judged (see egress.rs).
     pub route: RouteVars,
+    /// The query being recorded, and when it left.
+    pub query: QueryKey,
+    pub sent: QueryValue,
 }
 
 /// Where a packet goes, held in memory while its hops are judged.

@@ -1,12 +1,15 @@
 //! DNS queries in flight, so that only answers to them teach addresses.
 //!
 //! The egress program records each query a scope sends to a configured
-//! resolver (id, question type, client port, resolver, question name);
-//! the ingress program learns from an answer only when it matches such a
-//! query of the same scope, from that resolver's port 53 to that client
-//! port, within the scope's answer window. A match is used once.
+//! resolver (id, question type, client address and port, resolver,
+//! transport, question name); the ingress program learns from an answer
+//! only when it matches such a query of the same scope, from that
+//! resolver's port 53 to that client port over the same transport, within
+//! the scope's answer window. A match is used once. Over TCP only messages
+//! at a tracked message boundary count (see stream.rs).
 
 use aya_ebpf::{
+    bindings::__sk_buff,
     helpers::generated::{bpf_ktime_get_ns, bpf_skb_load_bytes},
     programs::SkBuffContext,
 };
@@ -16,9 +19,9 @@ use ram_common::{
 };
 
 use crate::{
-    judge::Dest,
-    maps::{RAM_QUERIES, RAM_QUERY_SCRATCH},
-    skb::{load, IPPROTO_TCP, IPPROTO_UDP},
+    maps::{scope, RAM_QUERIES, RAM_QUERY_SCRATCH},
+    skb::{load, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
+    stream::{each_message, Direction},
 };
 
 /// The key an exchange with a resolver is known by.
@@ -32,7 +35,7 @@ pub fn query_key(
     id: u16,
     qtype: u16,
 ) -> QueryKey {
-    QueryKey { scope, client_port, id, qtype, family, _pad: 0, resolver, client }
+    QueryKey { scope, client_port, id, qtype, family, transport: 0, resolver, client }
 }
 
 /// The address at `offset` of the IP header, as keys hold it.
@@ -51,29 +54,67 @@ pub fn header_address(ctx: &SkBuffContext, family: u8, offset: u32) -> Option<[u
     Some(addr)
 }
 
-/// Records the DNS query in this packet (to `resolver`:53, transport
-/// header at `l4`). Packets that hold no whole query are ignored.
+/// The family (4 or 6) of the packet's IP header.
 #[inline(always)]
-pub fn record_query(ctx: &SkBuffContext, scope: u32, resolver: Dest, protocol: u8, l4: u32) -> Option<()> {
+pub fn packet_family(ctx: &SkBuffContext) -> Option<u8> {
     // SAFETY: valid context.
-    let skb_len = unsafe { (*ctx.skb.skb).len };
-    let ports: [u8; 4] = load(ctx, l4)?;
-    let client_port = u16::from_be_bytes([ports[0], ports[1]]);
-    let start = if protocol == IPPROTO_UDP {
-        l4 + 8
+    let protocol = u16::from_be(unsafe { (*ctx.skb.skb).protocol } as u16);
+    match protocol {
+        ETH_P_IP => Some(4),
+        ETH_P_IPV6 => Some(6),
+        _ => None,
+    }
+}
+
+/// Packs the transport (IPPROTO_UDP or IPPROTO_TCP) and the client's port
+/// into one argument of a global function (which takes at most five).
+#[inline(always)]
+pub fn transport_and_port(transport: u8, port: u16) -> u32 {
+    (transport as u32) << 16 | port as u32
+}
+
+/// Records the DNS queries in a packet to a resolver's port 53 (transport
+/// header at `l4`): the UDP payload, or each whole message at a tracked
+/// place of a TCP stream (the SYN starts the tracking).
+#[inline(always)]
+pub fn record_queries(ctx: &SkBuffContext, scope: u32, protocol: u8, l4: u32) -> Option<()> {
+    let ports: [u8; 2] = load(ctx, l4)?;
+    let client_port = u16::from_be_bytes(ports);
+    let skb = ctx.skb.skb;
+    if protocol == IPPROTO_UDP {
+        let start = l4 + 8;
+        // SAFETY: valid context.
+        let len = unsafe { (*skb).len }.checked_sub(start)?;
+        ram_record_query(skb, start, len, transport_and_port(IPPROTO_UDP, client_port));
     } else if protocol == IPPROTO_TCP {
-        let tcp: [u8; 13] = load(ctx, l4)?;
-        // Past the header and the two-byte length prefix of DNS over TCP.
-        l4 + ((tcp[12] >> 4) as u32) * 4 + 2
-    } else {
-        return None;
-    };
-    let len = skb_len.checked_sub(start)?;
+        each_message(ctx, scope, l4, Direction::Queries, |start, len| {
+            ram_record_query(skb, start, len, transport_and_port(IPPROTO_TCP, client_port));
+        })?;
+    }
+    Some(())
+}
+
+/// Records the DNS query of `len` bytes at `start` of this packet, which
+/// goes from the client (the packet's source, `transport_port`'s port) to a
+/// resolver (its destination). Queries that do not parse are ignored.
+///
+/// A global function: the verifier checks it once, and the egress program
+/// calls it for each query of a TCP segment at one instruction each.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ram_record_query(skb: *mut __sk_buff, start: u32, len: u32, transport_port: u32) -> u32 {
+    let ctx = SkBuffContext::new(skb);
+    u32::from(record_query(&ctx, start, len, transport_port).is_some())
+}
+
+#[inline(always)]
+fn record_query(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Option<()> {
     if len < HEADER_LEN {
         return None;
     }
     let len = if len > WINDOW as u32 { WINDOW as u32 } else { len };
     let len = ((len - 1) & WINDOW_MASK as u32) + 1;
+    let family = packet_family(ctx)?;
     let scratch = RAM_QUERY_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: this CPU's scratch, used by one egress run at a time.
     let scratch = unsafe { &mut *scratch };
@@ -84,13 +125,29 @@ pub fn record_query(ctx: &SkBuffContext, scope: u32, resolver: Dest, protocol: u
     }
     put(&mut scratch.vars.len, len);
     let question = parse_query(&scratch.msg, get(&scratch.vars.len), &mut scratch.key, &mut scratch.vars).ok()?;
-    let (family, addr) = resolver.wire_bytes();
-    // The source address: offset 12 in an IPv4 header, 8 in an IPv6 one.
-    let client = header_address(ctx, family, if family == 4 { 12 } else { 8 })?;
-    let key = query_key(scope, family, addr, client, client_port, question.id, question.qtype);
+    // The key and value are built in the scratch, not on the stack: this
+    // function's stack adds to its caller's, and the two share 512 bytes.
+    // The resolver is the destination (offset 16 in an IPv4 header, 24 in
+    // IPv6), the client the source (12, 8).
+    scratch.query = QueryKey::default();
+    scratch.query.scope = scope();
+    scratch.query.family = family;
+    scratch.query.transport = (transport_port >> 16) as u8;
+    scratch.query.client_port = transport_port as u16;
+    scratch.query.id = question.id;
+    scratch.query.qtype = question.qtype;
+    let (resolver_at, client_at, size) = if family == 4 { (16, 12, 4) } else { (24, 8, 16) };
+    // SAFETY: both fields are 16 writable bytes; `size` is 4 or 16.
+    let loaded = unsafe {
+        bpf_skb_load_bytes(ctx.skb.skb as *const _, resolver_at, scratch.query.resolver.as_mut_ptr() as *mut _, size)
+            | bpf_skb_load_bytes(ctx.skb.skb as *const _, client_at, scratch.query.client.as_mut_ptr() as *mut _, size)
+    };
+    if loaded != 0 {
+        return None;
+    }
     // SAFETY: helper without preconditions.
-    let value = QueryValue { host_id: question.name.host_id, sent_ns: unsafe { bpf_ktime_get_ns() } };
-    RAM_QUERIES.insert(&key, &value, 0).ok()
+    scratch.sent = QueryValue { host_id: question.name.host_id, sent_ns: unsafe { bpf_ktime_get_ns() } };
+    RAM_QUERIES.insert(&scratch.query, &scratch.sent, 0).ok()
 }
 
 /// Does an answer (from `resolver` to `client_port`, with this id, type and

@@ -114,6 +114,9 @@ impl Daemon {
         let cgroup_root = cgroup::cgroup2_mount()?;
         let features = KernelFeatures::probe().with_overrides(|var| std::env::var(var).ok())?;
         info!("{}", features.summary());
+        if !features.global_functions {
+            return Err(crate::Error::NoGlobalFunctions { release: features.release.clone() }.into());
+        }
         loader::prepare(&paths)?;
         // Pinned maps that differ from what this build and policy want are
         // set aside before the load creates them afresh.

@@ -25,6 +25,10 @@ pub struct KernelFeatures {
     pub ring_buffer: bool,
     /// bpf_prog_info.verified_insns (5.16+) for the verifier figures.
     pub verified_insns: bool,
+    /// BPF global functions (5.6+; BTF FUNC with global linkage), which
+    /// the DNS answer parser needs: each is verified once, on its own.
+    #[serde(default)]
+    pub global_functions: bool,
     /// How events reach ramd, chosen from the above.
     pub events: EventsPath,
     /// How programs are attached to cgroups, chosen from the above.
@@ -239,6 +243,7 @@ impl KernelFeatures {
             memlock_accounting: version < (5, 11),
             ring_buffer: ring_buffer_maps(),
             verified_insns: version >= (5, 16),
+            global_functions: aya::features().btf().is_some_and(|btf| btf.btf_func_global()),
             events: EventsPath::RingBuffer,
             attach: AttachPath::Link,
             release,

@@ -34,6 +34,11 @@ const DOH_V4: &str = "127.10.0.9";
 const MIEKG_PLAIN: &str = "127.0.0.55";
 const MIEKG_PACKED: &str = "127.0.0.56";
 const MIEKG_V4: [&str; 3] = ["127.10.0.5", "127.10.0.6", "127.10.0.7"];
+/// A TCP resolver that cuts its answers where the smuggling case needs;
+/// the allowed name it serves, and that name's genuine address.
+const STREAM_RESOLVER: &str = "127.0.0.57";
+const STREAM_NAME: &str = "stream.registry.test";
+const STREAM_V4: &str = "127.10.0.8";
 const PORT: &str = "443";
 
 struct Suite<'a> {
@@ -149,6 +154,7 @@ fn no_way_around_the_policy() {
     let _listeners: Vec<Proc> = [ALLOWED_V4, BLOCKED_V4, ALLOWED_V6, BLOCKED_V6, DOH_V4]
         .iter()
         .chain(&MIEKG_V4)
+        .chain(&[STREAM_V4])
         .map(|a| listener(&scene.netns, a))
         .collect();
     let _miekg = [
@@ -171,12 +177,12 @@ fn no_way_around_the_policy() {
         ),
     ];
     let policy = format!(
-        "[dns]\nresolvers = [\"{RESOLVER}\", \"{SILENT_RESOLVER}\", \"{MIEKG_PLAIN}\", \"{MIEKG_PACKED}\"]\n\
+        "[dns]\nresolvers = [\"{RESOLVER}\", \"{SILENT_RESOLVER}\", \"{MIEKG_PLAIN}\", \"{MIEKG_PACKED}\", \"{STREAM_RESOLVER}\"]\n\
          min_ttl = 1\nmax_ttl = 2\n\
          [[target]]\nname = \"docker\"\ncgroup = \"{}\"\n\
          [[allow]]\nhost = \"{ALLOWED}\"\n[[allow]]\nhost = \"{ALLOWED6}\"\n\
          [[allow]]\nhost = \"coredns.registry.test\"\n[[allow]]\nhost = \"chain.registry.test\"\n\
-         [[allow]]\nhost = \"packed.registry.test\"\n",
+         [[allow]]\nhost = \"packed.registry.test\"\n[[allow]]\nhost = \"{STREAM_NAME}\"\n",
         scene.cgroup.path.display()
     );
     let ramd = Ramd::start(&policy);
@@ -336,6 +342,36 @@ fn no_way_around_the_policy() {
     }
     suite.blocked("a name the policy does not allow, from miekg/dns", BLOCKED_V4, &["EPERM"], |s| {
         s.inside(&["resolve-connect", MIEKG_PLAIN, "unlisted.test", PORT])
+    });
+
+    // DNS over TCP is a byte stream: a query hidden in the attacker's own
+    // query and an answer hidden in a TXT record, each starting a segment,
+    // must teach nothing; the genuine answer on the same connection must.
+    let mut cmd = Command::new(probe_bin());
+    cmd.args(["serve-dns-stream", STREAM_RESOLVER, BLOCKED_V4, &format!("{STREAM_NAME}={STREAM_V4}")]);
+    cmd.stdout(std::process::Stdio::null());
+    place(&mut cmd, None, Some(&scene.netns));
+    let _stream_resolver = Proc::spawn("stream resolver", &mut cmd);
+    let up = wait_for(Duration::from_secs(5), || {
+        (probe(None, Some(&scene.netns), &["connect", STREAM_RESOLVER, "53"]) == "ok").then_some(())
+    });
+    assert!(up.is_some(), "the stream resolver did not start");
+    let unplaced = ramd.counter("docker", "dns_tcp_split");
+    suite.blocked(
+        "dns over tcp: a query and an answer smuggled at segment starts",
+        BLOCKED_V4,
+        &["smuggled, then connect EPERM"],
+        |s| {
+            let smuggled = s.inside(&["tcp-smuggle", STREAM_RESOLVER, STREAM_NAME, "4242"]);
+            format!("{smuggled}, then connect {}", s.inside(&["connect", BLOCKED_V4, PORT]))
+        },
+    );
+    suite.allowed("dns over tcp: the genuine answer on the same connection", "ok", |s| {
+        s.inside(&["connect", STREAM_V4, PORT])
+    });
+    let now = ramd.counter("docker", "dns_tcp_split");
+    suite.closed("dns over tcp: the cut messages are counted", |_| {
+        (now > unplaced, format!("dns_tcp_split {unplaced} -> {now}"))
     });
 
     // Forged answers: from a non-resolver address, from a resolver's

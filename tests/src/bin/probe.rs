@@ -44,6 +44,8 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 #[path = "../probe/bypass.rs"]
 mod bypass;
+#[path = "../probe/stream.rs"]
+mod stream;
 
 pub(crate) fn errno_name(e: &std::io::Error) -> String {
     match e.raw_os_error() {
@@ -411,6 +413,18 @@ fn main() {
         "srh-after-connect" => bypass::srh_connect(addr(1), addr(2), port(3), bypass::RouteSet::AfterConnect),
         "udp-cmsg-connected" => bypass::udp_cmsg(addr(1), port(2), true),
         "udp-cmsg-sendto" => bypass::udp_cmsg(addr(1), port(2), false),
+        "serve-dns-stream" => {
+            let IpAddr::V4(forged) = addr(2) else { panic!("FORGED must be IPv4") };
+            let records = args[3..]
+                .iter()
+                .map(|r| {
+                    let (name, ip) = r.split_once('=').unwrap_or_else(|| panic!("NAME=IP expected: {r}"));
+                    (name.to_ascii_lowercase(), ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}")))
+                })
+                .collect();
+            stream::serve(addr(1), forged, records)
+        }
+        "tcp-smuggle" => stream::smuggle(addr(1), &arg(2), arg(3).parse().expect("id")),
         "connect-name" => bypass::connect_name(&arg(1), port(2)),
         "await-udp" => bypass::await_udp(port(1), arg(2).parse().expect("seconds")),
         "forge-answer" => bypass::forge_answer(addr(1), port(2), addr(3), port(4), &arg(5), addr(6)),
