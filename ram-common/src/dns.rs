@@ -22,12 +22,14 @@ pub const MAX_CHAIN: u32 = 8;
 /// CNAME on the chain (at most `MAX_CHAIN - 1` of them), all through one
 /// walk site so the verifier sees the name loop once per iteration.
 pub const MAX_NAME_WALKS: u32 = MAX_ANSWERS + MAX_CHAIN;
-/// Steps of one name walk: a step hashes a label's length byte or up to 8
-/// of its bytes, follows a pointer, or ends the name. A registry host such
-/// as `registry-1.docker.io` takes 8 steps written in full, a 128-character
-/// name of six labels 24. A name that needs more is malformed for ram (fail
-/// closed).
-pub const WALK_STEPS: u32 = 32;
+/// Steps of one name walk: a step reads a label's length and hashes up to 8
+/// of its bytes, hashes 8 more, follows a pointer, or ends the name. A
+/// registry host such as `registry-1.docker.io` takes 5 steps written in
+/// full; any name of at most 255 bytes on the wire (DNS's limit) takes at
+/// most 128 plus one per pointer it follows. A name that needs more is
+/// malformed for ram (fail closed). The walk is a global function in the
+/// kernel, verified once, so the bound costs little.
+pub const WALK_STEPS: u32 = 160;
 /// Fixed DNS header size.
 pub const HEADER_LEN: u32 = 12;
 
@@ -66,6 +68,9 @@ pub struct LoopVars {
     /// `chain_len` names so far.
     pub chain: [u64; MAX_CHAIN as usize],
     pub chain_len: u32,
+    /// The name hash's starting value (a secret random seed in the kernel;
+    /// any value compares names the same way).
+    pub seed: u64,
     /// Name walk: characters of text so far, bytes left in the current
     /// label, and the offset just past the name where it is written (0
     /// until the walk reaches its terminating zero or first pointer).
@@ -230,14 +235,16 @@ const _: () = assert!(RECORD_SLOTS >= MAX_ANSWERS as usize && RECORD_SLOTS.is_po
 /// compression pointer (dnsmasq, unbound, BIND, systemd-resolved, Docker's
 /// embedded DNS), or as labels followed by a pointer to a suffix. The
 /// question, each owner and each CNAME target on the chain is walked once
-/// to a 64-bit hash of its case-folded labels; a record is on the chain
-/// when its owner's hash is one of the chain's. Records owned
+/// to a 64-bit hash of its case-folded labels, seeded with `vars.seed`; a
+/// record is on the chain when its owner's hash is one of the chain's.
+/// Records owned
 /// by anything else are counted in `vars.off_chain` and not learned: an
-/// answer cannot vouch for names it was not asked about. (A 64-bit hash is no
-/// defence against someone who chooses both names; but every name in the
-/// answer to an allowed question comes from the zones on its chain, and ramd
-/// compares every answer again by exact name with hickory-proto and removes
-/// what this parser learned that it would not have.)
+/// answer cannot vouch for names it was not asked about. (The hash's steps
+/// are invertible, so without the seed anyone could compute a name that
+/// hashes like an allowed one; the kernel's seed is random per ramd start
+/// and readable by root only. ramd also compares every answer again by
+/// exact name with hickory-proto and removes what this parser learned that
+/// it would not have.)
 ///
 /// Collecting first and acting (map updates) in a second, simple loop keeps
 /// the verifier's work per answer small: this loop has one name walk per
@@ -510,10 +517,9 @@ pub fn fold_word(w: u64) -> u64 {
 /// past where the name is written: its terminating zero or first pointer).
 /// A name whose text is longer than MAX_HOST_LEN is on no chain (see
 /// [`comparable`]).
-/// The message is vars.len bytes. A step hashes a label's length or up to
-/// eight of its bytes, follows a pointer, or ends the name, so the verifier
-/// walks few steps; a name that needs more than WALK_STEPS is malformed for
-/// ram (fail closed). Pointers must point backwards, so a walk always ends.
+/// The message is vars.len bytes. A name that needs more than WALK_STEPS
+/// steps is malformed for ram (fail closed). Pointers must point backwards,
+/// so a walk always ends.
 ///
 /// Written for the verifier: every value that outlives a branch goes to
 /// memory inside the branch, so the paths of a step meet at the next step
@@ -524,33 +530,38 @@ pub fn walk_name(msg: &[u8; WINDOW], start: u32, vars: &mut LoopVars) {
     put(&mut vars.left, 0);
     put(&mut vars.text, 0);
     put(&mut vars.end, 0);
-    put(&mut vars.hash, 0);
+    let seed = get(&vars.seed);
+    put(&mut vars.hash, seed);
     put(&mut vars.done, WALKING);
     for _ in 0..WALK_STEPS {
         if get(&vars.done) != WALKING {
             break;
         }
-        let left = get(&vars.left);
-        if left > 0 {
-            // Up to eight bytes of the current label (checked to fit).
-            if left > 8 {
-                put(&mut vars.chunk, 8);
-            } else {
-                put(&mut vars.chunk, left);
+        if get(&vars.left) == 0 {
+            // A label's length, a pointer or the end; a label's first bytes
+            // are hashed in the same step.
+            walk_length_byte(msg, vars);
+            if get(&vars.done) != WALKING || get(&vars.left) == 0 {
+                continue;
             }
-            // Read back from memory (not kept from before the branch), so
-            // both ways meet in one state.
-            let n = get(&vars.chunk);
-            let left = get(&vars.left);
-            let off = get(&vars.next);
-            let keep = u64::MAX.wrapping_shr(8u32.wrapping_sub(n).wrapping_mul(8));
-            let hash = mix(get(&vars.hash), fold_word(word(msg, off) & keep));
-            put(&mut vars.hash, hash);
-            put(&mut vars.left, left.wrapping_sub(n));
-            put(&mut vars.next, off + n);
-            continue;
         }
-        walk_length_byte(msg, vars);
+        // Up to eight bytes of the current label (checked to fit).
+        let left = get(&vars.left);
+        if left > 8 {
+            put(&mut vars.chunk, 8);
+        } else {
+            put(&mut vars.chunk, left);
+        }
+        // Read back from memory (not kept from before the branch), so both
+        // ways meet in one state.
+        let n = get(&vars.chunk);
+        let left = get(&vars.left);
+        let off = get(&vars.next);
+        let keep = u64::MAX.wrapping_shr(8u32.wrapping_sub(n).wrapping_mul(8));
+        let hash = mix(get(&vars.hash), fold_word(word(msg, off) & keep));
+        put(&mut vars.hash, hash);
+        put(&mut vars.left, left.wrapping_sub(n));
+        put(&mut vars.next, off + n);
     }
 }
 
@@ -952,20 +963,37 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn long_owner_names_are_never_on_the_chain() {
+    fn long_owner_names_are_never_on_the_chain_and_do_not_stop_the_walk() {
+        // 72 labels, 153 characters: longer than any name ram learns.
         let long = format!("{}.example.com", "a.".repeat(70));
         let msg = Msg::response(1, "x.example.com", TYPE_A, 2)
             .record_named(&long, TYPE_A, 60, &[10, 6, 6, 6])
             .record_ptr(TYPE_A, 60, &[10, 0, 0, 1]);
-        // Written in place longer than any name ram learns: malformed for ram.
-        assert!(parse(&msg).is_err());
-        // Behind a pointer its end is known: off the chain, the walk goes on.
-        let msg = Msg::response(1, "x.example.com", TYPE_A, 3).record_named(&long, TYPE_TXT_FOR_TEST, 60, &[0]);
-        let long_at = (msg.0.len() - 11 - long.len() - 2) as u16;
+        let (_, found) = parse(&msg).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(&found[0].addr[..4], &[10, 0, 0, 1]);
+        // Behind a pointer too.
+        let msg = Msg::response(1, "x.example.com", TYPE_A, 3);
+        let long_at = msg.0.len() as u16;
+        let msg = msg.record_named(&long, TYPE_TXT_FOR_TEST, 60, &[0]);
         let msg = msg.record_at(long_at, TYPE_A, 60, &[10, 6, 6, 7]).record_ptr(TYPE_A, 60, &[10, 0, 0, 1]);
-        let _ = parse(&msg).map(|(_, found)| {
-            assert!(found.iter().all(|r| r.addr[..4] == [10, 0, 0, 1]), "{found:?}");
-        });
+        let (_, found) = parse(&msg).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(&found[0].addr[..4], &[10, 0, 0, 1]);
+    }
+
+    #[test]
+    fn names_of_many_labels_up_to_the_longest_policy_host_are_learned() {
+        // Many short labels, and long labels: 128 characters each.
+        for name in
+            [format!("{}b.example", "a.".repeat(59)), format!("{}.example", "eu-west-1-registry-data.".repeat(5) + "x")]
+        {
+            let name = name[name.len().saturating_sub(128)..].trim_start_matches('.');
+            let msg =
+                Msg::response(1, name, TYPE_A, 1).record_named(&name.to_ascii_uppercase(), TYPE_A, 60, &[10, 0, 0, 9]);
+            let (_, found) = parse(&msg).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            assert_eq!(found.len(), 1, "{name}");
+        }
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub const PINNED_MAPS: [&str; 12] = [
 
 /// Name of the load-time constant holding an instance's scope number.
 pub const SCOPE_GLOBAL: &str = "RAM_SCOPE";
+/// Name of the load-time constant seeding the DNS parser's name hash: a
+/// random value per ramd start, so that no one can choose two names that
+/// hash alike (see `dns::walk_name`).
+pub const NAME_SEED_GLOBAL: &str = "RAM_NAME_SEED";
 /// Load-time constants: 1 when the kernel lets that program type ask for
 /// the current task's pid and comm (probed by ramd). Where it is 0 the calls
 /// are dead code the verifier never sees, and events carry pid 0.

@@ -25,7 +25,7 @@ use ram_common::{
 use crate::{
     events::send_dns,
     judge::{is_resolver, Dest, DNS_PORT},
-    maps::{count, scope, scope_config, RAM_HOSTS, RAM_LEARN4, RAM_LEARN6, RAM_NAMES, RAM_SCRATCH},
+    maps::{count, name_seed, scope, scope_config, RAM_HOSTS, RAM_LEARN4, RAM_LEARN6, RAM_NAMES, RAM_SCRATCH},
     queries::{answers_a_query, header_address, packet_family, query_key, transport_and_port},
     skb::{load, IPPROTO_TCP, IPPROTO_UDP},
     stream::{each_message, Direction},
@@ -56,12 +56,12 @@ fn find_answers(ctx: &SkBuffContext) -> Option<()> {
     let family = packet_family(ctx)?;
     let (protocol, l4, source) = if family == 4 {
         let ip: [u8; 20] = load(ctx, 0)?;
-        (ip[9], ((ip[0] & 0x0f) as u32) * 4, Dest::V4([ip[12], ip[13], ip[14], ip[15]]))
+        (ip[9], ((ip[0] & 0x0f) as u32) * 4, Dest::v4([ip[12], ip[13], ip[14], ip[15]]))
     } else {
         let ip: [u8; 40] = load(ctx, 0)?;
         let mut source = [0u8; 16];
         source.copy_from_slice(&ip[8..24]);
-        (ip[6], 40, Dest::V6(source))
+        (ip[6], 40, Dest::v6(source))
     };
     if !is_resolver(scope, source) {
         return None;
@@ -161,6 +161,7 @@ fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Opti
     put(&mut scratch.port_set, port_set);
     put(&mut scratch.allowed, u32::from(allowed));
     put(&mut scratch.host_id, question.name.host_id);
+    put(&mut scratch.vars.seed, name_seed());
     let collected = collect_addresses(
         &scratch.msg,
         get(&scratch.message_len),

@@ -12,7 +12,7 @@
 //! else is judged with lenient expiry (an entry still in the map allows).
 
 use aya_ebpf::{
-    bindings::{bpf_sock, BPF_TCP_SYN_SENT},
+    bindings::{__sk_buff, bpf_sock, BPF_TCP_SYN_SENT},
     helpers::generated::{bpf_sk_fullsock, bpf_skb_cgroup_id},
     programs::SkBuffContext,
 };
@@ -41,8 +41,9 @@ const IPOPT_LSRR: u8 = 131;
 const IPOPT_SSRR: u8 = 137;
 const IPOPT_END: u8 = 0;
 const IPOPT_NOOP: u8 = 1;
-/// Options of an IPv4 header walked at most (40 bytes hold at most 40).
-const MAX_IPV4_OPTIONS: u32 = 12;
+/// Options of an IPv4 header walked at most: 40 bytes hold at most 40
+/// (one-byte NOOPs), so every option is reached.
+const MAX_IPV4_OPTIONS: u32 = 40;
 /// Addresses in an IPv4 source route (40 bytes of options hold 9).
 const MAX_IPV4_HOPS: u32 = 9;
 /// IPv6 extension headers walked before the transport header; a packet
@@ -96,7 +97,7 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
     };
     // SAFETY: this CPU's scratch, used by one egress run at a time.
     let scratch = unsafe { &mut *scratch };
-    put(&mut scratch.route.v4, u32::from(matches!(route.dest, Dest::V4(_))));
+    put(&mut scratch.route.v4, u32::from(route.dest.is_v4()));
     put(&mut scratch.route.protocol, route.protocol as u32);
     put(&mut scratch.route.port, route.port as u32);
     put(&mut scratch.route.l4, route.l4);
@@ -147,7 +148,7 @@ fn judge_every_hop(ctx: &SkBuffContext, scope: u32, dest: Dest, scratch: &mut Qu
             (_, true) => get(&scratch.route.hops_at) + (i - 1) * 4,
             (_, false) => get(&scratch.route.hops_at) + (i - 1) * 16,
         };
-        let hop = if v4 { Dest::V4(load::<4>(ctx, at)?) } else { Dest::V6(load::<16>(ctx, at)?) };
+        let hop = if v4 { Dest::v4(load::<4>(ctx, at)?) } else { Dest::v6(load::<16>(ctx, at)?) };
         let port = get(&scratch.route.port) as u16;
         if !allowed(scope, hop, port, Expiry::Lenient) {
             let protocol = get(&scratch.route.protocol) as u8;
@@ -186,21 +187,21 @@ fn goes_to_peer(sk: *mut bpf_sock, dest: Dest, port: u16) -> bool {
     if peer_port != port {
         return false;
     }
-    match dest {
+    if dest.is_v4() {
         // SAFETY: as above.
-        Dest::V4(addr) => unsafe { (*sk).dst_ip4 }.to_ne_bytes() == addr,
-        Dest::V6(addr) => {
-            // SAFETY: as above.
-            let words = unsafe { (*sk).dst_ip6 };
-            let mut same = true;
-            for (i, word) in words.iter().enumerate() {
-                let bytes = word.to_ne_bytes();
-                if bytes != [addr[i * 4], addr[i * 4 + 1], addr[i * 4 + 2], addr[i * 4 + 3]] {
-                    same = false;
-                }
+        unsafe { (*sk).dst_ip4 }.to_ne_bytes() == dest.v4_addr()
+    } else {
+        let addr = dest.v6_addr();
+        // SAFETY: as above.
+        let words = unsafe { (*sk).dst_ip6 };
+        let mut same = true;
+        for (i, word) in words.iter().enumerate() {
+            let bytes = word.to_ne_bytes();
+            if bytes != [addr[i * 4], addr[i * 4 + 1], addr[i * 4 + 2], addr[i * 4 + 3]] {
+                same = false;
             }
-            same
         }
+        same
     }
 }
 
@@ -213,29 +214,56 @@ fn route(ctx: &SkBuffContext, family: u16) -> Option<Route> {
         let ip: [u8; 20] = load(ctx, 0)?;
         let header_len = ((ip[0] & 0x0f) as u32) * 4;
         let protocol = ip[9];
-        let dest = Dest::V4([ip[16], ip[17], ip[18], ip[19]]);
+        let dest = Dest::v4([ip[16], ip[17], ip[18], ip[19]]);
         let port = transport_port(ctx, protocol, header_len);
-        let (hops_at, hops) = if header_len > 20 { ipv4_source_route(ctx, header_len) } else { (0, 0) };
+        let (hops_at, hops) = if header_len > 20 {
+            let found = ram_ipv4_source_route(ctx.skb.skb, header_len);
+            match found & 0xffff {
+                UNKNOWN_HOPS_PACKED => (0, UNKNOWN_HOPS),
+                count => (found >> 16, count),
+            }
+        } else {
+            (0, 0)
+        };
         Some(Route { dest, protocol, port, l4: header_len, extended: header_len > 20, hops_at, hops })
     } else if family == ETH_P_IPV6 {
         let ip: [u8; 40] = load(ctx, 0)?;
         let mut addr = [0u8; 16];
         addr.copy_from_slice(&ip[24..40]);
         let (protocol, l4, hops_at, hops) = ipv6_extensions(ctx, ip[6]);
-        if protocol == IPPROTO_ICMPV6 && l4 == 40 {
+        // Router/neighbour solicitation and advertisement, redirects and
+        // multicast listener messages keep the link working: they pass
+        // unjudged to link-local and multicast destinations only (fe80::/10,
+        // ff00::/8), never to an address a payload could be carried to.
+        let link_scope = addr[0] == 0xff || (addr[0] == 0xfe && addr[1] & 0xc0 == 0x80);
+        if protocol == IPPROTO_ICMPV6 && l4 == 40 && link_scope {
             let icmp: [u8; 1] = load(ctx, 40)?;
-            // Router/neighbour solicitation and advertisement, redirects and
-            // multicast listener messages keep the link working.
             if matches!(icmp[0], 130..=137 | 143) {
                 return None;
             }
         }
         let port = transport_port(ctx, protocol, l4);
-        Some(Route { dest: Dest::V6(addr), protocol, port, l4, extended: l4 != 40, hops_at, hops })
+        Some(Route { dest: Dest::v6(addr), protocol, port, l4, extended: l4 != 40, hops_at, hops })
     } else {
         None
     }
 }
+
+/// [`ipv4_source_route`] as a global function (the verifier walks its
+/// option loop once, on its own): offset << 16 | count, or
+/// UNKNOWN_HOPS_PACKED.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ram_ipv4_source_route(skb: *mut __sk_buff, header_len: u32) -> u32 {
+    let ctx = SkBuffContext::new(skb);
+    match ipv4_source_route(&ctx, header_len) {
+        (_, UNKNOWN_HOPS) => UNKNOWN_HOPS_PACKED,
+        (at, count) => at << 16 | count,
+    }
+}
+
+/// UNKNOWN_HOPS in the packed result of [`ram_ipv4_source_route`].
+const UNKNOWN_HOPS_PACKED: u32 = 0xffff;
 
 /// The addresses of an IPv4 loose or strict source route option: (offset,
 /// count). A malformed option list gives UNKNOWN_HOPS.
@@ -268,6 +296,10 @@ fn ipv4_source_route(ctx: &SkBuffContext, header_len: u32) -> (u32, u32) {
             return (off + 3, len.saturating_sub(3) / 4);
         }
         off += len;
+    }
+    if off < header_len {
+        // Options left unread: a source route may hide among them.
+        return (0, UNKNOWN_HOPS);
     }
     (0, 0)
 }

@@ -27,29 +27,56 @@ pub enum Expiry {
     Lenient,
 }
 
+/// A destination: an IPv4 address (in the first 4 bytes, the rest zero) or
+/// an IPv6 one. A struct whose every byte is always written, not an enum:
+/// an enum's IPv4 variant leaves 12 bytes unwritten, and where the verifier
+/// cannot tell the variants apart (a spilled copy) kernels before 5.16
+/// refuse the read of those bytes on the IPv6 path.
 #[derive(Clone, Copy)]
-pub enum Dest {
-    V4([u8; 4]),
-    V6([u8; 16]),
+pub struct Dest {
+    /// 4 or 6.
+    family: u8,
+    addr: [u8; 16],
 }
 
 impl Dest {
+    #[inline(always)]
+    pub fn v4(a: [u8; 4]) -> Self {
+        let mut addr = [0u8; 16];
+        addr[0] = a[0];
+        addr[1] = a[1];
+        addr[2] = a[2];
+        addr[3] = a[3];
+        Dest { family: 4, addr }
+    }
+
+    #[inline(always)]
+    pub fn v6(addr: [u8; 16]) -> Self {
+        Dest { family: 6, addr }
+    }
+
+    #[inline(always)]
+    pub fn is_v4(&self) -> bool {
+        self.family == 4
+    }
+
+    /// The IPv4 address (meaningful when [`Dest::is_v4`]).
+    #[inline(always)]
+    pub fn v4_addr(&self) -> [u8; 4] {
+        [self.addr[0], self.addr[1], self.addr[2], self.addr[3]]
+    }
+
+    /// The IPv6 address (meaningful when not [`Dest::is_v4`]).
+    #[inline(always)]
+    pub fn v6_addr(&self) -> [u8; 16] {
+        self.addr
+    }
+
     /// The family (4 or 6) and the address in 16 bytes (IPv4 in the first
-    /// 4, the rest zero), as events and keys hold it. Every byte is written:
-    /// older verifiers refuse reads of stack bytes no path wrote.
+    /// 4, the rest zero), as events and keys hold it.
     #[inline(always)]
     pub fn wire_bytes(self) -> (u8, [u8; 16]) {
-        let mut addr = [0u8; 16];
-        match self {
-            Dest::V4(a) => {
-                addr[0] = a[0];
-                addr[1] = a[1];
-                addr[2] = a[2];
-                addr[3] = a[3];
-                (4, addr)
-            }
-            Dest::V6(a) => (6, a),
-        }
+        (self.family, self.addr)
     }
 }
 
@@ -73,45 +100,46 @@ fn learned_ok(entry: Option<&Learned>, port: u16, expiry: Expiry) -> bool {
 #[inline(always)]
 pub fn is_resolver(scope: u32, dest: Dest) -> bool {
     let bit = scope_bit(scope);
-    match dest {
+    if dest.is_v4() {
         // SAFETY: read-only lookups; the value is read at once.
-        Dest::V4(addr) => unsafe { RAM_RESOLV4.get(&addr) }.is_some_and(|r| r.scopes & bit != 0),
-        Dest::V6(addr) => unsafe { RAM_RESOLV6.get(&addr) }.is_some_and(|r| r.scopes & bit != 0),
+        unsafe { RAM_RESOLV4.get(&dest.v4_addr()) }.is_some_and(|r| r.scopes & bit != 0)
+    } else {
+        // SAFETY: as above.
+        unsafe { RAM_RESOLV6.get(&dest.v6_addr()) }.is_some_and(|r| r.scopes & bit != 0)
     }
 }
 
 #[inline(always)]
 pub fn allowed(scope: u32, dest: Dest, port: u16, expiry: Expiry) -> bool {
     let bit = scope_bit(scope);
-    match dest {
-        Dest::V4(addr) => {
-            if port == DNS_PORT && is_resolver(scope, dest) {
-                return true;
-            }
-            if RAM_CIDR4
-                .get(Key::new(32, addr))
-                .is_some_and(|r| r.scopes & bit != 0 && port_ok(r.ports[(scope & 63) as usize] as u32, port))
-            {
-                return true;
-            }
-            // SAFETY: read-only lookup; the value is copied before use.
-            let entry = unsafe { RAM_LEARN4.get(&Learn4Key { scope, addr }) };
-            learned_ok(entry, port, expiry)
+    if dest.is_v4() {
+        let addr = dest.v4_addr();
+        if port == DNS_PORT && is_resolver(scope, dest) {
+            return true;
         }
-        Dest::V6(addr) => {
-            if port == DNS_PORT && is_resolver(scope, dest) {
-                return true;
-            }
-            if RAM_CIDR6
-                .get(Key::new(128, addr))
-                .is_some_and(|r| r.scopes & bit != 0 && port_ok(r.ports[(scope & 63) as usize] as u32, port))
-            {
-                return true;
-            }
-            // SAFETY: as above.
-            let entry = unsafe { RAM_LEARN6.get(&Learn6Key { scope, addr }) };
-            learned_ok(entry, port, expiry)
+        if RAM_CIDR4
+            .get(Key::new(32, addr))
+            .is_some_and(|r| r.scopes & bit != 0 && port_ok(r.ports[(scope & 63) as usize] as u32, port))
+        {
+            return true;
         }
+        // SAFETY: read-only lookup; the value is copied before use.
+        let entry = unsafe { RAM_LEARN4.get(&Learn4Key { scope, addr }) };
+        learned_ok(entry, port, expiry)
+    } else {
+        let addr = dest.v6_addr();
+        if port == DNS_PORT && is_resolver(scope, dest) {
+            return true;
+        }
+        if RAM_CIDR6
+            .get(Key::new(128, addr))
+            .is_some_and(|r| r.scopes & bit != 0 && port_ok(r.ports[(scope & 63) as usize] as u32, port))
+        {
+            return true;
+        }
+        // SAFETY: as above.
+        let entry = unsafe { RAM_LEARN6.get(&Learn6Key { scope, addr }) };
+        learned_ok(entry, port, expiry)
     }
 }
 

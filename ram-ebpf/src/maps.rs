@@ -111,6 +111,16 @@ pub static RAM_QUERY_SCRATCH: PerCpuArray<QueryScratch> = PerCpuArray::with_max_
 #[no_mangle]
 static RAM_SCOPE: u32 = 0;
 
+/// The seed of the DNS parser's name hash, set by ramd at load time.
+#[no_mangle]
+static RAM_NAME_SEED: u64 = 0;
+
+#[inline(always)]
+pub fn name_seed() -> u64 {
+    // SAFETY: a valid static, replaced by the loader.
+    unsafe { core::ptr::read_volatile(&RAM_NAME_SEED) }
+}
+
 /// Whether this kernel allows the task helpers in each program type; see
 /// `ram_common::maps::SKB_TASK_INFO_GLOBAL`.
 #[no_mangle]

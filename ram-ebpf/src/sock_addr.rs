@@ -28,11 +28,11 @@ pub fn on_ipv4(ctx: &SockAddrContext, hook: u8) -> i32 {
         // address. The packet goes to the socket's peer; judge that.
         // SAFETY: the kernel gives sock_addr programs a valid socket.
         let (peer, peer_port) = unsafe { ((*sa.__bindgen_anon_1.sk).dst_ip4, (*sa.__bindgen_anon_1.sk).dst_port) };
-        let dest = Dest::V4(peer.to_ne_bytes());
+        let dest = Dest::v4(peer.to_ne_bytes());
         return judge_with(ctx, dest, u16::from_be(peer_port), sa.protocol as u8, hook, Expiry::Lenient);
     }
     let addr = sa.user_ip4.to_ne_bytes();
-    judge(ctx, Dest::V4(addr), port_of(sa.user_port), sa.protocol as u8, hook)
+    judge(ctx, Dest::v4(addr), port_of(sa.user_port), sa.protocol as u8, hook)
 }
 
 #[inline(always)]
@@ -58,8 +58,8 @@ pub fn on_ipv6(ctx: &SockAddrContext, hook: u8) -> i32 {
     }
     // ::ffff:a.b.c.d reaches only the v6 hooks but leaves as IPv4.
     let dest = match v4_mapped(&addr) {
-        Some(v4) => Dest::V4(v4),
-        None => Dest::V6(addr),
+        Some(v4) => Dest::v4(v4),
+        None => Dest::v6(addr),
     };
     judge_with(ctx, dest, port, sa.protocol as u8, hook, expiry)
 }

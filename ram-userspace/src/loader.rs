@@ -21,8 +21,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use ram_common::maps::{
-    MAP_EVENTS, MAP_LEARN4, MAP_LEARN6, MAP_PERF_EVENTS, PINNED_MAPS, PROGRAMS, PROG_EGRESS, PROG_INGRESS,
-    SCOPE_GLOBAL, SKB_TASK_INFO_GLOBAL, SOCK_ADDR_TASK_INFO_GLOBAL,
+    MAP_EVENTS, MAP_LEARN4, MAP_LEARN6, MAP_PERF_EVENTS, NAME_SEED_GLOBAL, PINNED_MAPS, PROGRAMS, PROG_EGRESS,
+    PROG_INGRESS, SCOPE_GLOBAL, SKB_TASK_INFO_GLOBAL, SOCK_ADDR_TASK_INFO_GLOBAL,
 };
 use serde::Serialize;
 
@@ -116,6 +116,8 @@ impl ScopeInstance {
         let skb_task_info = u32::from(features.skb_task_info);
         let mut loader = EbpfLoader::new();
         loader.override_global(SCOPE_GLOBAL, &scope, true);
+        let seed = name_seed();
+        loader.override_global(NAME_SEED_GLOBAL, &seed, true);
         for (map, size) in map_sizes(limits) {
             loader.map_max_entries(map, size);
         }
@@ -416,4 +418,24 @@ pub fn uninstall(paths: &Paths) -> Result<UninstallReport> {
     std::fs::remove_dir(&paths.pin_dir).map_err(|e| Error::io(&paths.pin_dir, e))?;
     let _ = std::fs::remove_file(paths.status_file());
     Ok(report)
+}
+
+/// The DNS parser's name-hash seed: random, once per ramd process (every
+/// program instance of a run shares it; a restart draws a new one).
+fn name_seed() -> u64 {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SEED.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        // /dev/urandom does not block and never runs dry; should it be
+        // unreadable, the std hasher's per-process random keys stand in.
+        match std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes)) {
+            Ok(()) => u64::from_ne_bytes(bytes),
+            Err(_) => {
+                use std::hash::{BuildHasher, Hasher};
+                let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+                hasher.write_u64(crate::sys::monotonic_ns());
+                hasher.finish()
+            }
+        }
+    })
 }

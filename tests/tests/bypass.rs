@@ -252,6 +252,16 @@ fn no_way_around_the_policy() {
     suite.blocked("ping socket", BLOCKED_V4, &["EPERM", "no-reply"], |s| s.inside(&["ping-socket", BLOCKED_V4]));
     suite.allowed("raw socket", "reply", |s| s.inside(&["raw-ping", ALLOWED_V4]));
     suite.blocked("raw socket", BLOCKED_V4, &["EPERM", "no-reply"], |s| s.inside(&["raw-ping", BLOCKED_V4]));
+    // Neighbour-discovery types pass unjudged only to link-local and
+    // multicast destinations: a redirect with a payload to a blocked
+    // address is judged like any packet.
+    suite.allowed("raw icmpv6 redirect to an allowed address", "sent", |s| s.inside(&["raw-icmp6", ALLOWED_V6, "137"]));
+    suite.blocked(
+        "raw icmpv6 redirect (a neighbour-discovery type) to a blocked address",
+        BLOCKED_V6,
+        &["EPERM"],
+        |s| s.inside(&["raw-icmp6", BLOCKED_V6, "137"]),
+    );
 
     // Source routing: the packet's first hop is not the address connect() saw.
     // (IPv4 source routes are not delivered over loopback even through an
@@ -264,6 +274,16 @@ fn no_way_around_the_policy() {
         &["EPERM", "ETIMEDOUT", "EINPROGRESS"],
         |s| s.inside(&["lsrr-connect", ALLOWED_V4, BLOCKED_V4, PORT]),
     );
+    // A source route deep in the option list (after 32 NOOPs), through an
+    // allowed first hop (the header's destination) and then a blocked one.
+    learn(&suite);
+    suite.blocked(
+        "ipv4 source route after 32 NOOP options, allowed first hop, blocked second",
+        BLOCKED_V4,
+        &["EPERM", "ETIMEDOUT", "EINPROGRESS"],
+        |s| s.inside(&["lsrr-padded", ALLOWED_V4, "32", ALLOWED_V4, BLOCKED_V4, PORT]),
+    );
+
     // Set after connect(), on an established connection to an allowed
     // peer: the egress hook judges every hop whatever the socket's state.
     learn(&suite);

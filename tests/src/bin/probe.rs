@@ -424,6 +424,11 @@ fn main() {
                 .collect();
             stream::serve(addr(1), forged, records)
         }
+        "lsrr-padded" => {
+            let hops: Vec<IpAddr> = args[3..args.len() - 1].iter().map(|a| a.parse().expect("hop")).collect();
+            bypass::lsrr_padded(addr(1), arg(2).parse().expect("noops"), &hops, port(args.len() - 1))
+        }
+        "raw-icmp6" => bypass::raw_icmp6(addr(1), arg(2).parse().expect("type")),
         "tcp-smuggle" => stream::smuggle(addr(1), &arg(2), arg(3).parse().expect("id")),
         "connect-name" => bypass::connect_name(&arg(1), port(2)),
         "await-udp" => bypass::await_udp(port(1), arg(2).parse().expect("seconds")),

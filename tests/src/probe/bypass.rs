@@ -305,6 +305,45 @@ pub fn lsrr_connect(dest: IpAddr, hop: IpAddr, port: u16, when: RouteSet) -> Str
     connect_with_option(&fd, libc::IPPROTO_IP, libc::IP_OPTIONS, &options, dest, port, when)
 }
 
+/// connect() to DEST with an IPv4 loose source route through HOPS (the first
+/// is the header's destination), after NOOPS one-byte NOOP options: a
+/// route hidden deep in the option list.
+pub fn lsrr_padded(dest: IpAddr, noops: usize, hops: &[IpAddr], port: u16) -> String {
+    let fd = match socket(libc::AF_INET, libc::SOCK_STREAM, 0) {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
+    let mut options = vec![1u8; noops];
+    options.extend_from_slice(&[131, 3 + 4 * hops.len() as u8, 4]);
+    for hop in hops {
+        let IpAddr::V4(v4) = hop else { return "unsupported".into() };
+        options.extend_from_slice(&v4.octets());
+    }
+    // The option list is padded to a multiple of four bytes by the kernel.
+    connect_with_option(&fd, libc::IPPROTO_IP, libc::IP_OPTIONS, &options, dest, port, RouteSet::BeforeConnect)
+}
+
+/// An ICMPv6 message of type KIND (e.g. 137, a redirect) with a payload,
+/// from a raw socket to ADDR: "sent" or the errno name.
+pub fn raw_icmp6(addr: IpAddr, kind: u8) -> String {
+    let fd = match socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6) {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
+    let mut packet = vec![kind, 0, 0, 0, 0, 0, 0, 0];
+    packet.extend_from_slice(b"ram-probe payload");
+    let (sa, len) = sockaddr(addr, 0);
+    // SAFETY: valid fd, buffer and sockaddr; the kernel fills the checksum.
+    let sent = unsafe {
+        libc::sendto(fd.as_raw_fd(), packet.as_ptr() as *const _, packet.len(), 0, &sa as *const _ as *const _, len)
+    };
+    if sent < 0 {
+        last_error()
+    } else {
+        "sent".into()
+    }
+}
+
 /// When a source route is set relative to connect().
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum RouteSet {
