@@ -274,14 +274,14 @@ fn no_way_around_the_policy() {
         &["EPERM", "ETIMEDOUT", "EINPROGRESS"],
         |s| s.inside(&["lsrr-connect", ALLOWED_V4, BLOCKED_V4, PORT]),
     );
-    // A source route deep in the option list (after 32 NOOPs), through an
+    // A source route deep in the option list (after 24 NOOPs), through an
     // allowed first hop (the header's destination) and then a blocked one.
     learn(&suite);
     suite.blocked(
-        "ipv4 source route after 32 NOOP options, allowed first hop, blocked second",
+        "ipv4 source route after 24 NOOP options, allowed first hop, blocked second",
         BLOCKED_V4,
         &["EPERM", "ETIMEDOUT", "EINPROGRESS"],
-        |s| s.inside(&["lsrr-padded", ALLOWED_V4, "32", ALLOWED_V4, BLOCKED_V4, PORT]),
+        |s| s.inside(&["lsrr-padded", ALLOWED_V4, "24", ALLOWED_V4, BLOCKED_V4, PORT]),
     );
 
     // Set after connect(), on an established connection to an allowed
