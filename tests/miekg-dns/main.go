@@ -36,6 +36,8 @@ func main() {
 	listen := flag.String("listen", "127.0.0.53:53", "address:port for UDP and TCP")
 	compress := flag.Bool("compress", false, "compress names in answers")
 	ttl := flag.Uint("ttl", 60, "TTL of every record")
+	truncateUDP := flag.Bool("truncate-udp", false,
+		"answer over UDP with TC set and no records (as when nothing fits), so clients ask again over TCP")
 	addrs, cnames := pairs{}, pairs{}
 	flag.Var(addrs, "a", "NAME=ADDRESS (IPv4 or IPv6), repeatable")
 	flag.Var(cnames, "cname", "NAME=TARGET, repeatable")
@@ -72,6 +74,10 @@ func main() {
 					m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: ip})
 				}
 			}
+		}
+		if *truncateUDP && w.LocalAddr().Network() == "udp" {
+			m.Truncated = true
+			m.Answer = nil
 		}
 		if err := w.WriteMsg(m); err != nil {
 			log.Printf("write: %v", err)

@@ -622,7 +622,22 @@ pub fn with_test_etc(dir: &TempDir, cgroup: Option<&Path>, netns: &Netns, progra
 
 /// The same with `extra_hosts` lines in the private /etc/hosts.
 pub fn with_etc(dir: &TempDir, cgroup: Option<&Path>, netns: &Netns, extra_hosts: &str, program: &[String]) -> Command {
-    let resolv = dir.write("resolv.conf", "nameserver 127.0.0.53\noptions timeout:2 attempts:1\n");
+    with_etc_resolver(dir, cgroup, netns, "127.0.0.53", extra_hosts, program)
+}
+
+/// [`with_etc`] with `resolver` as the only nameserver.
+pub fn with_etc_resolver(
+    dir: &TempDir,
+    cgroup: Option<&Path>,
+    netns: &Netns,
+    resolver: &str,
+    extra_hosts: &str,
+    program: &[String],
+) -> Command {
+    let resolv = dir.write(
+        &format!("resolv-{}.conf", unique("r")),
+        &format!("nameserver {resolver}\noptions timeout:2 attempts:1\n"),
+    );
     let hosts =
         dir.write(&format!("hosts-{}", unique("h")), &format!("127.0.0.1 localhost\n::1 localhost\n{extra_hosts}"));
     let script = format!(

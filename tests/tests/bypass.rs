@@ -39,6 +39,13 @@ const MIEKG_V4: [&str; 3] = ["127.10.0.5", "127.10.0.6", "127.10.0.7"];
 const STREAM_RESOLVER: &str = "127.0.0.57";
 const STREAM_NAME: &str = "stream.registry.test";
 const STREAM_V4: &str = "127.10.0.8";
+/// A miekg/dns server that answers over UDP with TC set and no records, so
+/// glibc asks again over TCP; the name it serves and its address, reached
+/// through a listener on all addresses.
+const TRUNCATING: &str = "127.0.0.58";
+const TCP_NAME: &str = "tcp.registry.test";
+const TCP_V4: &str = "127.10.1.1";
+const TCP_PORT: &str = "8443";
 const PORT: &str = "443";
 
 struct Suite<'a> {
@@ -175,14 +182,16 @@ fn no_way_around_the_policy() {
             true,
             &["-cname=packed.registry.test=Edge2.CDN.test", &format!("-a=edge2.cdn.test={}", MIEKG_V4[2])],
         ),
+        miekg_dns(&scene.netns, TRUNCATING, false, &["-truncate-udp", &format!("-a={TCP_NAME}={TCP_V4}")]),
     ];
     let policy = format!(
-        "[dns]\nresolvers = [\"{RESOLVER}\", \"{SILENT_RESOLVER}\", \"{MIEKG_PLAIN}\", \"{MIEKG_PACKED}\", \"{STREAM_RESOLVER}\"]\n\
+        "[dns]\nresolvers = [\"{RESOLVER}\", \"{SILENT_RESOLVER}\", \"{MIEKG_PLAIN}\", \"{MIEKG_PACKED}\", \"{STREAM_RESOLVER}\", \"{TRUNCATING}\"]\n\
          min_ttl = 1\nmax_ttl = 2\n\
          [[target]]\nname = \"docker\"\ncgroup = \"{}\"\n\
          [[allow]]\nhost = \"{ALLOWED}\"\n[[allow]]\nhost = \"{ALLOWED6}\"\n\
          [[allow]]\nhost = \"coredns.registry.test\"\n[[allow]]\nhost = \"chain.registry.test\"\n\
-         [[allow]]\nhost = \"packed.registry.test\"\n[[allow]]\nhost = \"{STREAM_NAME}\"\n",
+         [[allow]]\nhost = \"packed.registry.test\"\n[[allow]]\nhost = \"{STREAM_NAME}\"\n\
+         [[allow]]\nhost = \"{TCP_NAME}\"\n",
         scene.cgroup.path.display()
     );
     let ramd = Ramd::start(&policy);
@@ -376,6 +385,28 @@ fn no_way_around_the_policy() {
         (probe(None, Some(&scene.netns), &["connect", STREAM_RESOLVER, "53"]) == "ok").then_some(())
     });
     assert!(up.is_some(), "the stream resolver did not start");
+    // A name that needs TCP: the UDP answer is truncated with no records,
+    // glibc asks again over TCP, and only the TCP answer can teach.
+    let mut cmd = Command::new(probe_bin());
+    cmd.args(["listen", "0.0.0.0", TCP_PORT]).stdout(std::process::Stdio::null());
+    place(&mut cmd, None, Some(&scene.netns));
+    let _any_listener = Proc::spawn("listener on every address", &mut cmd);
+    suite.allowed(
+        "a name whose answer needs tcp (truncated over udp), resolved by glibc",
+        &format!("{TCP_V4} ok"),
+        |s| {
+            let program: Vec<String> = [probe_bin().to_str().unwrap(), "connect-name", TCP_NAME, TCP_PORT]
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            let out =
+                with_etc_resolver(&s.scene.dir, Some(&s.scene.cgroup.path), &s.scene.netns, TRUNCATING, "", &program)
+                    .output()
+                    .expect("probe");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        },
+    );
+
     let unplaced = ramd.counter("docker", "dns_tcp_split");
     suite.blocked(
         "dns over tcp: a query and an answer smuggled at segment starts",
