@@ -544,13 +544,24 @@ impl Daemon {
     fn handle_dns(&mut self, event: &DnsEvent) {
         let scope = event.header.scope;
         let len = (event.message_len as usize).min(event.message.len());
+        let cut_by_window = len == event.message.len();
         let summary = match events::summarize_dns(&event.message[..len]) {
             Ok(summary) => summary,
+            // The window cut it: the full parser checks the records that
+            // are whole in it, which are all the kernel could learn from.
+            Err(_) if cut_by_window => match events::summarize_dns_prefix(&event.message[..len]) {
+                Ok(summary) => summary,
+                Err(e) => {
+                    if event.learned > 0 {
+                        self.undo_learning(scope, &event.message[..len], &e);
+                    }
+                    return;
+                }
+            },
             Err(e) => {
                 debug!("dns answer the full parser refuses: {e}");
-                // Unless the window cut it (then the full parser cannot see
-                // it whole), what the kernel learned from it is undone.
-                if event.learned > 0 && len < event.message.len() {
+                // What the kernel learned from it is undone.
+                if event.learned > 0 {
                     self.undo_learning(scope, &event.message[..len], &e);
                 }
                 return;

@@ -91,15 +91,48 @@ pub struct DnsSummary {
 }
 
 /// Parses a DNS message with hickory-proto and follows the question's
-/// CNAME chain by name, as the kernel follows it by compression pointer.
+/// CNAME chain by name, comparing names exactly (the kernel compares
+/// hashes of them).
 pub fn summarize_dns(message: &[u8]) -> Result<DnsSummary, String> {
     let msg = Message::from_vec(message).map_err(|e| e.to_string())?;
+    let question = msg.queries.first().ok_or("no question")?;
+    Ok(chain_summary(question.name(), &msg.answers))
+}
+
+/// The same for the first bytes of an answer cut short (the kernel sees
+/// at most `dns::WINDOW` bytes): the question and the answer records that
+/// are whole in them, read one by one as far as they go. The kernel learns
+/// from exactly those, so they are what its learning is checked against.
+pub fn summarize_dns_prefix(message: &[u8]) -> Result<DnsSummary, String> {
+    use hickory_proto::{
+        op::{Header, Query},
+        rr::Record,
+        serialize::binary::{BinDecodable, BinDecoder},
+    };
+    let mut decoder = BinDecoder::new(message);
+    let header = Header::read(&mut decoder).map_err(|e| e.to_string())?;
+    if header.counts.queries != 1 {
+        return Err("not one question".into());
+    }
+    let question = Query::read(&mut decoder).map_err(|e| e.to_string())?;
+    let mut answers = Vec::new();
+    for _ in 0..header.counts.answers {
+        match Record::read(&mut decoder) {
+            Ok(record) => answers.push(record),
+            Err(_) => break,
+        }
+    }
+    Ok(chain_summary(question.name(), &answers))
+}
+
+/// Follows the question's CNAME chain by name through `answers`.
+fn chain_summary(question: &hickory_proto::rr::Name, answers: &[hickory_proto::rr::Record]) -> DnsSummary {
     let fold = |name: &hickory_proto::rr::Name| name.to_ascii().trim_end_matches('.').to_ascii_lowercase();
-    let name = msg.queries.first().map(|q| fold(q.name())).ok_or("no question")?;
+    let name = fold(question);
     let mut chain = vec![name.clone()];
     let (mut addrs, mut off_chain) = (Vec::new(), Vec::new());
     let mut ttl: Option<u32> = None;
-    for record in &msg.answers {
+    for record in answers {
         let on_chain = chain.contains(&fold(&record.name));
         let addr = match &record.data {
             RData::CNAME(target) if on_chain => {
@@ -117,7 +150,7 @@ pub fn summarize_dns(message: &[u8]) -> Result<DnsSummary, String> {
             off_chain.push(addr);
         }
     }
-    Ok(DnsSummary { name, addrs, off_chain, ttl })
+    DnsSummary { name, addrs, off_chain, ttl }
 }
 
 /// What the kernel's parser (ram-common, the code the ingress program runs)
@@ -282,6 +315,27 @@ mod tests {
             msg.add_answer(record);
         }
         msg.to_vec().unwrap()
+    }
+
+    #[test]
+    fn an_answer_cut_by_the_window_is_checked_as_far_as_it_goes() {
+        use hickory_proto::rr::{rdata::A, Name, Record};
+        let name = |n: &str| Name::from_ascii(n).unwrap();
+        let mut records: Vec<Record> = (0..60u8)
+            .map(|i| Record::from_rdata(name("registry.example.com."), 60, RData::A(A::new(10, 0, 0, i))))
+            .collect();
+        records.insert(3, Record::from_rdata(name("evil.example."), 60, RData::A(A::new(10, 6, 6, 6))));
+        let message = hickory_answer("registry.example.com.", records);
+        assert!(message.len() > ram_common::dns::WINDOW);
+        let window = &message[..ram_common::dns::WINDOW];
+        assert!(summarize_dns(window).is_err(), "the full parser refuses a cut message whole");
+        let s = summarize_dns_prefix(window).unwrap();
+        assert_eq!(s.name, "registry.example.com");
+        assert_eq!(s.off_chain, vec!["10.6.6.6".parse::<IpAddr>().unwrap()]);
+        // The whole records in 1024 bytes: the header, the question, and
+        // records of 16 bytes (the off-chain one is longer).
+        assert!(s.addrs.len() > 50 && s.addrs.len() < 60, "{}", s.addrs.len());
+        assert_eq!(not_to_learn(&s, true), s.off_chain);
     }
 
     #[test]
