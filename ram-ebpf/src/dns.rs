@@ -78,11 +78,21 @@ fn find_answers(ctx: &SkBuffContext) -> Option<()> {
         let len = unsafe { (*skb).len }.checked_sub(start)?;
         ram_learn_answer(skb, start, len, transport_and_port(IPPROTO_UDP, client_port));
     } else if protocol == IPPROTO_TCP {
-        each_message(ctx, scope, l4, Direction::Answers, |start, len| {
-            ram_learn_answer(skb, start, len, transport_and_port(IPPROTO_TCP, client_port));
-        })?;
+        ram_track_answers(skb, l4, client_port as u32);
     }
     Some(())
+}
+
+/// The answers of a TCP segment from a resolver (header at `l4`), each at
+/// a tracked place of its stream. A global function, verified once.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ram_track_answers(skb: *mut __sk_buff, l4: u32, client_port: u32) -> u32 {
+    let ctx = SkBuffContext::new(skb);
+    let tracked = each_message(&ctx, scope(), l4, Direction::Answers, |start, len| {
+        ram_learn_answer(skb, start, len, transport_and_port(IPPROTO_TCP, client_port as u16));
+    });
+    u32::from(tracked.is_some())
 }
 
 /// Learns from the answer of `len` bytes at `start` of this packet, which

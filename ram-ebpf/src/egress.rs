@@ -111,7 +111,7 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
         // Recorded whatever the TCP state: DNS over TCP sends its queries
         // on an established connection (and its SYN starts the tracking).
         let (protocol, l4) = (get(&scratch.route.protocol) as u8, get(&scratch.route.l4));
-        let _ = record_queries(ctx, scope, protocol, l4);
+        let _ = record_queries(ctx, protocol, l4);
     }
     // SAFETY: non-null full socket returned by the helper.
     let (sk_protocol, sk_state) = unsafe { ((*full).protocol, (*full).state) };
@@ -122,17 +122,74 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
     {
         return PASS;
     }
-    judge_every_hop(ctx, scope, dest, scratch).unwrap_or(PASS)
+    // The verifier knows nothing of a global function's result: map it
+    // back onto the two verdicts (through memory, so that the compiler,
+    // which can see the function returns only those, keeps the mapping).
+    let verdict = ram_judge_route(skb);
+    if get(&verdict) == PASS as u32 {
+        return PASS;
+    }
+    // Refused: the hop that was is in the scratch. Counted, logged, and
+    // dropped unless the scope audits. (Called from here, not from the
+    // judging function: each has a stack of its own, and a chain of calls
+    // shares 512 bytes.)
+    let refused = ram_refuse_route(skb);
+    if get(&refused) == PASS as u32 {
+        PASS
+    } else {
+        DROP
+    }
 }
 
-/// Judges the destination and every hop of the route through one call of
-/// [`allowed`].
+/// Judges the route held in this CPU's scratch: the destination and every
+/// hop, through one call of [`allowed`]; PASS, or DROP with the refused hop
+/// left in the scratch (`route.refused_at`: its offset in the packet). A
+/// global function: the verifier checks it once, on its own (kernels
+/// before 5.16 spent minutes on it inline).
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ram_judge_route(skb: *mut __sk_buff) -> u32 {
+    let ctx = SkBuffContext::new(skb);
+    let Some(scratch) = RAM_QUERY_SCRATCH.get_ptr_mut(0) else {
+        return PASS as u32;
+    };
+    // SAFETY: this CPU's scratch, used by one egress run at a time.
+    let scratch = unsafe { &mut *scratch };
+    judge_every_hop(&ctx, scope(), scratch).unwrap_or(PASS) as u32
+}
+
+/// Counts, logs and (unless the scope audits) drops the packet whose hop
+/// [`ram_judge_route`] refused: PASS or DROP.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ram_refuse_route(skb: *mut __sk_buff) -> u32 {
+    let ctx = SkBuffContext::new(skb);
+    let Some(scratch) = RAM_QUERY_SCRATCH.get_ptr_mut(0) else {
+        return DROP as u32;
+    };
+    // SAFETY: as above.
+    let scratch = unsafe { &*scratch };
+    let (protocol, port, at) =
+        (get(&scratch.route.protocol) as u8, get(&scratch.route.port) as u16, get(&scratch.route.refused_at));
+    let hop = if get(&scratch.route.v4) != 0 {
+        load::<4>(&ctx, at).map(Dest::v4)
+    } else {
+        load::<16>(&ctx, at).map(Dest::v6)
+    };
+    match hop {
+        Some(hop) => refuse(&ctx, scope(), hop, protocol, port) as u32,
+        None => DROP as u32,
+    }
+}
+
 #[inline(always)]
-fn judge_every_hop(ctx: &SkBuffContext, scope: u32, dest: Dest, scratch: &mut QueryScratch) -> Option<i32> {
+fn judge_every_hop(ctx: &SkBuffContext, scope: u32, scratch: &mut QueryScratch) -> Option<i32> {
+    let v4 = get(&scratch.route.v4) != 0;
+    // The header's destination: offset 16 in IPv4, 24 in IPv6.
+    put(&mut scratch.route.refused_at, if v4 { 16 } else { 24 });
     if get(&scratch.route.hops) == UNKNOWN_HOPS {
         // A route ram cannot read whole: its hops are unknown.
-        let (protocol, port) = (get(&scratch.route.protocol) as u8, get(&scratch.route.port) as u16);
-        return Some(refuse(ctx, scope, dest, protocol, port));
+        return Some(DROP);
     }
     put(&mut scratch.route.next, 0);
     for _ in 0..=MAX_HOPS {
@@ -151,8 +208,8 @@ fn judge_every_hop(ctx: &SkBuffContext, scope: u32, dest: Dest, scratch: &mut Qu
         let hop = if v4 { Dest::v4(load::<4>(ctx, at)?) } else { Dest::v6(load::<16>(ctx, at)?) };
         let port = get(&scratch.route.port) as u16;
         if !allowed(scope, hop, port, Expiry::Lenient) {
-            let protocol = get(&scratch.route.protocol) as u8;
-            return Some(refuse(ctx, scope, hop, protocol, port));
+            put(&mut scratch.route.refused_at, at);
+            return Some(DROP);
         }
         put(&mut scratch.route.next, i + 1);
     }

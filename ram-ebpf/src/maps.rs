@@ -102,6 +102,8 @@ pub struct RouteVars {
     pub hops: u32,
     /// The hop judged next (0: the header's destination).
     pub next: u32,
+    /// Where in the packet the address of the refused hop is.
+    pub refused_at: u32,
 }
 
 #[map]

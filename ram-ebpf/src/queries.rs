@@ -77,7 +77,7 @@ pub fn transport_and_port(transport: u8, port: u16) -> u32 {
 /// header at `l4`): the UDP payload, or each whole message at a tracked
 /// place of a TCP stream (the SYN starts the tracking).
 #[inline(always)]
-pub fn record_queries(ctx: &SkBuffContext, scope: u32, protocol: u8, l4: u32) -> Option<()> {
+pub fn record_queries(ctx: &SkBuffContext, protocol: u8, l4: u32) -> Option<()> {
     let ports: [u8; 2] = load(ctx, l4)?;
     let client_port = u16::from_be_bytes(ports);
     let skb = ctx.skb.skb;
@@ -87,11 +87,21 @@ pub fn record_queries(ctx: &SkBuffContext, scope: u32, protocol: u8, l4: u32) ->
         let len = unsafe { (*skb).len }.checked_sub(start)?;
         ram_record_query(skb, start, len, transport_and_port(IPPROTO_UDP, client_port));
     } else if protocol == IPPROTO_TCP {
-        each_message(ctx, scope, l4, Direction::Queries, |start, len| {
-            ram_record_query(skb, start, len, transport_and_port(IPPROTO_TCP, client_port));
-        })?;
+        ram_track_queries(skb, l4, client_port as u32);
     }
     Some(())
+}
+
+/// The queries of a TCP segment to a resolver (header at `l4`), each at a
+/// tracked place of its stream. A global function, verified once.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ram_track_queries(skb: *mut __sk_buff, l4: u32, client_port: u32) -> u32 {
+    let ctx = SkBuffContext::new(skb);
+    let tracked = each_message(&ctx, scope(), l4, Direction::Queries, |start, len| {
+        ram_record_query(skb, start, len, transport_and_port(IPPROTO_TCP, client_port as u16));
+    });
+    u32::from(tracked.is_some())
 }
 
 /// Records the DNS query of `len` bytes at `start` of this packet, which
