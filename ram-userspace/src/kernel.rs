@@ -564,7 +564,9 @@ pub fn check_addr(paths: &Paths, scope: u32, addr: IpAddr, port: Option<u16>) ->
 
 /// Is `host` an allowed name for `scope` (one trie lookup, as the kernel
 /// does for a DNS question), and what has it taught so far?
-pub fn check_host(paths: &Paths, scope: u32, host: &str) -> Result<Check> {
+/// Is `host` (on `port`, when given) allowed for `scope`, as the kernel
+/// would judge a connect to an address learned for it?
+pub fn check_host(paths: &Paths, scope: u32, host: &str, port: Option<u16>) -> Result<Check> {
     let key = ram_common::name::encode_host(host).map_err(|e| Error::Sys {
         what: format!("`{host}` is not a host name"),
         cause: std::io::Error::other(format!("{e:?}")),
@@ -573,12 +575,24 @@ pub fn check_host(paths: &Paths, scope: u32, host: &str) -> Result<Check> {
         return Ok(Check::Denied { reason: "give a host name, not a pattern".into() });
     }
     let names = typed!(paths, MAP_NAMES, NameTrie);
-    let allowed = names
+    let rule = names
         .get(&Key::new(key.prefix_bits(), key.data), 0)
         .ok()
-        .is_some_and(|rule| ram_common::verdict::name_allowed(&rule, key.len, scope));
-    if !allowed {
+        .filter(|rule| ram_common::verdict::name_allowed(rule, key.len, scope));
+    let Some(rule) = rule else {
         return Ok(Check::Denied { reason: "no host rule allows this name".into() });
+    };
+    if let Some(port) = port {
+        // The port set the rule gives the addresses this name teaches.
+        let id = ram_common::verdict::name_port_set(&rule, key.len, scope);
+        let port_sets = typed!(paths, MAP_PORTS, Array<MapData, PortSet>);
+        let set = port_sets.get(&id, 0).ok();
+        if !ram_common::verdict::port_allowed(id, set.as_ref(), port) {
+            let allowed = set.map_or_else(|| "none".to_string(), |set| port_set_text(id, &set));
+            return Ok(Check::Denied {
+                reason: format!("port {port} is not among the ports the rule allows ({allowed})"),
+            });
+        }
     }
     let wanted = host.trim_end_matches('.').to_ascii_lowercase();
     let learned = learned(paths)?

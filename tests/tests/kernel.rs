@@ -628,6 +628,13 @@ fn rules_with_ports_allow_only_those_ports() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert!(v[0]["reason"].as_str().unwrap_or("").contains("port 22"), "{v}");
     assert_eq!(ramd.ramctl(&["check", "127.10.0.1", "5000"]).status.code(), Some(0));
+    // By name too: the port counts as the kernel counts it.
+    let out = ramd.ramctl(&["check", "r.registry.test", "80", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(v[0]["reason"].as_str().unwrap_or("").contains("port 80"), "{v}");
+    assert_eq!(ramd.ramctl(&["check", "r.registry.test", "443"]).status.code(), Some(0));
+    assert_eq!(ramd.ramctl(&["check", "r.registry.test"]).status.code(), Some(0));
     let rules = ramd.ramctl_json(&["rules"]).expect("rules");
     let host = rules.as_array().unwrap().iter().find(|r| r["rule"] == "r.registry.test").expect("rule");
     assert_eq!(host["ports"]["docker"], "443,5000", "{rules}");

@@ -38,7 +38,7 @@ pub fn run(
     for (scope, name) in &scopes {
         let check = match addr {
             Some(addr) => kernel::check_addr(paths, *scope, addr, port)?,
-            None => kernel::check_host(paths, *scope, destination)?,
+            None => kernel::check_host(paths, *scope, destination, port)?,
         };
         results.push((name.clone(), check));
     }
