@@ -25,6 +25,12 @@ use crate::{maps::count, skb::load};
 static RAM_DNS_STREAMS: LruHashMap<StreamKey, StreamState> = LruHashMap::with_max_entries(STREAMS_CAPACITY, 0);
 
 const TCP_SYN: u8 = 0x02;
+/// TCP option kinds: end of list, no-op, and Multipath TCP.
+const TCPOPT_EOL: u8 = 0;
+const TCPOPT_NOP: u8 = 1;
+const TCPOPT_MPTCP: u8 = 30;
+/// Option bytes of a TCP header at most (60 - 20).
+const TCP_OPTION_BYTES: u32 = 40;
 const TCP_URG: u8 = 0x20;
 /// Messages read from one segment at most (glibc writes its A and AAAA
 /// queries in one segment); a segment holding more loses the place.
@@ -88,6 +94,13 @@ pub fn each_message(
         // The resolver's SYN-ACK, the first time: the first answer's place.
         state.answer_next = data_seq;
         state.answer_place = PLACED;
+        if multipath(ctx, l4, payload) {
+            // The resolver speaks Multipath TCP: its stream may be spread
+            // over subflows (each with a socket of its own), so no
+            // subflow's bytes are the stream. Nothing is read from it.
+            state.answer_place = LOST;
+            state.query_place = LOST;
+        }
     }
     if payload_len == 0 {
         return Some(());
@@ -136,4 +149,30 @@ pub fn each_message(
     }
     *next = at;
     Some(())
+}
+
+/// Does the TCP header at `l4` (options up to `payload`) carry a Multipath
+/// TCP option? A malformed option list counts as yes (fail closed).
+#[inline(always)]
+fn multipath(ctx: &SkBuffContext, l4: u32, payload: u32) -> bool {
+    let mut off = l4 + 20;
+    for _ in 0..TCP_OPTION_BYTES {
+        if off >= payload {
+            return false;
+        }
+        let Some([kind]) = load::<1>(ctx, off) else { return true };
+        match kind {
+            TCPOPT_EOL => return false,
+            TCPOPT_NOP => off += 1,
+            TCPOPT_MPTCP => return true,
+            _ => {
+                let Some([_, len]) = load::<2>(ctx, off) else { return true };
+                if len < 2 {
+                    return true;
+                }
+                off += len as u32;
+            }
+        }
+    }
+    true
 }
