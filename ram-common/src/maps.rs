@@ -295,8 +295,15 @@ pub struct ScopeConfig {
     /// (0: [`DNS_ANSWER_WINDOW_MS`]).
     pub answer_window_ms: u32,
     pub _pad: u32,
+    /// The network namespace whose DNS exchanges ram trusts (its cookie, as
+    /// bpf_get_netns_cookie gives it); 0: none, nothing is learned.
+    pub trusted_netns: u64,
 }
-const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
+const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 32);
+
+/// Sockets that talked to a configured resolver's port 53, tracked at once
+/// per program instance (socket cookie → its network namespace's cookie).
+pub const DNS_SOCKETS_CAPACITY: u32 = 16384;
 
 pub const MODE_ENFORCE: u32 = 1;
 pub const MODE_AUDIT: u32 = 2;

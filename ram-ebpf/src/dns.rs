@@ -29,6 +29,7 @@ use crate::{
     queries::{answers_a_query, header_address, packet_family, query_key, transport_and_port},
     skb::{load, IPPROTO_TCP, IPPROTO_UDP},
     stream::{each_message, Direction},
+    trust::trusted_socket,
 };
 
 const PASS: i32 = 1;
@@ -111,6 +112,13 @@ pub extern "C" fn ram_learn_answer(skb: *mut __sk_buff, start: u32, len: u32, tr
 fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Option<()> {
     let scope = scope();
     if len < HEADER_LEN {
+        return None;
+    }
+    if !trusted_socket(ctx.skb.skb, scope) {
+        // Not a socket in the trusted network namespace that asked a
+        // resolver: whatever it was sent, it answers no query ram trusts.
+        count(scope, counter::DNS_ANSWERS);
+        count(scope, counter::DNS_UNMATCHED);
         return None;
     }
     let family = packet_family(ctx)?;

@@ -15,6 +15,7 @@ mod queries;
 mod skb;
 mod sock_addr;
 mod stream;
+mod trust;
 
 use aya_ebpf::{
     macros::{cgroup_skb, cgroup_sock_addr},

@@ -22,6 +22,7 @@ use crate::{
     maps::{scope, RAM_QUERIES, RAM_QUERY_SCRATCH},
     skb::{load, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
     stream::{each_message, Direction},
+    trust::trusted_socket,
 };
 
 /// The key an exchange with a resolver is known by.
@@ -119,7 +120,7 @@ pub extern "C" fn ram_record_query(skb: *mut __sk_buff, start: u32, len: u32, tr
 
 #[inline(always)]
 fn record_query(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Option<()> {
-    if len < HEADER_LEN {
+    if len < HEADER_LEN || !trusted_socket(ctx.skb.skb, scope()) {
         return None;
     }
     let len = if len > WINDOW as u32 { WINDOW as u32 } else { len };

@@ -9,8 +9,9 @@ use ram_common::{
 };
 
 use crate::{
-    judge::{allowed, deny, Attempt, Dest, Expiry},
+    judge::{allowed, deny, is_resolver, Attempt, Dest, Expiry, DNS_PORT},
     maps::{count, scope, sock_addr_task_info},
+    trust::note_dns_socket,
 };
 
 const ALLOW: i32 = 1;
@@ -82,6 +83,9 @@ fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8) -
 #[inline(always)]
 fn judge_with(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, expiry: Expiry) -> i32 {
     let scope = scope();
+    if port == DNS_PORT && is_resolver(scope, dest) {
+        note_dns_socket(ctx.sock_addr);
+    }
     let (allowed_slot, blocked_slot) = if hook == HOOK_CONNECT {
         (counter::CONNECT_ALLOWED, counter::CONNECT_BLOCKED)
     } else {

@@ -112,6 +112,7 @@ impl Daemon {
         }
         let mut compiled = policy.compile()?;
         let cgroup_root = cgroup::cgroup2_mount()?;
+        compiled.trusted_netns = trusted_netns(&policy, &cgroup_root)?;
         let features = KernelFeatures::probe().with_overrides(|var| std::env::var(var).ok())?;
         info!("{}", features.summary());
         if !features.global_functions {
@@ -239,6 +240,11 @@ impl Daemon {
             warn!("{warning}");
         }
         let mut compiled = policy.compile()?;
+        compiled.trusted_netns = if policy.dns.netns == self.policy.dns.netns {
+            self.compiled.trusted_netns
+        } else {
+            trusted_netns(&policy, &self.cgroup_root)?
+        };
         compiled.place_port_sets(1 - self.compiled.port_half());
         if policy.limits != self.limits {
             warn!(
@@ -681,4 +687,13 @@ pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
     }
     info!("stopping; programs stay attached and keep enforcing");
     Ok(())
+}
+
+/// The cookie of the network namespace whose DNS the policy trusts: its
+/// `[dns] netns`, or ramd's own.
+fn trusted_netns(policy: &Policy, cgroup_root: &std::path::Path) -> Result<u64> {
+    let path = policy.dns.netns.clone().unwrap_or_else(|| crate::netns::OWN.into());
+    let cookie = crate::netns::cookie(&path, cgroup_root)?;
+    debug!(netns = %path.display(), cookie, "trusted network namespace");
+    Ok(cookie)
 }

@@ -212,6 +212,19 @@ fn program_loads(prog_type: u32, attach_type: u32, body: &[Insn]) -> bool {
     prog_load(prog_type, attach_type, insns.as_ptr() as *const u8, insns.len(), None).is_ok()
 }
 
+/// BPF_MAP_CREATE of an array map with `entries` values of `value_size`
+/// bytes (keys are u32: `key_size` must be 4).
+pub(crate) fn array_map(key_size: u32, value_size: u32, entries: u32) -> std::io::Result<std::os::fd::OwnedFd> {
+    const BPF_MAP_TYPE_ARRAY: u32 = 2;
+    let attr = MapCreateAttr { map_type: BPF_MAP_TYPE_ARRAY, key_size, value_size, max_entries: entries };
+    let fd = bpf(BPF_MAP_CREATE, &attr as *const _ as *const _, std::mem::size_of::<MapCreateAttr>());
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
+}
+
 fn ring_buffer_maps() -> bool {
     let attr = MapCreateAttr { map_type: BPF_MAP_TYPE_RINGBUF, max_entries: 4096, ..MapCreateAttr::default() };
     let fd = bpf(BPF_MAP_CREATE, &attr as *const _ as *const _, std::mem::size_of::<MapCreateAttr>());

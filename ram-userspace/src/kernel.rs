@@ -124,6 +124,7 @@ pub fn apply_rules(paths: &Paths, policy: &CompiledPolicy) -> Result<()> {
                 max_addresses: s.max_addresses,
                 answer_window_ms: s.answer_window_ms,
                 _pad: 0,
+                trusted_netns: policy.trusted_netns,
             })
             .unwrap_or_default();
         scopes.set(index, config, 0).map_err(|e| Error::map(MAP_SCOPES, e))?;

@@ -16,6 +16,7 @@ pub mod journal;
 pub mod kernel;
 pub mod layout;
 pub mod loader;
+pub mod netns;
 pub mod paths;
 pub mod policy;
 pub mod status;

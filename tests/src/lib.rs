@@ -111,6 +111,12 @@ impl Netns {
         (!self.name.is_empty()).then(|| PathBuf::from("/run/netns").join(&self.name))
     }
 
+    /// The policy line (under `[dns]`) that makes ram trust DNS in this
+    /// namespace; empty for the current one (ramd's own, the default).
+    pub fn dns_trust(&self) -> String {
+        self.path().map(|p| format!("netns = \"{}\"\n", p.display())).unwrap_or_default()
+    }
+
     /// Adds an address to the namespace's loopback.
     pub fn add_addr(&self, cidr: &str) {
         let out = self.ip(&["addr", "add", cidr, "dev", "lo"]).output().expect("ip");
@@ -586,7 +592,8 @@ impl Scene {
     /// "docker" on the scene's cgroup, then `rules`.
     pub fn policy(&self, dns: &str, rules: &str) -> String {
         format!(
-            "[dns]\nresolvers = [\"127.0.0.53\"]\n{dns}[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n{rules}",
+            "[dns]\nresolvers = [\"127.0.0.53\"]\n{}{dns}[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n{rules}",
+            self.netns.dns_trust(),
             self.cgroup.path.display()
         )
     }

@@ -186,12 +186,13 @@ fn no_way_around_the_policy() {
     ];
     let policy = format!(
         "[dns]\nresolvers = [\"{RESOLVER}\", \"{SILENT_RESOLVER}\", \"{MIEKG_PLAIN}\", \"{MIEKG_PACKED}\", \"{STREAM_RESOLVER}\", \"{TRUNCATING}\"]\n\
-         min_ttl = 1\nmax_ttl = 2\n\
+         {}min_ttl = 1\nmax_ttl = 2\n\
          [[target]]\nname = \"docker\"\ncgroup = \"{}\"\n\
          [[allow]]\nhost = \"{ALLOWED}\"\n[[allow]]\nhost = \"{ALLOWED6}\"\n\
          [[allow]]\nhost = \"coredns.registry.test\"\n[[allow]]\nhost = \"chain.registry.test\"\n\
          [[allow]]\nhost = \"packed.registry.test\"\n[[allow]]\nhost = \"{STREAM_NAME}\"\n\
          [[allow]]\nhost = \"{TCP_NAME}\"\n",
+        scene.netns.dns_trust(),
         scene.cgroup.path.display()
     );
     let ramd = Ramd::start(&policy);
@@ -457,6 +458,17 @@ fn no_way_around_the_policy() {
             });
         }
     }
+
+    // A resolver's address means something only in one network namespace:
+    // in one of its own (an unprivileged user namespace suffices) a process
+    // owns 127.0.0.53:53 and answers itself; its parent then connects from
+    // the trusted namespace.
+    suite.blocked(
+        "a forged answer from a resolver address in a network namespace of its own",
+        BLOCKED_V4,
+        &["delivered, then connect EPERM"],
+        |s| s.inside(&["forge-in-own-netns", RESOLVER, ALLOWED, BLOCKED_V4, PORT]),
+    );
 
     // A program in a child cgroup that tries to allow more.
     let child = scene.cgroup.child("escape");

@@ -157,12 +157,13 @@ fn only_the_allowed_registry_can_be_pulled_from() {
 mode = "enforce"
 [dns]
 resolvers = ["127.0.0.53"]
-[[target]]
+{}[[target]]
 name = "docker"
 cgroup = "{}"
 [[allow]]
 host = "allowed.registry.test"
 "#,
+        netns.dns_trust(),
         cgroup.path.display()
     );
     let ramd = Ramd::start(&policy);

@@ -18,11 +18,12 @@ const BLOCKED: &str = "blocked.registry.test";
 /// Resolved once before the faults and never again: it must stay learned.
 const ONCE: &str = "once.registry.test";
 
-fn policy(cgroup: &TestCgroup, learned_addresses: u32, extra_rule: &str) -> String {
+fn policy(netns: &Netns, cgroup: &TestCgroup, learned_addresses: u32, extra_rule: &str) -> String {
     format!(
-        "[dns]\nresolvers = [\"{RESOLVER}\"]\n[limits]\nlearned_addresses = {learned_addresses}\n\
+        "[dns]\nresolvers = [\"{RESOLVER}\"]\n{}[limits]\nlearned_addresses = {learned_addresses}\n\
          [[target]]\nname = \"docker\"\ncgroup = \"{}\"\n\
          {extra_rule}[[allow]]\nhost = \"{ALLOWED}\"\nports = [5000]\n[[allow]]\nhost = \"{ONCE}\"\n",
+        netns.dns_trust(),
         cgroup.path.display()
     )
 }
@@ -72,7 +73,7 @@ fn no_blocked_connect_gets_through_kills_restarts_reloads_upgrades_and_resizes()
     run(&mut seed);
 
     let cgroup = TestCgroup::new("f-faults");
-    let mut ramd = Ramd::start(&policy(&cgroup, 4096, ""));
+    let mut ramd = Ramd::start(&policy(&netns, &cgroup, 4096, ""));
     let inside = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
     assert_eq!(inside(&["resolve-connect", RESOLVER, ONCE, "5000"]), "127.10.0.3 ECONNREFUSED");
 
@@ -125,7 +126,7 @@ fn no_blocked_connect_gets_through_kills_restarts_reloads_upgrades_and_resizes()
         // not leave them running forever).
         let _stop_on_exit = StopFile(&stop);
         let pulls = scope.spawn(pull_loop);
-        fault_steps(&mut ramd, &cgroup, hammer, pulls, &stop);
+        fault_steps(&mut ramd, &netns, &cgroup, hammer, pulls, &stop);
     });
 }
 
@@ -140,6 +141,7 @@ impl Drop for StopFile<'_> {
 
 fn fault_steps(
     ramd: &mut Ramd,
+    netns: &Netns,
     cgroup: &TestCgroup,
     hammer: std::process::Child,
     pulls: thread::ScopedJoinHandle<'_, (u32, Vec<String>)>,
@@ -158,7 +160,7 @@ fn fault_steps(
         assert_still_learned(ramd, "restart");
 
         let extra = format!("[[allow]]\nhost = \"extra{round}.registry.test\"\nports = [8443]\n");
-        ramd.write_policy(&policy(cgroup, 4096 << (round % 2), &extra));
+        ramd.write_policy(&policy(netns, cgroup, 4096 << (round % 2), &extra));
         assert!(ramd.ramctl(&["reload"]).status.success(), "reload refused:\n{}", ramd.log_text());
         pause();
 
@@ -210,7 +212,7 @@ fn fault_steps(
 fn concurrent_lookups_and_connects_during_reloads_get_every_verdict_right() {
     require_root();
     let scene = Scene::new("f-load", &[(ALLOWED, "127.10.0.1"), (BLOCKED, "127.10.0.2"), (ONCE, "127.10.0.3")], 300);
-    let policy_with = |extra: &str| policy(&scene.cgroup, 4096, extra);
+    let policy_with = |extra: &str| policy(&scene.netns, &scene.cgroup, 4096, extra);
     let ramd = Ramd::start(&policy_with(""));
     let checks = [
         format!("resolve-connect,{RESOLVER},{ALLOWED},5000=ECONNREFUSED"),

@@ -118,7 +118,7 @@ fn learns_from_a_real_resolver_before_the_answer_reaches_the_socket() {
         r#"
 [dns]
 resolvers = ["127.0.0.53"]
-[[target]]
+{}[[target]]
 name = "probe"
 cgroup = "{}"
 [[allow]]
@@ -126,6 +126,7 @@ host = "allowed.registry.test"
 [[allow]]
 host = "*.allowed.test"
 "#,
+        netns.dns_trust(),
         cgroup.path.display()
     );
     let ramd = Ramd::start(&policy);
@@ -437,7 +438,7 @@ fn per_target_rules_and_learned_addresses_stay_in_their_target() {
         r#"
 [dns]
 resolvers = ["127.0.0.53"]
-[[target]]
+{}[[target]]
 name = "docker"
 cgroup = "{}"
 [[target.allow]]
@@ -450,6 +451,7 @@ host = "b.registry.test"
 [[allow]]
 cidr = "127.20.0.0/16"
 "#,
+        netns.dns_trust(),
         docker.path.display(),
         builder.path.display()
     );

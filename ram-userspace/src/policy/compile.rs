@@ -65,6 +65,9 @@ pub struct CompiledPolicy {
     /// Id of the first port set: the base of the half of the id space this
     /// policy uses (see `ram_common::maps::PORT_HALF_BASE`).
     pub port_base: u32,
+    /// The cookie of the network namespace whose DNS is trusted: a host
+    /// fact the caller fills in (see `netns::cookie`); 0 trusts none.
+    pub trusted_netns: u64,
 }
 
 impl Policy {
@@ -161,7 +164,15 @@ impl Policy {
         }
         let every_scope = all.iter().fold(0u64, |mask, s| mask | scope_bit(*s));
         let resolvers = self.dns.resolvers.iter().map(|addr| (*addr, every_scope)).collect();
-        Ok(CompiledPolicy { scopes, names, cidrs, resolvers, port_sets: port_sets.sets, port_base: PORT_HALF_BASE[0] })
+        Ok(CompiledPolicy {
+            scopes,
+            names,
+            cidrs,
+            resolvers,
+            port_sets: port_sets.sets,
+            port_base: PORT_HALF_BASE[0],
+            trusted_netns: 0,
+        })
     }
 }
 

@@ -66,6 +66,9 @@ pub struct DnsSettings {
     pub max_ttl: u32,
     /// How long after its query an answer still teaches (ms).
     pub answer_window_ms: u32,
+    /// The network namespace whose DNS exchanges are trusted (a path such
+    /// as /run/netns/NAME or /proc/PID/ns/net); None: ramd's own.
+    pub netns: Option<std::path::PathBuf>,
 }
 
 /// Map sizes. They size maps when ramd starts; a different value at the

@@ -60,6 +60,8 @@ struct RawDns {
     max_ttl: Option<u32>,
     /// Seconds (fractions allowed) an answer may take and still teach.
     answer_window: Option<f64>,
+    /// The network namespace whose DNS is trusted.
+    netns: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -292,7 +294,18 @@ fn dns_settings(ctx: &Ctx, raw: &RawDns, facts: &HostFacts, needs_dns: bool) -> 
         Some(s) if (0.1..=60.0).contains(&s) => (s * 1000.0).round() as u32,
         Some(s) => return Err(ctx.invalid("dns.answer_window", s, "must be between 0.1 and 60 seconds")),
     };
-    Ok(DnsSettings { resolvers, min_ttl, max_ttl, answer_window_ms })
+    let netns = match raw.netns.as_deref() {
+        None => None,
+        Some(path) if path.starts_with('/') => Some(std::path::PathBuf::from(path)),
+        Some(path) => {
+            return Err(ctx.invalid(
+                "dns.netns",
+                path,
+                "must be an absolute path to a network namespace (/run/netns/NAME, /proc/PID/ns/net)",
+            ))
+        }
+    };
+    Ok(DnsSettings { resolvers, min_ttl, max_ttl, answer_window_ms, netns })
 }
 
 /// The `nameserver` addresses of a resolv.conf.

@@ -536,3 +536,115 @@ pub fn udp_cmsg(addr: IpAddr, port: u16, connected: bool) -> String {
     }
     "ok".into()
 }
+
+/// In a network namespace of its own (made with a user namespace, as an
+/// unprivileged process can; as root where user namespaces are off), a
+/// child owns RESOLVER:53 and answers its own query for NAME with FORGED.
+/// Then this process, in the original namespace, connects to FORGED:PORT.
+/// Prints how the namespace was made, whether the forged answer arrived,
+/// and the connect's outcome.
+pub fn forge_in_own_netns(resolver: IpAddr, name: &str, forged: IpAddr, port: u16) -> String {
+    let unprivileged = own_netns_child(resolver, name, forged, true);
+    let made = match unprivileged {
+        0 => "an unprivileged user namespace".to_string(),
+        refused => match own_netns_child(resolver, name, forged, false) {
+            0 => format!("a namespace made as root (as an unprivileged user: step {refused} failed)"),
+            code => return format!("the forging child failed ({code})"),
+        },
+    };
+    format!("{made}: forged answer delivered, then connect {}", connect(forged, port))
+}
+
+fn connect(addr: IpAddr, port: u16) -> String {
+    match TcpStream::connect_timeout(&SocketAddr::new(addr, port), TIMEOUT) {
+        Ok(_) => "ok".into(),
+        Err(e) => errno_name(&e),
+    }
+}
+
+/// Forks the forging child; its exit code (0: the forged answer arrived).
+fn own_netns_child(resolver: IpAddr, name: &str, forged: IpAddr, unprivileged: bool) -> i32 {
+    // SAFETY: the probe is single-threaded here; the child exits without
+    // returning into the parent's state.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return -1;
+    }
+    if pid == 0 {
+        let code = forge_child(resolver, name, forged, unprivileged).map_or_else(|code| code, |()| 0);
+        // SAFETY: leaves the child at once.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child just forked.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -2
+    }
+}
+
+fn forge_child(resolver: IpAddr, name: &str, forged: IpAddr, unprivileged: bool) -> Result<(), i32> {
+    use hickory_proto::{
+        op::{Message, MessageType, OpCode, Query},
+        rr::{rdata::A, Name, RData, Record, RecordType},
+    };
+    let IpAddr::V4(forged) = forged else { return Err(10) };
+    // SAFETY: plain system calls in the forked child.
+    unsafe {
+        if unprivileged {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                return Err(11);
+            }
+            // A process that dropped root is not dumpable, so its /proc
+            // files (uid_map among them) stay root's; make it dumpable.
+            libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) != 0 {
+                return Err(12);
+            }
+            for (file, text) in [
+                ("/proc/self/uid_map", "0 65534 1"),
+                ("/proc/self/setgroups", "deny"),
+                ("/proc/self/gid_map", "0 65534 1"),
+            ] {
+                if std::fs::write(file, text).is_err() {
+                    return Err(13);
+                }
+            }
+        } else if libc::unshare(libc::CLONE_NEWNET) != 0 {
+            return Err(14);
+        }
+        // Loopback up in the new namespace.
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        let mut req: libc::ifreq = std::mem::zeroed();
+        req.ifr_name[..3].copy_from_slice(&[b'l' as libc::c_char, b'o' as libc::c_char, 0]);
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) != 0 {
+            return Err(15);
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as i16;
+        if libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) != 0 {
+            return Err(16);
+        }
+        libc::close(fd);
+    }
+    // One socket, bound to the resolver's address and port: it sends the
+    // query to itself and answers itself (every send goes to a resolver's
+    // port 53, which the hooks let through).
+    let socket = UdpSocket::bind((resolver, 53)).map_err(|_| 17)?;
+    socket.connect((resolver, 53)).map_err(|_| 18)?;
+    let _ = socket.set_read_timeout(Some(TIMEOUT));
+    let owner = Name::from_ascii(name).map_err(|_| 20)?;
+    let mut query = Message::query();
+    query.metadata.id = 0x4242;
+    query.add_query(Query::query(owner.clone(), RecordType::A));
+    socket.send(&query.to_vec().map_err(|_| 21)?).map_err(|_| 22)?;
+    let mut buf = [0u8; 512];
+    socket.recv(&mut buf).map_err(|_| 23)?;
+    let mut answer = Message::new(0x4242, MessageType::Response, OpCode::Query);
+    answer.add_query(Query::query(owner.clone(), RecordType::A));
+    answer.add_answer(Record::from_rdata(owner, 300, RData::A(A(forged))));
+    socket.send(&answer.to_vec().map_err(|_| 24)?).map_err(|_| 25)?;
+    socket.recv(&mut buf).map_err(|_| 26)?;
+    Ok(())
+}
