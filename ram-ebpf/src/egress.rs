@@ -85,40 +85,27 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
         // Request and time-wait sockets belong to established or accepted flows.
         return PASS;
     }
-    // SAFETY: as above.
-    let family = u16::from_be(unsafe { (*skb).protocol } as u16);
-    let Some(route) = route(ctx, family) else {
+    // Where the packet goes, into this CPU's scratch (a global function:
+    // its working memory is not added to this program's stack).
+    let found = ram_find_route(skb);
+    if get(&found) == 0 {
         return PASS;
-    };
-    // The paths that found the route (IPv4 or IPv6, options or not) meet
-    // in memory, so the verifier walks what follows once, not per path.
+    }
+    // DNS queries to a resolver are recorded whatever the TCP state: DNS
+    // over TCP sends its queries on an established connection (and its SYN
+    // starts the tracking).
+    ram_record_dns(skb);
     let Some(scratch) = RAM_QUERY_SCRATCH.get_ptr_mut(0) else {
         return PASS;
     };
     // SAFETY: this CPU's scratch, used by one egress run at a time.
-    let scratch = unsafe { &mut *scratch };
-    put(&mut scratch.route.v4, u32::from(route.dest.is_v4()));
-    put(&mut scratch.route.protocol, route.protocol as u32);
-    put(&mut scratch.route.port, route.port as u32);
-    put(&mut scratch.route.l4, route.l4);
-    put(&mut scratch.route.extended, u32::from(route.extended));
-    put(&mut scratch.route.hops_at, route.hops_at);
-    put(&mut scratch.route.hops, route.hops);
-    let dest = route.dest;
-    let scope = scope();
-    let port = get(&scratch.route.port) as u16;
-    if port == DNS_PORT && is_resolver(scope, dest) {
-        // Recorded whatever the TCP state: DNS over TCP sends its queries
-        // on an established connection (and its SYN starts the tracking).
-        let (protocol, l4) = (get(&scratch.route.protocol) as u8, get(&scratch.route.l4));
-        let _ = record_queries(ctx, protocol, l4);
-    }
+    let scratch = unsafe { &*scratch };
     // SAFETY: non-null full socket returned by the helper.
     let (sk_protocol, sk_state) = unsafe { ((*full).protocol, (*full).state) };
     if sk_protocol == IPPROTO_TCP as u32
         && sk_state != BPF_TCP_SYN_SENT
         && get(&scratch.route.extended) == 0
-        && goes_to_peer(full, dest, get(&scratch.route.port) as u16)
+        && goes_to_peer(full, scratch)
     {
         return PASS;
     }
@@ -139,6 +126,34 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
     } else {
         DROP
     }
+}
+
+/// Finds where the packet goes ([`route`]) and leaves it in this CPU's
+/// scratch: 1, or 0 for a packet that passes unjudged.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ram_find_route(skb: *mut __sk_buff) -> u32 {
+    let ctx = SkBuffContext::new(skb);
+    // SAFETY: valid context.
+    let family = u16::from_be(unsafe { (*skb).protocol } as u16);
+    let Some(route) = route(&ctx, family) else {
+        return 0;
+    };
+    let Some(scratch) = RAM_QUERY_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: this CPU's scratch, used by one egress run at a time.
+    let scratch = unsafe { &mut *scratch };
+    let (_, addr) = route.dest.wire_bytes();
+    put(&mut scratch.route.addr, addr);
+    put(&mut scratch.route.v4, u32::from(route.dest.is_v4()));
+    put(&mut scratch.route.protocol, route.protocol as u32);
+    put(&mut scratch.route.port, route.port as u32);
+    put(&mut scratch.route.l4, route.l4);
+    put(&mut scratch.route.extended, u32::from(route.extended));
+    put(&mut scratch.route.hops_at, route.hops_at);
+    put(&mut scratch.route.hops, route.hops);
+    1
 }
 
 /// Judges the route held in this CPU's scratch: the destination and every
@@ -235,31 +250,49 @@ fn refuse(ctx: &SkBuffContext, scope: u32, dest: Dest, protocol: u8, port: u16) 
     }
 }
 
-/// Is `dest:port` the socket's own connected peer?
+/// Does the packet (its route in the scratch) go to the socket's own
+/// connected peer and port?
 #[inline(always)]
-fn goes_to_peer(sk: *mut bpf_sock, dest: Dest, port: u16) -> bool {
+fn goes_to_peer(sk: *mut bpf_sock, scratch: &QueryScratch) -> bool {
     // SAFETY: a full socket from bpf_sk_fullsock; the kernel rewrites these
     // reads into reads of the socket.
     let peer_port = u16::from_be(unsafe { (*sk).dst_port });
-    if peer_port != port {
+    if peer_port as u32 != get(&scratch.route.port) {
         return false;
     }
-    if dest.is_v4() {
+    let addr = &scratch.route.addr;
+    let word = |i: usize| u32::from_ne_bytes([get(&addr[i]), get(&addr[i + 1]), get(&addr[i + 2]), get(&addr[i + 3])]);
+    if get(&scratch.route.v4) != 0 {
         // SAFETY: as above.
-        unsafe { (*sk).dst_ip4 }.to_ne_bytes() == dest.v4_addr()
-    } else {
-        let addr = dest.v6_addr();
-        // SAFETY: as above.
-        let words = unsafe { (*sk).dst_ip6 };
-        let mut same = true;
-        for (i, word) in words.iter().enumerate() {
-            let bytes = word.to_ne_bytes();
-            if bytes != [addr[i * 4], addr[i * 4 + 1], addr[i * 4 + 2], addr[i * 4 + 3]] {
-                same = false;
-            }
-        }
-        same
+        return unsafe { (*sk).dst_ip4 } == word(0);
     }
+    // SAFETY: as above.
+    let peer = unsafe { (*sk).dst_ip6 };
+    peer[0] == word(0) && peer[1] == word(4) && peer[2] == word(8) && peer[3] == word(12)
+}
+
+/// Records the DNS queries of a packet to a resolver's port 53 (the route
+/// in this CPU's scratch). A global function, verified once.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ram_record_dns(skb: *mut __sk_buff) -> u32 {
+    let ctx = SkBuffContext::new(skb);
+    let Some(scratch) = RAM_QUERY_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: this CPU's scratch, used by one egress run at a time.
+    let scratch = unsafe { &*scratch };
+    if get(&scratch.route.port) as u16 != DNS_PORT {
+        return 0;
+    }
+    let addr = get(&scratch.route.addr);
+    let dest =
+        if get(&scratch.route.v4) != 0 { Dest::v4([addr[0], addr[1], addr[2], addr[3]]) } else { Dest::v6(addr) };
+    if !is_resolver(scope(), dest) {
+        return 0;
+    }
+    let (protocol, l4) = (get(&scratch.route.protocol) as u8, get(&scratch.route.l4));
+    u32::from(record_queries(&ctx, protocol, l4).is_some())
 }
 
 /// The destination written in the packet and where its hops are. None for

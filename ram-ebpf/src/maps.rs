@@ -90,6 +90,8 @@ pub struct QueryScratch {
 /// Where a packet goes, held in memory while its hops are judged.
 #[repr(C)]
 pub struct RouteVars {
+    /// The destination written in the header (IPv4 in the first 4 bytes).
+    pub addr: [u8; 16],
     /// 1 for IPv4.
     pub v4: u32,
     pub protocol: u32,
