@@ -91,15 +91,20 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
     if get(&found) == 0 {
         return PASS;
     }
-    // DNS queries to a resolver are recorded whatever the TCP state: DNS
-    // over TCP sends its queries on an established connection (and its SYN
-    // starts the tracking).
-    ram_record_dns(skb);
     let Some(scratch) = RAM_QUERY_SCRATCH.get_ptr_mut(0) else {
         return PASS;
     };
     // SAFETY: this CPU's scratch, used by one egress run at a time.
     let scratch = unsafe { &*scratch };
+    if get(&scratch.route.from_resolver) != 0 {
+        // Sent as a resolver (see `sent_as_resolver`), whatever the socket's
+        // state: refused before anything else looks at it.
+        return refused(skb);
+    }
+    // DNS queries to a resolver are recorded whatever the TCP state: DNS
+    // over TCP sends its queries on an established connection (and its SYN
+    // starts the tracking).
+    ram_record_dns(skb);
     // SAFETY: non-null full socket returned by the helper.
     let (sk_protocol, sk_state) = unsafe { ((*full).protocol, (*full).state) };
     if sk_protocol == IPPROTO_TCP as u32
@@ -116,10 +121,15 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
     if get(&verdict) == PASS as u32 {
         return PASS;
     }
-    // Refused: the hop that was is in the scratch. Counted, logged, and
-    // dropped unless the scope audits. (Called from here, not from the
-    // judging function: each has a stack of its own, and a chain of calls
-    // shares 512 bytes.)
+    refused(skb)
+}
+
+/// Counts, logs and (unless the scope audits) drops a refused packet: the
+/// hop that was refused is in the scratch. (Called from the program, not
+/// from the judging function: each has a stack of its own, and a chain of
+/// calls shares 512 bytes.)
+#[inline(always)]
+fn refused(skb: *mut __sk_buff) -> i32 {
     let refused = ram_refuse_route(skb);
     if get(&refused) == PASS as u32 {
         PASS
@@ -153,7 +163,30 @@ pub extern "C" fn ram_find_route(skb: *mut __sk_buff) -> u32 {
     put(&mut scratch.route.extended, u32::from(route.extended));
     put(&mut scratch.route.hops_at, route.hops_at);
     put(&mut scratch.route.hops, route.hops);
+    // The header's destination, where a refusal of the whole packet points.
+    put(&mut scratch.route.refused_at, if route.dest.is_v4() { 16 } else { 24 });
+    put(
+        &mut scratch.route.from_resolver,
+        u32::from(sent_as_resolver(&ctx, route.dest.is_v4(), route.protocol, route.l4)),
+    );
     1
+}
+
+/// Does the packet leave from a configured resolver's address and port 53?
+/// Only the resolver may: an enforced process that sent as one (its port
+/// free, or by any other way) would answer its own queries.
+#[inline(always)]
+fn sent_as_resolver(ctx: &SkBuffContext, v4: bool, protocol: u8, l4: u32) -> bool {
+    if protocol != IPPROTO_TCP && protocol != IPPROTO_UDP {
+        return false;
+    }
+    let Some(ports) = load::<2>(ctx, l4) else { return true };
+    if u16::from_be_bytes(ports) != DNS_PORT {
+        return false;
+    }
+    // The source: offset 12 in an IPv4 header, 8 in IPv6.
+    let source = if v4 { load::<4>(ctx, 12).map(Dest::v4) } else { load::<16>(ctx, 8).map(Dest::v6) };
+    source.is_none_or(|source| is_resolver(scope(), source))
 }
 
 /// Judges the route held in this CPU's scratch: the destination and every

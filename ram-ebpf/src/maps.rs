@@ -106,6 +106,8 @@ pub struct RouteVars {
     pub next: u32,
     /// Where in the packet the address of the refused hop is.
     pub refused_at: u32,
+    /// 1 when the packet leaves from a configured resolver's port 53.
+    pub from_resolver: u32,
 }
 
 #[map]

@@ -463,11 +463,23 @@ fn no_way_around_the_policy() {
     // in one of its own (an unprivileged user namespace suffices) a process
     // owns 127.0.0.53:53 and answers itself; its parent then connects from
     // the trusted namespace.
+    // (Two layers hold it: no enforced socket may send as a resolver, and
+    // an answer teaches only in the trusted namespace.)
     suite.blocked(
         "a forged answer from a resolver address in a network namespace of its own",
         BLOCKED_V4,
-        &["delivered, then connect EPERM"],
+        &["then connect EPERM"],
         |s| s.inside(&["forge-in-own-netns", RESOLVER, ALLOWED, BLOCKED_V4, PORT]),
+    );
+
+    // The same self-answer in the trusted namespace, from a configured
+    // resolver's address whose port 53 nothing holds (the silent resolver):
+    // no enforced socket may send as a resolver.
+    suite.blocked(
+        "a forged answer sent from a free resolver address and port 53",
+        BLOCKED_V4,
+        &["then connect EPERM"],
+        |s| s.inside(&["forge-as-resolver", SILENT_RESOLVER, ALLOWED, BLOCKED_V4, PORT]),
     );
 
     // A program in a child cgroup that tries to allow more.

@@ -67,7 +67,7 @@ pub struct DnsSettings {
     /// How long after its query an answer still teaches (ms).
     pub answer_window_ms: u32,
     /// The network namespace whose DNS exchanges are trusted (a path such
-    /// as /run/netns/NAME or /proc/PID/ns/net); None: ramd's own.
+    /// as /run/netns/NAME); None: ramd's own.
     pub netns: Option<std::path::PathBuf>,
 }
 

@@ -296,12 +296,20 @@ fn dns_settings(ctx: &Ctx, raw: &RawDns, facts: &HostFacts, needs_dns: bool) -> 
     };
     let netns = match raw.netns.as_deref() {
         None => None,
+        Some(path) if path.starts_with("/proc/") => {
+            return Err(ctx.invalid(
+                "dns.netns",
+                path,
+                "names a process, whose id may be reused by another once it exits; bind-mount the namespace \
+                 (ip netns attach NAME PID) and use /run/netns/NAME",
+            ))
+        }
         Some(path) if path.starts_with('/') => Some(std::path::PathBuf::from(path)),
         Some(path) => {
             return Err(ctx.invalid(
                 "dns.netns",
                 path,
-                "must be an absolute path to a network namespace (/run/netns/NAME, /proc/PID/ns/net)",
+                "must be an absolute path to a network namespace (/run/netns/NAME)",
             ))
         }
     };

@@ -544,15 +544,28 @@ pub fn udp_cmsg(addr: IpAddr, port: u16, connected: bool) -> String {
 /// Prints how the namespace was made, whether the forged answer arrived,
 /// and the connect's outcome.
 pub fn forge_in_own_netns(resolver: IpAddr, name: &str, forged: IpAddr, port: u16) -> String {
-    let unprivileged = own_netns_child(resolver, name, forged, true);
-    let made = match unprivileged {
-        0 => "an unprivileged user namespace".to_string(),
-        refused => match own_netns_child(resolver, name, forged, false) {
-            0 => format!("a namespace made as root (as an unprivileged user: step {refused} failed)"),
-            code => return format!("the forging child failed ({code})"),
+    let made = match own_netns_child(resolver, name, forged, true) {
+        0 => "an unprivileged user namespace: forged answer delivered".to_string(),
+        // Step 13 and before: the namespace itself could not be made that
+        // way (user namespaces off); as root it can.
+        refused if (11..=16).contains(&refused) => match own_netns_child(resolver, name, forged, false) {
+            0 => format!("a namespace made as root (unprivileged: step {refused}): forged answer delivered"),
+            step => format!("a namespace made as root (unprivileged: step {refused}): forging stopped at step {step}"),
         },
+        step => format!("an unprivileged user namespace: forging stopped at step {step}"),
     };
-    format!("{made}: forged answer delivered, then connect {}", connect(forged, port))
+    format!("{made}, then connect {}", connect(forged, port))
+}
+
+/// The same self-answer in this process's own namespace, from the
+/// resolver's address and port 53 when nothing else holds them; then the
+/// connect to FORGED:PORT.
+pub fn forge_as_resolver(resolver: IpAddr, name: &str, forged: IpAddr, port: u16) -> String {
+    let answered = match forge_child(resolver, name, forged, Namespace::Same) {
+        Ok(()) => "forged answer delivered".to_string(),
+        Err(step) => format!("forging stopped at step {step}"),
+    };
+    format!("{answered}, then connect {}", connect(forged, port))
 }
 
 fn connect(addr: IpAddr, port: u16) -> String {
@@ -571,7 +584,8 @@ fn own_netns_child(resolver: IpAddr, name: &str, forged: IpAddr, unprivileged: b
         return -1;
     }
     if pid == 0 {
-        let code = forge_child(resolver, name, forged, unprivileged).map_or_else(|code| code, |()| 0);
+        let namespace = if unprivileged { Namespace::Unprivileged } else { Namespace::AsRoot };
+        let code = forge_child(resolver, name, forged, namespace).map_or_else(|code| code, |()| 0);
         // SAFETY: leaves the child at once.
         unsafe { libc::_exit(code) };
     }
@@ -585,12 +599,26 @@ fn own_netns_child(resolver: IpAddr, name: &str, forged: IpAddr, unprivileged: b
     }
 }
 
-fn forge_child(resolver: IpAddr, name: &str, forged: IpAddr, unprivileged: bool) -> Result<(), i32> {
-    use hickory_proto::{
-        op::{Message, MessageType, OpCode, Query},
-        rr::{rdata::A, Name, RData, Record, RecordType},
-    };
-    let IpAddr::V4(forged) = forged else { return Err(10) };
+/// Where the forging child answers itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Namespace {
+    /// A user and network namespace of its own, as nobody.
+    Unprivileged,
+    /// A network namespace of its own, as root.
+    AsRoot,
+    /// The namespace it is in.
+    Same,
+}
+
+fn forge_child(resolver: IpAddr, name: &str, forged: IpAddr, namespace: Namespace) -> Result<(), i32> {
+    if namespace != Namespace::Same {
+        own_namespace(namespace == Namespace::Unprivileged)?;
+    }
+    forge_answer_to_self(resolver, name, forged)
+}
+
+/// Makes and enters a network namespace with loopback up.
+fn own_namespace(unprivileged: bool) -> Result<(), i32> {
     // SAFETY: plain system calls in the forked child.
     unsafe {
         if unprivileged {
@@ -628,6 +656,15 @@ fn forge_child(resolver: IpAddr, name: &str, forged: IpAddr, unprivileged: bool)
         }
         libc::close(fd);
     }
+    Ok(())
+}
+
+fn forge_answer_to_self(resolver: IpAddr, name: &str, forged: IpAddr) -> Result<(), i32> {
+    use hickory_proto::{
+        op::{Message, MessageType, OpCode, Query},
+        rr::{rdata::A, Name, RData, Record, RecordType},
+    };
+    let IpAddr::V4(forged) = forged else { return Err(10) };
     // One socket, bound to the resolver's address and port: it sends the
     // query to itself and answers itself (every send goes to a resolver's
     // port 53, which the hooks let through).
