@@ -296,10 +296,15 @@ pub struct ScopeConfig {
     pub answer_window_ms: u32,
     pub _pad: u32,
     /// The network namespace whose DNS exchanges ram trusts (its cookie, as
-    /// bpf_get_netns_cookie gives it); 0: none, nothing is learned.
+    /// bpf_get_netns_cookie gives it); [`TRUSTED_NETNS_INITIAL`]: the
+    /// initial namespace; 0: none, nothing is learned.
     pub trusted_netns: u64,
 }
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 32);
+
+/// `ScopeConfig::trusted_netns` for the initial network namespace (the
+/// host's), which the programs can name without a cookie from userspace.
+pub const TRUSTED_NETNS_INITIAL: u64 = u64::MAX;
 
 /// Sockets that talked to a configured resolver's port 53, tracked at once
 /// per program instance (socket cookie → its network namespace's cookie).

@@ -690,9 +690,15 @@ pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
 }
 
 /// The cookie of the network namespace whose DNS the policy trusts: its
-/// `[dns] netns`, or ramd's own.
+/// `[dns] netns`, or ramd's own. The initial namespace (a host's ramd) the
+/// programs name themselves; any other is asked of the kernel.
 fn trusted_netns(policy: &Policy, cgroup_root: &std::path::Path) -> Result<u64> {
     let path = policy.dns.netns.clone().unwrap_or_else(|| crate::netns::OWN.into());
+    if crate::netns::is_initial(&path)? {
+        debug!(netns = %path.display(), "trusted network namespace: the initial one");
+        return Ok(ram_common::maps::TRUSTED_NETNS_INITIAL);
+    }
+    debug!(netns = %path.display(), "learning the trusted network namespace's cookie");
     let cookie = crate::netns::cookie(&path, cgroup_root)?;
     debug!(netns = %path.display(), cookie, "trusted network namespace");
     Ok(cookie)

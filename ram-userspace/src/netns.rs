@@ -28,6 +28,21 @@ use crate::{
 
 /// The namespace ramd itself runs in.
 pub const OWN: &str = "/proc/self/ns/net";
+/// The initial network namespace (init's).
+const INITIAL: &str = "/proc/1/ns/net";
+
+/// Is the namespace at `netns` the initial one? (The same namespace file:
+/// device and inode.) Where init's namespace cannot be looked at (ramd in
+/// a sandbox of its own), it is not known to be, and the caller asks the
+/// kernel for the cookie instead.
+pub fn is_initial(netns: &Path) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let this = std::fs::metadata(netns).map_err(|e| Error::io(netns, e))?;
+    let Ok(initial) = std::fs::metadata(INITIAL) else {
+        return Ok(false);
+    };
+    Ok((this.dev(), this.ino()) == (initial.dev(), initial.ino()))
+}
 
 /// BPF helper ids and instruction pieces the probe program needs.
 const HELPER_MAP_UPDATE_ELEM: i32 = 2;

@@ -293,6 +293,18 @@ fn wildcards_over_open_namespaces_are_accepted_with_a_warning() {
 }
 
 #[test]
+fn the_trusted_network_namespace_is_a_bind_mounted_path() {
+    let p = parse(&format!("[dns]\nresolvers = [\"127.0.0.53\"]\nnetns = \"/run/netns/ci\"\n{TARGET}")).unwrap();
+    assert_eq!(p.dns.netns.as_deref(), Some(std::path::Path::new("/run/netns/ci")));
+    let e = error(&format!("[dns]\nresolvers = [\"127.0.0.53\"]\nnetns = \"/proc/42/ns/net\"\n{TARGET}"));
+    assert!(e.contains("dns.netns = \"/proc/42/ns/net\"") && e.contains("may be reused"), "{e}");
+    let e = error(&format!("[dns]\nresolvers = [\"127.0.0.53\"]\nnetns = \"ci\"\n{TARGET}"));
+    assert!(e.contains("dns.netns = \"ci\"") && e.contains("absolute path"), "{e}");
+    // Unset: ramd's own namespace.
+    assert_eq!(parse(&format!("[dns]\nresolvers = [\"127.0.0.53\"]\n{TARGET}")).unwrap().dns.netns, None);
+}
+
+#[test]
 fn wildcards_over_public_suffixes_are_refused() {
     // TLDs, ICANN entries and private entries of the Public Suffix List.
     for suffix in ["com", "co.uk", "github.io", "s3.amazonaws.com", "blob.core.windows.net", "internal"] {
