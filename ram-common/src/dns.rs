@@ -1006,6 +1006,65 @@ pub(crate) mod tests {
         }
     }
 
+    /// The hash of a name written in full at offset 0 of a message.
+    fn name_hash(labels: &[&[u8]], seed: u64) -> u64 {
+        let mut m = Vec::new();
+        for label in labels {
+            m.push(label.len() as u8);
+            m.extend_from_slice(label);
+        }
+        m.push(0);
+        let mut w = [0u8; WINDOW];
+        w[..m.len()].copy_from_slice(&m);
+        let mut vars = LoopVars { len: m.len() as u32, seed, ..LoopVars::default() };
+        walk_name(&w, 0, &mut vars);
+        assert_eq!(vars.done, WALK_WHOLE);
+        vars.hash
+    }
+
+    /// The inverse of `mix` for a known previous hash: the value that
+    /// takes `hash` to `target`. (Each step is invertible: an xorshift, a
+    /// multiplication by an odd constant.)
+    fn unmix(hash: u64, target: u64) -> u64 {
+        let mut x = target;
+        // Undo x ^= x >> 29: three rounds recover all 64 bits.
+        for _ in 0..3 {
+            x = target ^ (x >> 29);
+        }
+        // Undo the multiplication: the inverse of the odd constant mod 2^64.
+        let mut inverse: u64 = NAME_MIX;
+        for _ in 0..6 {
+            inverse = inverse.wrapping_mul(2u64.wrapping_sub(NAME_MIX.wrapping_mul(inverse)));
+        }
+        x.wrapping_mul(inverse) ^ hash
+    }
+
+    #[test]
+    fn a_name_made_to_collide_without_the_seed_does_not_with_it() {
+        let allowed: [&[u8]; 3] = [b"registry", b"example", b"com"];
+        let target = name_hash(&allowed, 0);
+        // Without a seed anyone can compute a name that hashes alike: a
+        // first label, then an 8-byte label solved for the target (kept
+        // when it has no upper-case letter, which the fold would change).
+        let (first, last) = (1..100)
+            .find_map(|i| {
+                let first = format!("evil{i}");
+                let mut w = [0u8; WINDOW];
+                w[0] = first.len() as u8;
+                w[1..1 + first.len()].copy_from_slice(first.as_bytes());
+                let head = mix(mix(mix(0, first.len() as u64), fold_word(word(&w, 1) & 0xff_ffff_ffff)), 8);
+                let last = unmix(head, target).to_le_bytes();
+                (!last.iter().any(u8::is_ascii_uppercase) && !last.contains(&0)).then_some((first, last))
+            })
+            .expect("a collider");
+        let collider: [&[u8]; 2] = [first.as_bytes(), &last];
+        assert_eq!(name_hash(&collider, 0), target, "the crafted collision");
+        // With a seed (random per ramd start in the kernel), it is lost.
+        for seed in [1, 0x5eed, 0x9e37_79b9_7f4a_7c15, u64::MAX] {
+            assert_ne!(name_hash(&allowed, seed), name_hash(&collider, seed), "seed {seed:#x}");
+        }
+    }
+
     const TYPE_TXT_FOR_TEST: u16 = 16;
 
     #[test]
