@@ -49,6 +49,8 @@ const HELPER_MAP_UPDATE_ELEM: i32 = 2;
 const HELPER_GET_NETNS_COOKIE: i32 = 122;
 const BPF_PSEUDO_MAP_FD: u8 = 1;
 const BPF_CGROUP_INET4_CONNECT: u32 = 10;
+/// How long the probe process may take.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One instruction: opcode, dst and src registers, offset, immediate.
 const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
@@ -143,7 +145,24 @@ pub fn cookie(netns: &Path, cgroup_root: &Path) -> Result<u64> {
             Ok(())
         });
     }
-    let status = child.status().map_err(|e| sys("the probe process", e))?;
+    let mut child = child.spawn().map_err(|e| sys("the probe process", e))?;
+    // It finishes in milliseconds; should it ever hang, ramd says so rather
+    // than hang with it.
+    let deadline = std::time::Instant::now() + PROBE_TIMEOUT;
+    let status = loop {
+        match child.try_wait().map_err(|e| sys("the probe process", e))? {
+            Some(status) => break status,
+            None if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(10)),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(sys(
+                    "the probe process",
+                    std::io::Error::other(format!("still running after {PROBE_TIMEOUT:?}")),
+                ));
+            }
+        }
+    };
     if !status.success() {
         return Err(sys("the probe process", std::io::Error::other(format!("exited with {status}"))));
     }
