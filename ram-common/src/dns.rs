@@ -363,10 +363,10 @@ fn error_from(code: u32) -> DnsError {
 }
 
 /// One step of the record loop: walks one name. For an owner, reads its
-/// record and moves vars.off past it, returning the address when it is an
-/// A/AAAA record of class IN owned by a name on the chain; a CNAME on the
-/// chain makes the next step walk its target. For a target, adds it to the
-/// chain.
+/// record and moves vars.off past it, adding the address to `records` when
+/// it is an A/AAAA record of class IN owned by a name on the chain; a CNAME
+/// on the chain makes the next step walk its target. For a target, adds it
+/// to the chain.
 #[inline(always)]
 pub fn read_step<S: Steps>(
     msg: &[u8; WINDOW],
