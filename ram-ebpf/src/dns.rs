@@ -27,7 +27,7 @@ use crate::{
     judge::{is_resolver, Dest, DNS_PORT},
     maps::{count, name_seed, scope, scope_config, RAM_HOSTS, RAM_LEARN4, RAM_LEARN6, RAM_NAMES, RAM_SCRATCH},
     queries::{answers_a_query, header_address, packet_family, query_key, transport_and_port},
-    skb::{load, IPPROTO_TCP, IPPROTO_UDP},
+    skb::{destination_at, load, source_at, IPPROTO_TCP, IPPROTO_UDP},
     stream::{each_message, Direction},
     trust::trusted_socket,
 };
@@ -138,10 +138,9 @@ fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Opti
     // and the verifier walks the parser once instead of once per path.
     put(&mut scratch.message_start, start);
     put(&mut scratch.message_len, len);
-    // The resolver is the answer's source (offset 12 in an IPv4 header, 8
-    // in IPv6), the client its destination (16, 24).
-    let resolver = header_address(ctx, family, if family == 4 { 12 } else { 8 })?;
-    let client = header_address(ctx, family, if family == 4 { 16 } else { 24 })?;
+    // The resolver is the answer's source, the client its destination.
+    let resolver = header_address(ctx, family, source_at(family == 4))?;
+    let client = header_address(ctx, family, destination_at(family == 4))?;
     scratch.query = query_key(scope, family, resolver, client, transport_port as u16, 0, 0);
     scratch.query.transport = (transport_port >> 16) as u8;
     count(scope, counter::DNS_ANSWERS);

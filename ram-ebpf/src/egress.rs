@@ -26,7 +26,7 @@ use crate::{
     judge::{allowed, deny, is_resolver, Attempt, Dest, Expiry, DNS_PORT},
     maps::{scope, skb_task_info, QueryScratch, RAM_QUERY_SCRATCH},
     queries::record_queries,
-    skb::{load, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
+    skb::{destination_at, load, load_dest, source_at, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 
 const PASS: i32 = 1;
@@ -164,7 +164,7 @@ pub extern "C" fn ram_find_route(skb: *mut __sk_buff) -> u32 {
     put(&mut scratch.route.hops_at, route.hops_at);
     put(&mut scratch.route.hops, route.hops);
     // The header's destination, where a refusal of the whole packet points.
-    put(&mut scratch.route.refused_at, if route.dest.is_v4() { 16 } else { 24 });
+    put(&mut scratch.route.refused_at, destination_at(route.dest.is_v4()));
     put(
         &mut scratch.route.from_resolver,
         u32::from(sent_as_resolver(&ctx, route.dest.is_v4(), route.protocol, route.l4)),
@@ -184,9 +184,7 @@ fn sent_as_resolver(ctx: &SkBuffContext, v4: bool, protocol: u8, l4: u32) -> boo
     if u16::from_be_bytes(ports) != DNS_PORT {
         return false;
     }
-    // The source: offset 12 in an IPv4 header, 8 in IPv6.
-    let source = if v4 { load::<4>(ctx, 12).map(Dest::v4) } else { load::<16>(ctx, 8).map(Dest::v6) };
-    source.is_none_or(|source| is_resolver(scope(), source))
+    load_dest(ctx, v4, source_at(v4)).is_none_or(|source| is_resolver(scope(), source))
 }
 
 /// Judges the route held in this CPU's scratch: the destination and every
@@ -219,12 +217,7 @@ pub extern "C" fn ram_refuse_route(skb: *mut __sk_buff) -> u32 {
     let scratch = unsafe { &*scratch };
     let (protocol, port, at) =
         (get(&scratch.route.protocol) as u8, get(&scratch.route.port) as u16, get(&scratch.route.refused_at));
-    let hop = if get(&scratch.route.v4) != 0 {
-        load::<4>(&ctx, at).map(Dest::v4)
-    } else {
-        load::<16>(&ctx, at).map(Dest::v6)
-    };
-    match hop {
+    match load_dest(&ctx, get(&scratch.route.v4) != 0, at) {
         Some(hop) => refuse(&ctx, scope(), hop, protocol, port) as u32,
         None => DROP as u32,
     }
@@ -232,9 +225,8 @@ pub extern "C" fn ram_refuse_route(skb: *mut __sk_buff) -> u32 {
 
 #[inline(always)]
 fn judge_every_hop(ctx: &SkBuffContext, scope: u32, scratch: &mut QueryScratch) -> Option<i32> {
-    let v4 = get(&scratch.route.v4) != 0;
-    // The header's destination: offset 16 in IPv4, 24 in IPv6.
-    put(&mut scratch.route.refused_at, if v4 { 16 } else { 24 });
+    // (`route.refused_at` points at the header's destination already: set
+    // where the route was found.)
     if get(&scratch.route.hops) == UNKNOWN_HOPS {
         // A route ram cannot read whole: its hops are unknown.
         return Some(DROP);
@@ -248,11 +240,13 @@ fn judge_every_hop(ctx: &SkBuffContext, scope: u32, scratch: &mut QueryScratch) 
         let v4 = get(&scratch.route.v4) != 0;
         // Hop 0 is the destination written in the header.
         let at = match (i, v4) {
-            (0, true) => 16,
-            (0, false) => 24,
+            (0, _) => destination_at(v4),
             (_, true) => get(&scratch.route.hops_at) + (i - 1) * 4,
             (_, false) => get(&scratch.route.hops_at) + (i - 1) * 16,
         };
+        // (Written out, not through `load_dest`: that form makes the
+        // compiler zero the address through a memset the verifier takes
+        // for an endless loop.)
         let hop = if v4 { Dest::v4(load::<4>(ctx, at)?) } else { Dest::v6(load::<16>(ctx, at)?) };
         let port = get(&scratch.route.port) as u16;
         if !allowed(scope, hop, port, Expiry::Lenient) {

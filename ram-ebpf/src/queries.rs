@@ -20,7 +20,7 @@ use ram_common::{
 
 use crate::{
     maps::{scope, RAM_QUERIES, RAM_QUERY_SCRATCH},
-    skb::{load, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
+    skb::{destination_at, load, source_at, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
     stream::{each_message, Direction},
     trust::trusted_socket,
 };
@@ -138,8 +138,7 @@ fn record_query(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) 
     let question = parse_query(&scratch.msg, get(&scratch.vars.len), &mut scratch.key, &mut scratch.vars).ok()?;
     // The key and value are built in the scratch, not on the stack: this
     // function's stack adds to its caller's, and the two share 512 bytes.
-    // The resolver is the destination (offset 16 in an IPv4 header, 24 in
-    // IPv6), the client the source (12, 8).
+    // The resolver is the destination, the client the source.
     scratch.query = QueryKey::default();
     scratch.query.scope = scope();
     scratch.query.family = family;
@@ -147,7 +146,8 @@ fn record_query(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) 
     scratch.query.client_port = transport_port as u16;
     scratch.query.id = question.id;
     scratch.query.qtype = question.qtype;
-    let (resolver_at, client_at, size) = if family == 4 { (16, 12, 4) } else { (24, 8, 16) };
+    let v4 = family == 4;
+    let (resolver_at, client_at, size) = (destination_at(v4), source_at(v4), if v4 { 4 } else { 16 });
     // SAFETY: both fields are 16 writable bytes; `size` is 4 or 16.
     let loaded = unsafe {
         bpf_skb_load_bytes(ctx.skb.skb as *const _, resolver_at, scratch.query.resolver.as_mut_ptr() as *mut _, size)

@@ -30,10 +30,10 @@ pub fn on_ipv4(ctx: &SockAddrContext, hook: u8) -> i32 {
         // SAFETY: the kernel gives sock_addr programs a valid socket.
         let (peer, peer_port) = unsafe { ((*sa.__bindgen_anon_1.sk).dst_ip4, (*sa.__bindgen_anon_1.sk).dst_port) };
         let dest = Dest::v4(peer.to_ne_bytes());
-        return judge_with(ctx, dest, u16::from_be(peer_port), sa.protocol as u8, hook, Expiry::Lenient);
+        return judge(ctx, dest, u16::from_be(peer_port), sa.protocol as u8, hook, Expiry::Lenient);
     }
     let addr = sa.user_ip4.to_ne_bytes();
-    judge(ctx, Dest::v4(addr), port_of(sa.user_port), sa.protocol as u8, hook)
+    judge(ctx, Dest::v4(addr), port_of(sa.user_port), sa.protocol as u8, hook, Expiry::Strict)
 }
 
 #[inline(always)]
@@ -62,7 +62,7 @@ pub fn on_ipv6(ctx: &SockAddrContext, hook: u8) -> i32 {
         Some(v4) => Dest::v4(v4),
         None => Dest::v6(addr),
     };
-    judge_with(ctx, dest, port, sa.protocol as u8, hook, expiry)
+    judge(ctx, dest, port, sa.protocol as u8, hook, expiry)
 }
 
 /// `user_port` carries the port in network order in its low 16 bits.
@@ -71,17 +71,12 @@ fn port_of(user_port: u32) -> u16 {
     u16::from_be(user_port as u16)
 }
 
-#[inline(always)]
-fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8) -> i32 {
-    judge_with(ctx, dest, port, protocol, hook, Expiry::Strict)
-}
-
 /// Judges `dest:port`. New destinations need an unexpired entry; a
 /// connected socket's own peer (judged when it connected) is judged as the
 /// egress backstop judges its packets, so a send with a control message
 /// fares as the same send without one.
 #[inline(always)]
-fn judge_with(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, expiry: Expiry) -> i32 {
+fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, expiry: Expiry) -> i32 {
     let scope = scope();
     if port == DNS_PORT && is_resolver(scope, dest) {
         note_dns_socket(ctx.sock_addr);
