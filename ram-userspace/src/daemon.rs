@@ -112,12 +112,12 @@ impl Daemon {
         }
         let mut compiled = policy.compile()?;
         let cgroup_root = cgroup::cgroup2_mount()?;
-        compiled.trusted_netns = trusted_netns(&policy, &cgroup_root)?;
         let features = KernelFeatures::probe().with_overrides(|var| std::env::var(var).ok())?;
         info!("{}", features.summary());
-        if !features.global_functions {
-            return Err(crate::Error::NoGlobalFunctions { release: features.release.clone() }.into());
+        if let Some(missing) = features.missing() {
+            return Err(crate::Error::KernelTooOld { release: features.release.clone(), missing }.into());
         }
+        compiled.trusted_netns = trusted_netns(&policy, &cgroup_root)?;
         loader::prepare(&paths)?;
         // Pinned maps that differ from what this build and policy want are
         // set aside before the load creates them afresh.

@@ -39,11 +39,8 @@ pub enum Error {
     #[error("{what}: {cause}")]
     Sys { what: String, cause: std::io::Error },
 
-    #[error(
-        "this kernel ({release}) lacks BPF global functions (Linux 5.6+): the DNS answer parser \
-         is verified one function at a time there, and in one piece it exceeds the verifier's budget"
-    )]
-    NoGlobalFunctions { release: String },
+    #[error("this kernel ({release}) lacks {missing}")]
+    KernelTooOld { release: String, missing: &'static str },
     #[error("no cgroup v2 mount in /proc/self/mountinfo; ram needs cgroup v2")]
     NoCgroup2,
 }

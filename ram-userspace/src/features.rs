@@ -29,6 +29,10 @@ pub struct KernelFeatures {
     /// the DNS answer parser needs: each is verified once, on its own.
     #[serde(default)]
     pub global_functions: bool,
+    /// bpf_get_netns_cookie in connect/sendmsg programs (5.7+), which the
+    /// trusted-namespace check needs.
+    #[serde(default)]
+    pub netns_cookies: bool,
     /// How events reach ramd, chosen from the above.
     pub events: EventsPath,
     /// How programs are attached to cgroups, chosen from the above.
@@ -77,14 +81,18 @@ const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_MAP_CREATE: libc::c_long = 0;
 pub(crate) const BPF_PROG_TYPE_CGROUP_SKB: u32 = 8;
 pub const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
-const BPF_CGROUP_INET4_CONNECT: u32 = 10;
+pub(crate) const BPF_CGROUP_INET4_CONNECT: u32 = 10;
+const BPF_MAP_TYPE_ARRAY: u32 = 2;
 const BPF_MAP_TYPE_RINGBUF: u32 = 27;
+pub(crate) const HELPER_MAP_UPDATE_ELEM: i32 = 2;
 const HELPER_GET_CURRENT_PID_TGID: i32 = 14;
 const HELPER_GET_CURRENT_COMM: i32 = 16;
+pub(crate) const HELPER_GET_NETNS_COOKIE: i32 = 122;
 
+/// One BPF instruction, as BPF_PROG_LOAD takes it.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
-struct Insn {
+pub(crate) struct Insn {
     code: u8,
     regs: u8,
     off: i16,
@@ -190,7 +198,12 @@ pub fn prog_load_with_btf(
 
 use crate::sys::bpf;
 
-const fn insn(code: u8, dst: u8, src: u8, imm: i32) -> Insn {
+/// An instruction with an offset (loads, stores, jumps).
+pub(crate) const fn insn_off(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn { code, regs: (src << 4) | dst, off, imm }
+}
+
+pub(crate) const fn insn(code: u8, dst: u8, src: u8, imm: i32) -> Insn {
     Insn { code, regs: (src << 4) | dst, off: 0, imm }
 }
 
@@ -215,9 +228,11 @@ fn program_loads(prog_type: u32, attach_type: u32, body: &[Insn]) -> bool {
 /// BPF_MAP_CREATE of an array map with `entries` values of `value_size`
 /// bytes (keys are u32: `key_size` must be 4).
 pub(crate) fn array_map(key_size: u32, value_size: u32, entries: u32) -> std::io::Result<std::os::fd::OwnedFd> {
-    const BPF_MAP_TYPE_ARRAY: u32 = 2;
-    let attr = MapCreateAttr { map_type: BPF_MAP_TYPE_ARRAY, key_size, value_size, max_entries: entries };
-    let fd = bpf(BPF_MAP_CREATE, &attr as *const _ as *const _, std::mem::size_of::<MapCreateAttr>());
+    map_create(&MapCreateAttr { map_type: BPF_MAP_TYPE_ARRAY, key_size, value_size, max_entries: entries })
+}
+
+fn map_create(attr: &MapCreateAttr) -> std::io::Result<std::os::fd::OwnedFd> {
+    let fd = bpf(BPF_MAP_CREATE, attr as *const _ as *const _, std::mem::size_of::<MapCreateAttr>());
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -226,13 +241,7 @@ pub(crate) fn array_map(key_size: u32, value_size: u32, entries: u32) -> std::io
 }
 
 fn ring_buffer_maps() -> bool {
-    let attr = MapCreateAttr { map_type: BPF_MAP_TYPE_RINGBUF, max_entries: 4096, ..MapCreateAttr::default() };
-    let fd = bpf(BPF_MAP_CREATE, &attr as *const _ as *const _, std::mem::size_of::<MapCreateAttr>());
-    if fd >= 0 {
-        // SAFETY: as above.
-        unsafe { libc::close(fd as i32) };
-    }
-    fd >= 0
+    map_create(&MapCreateAttr { map_type: BPF_MAP_TYPE_RINGBUF, max_entries: 4096, ..MapCreateAttr::default() }).is_ok()
 }
 
 /// "5.10.0-46-cloud-amd64" → (5, 10).
@@ -257,6 +266,11 @@ impl KernelFeatures {
             ring_buffer: ring_buffer_maps(),
             verified_insns: version >= (5, 16),
             global_functions: aya::features().btf().is_some_and(|btf| btf.btf_func_global()),
+            netns_cookies: program_loads(
+                BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+                BPF_CGROUP_INET4_CONNECT,
+                &[insn(0x85, 0, 0, HELPER_GET_NETNS_COOKIE)],
+            ),
             events: EventsPath::RingBuffer,
             attach: AttachPath::Link,
             release,
@@ -312,6 +326,17 @@ impl KernelFeatures {
     }
 
     /// One line for logs.
+    /// What this kernel lacks that ramd cannot do without, if anything.
+    pub fn missing(&self) -> Option<&'static str> {
+        if !self.global_functions {
+            Some("BPF global functions (Linux 5.6), which the DNS answer parser needs")
+        } else if !self.netns_cookies {
+            Some("network namespace cookies in connect/sendmsg programs (Linux 5.7), which the DNS trust check needs")
+        } else {
+            None
+        }
+    }
+
     pub fn summary(&self) -> String {
         let yes_no = |b: bool| if b { "yes" } else { "no" };
         format!(

@@ -23,7 +23,10 @@ use std::{
 use crate::{
     bpf_calls,
     error::{Error, Result},
-    features::{self, BPF_PROG_TYPE_CGROUP_SOCK_ADDR},
+    features::{
+        self, insn, insn_off, Insn, BPF_CGROUP_INET4_CONNECT, BPF_PROG_TYPE_CGROUP_SOCK_ADDR, HELPER_GET_NETNS_COOKIE,
+        HELPER_MAP_UPDATE_ELEM,
+    },
 };
 
 /// The namespace ramd itself runs in.
@@ -44,37 +47,27 @@ pub fn is_initial(netns: &Path) -> Result<bool> {
     Ok((this.dev(), this.ino()) == (initial.dev(), initial.ino()))
 }
 
-/// BPF helper ids and instruction pieces the probe program needs.
-const HELPER_MAP_UPDATE_ELEM: i32 = 2;
-const HELPER_GET_NETNS_COOKIE: i32 = 122;
+/// The map-fd form of a 16-byte immediate load.
 const BPF_PSEUDO_MAP_FD: u8 = 1;
-const BPF_CGROUP_INET4_CONNECT: u32 = 10;
 /// How long the probe process may take.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// One instruction: opcode, dst and src registers, offset, immediate.
-const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
-    let off = off.to_le_bytes();
-    let imm = imm.to_le_bytes();
-    [code, (src << 4) | dst, off[0], off[1], imm[0], imm[1], imm[2], imm[3]]
-}
-
 /// `map[0] = bpf_get_netns_cookie(ctx); return 1;`
-fn probe_program(map_fd: i32) -> Vec<[u8; 8]> {
+fn probe_program(map_fd: i32) -> Vec<Insn> {
     vec![
-        insn(0x85, 0, 0, 0, HELPER_GET_NETNS_COOKIE), // r0 = get_netns_cookie(r1 = ctx)
-        insn(0x7b, 10, 0, -8, 0),                     // *(u64 *)(fp - 8) = r0
-        insn(0x62, 10, 0, -12, 0),                    // *(u32 *)(fp - 12) = 0 (the key)
-        insn(0x18, 1, BPF_PSEUDO_MAP_FD, 0, map_fd),  // r1 = map (a 16-byte load)
-        insn(0x00, 0, 0, 0, 0),
-        insn(0xbf, 2, 10, 0, 0),  // r2 = fp
-        insn(0x07, 2, 0, 0, -12), // r2 -= 12
-        insn(0xbf, 3, 10, 0, 0),  // r3 = fp
-        insn(0x07, 3, 0, 0, -8),  // r3 -= 8
-        insn(0xb7, 4, 0, 0, 0),   // r4 = 0 (BPF_ANY)
-        insn(0x85, 0, 0, 0, HELPER_MAP_UPDATE_ELEM),
-        insn(0xb7, 0, 0, 0, 1), // r0 = 1 (allow)
-        insn(0x95, 0, 0, 0, 0), // exit
+        insn(0x85, 0, 0, HELPER_GET_NETNS_COOKIE), // r0 = get_netns_cookie(r1 = ctx)
+        insn_off(0x7b, 10, 0, -8, 0),              // *(u64 *)(fp - 8) = r0
+        insn_off(0x62, 10, 0, -12, 0),             // *(u32 *)(fp - 12) = 0 (the key)
+        insn(0x18, 1, BPF_PSEUDO_MAP_FD, map_fd),  // r1 = map (a 16-byte load)
+        insn(0x00, 0, 0, 0),
+        insn(0xbf, 2, 10, 0),  // r2 = fp
+        insn(0x07, 2, 0, -12), // r2 -= 12
+        insn(0xbf, 3, 10, 0),  // r3 = fp
+        insn(0x07, 3, 0, -8),  // r3 -= 8
+        insn(0xb7, 4, 0, 0),   // r4 = 0 (BPF_ANY)
+        insn(0x85, 0, 0, HELPER_MAP_UPDATE_ELEM),
+        insn(0xb7, 0, 0, 1), // r0 = 1 (allow)
+        insn(0x95, 0, 0, 0), // exit
     ]
 }
 
