@@ -63,7 +63,7 @@ pub(crate) fn errno_name(e: &std::io::Error) -> String {
     }
 }
 
-fn connect(addr: IpAddr, port: u16) -> String {
+pub(crate) fn connect(addr: IpAddr, port: u16) -> String {
     match TcpStream::connect_timeout(&SocketAddr::new(addr, port), TIMEOUT) {
         Ok(_) => "ok".into(),
         Err(e) => errno_name(&e),

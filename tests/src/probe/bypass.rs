@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use super::{errno_name, TIMEOUT};
+use super::{connect, errno_name, TIMEOUT};
 
 fn last_error() -> String {
     errno_name(&std::io::Error::last_os_error())
@@ -568,13 +568,6 @@ pub fn forge_as_resolver(resolver: IpAddr, name: &str, forged: IpAddr, port: u16
     format!("{answered}, then connect {}", connect(forged, port))
 }
 
-fn connect(addr: IpAddr, port: u16) -> String {
-    match TcpStream::connect_timeout(&SocketAddr::new(addr, port), TIMEOUT) {
-        Ok(_) => "ok".into(),
-        Err(e) => errno_name(&e),
-    }
-}
-
 /// Forks the forging child; its exit code (0: the forged answer arrived).
 fn own_netns_child(resolver: IpAddr, name: &str, forged: IpAddr, unprivileged: bool) -> i32 {
     // SAFETY: the probe is single-threaded here; the child exits without
@@ -660,10 +653,7 @@ fn own_namespace(unprivileged: bool) -> Result<(), i32> {
 }
 
 fn forge_answer_to_self(resolver: IpAddr, name: &str, forged: IpAddr) -> Result<(), i32> {
-    use hickory_proto::{
-        op::{Message, MessageType, OpCode, Query},
-        rr::{rdata::A, Name, RData, Record, RecordType},
-    };
+    use hickory_proto::rr::RecordType;
     let IpAddr::V4(forged) = forged else { return Err(10) };
     // One socket, bound to the resolver's address and port: it sends the
     // query to itself and answers itself (every send goes to a resolver's
@@ -671,17 +661,11 @@ fn forge_answer_to_self(resolver: IpAddr, name: &str, forged: IpAddr) -> Result<
     let socket = UdpSocket::bind((resolver, 53)).map_err(|_| 17)?;
     socket.connect((resolver, 53)).map_err(|_| 18)?;
     let _ = socket.set_read_timeout(Some(TIMEOUT));
-    let owner = Name::from_ascii(name).map_err(|_| 20)?;
-    let mut query = Message::query();
-    query.metadata.id = 0x4242;
-    query.add_query(Query::query(owner.clone(), RecordType::A));
-    socket.send(&query.to_vec().map_err(|_| 21)?).map_err(|_| 22)?;
+    let query = super::stream::query(0x4242, name, RecordType::A).to_vec().map_err(|_| 21)?;
+    socket.send(&query).map_err(|_| 22)?;
     let mut buf = [0u8; 512];
     socket.recv(&mut buf).map_err(|_| 23)?;
-    let mut answer = Message::new(0x4242, MessageType::Response, OpCode::Query);
-    answer.add_query(Query::query(owner.clone(), RecordType::A));
-    answer.add_answer(Record::from_rdata(owner, 300, RData::A(A(forged))));
-    socket.send(&answer.to_vec().map_err(|_| 24)?).map_err(|_| 25)?;
+    socket.send(&super::stream::answer(0x4242, name, forged)).map_err(|_| 25)?;
     socket.recv(&mut buf).map_err(|_| 26)?;
     Ok(())
 }

@@ -36,7 +36,7 @@ fn framed(message: &[u8]) -> Vec<u8> {
 }
 
 /// A plain query for `name`.
-fn query(id: u16, name: &str, record_type: RecordType) -> Message {
+pub(crate) fn query(id: u16, name: &str, record_type: RecordType) -> Message {
     let mut msg = Message::query();
     msg.metadata.id = id;
     msg.metadata.recursion_desired = true;
@@ -45,7 +45,7 @@ fn query(id: u16, name: &str, record_type: RecordType) -> Message {
 }
 
 /// An answer to `id`/`name` with one A record.
-fn answer(id: u16, name: &str, addr: std::net::Ipv4Addr) -> Vec<u8> {
+pub(crate) fn answer(id: u16, name: &str, addr: std::net::Ipv4Addr) -> Vec<u8> {
     let mut msg = Message::response(id, OpCode::Query);
     msg.metadata.message_type = MessageType::Response;
     msg.metadata.authoritative = true;
