@@ -37,12 +37,18 @@ pub const MAP_EVENTS: &str = "RAM_EVENTS";
 pub const MAP_PERF_EVENTS: &str = "RAM_PERF_EVENTS";
 pub const MAP_PORTS: &str = "RAM_PORTS";
 pub const MAP_QUERIES: &str = "RAM_QUERIES";
+pub const MAP_SOCKETS: &str = "RAM_SOCKETS";
+pub const MAP_INITIAL_NETNS: &str = "RAM_INITIAL_NETNS";
+pub const MAP_FORWARDS: &str = "RAM_FORWARDS";
 
 /// Maps shared by every program instance and pinned in bpffs, besides the
 /// event map of the object in use ([`MAP_EVENTS`] or [`MAP_PERF_EVENTS`]).
 /// The per-CPU scratch maps are private to each instance and not listed.
-pub const PINNED_MAPS: [&str; 12] = [
+pub const PINNED_MAPS: [&str; 15] = [
     MAP_QUERIES,
+    MAP_SOCKETS,
+    MAP_INITIAL_NETNS,
+    MAP_FORWARDS,
     MAP_PORTS,
     MAP_NAMES,
     MAP_CIDR4,
@@ -75,7 +81,9 @@ pub const PROG_SENDMSG4: &str = "ram_sendmsg4";
 pub const PROG_SENDMSG6: &str = "ram_sendmsg6";
 pub const PROG_INGRESS: &str = "ram_dns_ingress";
 pub const PROG_EGRESS: &str = "ram_egress";
-pub const PROGRAMS: [&str; 6] = [PROG_CONNECT4, PROG_CONNECT6, PROG_SENDMSG4, PROG_SENDMSG6, PROG_INGRESS, PROG_EGRESS];
+pub const PROG_SOCK_CREATE: &str = "ram_sock_create";
+pub const PROGRAMS: [&str; 7] =
+    [PROG_CONNECT4, PROG_CONNECT6, PROG_SENDMSG4, PROG_SENDMSG6, PROG_INGRESS, PROG_EGRESS, PROG_SOCK_CREATE];
 
 /// Targets (scopes) a policy may have: scope sets are u64 bit masks.
 pub const MAX_SCOPES: u32 = 64;
@@ -294,10 +302,13 @@ pub struct ScopeConfig {
     /// How long after its query an answer still teaches, in milliseconds
     /// (0: [`DNS_ANSWER_WINDOW_MS`]).
     pub answer_window_ms: u32,
-    pub _pad: u32,
-    /// The network namespace whose DNS exchanges ram trusts (its cookie, as
-    /// bpf_get_netns_cookie gives it); [`TRUSTED_NETNS_INITIAL`]: the
-    /// initial namespace; 0: none, nothing is learned.
+    /// [`SCOPE_PASS_OTHER_NETNS`] or 0.
+    pub flags: u32,
+    /// The runtime's network namespace: the one whose DNS exchanges ram
+    /// trusts and, with [`SCOPE_PASS_OTHER_NETNS`], the only one judged.
+    /// Its cookie, as bpf_get_netns_cookie gives it;
+    /// [`TRUSTED_NETNS_INITIAL`]: the initial namespace; 0: none, nothing
+    /// is learned and every namespace is judged.
     pub trusted_netns: u64,
 }
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 32);
@@ -306,9 +317,63 @@ const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 32);
 /// host's), which the programs can name without a cookie from userspace.
 pub const TRUSTED_NETNS_INITIAL: u64 = u64::MAX;
 
-/// Sockets that talked to a configured resolver's port 53, tracked at once
-/// per program instance (socket cookie → its network namespace's cookie).
-pub const DNS_SOCKETS_CAPACITY: u32 = 16384;
+/// `ScopeConfig::flags`: sockets of the target's cgroups that live in a
+/// network namespace other than the runtime's (`trusted_netns`) are its
+/// containers' (or its embedded DNS server's, serving them) and pass
+/// unjudged. Without it every socket is judged. A bit that opens must be
+/// set: an unconfigured scope (all zero) judges everything.
+pub const SCOPE_PASS_OTHER_NETNS: u32 = 1;
+
+/// Sockets whose network namespace the programs noted (`RAM_SOCKETS`):
+/// those that talked to a resolver's port 53, and those outside their
+/// runtime's namespace. Shared and pinned; least recently used first out
+/// (an evicted socket is judged again and learns nothing: fail closed).
+pub const SOCKETS_CAPACITY: u32 = 65536;
+
+/// Value of `RAM_SOCKETS` (key: the socket cookie).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketNote {
+    /// The cookie of the socket's network namespace.
+    pub netns: u64,
+    /// [`SOCKET_FORWARDER`] or 0.
+    pub flags: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<SocketNote>() == 16);
+
+/// `SocketNote::flags`: a forwarder's socket (see [`ForwardKey`]) connected
+/// to its one allowed destination; its packets to that peer pass egress.
+pub const SOCKET_FORWARDER: u32 = 1;
+
+/// Key of `RAM_FORWARDS`: a runtime's own forwarding process (docker-proxy,
+/// found and checked by ramd) in one scope.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ForwardKey {
+    pub tgid: u32,
+    pub scope: u32,
+}
+
+/// Value of `RAM_FORWARDS`: the one destination that process may connect to
+/// besides the policy (the container address and port it forwards to).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForwardDest {
+    /// IPv4 in the first 4 bytes, the rest zero.
+    pub addr: [u8; 16],
+    /// 4 or 6.
+    pub family: u32,
+    /// Host order.
+    pub port: u32,
+    /// IPPROTO_TCP or IPPROTO_UDP.
+    pub protocol: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<ForwardDest>() == 32);
+
+/// Forwarding processes tracked at once (one per published port and family).
+pub const FORWARDS_CAPACITY: u32 = 4096;
 
 pub const MODE_ENFORCE: u32 = 1;
 pub const MODE_AUDIT: u32 = 2;
@@ -336,9 +401,14 @@ pub mod counter {
     /// Answers with more addresses than `[limits] addresses_per_answer`
     /// (the rest not learned).
     pub const LEARN_CAPPED: u32 = 15;
-    pub const SLOTS: u32 = 16;
+    /// Connects, sends and packets of sockets in another network namespace
+    /// than the runtime's (its containers'), passed unjudged.
+    pub const OTHER_NETNS_PASSED: u32 = 16;
+    /// Connects of a runtime's forwarder (docker-proxy) to its container.
+    pub const FORWARD_ALLOWED: u32 = 17;
+    pub const SLOTS: u32 = 18;
     /// Display names, in slot order.
-    pub const NAMES: [&str; 16] = [
+    pub const NAMES: [&str; 18] = [
         "connect_allowed",
         "connect_blocked",
         "sendmsg_allowed",
@@ -355,6 +425,8 @@ pub mod counter {
         "dns_off_chain",
         "dns_unmatched",
         "learn_capped",
+        "other_netns_passed",
+        "forward_allowed",
     ];
 }
 
@@ -378,4 +450,7 @@ mod pod {
     unsafe impl aya::Pod for QueryValue {}
     unsafe impl aya::Pod for NameKey {}
     unsafe impl aya::Pod for ScopeConfig {}
+    unsafe impl aya::Pod for SocketNote {}
+    unsafe impl aya::Pod for ForwardKey {}
+    unsafe impl aya::Pod for ForwardDest {}
 }

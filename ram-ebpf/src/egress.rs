@@ -24,8 +24,9 @@ use ram_common::{
 
 use crate::{
     judge::{allowed, deny, is_resolver, Attempt, Dest, Expiry, DNS_PORT},
-    maps::{scope, skb_task_info, QueryScratch, RAM_QUERY_SCRATCH},
+    maps::{count, scope, skb_task_info, QueryScratch, RAM_QUERY_SCRATCH},
     queries::record_queries,
+    trust::{unjudged_socket, Unjudged},
     skb::{destination_at, load, load_dest, source_at, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 
@@ -113,6 +114,17 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
         && goes_to_peer(full, scratch)
     {
         return PASS;
+    }
+    let scope = scope();
+    match unjudged_socket(skb, scope) {
+        Unjudged::OtherNetns => {
+            count(scope, counter::OTHER_NETNS_PASSED);
+            return PASS;
+        }
+        Unjudged::ForwarderToPeer if get(&scratch.route.extended) == 0 && goes_to_peer(full, scratch) => {
+            return PASS;
+        }
+        _ => {}
     }
     // The verifier knows nothing of a global function's result: map it
     // back onto the two verdicts (through memory, so that the compiler,

@@ -18,8 +18,8 @@ mod stream;
 mod trust;
 
 use aya_ebpf::{
-    macros::{cgroup_skb, cgroup_sock_addr},
-    programs::{SkBuffContext, SockAddrContext},
+    macros::{cgroup_skb, cgroup_sock, cgroup_sock_addr},
+    programs::{SkBuffContext, SockAddrContext, SockContext},
 };
 use ram_common::event::{HOOK_CONNECT, HOOK_SENDMSG};
 
@@ -51,6 +51,15 @@ pub fn ram_dns_ingress(ctx: SkBuffContext) -> i32 {
 #[cgroup_skb(egress)]
 pub fn ram_egress(ctx: SkBuffContext) -> i32 {
     egress::on_egress(&ctx)
+}
+
+/// Notes the namespace of every socket created outside the runtime's, so
+/// that egress can tell a container's raw and ping sockets (which no
+/// connect or sendmsg hook sees) from the runtime's. Never refuses.
+#[cgroup_sock(sock_create)]
+pub fn ram_sock_create(ctx: SockContext) -> i32 {
+    sock_addr::on_sock_create(&ctx);
+    1
 }
 
 #[cfg(not(test))]

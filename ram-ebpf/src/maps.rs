@@ -34,6 +34,18 @@ pub static RAM_SCOPES: Array<ScopeConfig> = Array::with_max_entries(MAX_SCOPES, 
 pub static RAM_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_SCOPES * counter::SLOTS, 0);
 #[map]
 pub static RAM_PORTS: Array<PortSet> = Array::with_max_entries(PORT_SETS, 0);
+/// Socket cookie → its network namespace (see trust.rs).
+#[map]
+pub static RAM_SOCKETS: LruHashMap<u64, SocketNote> = LruHashMap::with_max_entries(SOCKETS_CAPACITY, 0);
+/// The cookie of the initial network namespace, noted by the hooks that can
+/// ask for it (sock_create, connect, sendmsg) for those that cannot
+/// (cgroup_skb).
+#[map]
+pub static RAM_INITIAL_NETNS: Array<u64> = Array::with_max_entries(1, 0);
+/// A runtime's forwarding processes and the one destination each may reach
+/// besides the policy; written by ramd.
+#[map]
+pub static RAM_FORWARDS: HashMap<ForwardKey, ForwardDest> = HashMap::with_max_entries(FORWARDS_CAPACITY, 0);
 
 /// Per-CPU working memory of the DNS parser: too large for the 512-byte
 /// stack, and map memory lets the verifier prune the parser's loops.

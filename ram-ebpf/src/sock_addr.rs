@@ -1,17 +1,20 @@
 //! connect4/6 and sendmsg4/6: judge the destination the caller asked for and
 //! answer EPERM (return 0) when the policy does not allow it.
 
-use aya_ebpf::{helpers::generated::bpf_get_current_cgroup_id, programs::SockAddrContext};
+use aya_ebpf::{
+    helpers::generated::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid},
+    programs::{SockAddrContext, SockContext},
+};
 use ram_common::{
     event::{HOOK_CONNECT, HOOK_SENDMSG},
-    maps::counter,
+    maps::{counter, ForwardKey, SOCKET_FORWARDER},
     verdict::v4_mapped,
 };
 
 use crate::{
     judge::{allowed, deny, is_resolver, Attempt, Dest, Expiry, DNS_PORT},
-    maps::{count, scope, sock_addr_task_info},
-    trust::note_dns_socket,
+    maps::{count, scope, sock_addr_task_info, RAM_FORWARDS},
+    trust::{note_socket, passes_other_netns, sock_addr_ids, sock_ids, SocketIds},
 };
 
 const ALLOW: i32 = 1;
@@ -78,8 +81,15 @@ fn port_of(user_port: u32) -> u16 {
 #[inline(always)]
 fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, expiry: Expiry) -> i32 {
     let scope = scope();
+    let socket = sock_addr_ids(ctx.sock_addr);
+    if passes_other_netns(scope, socket.netns) {
+        // A container's socket (see trust.rs): noted for egress, unjudged.
+        note_socket(socket, 0);
+        count(scope, counter::OTHER_NETNS_PASSED);
+        return ALLOW;
+    }
     if port == DNS_PORT && is_resolver(scope, dest) {
-        note_dns_socket(ctx.sock_addr);
+        note_socket(socket, 0);
     }
     let (allowed_slot, blocked_slot) = if hook == HOOK_CONNECT {
         (counter::CONNECT_ALLOWED, counter::CONNECT_BLOCKED)
@@ -88,6 +98,11 @@ fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, e
     };
     if allowed(scope, dest, port, expiry) {
         count(scope, allowed_slot);
+        return ALLOW;
+    }
+    if hook == HOOK_CONNECT && forwards_to(scope, dest, port, protocol) {
+        note_socket(socket, SOCKET_FORWARDER);
+        count(scope, counter::FORWARD_ALLOWED);
         return ALLOW;
     }
     let attempt = Attempt {
@@ -103,5 +118,29 @@ fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, e
         ALLOW
     } else {
         REJECT
+    }
+}
+
+/// Is the calling process a forwarder ramd registered for this scope
+/// (docker-proxy), connecting to the one destination it forwards to?
+#[inline(always)]
+fn forwards_to(scope: u32, dest: Dest, port: u16, protocol: u8) -> bool {
+    // SAFETY: helper without preconditions.
+    let tgid = (unsafe { bpf_get_current_pid_tgid() } >> 32) as u32;
+    let key = ForwardKey { tgid, scope };
+    // SAFETY: read-only lookup, compared at once.
+    let Some(forward) = (unsafe { RAM_FORWARDS.get(&key) }) else {
+        return false;
+    };
+    let (family, addr) = dest.wire_bytes();
+    forward.family == family as u32 && forward.port == port as u32 && forward.protocol == protocol as u32 && forward.addr == addr
+}
+
+/// sock_create: notes a socket created outside the runtime's namespace.
+#[inline(always)]
+pub fn on_sock_create(ctx: &SockContext) {
+    let socket: SocketIds = sock_ids(ctx.sock);
+    if passes_other_netns(scope(), socket.netns) {
+        note_socket(socket, 0);
     }
 }

@@ -1,5 +1,5 @@
-//! Which DNS exchanges ram trusts: those of sockets in the trusted network
-//! namespace (ramd's own, or `[dns] netns`).
+//! Which sockets ram trusts for DNS and which it judges at all, by network
+//! namespace.
 //!
 //! The resolvers are trusted by address, and an address means something
 //! only in one network namespace: a process in an enforced cgroup that
@@ -7,34 +7,38 @@
 //! can own 127.0.0.53:53 there and answer itself. So the connect and
 //! sendmsg hooks, which know a socket's namespace, note every socket that
 //! talks to a resolver's port 53 with its namespace; a query counts, and an
-//! answer teaches, only on a socket so noted in the trusted namespace. The
-//! cgroup_skb programs cannot ask for a namespace on every kernel (5.10
-//! has no such helper there), so they look the socket up.
+//! answer teaches, only on a socket so noted in the trusted namespace (the
+//! runtime's: ramd's own, or `[dns] netns`).
+//!
+//! A runtime's containers live in namespaces of their own; on hybrid hosts
+//! their processes share the runtime's cgroup v2, and on every host the
+//! runtime's embedded DNS server answers them from a socket in their
+//! namespace. With `SCOPE_PASS_OTHER_NETNS` a socket outside the runtime's
+//! namespace is theirs and passes unjudged. The hooks that know a socket's
+//! namespace (sock_create, connect, sendmsg) note such sockets too; the
+//! cgroup_skb programs cannot ask for a namespace on every kernel (5.10 has
+//! no such helper there), so they look the socket up. A socket that is not
+//! noted (evicted, or older than ram) is judged: fail closed.
 
 use aya_ebpf::{
-    bindings::{__sk_buff, bpf_sock_addr},
+    bindings::{__sk_buff, bpf_sock, bpf_sock_addr},
     helpers::generated::{bpf_get_netns_cookie, bpf_get_socket_cookie},
-    macros::map,
-    maps::{Array, LruHashMap},
 };
-use ram_common::maps::{DNS_SOCKETS_CAPACITY, TRUSTED_NETNS_INITIAL};
+use ram_common::maps::{ScopeConfig, SocketNote, SCOPE_PASS_OTHER_NETNS, SOCKET_FORWARDER, TRUSTED_NETNS_INITIAL};
 
-use crate::maps::scope_config;
+use crate::maps::{scope_config, RAM_INITIAL_NETNS, RAM_SOCKETS};
 
-/// Socket cookie → the cookie of its network namespace, for sockets that
-/// sent to a resolver's port 53. Private to the program instance.
-#[map]
-static RAM_DNS_SOCKETS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(DNS_SOCKETS_CAPACITY, 0);
+/// A socket's identity as the sock_addr and sock_create hooks see it.
+#[derive(Clone, Copy)]
+pub struct SocketIds {
+    pub cookie: u64,
+    pub netns: u64,
+}
 
-/// The cookie of the initial network namespace, noted by the hooks that can
-/// ask for it (connect/sendmsg) for those that cannot (cgroup_skb).
-#[map]
-static RAM_INITIAL_NETNS: Array<u64> = Array::with_max_entries(1, 0);
-
-/// Notes the socket of this connect/sendmsg (to a resolver's port 53) and
-/// its network namespace.
+/// The socket of a connect/sendmsg and its network namespace; also notes
+/// the initial namespace's cookie for the cgroup_skb programs.
 #[inline(always)]
-pub fn note_dns_socket(sock_addr: *mut bpf_sock_addr) {
+pub fn sock_addr_ids(sock_addr: *mut bpf_sock_addr) -> SocketIds {
     // SAFETY: the helpers take the sock_addr context, or NULL for the
     // initial namespace.
     let (cookie, netns, initial) = unsafe {
@@ -44,22 +48,103 @@ pub fn note_dns_socket(sock_addr: *mut bpf_sock_addr) {
             bpf_get_netns_cookie(core::ptr::null_mut()),
         )
     };
+    note_initial(initial);
+    SocketIds { cookie, netns }
+}
+
+/// The same for a socket being created.
+#[inline(always)]
+pub fn sock_ids(sock: *mut bpf_sock) -> SocketIds {
+    // SAFETY: as above, with the sock_create context.
+    let (cookie, netns, initial) = unsafe {
+        (
+            bpf_get_socket_cookie(sock as *mut _),
+            bpf_get_netns_cookie(sock as *mut _),
+            bpf_get_netns_cookie(core::ptr::null_mut()),
+        )
+    };
+    note_initial(initial);
+    SocketIds { cookie, netns }
+}
+
+#[inline(always)]
+fn note_initial(initial: u64) {
+    if RAM_INITIAL_NETNS.get(0).copied() == Some(initial) {
+        return;
+    }
     if let Some(slot) = RAM_INITIAL_NETNS.get_ptr_mut(0) {
         // SAFETY: a live map value; the cookie never changes.
         unsafe { *slot = initial };
     }
-    let _ = RAM_DNS_SOCKETS.insert(&cookie, &netns, 0);
+}
+
+/// The cookie of the scope's runtime namespace; 0 when it is none or not
+/// known yet (a restarted ramd's programs before any hook ran).
+#[inline(always)]
+fn runtime_netns(config: &ScopeConfig) -> u64 {
+    match config.trusted_netns {
+        TRUSTED_NETNS_INITIAL => RAM_INITIAL_NETNS.get(0).copied().unwrap_or(0),
+        cookie => cookie,
+    }
+}
+
+/// Is `netns` another namespace than the scope's runtime's, whose sockets
+/// the scope passes unjudged?
+#[inline(always)]
+pub fn passes_other_netns(scope: u32, netns: u64) -> bool {
+    let config = scope_config(scope);
+    if config.flags & SCOPE_PASS_OTHER_NETNS == 0 {
+        return false;
+    }
+    let runtime = runtime_netns(&config);
+    runtime != 0 && netns != 0 && netns != runtime
+}
+
+/// Notes a socket's namespace (and whether it is a forwarder's), unless
+/// that note is there already.
+#[inline(always)]
+pub fn note_socket(ids: SocketIds, flags: u32) {
+    // SAFETY: read-only lookup; the value is compared at once.
+    if let Some(note) = unsafe { RAM_SOCKETS.get(&ids.cookie) } {
+        if note.netns == ids.netns && note.flags == flags {
+            return;
+        }
+    }
+    let note = SocketNote { netns: ids.netns, flags, _pad: 0 };
+    let _ = RAM_SOCKETS.insert(&ids.cookie, &note, 0);
+}
+
+/// The note of the packet's socket, if any.
+#[inline(always)]
+fn skb_note(skb: *mut __sk_buff) -> Option<SocketNote> {
+    // SAFETY: the helper takes the skb context.
+    let cookie = unsafe { bpf_get_socket_cookie(skb as *mut _) };
+    // SAFETY: read-only lookup, copied at once.
+    unsafe { RAM_SOCKETS.get(&cookie) }.copied()
 }
 
 /// Is the packet's socket one the hooks noted in the trusted namespace?
 #[inline(always)]
 pub fn trusted_socket(skb: *mut __sk_buff, scope: u32) -> bool {
-    let trusted = match scope_config(scope).trusted_netns {
-        TRUSTED_NETNS_INITIAL => RAM_INITIAL_NETNS.get(0).copied().unwrap_or(0),
-        cookie => cookie,
-    };
-    // SAFETY: the helper takes the skb context.
-    let cookie = unsafe { bpf_get_socket_cookie(skb as *mut _) };
-    // SAFETY: read-only lookup; the value is compared at once.
-    trusted != 0 && unsafe { RAM_DNS_SOCKETS.get(&cookie) }.is_some_and(|netns| *netns == trusted)
+    let trusted = runtime_netns(&scope_config(scope));
+    trusted != 0 && skb_note(skb).is_some_and(|note| note.netns == trusted)
+}
+
+/// What the egress program may skip judging for the packet's socket.
+pub enum Unjudged {
+    /// Judge it.
+    No,
+    /// A socket in another namespace than the runtime's (see the module).
+    OtherNetns,
+    /// A forwarder's socket: its packets to its own peer pass.
+    ForwarderToPeer,
+}
+
+#[inline(always)]
+pub fn unjudged_socket(skb: *mut __sk_buff, scope: u32) -> Unjudged {
+    match skb_note(skb) {
+        Some(note) if passes_other_netns(scope, note.netns) => Unjudged::OtherNetns,
+        Some(note) if note.flags & SOCKET_FORWARDER != 0 => Unjudged::ForwarderToPeer,
+        _ => Unjudged::No,
+    }
 }

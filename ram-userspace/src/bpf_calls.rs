@@ -19,8 +19,6 @@ use std::{
     path::Path,
 };
 
-use ram_common::maps::{PROG_CONNECT4, PROG_CONNECT6, PROG_EGRESS, PROG_INGRESS, PROG_SENDMSG4, PROG_SENDMSG6};
-
 use crate::{
     error::{Error, Result},
     sys::{bpf, c_path},
@@ -39,15 +37,7 @@ const BPF_F_ALLOW_MULTI: u32 = 2;
 
 /// The kernel's attach type for each of ram's programs.
 pub fn attach_type(program: &str) -> Option<u32> {
-    match program {
-        PROG_INGRESS => Some(0),   // BPF_CGROUP_INET_INGRESS
-        PROG_EGRESS => Some(1),    // BPF_CGROUP_INET_EGRESS
-        PROG_CONNECT4 => Some(10), // BPF_CGROUP_INET4_CONNECT
-        PROG_CONNECT6 => Some(11), // BPF_CGROUP_INET6_CONNECT
-        PROG_SENDMSG4 => Some(14), // BPF_CGROUP_UDP4_SENDMSG
-        PROG_SENDMSG6 => Some(15), // BPF_CGROUP_UDP6_SENDMSG
-        _ => None,
-    }
+    crate::programs::find(program).map(|spec| spec.attach_type as u32)
 }
 
 #[repr(C)]
@@ -257,6 +247,8 @@ mod tests {
 
     #[test]
     fn every_program_has_an_attach_type() {
+        // BPF_CGROUP_INET_INGRESS is 0: the table is read, not a default.
+        assert_eq!(attach_type(ram_common::maps::PROG_INGRESS), Some(0));
         for program in PROGRAMS {
             assert!(attach_type(program).is_some(), "{program}");
         }

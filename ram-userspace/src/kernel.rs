@@ -123,7 +123,7 @@ pub fn apply_rules(paths: &Paths, policy: &CompiledPolicy) -> Result<()> {
                 max_ttl: s.max_ttl,
                 max_addresses: s.max_addresses,
                 answer_window_ms: s.answer_window_ms,
-                _pad: 0,
+                flags: s.flags(),
                 trusted_netns: policy.trusted_netns,
             })
             .unwrap_or_default();

@@ -19,6 +19,7 @@ pub mod loader;
 pub mod netns;
 pub mod paths;
 pub mod policy;
+pub mod programs;
 pub mod status;
 pub mod sys;
 pub mod verifier;

@@ -17,12 +17,13 @@ use std::{
 };
 
 use aya::{
-    programs::{links::FdLink, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr},
+    programs::{links::FdLink, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr},
     Ebpf, EbpfLoader,
 };
+use aya_obj::generated::{bpf_attach_type, bpf_prog_type};
 use ram_common::maps::{
-    MAP_EVENTS, MAP_LEARN4, MAP_LEARN6, MAP_PERF_EVENTS, NAME_SEED_GLOBAL, PINNED_MAPS, PROGRAMS, PROG_EGRESS,
-    PROG_INGRESS, SCOPE_GLOBAL, SKB_TASK_INFO_GLOBAL, SOCK_ADDR_TASK_INFO_GLOBAL,
+    MAP_EVENTS, MAP_LEARN4, MAP_LEARN6, MAP_PERF_EVENTS, NAME_SEED_GLOBAL, PINNED_MAPS, PROGRAMS, SCOPE_GLOBAL,
+    SKB_TASK_INFO_GLOBAL, SOCK_ADDR_TASK_INFO_GLOBAL,
 };
 use serde::Serialize;
 
@@ -135,12 +136,19 @@ impl ScopeInstance {
                 program: name.to_string(),
                 cause: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
             })?;
-            if name == PROG_INGRESS || name == PROG_EGRESS {
-                let p: &mut CgroupSkb = program.try_into().map_err(program_error)?;
-                p.load().map_err(program_error)?;
-            } else {
-                let p: &mut CgroupSockAddr = program.try_into().map_err(program_error)?;
-                p.load().map_err(program_error)?;
+            match program_spec(name)?.prog_type {
+                bpf_prog_type::BPF_PROG_TYPE_CGROUP_SKB => {
+                    let p: &mut CgroupSkb = program.try_into().map_err(program_error)?;
+                    p.load().map_err(program_error)?;
+                }
+                bpf_prog_type::BPF_PROG_TYPE_CGROUP_SOCK => {
+                    let p: &mut CgroupSock = program.try_into().map_err(program_error)?;
+                    p.load().map_err(program_error)?;
+                }
+                _ => {
+                    let p: &mut CgroupSockAddr = program.try_into().map_err(program_error)?;
+                    p.load().map_err(program_error)?;
+                }
             }
         }
         let measured = if measure_verifier {
@@ -316,6 +324,14 @@ pub fn pinned_map_names(events: EventsPath) -> Vec<&'static str> {
     PINNED_MAPS.iter().copied().chain([events_map(events)]).collect()
 }
 
+/// The program table's row for `name` (every name in PROGRAMS has one).
+fn program_spec(name: &str) -> Result<&'static crate::programs::ProgramSpec> {
+    crate::programs::find(name).ok_or_else(|| Error::Program {
+        program: name.to_string(),
+        cause: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
+    })
+}
+
 /// Attaches `program` to `cgroup` through a bpf_link (5.7+), which the
 /// kernel always runs in multi mode.
 fn attach_link(program: &mut aya::programs::Program, name: &str, dir: &File, cgroup: &Path) -> Result<FdLink> {
@@ -324,15 +340,28 @@ fn attach_link(program: &mut aya::programs::Program, name: &str, dir: &File, cgr
     let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
     let link_error = |e| Error::Link { program: name.to_string(), cause: Box::new(e) };
     // A link refuses attach flags (EINVAL): Single asks for none.
-    if name == PROG_INGRESS || name == PROG_EGRESS {
-        let p: &mut CgroupSkb = program.try_into().map_err(program_error)?;
-        let kind = if name == PROG_INGRESS { CgroupSkbAttachType::Ingress } else { CgroupSkbAttachType::Egress };
-        let link_id = p.attach(dir, kind, CgroupAttachMode::Single).map_err(attach_error)?;
-        p.take_link(link_id).map_err(program_error)?.try_into().map_err(link_error)
-    } else {
-        let p: &mut CgroupSockAddr = program.try_into().map_err(program_error)?;
-        let link_id = p.attach(dir, CgroupAttachMode::Single).map_err(attach_error)?;
-        p.take_link(link_id).map_err(program_error)?.try_into().map_err(link_error)
+    let spec = program_spec(name)?;
+    match spec.prog_type {
+        bpf_prog_type::BPF_PROG_TYPE_CGROUP_SKB => {
+            let p: &mut CgroupSkb = program.try_into().map_err(program_error)?;
+            let kind = if spec.attach_type == bpf_attach_type::BPF_CGROUP_INET_INGRESS {
+                CgroupSkbAttachType::Ingress
+            } else {
+                CgroupSkbAttachType::Egress
+            };
+            let link_id = p.attach(dir, kind, CgroupAttachMode::Single).map_err(attach_error)?;
+            p.take_link(link_id).map_err(program_error)?.try_into().map_err(link_error)
+        }
+        bpf_prog_type::BPF_PROG_TYPE_CGROUP_SOCK => {
+            let p: &mut CgroupSock = program.try_into().map_err(program_error)?;
+            let link_id = p.attach(dir, CgroupAttachMode::Single).map_err(attach_error)?;
+            p.take_link(link_id).map_err(program_error)?.try_into().map_err(link_error)
+        }
+        _ => {
+            let p: &mut CgroupSockAddr = program.try_into().map_err(program_error)?;
+            let link_id = p.attach(dir, CgroupAttachMode::Single).map_err(attach_error)?;
+            p.take_link(link_id).map_err(program_error)?.try_into().map_err(link_error)
+        }
     }
 }
 

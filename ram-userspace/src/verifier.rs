@@ -12,21 +12,16 @@ use std::{
 };
 
 use aya::{maps::MapData, Ebpf};
-use ram_common::maps::{PROGRAMS, PROG_EGRESS, PROG_INGRESS};
+use ram_common::maps::PROGRAMS;
 
 use crate::{
-    bpf_calls::attach_type,
     error::{Error, Result},
-    features::{prog_load_with_btf, ProgBtf, BPF_LOG_STATS, BPF_PROG_TYPE_CGROUP_SKB, BPF_PROG_TYPE_CGROUP_SOCK_ADDR},
+    features::{prog_load_with_btf, ProgBtf, BPF_LOG_STATS},
 };
 
 /// (program type, expected attach type) of each program.
 fn program_type(name: &str) -> Option<(u32, u32)> {
-    let prog_type = match name {
-        PROG_INGRESS | PROG_EGRESS => BPF_PROG_TYPE_CGROUP_SKB,
-        _ => BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
-    };
-    Some((prog_type, attach_type(name)?))
+    crate::programs::find(name).map(|spec| (spec.prog_type as u32, spec.attach_type as u32))
 }
 
 /// "processed 233929 insns (limit 1000000) ..." → 233929.

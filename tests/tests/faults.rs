@@ -201,7 +201,7 @@ fn fault_steps(
     // Restarts and upgrades swapped programs inside the pinned links.
     assert!(log.contains("link updated to the new program"), "no link was updated in place:\n{log}");
     let status = ramd.ramctl_json(&["status"]).expect("status");
-    assert_eq!(status["links"], 6, "{status}");
+    assert_eq!(status["links"], 7, "{status}");
 }
 
 /// Many processes resolve and connect at once, allowed and blocked, while

@@ -9,12 +9,14 @@ use std::{thread::sleep, time::Duration};
 
 use ram_tests::*;
 
-fn cidr_policy(cgroup: &TestCgroup, extra: &str) -> String {
+/// The probe's namespace is the runtime's (`[dns] netns`): sockets there
+/// are judged; those of other namespaces would be its containers'.
+fn cidr_policy(cgroup: &TestCgroup, netns: &Netns, extra: &str) -> String {
     format!(
         r#"
 [dns]
 resolvers = ["127.0.0.53"]
-[[target]]
+{}[[target]]
 name = "probe"
 cgroup = "{}"
 [[allow]]
@@ -23,6 +25,7 @@ cidr = "127.20.0.0/16"
 cidr = "fd00:20::/64"
 {extra}
 "#,
+        netns.dns_trust(),
         cgroup.path.display()
     )
 }
@@ -34,7 +37,7 @@ fn connect_and_sendmsg_verdicts_for_v4_v6_and_v4_mapped() {
     netns.add_addr("fd00:20::1/128");
     netns.add_addr("fd00:30::1/128");
     let cgroup = TestCgroup::new("k-verdicts");
-    let ramd = Ramd::start(&cidr_policy(&cgroup, ""));
+    let ramd = Ramd::start(&cidr_policy(&cgroup, &netns, ""));
     let inside = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
 
     // TCP connect: allowed by a cidr rule, denied otherwise.
@@ -83,7 +86,7 @@ fn egress_backstop_drops_raw_icmp_to_addresses_not_allowed() {
     require_root();
     let netns = Netns::new("k-egress");
     let cgroup = TestCgroup::new("k-egress");
-    let ramd = Ramd::start(&cidr_policy(&cgroup, ""));
+    let ramd = Ramd::start(&cidr_policy(&cgroup, &netns, ""));
     // Raw sockets skip the sock_addr hooks; the egress program still sees
     // the real destination.
     assert_eq!(probe(Some(&cgroup), Some(&netns), &["raw-ping", "127.20.0.1"]), "reply");
@@ -93,6 +96,46 @@ fn egress_backstop_drops_raw_icmp_to_addresses_not_allowed() {
     ramd.wait_log("egress log line", |e| {
         e["event"] == "blocked" && e["hook"] == "egress" && e["daddr"] == "127.30.0.1"
     });
+}
+
+#[test]
+fn sockets_outside_the_runtimes_namespace_are_its_containers_and_pass() {
+    require_root();
+    let netns = Netns::new("k-containers");
+    let cgroup = TestCgroup::new("k-containers");
+    let ramd = Ramd::start(&cidr_policy(&cgroup, &netns, ""));
+    let runtime = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
+    // The same cgroup, in a namespace of its own: a container of the
+    // runtime on a hybrid host (or its embedded DNS server's socket).
+    let container = |args: &[&str]| {
+        let mut all = vec!["in-own-netns"];
+        all.extend_from_slice(args);
+        probe(Some(&cgroup), Some(&netns), &all)
+    };
+    assert_eq!(runtime(&["connect", "127.30.0.1", "9"]), "EPERM");
+    assert_ne!(runtime(&["raw-ping", "127.30.0.1"]), "reply");
+    assert_eq!(container(&["connect", "127.30.0.1", "9"]), "ECONNREFUSED");
+    assert_eq!(container(&["connect", "::1", "9"]), "ECONNREFUSED");
+    assert_eq!(container(&["sendto", "127.30.0.1", "443"]), "ok");
+    // A raw socket meets no connect or sendmsg hook: sock_create noted it.
+    assert_eq!(container(&["raw-ping", "127.30.0.1"]), "reply");
+    assert!(ramd.counter("probe", "other_netns_passed") >= 4);
+    // The runtime's own sockets are still judged after all that.
+    assert_eq!(runtime(&["connect", "127.30.0.1", "9"]), "EPERM");
+    assert_eq!(runtime(&["connect", "127.20.0.1", "9"]), "ECONNREFUSED");
+
+    // containers = "enforce": every namespace is judged, at once.
+    ramd.write_policy(&cidr_policy(&cgroup, &netns, "").replacen(
+        "[[target]]\n",
+        "[[target]]\ncontainers = \"enforce\"\n",
+        1,
+    ));
+    let out = ramd.ramctl(&["reload"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(container(&["connect", "127.30.0.1", "9"]), "EPERM");
+    assert_eq!(container(&["sendto", "127.30.0.1", "443"]), "EPERM");
+    assert_ne!(container(&["raw-ping", "127.30.0.1"]), "reply");
+    assert_eq!(container(&["connect", "127.20.0.1", "9"]), "ECONNREFUSED");
 }
 
 #[test]
@@ -250,7 +293,7 @@ fn enforcement_outlives_ramd_until_uninstalled() {
     require_root();
     let netns = Netns::new("k-pins");
     let cgroup = TestCgroup::new("k-pins");
-    let mut ramd = Ramd::start(&cidr_policy(&cgroup, ""));
+    let mut ramd = Ramd::start(&cidr_policy(&cgroup, &netns, ""));
     let inside = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
     assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "EPERM");
     ramd.stop();
@@ -259,9 +302,9 @@ fn enforcement_outlives_ramd_until_uninstalled() {
     assert_eq!(inside(&["connect", "127.20.0.1", "9"]), "ECONNREFUSED");
     let status = ramd.ramctl_json(&["status"]).expect("status from pins");
     assert_eq!(status["ramd"]["running"], false);
-    assert_eq!(status["links"], 6);
+    assert_eq!(status["links"], 7);
     let report = ramd.ramctl_json(&["uninstall"]).expect("ramctl uninstall");
-    assert_eq!(report["links"], 6, "{report}");
+    assert_eq!(report["links"], 7, "{report}");
     assert!(!ramd.pin_dir.exists());
     // ramd --uninstall does the same, and a second time finds nothing to do.
     let out = ramd.uninstall();
@@ -276,7 +319,8 @@ fn a_target_that_appears_later_is_attached() {
     let netns = Netns::new("k-later");
     let cgroup_path = cgroup2_mount().join(unique("k-later"));
     let policy = format!(
-        "[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\nname = \"late\"\ncgroup = \"{}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n",
+        "[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nname = \"late\"\ncgroup = \"{}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n",
+        netns.dns_trust(),
         cgroup_path.display()
     );
     let ramd = Ramd::start_pending(&policy);
@@ -348,7 +392,8 @@ fn a_process_target_enforces_the_cgroup_of_that_process() {
     let mut holder_proc = Proc::spawn(&name, &mut cmd);
 
     let policy = format!(
-        "[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\nprocess = \"{name}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n"
+        "[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nprocess = \"{name}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n",
+        netns.dns_trust()
     );
     let ramd = Ramd::start(&policy);
     let status = ramd.ramctl_json(&["status"]).expect("status");
@@ -382,19 +427,28 @@ fn a_process_target_enforces_the_cgroup_of_that_process() {
 fn every_program_loads_attaches_and_reports_its_verifier_cost() {
     require_root();
     let cgroup = TestCgroup::new("k-report");
+    let netns = Netns::new("k-report");
     // Measure verifier cost as well: the VM guests' kernels predate
     // bpf_prog_info.verified_insns; where the kernel reports it, the two
     // figures are compared.
-    let ramd = Ramd::start_with_env(&cidr_policy(&cgroup, ""), &[("RAM_MEASURE_VERIFIER", "always")]);
+    let ramd = Ramd::start_with_env(&cidr_policy(&cgroup, &netns, ""), &[("RAM_MEASURE_VERIFIER", "always")]);
     let status = ramd.ramctl_json(&["status"]).expect("status");
     let programs = status["targets"][0]["programs"].as_array().expect("programs").clone();
     let names: Vec<&str> = programs.iter().filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(
         names,
-        ["ram_connect4", "ram_connect6", "ram_sendmsg4", "ram_sendmsg6", "ram_dns_ingress", "ram_egress"],
+        [
+            "ram_connect4",
+            "ram_connect6",
+            "ram_sendmsg4",
+            "ram_sendmsg6",
+            "ram_dns_ingress",
+            "ram_egress",
+            "ram_sock_create"
+        ],
         "{status}"
     );
-    assert_eq!(status["links"], 6, "{status}");
+    assert_eq!(status["links"], 7, "{status}");
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     for p in &programs {
         assert!(p["xlated_bytes"].as_u64().unwrap_or(0) > 0, "{p}");
@@ -485,7 +539,8 @@ fn audit_mode_lets_everything_through_and_logs_what_it_would_block() {
     let enforced = TestCgroup::new("k-audit-e");
     let audited = TestCgroup::new("k-audit-a");
     let policy = format!(
-        "[dns]\nresolvers = [\"127.0.0.53\"]\n[[target]]\nname = \"enforced\"\ncgroup = \"{}\"\n[[target]]\nname = \"audited\"\nmode = \"audit\"\ncgroup = \"{}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n",
+        "[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nname = \"enforced\"\ncgroup = \"{}\"\n[[target]]\nname = \"audited\"\nmode = \"audit\"\ncgroup = \"{}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n",
+        netns.dns_trust(),
         enforced.path.display(),
         audited.path.display()
     );
@@ -606,7 +661,7 @@ fn kill_9_keeps_enforcing_and_learning_and_a_restart_adopts_the_state() {
     assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "EPERM");
     // One set of programs, not two: the previous run's links were replaced.
     let status = ramd.ramctl_json(&["status"]).expect("status");
-    assert_eq!(status["links"], 6, "{status}");
+    assert_eq!(status["links"], 7, "{status}");
 }
 
 #[test]
@@ -705,12 +760,12 @@ fn fallback_paths_enforce_log_survive_restarts_and_uninstall() {
     assert_eq!(inside(&["connect", "127.30.0.1", "9"]), "EPERM");
     assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "ECONNREFUSED");
     let status = ramd.ramctl_json(&["status"]).expect("status");
-    assert_eq!(status["links"], 6, "{status}");
+    assert_eq!(status["links"], 7, "{status}");
 
     // Uninstall detaches every program from the cgroup.
     ramd.stop();
     let report = ramd.ramctl_json(&["uninstall"]).expect("ramctl uninstall");
-    assert_eq!(report["links"], 6, "{report}");
+    assert_eq!(report["links"], 7, "{report}");
     for (name, ids) in attached_programs(&scene.cgroup) {
         assert!(ids.is_empty(), "{name} still attached after uninstall: {ids:?}");
     }
@@ -760,7 +815,7 @@ fn a_full_ring_buffer_loses_events_but_no_verdict() {
     require_root();
     let netns = Netns::new("k-ring");
     let cgroup = TestCgroup::new("k-ring");
-    let ramd = Ramd::start(&cidr_policy(&cgroup, ""));
+    let ramd = Ramd::start(&cidr_policy(&cgroup, &netns, ""));
     let before = ramd.counter("probe", "connect_blocked");
     let pid = ramd.proc.as_ref().expect("ramd").pid();
     // SAFETY: signalling our own child by pid.

@@ -13,13 +13,16 @@ use std::{
 };
 
 use ram_common::{
-    maps::{CidrRule, NameRule, ANY_PORT, MODE_AUDIT, MODE_ENFORCE, PORTS_PER_SET, PORT_HALF_BASE, PORT_SETS_PER_HALF},
+    maps::{
+        CidrRule, NameRule, ANY_PORT, MODE_AUDIT, MODE_ENFORCE, PORTS_PER_SET, PORT_HALF_BASE, PORT_SETS_PER_HALF,
+        SCOPE_PASS_OTHER_NETNS,
+    },
     name::{encode_host, NAME_KEY_LEN},
     verdict::{name_allowed, scope_bit},
 };
 use serde::Serialize;
 
-use super::{AllowRule, Cidr, Mode, Policy, PolicyError, Selector};
+use super::{AllowRule, Cidr, Containers, Mode, Policy, PolicyError, Selector};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ScopeSettings {
@@ -33,6 +36,7 @@ pub struct ScopeSettings {
     pub max_addresses: u32,
     /// How long after its query an answer still teaches (ms).
     pub answer_window_ms: u32,
+    pub containers: Containers,
 }
 
 impl ScopeSettings {
@@ -40,6 +44,14 @@ impl ScopeSettings {
         match self.mode {
             Mode::Enforce => MODE_ENFORCE,
             Mode::Audit => MODE_AUDIT,
+        }
+    }
+
+    /// `ScopeConfig::flags`.
+    pub fn flags(&self) -> u32 {
+        match self.containers {
+            Containers::Pass => SCOPE_PASS_OTHER_NETNS,
+            Containers::Enforce => 0,
         }
     }
 }
@@ -86,6 +98,7 @@ impl Policy {
                 max_addresses: self.limits.addresses_per_answer,
                 answer_window_ms: self.dns.answer_window_ms,
                 max_ttl: self.dns.max_ttl,
+                containers: t.containers,
             })
             .collect();
         // Top-level rules apply to every target.

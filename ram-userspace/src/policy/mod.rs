@@ -42,6 +42,29 @@ impl std::fmt::Display for Mode {
     }
 }
 
+/// What a target does with sockets outside the runtime's network namespace
+/// (`[dns] netns`, or ramd's own).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Containers {
+    /// They are the runtime's containers' (or its embedded DNS server's,
+    /// answering them) and pass unjudged: ram enforces the runtime.
+    #[default]
+    Pass,
+    /// Every socket in the target's cgroups is judged, whatever its
+    /// namespace (a target that is itself a container or a CI job).
+    Enforce,
+}
+
+impl std::fmt::Display for Containers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Containers::Pass => "pass",
+            Containers::Enforce => "enforce",
+        })
+    }
+}
+
 /// A validated policy.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -93,6 +116,7 @@ pub struct Target {
     pub name: String,
     pub selector: Selector,
     pub mode: Mode,
+    pub containers: Containers,
     /// `[[target.allow]]` rules: for this target only, besides the top-level ones.
     #[serde(skip)]
     pub allow: Vec<AllowRule>,

@@ -13,8 +13,8 @@ use ram_common::{
 use serde::Deserialize;
 
 use super::{
-    presets, AllowRule, Cidr, DnsSettings, Limits, Mode, Policy, PolicyError, Selector, Target, MAX_LEARNED_ADDRESSES,
-    MIN_LEARNED_ADDRESSES,
+    presets, AllowRule, Cidr, Containers, DnsSettings, Limits, Mode, Policy, PolicyError, Selector, Target,
+    MAX_LEARNED_ADDRESSES, MIN_LEARNED_ADDRESSES,
 };
 
 pub const DEFAULT_MIN_TTL: u32 = 30;
@@ -78,6 +78,7 @@ struct RawTarget {
     cgroup: Option<String>,
     process: Option<String>,
     mode: Option<Mode>,
+    containers: Option<Containers>,
     /// `[[target.allow]]` tables: rules for this target only.
     #[serde(default)]
     allow: Vec<RawAllow>,
@@ -365,7 +366,13 @@ fn targets(ctx: &Ctx, raw: &[RawTarget], default_mode: Mode, facts: &HostFacts) 
             ));
         }
         let allow = allow_rules(ctx, &format!("{field}.allow"), &target.allow)?;
-        out.push(Target { name, selector, mode: target.mode.unwrap_or(default_mode), allow });
+        out.push(Target {
+            name,
+            selector,
+            mode: target.mode.unwrap_or(default_mode),
+            containers: target.containers.unwrap_or_default(),
+            allow,
+        });
     }
     Ok(out)
 }

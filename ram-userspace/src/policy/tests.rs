@@ -418,3 +418,16 @@ fn bad_ports_are_refused() {
     let e = error(&format!("{TARGET}[[allow]]\nhost = \"r.example\"\nports = [\"https\"]\n"));
     assert!(e.contains("ram.toml"), "{e}");
 }
+
+#[test]
+fn containers_pass_by_default_and_enforce_judges_every_namespace() {
+    use ram_common::maps::SCOPE_PASS_OTHER_NETNS;
+    let compiled = parse(TARGET).unwrap().compile().unwrap();
+    assert_eq!(compiled.scopes[0].containers, super::Containers::Pass);
+    assert_eq!(compiled.scopes[0].flags(), SCOPE_PASS_OTHER_NETNS);
+    let enforced = parse("[[target]]\nprocess = \"dockerd\"\ncontainers = \"enforce\"\n").unwrap().compile().unwrap();
+    assert_eq!(enforced.scopes[0].flags(), 0);
+    let e = error("[[target]]\nprocess = \"dockerd\"\ncontainers = \"open\"\n");
+    assert!(e.starts_with("ram.toml: ") && e.contains("line 3") && e.contains("open"), "{e}");
+    assert!(e.contains("pass") && e.contains("enforce"), "{e}");
+}

@@ -348,7 +348,16 @@ fn options(rest: &[String]) -> (RecordType, bool) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "in-own-netns") {
+        // The rest runs in a network namespace of its own (made as root,
+        // loopback up): as a runtime's container would, in its cgroup.
+        if let Err(step) = bypass::enter_own_netns() {
+            println!("no namespace (step {step})");
+            return;
+        }
+        args.remove(0);
+    }
     let arg = |i: usize| args.get(i).cloned().unwrap_or_else(|| panic!("missing argument {i}: {args:?}"));
     let addr = |i: usize| arg(i).parse::<IpAddr>().unwrap_or_else(|e| panic!("{}: {e}", arg(i)));
     let port = |i: usize| arg(i).parse::<u16>().unwrap_or_else(|e| panic!("{}: {e}", arg(i)));

@@ -610,6 +610,11 @@ fn forge_child(resolver: IpAddr, name: &str, forged: IpAddr, namespace: Namespac
     forge_answer_to_self(resolver, name, forged)
 }
 
+/// Makes (as root) and enters a network namespace with loopback up.
+pub fn enter_own_netns() -> Result<(), i32> {
+    own_namespace(false)
+}
+
 /// Makes and enters a network namespace with loopback up.
 fn own_namespace(unprivileged: bool) -> Result<(), i32> {
     // SAFETY: plain system calls in the forked child.
