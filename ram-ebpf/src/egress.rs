@@ -12,7 +12,7 @@
 //! else is judged with lenient expiry (an entry still in the map allows).
 
 use aya_ebpf::{
-    bindings::{__sk_buff, bpf_sock, BPF_TCP_SYN_SENT},
+    bindings::{__sk_buff, bpf_sock, BPF_TCP_LISTEN, BPF_TCP_SYN_SENT},
     helpers::generated::{bpf_sk_fullsock, bpf_skb_cgroup_id},
     programs::SkBuffContext,
 };
@@ -84,6 +84,13 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
     let full = unsafe { bpf_sk_fullsock(sk) };
     if full.is_null() {
         // Request and time-wait sockets belong to established or accepted flows.
+        return PASS;
+    }
+    // SAFETY: non-null full socket returned by the helper.
+    if unsafe { (*full).protocol == IPPROTO_TCP as u32 && (*full).state == BPF_TCP_LISTEN } {
+        // A listener's SYN-ACK (recent kernels give the listener, not the
+        // request socket, as its owner): the answer to a connection someone
+        // else opened. A listener sends nothing else.
         return PASS;
     }
     // Where the packet goes, into this CPU's scratch (a global function:

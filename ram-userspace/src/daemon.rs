@@ -6,7 +6,10 @@ use std::{
     time::Duration,
 };
 
-use ram_common::event::DnsEvent;
+use ram_common::{
+    event::DnsEvent,
+    maps::{ForwardDest, ForwardKey},
+};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{debug, error, info, warn};
 
@@ -15,6 +18,7 @@ use crate::{
     error::Result,
     events::{self, BlockedRecord, Event, HostCache},
     features::KernelFeatures,
+    forwarders::ForwarderScan,
     journal::Journal,
     kernel, layout,
     loader::{self, ScopeInstance},
@@ -27,6 +31,9 @@ use crate::{
 /// How often targets are looked for (a runtime started after ramd is
 /// enforced within this time).
 pub const TARGET_SCAN: Duration = Duration::from_millis(250);
+/// How often the enforced cgroups are looked through for the runtime's
+/// forwarders (docker-proxy is let through this long after it starts).
+pub const FORWARDER_SCAN: Duration = Duration::from_millis(50);
 /// How often expired learned addresses are removed.
 pub const GC_INTERVAL: Duration = Duration::from_secs(5);
 /// How long an expired address stays in the map (new connects are already
@@ -99,6 +106,10 @@ pub struct Daemon {
     capacity_seen: HashMap<(u32, &'static str), u64>,
     /// Enforced processes already reported for holding CAP_NET_RAW.
     raw_capable: BTreeSet<u32>,
+    forwarder_scan: ForwarderScan,
+    /// What `RAM_FORWARDS` holds; None until first written (it may hold
+    /// an earlier ramd's rows).
+    forwards: Option<BTreeMap<ForwardKey, ForwardDest>>,
 }
 
 impl Daemon {
@@ -181,6 +192,8 @@ impl Daemon {
             journal_failed: false,
             capacity_seen: HashMap::new(),
             raw_capable: BTreeSet::new(),
+            forwarder_scan: ForwarderScan::default(),
+            forwards: None,
         };
         let revoked = daemon.revoke_unallowed()?;
         if revoked > 0 {
@@ -368,6 +381,36 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Lets each docker-proxy in an enforced cgroup reach its container
+    /// (see `forwarders`), and nothing once it is gone.
+    pub fn sync_forwarders(&mut self) {
+        let scopes: Vec<(u32, Vec<PathBuf>)> = self
+            .instances
+            .iter()
+            .map(|i| (i.scope, i.attached().map(|(_, path)| path.to_path_buf()).collect()))
+            .collect();
+        let found = self.forwarder_scan.scan(&scopes);
+        if self.forwards.as_ref() == Some(&found) {
+            return;
+        }
+        let before = self.forwards.clone().unwrap_or_default();
+        if let Err(e) = kernel::sync_forwards(&self.paths, &found) {
+            warn!("cannot update the runtime's forwarders: {e}");
+            return;
+        }
+        for (key, dest) in found.iter().filter(|(k, _)| !before.contains_key(k)) {
+            info!(
+                target_name = %self.scope_name(key.scope),
+                pid = key.tgid,
+                "{} [{}] may connect to its container at {}",
+                crate::forwarders::DOCKER_PROXY,
+                key.tgid,
+                crate::forwarders::describe(dest)
+            );
+        }
+        self.forwards = Some(found);
     }
 
     /// Removes link pins left by an earlier ramd once they are replaced by
@@ -652,6 +695,7 @@ pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
     let mut sighup = signal(SignalKind::hangup()).map_err(signal_error)?;
     let mut watch = tokio::time::interval(POLICY_WATCH);
     let mut scan = tokio::time::interval(TARGET_SCAN);
+    let mut forwarder_scan = tokio::time::interval(FORWARDER_SCAN);
     let mut gc = tokio::time::interval(GC_INTERVAL);
     info!("ramd running; enforcement stays in place when it stops (`ramd --uninstall` removes it)");
     if let Err(e) = crate::sys::notify_ready() {
@@ -669,6 +713,7 @@ pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
                 }
             }
             Some(record) = events.recv() => daemon.handle_event(&record),
+            _ = forwarder_scan.tick() => daemon.sync_forwarders(),
             _ = scan.tick() => {
                 daemon.reconcile_targets();
                 daemon.prune_previous_links();

@@ -150,6 +150,21 @@ fn sync_trie<K: aya::Pod + Eq + std::hash::Hash>(
     Ok(())
 }
 
+/// Makes `RAM_FORWARDS` hold exactly `forwards` (new rows first).
+pub fn sync_forwards(paths: &Paths, forwards: &std::collections::BTreeMap<ForwardKey, ForwardDest>) -> Result<()> {
+    let mut map = typed!(paths, MAP_FORWARDS, HashMap<MapData, ForwardKey, ForwardDest>);
+    let present: StdHashMap<ForwardKey, ForwardDest> = map.iter().filter_map(|row| row.ok()).collect();
+    for (key, dest) in forwards {
+        if present.get(key) != Some(dest) {
+            map.insert(key, dest, 0).map_err(|e| Error::map(MAP_FORWARDS, e))?;
+        }
+    }
+    for key in present.keys().filter(|k| !forwards.contains_key(k)) {
+        map.remove(key).map_err(|e| Error::map(MAP_FORWARDS, e))?;
+    }
+    Ok(())
+}
+
 fn sync_hash<K: aya::Pod + Eq + std::hash::Hash>(
     mut map: HashMap<MapData, K, Resolver>,
     name: &str,

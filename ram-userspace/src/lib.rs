@@ -12,6 +12,7 @@ pub mod error;
 pub mod event_source;
 pub mod events;
 pub mod features;
+pub mod forwarders;
 pub mod journal;
 pub mod kernel;
 pub mod layout;

@@ -14,6 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod docker;
+
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A name unique to this test process and call.
@@ -115,6 +117,18 @@ impl Netns {
     /// namespace; empty for the current one (ramd's own, the default).
     pub fn dns_trust(&self) -> String {
         self.path().map(|p| format!("netns = \"{}\"\n", p.display())).unwrap_or_default()
+    }
+
+    /// Adds an interface (a bridge with no ports: this kernel may lack the
+    /// dummy driver) with these addresses: the host's own
+    /// addresses, which the runtime's containers can reach (loopback ones
+    /// they cannot).
+    pub fn add_host_interface(&self, name: &str, cidrs: &[&str]) {
+        run(&mut self.ip(&["link", "add", name, "type", "bridge"]));
+        run(&mut self.ip(&["link", "set", name, "up"]));
+        for cidr in cidrs {
+            run(&mut self.ip(&["addr", "add", cidr, "dev", name]));
+        }
     }
 
     /// Adds an address to the namespace's loopback.

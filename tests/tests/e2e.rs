@@ -3,83 +3,16 @@
 //! servers hold a small image, dockerd runs in the enforced cgroup, and ramd
 //! allows only one registry. Then real clients pull.
 
-use std::{
-    path::PathBuf,
-    process::{Command, Output},
-    time::Duration,
-};
+use std::{path::PathBuf, process::Output, time::Duration};
 
-use ram_tests::*;
+use ram_tests::{
+    docker::{text, Dockerd, DockerdOptions},
+    *,
+};
 
 const ALLOWED: &str = "allowed.registry.test:5000";
 const BLOCKED: &str = "blocked.registry.test:5000";
 const IMAGE: &str = "ram/busybox:1";
-
-struct Dockerd {
-    proc: Proc,
-    socket: PathBuf,
-}
-
-impl Dockerd {
-    fn start(dir: &TempDir, cgroup: &TestCgroup, netns: &Netns) -> Self {
-        let socket = dir.path.join("docker.sock");
-        let arg = |s: &str| s.to_string();
-        let program = vec![
-            arg("dockerd"),
-            format!("--data-root={}", dir.path.join("docker-data").display()),
-            format!("--exec-root={}", dir.path.join("docker-exec").display()),
-            format!("--host=unix://{}", socket.display()),
-            format!("--pidfile={}", dir.path.join("docker.pid").display()),
-            arg("--bridge=none"),
-            arg("--iptables=false"),
-            arg("--ip-forward=false"),
-            arg("--ip-masq=false"),
-            format!("--insecure-registry={ALLOWED}"),
-            format!("--insecure-registry={BLOCKED}"),
-            arg("--log-level=warn"),
-        ];
-        let log = std::fs::File::create(dir.path.join("dockerd.log")).expect("log");
-        let mut cmd = with_test_etc(dir, Some(&cgroup.path), netns, &program);
-        cmd.stdout(log.try_clone().expect("log")).stderr(log);
-        let proc = Proc::spawn("dockerd", &mut cmd);
-        let d = Dockerd { proc, socket };
-        let up = wait_for(Duration::from_secs(60), || d.docker(&["version"]).status.success().then_some(()));
-        assert!(
-            up.is_some(),
-            "dockerd did not start:\n{}",
-            std::fs::read_to_string(dir.path.join("dockerd.log")).unwrap_or_default()
-        );
-        d
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new("docker")
-            .arg("-H")
-            .arg(format!("unix://{}", self.socket.display()))
-            .args(args)
-            .output()
-            .expect("docker")
-    }
-
-    fn ok(&self, args: &[&str]) -> Output {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        // dockerd stops its containerd on SIGTERM; the cgroup guard catches
-        // anything left.
-        self.proc.stop(Duration::from_secs(20));
-    }
-}
 
 /// containerd on its own socket and state, in the enforced cgroup.
 struct Containerd {
@@ -121,10 +54,6 @@ impl Containerd {
     }
 }
 
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
 #[test]
 fn only_the_allowed_registry_can_be_pulled_from() {
     require_root();
@@ -140,7 +69,12 @@ fn only_the_allowed_registry_can_be_pulled_from() {
     let _allowed_registry = registry(&netns, &dir, "registry-allowed", "127.10.0.1:5000");
     let _blocked_registry = registry(&netns, &dir, "registry-blocked", "127.10.0.2:5000");
     let cgroup = TestCgroup::new("e2e-docker");
-    let dockerd = Dockerd::start(&dir, &cgroup, &netns);
+    let dockerd = Dockerd::start(
+        &dir,
+        &cgroup,
+        &netns,
+        &DockerdOptions { networks: false, insecure_registries: &[ALLOWED, BLOCKED], resolver: "127.0.0.53", env: &[] },
+    );
 
     // Seed both registries before ram is there.
     let tar = busybox_tar(&dir);

@@ -139,6 +139,27 @@ fn sockets_outside_the_runtimes_namespace_are_its_containers_and_pass() {
 }
 
 #[test]
+fn a_server_in_an_enforced_cgroup_accepts_clients_from_anywhere() {
+    require_root();
+    let netns = Netns::new("k-server");
+    let cgroup = TestCgroup::new("k-server");
+    let _ramd = Ramd::start(&cidr_policy(&cgroup, &netns, ""));
+    // docker-proxy and dockerd's API are such servers: their SYN-ACK (owned
+    // by the listener on recent kernels) answers a connection another
+    // process opened, to an address no rule names.
+    let mut cmd = std::process::Command::new(probe_bin());
+    cmd.args(["listen", "127.30.0.1", "7070"]).stdout(std::process::Stdio::null());
+    place(&mut cmd, Some(&cgroup.path), Some(&netns));
+    let _server = Proc::spawn("server", &mut cmd);
+    let up = wait_for(Duration::from_secs(10), || {
+        (probe(None, Some(&netns), &["connect", "127.30.0.1", "7070"]) == "ok").then_some(())
+    });
+    assert!(up.is_some(), "a client outside the cgroup could not connect to the enforced server");
+    // The server's own connects are still judged.
+    assert_eq!(probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.1", "7070"]), "EPERM");
+}
+
+#[test]
 fn learns_from_a_real_resolver_before_the_answer_reaches_the_socket() {
     require_root();
     let netns = Netns::new("k-learn");

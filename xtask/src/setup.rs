@@ -25,6 +25,9 @@ const TEST_PACKAGES: &[&str] = &[
     "dnsmasq-base",
     "iproute2",
     "busybox-static",
+    // A local HTTP proxy: the bypass Docker concedes, which ram must stop.
+    "tinyproxy",
+    "curl",
     // A DNS server on miekg/dns (CoreDNS's library) for the tests: answers
     // with names written in full. Built by `cargo xtask test`.
     "golang-go",

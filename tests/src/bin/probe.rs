@@ -82,6 +82,19 @@ fn sendto(addr: IpAddr, port: u16) -> String {
     }
 }
 
+/// A UDP send from a socket bound to FROM (as a DNS server's, bound to
+/// port 53) to ADDR:PORT.
+fn sendto_from(from: SocketAddr, addr: IpAddr, port: u16) -> String {
+    let socket = match UdpSocket::bind(from) {
+        Ok(s) => s,
+        Err(e) => return format!("bind {}", errno_name(&e)),
+    };
+    match socket.send_to(b"ram-probe", SocketAddr::new(addr, port)) {
+        Ok(_) => "ok".into(),
+        Err(e) => errno_name(&e),
+    }
+}
+
 fn raw_ping(addr: IpAddr) -> String {
     let IpAddr::V4(v4) = addr else {
         return "unsupported".into();
@@ -358,6 +371,13 @@ fn main() {
         }
         args.remove(0);
     }
+    if args.first().is_some_and(|a| a == "after-ms") {
+        // Waits before the rest: long enough for ramd to have looked at
+        // this process (its forwarder scan).
+        let ms: u64 = args.get(1).and_then(|m| m.parse().ok()).expect("after-ms MS ...");
+        std::thread::sleep(Duration::from_millis(ms));
+        args.drain(..2);
+    }
     let arg = |i: usize| args.get(i).cloned().unwrap_or_else(|| panic!("missing argument {i}: {args:?}"));
     let addr = |i: usize| arg(i).parse::<IpAddr>().unwrap_or_else(|e| panic!("{}: {e}", arg(i)));
     let port = |i: usize| arg(i).parse::<u16>().unwrap_or_else(|e| panic!("{}: {e}", arg(i)));
@@ -365,6 +385,7 @@ fn main() {
         "connect" => connect(addr(1), port(2)),
         "sendto" => sendto(addr(1), port(2)),
         "raw-ping" => raw_ping(addr(1)),
+        "sendto-from" => sendto_from(arg(1).parse().expect("ADDR:PORT"), addr(2), port(3)),
         "resolve" => {
             let (rt, tcp) = options(&args[3..]);
             match query(addr(1), &arg(2), rt, tcp) {
