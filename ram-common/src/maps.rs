@@ -336,7 +336,7 @@ pub const SOCKETS_CAPACITY: u32 = 65536;
 pub struct SocketNote {
     /// The cookie of the socket's network namespace.
     pub netns: u64,
-    /// [`SOCKET_FORWARDER`] or 0.
+    /// [`SOCKET_FORWARDER`], [`SOCKET_DNS`], or 0.
     pub flags: u32,
     pub _pad: u32,
 }
@@ -345,6 +345,9 @@ const _: () = assert!(core::mem::size_of::<SocketNote>() == 16);
 /// `SocketNote::flags`: a forwarder's socket (see [`ForwardKey`]) connected
 /// to its one allowed destination; its packets to that peer pass egress.
 pub const SOCKET_FORWARDER: u32 = 1;
+/// `SocketNote::flags`: a socket that talked to a resolver's port 53; its
+/// DNS counts only if its namespace is the trusted one.
+pub const SOCKET_DNS: u32 = 2;
 
 /// Key of `RAM_FORWARDS`: a runtime's own forwarding process (docker-proxy,
 /// found and checked by ramd) in one scope.

@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use ram_common::{
     event::{HOOK_CONNECT, HOOK_SENDMSG},
-    maps::{counter, ForwardKey, SOCKET_FORWARDER},
+    maps::{counter, ForwardKey, SOCKET_DNS, SOCKET_FORWARDER},
     verdict::v4_mapped,
 };
 
@@ -89,7 +89,7 @@ fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, e
         return ALLOW;
     }
     if port == DNS_PORT && is_resolver(scope, dest) {
-        note_socket(socket, 0);
+        note_socket(socket, SOCKET_DNS);
     }
     let (allowed_slot, blocked_slot) = if hook == HOOK_CONNECT {
         (counter::CONNECT_ALLOWED, counter::CONNECT_BLOCKED)
@@ -136,11 +136,17 @@ fn forwards_to(scope: u32, dest: Dest, port: u16, protocol: u8) -> bool {
     forward.family == family as u32 && forward.port == port as u32 && forward.protocol == protocol as u32 && forward.addr == addr
 }
 
-/// sock_create: notes a socket created outside the runtime's namespace.
+/// sock_create: notes a socket created outside the runtime's namespace,
+/// and every raw socket (whose answers egress judges only when noted; see
+/// `egress::kernel_answer`).
 #[inline(always)]
 pub fn on_sock_create(ctx: &SockContext) {
     let socket: SocketIds = sock_ids(ctx.sock);
-    if passes_other_netns(scope(), socket.netns) {
+    // SAFETY: the kernel gives sock_create programs a valid socket.
+    let raw = unsafe { (*ctx.sock).type_ } == SOCK_RAW;
+    if raw || passes_other_netns(scope(), socket.netns) {
         note_socket(socket, 0);
     }
 }
+
+const SOCK_RAW: u32 = 3;

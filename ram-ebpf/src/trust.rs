@@ -24,7 +24,9 @@ use aya_ebpf::{
     bindings::{__sk_buff, bpf_sock, bpf_sock_addr},
     helpers::generated::{bpf_get_netns_cookie, bpf_get_socket_cookie},
 };
-use ram_common::maps::{ScopeConfig, SocketNote, SCOPE_PASS_OTHER_NETNS, SOCKET_FORWARDER, TRUSTED_NETNS_INITIAL};
+use ram_common::maps::{
+    ScopeConfig, SocketNote, SCOPE_PASS_OTHER_NETNS, SOCKET_DNS, SOCKET_FORWARDER, TRUSTED_NETNS_INITIAL,
+};
 
 use crate::maps::{scope_config, RAM_INITIAL_NETNS, RAM_SOCKETS};
 
@@ -123,17 +125,21 @@ fn skb_note(skb: *mut __sk_buff) -> Option<SocketNote> {
     unsafe { RAM_SOCKETS.get(&cookie) }.copied()
 }
 
-/// Is the packet's socket one the hooks noted in the trusted namespace?
+/// Is the packet's socket one the hooks noted, talking to a resolver, in
+/// the trusted namespace?
 #[inline(always)]
 pub fn trusted_socket(skb: *mut __sk_buff, scope: u32) -> bool {
     let trusted = runtime_netns(&scope_config(scope));
-    trusted != 0 && skb_note(skb).is_some_and(|note| note.netns == trusted)
+    trusted != 0 && skb_note(skb).is_some_and(|note| note.netns == trusted && note.flags & SOCKET_DNS != 0)
 }
 
 /// What the egress program may skip judging for the packet's socket.
 pub enum Unjudged {
     /// Judge it.
     No,
+    /// No hook noted the socket: a kernel's control socket, or one made
+    /// before ram (or evicted). Judged, but for the kernel's answers.
+    NotNoted,
     /// A socket in another namespace than the runtime's (see the module).
     OtherNetns,
     /// A forwarder's socket: its packets to its own peer pass.
@@ -145,6 +151,7 @@ pub fn unjudged_socket(skb: *mut __sk_buff, scope: u32) -> Unjudged {
     match skb_note(skb) {
         Some(note) if passes_other_netns(scope, note.netns) => Unjudged::OtherNetns,
         Some(note) if note.flags & SOCKET_FORWARDER != 0 => Unjudged::ForwarderToPeer,
-        _ => Unjudged::No,
+        Some(_) => Unjudged::No,
+        None => Unjudged::NotNoted,
     }
 }
