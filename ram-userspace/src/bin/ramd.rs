@@ -73,7 +73,10 @@ fn check_config(path: &PathBuf) -> anyhow::Result<()> {
     println!("ttl: min {} s, max {} s", policy.dns.min_ttl, policy.dns.max_ttl);
     println!("targets:");
     for scope in &compiled.scopes {
-        println!("  [{}] {}: {} ({})", scope.scope, scope.name, scope.selector, scope.mode);
+        println!(
+            "  [{}] {}: {} ({}, containers {})",
+            scope.scope, scope.name, scope.selector, scope.mode, scope.containers
+        );
     }
     println!("rules (every target):");
     for entry in &compiled.names {
