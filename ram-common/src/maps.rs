@@ -38,15 +38,17 @@ pub const MAP_PERF_EVENTS: &str = "RAM_PERF_EVENTS";
 pub const MAP_PORTS: &str = "RAM_PORTS";
 pub const MAP_QUERIES: &str = "RAM_QUERIES";
 pub const MAP_SOCKETS: &str = "RAM_SOCKETS";
+pub const MAP_CONTAINER_SOCKETS: &str = "RAM_CONTAINER_SOCKETS";
 pub const MAP_INITIAL_NETNS: &str = "RAM_INITIAL_NETNS";
 pub const MAP_FORWARDS: &str = "RAM_FORWARDS";
 
 /// Maps shared by every program instance and pinned in bpffs, besides the
 /// event map of the object in use ([`MAP_EVENTS`] or [`MAP_PERF_EVENTS`]).
 /// The per-CPU scratch maps are private to each instance and not listed.
-pub const PINNED_MAPS: [&str; 15] = [
+pub const PINNED_MAPS: [&str; 16] = [
     MAP_QUERIES,
     MAP_SOCKETS,
+    MAP_CONTAINER_SOCKETS,
     MAP_INITIAL_NETNS,
     MAP_FORWARDS,
     MAP_PORTS,
@@ -324,10 +326,12 @@ pub const TRUSTED_NETNS_INITIAL: u64 = u64::MAX;
 /// set: an unconfigured scope (all zero) judges everything.
 pub const SCOPE_PASS_OTHER_NETNS: u32 = 1;
 
-/// Sockets whose network namespace the programs noted (`RAM_SOCKETS`):
-/// those that talked to a resolver's port 53, and those outside their
-/// runtime's namespace. Shared and pinned; least recently used first out
-/// (an evicted socket is judged again and learns nothing: fail closed).
+/// Sockets whose network namespace the programs noted, in two maps so that
+/// containers cannot crowd out the runtime's notes: `RAM_SOCKETS` for the
+/// runtime's namespace (those that talked to a resolver's port 53,
+/// forwarders, raw sockets), `RAM_CONTAINER_SOCKETS` for sockets outside
+/// it. Shared and pinned; least recently used first out (an evicted socket
+/// is judged again and learns nothing: fail closed).
 pub const SOCKETS_CAPACITY: u32 = 65536;
 
 /// Value of `RAM_SOCKETS` (key: the socket cookie).

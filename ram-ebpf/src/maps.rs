@@ -34,9 +34,12 @@ pub static RAM_SCOPES: Array<ScopeConfig> = Array::with_max_entries(MAX_SCOPES, 
 pub static RAM_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_SCOPES * counter::SLOTS, 0);
 #[map]
 pub static RAM_PORTS: Array<PortSet> = Array::with_max_entries(PORT_SETS, 0);
-/// Socket cookie → its network namespace (see trust.rs).
+/// Socket cookie → its network namespace (see trust.rs): the runtime's
+/// namespace, and other namespaces (containers), apart.
 #[map]
 pub static RAM_SOCKETS: LruHashMap<u64, SocketNote> = LruHashMap::with_max_entries(SOCKETS_CAPACITY, 0);
+#[map]
+pub static RAM_CONTAINER_SOCKETS: LruHashMap<u64, SocketNote> = LruHashMap::with_max_entries(SOCKETS_CAPACITY, 0);
 /// The cookie of the initial network namespace, noted by the hooks that can
 /// ask for it (sock_create, connect, sendmsg) for those that cannot
 /// (cgroup_skb).

@@ -2,7 +2,7 @@
 //! answer EPERM (return 0) when the policy does not allow it.
 
 use aya_ebpf::{
-    helpers::generated::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid},
+    helpers::generated::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_uid_gid},
     programs::{SockAddrContext, SockContext},
 };
 use ram_common::{
@@ -14,7 +14,7 @@ use ram_common::{
 use crate::{
     judge::{allowed, deny, is_resolver, Attempt, Dest, Expiry, DNS_PORT},
     maps::{count, scope, sock_addr_task_info, RAM_FORWARDS},
-    trust::{note_socket, passes_other_netns, sock_addr_ids, sock_ids, SocketIds},
+    trust::{note_container_socket, note_socket, passes_other_netns, sock_addr_ids, sock_ids, SocketIds},
 };
 
 const ALLOW: i32 = 1;
@@ -84,7 +84,7 @@ fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, e
     let socket = sock_addr_ids(ctx.sock_addr);
     if passes_other_netns(scope, socket.netns) {
         // A container's socket (see trust.rs): noted for egress, unjudged.
-        note_socket(socket, 0);
+        note_container_socket(socket);
         count(scope, counter::OTHER_NETNS_PASSED);
         return ALLOW;
     }
@@ -125,6 +125,18 @@ fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, e
 /// (docker-proxy), connecting to the one destination it forwards to?
 #[inline(always)]
 fn forwards_to(scope: u32, dest: Dest, port: u16, protocol: u8) -> bool {
+    // Where the kernel gives sock_addr programs no task helpers, there are
+    // no forwarders (the calls below are dead code the verifier never sees).
+    if !sock_addr_task_info() {
+        return false;
+    }
+    // docker-proxy runs as root (uid 0 of the initial user namespace): a
+    // process of another user, or root of a user namespace, is none,
+    // whatever ramd saw at its pid.
+    // SAFETY: helper without preconditions.
+    if unsafe { bpf_get_current_uid_gid() } as u32 != 0 {
+        return false;
+    }
     // SAFETY: helper without preconditions.
     let tgid = (unsafe { bpf_get_current_pid_tgid() } >> 32) as u32;
     let key = ForwardKey { tgid, scope };
@@ -144,7 +156,9 @@ pub fn on_sock_create(ctx: &SockContext) {
     let socket: SocketIds = sock_ids(ctx.sock);
     // SAFETY: the kernel gives sock_create programs a valid socket.
     let raw = unsafe { (*ctx.sock).type_ } == SOCK_RAW;
-    if raw || passes_other_netns(scope(), socket.netns) {
+    if passes_other_netns(scope(), socket.netns) {
+        note_container_socket(socket);
+    } else if raw {
         note_socket(socket, 0);
     }
 }

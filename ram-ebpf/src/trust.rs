@@ -28,7 +28,7 @@ use ram_common::maps::{
     ScopeConfig, SocketNote, SCOPE_PASS_OTHER_NETNS, SOCKET_DNS, SOCKET_FORWARDER, TRUSTED_NETNS_INITIAL,
 };
 
-use crate::maps::{scope_config, RAM_INITIAL_NETNS, RAM_SOCKETS};
+use crate::maps::{scope_config, RAM_CONTAINER_SOCKETS, RAM_INITIAL_NETNS, RAM_SOCKETS};
 
 /// A socket's identity as the sock_addr and sock_create hooks see it.
 #[derive(Clone, Copy)]
@@ -102,8 +102,8 @@ pub fn passes_other_netns(scope: u32, netns: u64) -> bool {
     runtime != 0 && netns != 0 && netns != runtime
 }
 
-/// Notes a socket's namespace (and whether it is a forwarder's), unless
-/// that note is there already.
+/// Notes a socket of the runtime's namespace (with what it is: a DNS
+/// socket, a forwarder's, a raw one), unless that note is there already.
 #[inline(always)]
 pub fn note_socket(ids: SocketIds, flags: u32) {
     // SAFETY: read-only lookup; the value is compared at once.
@@ -116,13 +116,29 @@ pub fn note_socket(ids: SocketIds, flags: u32) {
     let _ = RAM_SOCKETS.insert(&ids.cookie, &note, 0);
 }
 
-/// The note of the packet's socket, if any.
+/// Notes a socket outside the runtime's namespace, in a map of their own:
+/// however many a container makes, the runtime's notes stay.
+#[inline(always)]
+pub fn note_container_socket(ids: SocketIds) {
+    // SAFETY: read-only lookup; the value is compared at once.
+    if unsafe { RAM_CONTAINER_SOCKETS.get(&ids.cookie) }.is_some_and(|note| note.netns == ids.netns) {
+        return;
+    }
+    let note = SocketNote { netns: ids.netns, flags: 0, _pad: 0 };
+    let _ = RAM_CONTAINER_SOCKETS.insert(&ids.cookie, &note, 0);
+}
+
+#[inline(always)]
+fn skb_cookie(skb: *mut __sk_buff) -> u64 {
+    // SAFETY: the helper takes the skb context.
+    unsafe { bpf_get_socket_cookie(skb as *mut _) }
+}
+
+/// The runtime-side note of the packet's socket, if any.
 #[inline(always)]
 fn skb_note(skb: *mut __sk_buff) -> Option<SocketNote> {
-    // SAFETY: the helper takes the skb context.
-    let cookie = unsafe { bpf_get_socket_cookie(skb as *mut _) };
     // SAFETY: read-only lookup, copied at once.
-    unsafe { RAM_SOCKETS.get(&cookie) }.copied()
+    unsafe { RAM_SOCKETS.get(&skb_cookie(skb)) }.copied()
 }
 
 /// Is the packet's socket one the hooks noted, talking to a resolver, in
@@ -148,8 +164,15 @@ pub enum Unjudged {
 
 #[inline(always)]
 pub fn unjudged_socket(skb: *mut __sk_buff, scope: u32) -> Unjudged {
-    match skb_note(skb) {
-        Some(note) if passes_other_netns(scope, note.netns) => Unjudged::OtherNetns,
+    let cookie = skb_cookie(skb);
+    // SAFETY: read-only lookups, copied at once.
+    if let Some(note) = unsafe { RAM_CONTAINER_SOCKETS.get(&cookie) }.copied() {
+        if passes_other_netns(scope, note.netns) {
+            return Unjudged::OtherNetns;
+        }
+    }
+    // SAFETY: as above.
+    match unsafe { RAM_SOCKETS.get(&cookie) }.copied() {
         Some(note) if note.flags & SOCKET_FORWARDER != 0 => Unjudged::ForwarderToPeer,
         Some(_) => Unjudged::No,
         None => Unjudged::NotNoted,

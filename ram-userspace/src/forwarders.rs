@@ -4,9 +4,10 @@
 //! and port. The policy does not name container addresses, and allowing
 //! them to the whole cgroup would let the runtime pull from a registry run
 //! in one of its containers; so ramd finds each docker-proxy process in a
-//! target's cgroups, checks that it runs a root-owned docker-proxy
-//! executable, and lets that process alone (by its tgid, `RAM_FORWARDS`)
-//! connect to the one destination its command line names.
+//! target's cgroups, checks that it is Docker's (see [`is_docker_proxy`]),
+//! and lets that process alone (by its tgid, `RAM_FORWARDS`; the kernel
+//! also requires uid 0) connect to the one destination its command line
+//! names.
 //!
 //! Why that is safe: what docker-proxy reaches is reachable only through
 //! its listener, and a connect to that listener from an enforced process
@@ -82,16 +83,60 @@ pub fn describe(dest: &ForwardDest) -> String {
     format!("{addr} port {} ({protocol})", dest.port)
 }
 
-/// Does `pid` run a docker-proxy executable that only root can have
-/// written? (`/proc/PID/exe` names the file as the process's mount
-/// namespace sees it, and opens the file itself wherever it is.)
-fn runs_docker_proxy(pid: u32) -> bool {
-    let exe = PathBuf::from(format!("/proc/{pid}/exe"));
-    let Ok(target) = std::fs::read_link(&exe) else { return false };
-    if target.file_name().and_then(|n| n.to_str()) != Some(DOCKER_PROXY) {
+/// Where Docker installs its userland proxy (dockerd looks it up in its
+/// PATH; Debian and Docker's packages put it in one of these).
+const DOCKER_PROXY_DIRS: [&str; 5] =
+    ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/usr/libexec/docker"];
+
+/// The (device, inode) of every docker-proxy executable on this host, as
+/// ramd's own mount namespace sees them.
+fn docker_proxy_files() -> BTreeSet<(u64, u64)> {
+    DOCKER_PROXY_DIRS
+        .iter()
+        .filter_map(|dir| std::fs::metadata(Path::new(dir).join(DOCKER_PROXY)).ok())
+        .filter(|m| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0)
+        .map(|m| (m.dev(), m.ino()))
+        .collect()
+}
+
+/// The start time and command name of `pid` (from /proc/PID/stat): what
+/// changes when the pid is reused or the process execs.
+fn identity(pid: u32) -> Option<(u64, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (head, rest) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_string();
+    // Fields after the command name start at field 3; the start time is 22.
+    let start = rest.split_whitespace().nth(19)?.parse().ok()?;
+    Some((start, comm))
+}
+
+/// Real, effective, saved and filesystem uid all 0 (of the initial user
+/// namespace: /proc shows ids as ramd's namespace sees them).
+fn runs_as_root(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .is_some_and(|ids| ids.split_whitespace().count() == 4 && ids.split_whitespace().all(|id| id == "0"))
+}
+
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Is `pid` Docker's docker-proxy, started by dockerd? It must run, as
+/// root, a docker-proxy executable of the host (the same file, not one of
+/// that name: a user or container can name any file so), and its parent
+/// must be a root dockerd.
+fn is_docker_proxy(pid: u32, proxies: &BTreeSet<(u64, u64)>) -> bool {
+    let runs_proxy = std::fs::metadata(format!("/proc/{pid}/exe")).is_ok_and(|m| proxies.contains(&(m.dev(), m.ino())));
+    if !runs_proxy || !runs_as_root(pid) {
         return false;
     }
-    std::fs::metadata(&exe).is_ok_and(|m| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0)
+    let Some(ppid) = parent(pid) else { return false };
+    let parent_exe = std::fs::read_link(format!("/proc/{ppid}/exe")).ok();
+    parent_exe.as_deref().and_then(|p| p.file_name()).and_then(|n| n.to_str()) == Some("dockerd") && runs_as_root(ppid)
 }
 
 fn arguments(pid: u32) -> Option<Vec<String>> {
@@ -113,11 +158,13 @@ fn pids_below(cgroup: &Path, out: &mut BTreeSet<u32>) {
 }
 
 /// Finds forwarders and remembers what it found, so that each scan reads
-/// `/proc` only for processes it has not seen.
+/// more of `/proc` only for processes that are new, or that exec'd or were
+/// replaced (start time or command name changed) since it last looked.
 #[derive(Default)]
 pub struct ForwarderScan {
-    /// pid → its destination, or None for a process that is no forwarder.
-    seen: BTreeMap<u32, Option<ForwardDest>>,
+    /// pid → (start time, command name) when looked at, and its
+    /// destination, or None for a process that is no forwarder.
+    seen: BTreeMap<u32, ((u64, String), Option<ForwardDest>)>,
 }
 
 impl ForwarderScan {
@@ -125,22 +172,37 @@ impl ForwarderScan {
     pub fn scan(&mut self, scopes: &[(u32, Vec<PathBuf>)]) -> BTreeMap<ForwardKey, ForwardDest> {
         let mut found = BTreeMap::new();
         let mut alive = BTreeSet::new();
+        let mut proxies: Option<BTreeSet<(u64, u64)>> = None;
         for (scope, cgroups) in scopes {
             let mut pids = BTreeSet::new();
             for cgroup in cgroups {
                 pids_below(cgroup, &mut pids);
             }
             for pid in pids {
+                let Some(now) = identity(pid) else { continue };
                 alive.insert(pid);
-                let dest = *self.seen.entry(pid).or_insert_with(|| {
-                    runs_docker_proxy(pid).then(|| arguments(pid)).flatten().and_then(|a| parse_arguments(&a))
-                });
+                let known = self.seen.get(&pid).filter(|(was, _)| *was == now).map(|(_, dest)| *dest);
+                let dest = match known {
+                    Some(dest) => dest,
+                    None => {
+                        let dest = if now.1 == DOCKER_PROXY {
+                            let proxies = proxies.get_or_insert_with(docker_proxy_files);
+                            is_docker_proxy(pid, proxies)
+                                .then(|| arguments(pid))
+                                .flatten()
+                                .and_then(|a| parse_arguments(&a))
+                        } else {
+                            None
+                        };
+                        self.seen.insert(pid, (now, dest));
+                        dest
+                    }
+                };
                 if let Some(dest) = dest {
                     found.insert(ForwardKey { tgid: pid, scope: *scope }, dest);
                 }
             }
         }
-        // A pid that left may come back as another process: look again then.
         self.seen.retain(|pid, _| alive.contains(pid));
         found
     }

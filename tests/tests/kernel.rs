@@ -139,6 +139,41 @@ fn sockets_outside_the_runtimes_namespace_are_its_containers_and_pass() {
 }
 
 #[test]
+fn a_containers_socket_flood_does_not_crowd_out_the_runtimes_dns() {
+    require_root();
+    let scene = Scene::new("k-flood", &[("unused.registry.test", "127.10.0.9")], 300);
+    // A resolver that answers after 1.5 s: time for the flood to note more
+    // sockets than a notes map holds between the runtime's query and its
+    // answer.
+    let (_server, policy) = extra_resolver(
+        &scene,
+        "127.0.0.57",
+        &["delay=1500", "a.registry.test=127.10.0.1"],
+        "",
+        "[[allow]]\nhost = \"a.registry.test\"\n",
+    );
+    let ramd = Ramd::start(&policy);
+    // One flood per CPU, from a namespace of the target's own cgroup (a
+    // container): a socket, one datagram, closed, again and again.
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let mut floods: Vec<Proc> = (0..cpus)
+        .map(|_| {
+            let mut cmd = std::process::Command::new(probe_bin());
+            cmd.args(["in-own-netns", "socket-flood", "127.0.0.1", "9", "400000"]).stdout(std::process::Stdio::null());
+            place(&mut cmd, Some(&scene.cgroup.path), Some(&scene.netns));
+            Proc::spawn("flood", &mut cmd)
+        })
+        .collect();
+    sleep(Duration::from_millis(200));
+    let during = scene.inside(&["resolve-connect", "127.0.0.57", "a.registry.test", "5000"]);
+    let flooded = ramd.counter("docker", "other_netns_passed");
+    let still_flooding = floods.iter_mut().all(|f| f.is_running());
+    assert_eq!(during, "127.10.0.1 ECONNREFUSED", "{}", ramd.log_text());
+    assert!(flooded >= 65536, "the flood noted only {flooded} sockets during the exchange");
+    assert!(still_flooding, "a flood ended before the answer came");
+}
+
+#[test]
 fn a_server_in_an_enforced_cgroup_accepts_clients_from_anywhere() {
     require_root();
     let netns = Netns::new("k-server");

@@ -11,8 +11,10 @@
 //! enforced cgroup: posing as docker-proxy or as a DNS server.
 //!
 //! On this machine (a hybrid host, cgroup v2 at /sys/fs/cgroup/unified)
-//! the containers' processes stay in dockerd's cgroup v2, so the checks also
-//! show that containers are told apart from dockerd by network namespace.
+//! Docker gives the containers cgroups of their own (unified/docker/ID);
+//! the sockets that pass as another namespace's are the embedded DNS
+//! server's. tests/tests/kernel.rs covers a container's process in the
+//! runtime's own cgroup.
 
 use std::{collections::BTreeMap, process::Command, time::Duration};
 
@@ -289,24 +291,64 @@ fn a_docker_hosts_networks_and_published_ports_work_and_pulls_stay_limited() {
     assert_eq!(enforced(&["connect", &server_ip, "80"]), "EPERM");
     // The published port itself, from inside: judged like any address.
     assert_eq!(enforced(&["connect", "127.0.0.1", "8081"]), "EPERM");
-    // Posing as docker-proxy: an executable named so, with its arguments,
-    // that a non-root user could have written: not a forwarder.
+    // Posing as docker-proxy, with its arguments, from the enforced cgroup:
+    // a copy of another program named docker-proxy (root's or not); the
+    // same program bind-mounted over a file of that name by a user in a
+    // user namespace of its own; and Docker's real docker-proxy, started by
+    // root and by a user, not by dockerd, told to forward to the blocked
+    // registry. None is taken for Docker's.
     let fake = dir.path.join("fake").join("docker-proxy");
     std::fs::create_dir_all(fake.parent().unwrap()).expect("dir");
     std::fs::copy(probe_bin(), &fake).expect("copy probe");
-    let posing = |mode: u32| {
+    let forward_args = ["-proto", "tcp", "-container-ip", server_ip.as_str(), "-container-port", "80"];
+    for mode in [0o777, 0o755] {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(mode)).expect("chmod");
         let mut cmd = Command::new(&fake);
-        cmd.args(["after-ms", "400", "connect", &server_ip, "80", "-proto", "tcp", "-container-ip", &server_ip])
-            .args(["-container-port", "80"]);
+        cmd.args(["after-ms", "400", "connect", &server_ip, "80"]).args(forward_args);
         place(&mut cmd, Some(&cgroup.path), Some(&netns));
-        String::from_utf8_lossy(&run(&mut cmd).stdout).trim().to_string()
-    };
-    assert_eq!(posing(0o777), "EPERM");
-    // The same file as only root can write it is taken for docker-proxy:
-    // what the check above refused is the check itself.
-    assert_eq!(posing(0o755), "ok");
+        assert_eq!(String::from_utf8_lossy(&run(&mut cmd).stdout).trim(), "EPERM", "a copy, mode {mode:o}");
+    }
+    let disguised = format!(
+        "d=$(mktemp -d); touch $d/docker-proxy; mount --bind {probe} $d/docker-proxy; \
+         $d/docker-proxy after-ms 400 connect {server_ip} 80 -proto tcp -container-ip {server_ip} -container-port 80; \
+         umount $d/docker-proxy; rm -r $d",
+        probe = probe_bin().display()
+    );
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "unshare", "-Urm", "sh", "-c", &disguised]);
+    place(&mut cmd, Some(&cgroup.path), Some(&netns));
+    let out = cmd.output().expect("setpriv");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "EPERM", "bind-mounted: {}", text(&out));
+    for user in [None, Some("65534")] {
+        let host_port = if user.is_some() { "18083" } else { "18082" };
+        let mut program: Vec<String> = Vec::new();
+        if let Some(uid) = user {
+            program.extend(["setpriv", "--reuid", uid, "--regid", uid, "--clear-groups"].map(String::from));
+        }
+        // docker-proxy reports to dockerd on fd 3 and stops without it.
+        program.extend(["sh", "-c"].map(String::from));
+        program.push(format!(
+            "exec /usr/sbin/docker-proxy -proto tcp -host-ip 127.0.0.1 -host-port {host_port} \
+             -container-ip {BLOCKED_ADDR} -container-port 5000 3>/dev/null"
+        ));
+        let mut cmd = Command::new(&program[0]);
+        cmd.args(&program[1..]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        place(&mut cmd, Some(&cgroup.path), Some(&netns));
+        let _proxy = Proc::spawn("docker-proxy", &mut cmd);
+        std::thread::sleep(Duration::from_millis(500));
+        let through = host_command(&netns, &["curl", "-sS", "-m", "5", &format!("http://127.0.0.1:{host_port}/v2/")]);
+        assert!(
+            !through.status.success(),
+            "docker-proxy not started by dockerd reached the blocked registry ({user:?}): {}",
+            text(&through)
+        );
+        // It did try, and was refused.
+        let pid = _proxy.pid();
+        ramd.wait_log("docker-proxy's refused connect", |e| {
+            e["event"] == "blocked" && e["pid"] == pid && e["daddr"] == BLOCKED_ADDR && e["dport"] == 5000
+        });
+    }
     // Posing as a DNS server (Docker's embedded one answers from port 53):
     // a send from port 53 to a blocked address is judged like any other.
     assert_eq!(enforced(&["sendto-from", "127.0.0.11:53", BLOCKED_ADDR, "5000"]), "EPERM");

@@ -95,6 +95,21 @@ fn sendto_from(from: SocketAddr, addr: IpAddr, port: u16) -> String {
     }
 }
 
+/// COUNT UDP sockets, each sending one datagram to ADDR:PORT then closed:
+/// as many notes as sockets, to crowd a map of them.
+fn socket_flood(addr: IpAddr, port: u16, count: u32) -> String {
+    let bind: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
+    let mut sent = 0u32;
+    for _ in 0..count {
+        if let Ok(socket) = UdpSocket::bind(bind) {
+            if socket.send_to(b"x", SocketAddr::new(addr, port)).is_ok() {
+                sent += 1;
+            }
+        }
+    }
+    format!("sent={sent}")
+}
+
 fn raw_ping(addr: IpAddr) -> String {
     let IpAddr::V4(v4) = addr else {
         return "unsupported".into();
@@ -385,6 +400,7 @@ fn main() {
         "connect" => connect(addr(1), port(2)),
         "sendto" => sendto(addr(1), port(2)),
         "raw-ping" => raw_ping(addr(1)),
+        "socket-flood" => socket_flood(addr(1), port(2), arg(3).parse().expect("count")),
         "sendto-from" => sendto_from(arg(1).parse().expect("ADDR:PORT"), addr(2), port(3)),
         "resolve" => {
             let (rt, tcp) = options(&args[3..]);
