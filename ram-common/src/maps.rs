@@ -349,6 +349,9 @@ const _: () = assert!(core::mem::size_of::<SocketNote>() == 16);
 /// `SocketNote::flags`: a forwarder's socket (see [`ForwardKey`]) connected
 /// to its one allowed destination; its packets to that peer pass egress.
 pub const SOCKET_FORWARDER: u32 = 1;
+/// `SocketNote::flags`: a UDP forwarder's listening socket; its datagrams
+/// (answers to the clients that wrote to it) pass egress.
+pub const SOCKET_FORWARDER_REPLIES: u32 = 4;
 /// `SocketNote::flags`: a socket that talked to a resolver's port 53; its
 /// DNS counts only if its namespace is the trusted one.
 pub const SOCKET_DNS: u32 = 2;
@@ -375,7 +378,9 @@ pub struct ForwardDest {
     pub port: u32,
     /// IPPROTO_TCP or IPPROTO_UDP.
     pub protocol: u32,
-    pub _pad: u32,
+    /// The port it listens on (host order; 0: unknown). A UDP forwarder
+    /// answers its clients from there with sendto, to whoever asked.
+    pub host_port: u32,
 }
 const _: () = assert!(core::mem::size_of::<ForwardDest>() == 32);
 

@@ -136,6 +136,11 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
         Unjudged::ForwarderToPeer if get(&scratch.route.extended) == 0 && goes_to_peer(full, scratch) => {
             return PASS;
         }
+        Unjudged::ForwarderReplies
+            if get(&scratch.route.extended) == 0 && get(&scratch.route.protocol) == IPPROTO_UDP as u32 =>
+        {
+            return PASS;
+        }
         // SAFETY: non-null full socket returned by the helper.
         Unjudged::NotNoted if unsafe { (*full).type_ } == SOCK_RAW && kernel_answer(ctx, scratch) => {
             return PASS;

@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use ram_common::{
     event::{HOOK_CONNECT, HOOK_SENDMSG},
-    maps::{counter, ForwardKey, SOCKET_DNS, SOCKET_FORWARDER},
+    maps::{counter, ForwardDest, ForwardKey, SOCKET_DNS, SOCKET_FORWARDER, SOCKET_FORWARDER_REPLIES},
     verdict::v4_mapped,
 };
 
@@ -105,6 +105,11 @@ fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, e
         count(scope, counter::FORWARD_ALLOWED);
         return ALLOW;
     }
+    if hook == HOOK_SENDMSG && protocol == IPPROTO_UDP && answers_from(ctx, scope) {
+        note_socket(socket, SOCKET_FORWARDER_REPLIES);
+        count(scope, counter::FORWARD_ALLOWED);
+        return ALLOW;
+    }
     let attempt = Attempt {
         task_info: sock_addr_task_info(),
         dest,
@@ -121,29 +126,44 @@ fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, e
     }
 }
 
-/// Is the calling process a forwarder ramd registered for this scope
-/// (docker-proxy), connecting to the one destination it forwards to?
+/// The forward ramd registered for the calling process in this scope
+/// (docker-proxy), if it runs as root.
 #[inline(always)]
-fn forwards_to(scope: u32, dest: Dest, port: u16, protocol: u8) -> bool {
+fn own_forward(scope: u32) -> Option<ForwardDest> {
     // Where the kernel gives sock_addr programs no task helpers, there are
     // no forwarders (the calls below are dead code the verifier never sees).
     if !sock_addr_task_info() {
-        return false;
+        return None;
     }
     // docker-proxy runs as root (uid 0 of the initial user namespace): a
     // process of another user, or root of a user namespace, is none,
     // whatever ramd saw at its pid.
     // SAFETY: helper without preconditions.
     if unsafe { bpf_get_current_uid_gid() } as u32 != 0 {
-        return false;
+        return None;
     }
     // SAFETY: helper without preconditions.
     let tgid = (unsafe { bpf_get_current_pid_tgid() } >> 32) as u32;
-    let key = ForwardKey { tgid, scope };
-    // SAFETY: read-only lookup, compared at once.
-    let Some(forward) = (unsafe { RAM_FORWARDS.get(&key) }) else {
-        return false;
-    };
+    // SAFETY: read-only lookup, copied at once.
+    unsafe { RAM_FORWARDS.get(&ForwardKey { tgid, scope }) }.copied()
+}
+
+/// Is this a UDP forwarder's send from the port it listens on (an answer
+/// to a client, who wrote to that port first)?
+#[inline(always)]
+fn answers_from(ctx: &SockAddrContext, scope: u32) -> bool {
+    let Some(forward) = own_forward(scope) else { return false };
+    // SAFETY: the kernel gives sock_addr programs a valid socket; src_port
+    // is in host order.
+    let local_port = unsafe { (*(*ctx.sock_addr).__bindgen_anon_1.sk).src_port };
+    forward.protocol == IPPROTO_UDP as u32 && forward.host_port != 0 && local_port == forward.host_port
+}
+
+/// Is the calling process a forwarder ramd registered for this scope
+/// (docker-proxy), connecting to the one destination it forwards to?
+#[inline(always)]
+fn forwards_to(scope: u32, dest: Dest, port: u16, protocol: u8) -> bool {
+    let Some(forward) = own_forward(scope) else { return false };
     let (family, addr) = dest.wire_bytes();
     forward.family == family as u32 && forward.port == port as u32 && forward.protocol == protocol as u32 && forward.addr == addr
 }
@@ -164,3 +184,4 @@ pub fn on_sock_create(ctx: &SockContext) {
 }
 
 const SOCK_RAW: u32 = 3;
+const IPPROTO_UDP: u8 = 17;

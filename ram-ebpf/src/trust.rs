@@ -25,7 +25,8 @@ use aya_ebpf::{
     helpers::generated::{bpf_get_netns_cookie, bpf_get_socket_cookie},
 };
 use ram_common::maps::{
-    ScopeConfig, SocketNote, SCOPE_PASS_OTHER_NETNS, SOCKET_DNS, SOCKET_FORWARDER, TRUSTED_NETNS_INITIAL,
+    ScopeConfig, SocketNote, SCOPE_PASS_OTHER_NETNS, SOCKET_DNS, SOCKET_FORWARDER, SOCKET_FORWARDER_REPLIES,
+    TRUSTED_NETNS_INITIAL,
 };
 
 use crate::maps::{scope_config, RAM_CONTAINER_SOCKETS, RAM_INITIAL_NETNS, RAM_SOCKETS};
@@ -160,6 +161,8 @@ pub enum Unjudged {
     OtherNetns,
     /// A forwarder's socket: its packets to its own peer pass.
     ForwarderToPeer,
+    /// A UDP forwarder's listening socket: its answers to clients pass.
+    ForwarderReplies,
 }
 
 #[inline(always)]
@@ -174,6 +177,7 @@ pub fn unjudged_socket(skb: *mut __sk_buff, scope: u32) -> Unjudged {
     // SAFETY: as above.
     match unsafe { RAM_SOCKETS.get(&cookie) }.copied() {
         Some(note) if note.flags & SOCKET_FORWARDER != 0 => Unjudged::ForwarderToPeer,
+        Some(note) if note.flags & SOCKET_FORWARDER_REPLIES != 0 => Unjudged::ForwarderReplies,
         Some(_) => Unjudged::No,
         None => Unjudged::NotNoted,
     }

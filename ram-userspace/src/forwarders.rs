@@ -69,7 +69,8 @@ pub fn parse_arguments<S: AsRef<str>>(args: &[S]) -> Option<ForwardDest> {
             None => (6, a.octets()),
         },
     };
-    Some(ForwardDest { addr: bytes, family, port: port as u32, protocol, _pad: 0 })
+    let host_port = values.get("host-port").and_then(|p| p.parse::<u16>().ok()).unwrap_or(0);
+    Some(ForwardDest { addr: bytes, family, port: port as u32, protocol, host_port: host_port as u32 })
 }
 
 /// "172.17.0.2 port 80 (tcp)".
@@ -228,7 +229,7 @@ mod tests {
             "80",
         ];
         let dest = parse_arguments(&args).expect("parsed");
-        assert_eq!((dest.family, dest.port, dest.protocol), (4, 80, IPPROTO_TCP));
+        assert_eq!((dest.family, dest.port, dest.protocol, dest.host_port), (4, 80, IPPROTO_TCP, 8080));
         assert_eq!(&dest.addr[..4], &[172, 17, 0, 2]);
         assert!(dest.addr[4..].iter().all(|b| *b == 0));
 

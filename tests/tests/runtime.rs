@@ -167,6 +167,39 @@ fn container_checks(d: &Dockerd, netns: &Netns, phase: &str, port: u16) -> BTree
         |host: &str| host_command(netns, &["curl", "-sS", "-m", "5", &format!("http://{host}:{port}/index.html")]);
     checks.insert("published port on 127.0.0.1", outcome(&from_host("127.0.0.1"), PAGE));
     checks.insert("published port on the host's address", outcome(&from_host(HOST_ADDR), PAGE));
+
+    // A UDP service (ram-probe's echo, with the host's libraries) published
+    // on the host: docker-proxy answers loopback clients with sendto.
+    let udp = format!("udp-{phase}");
+    let udp_port = port + 100;
+    let probe_mount = format!("{}:/probe:ro", probe_bin().display());
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &udp,
+        "-p",
+        &format!("{udp_port}:7000/udp"),
+        "-v",
+        &probe_mount,
+        "-v",
+        "/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu:ro",
+        "-v",
+        "/lib64:/lib64:ro",
+        LOCAL_IMAGE,
+        "/probe",
+        "listen",
+        "0.0.0.0",
+        "7000",
+    ]);
+    let ready = wait_for(Duration::from_secs(20), || {
+        let out = d.docker(&["exec", &udp, "/probe", "udp-connect", "127.0.0.1", "7000"]);
+        (text(&out).trim() == "ok").then_some(())
+    });
+    assert!(ready.is_some(), "{udp} does not echo");
+    let udp_from_host = |host: &str| probe(None, Some(netns), &["udp-connect", host, &udp_port.to_string()]);
+    checks.insert("published udp port on 127.0.0.1", udp_from_host("127.0.0.1"));
+    checks.insert("published udp port on the host's address", udp_from_host(HOST_ADDR));
     checks
 }
 
