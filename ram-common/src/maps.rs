@@ -39,16 +39,18 @@ pub const MAP_PORTS: &str = "RAM_PORTS";
 pub const MAP_QUERIES: &str = "RAM_QUERIES";
 pub const MAP_SOCKETS: &str = "RAM_SOCKETS";
 pub const MAP_CONTAINER_SOCKETS: &str = "RAM_CONTAINER_SOCKETS";
+pub const MAP_PRIVILEGED_SOCKETS: &str = "RAM_PRIVILEGED_SOCKETS";
 pub const MAP_INITIAL_NETNS: &str = "RAM_INITIAL_NETNS";
 pub const MAP_FORWARDS: &str = "RAM_FORWARDS";
 
 /// Maps shared by every program instance and pinned in bpffs, besides the
 /// event map of the object in use ([`MAP_EVENTS`] or [`MAP_PERF_EVENTS`]).
 /// The per-CPU scratch maps are private to each instance and not listed.
-pub const PINNED_MAPS: [&str; 16] = [
+pub const PINNED_MAPS: [&str; 17] = [
     MAP_QUERIES,
     MAP_SOCKETS,
     MAP_CONTAINER_SOCKETS,
+    MAP_PRIVILEGED_SOCKETS,
     MAP_INITIAL_NETNS,
     MAP_FORWARDS,
     MAP_PORTS,
@@ -326,13 +328,15 @@ pub const TRUSTED_NETNS_INITIAL: u64 = u64::MAX;
 /// set: an unconfigured scope (all zero) judges everything.
 pub const SCOPE_PASS_OTHER_NETNS: u32 = 1;
 
-/// Sockets whose network namespace the programs noted, in two maps so that
-/// containers cannot crowd out the runtime's notes: `RAM_SOCKETS` for the
-/// runtime's namespace (those that talked to a resolver's port 53,
-/// forwarders, raw sockets), `RAM_CONTAINER_SOCKETS` for sockets outside
-/// it. Shared and pinned; least recently used first out (an evicted socket
-/// is judged again and learns nothing: fail closed).
+/// Sockets the programs noted, in three maps so that no one can crowd out
+/// notes written for others: `RAM_SOCKETS` for the runtime namespace's
+/// sockets that talked to a resolver's port 53, `RAM_CONTAINER_SOCKETS`
+/// for sockets outside that namespace, and `RAM_PRIVILEGED_SOCKETS` for
+/// those only privilege can make (a registered forwarder's, raw sockets).
+/// Shared and pinned; least recently used first out (an evicted socket is
+/// judged again and learns nothing: fail closed).
 pub const SOCKETS_CAPACITY: u32 = 65536;
+pub const PRIVILEGED_SOCKETS_CAPACITY: u32 = 8192;
 
 /// Value of `RAM_SOCKETS` (key: the socket cookie).
 #[repr(C)]
@@ -352,6 +356,9 @@ pub const SOCKET_FORWARDER: u32 = 1;
 /// `SocketNote::flags`: a UDP forwarder's listening socket; its datagrams
 /// (answers to the clients that wrote to it) pass egress.
 pub const SOCKET_FORWARDER_REPLIES: u32 = 4;
+/// `SocketNote::flags`: a raw socket of a process (its answers are judged;
+/// see egress `kernel_answer`).
+pub const SOCKET_RAW: u32 = 8;
 /// `SocketNote::flags`: a socket that talked to a resolver's port 53; its
 /// DNS counts only if its namespace is the trusted one.
 pub const SOCKET_DNS: u32 = 2;

@@ -168,7 +168,12 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
 fn kernel_answer(ctx: &SkBuffContext, scratch: &QueryScratch) -> bool {
     let (protocol, l4) = (get(&scratch.route.protocol) as u8, get(&scratch.route.l4));
     match protocol {
-        IPPROTO_TCP => load::<14>(ctx, l4).is_some_and(|tcp| tcp[13] & (TCP_SYN | TCP_FIN | TCP_PSH) == 0),
+        IPPROTO_TCP => load::<14>(ctx, l4).is_some_and(|tcp| {
+            // A reset or a bare ACK: no payload after the TCP header.
+            // SAFETY: valid context.
+            let len = unsafe { (*ctx.skb.skb).len };
+            tcp[13] & (TCP_SYN | TCP_FIN | TCP_PSH) == 0 && len == l4 + ((tcp[12] >> 4) as u32) * 4
+        }),
         IPPROTO_ICMP => load::<1>(ctx, l4).is_some_and(|icmp| matches!(icmp[0], 0 | 3 | 11 | 12)),
         IPPROTO_ICMPV6 => load::<1>(ctx, l4).is_some_and(|icmp| matches!(icmp[0], 1..=4 | 129)),
         _ => false,

@@ -40,6 +40,9 @@ pub static RAM_PORTS: Array<PortSet> = Array::with_max_entries(PORT_SETS, 0);
 pub static RAM_SOCKETS: LruHashMap<u64, SocketNote> = LruHashMap::with_max_entries(SOCKETS_CAPACITY, 0);
 #[map]
 pub static RAM_CONTAINER_SOCKETS: LruHashMap<u64, SocketNote> = LruHashMap::with_max_entries(SOCKETS_CAPACITY, 0);
+#[map]
+pub static RAM_PRIVILEGED_SOCKETS: LruHashMap<u64, SocketNote> =
+    LruHashMap::with_max_entries(PRIVILEGED_SOCKETS_CAPACITY, 0);
 /// The cookie of the initial network namespace, noted by the hooks that can
 /// ask for it (sock_create, connect, sendmsg) for those that cannot
 /// (cgroup_skb).

@@ -7,14 +7,17 @@ use aya_ebpf::{
 };
 use ram_common::{
     event::{HOOK_CONNECT, HOOK_SENDMSG},
-    maps::{counter, ForwardDest, ForwardKey, SOCKET_DNS, SOCKET_FORWARDER, SOCKET_FORWARDER_REPLIES},
+    maps::{counter, ForwardDest, ForwardKey, SOCKET_FORWARDER, SOCKET_FORWARDER_REPLIES, SOCKET_RAW},
     verdict::v4_mapped,
 };
 
 use crate::{
     judge::{allowed, deny, is_resolver, Attempt, Dest, Expiry, DNS_PORT},
     maps::{count, scope, sock_addr_task_info, RAM_FORWARDS},
-    trust::{note_container_socket, note_socket, passes_other_netns, sock_addr_ids, sock_ids, SocketIds},
+    trust::{
+        note_container_socket, note_dns_socket, note_privileged_socket, passes_other_netns, sock_addr_ids, sock_ids,
+        SocketIds,
+    },
 };
 
 const ALLOW: i32 = 1;
@@ -89,7 +92,7 @@ fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, e
         return ALLOW;
     }
     if port == DNS_PORT && is_resolver(scope, dest) {
-        note_socket(socket, SOCKET_DNS);
+        note_dns_socket(socket);
     }
     let (allowed_slot, blocked_slot) = if hook == HOOK_CONNECT {
         (counter::CONNECT_ALLOWED, counter::CONNECT_BLOCKED)
@@ -101,12 +104,12 @@ fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, e
         return ALLOW;
     }
     if hook == HOOK_CONNECT && forwards_to(scope, dest, port, protocol) {
-        note_socket(socket, SOCKET_FORWARDER);
+        note_privileged_socket(socket, SOCKET_FORWARDER);
         count(scope, counter::FORWARD_ALLOWED);
         return ALLOW;
     }
     if hook == HOOK_SENDMSG && protocol == IPPROTO_UDP && answers_from(ctx, scope) {
-        note_socket(socket, SOCKET_FORWARDER_REPLIES);
+        note_privileged_socket(socket, SOCKET_FORWARDER_REPLIES);
         count(scope, counter::FORWARD_ALLOWED);
         return ALLOW;
     }
@@ -179,7 +182,7 @@ pub fn on_sock_create(ctx: &SockContext) {
     if passes_other_netns(scope(), socket.netns) {
         note_container_socket(socket);
     } else if raw {
-        note_socket(socket, 0);
+        note_privileged_socket(socket, SOCKET_RAW);
     }
 }
 

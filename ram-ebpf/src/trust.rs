@@ -29,7 +29,7 @@ use ram_common::maps::{
     TRUSTED_NETNS_INITIAL,
 };
 
-use crate::maps::{scope_config, RAM_CONTAINER_SOCKETS, RAM_INITIAL_NETNS, RAM_SOCKETS};
+use crate::maps::{scope_config, RAM_CONTAINER_SOCKETS, RAM_INITIAL_NETNS, RAM_PRIVILEGED_SOCKETS, RAM_SOCKETS};
 
 /// A socket's identity as the sock_addr and sock_create hooks see it.
 #[derive(Clone, Copy)]
@@ -103,18 +103,28 @@ pub fn passes_other_netns(scope: u32, netns: u64) -> bool {
     runtime != 0 && netns != 0 && netns != runtime
 }
 
-/// Notes a socket of the runtime's namespace (with what it is: a DNS
-/// socket, a forwarder's, a raw one), unless that note is there already.
+/// Notes a DNS socket of the runtime's namespace, unless that note is
+/// there already.
 #[inline(always)]
-pub fn note_socket(ids: SocketIds, flags: u32) {
+pub fn note_dns_socket(ids: SocketIds) {
     // SAFETY: read-only lookup; the value is compared at once.
-    if let Some(note) = unsafe { RAM_SOCKETS.get(&ids.cookie) } {
-        if note.netns == ids.netns && note.flags == flags {
-            return;
-        }
+    if unsafe { RAM_SOCKETS.get(&ids.cookie) }.is_some_and(|note| note.netns == ids.netns) {
+        return;
+    }
+    let note = SocketNote { netns: ids.netns, flags: SOCKET_DNS, _pad: 0 };
+    let _ = RAM_SOCKETS.insert(&ids.cookie, &note, 0);
+}
+
+/// Notes a socket only privilege can make (a registered forwarder's, a raw
+/// one) in a map of their own: a flood of ordinary sockets cannot evict it.
+#[inline(always)]
+pub fn note_privileged_socket(ids: SocketIds, flags: u32) {
+    // SAFETY: read-only lookup; the value is compared at once.
+    if unsafe { RAM_PRIVILEGED_SOCKETS.get(&ids.cookie) }.is_some_and(|note| note.flags == flags) {
+        return;
     }
     let note = SocketNote { netns: ids.netns, flags, _pad: 0 };
-    let _ = RAM_SOCKETS.insert(&ids.cookie, &note, 0);
+    let _ = RAM_PRIVILEGED_SOCKETS.insert(&ids.cookie, &note, 0);
 }
 
 /// Notes a socket outside the runtime's namespace, in a map of their own:
@@ -154,8 +164,9 @@ pub fn trusted_socket(skb: *mut __sk_buff, scope: u32) -> bool {
 pub enum Unjudged {
     /// Judge it.
     No,
-    /// No hook noted the socket: a kernel's control socket, or one made
-    /// before ram (or evicted). Judged, but for the kernel's answers.
+    /// No privileged note: for a raw socket, a kernel's control socket (or
+    /// one made before ram, or evicted). Judged, but for the kernel's
+    /// answers.
     NotNoted,
     /// A socket in another namespace than the runtime's (see the module).
     OtherNetns,
@@ -174,8 +185,9 @@ pub fn unjudged_socket(skb: *mut __sk_buff, scope: u32) -> Unjudged {
             return Unjudged::OtherNetns;
         }
     }
-    // SAFETY: as above.
-    match unsafe { RAM_SOCKETS.get(&cookie) }.copied() {
+    // SAFETY: as above. (DNS notes do not matter here: those sockets are
+    // never raw, the one kind NotNoted lets anything through for.)
+    match unsafe { RAM_PRIVILEGED_SOCKETS.get(&cookie) }.copied() {
         Some(note) if note.flags & SOCKET_FORWARDER != 0 => Unjudged::ForwarderToPeer,
         Some(note) if note.flags & SOCKET_FORWARDER_REPLIES != 0 => Unjudged::ForwarderReplies,
         Some(_) => Unjudged::No,

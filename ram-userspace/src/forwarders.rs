@@ -129,15 +129,19 @@ fn parent(pid: u32) -> Option<u32> {
 /// Is `pid` Docker's docker-proxy, started by dockerd? It must run, as
 /// root, a docker-proxy executable of the host (the same file, not one of
 /// that name: a user or container can name any file so), and its parent
-/// must be a root dockerd.
+/// must be a root process named dockerd. (Root can pose as both, but root
+/// can also leave the cgroup: the checks keep out everyone else.)
 fn is_docker_proxy(pid: u32, proxies: &BTreeSet<(u64, u64)>) -> bool {
     let runs_proxy = std::fs::metadata(format!("/proc/{pid}/exe")).is_ok_and(|m| proxies.contains(&(m.dev(), m.ino())));
     if !runs_proxy || !runs_as_root(pid) {
         return false;
     }
     let Some(ppid) = parent(pid) else { return false };
+    // After a package upgrade replaced dockerd's file, the link reads
+    // ".../dockerd (deleted)" until dockerd restarts.
     let parent_exe = std::fs::read_link(format!("/proc/{ppid}/exe")).ok();
-    parent_exe.as_deref().and_then(|p| p.file_name()).and_then(|n| n.to_str()) == Some("dockerd") && runs_as_root(ppid)
+    let parent_name = parent_exe.as_deref().and_then(|p| p.file_name()).and_then(|n| n.to_str());
+    parent_name.map(|n| n.trim_end_matches(" (deleted)")) == Some("dockerd") && runs_as_root(ppid)
 }
 
 fn arguments(pid: u32) -> Option<Vec<String>> {

@@ -173,6 +173,67 @@ fn a_containers_socket_flood_does_not_crowd_out_the_runtimes_dns() {
     assert!(still_flooding, "a flood ended before the answer came");
 }
 
+/// Floods of ordinary sockets (as nobody, in the runtime's namespace, to
+/// the resolver's port 53: each one a DNS note) while `during` runs.
+fn with_socket_floods<T>(cgroup: &TestCgroup, netns: &Netns, during: impl FnOnce() -> T) -> T {
+    let floods: Vec<Proc> = (0..2)
+        .map(|_| {
+            let mut cmd = std::process::Command::new("setpriv");
+            cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+                .arg(probe_bin())
+                .args(["socket-flood", "127.0.0.53", "53", "70000"])
+                .stdout(std::process::Stdio::null());
+            place(&mut cmd, Some(&cgroup.path), Some(netns));
+            Proc::spawn("flood", &mut cmd)
+        })
+        .collect();
+    let out = during();
+    drop(floods);
+    out
+}
+
+#[test]
+fn privileged_sockets_notes_survive_a_flood_of_ordinary_sockets() {
+    require_root();
+    let netns = Netns::new("k-privflood");
+    let cgroup = TestCgroup::new("k-privflood");
+    let ramd = Ramd::start(&cidr_policy(&cgroup, &netns, ""));
+    let dir = TempDir::new("k-privflood");
+    // A raw socket made under ram, used after the flood to send a "kernel
+    // answer" with a payload to a blocked address: still refused.
+    let raw = with_socket_floods(&cgroup, &netns, || {
+        probe(Some(&cgroup), Some(&netns), &["raw-icmp-reply-after", "127.30.0.1", "3000"])
+    });
+    assert_eq!(raw, "EPERM");
+    // A UDP docker-proxy (Docker's file, run by a stand-in named dockerd)
+    // forwarding to an echo server outside the cgroup: its flow keeps
+    // working through the flood.
+    let echo_server = {
+        let mut cmd = std::process::Command::new(probe_bin());
+        cmd.args(["listen", "127.30.0.2", "7777"]).stdout(std::process::Stdio::null());
+        place(&mut cmd, None, Some(&netns));
+        Proc::spawn("echo", &mut cmd)
+    };
+    let stand_in = dir.path.join("dockerd");
+    std::fs::copy("/bin/dash", &stand_in).expect("copy dash");
+    // Not exec'd: docker-proxy must be the stand-in's child.
+    let script = "/usr/sbin/docker-proxy -proto udp -host-ip 127.0.0.1 -host-port 18090 \
+         -container-ip 127.30.0.2 -container-port 7777 3>/dev/null; true";
+    let mut cmd = std::process::Command::new(&stand_in);
+    cmd.args(["-c", script]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    place(&mut cmd, Some(&cgroup.path), Some(&netns));
+    let _proxy = Proc::spawn("docker-proxy", &mut cmd);
+    let registered = wait_for(Duration::from_secs(10), || {
+        ramd.log_text().contains("may connect to its container at 127.30.0.2 port 7777").then_some(())
+    });
+    assert!(registered.is_some(), "the stand-in's docker-proxy was not registered:\n{}", ramd.log_text());
+    let pair = with_socket_floods(&cgroup, &netns, || {
+        probe(None, Some(&netns), &["udp-echo-pair", "127.0.0.1", "18090", "3000"])
+    });
+    assert_eq!(pair, "ok ok", "{}", ramd.log_text());
+    drop(echo_server);
+}
+
 #[test]
 fn a_server_in_an_enforced_cgroup_accepts_clients_from_anywhere() {
     require_root();

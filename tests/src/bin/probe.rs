@@ -400,6 +400,8 @@ fn main() {
         "connect" => connect(addr(1), port(2)),
         "sendto" => sendto(addr(1), port(2)),
         "raw-ping" => raw_ping(addr(1)),
+        "raw-icmp-reply-after" => bypass::raw_icmp_reply_after(addr(1), arg(2).parse().expect("ms")),
+        "udp-echo-pair" => bypass::udp_echo_pair(addr(1), port(2), arg(3).parse().expect("ms")),
         "socket-flood" => socket_flood(addr(1), port(2), arg(3).parse().expect("count")),
         "sendto-from" => sendto_from(arg(1).parse().expect("ADDR:PORT"), addr(2), port(3)),
         "resolve" => {

@@ -344,6 +344,48 @@ pub fn raw_icmp6(addr: IpAddr, kind: u8) -> String {
     }
 }
 
+/// A raw ICMP socket made now, used after MS milliseconds to send an echo
+/// reply (a type the kernel's own control sockets send) with a payload.
+pub fn raw_icmp_reply_after(addr: IpAddr, ms: u64) -> String {
+    let fd = match socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    let mut packet = vec![0u8, 0, 0, 0, 0, 0, 0, 0];
+    packet.extend_from_slice(b"ram-probe payload");
+    let checksum = !packet.chunks(2).fold(0u32, |sum, w| {
+        let word = u32::from(w[0]) << 8 | u32::from(*w.get(1).unwrap_or(&0));
+        let s = sum + word;
+        (s & 0xffff) + (s >> 16)
+    }) as u16;
+    packet[2..4].copy_from_slice(&checksum.to_be_bytes());
+    let (sa, len) = sockaddr(addr, 0);
+    // SAFETY: valid fd, buffer and sockaddr.
+    let sent = unsafe {
+        libc::sendto(fd.as_raw_fd(), packet.as_ptr() as *const _, packet.len(), 0, &sa as *const _ as *const _, len)
+    };
+    if sent < 0 {
+        last_error()
+    } else {
+        "sent".into()
+    }
+}
+
+/// One connected UDP socket: an echo, MS milliseconds, another echo.
+pub fn udp_echo_pair(addr: IpAddr, port: u16, ms: u64) -> String {
+    let fd = match socket(family_of(addr), libc::SOCK_DGRAM, 0) {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
+    if let Err(e) = connect_fd(fd.as_raw_fd(), addr, port) {
+        return e;
+    }
+    let first = echo(fd.as_raw_fd());
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    format!("{first} {}", echo(fd.as_raw_fd()))
+}
+
 /// When a source route is set relative to connect().
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum RouteSet {
