@@ -24,16 +24,16 @@ use crate::{
     sys::{bpf, c_path},
 };
 
-const BPF_OBJ_PIN: libc::c_long = 6;
-const BPF_OBJ_GET: libc::c_long = 7;
-const BPF_PROG_ATTACH: libc::c_long = 8;
-const BPF_PROG_DETACH: libc::c_long = 9;
-const BPF_PROG_QUERY: libc::c_long = 16;
-const BPF_LINK_UPDATE: libc::c_long = 29;
-const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
-const BPF_F_ALLOW_MULTI: u32 = 2;
+const BPF_OBJ_PIN: libc::c_long = aya_obj::generated::bpf_cmd::BPF_OBJ_PIN as libc::c_long;
+const BPF_OBJ_GET: libc::c_long = aya_obj::generated::bpf_cmd::BPF_OBJ_GET as libc::c_long;
+const BPF_PROG_ATTACH: libc::c_long = aya_obj::generated::bpf_cmd::BPF_PROG_ATTACH as libc::c_long;
+const BPF_PROG_DETACH: libc::c_long = aya_obj::generated::bpf_cmd::BPF_PROG_DETACH as libc::c_long;
+const BPF_PROG_QUERY: libc::c_long = aya_obj::generated::bpf_cmd::BPF_PROG_QUERY as libc::c_long;
+const BPF_LINK_UPDATE: libc::c_long = aya_obj::generated::bpf_cmd::BPF_LINK_UPDATE as libc::c_long;
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = aya_obj::generated::bpf_cmd::BPF_MAP_LOOKUP_ELEM as libc::c_long;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = aya_obj::generated::bpf_cmd::BPF_MAP_UPDATE_ELEM as libc::c_long;
+const BPF_MAP_GET_NEXT_KEY: libc::c_long = aya_obj::generated::bpf_cmd::BPF_MAP_GET_NEXT_KEY as libc::c_long;
+const BPF_F_ALLOW_MULTI: u32 = aya_obj::generated::BPF_F_ALLOW_MULTI;
 
 /// The kernel's attach type for each of ram's programs.
 pub fn attach_type(program: &str) -> Option<u32> {
@@ -72,8 +72,12 @@ struct QueryAttr {
     _pad: u32,
 }
 
+/// bpf(2) with one of this module's attribute structs (repr(C), zeroed by
+/// Default, holding only fds and numbers).
 fn call<T>(cmd: libc::c_long, attr: &T) -> io::Result<libc::c_long> {
-    let ret = bpf(cmd, attr as *const T as *const libc::c_void, std::mem::size_of::<T>());
+    // SAFETY: a live attribute struct of its own size; the module's structs
+    // carry no pointers but those set up next to each call.
+    let ret = unsafe { bpf(cmd, attr as *const T as *const libc::c_void, std::mem::size_of::<T>()) };
     if ret < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -158,7 +162,11 @@ pub fn query(cgroup_path: &Path, attach_type: u32) -> Result<Vec<u32>> {
         prog_cnt: ids.len() as u32,
         ..QueryAttr::default()
     };
-    let ret = bpf(BPF_PROG_QUERY, &mut attr as *mut QueryAttr as *const libc::c_void, std::mem::size_of::<QueryAttr>());
+    // SAFETY: a live QueryAttr whose prog_ids points at `ids`, which has
+    // room for prog_cnt ids.
+    let ret = unsafe {
+        bpf(BPF_PROG_QUERY, &mut attr as *mut QueryAttr as *const libc::c_void, std::mem::size_of::<QueryAttr>())
+    };
     if ret < 0 {
         let what = format!("BPF_PROG_QUERY on {}", cgroup_path.display());
         return Err(Error::Sys { what, cause: io::Error::last_os_error() });

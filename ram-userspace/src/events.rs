@@ -24,12 +24,12 @@ pub enum Event {
     Dns(Box<DnsEvent>),
 }
 
-fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
+fn read<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
     if bytes.len() < std::mem::size_of::<T>() {
         return None;
     }
-    // SAFETY: length checked; T is a plain repr(C) event type, valid for any
-    // bytes; read_unaligned copes with the ring buffer's alignment.
+    // SAFETY: length checked; T is Pod (valid for any bytes); read_unaligned
+    // copes with the ring buffer's alignment.
     Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
 }
 

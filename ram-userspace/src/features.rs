@@ -77,13 +77,14 @@ pub enum PathChoiceError {
     Unsupported { var: &'static str, value: String, release: String, missing: &'static str },
 }
 
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_MAP_CREATE: libc::c_long = 0;
-pub(crate) const BPF_PROG_TYPE_CGROUP_SKB: u32 = 8;
-pub const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
-pub(crate) const BPF_CGROUP_INET4_CONNECT: u32 = 10;
-const BPF_MAP_TYPE_ARRAY: u32 = 2;
-const BPF_MAP_TYPE_RINGBUF: u32 = 27;
+const BPF_PROG_LOAD: libc::c_long = aya_obj::generated::bpf_cmd::BPF_PROG_LOAD as libc::c_long;
+const BPF_MAP_CREATE: libc::c_long = aya_obj::generated::bpf_cmd::BPF_MAP_CREATE as libc::c_long;
+pub(crate) const BPF_PROG_TYPE_CGROUP_SKB: u32 = aya_obj::generated::bpf_prog_type::BPF_PROG_TYPE_CGROUP_SKB as u32;
+pub const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 =
+    aya_obj::generated::bpf_prog_type::BPF_PROG_TYPE_CGROUP_SOCK_ADDR as u32;
+pub(crate) const BPF_CGROUP_INET4_CONNECT: u32 = aya_obj::generated::bpf_attach_type::BPF_CGROUP_INET4_CONNECT as u32;
+const BPF_MAP_TYPE_ARRAY: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_ARRAY as u32;
+const BPF_MAP_TYPE_RINGBUF: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32;
 pub(crate) const HELPER_MAP_UPDATE_ELEM: i32 = 2;
 const HELPER_GET_CURRENT_PID_TGID: i32 = 14;
 const HELPER_GET_CURRENT_COMM: i32 = 16;
@@ -134,18 +135,20 @@ struct MapCreateAttr {
     max_entries: u32,
 }
 
+/// The verifier log level that asks for statistics only (uapi BPF_LOG_STATS;
+/// aya's generated bindings do not carry it).
 pub(crate) const BPF_LOG_STATS: u32 = 4;
 
-/// BPF_PROG_LOAD of raw instructions (8 bytes each); returns the fd or the
-/// errno. `log`, when given, receives the verifier's log at `log_level`.
-pub fn prog_load(
+/// BPF_PROG_LOAD of raw instructions (any 8-byte instruction type); returns
+/// the fd or the errno. `log`, when given, receives the verifier's log at
+/// `log_level`.
+pub fn prog_load<I: Copy>(
     prog_type: u32,
     attach_type: u32,
-    insns: *const u8,
-    insn_count: usize,
+    insns: &[I],
     log: Option<(&mut [u8], u32)>,
 ) -> std::io::Result<std::os::fd::OwnedFd> {
-    prog_load_with_btf(prog_type, attach_type, insns, insn_count, log, None)
+    prog_load_with_btf(prog_type, attach_type, insns, log, None)
 }
 
 /// The BTF a program is loaded with: the object's BTF loaded in the kernel,
@@ -159,15 +162,17 @@ pub struct ProgBtf<'a> {
 }
 
 /// [`prog_load`] with the program's BTF function records.
-pub fn prog_load_with_btf(
+pub fn prog_load_with_btf<I: Copy>(
     prog_type: u32,
     attach_type: u32,
-    insns: *const u8,
-    insn_count: usize,
+    insns: &[I],
     log: Option<(&mut [u8], u32)>,
     btf: Option<ProgBtf>,
 ) -> std::io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::{AsRawFd, FromRawFd};
+    if std::mem::size_of::<I>() != 8 {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
     let license = c"Dual MIT/GPL";
     let (log_buf, log_size, log_level) = match log {
         Some((buf, level)) => (buf.as_mut_ptr() as u64, buf.len() as u32, level),
@@ -175,8 +180,8 @@ pub fn prog_load_with_btf(
     };
     let attr = ProgLoadAttr {
         prog_type,
-        insn_cnt: insn_count as u32,
-        insns: insns as u64,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
         license: license.as_ptr() as u64,
         log_level,
         log_size,
@@ -188,7 +193,9 @@ pub fn prog_load_with_btf(
         func_info_cnt: btf.as_ref().map_or(0, |b| (b.func_info.len() / b.func_info_rec_size.max(1) as usize) as u32),
         ..ProgLoadAttr::default()
     };
-    let fd = bpf(BPF_PROG_LOAD, &attr as *const _ as *const _, std::mem::size_of::<ProgLoadAttr>());
+    // SAFETY: a live ProgLoadAttr; its pointers (instructions, license, log,
+    // function records) borrow from this call's arguments, which outlive it.
+    let fd = unsafe { bpf(BPF_PROG_LOAD, &attr as *const _ as *const _, std::mem::size_of::<ProgLoadAttr>()) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -222,7 +229,7 @@ fn program_loads(prog_type: u32, attach_type: u32, body: &[Insn]) -> bool {
     let mut insns = body.to_vec();
     insns.push(insn(0xb7, 0, 0, 1)); // r0 = 1
     insns.push(insn(0x95, 0, 0, 0)); // exit
-    prog_load(prog_type, attach_type, insns.as_ptr() as *const u8, insns.len(), None).is_ok()
+    prog_load(prog_type, attach_type, &insns, None).is_ok()
 }
 
 /// BPF_MAP_CREATE of an array map with `entries` values of `value_size`
@@ -232,7 +239,8 @@ pub(crate) fn array_map(key_size: u32, value_size: u32, entries: u32) -> std::io
 }
 
 fn map_create(attr: &MapCreateAttr) -> std::io::Result<std::os::fd::OwnedFd> {
-    let fd = bpf(BPF_MAP_CREATE, attr as *const _ as *const _, std::mem::size_of::<MapCreateAttr>());
+    // SAFETY: a live MapCreateAttr holding numbers only.
+    let fd = unsafe { bpf(BPF_MAP_CREATE, attr as *const _ as *const _, std::mem::size_of::<MapCreateAttr>()) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }

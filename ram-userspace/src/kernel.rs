@@ -309,7 +309,7 @@ pub fn forget_learned(paths: &Paths, scope: u32, addr: IpAddr, host_id: u64) -> 
 }
 
 /// BPF_EXIST: update only an entry that is still there.
-const BPF_EXIST: u64 = 2;
+const BPF_EXIST: u64 = aya_obj::generated::BPF_EXIST as u64;
 
 /// Revokes learned addresses for which `port_set` says None (the name is no
 /// longer allowed there) and rewrites the port set of the others when it

@@ -28,11 +28,11 @@ use crate::{
     paths::Paths,
 };
 
-const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
-const BPF_MAP_TYPE_PERCPU_HASH: u32 = 5;
-const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
-const BPF_MAP_TYPE_LPM_TRIE: u32 = 11;
-const BPF_MAP_TYPE_RINGBUF: u32 = 27;
+const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_PERF_EVENT_ARRAY as u32;
+const BPF_MAP_TYPE_PERCPU_HASH: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_PERCPU_HASH as u32;
+const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY as u32;
+const BPF_MAP_TYPE_LPM_TRIE: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_LPM_TRIE as u32;
+const BPF_MAP_TYPE_RINGBUF: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32;
 
 /// What a map is, as far as compatibility goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

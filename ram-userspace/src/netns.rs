@@ -48,7 +48,7 @@ pub fn is_initial(netns: &Path) -> Result<bool> {
 }
 
 /// The map-fd form of a 16-byte immediate load.
-const BPF_PSEUDO_MAP_FD: u8 = 1;
+const BPF_PSEUDO_MAP_FD: u8 = aya_obj::generated::BPF_PSEUDO_MAP_FD as u8;
 /// How long the probe process may take.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -91,14 +91,8 @@ pub fn cookie(netns: &Path, cgroup_root: &Path) -> Result<u64> {
     let target = File::open(netns).map_err(|e| Error::io(netns, e))?;
     let map = features::array_map(4, 8, 1).map_err(|e| sys("BPF_MAP_CREATE", e))?;
     let program = probe_program(map.as_raw_fd());
-    let program = features::prog_load(
-        BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
-        BPF_CGROUP_INET4_CONNECT,
-        program.as_ptr() as *const u8,
-        program.len(),
-        None,
-    )
-    .map_err(|e| sys("BPF_PROG_LOAD (bpf_get_netns_cookie needs Linux 5.7)", e))?;
+    let program = features::prog_load(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET4_CONNECT, &program, None)
+        .map_err(|e| sys("BPF_PROG_LOAD (bpf_get_netns_cookie needs Linux 5.7)", e))?;
     let dir = cgroup_root.join(format!("ram-netns-probe-{}", std::process::id()));
     std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
     let cgroup = ProbeCgroup(dir);

@@ -4,9 +4,6 @@ use std::{ffi::CString, io, os::unix::ffi::OsStrExt, path::Path};
 
 use crate::error::{Error, Result};
 
-/// bpffs's magic number in statfs(2).
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-
 /// Before 5.11 BPF maps are charged to RLIMIT_MEMLOCK; lift it so large
 /// maps load there too. Where the hard limit cannot be raised (a container
 /// without CAP_SYS_RESOURCE), the soft limit goes up to the hard one and the
@@ -30,8 +27,13 @@ pub fn raise_memlock() -> Result<()> {
 
 /// The bpf(2) system call; returns what the kernel returned (an fd, 0, or
 /// -1 with errno set).
-pub(crate) fn bpf(cmd: libc::c_long, attr: *const libc::c_void, size: usize) -> libc::c_long {
-    // SAFETY: callers pass a live, zero-padded attribute struct of `size` bytes.
+///
+/// # Safety
+/// `attr` must point to a live, zero-padded attribute struct of `size`
+/// bytes for `cmd`, and every pointer inside it must be valid for what the
+/// kernel reads or writes through it during the call.
+pub(crate) unsafe fn bpf(cmd: libc::c_long, attr: *const libc::c_void, size: usize) -> libc::c_long {
+    // SAFETY: upheld by the caller.
     unsafe { libc::syscall(libc::SYS_bpf, cmd, attr, size) }
 }
 
@@ -56,7 +58,8 @@ pub fn is_bpffs(path: &Path) -> Result<bool> {
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
         return Err(Error::io(path, io::Error::last_os_error()));
     }
-    Ok(st.f_type as i64 == BPF_FS_MAGIC)
+    // bpffs's magic number; statfs's f_type is signed on some targets.
+    Ok(st.f_type as i64 & 0xffff_ffff == libc::BPF_FS_MAGIC as i64 & 0xffff_ffff)
 }
 
 /// Makes sure `mount_point` is a bpffs, mounting one if it is not.

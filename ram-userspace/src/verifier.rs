@@ -94,14 +94,7 @@ pub fn processed_insns(ebpf: &Ebpf, object: &[u8]) -> Result<BTreeMap<String, u3
             func_info: &records,
             func_info_rec_size: function.func_info_rec_size as u32,
         });
-        let loaded = prog_load_with_btf(
-            prog_type,
-            attach_type,
-            insns.as_ptr() as *const u8,
-            insns.len(),
-            Some((&mut log, level)),
-            prog_btf,
-        );
+        let loaded = prog_load_with_btf(prog_type, attach_type, insns, Some((&mut log, level)), prog_btf);
         let text = String::from_utf8_lossy(&log[..log.iter().position(|b| *b == 0).unwrap_or(log.len())]).into_owned();
         if let Some(dir) = &log_dir {
             let _ = std::fs::write(dir.join(format!("{name}.log")), &text);
@@ -120,9 +113,10 @@ pub fn processed_insns(ebpf: &Ebpf, object: &[u8]) -> Result<BTreeMap<String, u3
 /// A descriptor of the loaded BTF object `id` (BPF_BTF_GET_FD_BY_ID).
 fn btf_fd(id: u32) -> Option<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
-    const BPF_BTF_GET_FD_BY_ID: libc::c_long = 19;
+    const BPF_BTF_GET_FD_BY_ID: libc::c_long = aya_obj::generated::bpf_cmd::BPF_BTF_GET_FD_BY_ID as libc::c_long;
     let attr = [id, 0, 0, 0];
-    let fd = crate::sys::bpf(BPF_BTF_GET_FD_BY_ID, attr.as_ptr() as *const _, std::mem::size_of_val(&attr));
+    // SAFETY: a live attribute (the BTF id and zero padding), numbers only.
+    let fd = unsafe { crate::sys::bpf(BPF_BTF_GET_FD_BY_ID, attr.as_ptr() as *const _, std::mem::size_of_val(&attr)) };
     // SAFETY: a descriptor the kernel just returned to us.
     (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
 }
