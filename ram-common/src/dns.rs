@@ -7,17 +7,14 @@
 //! checked against the real message length, so stale bytes past the end are
 //! never read as data.
 
-use crate::name::{key_from_wire, NameSpan, MAX_HOST_LEN, MAX_LABEL, NAME_KEY_LEN};
+pub use crate::message::{DnsError, LoopVars, MAX_CHAIN, WINDOW, WINDOW_MASK};
+use crate::{
+    bounded::{get, index, launder, put},
+    name::{key_from_wire, NameSpan, MAX_HOST_LEN, MAX_LABEL, NAME_KEY_LEN},
+};
 
-/// Bytes of a DNS message the parser looks at. Larger answers (EDNS) are
-/// parsed up to here; records past the window are not learned.
-pub const WINDOW: usize = 1024;
-pub const WINDOW_MASK: usize = WINDOW - 1;
 /// Answer records walked per message; later ones are not learned.
 pub const MAX_ANSWERS: u32 = 24;
-/// Names on an answer's CNAME chain (the question and the CNAME targets)
-/// that records may be owned by; a longer chain's tail teaches nothing.
-pub const MAX_CHAIN: u32 = 8;
 /// Names walked per answer: each record's owner, and the target of each
 /// CNAME on the chain (at most `MAX_CHAIN - 1` of them), all through one
 /// walk site so the verifier sees the name loop once per iteration.
@@ -37,95 +34,6 @@ pub const TYPE_A: u16 = 1;
 pub const TYPE_CNAME: u16 = 5;
 pub const TYPE_AAAA: u16 = 28;
 pub const CLASS_IN: u16 = 1;
-
-/// Why a message teaches nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DnsError {
-    /// The message ends before a field it announces.
-    Truncated,
-    /// A name is malformed, too long, or compressed where it may not be.
-    BadName,
-    /// Not a standard query response with exactly one question.
-    NotAnswer,
-}
-
-/// Loop-carried parser state. Accessed only through [`get`] and [`put`].
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LoopVars {
-    pub error: u32,
-    pub found: u32,
-    pub len: u32,
-    pub first: u32,
-    pub count: u32,
-    pub off: u32,
-    pub next: u32,
-    pub done: u32,
-    pub answers: u32,
-    /// Address records not owned by a name on the chain (not learned).
-    pub off_chain: u32,
-    /// Hashes of the names on the CNAME chain (see `walk_name`);
-    /// `chain_len` names so far.
-    pub chain: [u64; MAX_CHAIN as usize],
-    pub chain_len: u32,
-    /// The name hash's starting value (a secret random seed in the kernel;
-    /// any value compares names the same way).
-    pub seed: u64,
-    /// Name walk: characters of text so far, bytes left in the current
-    /// label, and the offset just past the name where it is written (0
-    /// until the walk reaches its terminating zero or first pointer).
-    pub text: u32,
-    pub left: u32,
-    pub end: u32,
-    /// What the record loop walks next: an owner, or a CNAME's target.
-    pub phase: u32,
-    /// Where that CNAME's target starts, and where its rdata ends.
-    pub target_at: u32,
-    pub rdata_end: u32,
-    /// Bytes of a label the walk hashes in one step (1..=8).
-    pub chunk: u32,
-    /// 1 when the owner of the record being read is on the chain.
-    pub on_chain: u32,
-    pub hash: u64,
-}
-
-/// Reads a loop-carried value back from memory so the verifier sees an
-/// unknown (prunable) scalar instead of a distinct constant per iteration.
-#[inline(always)]
-pub fn get<T: Copy>(slot: &T) -> T {
-    // SAFETY: `slot` is a valid, aligned reference.
-    unsafe { core::ptr::read_volatile(slot) }
-}
-
-#[inline(always)]
-pub fn put<T: Copy>(slot: &mut T, value: T) {
-    // SAFETY: `slot` is a valid, aligned, exclusive reference.
-    unsafe { core::ptr::write_volatile(slot, value) }
-}
-
-/// Passes a value through memory: every path that reaches this point leaves
-/// with the same unknown (but re-checked) scalar, so the verifier explores
-/// what follows once instead of once per incoming path.
-#[inline(always)]
-pub fn launder(slot: &mut u32, value: u32) -> u32 {
-    put(slot, value);
-    get(slot)
-}
-
-/// `value & mask` as an index the verifier can always see bounded.
-///
-/// LLVM drops a mask it can prove redundant (say, after `off < len` with
-/// `len <= WINDOW`), leaving the verifier to prove the bound from the
-/// comparison — which kernels before 5.16 cannot when `len` was spilled to
-/// the stack as 32 bits ("unbounded memory access" on 5.10). Passing the
-/// value through a volatile read hides it from LLVM, so the mask stays.
-#[inline(always)]
-pub fn index(value: u32, mask: usize) -> usize {
-    let slot = value;
-    // SAFETY: reads a local.
-    let opaque = unsafe { core::ptr::read_volatile(&slot) };
-    opaque as usize & mask
-}
 
 #[inline(always)]
 fn byte(msg: &[u8; WINDOW], off: u32) -> u8 {

@@ -8,8 +8,10 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod bounded;
 pub mod dns;
 pub mod event;
 pub mod maps;
+pub mod message;
 pub mod name;
 pub mod verdict;

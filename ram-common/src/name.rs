@@ -12,7 +12,10 @@
 //! [`key_from_wire`]; userspace turns policy text into the wire format and calls
 //! the same function, so the two can never disagree.
 
-use crate::dns::{get, index, launder, put, DnsError, LoopVars, WINDOW, WINDOW_MASK};
+use crate::{
+    bounded::{get, index, launder, put},
+    message::{DnsError, LoopVars, WINDOW, WINDOW_MASK},
+};
 
 /// Bytes of key data in a name map key (the LPM trie's limit is 256).
 pub const NAME_KEY_LEN: usize = 256;

@@ -12,9 +12,10 @@ use aya_ebpf::{
     programs::SkBuffContext,
 };
 use ram_common::{
+    bounded::{get, index, put},
     dns::{
-        collect_addresses, get, index, parse_question, put, read_step_code, walk_name, AddressRecord, LoopVars, Steps,
-        HEADER_LEN, MAX_ANSWERS, RECORD_SLOTS, WINDOW, WINDOW_MASK,
+        collect_addresses, parse_question, read_step_code, walk_name, AddressRecord, LoopVars, Steps, HEADER_LEN,
+        MAX_ANSWERS, RECORD_SLOTS, WINDOW, WINDOW_MASK,
     },
     event::{DnsEvent, EventHeader, KIND_DNS},
     maps::{counter, Learn4Key, Learn6Key, Learned},

@@ -17,7 +17,7 @@ use aya_ebpf::{
     programs::SkBuffContext,
 };
 use ram_common::{
-    dns::{get, put},
+    bounded::{get, put},
     event::HOOK_EGRESS,
     maps::counter,
 };

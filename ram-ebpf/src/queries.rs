@@ -14,7 +14,8 @@ use aya_ebpf::{
     programs::SkBuffContext,
 };
 use ram_common::{
-    dns::{get, parse_query, put, HEADER_LEN, WINDOW, WINDOW_MASK},
+    bounded::{get, put},
+    dns::{parse_query, HEADER_LEN, WINDOW, WINDOW_MASK},
     maps::{QueryKey, QueryValue, DNS_ANSWER_WINDOW_MS},
 };
 
