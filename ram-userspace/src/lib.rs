@@ -13,6 +13,7 @@ pub mod event_source;
 pub mod events;
 pub mod features;
 pub mod forwarders;
+pub mod host;
 pub mod journal;
 pub mod kernel;
 pub mod layout;

@@ -29,15 +29,6 @@ pub struct HostFacts {
     pub resolv_conf: Option<String>,
 }
 
-impl HostFacts {
-    pub fn probe() -> Self {
-        HostFacts {
-            cgroup2_mount: crate::cgroup::cgroup2_mount().ok(),
-            resolv_conf: std::fs::read_to_string("/etc/resolv.conf").ok(),
-        }
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
