@@ -71,6 +71,8 @@ mod pod {
     use super::*;
     // SAFETY: repr(C), Copy, no implicit padding.
     unsafe impl aya::Pod for EventHeader {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for BlockedEvent {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for DnsEvent {}
 }

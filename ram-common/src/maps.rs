@@ -455,21 +455,34 @@ mod pod {
     // SAFETY: all of these are repr(C), Copy, and have no padding bytes
     // (explicit `_pad` fields fill every gap), so any byte pattern is valid.
     unsafe impl aya::Pod for NameRule {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for PortSet {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for CidrRule {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for Resolver {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for Learn4Key {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for Learn6Key {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for Learned {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for QueryKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for StreamKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for StreamState {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for QueryValue {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for NameKey {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for ScopeConfig {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for SocketNote {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for ForwardKey {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for ForwardDest {}
 }

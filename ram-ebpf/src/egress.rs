@@ -23,7 +23,7 @@ use ram_common::{
 };
 
 use crate::{
-    judge::{allowed, deny, is_resolver, Attempt, Dest, Expiry, DNS_PORT},
+    judge::{allowed, audit_lets_through, is_resolver, Attempt, Dest, Expiry, DNS_PORT},
     maps::{count, scope, skb_task_info, QueryScratch, RAM_QUERY_SCRATCH},
     queries::record_queries,
     trust::{unjudged_socket, Unjudged},
@@ -326,7 +326,7 @@ fn refuse(ctx: &SkBuffContext, scope: u32, dest: Dest, protocol: u8, port: u16) 
         // SAFETY: valid context.
         cgroup_id: unsafe { bpf_skb_cgroup_id(ctx.skb.skb) },
     };
-    if deny(ctx, scope, &attempt, counter::EGRESS_DROPPED) {
+    if audit_lets_through(ctx, scope, &attempt, counter::EGRESS_DROPPED) {
         PASS
     } else {
         DROP

@@ -154,10 +154,10 @@ pub struct Attempt {
     pub cgroup_id: u64,
 }
 
-/// Counts and reports a denied attempt; returns whether to let it through
-/// (audit mode) or not.
+/// Counts and reports a denied attempt; true when the scope only audits,
+/// so the attempt goes on (false: refuse it).
 #[inline(always)]
-pub fn deny<C: EbpfContext>(ctx: &C, scope: u32, attempt: &Attempt, blocked_slot: u32) -> bool {
+pub fn audit_lets_through<C: EbpfContext>(ctx: &C, scope: u32, attempt: &Attempt, blocked_slot: u32) -> bool {
     let (pass, action) = on_deny(scope_config(scope).mode);
     count(scope, if pass { counter::WOULD_BLOCK } else { blocked_slot });
     emit_blocked(ctx, scope, attempt, action);

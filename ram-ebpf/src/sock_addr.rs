@@ -12,7 +12,7 @@ use ram_common::{
 };
 
 use crate::{
-    judge::{allowed, deny, is_resolver, Attempt, Dest, Expiry, DNS_PORT},
+    judge::{allowed, audit_lets_through, is_resolver, Attempt, Dest, Expiry, DNS_PORT},
     maps::{count, scope, sock_addr_task_info, RAM_FORWARDS},
     trust::{
         note_container_socket, note_dns_socket, note_privileged_socket, passes_other_netns, sock_addr_ids, sock_ids,
@@ -122,7 +122,7 @@ fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, e
         // SAFETY: helper without preconditions.
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
     };
-    if deny(ctx, scope, &attempt, blocked_slot) {
+    if audit_lets_through(ctx, scope, &attempt, blocked_slot) {
         ALLOW
     } else {
         REJECT

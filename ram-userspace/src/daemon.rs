@@ -126,7 +126,7 @@ impl Daemon {
         let features = KernelFeatures::probe().with_overrides(|var| std::env::var(var).ok())?;
         info!("{}", features.summary());
         if let Some(missing) = features.missing() {
-            return Err(crate::Error::KernelTooOld { release: features.release.clone(), missing }.into());
+            return Err(crate::Error::KernelTooOld { release: features.release.clone(), missing });
         }
         compiled.trusted_netns = trusted_netns(&policy, &cgroup_root)?;
         loader::prepare(&paths)?;

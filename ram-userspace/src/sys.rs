@@ -58,8 +58,11 @@ pub fn is_bpffs(path: &Path) -> Result<bool> {
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
         return Err(Error::io(path, io::Error::last_os_error()));
     }
-    // bpffs's magic number; statfs's f_type is signed on some targets.
-    Ok(st.f_type as i64 & 0xffff_ffff == libc::BPF_FS_MAGIC as i64 & 0xffff_ffff)
+    // bpffs's magic number, compared in 32 bits: f_type is signed on some
+    // targets.
+    #[allow(clippy::useless_conversion, reason = "both are i64 on x86_64, 32-bit types elsewhere")]
+    let (kind, magic) = (i64::from(st.f_type), i64::from(libc::BPF_FS_MAGIC));
+    Ok((kind ^ magic) & 0xffff_ffff == 0)
 }
 
 /// Makes sure `mount_point` is a bpffs, mounting one if it is not.

@@ -14,6 +14,7 @@
 //!
 //! Deterministic (a fixed-seed xorshift), so a failure reproduces; the
 //! number of cases is bounded so CI time is too.
+#![expect(clippy::unwrap_used, reason = "a test: a failed unwrap is a failed test")]
 
 use std::{collections::BTreeSet, net::IpAddr};
 

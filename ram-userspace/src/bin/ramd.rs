@@ -60,7 +60,7 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn check_config(path: &PathBuf) -> anyhow::Result<()> {
+fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
     let policy = Policy::from_file(path, &HostFacts::probe())?;
     let compiled = policy.compile()?;
     println!("{}: valid", policy.source);

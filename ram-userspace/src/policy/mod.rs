@@ -142,6 +142,10 @@ impl std::fmt::Display for Selector {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a policy holds rules by the thousand, not the million; boxing the key would only add indirection"
+)]
 pub enum AllowRule {
     /// `host = "..."`: an exact name or a `*.suffix` pattern (also what a
     /// `preset` expands to). `origin` names where it was written, for messages.
