@@ -4,9 +4,11 @@
 //! perf event array for kernels before 5.8.
 //!
 //! Why not aya-build: the programs need `-C target-cpu=v3` (fewer verifier
-//! steps, smaller code), which aya-build's fixed RUSTFLAGS cannot carry. The
-//! command is the recipe of ../shared/TOOLCHAIN.md: Debian's toolchain,
-//! linked into rustup as `ram-bpf`, has the `core` source `-Z build-std` needs.
+//! steps, smaller code), which aya-build's fixed RUSTFLAGS cannot carry.
+//! The toolchain is Debian's (rustc-web, rust-web-src), linked into rustup as
+//! `ram-bpf`: it has the `core` source `-Z build-std` needs, which rustup's
+//! toolchains here lack; `cargo xtask setup` (xtask/src/setup.rs, and the
+//! README's "Two commands") installs it and bpf-linker.
 use std::{
     env,
     path::{Path, PathBuf},

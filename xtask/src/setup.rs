@@ -1,11 +1,11 @@
 //! Installs, idempotently, what a fresh Debian 12 machine lacks to build and
-//! test ram (the recipe of ../shared/TOOLCHAIN.md):
+//! test ram:
 //! - Debian's rustc-web/rust-web-src (a toolchain with `core` source for
 //!   `-Z build-std`), linked into rustup as `ram-bpf`;
 //! - LLVM 22 and bpf-linker built against it;
 //! - the real parts the tests start: dockerd, docker-registry, skopeo,
-//!   podman, dnsmasq, busybox-static, iproute2, and Go with miekg/dns for
-//!   the tests' CoreDNS-like server.
+//!   podman, dnsmasq, busybox-static, tinyproxy, curl, iproute2, and Go with
+//!   miekg/dns for the tests' CoreDNS-like server.
 
 use std::process::Command;
 
