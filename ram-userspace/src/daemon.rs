@@ -20,8 +20,9 @@ use crate::{
     features::KernelFeatures,
     forwarders::ForwarderScan,
     journal::Journal,
-    kernel, layout,
+    layout,
     loader::{self, ScopeInstance},
+    maps::Maps,
     paths::{LinkPin, Paths},
     policy::{CompiledPolicy, HostFacts, Limits, Policy, PolicyError, Selector},
     status::{CgroupStatus, DaemonStatus, ReloadStatus, TargetStatus},
@@ -167,9 +168,9 @@ impl Daemon {
         // Rules go in before any attach, so the first verdict already has them,
         // with port sets in the half the pinned rules (of an earlier run) do
         // not use.
-        let in_use = kernel::port_half_in_use(&paths)?;
+        let in_use = Maps::open(&paths)?.port_half_in_use()?;
         compiled.place_port_sets(1 - in_use.unwrap_or(1));
-        kernel::apply_rules(&paths, &compiled)?;
+        Maps::open(&paths)?.apply_rules(&compiled)?;
         carry_maps_over(&paths, &layouts)?;
         let paths_run_dir = paths.run_dir.clone();
         crate::sys::create_private_dir(&paths_run_dir)?;
@@ -290,7 +291,7 @@ impl Daemon {
         self.revoke_unallowed()?;
         // New rules in (every wanted row first, then stale rows out), then
         // what the old rules taught and the new ones do not allow is revoked.
-        kernel::apply_rules(&self.paths, &compiled)?;
+        Maps::open(&self.paths)?.apply_rules(&compiled)?;
         let removed_scopes = self.instances.len().saturating_sub(compiled.scopes.len());
         let mut retired: Vec<ScopeInstance> = self.instances.drain(compiled.scopes.len()..).collect();
         for (index, instance) in replacements {
@@ -396,7 +397,7 @@ impl Daemon {
             return;
         }
         let before = self.forwards.clone().unwrap_or_default();
-        if let Err(e) = kernel::sync_forwards(&self.paths, &found) {
+        if let Err(e) = Maps::open(&self.paths).and_then(|mut maps| maps.sync_forwards(&found)) {
             warn!("cannot update the runtime's forwarders: {e}");
             return;
         }
@@ -462,7 +463,7 @@ impl Daemon {
     /// gives their name (set ids are renumbered by every compile).
     fn revoke_unallowed(&self) -> Result<usize> {
         let compiled = &self.compiled;
-        kernel::refresh_learned(&self.paths, |scope, host| host.and_then(|h| compiled.name_port_set(scope, h)))
+        Maps::open(&self.paths)?.refresh_learned(|scope, host| host.and_then(|h| compiled.name_port_set(scope, h)))
     }
 
     /// Says (once per interval, with how many) when the kernel could not
@@ -471,7 +472,7 @@ impl Daemon {
     /// and keeps judging: a full map fails closed.
     fn report_capacity_problems(&mut self) {
         for settings in &self.compiled.scopes {
-            let Ok(counters) = kernel::counters(&self.paths, settings.scope) else { continue };
+            let Ok(counters) = Maps::open(&self.paths).and_then(|maps| maps.counters(settings.scope)) else { continue };
             for (name, value) in counters {
                 let Some(what) = REPORTED_COUNTERS.iter().find(|(n, _)| *n == name).map(|(_, what)| *what) else {
                     continue;
@@ -519,7 +520,8 @@ impl Daemon {
 
     fn collect_expired(&self) -> Result<usize> {
         let now = monotonic_ns();
-        kernel::prune_learned(&self.paths, |_, _, learned| learned.expires_ns.saturating_add(EXPIRED_GRACE_NS) > now)
+        Maps::open(&self.paths)?
+            .prune_learned(|_, _, learned| learned.expires_ns.saturating_add(EXPIRED_GRACE_NS) > now)
     }
 
     pub fn status(&self) -> DaemonStatus {
@@ -636,7 +638,7 @@ impl Daemon {
         let allowed = self.compiled.allows_name(scope, &summary.name);
         let Ok(host_id) = ram_common::name::host_id(&summary.name) else { return };
         for addr in events::not_to_learn(&summary, allowed) {
-            match kernel::forget_learned(&self.paths, scope, addr, host_id) {
+            match Maps::open(&self.paths).and_then(|mut maps| maps.forget_learned(scope, addr, host_id)) {
                 Ok(true) => error!(
                     target_name = %self.scope_name(scope),
                     host = %summary.name,
@@ -652,7 +654,7 @@ impl Daemon {
     fn undo_learning(&self, scope: u32, message: &[u8], why: &str) {
         let Some((host_id, addrs)) = events::kernel_learning(message) else { return };
         for addr in addrs {
-            if let Ok(true) = kernel::forget_learned(&self.paths, scope, addr, host_id) {
+            if let Ok(true) = Maps::open(&self.paths).and_then(|mut maps| maps.forget_learned(scope, addr, host_id)) {
                 error!(target_name = %self.scope_name(scope), %addr, "ALERT: the kernel learned from an answer the full parser refuses ({why}); removed");
             }
         }

@@ -28,7 +28,7 @@ pub fn start(paths: &Paths, events: EventsPath) -> Result<mpsc::Receiver<Vec<u8>
     let (tx, rx) = mpsc::channel(CHANNEL_RECORDS);
     let map_name = events_map(events);
     let pin = paths.map_pin(map_name);
-    let map = crate::kernel::open(paths, map_name)?;
+    let map = crate::maps::open(paths, map_name)?;
     let register_error = |e: std::io::Error| Error::io(&pin, e);
     match events {
         EventsPath::RingBuffer => {

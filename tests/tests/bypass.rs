@@ -134,14 +134,8 @@ fn allow_all_connect4() -> OwnedFd {
     // r0 = 1; exit
     let insns: [u64; 2] = [0x0000_0001_0000_00b7, 0x0000_0000_0000_0095];
     let attach_type = ram::bpf_calls::attach_type("ram_connect4").expect("connect4");
-    ram::features::prog_load(
-        ram::features::BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
-        attach_type,
-        insns.as_ptr() as *const u8,
-        insns.len(),
-        None,
-    )
-    .expect("BPF_PROG_LOAD")
+    ram::features::prog_load(ram::features::BPF_PROG_TYPE_CGROUP_SOCK_ADDR, attach_type, &insns, None)
+        .expect("BPF_PROG_LOAD")
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use anyhow::bail;
 use ram::{
-    kernel::{self, Check},
+    maps::{Check, Maps},
     paths::Paths,
 };
 
@@ -20,9 +20,10 @@ pub fn run(
     target: Option<&str>,
 ) -> anyhow::Result<bool> {
     require_pins(paths)?;
+    let maps = Maps::open(paths)?;
     let names = scope_names(paths);
     let mut scopes: Vec<(u32, String)> = if names.is_empty() {
-        kernel::scope_configs(paths)?.into_iter().map(|(s, _)| (s, format!("scope {s}"))).collect()
+        maps.scope_configs()?.into_iter().map(|(s, _)| (s, format!("scope {s}"))).collect()
     } else {
         names.into_iter().collect()
     };
@@ -37,8 +38,8 @@ pub fn run(
     let mut results = Vec::new();
     for (scope, name) in &scopes {
         let check = match addr {
-            Some(addr) => kernel::check_addr(paths, *scope, addr, port)?,
-            None => kernel::check_host(paths, *scope, destination, port)?,
+            Some(addr) => maps.check_addr(*scope, addr, port)?,
+            None => maps.check_host(*scope, destination, port)?,
         };
         results.push((name.clone(), check));
     }

@@ -1,12 +1,12 @@
 //! `ramctl learned`: addresses learned from DNS answers.
 
-use ram::{kernel, paths::Paths};
+use ram::{maps::Maps, paths::Paths};
 
 use crate::{require_pins, scope_label, scope_names, table::Table};
 
 pub fn run(paths: &Paths, json: bool) -> anyhow::Result<()> {
     require_pins(paths)?;
-    let rows = kernel::learned(paths)?;
+    let rows = Maps::open(paths)?.learned()?;
     let names = scope_names(paths);
     if json {
         let items: Vec<serde_json::Value> = rows

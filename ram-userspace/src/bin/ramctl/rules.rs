@@ -1,12 +1,12 @@
 //! `ramctl rules`: the compiled rules as the kernel holds them.
 
-use ram::{kernel, paths::Paths};
+use ram::{maps::Maps, paths::Paths};
 
 use crate::{require_pins, scope_label, scope_names, table::Table};
 
 pub fn run(paths: &Paths, json: bool) -> anyhow::Result<()> {
     require_pins(paths)?;
-    let rows = kernel::rules(paths)?;
+    let rows = Maps::open(paths)?.rules()?;
     let names = scope_names(paths);
     let targets = |scopes: &[u32]| -> Vec<String> { scopes.iter().map(|s| scope_label(&names, *s)).collect() };
     if json {

@@ -1,6 +1,6 @@
 //! `ramctl status`: is ramd running, what is attached, what was counted.
 
-use ram::{kernel, loader, paths::Paths, status::DaemonStatus, sys::pid_alive};
+use ram::{loader, maps::Maps, paths::Paths, status::DaemonStatus, sys::pid_alive};
 use serde_json::json;
 
 use crate::{require_pins, scope_label, table::Table};
@@ -12,12 +12,13 @@ pub fn run(paths: &Paths, json_out: bool) -> anyhow::Result<()> {
     let links = loader::link_pins(paths);
     let scopes: Vec<u32> = match &daemon {
         Some(d) => d.targets.iter().map(|t| t.scope).collect(),
-        None => kernel::scope_configs(paths)?.into_iter().map(|(s, _)| s).collect(),
+        None => Maps::open(paths)?.scope_configs()?.into_iter().map(|(s, _)| s).collect(),
     };
     let names = crate::scope_names(paths);
+    let maps = Maps::open(paths)?;
     let mut counters = Vec::new();
     for scope in &scopes {
-        counters.push((*scope, kernel::counters(paths, *scope)?));
+        counters.push((*scope, maps.counters(*scope)?));
     }
     if json_out {
         let targets: Vec<serde_json::Value> = scopes

@@ -1,0 +1,159 @@
+//! The compiled policy into the maps, and the runtime's forwarders.
+
+use std::{
+    collections::{BTreeMap, HashMap as StdHashMap, HashSet},
+    net::IpAddr,
+};
+
+use aya::maps::{lpm_trie::Key, HashMap, LpmTrie, MapData};
+use ram_common::maps::*;
+
+use super::Maps;
+use crate::{
+    error::{Error, Result},
+    policy::CompiledPolicy,
+};
+
+impl Maps {
+    /// Writes the compiled policy into the maps: every desired row first, then
+    /// the removal of rows no longer wanted, so a rule present before and after
+    /// never disappears in between.
+    pub fn apply_rules(&mut self, policy: &CompiledPolicy) -> Result<()> {
+        // Port sets first: the rules written next refer to them by number. Only
+        // the half this policy uses is written; the other keeps the sets the
+        // learned entries refer to until refresh_learned gives them new ids.
+        let port_sets = &mut self.ports;
+        for slot in 0..PORT_SETS_PER_HALF {
+            let set = match policy.port_sets.get(slot as usize) {
+                Some(ports) => {
+                    let mut set = PortSet { count: ports.len() as u32, ..PortSet::default() };
+                    for (slot, port) in set.ports.iter_mut().zip(ports) {
+                        *slot = *port;
+                    }
+                    set
+                }
+                None => PortSet::default(),
+            };
+            port_sets.set(policy.port_base + slot, set, 0).map_err(|e| Error::map(MAP_PORTS, e))?;
+        }
+        let names = &mut self.names;
+        let mut wanted = HashSet::new();
+        for entry in &policy.names {
+            let key = Key::new(entry.len * 8, entry.key);
+            names.insert(&key, entry.rule, 0).map_err(|e| Error::map(MAP_NAMES, e))?;
+            wanted.insert((entry.len * 8, entry.key));
+        }
+        let stale: Vec<_> =
+            names.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(&(k.prefix_len(), k.data()))).collect();
+        for key in stale {
+            names.remove(&key).map_err(|e| Error::map(MAP_NAMES, e))?;
+        }
+
+        let v4: Vec<([u8; 4], u32, CidrRule)> = policy
+            .cidrs
+            .iter()
+            .filter_map(|(c, r)| match c.addr {
+                IpAddr::V4(a) => Some((a.octets(), c.prefix as u32, *r)),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let v6: Vec<([u8; 16], u32, CidrRule)> = policy
+            .cidrs
+            .iter()
+            .filter_map(|(c, r)| match c.addr {
+                IpAddr::V6(a) => Some((a.octets(), c.prefix as u32, *r)),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        sync_trie(&mut self.cidr4, MAP_CIDR4, &v4)?;
+        sync_trie(&mut self.cidr6, MAP_CIDR6, &v6)?;
+
+        let r4: Vec<([u8; 4], u64)> = policy
+            .resolvers
+            .iter()
+            .filter_map(|(a, s)| match a {
+                IpAddr::V4(a) => Some((a.octets(), *s)),
+                IpAddr::V6(a) => a.to_ipv4_mapped().map(|v4| (v4.octets(), *s)),
+            })
+            .collect();
+        let r6: Vec<([u8; 16], u64)> = policy
+            .resolvers
+            .iter()
+            .filter_map(|(a, s)| match a {
+                IpAddr::V6(a) if a.to_ipv4_mapped().is_none() => Some((a.octets(), *s)),
+                _ => None,
+            })
+            .collect();
+        sync_hash(&mut self.resolv4, MAP_RESOLV4, &r4)?;
+        sync_hash(&mut self.resolv6, MAP_RESOLV6, &r6)?;
+
+        let scopes = &mut self.scopes;
+        for index in 0..MAX_SCOPES {
+            let config = policy
+                .scopes
+                .iter()
+                .find(|s| s.scope == index)
+                .map(|s| ScopeConfig {
+                    mode: s.kernel_mode(),
+                    min_ttl: s.min_ttl,
+                    max_ttl: s.max_ttl,
+                    max_addresses: s.max_addresses,
+                    answer_window_ms: s.answer_window_ms,
+                    flags: s.flags(),
+                    trusted_netns: policy.trusted_netns,
+                })
+                .unwrap_or_default();
+            scopes.set(index, config, 0).map_err(|e| Error::map(MAP_SCOPES, e))?;
+        }
+        Ok(())
+    }
+
+    /// Makes `RAM_FORWARDS` hold exactly `forwards` (new rows first).
+    pub fn sync_forwards(&mut self, forwards: &BTreeMap<ForwardKey, ForwardDest>) -> Result<()> {
+        let map = &mut self.forwards;
+        let present: StdHashMap<ForwardKey, ForwardDest> = map.iter().filter_map(|row| row.ok()).collect();
+        for (key, dest) in forwards {
+            if present.get(key) != Some(dest) {
+                map.insert(key, dest, 0).map_err(|e| Error::map(MAP_FORWARDS, e))?;
+            }
+        }
+        for key in present.keys().filter(|k| !forwards.contains_key(k)) {
+            map.remove(key).map_err(|e| Error::map(MAP_FORWARDS, e))?;
+        }
+        Ok(())
+    }
+}
+
+fn sync_trie<K: aya::Pod + Eq + std::hash::Hash>(
+    trie: &mut LpmTrie<MapData, K, CidrRule>,
+    name: &str,
+    rows: &[(K, u32, CidrRule)],
+) -> Result<()> {
+    let mut wanted = HashSet::new();
+    for (addr, prefix, rule) in rows {
+        trie.insert(&Key::new(*prefix, *addr), *rule, 0).map_err(|e| Error::map(name, e))?;
+        wanted.insert((*prefix, *addr));
+    }
+    let stale: Vec<_> =
+        trie.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(&(k.prefix_len(), k.data()))).collect();
+    for key in stale {
+        trie.remove(&key).map_err(|e| Error::map(name, e))?;
+    }
+    Ok(())
+}
+
+fn sync_hash<K: aya::Pod + Eq + std::hash::Hash>(
+    map: &mut HashMap<MapData, K, Resolver>,
+    name: &str,
+    rows: &[(K, u64)],
+) -> Result<()> {
+    for (key, scopes) in rows {
+        map.insert(key, Resolver { scopes: *scopes }, 0).map_err(|e| Error::map(name, e))?;
+    }
+    let wanted: HashSet<K> = rows.iter().map(|(k, _)| *k).collect();
+    let stale: Vec<K> = map.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(k)).collect();
+    for key in stale {
+        map.remove(&key).map_err(|e| Error::map(name, e))?;
+    }
+    Ok(())
+}

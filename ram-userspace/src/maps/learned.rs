@@ -1,0 +1,160 @@
+//! Learned addresses: read for ramctl, swept of the expired, revoked when
+//! a rule goes, forgotten when ramd's own parser disagrees.
+
+use std::{
+    collections::HashMap as StdHashMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use aya::maps::{HashMap, MapData};
+use ram_common::{
+    maps::{Learn4Key, Learn6Key, Learned, MAP_HOSTS, MAP_LEARN4, MAP_LEARN6},
+    name::{text_from_key, NAME_KEY_LEN},
+};
+use serde::Serialize;
+
+use super::Maps;
+use crate::{
+    error::{Error, Result},
+    sys::monotonic_ns,
+};
+
+/// One learned address, as ramctl shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LearnedRow {
+    pub scope: u32,
+    pub addr: IpAddr,
+    /// The question that taught it; None when the hosts map lost it.
+    pub host: Option<String>,
+    /// Seconds until new connects are denied (negative: expired, awaiting
+    /// removal).
+    pub expires_in_s: i64,
+    pub ttl: u32,
+}
+
+/// BPF_EXIST: update only an entry that is still there.
+const BPF_EXIST: u64 = aya_obj::generated::BPF_EXIST as u64;
+
+/// What to do with one learned entry.
+enum Fate {
+    Keep,
+    Remove,
+    Rewrite(Learned),
+}
+
+/// The two learned maps differ only in their key's address width.
+trait LearnKey: aya::Pod + Eq + std::hash::Hash {
+    fn scope(&self) -> u32;
+}
+
+impl LearnKey for Learn4Key {
+    fn scope(&self) -> u32 {
+        self.scope
+    }
+}
+
+impl LearnKey for Learn6Key {
+    fn scope(&self) -> u32 {
+        self.scope
+    }
+}
+
+/// Applies `fate` to every entry of one learned map; returns how many were
+/// removed. Entries that vanish meanwhile (expired and collected, or a
+/// racing update) count as handled.
+fn sweep<K: LearnKey>(
+    map: &mut HashMap<MapData, K, Learned>,
+    hosts: &StdHashMap<u64, String>,
+    fate: &mut impl FnMut(u32, Option<&str>, &Learned) -> Fate,
+) -> usize {
+    let entries: Vec<(K, Learned)> = map.iter().filter_map(|i| i.ok()).collect();
+    let mut removed = 0;
+    for (key, value) in entries {
+        match fate(key.scope(), hosts.get(&value.host_id).map(String::as_str), &value) {
+            Fate::Keep => {}
+            Fate::Remove => removed += usize::from(map.remove(&key).is_ok()),
+            Fate::Rewrite(new) => {
+                let _ = map.insert(key, new, BPF_EXIST);
+            }
+        }
+    }
+    removed
+}
+
+impl Maps {
+    /// The hosts map as text, by host id.
+    pub(super) fn host_names(&self) -> Result<StdHashMap<u64, String>> {
+        let hosts = &self.hosts;
+        let mut out = StdHashMap::new();
+        for item in hosts.iter() {
+            let (id, key) = item.map_err(|e| Error::map(MAP_HOSTS, e))?;
+            let mut text = [0u8; NAME_KEY_LEN];
+            let n = text_from_key(&key.data, (key.prefix_bits / 8) as usize, &mut text);
+            out.insert(id, String::from_utf8_lossy(&text[..n]).into_owned());
+        }
+        Ok(out)
+    }
+
+    /// Every learned address, with its host and time left.
+    pub fn learned(&self) -> Result<Vec<LearnedRow>> {
+        let hosts = self.host_names()?;
+        let now = monotonic_ns() as i128;
+        let row = |scope: u32, addr: IpAddr, value: Learned| LearnedRow {
+            scope,
+            addr,
+            host: hosts.get(&value.host_id).cloned(),
+            expires_in_s: ((value.expires_ns as i128 - now) / 1_000_000_000) as i64,
+            ttl: value.ttl,
+        };
+        let mut rows = Vec::new();
+        for item in self.learn4.iter() {
+            let (k, v) = item.map_err(|e| Error::map(MAP_LEARN4, e))?;
+            rows.push(row(k.scope, IpAddr::V4(Ipv4Addr::from(k.addr)), v));
+        }
+        for item in self.learn6.iter() {
+            let (k, v) = item.map_err(|e| Error::map(MAP_LEARN6, e))?;
+            rows.push(row(k.scope, IpAddr::V6(Ipv6Addr::from(k.addr)), v));
+        }
+        rows.sort_by(|a, b| (a.scope, &a.host, a.addr).cmp(&(b.scope, &b.host, b.addr)));
+        Ok(rows)
+    }
+
+    fn sweep_learned(&mut self, mut fate: impl FnMut(u32, Option<&str>, &Learned) -> Fate) -> Result<usize> {
+        let hosts = self.host_names()?;
+        Ok(sweep(&mut self.learn4, &hosts, &mut fate) + sweep(&mut self.learn6, &hosts, &mut fate))
+    }
+
+    /// Removes learned addresses for which `keep` says no; returns how many.
+    pub fn prune_learned(&mut self, mut keep: impl FnMut(u32, Option<&str>, &Learned) -> bool) -> Result<usize> {
+        self.sweep_learned(|scope, host, value| if keep(scope, host, value) { Fate::Keep } else { Fate::Remove })
+    }
+
+    /// Removes what scope `scope` learned for `addr` when it was learned for
+    /// `host_id`; returns whether something was removed.
+    pub fn forget_learned(&mut self, scope: u32, addr: IpAddr, host_id: u64) -> Result<bool> {
+        let owned = |value: Result<Learned, aya::maps::MapError>| value.is_ok_and(|v| v.host_id == host_id);
+        Ok(match addr {
+            IpAddr::V4(v4) => {
+                let map = &mut self.learn4;
+                let key = Learn4Key { scope, addr: v4.octets() };
+                owned(map.get(&key, 0)) && map.remove(&key).is_ok()
+            }
+            IpAddr::V6(v6) => {
+                let map = &mut self.learn6;
+                let key = Learn6Key { scope, addr: v6.octets() };
+                owned(map.get(&key, 0)) && map.remove(&key).is_ok()
+            }
+        })
+    }
+
+    /// Revokes learned addresses for which `port_set` says None (the name is no
+    /// longer allowed there) and rewrites the port set of the others when it
+    /// changed. Returns how many were revoked.
+    pub fn refresh_learned(&mut self, mut port_set: impl FnMut(u32, Option<&str>) -> Option<u32>) -> Result<usize> {
+        self.sweep_learned(|scope, host, value| match port_set(scope, host) {
+            None => Fate::Remove,
+            Some(set) if set != value.port_set => Fate::Rewrite(Learned { port_set: set, ..*value }),
+            Some(_) => Fate::Keep,
+        })
+    }
+}
