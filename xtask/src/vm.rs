@@ -28,8 +28,14 @@ pub const KERNELS: &[(&str, &str)] =
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 const EXIT_MARKER: &str = "RAM-VM-EXIT";
 const VERIFIER_MARKER: &str = "RAM-VERIFIER ";
-/// Guest tests to leave out, with the reason (they need the host's tools).
-const HOST_ONLY: &[&str] = &[];
+/// Guest tests to leave out, with the reason.
+const HOST_ONLY: &[&str] = &[
+    // A flood must note more than 65,536 sockets within a 1.5 s DNS
+    // exchange; software emulation makes sockets about ten times slower.
+    "a_containers_socket_flood_does_not_crowd_out_the_runtimes_dns",
+    // Needs setpriv, dash and Docker's docker-proxy, which the guest lacks.
+    "privileged_sockets_notes_survive_a_flood_of_ordinary_sockets",
+];
 
 fn vm_dir() -> PathBuf {
     workspace_root().join("target/vm")
