@@ -1,0 +1,322 @@
+//! ramd's work: load, attach, fill the maps, then follow events and targets.
+
+mod dns_check;
+mod reload;
+mod report;
+mod targets;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::PathBuf,
+    time::Duration,
+};
+
+use ram_common::{
+    event::DnsEvent,
+    maps::{ForwardDest, ForwardKey},
+};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{debug, error, info, warn};
+
+use crate::{
+    cgroup,
+    error::Result,
+    events::{self, BlockedRecord, Event, HostCache},
+    features::KernelFeatures,
+    forwarders::ForwarderScan,
+    journal::Journal,
+    layout,
+    loader::{self, ScopeInstance},
+    maps::Maps,
+    paths::{LinkPin, Paths},
+    policy::{CompiledPolicy, HostFacts, Limits, Policy, PolicyError, Selector},
+    status::{CgroupStatus, DaemonStatus, ReloadStatus, TargetStatus},
+    sys::monotonic_ns,
+};
+
+/// How often targets are looked for (a runtime started after ramd is
+/// enforced within this time).
+pub const TARGET_SCAN: Duration = Duration::from_millis(250);
+/// How often the enforced cgroups are looked through for the runtime's
+/// forwarders (docker-proxy is let through this long after it starts).
+pub const FORWARDER_SCAN: Duration = Duration::from_millis(50);
+/// How often expired learned addresses are removed.
+pub const GC_INTERVAL: Duration = Duration::from_secs(5);
+/// How long an expired address stays in the map (new connects are already
+/// denied); the egress backstop still lets packets of flows that started
+/// before expiry through during this time.
+pub const EXPIRED_GRACE_NS: u64 = 60 * 1_000_000_000;
+const HOST_CACHE_SIZE: usize = 4096;
+/// "1": measure verifier cost where the kernel does not report it (before
+/// 5.16); "always": measure it everywhere (the tests compare the two).
+pub const MEASURE_VERIFIER_ENV: &str = "RAM_MEASURE_VERIFIER";
+
+/// How often the policy file is checked for edits.
+pub const POLICY_WATCH: Duration = Duration::from_millis(500);
+
+/// What identifies a version of the policy file: an edit in place changes
+/// its mtime or size, an atomic replace (rename) its inode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    fn of(source: &PolicySource) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let PolicySource::File(path) = source else { return None };
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp { inode: meta.ino(), len: meta.len(), modified: meta.modified().ok() })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicySource {
+    File(PathBuf),
+    Embedded,
+}
+
+pub fn load_policy(source: &PolicySource, facts: &HostFacts) -> Result<Policy, PolicyError> {
+    match source {
+        PolicySource::File(path) => Policy::from_file(path, facts),
+        PolicySource::Embedded => Policy::embedded_default(facts),
+    }
+}
+
+pub struct Daemon {
+    source: PolicySource,
+    /// The policy file as last read, to notice edits.
+    stamp: Option<FileStamp>,
+    reload: ReloadStatus,
+    paths: Paths,
+    features: KernelFeatures,
+    /// Map sizes in effect (from the policy ramd started with).
+    limits: Limits,
+    policy: Policy,
+    compiled: CompiledPolicy,
+    instances: Vec<ScopeInstance>,
+    cgroup_root: PathBuf,
+    hosts: HostCache,
+    /// Why each pending scope is pending (logged once per change).
+    notes: HashMap<u32, String>,
+    /// Attach failures already logged, by (scope, cgroup id), so a cgroup
+    /// that keeps failing is reported once rather than every scan.
+    failures: HashMap<(u32, u64), String>,
+    last_status: Option<DaemonStatus>,
+    journal: Journal,
+    /// A journal write failure is logged once.
+    journal_failed: bool,
+    /// Capacity counters as last reported, by (scope, counter).
+    capacity_seen: HashMap<(u32, &'static str), u64>,
+    /// Enforced processes already reported for holding CAP_NET_RAW.
+    raw_capable: BTreeSet<u32>,
+    forwarder_scan: ForwarderScan,
+    /// What `RAM_FORWARDS` holds; None until first written (it may hold
+    /// an earlier ramd's rows).
+    forwards: Option<BTreeMap<ForwardKey, ForwardDest>>,
+}
+
+impl Daemon {
+    /// Everything up to enforcement: a bad policy fails here, before any
+    /// program is loaded or attached.
+    pub fn start(source: &PolicySource, paths: Paths) -> Result<Self> {
+        let facts = HostFacts::probe();
+        let policy = load_policy(source, &facts)?;
+        for warning in &policy.warnings {
+            warn!("{warning}");
+        }
+        let mut compiled = policy.compile()?;
+        let cgroup_root = cgroup::cgroup2_mount()?;
+        let features = KernelFeatures::probe().with_overrides(|var| std::env::var(var).ok())?;
+        info!("{}", features.summary());
+        if let Some(missing) = features.missing() {
+            return Err(crate::Error::KernelTooOld { release: features.release.clone(), missing });
+        }
+        compiled.trusted_netns = trusted_netns(&policy, &cgroup_root)?;
+        loader::prepare(&paths)?;
+        // Pinned maps that differ from what this build and policy want are
+        // set aside before the load creates them afresh.
+        let limits = policy.limits;
+        let layouts = layout::wanted(
+            loader::object(features.events),
+            &loader::pinned_map_names(features.events),
+            &loader::map_sizes(&limits),
+        )?;
+        for mismatch in layout::set_aside_mismatched(&paths, &layouts)? {
+            info!(
+                map = %mismatch.map,
+                pinned = ?mismatch.pinned,
+                wanted = ?mismatch.wanted,
+                "map layout or size changed: replacing the map, carrying entries over where the layout allows"
+            );
+        }
+        let mut instances = Vec::with_capacity(compiled.scopes.len());
+        // Measuring verifies every program twice; only the first scope's
+        // figures are needed (every scope loads the same code).
+        let measure = match std::env::var(MEASURE_VERIFIER_ENV).as_deref() {
+            Ok("always") => true,
+            Ok("1") => !features.verified_insns,
+            _ => false,
+        };
+        for scope in &compiled.scopes {
+            instances.push(ScopeInstance::load(
+                &paths,
+                scope.scope,
+                &scope.name,
+                &features,
+                &limits,
+                measure && scope.scope == 0,
+            )?);
+        }
+        // Rules go in before any attach, so the first verdict already has them,
+        // with port sets in the half the pinned rules (of an earlier run) do
+        // not use.
+        let in_use = Maps::open(&paths)?.port_half_in_use()?;
+        compiled.place_port_sets(1 - in_use.unwrap_or(1));
+        Maps::open(&paths)?.apply_rules(&compiled)?;
+        carry_maps_over(&paths, &layouts)?;
+        let paths_run_dir = paths.run_dir.clone();
+        crate::sys::create_private_dir(&paths_run_dir)?;
+        let mut daemon = Daemon {
+            stamp: FileStamp::of(source),
+            source: source.clone(),
+            reload: ReloadStatus::default(),
+            paths,
+            features,
+            limits,
+            policy,
+            compiled,
+            instances,
+            cgroup_root,
+            hosts: HostCache::new(HOST_CACHE_SIZE),
+            notes: HashMap::new(),
+            failures: HashMap::new(),
+            last_status: None,
+            journal: Journal::new(&paths_run_dir),
+            journal_failed: false,
+            capacity_seen: HashMap::new(),
+            raw_capable: BTreeSet::new(),
+            forwarder_scan: ForwarderScan::default(),
+            forwards: None,
+        };
+        let revoked = daemon.revoke_unallowed()?;
+        if revoked > 0 {
+            info!(revoked, "removed learned addresses the policy no longer allows");
+        }
+        info!(policy = %daemon.policy.source, mode = %daemon.policy.mode, targets = daemon.instances.len(), "policy loaded");
+        daemon.reconcile_targets();
+        daemon.prune_previous_links();
+        // What the old programs learned while the new ones were loading.
+        carry_maps_over(&daemon.paths, &layouts)?;
+        layout::remove_previous(&daemon.paths, &layouts);
+        daemon.publish_status();
+        Ok(daemon)
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// Did the policy file change since it was last read?
+    pub fn policy_changed(&self) -> bool {
+        FileStamp::of(&self.source) != self.stamp
+    }
+
+    fn collect_expired(&self) -> Result<usize> {
+        let now = monotonic_ns();
+        Maps::open(&self.paths)?
+            .prune_learned(|_, _, learned| learned.expires_ns.saturating_add(EXPIRED_GRACE_NS) > now)
+    }
+}
+
+/// Counters whose growth ramd reports (once per interval, with the count),
+/// and what to say.
+const REPORTED_COUNTERS: [(&str, &str); 5] = [
+    ("events_lost", "events lost (event buffer full); counters still counted every verdict"),
+    ("learn_map_full", "addresses not learned (learned-address map full); connects to them are denied"),
+    ("dns_unmatched", "DNS answers that answer no query this target sent (forged or late): not learned"),
+    ("dns_off_chain", "DNS answers with records for names off the question's CNAME chain: those not learned"),
+    (
+        "dns_tcp_split",
+        "DNS-over-TCP answers split across segments: not learned (connects to their addresses are denied)",
+    ),
+];
+
+/// Copies entries from maps set aside by [`layout::set_aside_mismatched`]
+/// and says what was carried over or dropped.
+fn carry_maps_over(paths: &Paths, layouts: &BTreeMap<String, layout::Layout>) -> Result<()> {
+    for report in layout::carry_over(paths, layouts)? {
+        if report.dropped > 0 {
+            warn!(map = %report.map, copied = report.copied, dropped = report.dropped, "entries carried over; some could not be (learned addresses are learned again from the next answers)");
+        } else if report.copied > 0 {
+            info!(map = %report.map, copied = report.copied, "entries carried over to the replaced map");
+        }
+    }
+    Ok(())
+}
+
+/// Runs ramd until SIGINT or SIGTERM. Enforcement stays in place afterwards.
+pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
+    let mut daemon = Daemon::start(&source, paths)?;
+    let mut events = crate::event_source::start(daemon.paths(), daemon.features.events)?;
+    let signal_error = |e| crate::Error::Sys { what: "installing signal handlers".into(), cause: e };
+    let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(signal_error)?;
+    let mut watch = tokio::time::interval(POLICY_WATCH);
+    let mut scan = tokio::time::interval(TARGET_SCAN);
+    let mut forwarder_scan = tokio::time::interval(FORWARDER_SCAN);
+    let mut gc = tokio::time::interval(GC_INTERVAL);
+    info!("ramd running; enforcement stays in place when it stops (`ramd --uninstall` removes it)");
+    if let Err(e) = crate::sys::notify_ready() {
+        warn!("cannot tell systemd that ramd is ready: {e}");
+    }
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = sighup.recv() => daemon.reload(),
+            _ = watch.tick() => {
+                if daemon.policy_changed() {
+                    info!("policy file changed");
+                    daemon.reload();
+                }
+            }
+            Some(record) = events.recv() => daemon.handle_event(&record),
+            _ = forwarder_scan.tick() => daemon.sync_forwarders(),
+            _ = scan.tick() => {
+                daemon.reconcile_targets();
+                daemon.prune_previous_links();
+                daemon.publish_status();
+            }
+            _ = gc.tick() => {
+                match daemon.collect_expired() {
+                    Ok(0) => {}
+                    Ok(n) => debug!(removed = n, "expired learned addresses removed"),
+                    Err(e) => warn!("cannot remove expired addresses: {e}"),
+                }
+                daemon.report_capacity_problems();
+                daemon.warn_raw_capable();
+            }
+        }
+    }
+    info!("stopping; programs stay attached and keep enforcing");
+    Ok(())
+}
+
+/// The cookie of the network namespace whose DNS the policy trusts: its
+/// `[dns] netns`, or ramd's own. The initial namespace (a host's ramd) the
+/// programs name themselves; any other is asked of the kernel.
+fn trusted_netns(policy: &Policy, cgroup_root: &std::path::Path) -> Result<u64> {
+    let path = policy.dns.netns.clone().unwrap_or_else(|| crate::netns::OWN.into());
+    if crate::netns::is_initial(&path)? {
+        debug!(netns = %path.display(), "trusted network namespace: the initial one");
+        return Ok(ram_common::maps::TRUSTED_NETNS_INITIAL);
+    }
+    debug!(netns = %path.display(), "learning the trusted network namespace's cookie");
+    let cookie = crate::netns::cookie(&path, cgroup_root)?;
+    debug!(netns = %path.display(), cookie, "trusted network namespace");
+    Ok(cookie)
+}

@@ -1,0 +1,105 @@
+//! Reload: a new policy applied as one step, or nothing changed.
+
+use super::*;
+
+impl Daemon {
+    /// Reads the policy again and applies it as one step. A policy that does
+    /// not parse, validate or load changes nothing; the outcome is logged
+    /// and published for `ramctl reload`.
+    pub fn reload(&mut self) {
+        self.stamp = FileStamp::of(&self.source);
+        let outcome = self.try_reload();
+        self.reload.generation += 1;
+        match outcome {
+            Ok(summary) => {
+                info!("policy reloaded: {summary}");
+                self.reload.ok = true;
+                self.reload.message = summary;
+            }
+            Err(e) => {
+                error!("policy refused, nothing changed: {e}");
+                self.reload.ok = false;
+                self.reload.message = e.to_string();
+            }
+        }
+        self.publish_status();
+    }
+
+    pub(super) fn try_reload(&mut self) -> Result<String> {
+        let policy = load_policy(&self.source, &HostFacts::probe())?;
+        for warning in &policy.warnings {
+            warn!("{warning}");
+        }
+        let mut compiled = policy.compile()?;
+        compiled.trusted_netns = if policy.dns.netns == self.policy.dns.netns {
+            self.compiled.trusted_netns
+        } else {
+            trusted_netns(&policy, &self.cgroup_root)?
+        };
+        compiled.place_port_sets(1 - self.compiled.port_half());
+        if policy.limits != self.limits {
+            warn!(
+                "{}: [limits] changed; map sizes change when ramd restarts, until then {:?} stay",
+                policy.source, self.limits
+            );
+        }
+        // A scope keeps its programs while its target's selector is the same
+        // (the scope number is baked into them); otherwise new programs are
+        // loaded now, before anything changes, so a load failure changes nothing.
+        let mut replacements = Vec::new();
+        for settings in &compiled.scopes {
+            let index = settings.scope as usize;
+            let same = self.compiled.scopes.get(index).is_some_and(|old| old.selector == settings.selector);
+            if !same {
+                let instance = ScopeInstance::load(
+                    &self.paths,
+                    settings.scope,
+                    &settings.name,
+                    &self.features,
+                    &self.limits,
+                    false,
+                )?;
+                replacements.push((index, instance));
+            }
+        }
+        // Entries learned while the last refresh ran may still hold port-set
+        // ids of the half about to be rewritten: bring them to the current
+        // half first.
+        self.revoke_unallowed()?;
+        // New rules in (every wanted row first, then stale rows out), then
+        // what the old rules taught and the new ones do not allow is revoked.
+        Maps::open(&self.paths)?.apply_rules(&compiled)?;
+        let removed_scopes = self.instances.len().saturating_sub(compiled.scopes.len());
+        let mut retired: Vec<ScopeInstance> = self.instances.drain(compiled.scopes.len()..).collect();
+        for (index, instance) in replacements {
+            if index < self.instances.len() {
+                retired.push(std::mem::replace(&mut self.instances[index], instance));
+            } else {
+                self.instances.push(instance);
+            }
+        }
+        self.compiled = compiled;
+        self.policy = policy;
+        let revoked = self.revoke_unallowed()?;
+        // New programs attach before the ones they replace let go.
+        self.notes.clear();
+        self.reconcile_targets();
+        let detached: usize = retired.iter_mut().map(|i| i.detach_all()).sum();
+        Ok(format!(
+            "{} targets, {} rules; {revoked} learned addresses revoked; {} target programs replaced or removed ({removed_scopes} removed, {detached} links detached)",
+            self.compiled.scopes.len(),
+            self.compiled.names.len() + self.compiled.cidrs.len(),
+            retired.len(),
+        ))
+    }
+
+    /// Removes learned addresses whose question the policy no longer allows
+    /// for their scope (and those of scopes that no longer exist).
+    /// Removes learned addresses whose question the policy no longer allows
+    /// for their scope, and gives the others the port set the policy now
+    /// gives their name (set ids are renumbered by every compile).
+    pub(super) fn revoke_unallowed(&self) -> Result<usize> {
+        let compiled = &self.compiled;
+        Maps::open(&self.paths)?.refresh_learned(|scope, host| host.and_then(|h| compiled.name_port_set(scope, h)))
+    }
+}

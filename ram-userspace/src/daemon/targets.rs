@@ -1,0 +1,185 @@
+//! Targets: finding each scope's cgroups, attaching, taking over earlier
+//! links, the runtime's forwarders, and the CAP_NET_RAW warning.
+
+use super::*;
+
+impl Daemon {
+    /// Pinned links no current instance owns: an earlier run's, or those of
+    /// instances being replaced. Attaching takes them over.
+    pub(super) fn adoptable_links(&self) -> Vec<(LinkPin, PathBuf)> {
+        let own: BTreeSet<PathBuf> = self.instances.iter().flat_map(|i| i.own_pins().cloned()).collect();
+        loader::link_pins(&self.paths).into_iter().filter(|(_, path)| !own.contains(path)).collect()
+    }
+
+    /// The cgroups a selector points at now, or why there are none.
+    pub(super) fn resolve(&self, selector: &Selector) -> (BTreeSet<PathBuf>, Option<String>) {
+        match selector {
+            Selector::Cgroup(path) if path.is_dir() => ([path.clone()].into(), None),
+            Selector::Cgroup(path) => (BTreeSet::new(), Some(format!("waiting for cgroup {}", path.display()))),
+            Selector::Process(name) => {
+                let found = cgroup::processes_named(&self.cgroup_root, name);
+                if found.is_empty() {
+                    return (BTreeSet::new(), Some(format!("waiting for a process named {name}")));
+                }
+                let (root, own): (Vec<_>, Vec<_>) = found.into_iter().partition(|p| p.cgroup == self.cgroup_root);
+                let note = (!root.is_empty()).then(|| {
+                    format!(
+                        "process {name} (pid {}) runs in the root cgroup; refusing to enforce the whole host (run it in its own cgroup, as systemd does)",
+                        root[0].pid
+                    )
+                });
+                (own.into_iter().map(|p| p.cgroup).collect(), note)
+            }
+        }
+    }
+
+    /// Attaches every scope to the cgroups its selector finds now.
+    pub fn reconcile_targets(&mut self) {
+        let mut adoptable = self.adoptable_links();
+        for index in 0..self.instances.len() {
+            let settings = &self.compiled.scopes[index];
+            let (cgroups, note) = self.resolve(&settings.selector);
+            let name = settings.name.clone();
+            for path in cgroups {
+                let instance = &mut self.instances[index];
+                let Ok(id) = cgroup::cgroup_id(&path) else {
+                    continue;
+                };
+                if instance.is_attached(id) {
+                    continue;
+                }
+                match instance.attach(&self.paths, &path, &mut adoptable) {
+                    Ok(id) => {
+                        self.failures.remove(&(index as u32, id));
+                        info!(target_name = %name, cgroup = %path.display(), cgroup_id = id, "enforcing")
+                    }
+                    Err(e) => {
+                        let text = e.to_string();
+                        if self.failures.insert((index as u32, id), text.clone()).as_ref() != Some(&text) {
+                            error!(target_name = %name, cgroup = %path.display(), "cannot attach: {text}");
+                        }
+                    }
+                }
+            }
+            let scope = index as u32;
+            match note {
+                Some(note) if self.notes.get(&scope) != Some(&note) => {
+                    if self.instances[index].attached().next().is_none() {
+                        warn!(target_name = %name, "pending: {note}");
+                    } else {
+                        warn!(target_name = %name, "{note}");
+                    }
+                    self.notes.insert(scope, note);
+                }
+                Some(_) => {}
+                None => {
+                    self.notes.remove(&scope);
+                }
+            }
+        }
+    }
+
+    /// Lets each docker-proxy in an enforced cgroup reach its container
+    /// (see `forwarders`), and nothing once it is gone.
+    pub fn sync_forwarders(&mut self) {
+        let scopes: Vec<(u32, Vec<PathBuf>)> = self
+            .instances
+            .iter()
+            .map(|i| (i.scope, i.attached().map(|(_, path)| path.to_path_buf()).collect()))
+            .collect();
+        let found = self.forwarder_scan.scan(&scopes);
+        if self.forwards.as_ref() == Some(&found) {
+            return;
+        }
+        let before = self.forwards.clone().unwrap_or_default();
+        if let Err(e) = Maps::open(&self.paths).and_then(|mut maps| maps.sync_forwards(&found)) {
+            warn!("cannot update the runtime's forwarders: {e}");
+            return;
+        }
+        for (key, dest) in found.iter().filter(|(k, _)| !before.contains_key(k)) {
+            info!(
+                target_name = %self.scope_name(key.scope),
+                pid = key.tgid,
+                "{} [{}] may connect to its container at {}",
+                crate::forwarders::DOCKER_PROXY,
+                key.tgid,
+                crate::forwarders::describe(dest)
+            );
+        }
+        self.forwards = Some(found);
+    }
+
+    /// Removes link pins left by an earlier ramd once they are replaced by
+    /// ours, or belong to scopes this policy no longer has. Pins of a target
+    /// that is still pending stay: enforcement continues until we take over.
+    pub(super) fn prune_previous_links(&mut self) {
+        let own: BTreeSet<PathBuf> = self.instances.iter().flat_map(|i| i.own_pins().cloned()).collect();
+        // The cgroups of earlier runs' attached programs (kernels before 5.7),
+        // found in one walk, and only when there are such pins to release.
+        let mut previous_cgroups: Option<HashMap<u64, PathBuf>> = None;
+        for (pin, path) in loader::link_pins(&self.paths) {
+            if own.contains(&path) {
+                continue;
+            }
+            let replace = match self.instances.get(pin.scope as usize) {
+                None => true,
+                Some(instance) => instance.is_attached(pin.cgroup_id) || instance.attached().next().is_some(),
+            };
+            if replace {
+                let attached = self
+                    .instances
+                    .iter()
+                    .flat_map(|i| i.attached())
+                    .find(|(id, _)| *id == pin.cgroup_id)
+                    .map(|(_, path)| path.to_path_buf());
+                let (paths, root) = (&self.paths, &self.cgroup_root);
+                let locate = |id: u64| {
+                    attached.or_else(|| {
+                        let found = previous_cgroups.get_or_insert_with(|| {
+                            loader::attached_program_cgroups(paths, Some(root)).unwrap_or_default()
+                        });
+                        found.get(&id).cloned()
+                    })
+                };
+                match loader::release(&path, locate) {
+                    Ok(()) => debug!(pin = %path.display(), "removed a link of the previous run"),
+                    Err(e) => {
+                        warn!(pin = %path.display(), "cannot remove a link of the previous run: {e}")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Warns (once per process) about enforced processes holding
+    /// CAP_NET_RAW: an AF_PACKET socket sends frames no cgroup hook sees, so
+    /// such a process can reach any address. ram cannot close that path;
+    /// dropping the capability does.
+    pub(super) fn warn_raw_capable(&mut self) {
+        let mut seen = BTreeSet::new();
+        for (index, instance) in self.instances.iter().enumerate() {
+            for (_, cgroup) in instance.attached() {
+                for pid in cgroup::processes_below(cgroup) {
+                    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { continue };
+                    if !cgroup::has_net_raw(&status) {
+                        continue;
+                    }
+                    seen.insert(pid);
+                    if self.raw_capable.contains(&pid) {
+                        continue;
+                    }
+                    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                    warn!(
+                        target_name = %self.compiled.scopes[index].name,
+                        pid,
+                        comm = %comm.trim(),
+                        cgroup = %cgroup.display(),
+                        "enforced process holds CAP_NET_RAW: its AF_PACKET sockets bypass every cgroup hook; drop the capability if it does not need it"
+                    );
+                }
+            }
+        }
+        // Forget processes that exited or lost the capability.
+        self.raw_capable = seen;
+    }
+}
