@@ -753,6 +753,43 @@ fn reload_adds_removes_revokes_and_refuses_bad_policies() {
 }
 
 #[test]
+fn reload_adds_moves_and_removes_targets() {
+    require_root();
+    let netns = Netns::new("k-retarget");
+    let first = TestCgroup::new("k-retarget-a");
+    let second = TestCgroup::new("k-retarget-b");
+    let policy = |targets: &[&TestCgroup]| {
+        let mut text = format!("[dns]\nresolvers = [\"127.0.0.53\"]\n{}", netns.dns_trust());
+        for (i, cgroup) in targets.iter().enumerate() {
+            text += &format!("[[target]]\nname = \"t{i}\"\ncgroup = \"{}\"\n", cgroup.path.display());
+        }
+        text + "[[allow]]\ncidr = \"127.20.0.0/16\"\n"
+    };
+    let ramd = Ramd::start(&policy(&[&first]));
+    let blocked = |cgroup: &TestCgroup| probe(Some(cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+    let reload = |text: &str| {
+        ramd.write_policy(text);
+        let out = ramd.ramctl(&["reload"]);
+        assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), ramd.log_text());
+    };
+    assert_eq!(blocked(&first), "EPERM");
+    assert_eq!(blocked(&second), "ECONNREFUSED");
+    // A target added: scope 1, new programs.
+    reload(&policy(&[&first, &second]));
+    assert_eq!(blocked(&first), "EPERM");
+    assert_eq!(blocked(&second), "EPERM");
+    // Scope 0 now names the second cgroup (new programs there), scope 1
+    // is gone: the first cgroup is let go.
+    reload(&policy(&[&second]));
+    assert_eq!(blocked(&first), "ECONNREFUSED");
+    assert_eq!(blocked(&second), "EPERM");
+    let status = ramd.ramctl_json(&["status"]).expect("status");
+    let targets = status["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 1, "{status}");
+    assert_eq!(targets[0]["cgroups"][0]["path"], second.path.display().to_string(), "{status}");
+}
+
+#[test]
 fn kill_9_keeps_enforcing_and_learning_and_a_restart_adopts_the_state() {
     require_root();
     let scene = Scene::new("k-kill", &[("a.registry.test", "127.10.0.1"), ("b.registry.test", "127.10.0.2")], 300);

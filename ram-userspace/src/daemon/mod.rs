@@ -29,7 +29,7 @@ use crate::{
     loader::{self, ScopeInstance},
     maps::Maps,
     paths::{LinkPin, Paths},
-    policy::{CompiledPolicy, HostFacts, Limits, Policy, PolicyError, Selector},
+    policy::{CompiledPolicy, HostFacts, Limits, Policy, PolicyError, ScopeSettings, Selector},
     status::{CgroupStatus, DaemonStatus, ReloadStatus, TargetStatus},
     sys::monotonic_ns,
 };
@@ -95,8 +95,12 @@ pub struct Daemon {
     /// Map sizes in effect (from the policy ramd started with).
     limits: Limits,
     policy: Policy,
+    /// The rules as compiled (its `scopes` are moved into `scopes` below
+    /// once applied).
     compiled: CompiledPolicy,
-    instances: Vec<ScopeInstance>,
+    /// One per `[[target]]`, in scope order: its settings and its loaded
+    /// programs together.
+    scopes: Vec<Scope>,
     cgroup_root: PathBuf,
     hosts: HostCache,
     /// Why each pending scope is pending (logged once per change).
@@ -116,6 +120,13 @@ pub struct Daemon {
     /// What `RAM_FORWARDS` holds; None until first written (it may hold
     /// an earlier ramd's rows).
     forwards: Option<BTreeMap<ForwardKey, ForwardDest>>,
+}
+
+/// One `[[target]]` of the policy in effect: its settings and the copy of
+/// the programs loaded for it.
+pub(crate) struct Scope {
+    settings: ScopeSettings,
+    instance: ScopeInstance,
 }
 
 impl Daemon {
@@ -176,6 +187,11 @@ impl Daemon {
         let in_use = Maps::open(&paths)?.port_half_in_use()?;
         compiled.place_port_sets(1 - in_use.unwrap_or(1));
         Maps::open(&paths)?.apply_rules(&compiled)?;
+        let scopes = std::mem::take(&mut compiled.scopes)
+            .into_iter()
+            .zip(instances)
+            .map(|(settings, instance)| Scope { settings, instance })
+            .collect();
         carry_maps_over(&paths, &layouts)?;
         let paths_run_dir = paths.run_dir.clone();
         crate::sys::create_private_dir(&paths_run_dir)?;
@@ -188,7 +204,7 @@ impl Daemon {
             limits,
             policy,
             compiled,
-            instances,
+            scopes,
             cgroup_root,
             hosts: HostCache::new(HOST_CACHE_SIZE),
             notes: HashMap::new(),
@@ -205,7 +221,7 @@ impl Daemon {
         if revoked > 0 {
             info!(revoked, "removed learned addresses the policy no longer allows");
         }
-        info!(policy = %daemon.policy.source, mode = %daemon.policy.mode, targets = daemon.instances.len(), "policy loaded");
+        info!(policy = %daemon.policy.source, mode = %daemon.policy.mode, targets = daemon.scopes.len(), "policy loaded");
         daemon.reconcile_targets();
         daemon.prune_previous_links();
         // What the old programs learned while the new ones were loading.

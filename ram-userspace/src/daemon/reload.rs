@@ -46,10 +46,10 @@ impl Daemon {
         // A scope keeps its programs while its target's selector is the same
         // (the scope number is baked into them); otherwise new programs are
         // loaded now, before anything changes, so a load failure changes nothing.
-        let mut replacements = Vec::new();
+        let mut replacements = BTreeMap::new();
         for settings in &compiled.scopes {
             let index = settings.scope as usize;
-            let same = self.compiled.scopes.get(index).is_some_and(|old| old.selector == settings.selector);
+            let same = self.scopes.get(index).is_some_and(|old| old.settings.selector == settings.selector);
             if !same {
                 let instance = ScopeInstance::load(
                     &self.paths,
@@ -59,7 +59,7 @@ impl Daemon {
                     &self.limits,
                     false,
                 )?;
-                replacements.push((index, instance));
+                replacements.insert(index, instance);
             }
         }
         // Entries learned while the last refresh ran may still hold port-set
@@ -69,13 +69,22 @@ impl Daemon {
         // New rules in (every wanted row first, then stale rows out), then
         // what the old rules taught and the new ones do not allow is revoked.
         Maps::open(&self.paths)?.apply_rules(&compiled)?;
-        let removed_scopes = self.instances.len().saturating_sub(compiled.scopes.len());
-        let mut retired: Vec<ScopeInstance> = self.instances.drain(compiled.scopes.len()..).collect();
-        for (index, instance) in replacements {
-            if index < self.instances.len() {
-                retired.push(std::mem::replace(&mut self.instances[index], instance));
-            } else {
-                self.instances.push(instance);
+        let removed_scopes = self.scopes.len().saturating_sub(compiled.scopes.len());
+        // Scopes past the new policy's last are retired (a policy with more
+        // targets retires none: draining past the end would panic).
+        let kept = compiled.scopes.len().min(self.scopes.len());
+        let mut retired: Vec<ScopeInstance> = self.scopes.drain(kept..).map(|scope| scope.instance).collect();
+        // Each scope takes its new settings; those whose selector changed,
+        // their new programs too.
+        for (index, settings) in std::mem::take(&mut compiled.scopes).into_iter().enumerate() {
+            match (replacements.remove(&index), self.scopes.get_mut(index)) {
+                (Some(instance), Some(scope)) => {
+                    retired.push(std::mem::replace(scope, Scope { settings, instance }).instance)
+                }
+                (Some(instance), None) => self.scopes.push(Scope { settings, instance }),
+                (None, Some(scope)) => scope.settings = settings,
+                // Not replaced means the selector is the same, so it exists.
+                (None, None) => {}
             }
         }
         self.compiled = compiled;
@@ -87,7 +96,7 @@ impl Daemon {
         let detached: usize = retired.iter_mut().map(|i| i.detach_all()).sum();
         Ok(format!(
             "{} targets, {} rules; {revoked} learned addresses revoked; {} target programs replaced or removed ({removed_scopes} removed, {detached} links detached)",
-            self.compiled.scopes.len(),
+            self.scopes.len(),
             self.compiled.names.len() + self.compiled.cidrs.len(),
             retired.len(),
         ))

@@ -8,7 +8,7 @@ impl Daemon {
     /// address because a learned map was full. The kernel counts every case
     /// and keeps judging: a full map fails closed.
     pub(super) fn report_capacity_problems(&mut self) {
-        for settings in &self.compiled.scopes {
+        for settings in self.scopes.iter().map(|s| &s.settings) {
             let Ok(counters) = Maps::open(&self.paths).and_then(|maps| maps.counters(settings.scope)) else { continue };
             for (name, value) in counters {
                 let Some(what) = REPORTED_COUNTERS.iter().find(|(n, _)| *n == name).map(|(_, what)| *what) else {
@@ -25,10 +25,9 @@ impl Daemon {
 
     pub fn status(&self) -> DaemonStatus {
         let targets = self
-            .instances
+            .scopes
             .iter()
-            .zip(&self.compiled.scopes)
-            .map(|(instance, settings)| {
+            .map(|Scope { settings, instance }| {
                 let cgroups: Vec<CgroupStatus> = instance
                     .attached()
                     .map(|(id, path)| CgroupStatus { path: path.display().to_string(), id })
@@ -67,6 +66,6 @@ impl Daemon {
     }
 
     pub(super) fn scope_name(&self, scope: u32) -> String {
-        self.compiled.scopes.get(scope as usize).map(|s| s.name.clone()).unwrap_or_else(|| format!("scope {scope}"))
+        self.scopes.get(scope as usize).map(|s| s.settings.name.clone()).unwrap_or_else(|| format!("scope {scope}"))
     }
 }

@@ -5,9 +5,9 @@ use super::*;
 
 impl Daemon {
     /// Pinned links no current instance owns: an earlier run's, or those of
-    /// instances being replaced. Attaching takes them over.
+    /// programs being replaced. Attaching takes them over.
     pub(super) fn adoptable_links(&self) -> Vec<(LinkPin, PathBuf)> {
-        let own: BTreeSet<PathBuf> = self.instances.iter().flat_map(|i| i.own_pins().cloned()).collect();
+        let own: BTreeSet<PathBuf> = self.scopes.iter().flat_map(|s| s.instance.own_pins().cloned()).collect();
         loader::link_pins(&self.paths).into_iter().filter(|(_, path)| !own.contains(path)).collect()
     }
 
@@ -36,12 +36,12 @@ impl Daemon {
     /// Attaches every scope to the cgroups its selector finds now.
     pub fn reconcile_targets(&mut self) {
         let mut adoptable = self.adoptable_links();
-        for index in 0..self.instances.len() {
-            let settings = &self.compiled.scopes[index];
+        for index in 0..self.scopes.len() {
+            let settings = &self.scopes[index].settings;
             let (cgroups, note) = self.resolve(&settings.selector);
             let name = settings.name.clone();
             for path in cgroups {
-                let instance = &mut self.instances[index];
+                let instance = &mut self.scopes[index].instance;
                 let Ok(id) = cgroup::cgroup_id(&path) else {
                     continue;
                 };
@@ -64,7 +64,7 @@ impl Daemon {
             let scope = index as u32;
             match note {
                 Some(note) if self.notes.get(&scope) != Some(&note) => {
-                    if self.instances[index].attached().next().is_none() {
+                    if self.scopes[index].instance.attached().next().is_none() {
                         warn!(target_name = %name, "pending: {note}");
                     } else {
                         warn!(target_name = %name, "{note}");
@@ -83,9 +83,9 @@ impl Daemon {
     /// (see `forwarders`), and nothing once it is gone.
     pub fn sync_forwarders(&mut self) {
         let scopes: Vec<(u32, Vec<PathBuf>)> = self
-            .instances
+            .scopes
             .iter()
-            .map(|i| (i.scope, i.attached().map(|(_, path)| path.to_path_buf()).collect()))
+            .map(|s| (s.instance.scope, s.instance.attached().map(|(_, path)| path.to_path_buf()).collect()))
             .collect();
         let found = self.forwarder_scan.scan(&scopes);
         if self.forwards.as_ref() == Some(&found) {
@@ -113,7 +113,7 @@ impl Daemon {
     /// ours, or belong to scopes this policy no longer has. Pins of a target
     /// that is still pending stay: enforcement continues until we take over.
     pub(super) fn prune_previous_links(&mut self) {
-        let own: BTreeSet<PathBuf> = self.instances.iter().flat_map(|i| i.own_pins().cloned()).collect();
+        let own: BTreeSet<PathBuf> = self.scopes.iter().flat_map(|s| s.instance.own_pins().cloned()).collect();
         // The cgroups of earlier runs' attached programs (kernels before 5.7),
         // found in one walk, and only when there are such pins to release.
         let mut previous_cgroups: Option<HashMap<u64, PathBuf>> = None;
@@ -121,15 +121,15 @@ impl Daemon {
             if own.contains(&path) {
                 continue;
             }
-            let replace = match self.instances.get(pin.scope as usize) {
+            let replace = match self.scopes.get(pin.scope as usize).map(|s| &s.instance) {
                 None => true,
                 Some(instance) => instance.is_attached(pin.cgroup_id) || instance.attached().next().is_some(),
             };
             if replace {
                 let attached = self
-                    .instances
+                    .scopes
                     .iter()
-                    .flat_map(|i| i.attached())
+                    .flat_map(|s| s.instance.attached())
                     .find(|(id, _)| *id == pin.cgroup_id)
                     .map(|(_, path)| path.to_path_buf());
                 let (paths, root) = (&self.paths, &self.cgroup_root);
@@ -157,8 +157,8 @@ impl Daemon {
     /// dropping the capability does.
     pub(super) fn warn_raw_capable(&mut self) {
         let mut seen = BTreeSet::new();
-        for (index, instance) in self.instances.iter().enumerate() {
-            for (_, cgroup) in instance.attached() {
+        for scope in &self.scopes {
+            for (_, cgroup) in scope.instance.attached() {
                 for pid in cgroup::processes_below(cgroup) {
                     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { continue };
                     if !cgroup::has_net_raw(&status) {
@@ -170,7 +170,7 @@ impl Daemon {
                     }
                     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
                     warn!(
-                        target_name = %self.compiled.scopes[index].name,
+                        target_name = %scope.settings.name,
                         pid,
                         comm = %comm.trim(),
                         cgroup = %cgroup.display(),

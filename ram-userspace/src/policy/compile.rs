@@ -320,8 +320,4 @@ impl CompiledPolicy {
         name_allowed(&entry.rule, key.len, scope)
             .then(|| ram_common::verdict::name_port_set(&entry.rule, key.len, scope))
     }
-
-    pub fn scope_named(&self, name: &str) -> Option<&ScopeSettings> {
-        self.scopes.iter().find(|s| s.name == name)
-    }
 }
