@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: orchestration only. Everything a fresh Debian 12
 //! machine lacks is installed by `setup`, which `run` and `test` call first.
 
+mod bench;
 mod setup;
 mod vm;
 
@@ -38,6 +39,14 @@ enum Cmd {
     Test {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<String>,
+    },
+    /// Measure what ram costs against baselines measured in the same run
+    /// (root); prints a table and writes target/bench/bench.{md,json}.
+    Bench {
+        /// A short run that only checks the bench works (figures not
+        /// meaningful); CI runs it so the bench cannot rot.
+        #[arg(long)]
+        smoke: bool,
     },
     /// Boot Debian's 5.10, 6.1 and 6.12 kernels in QEMU and run the kernel
     /// tests inside each; verifier figures go to target/vm/verifier.json.
@@ -197,6 +206,7 @@ fn main() -> Result<()> {
         Cmd::Setup => setup::setup(),
         Cmd::Run { ramd_args } => run(&ramd_args),
         Cmd::Test { cargo_args } => test(&cargo_args),
+        Cmd::Bench { smoke } => bench::bench(smoke),
         Cmd::VmTest { kernels, filter } => vm::vm_test(&kernels, filter.as_deref()).map(|_| ()),
     }
 }

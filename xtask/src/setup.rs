@@ -27,6 +27,8 @@ const TEST_PACKAGES: &[&str] = &[
     "busybox-static",
     // A local HTTP proxy: the bypass Docker concedes, which ram must stop.
     "tinyproxy",
+    // The bench's classic baseline: a default-drop output chain and a set.
+    "nftables",
     "curl",
     // A DNS server on miekg/dns (CoreDNS's library) for the tests: answers
     // with names written in full. Built by `cargo xtask test`.

@@ -82,6 +82,41 @@ fn sendto(addr: IpAddr, port: u16) -> String {
     }
 }
 
+/// connect()+close() to ADDR:PORT as often as it can for MS milliseconds:
+/// "connects=N failed=M per_s=R" (the bench's loop).
+fn connect_loop(addr: IpAddr, port: u16, ms: u64) -> String {
+    let target = SocketAddr::new(addr, port);
+    let start = std::time::Instant::now();
+    let limit = Duration::from_millis(ms);
+    let (mut connects, mut failed) = (0u64, 0u64);
+    while start.elapsed() < limit {
+        for _ in 0..64 {
+            match TcpStream::connect(target) {
+                Ok(stream) => {
+                    // Close with a reset (linger 0): no TIME_WAIT, so the
+                    // loop never runs out of local ports.
+                    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+                    // SAFETY: a valid socket and option of its own size.
+                    unsafe {
+                        libc::setsockopt(
+                            std::os::fd::AsRawFd::as_raw_fd(&stream),
+                            libc::SOL_SOCKET,
+                            libc::SO_LINGER,
+                            &linger as *const _ as *const libc::c_void,
+                            std::mem::size_of::<libc::linger>() as u32,
+                        )
+                    };
+                    drop(stream);
+                    connects += 1;
+                }
+                Err(_) => failed += 1,
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    format!("connects={connects} failed={failed} per_s={:.0}", connects as f64 / secs)
+}
+
 /// A UDP send from a socket bound to FROM (as a DNS server's, bound to
 /// port 53) to ADDR:PORT.
 fn sendto_from(from: SocketAddr, addr: IpAddr, port: u16) -> String {
@@ -402,6 +437,7 @@ fn main() {
         "raw-ping" => raw_ping(addr(1)),
         "raw-icmp-reply-after" => bypass::raw_icmp_reply_after(addr(1), arg(2).parse().expect("ms")),
         "udp-echo-pair" => bypass::udp_echo_pair(addr(1), port(2), arg(3).parse().expect("ms")),
+        "connect-loop" => connect_loop(addr(1), port(2), arg(3).parse().expect("ms")),
         "socket-flood" => socket_flood(addr(1), port(2), arg(3).parse().expect("count")),
         "sendto-from" => sendto_from(arg(1).parse().expect("ADDR:PORT"), addr(2), port(3)),
         "resolve" => {
