@@ -155,8 +155,8 @@ impl Scene {
             ip(&["-n", netns, "link", "set", "lo", "up"])?;
             std::fs::create_dir(&cgroup).with_context(|| format!("mkdir {}", cgroup.display()))?;
             let mut listener = scene.probe_command(netns, None);
-            listener.args(["listen", LISTEN_ADDR, LISTEN_PORT]).stdout(Stdio::null());
-            scene.listeners.push(listener.spawn().context("start the echo listener")?);
+            listener.args(["accept-loop", LISTEN_ADDR, LISTEN_PORT]).stdout(Stdio::null());
+            scene.listeners.push(listener.spawn().context("start the listener")?);
         }
         scene.nftables()?;
         scene.start_ramd()?;
@@ -166,7 +166,7 @@ impl Scene {
             let deadline = Instant::now() + Duration::from_secs(10);
             while scene.connect_rate(setup, 50)? <= 0.0 {
                 if Instant::now() > deadline {
-                    bail!("setup {setup}: the echo listener does not answer");
+                    bail!("setup {setup}: the listener does not answer");
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }

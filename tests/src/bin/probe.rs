@@ -92,20 +92,12 @@ fn connect_loop(addr: IpAddr, port: u16, ms: u64) -> String {
     while start.elapsed() < limit {
         for _ in 0..64 {
             match TcpStream::connect(target) {
-                Ok(stream) => {
-                    // Close with a reset (linger 0): no TIME_WAIT, so the
-                    // loop never runs out of local ports.
-                    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-                    // SAFETY: a valid socket and option of its own size.
-                    unsafe {
-                        libc::setsockopt(
-                            std::os::fd::AsRawFd::as_raw_fd(&stream),
-                            libc::SOL_SOCKET,
-                            libc::SO_LINGER,
-                            &linger as *const _ as *const libc::c_void,
-                            std::mem::size_of::<libc::linger>() as u32,
-                        )
-                    };
+                Ok(mut stream) => {
+                    // The listener closes first (it accepts and drops), so
+                    // its side keeps the TIME_WAIT and this loop never runs
+                    // out of local ports; wait for that close, then close.
+                    let mut byte = [0u8; 1];
+                    let _ = std::io::Read::read(&mut stream, &mut byte);
                     drop(stream);
                     connects += 1;
                 }
@@ -115,6 +107,18 @@ fn connect_loop(addr: IpAddr, port: u16, ms: u64) -> String {
     }
     let secs = start.elapsed().as_secs_f64();
     format!("connects={connects} failed={failed} per_s={:.0}", connects as f64 / secs)
+}
+
+/// Accepts TCP connections on ADDR:PORT and closes each at once, until
+/// killed: the bench's listener (one thread, no work per connection).
+fn accept_loop(addr: IpAddr, port: u16) -> String {
+    let listener = match std::net::TcpListener::bind(SocketAddr::new(addr, port)) {
+        Ok(l) => l,
+        Err(e) => return format!("bind {}", errno_name(&e)),
+    };
+    loop {
+        let _ = listener.accept();
+    }
 }
 
 /// A UDP send from a socket bound to FROM (as a DNS server's, bound to
@@ -437,6 +441,7 @@ fn main() {
         "raw-ping" => raw_ping(addr(1)),
         "raw-icmp-reply-after" => bypass::raw_icmp_reply_after(addr(1), arg(2).parse().expect("ms")),
         "udp-echo-pair" => bypass::udp_echo_pair(addr(1), port(2), arg(3).parse().expect("ms")),
+        "accept-loop" => accept_loop(addr(1), port(2)),
         "connect-loop" => connect_loop(addr(1), port(2), arg(3).parse().expect("ms")),
         "socket-flood" => socket_flood(addr(1), port(2), arg(3).parse().expect("count")),
         "sendto-from" => sendto_from(arg(1).parse().expect("ADDR:PORT"), addr(2), port(3)),
