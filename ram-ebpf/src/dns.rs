@@ -65,11 +65,16 @@ fn find_answers(ctx: &SkBuffContext) -> Option<()> {
         source.copy_from_slice(&ip[8..24]);
         (ip[6], 40, Dest::v6(source))
     };
-    if !is_resolver(scope, source) {
+    // Cheapest tests first: most packets are not UDP or TCP from port 53,
+    // and those leave before any map lookup.
+    if protocol != IPPROTO_UDP && protocol != IPPROTO_TCP {
         return None;
     }
     let ports: [u8; 4] = load(ctx, l4)?;
     if u16::from_be_bytes([ports[0], ports[1]]) != DNS_PORT {
+        return None;
+    }
+    if !is_resolver(scope, source) {
         return None;
     }
     let client_port = u16::from_be_bytes([ports[2], ports[3]]);

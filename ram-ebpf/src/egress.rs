@@ -116,8 +116,10 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
     }
     // DNS queries to a resolver are recorded whatever the TCP state: DNS
     // over TCP sends its queries on an established connection (and its SYN
-    // starts the tracking).
-    ram_record_dns(skb);
+    // starts the tracking). Only packets to port 53 pay for the call.
+    if get(&scratch.route.port) as u16 == DNS_PORT {
+        ram_record_dns(skb);
+    }
     // SAFETY: non-null full socket returned by the helper.
     let (sk_protocol, sk_state) = unsafe { ((*full).protocol, (*full).state) };
     if sk_protocol == IPPROTO_TCP as u32
