@@ -14,8 +14,8 @@ use std::{
 
 use ram_common::{
     maps::{
-        CidrRule, NameRule, ANY_PORT, MODE_AUDIT, MODE_ENFORCE, PORTS_PER_SET, PORT_HALF_BASE, PORT_SETS_PER_HALF,
-        SCOPE_PASS_OTHER_NETNS,
+        CidrRule, NameRule, ANY_PORT, CIDR_CAPACITY, MODE_AUDIT, MODE_ENFORCE, NAMES_CAPACITY, PORTS_PER_SET,
+        PORT_HALF_BASE, PORT_SETS_PER_HALF, RESOLVERS_CAPACITY, SCOPE_PASS_OTHER_NETNS,
     },
     name::{encode_host, NAME_KEY_LEN},
     verdict::{name_allowed, scope_bit},
@@ -176,7 +176,29 @@ impl Policy {
             cidrs.push((block, rule));
         }
         let every_scope = all.iter().fold(0u64, |mask, s| mask | scope_bit(*s));
-        let resolvers = self.dns.resolvers.iter().map(|addr| (*addr, every_scope)).collect();
+        let resolvers: Vec<(IpAddr, u64)> = self.dns.resolvers.iter().map(|addr| (*addr, every_scope)).collect();
+        // What the kernel's maps hold at most: refused here, naming the
+        // limit, so that --check-config, start and reload all say so before
+        // anything is written (never a raw map error at start).
+        let v4 = |a: &IpAddr| a.is_ipv4() || matches!(a, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some());
+        let v4_cidrs = cidrs.iter().filter(|(c, _)| c.addr.is_ipv4()).count();
+        let v4_resolvers = resolvers.iter().filter(|(a, _)| v4(a)).count();
+        for (count, limit, what, field) in [
+            (names.len(), NAMES_CAPACITY, "distinct host names (exact and wildcard)", "allow[].host"),
+            (v4_cidrs, CIDR_CAPACITY, "distinct IPv4 address rules", "allow[].cidr"),
+            (cidrs.len() - v4_cidrs, CIDR_CAPACITY, "distinct IPv6 address rules", "allow[].cidr"),
+            (v4_resolvers, RESOLVERS_CAPACITY, "IPv4 resolvers", "dns.resolvers"),
+            (resolvers.len() - v4_resolvers, RESOLVERS_CAPACITY, "IPv6 resolvers", "dns.resolvers"),
+        ] {
+            if count > limit as usize {
+                return Err(PolicyError::Invalid {
+                    file: self.source.clone(),
+                    field: field.to_string(),
+                    value: format!("{count} {what}"),
+                    reason: format!("the kernel's map holds at most {limit}"),
+                });
+            }
+        }
         Ok(CompiledPolicy {
             scopes,
             names,

@@ -431,3 +431,19 @@ fn containers_pass_by_default_and_enforce_judges_every_namespace() {
     assert!(e.starts_with("ram.toml: ") && e.contains("line 3") && e.contains("open"), "{e}");
     assert!(e.contains("pass") && e.contains("enforce"), "{e}");
 }
+
+#[test]
+fn more_rules_than_the_kernel_holds_are_refused_naming_the_limit() {
+    use ram_common::maps::{CIDR_CAPACITY, NAMES_CAPACITY};
+    let hosts =
+        |n: u32| -> String { (0..n).map(|i| format!("[[allow]]\nhost = \"h{i}.registry.example\"\n")).collect() };
+    assert!(parse(&format!("{TARGET}{}", hosts(NAMES_CAPACITY))).unwrap().compile().is_ok());
+    let e = parse(&format!("{TARGET}{}", hosts(NAMES_CAPACITY + 1))).unwrap().compile().unwrap_err().to_string();
+    assert!(e.starts_with("ram.toml: allow[].host"), "{e}");
+    assert!(e.contains(&format!("{} distinct host names", NAMES_CAPACITY + 1)), "{e}");
+    assert!(e.contains(&format!("at most {NAMES_CAPACITY}")), "{e}");
+    let cidrs: String =
+        (0..=CIDR_CAPACITY).map(|i| format!("[[allow]]\ncidr = \"10.{}.{}.0/24\"\n", i >> 8, i & 0xff)).collect();
+    let e = parse(&format!("{TARGET}{cidrs}")).unwrap().compile().unwrap_err().to_string();
+    assert!(e.contains("IPv4 address rules") && e.contains(&format!("at most {CIDR_CAPACITY}")), "{e}");
+}
