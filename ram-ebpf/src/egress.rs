@@ -27,7 +27,7 @@ use crate::{
     maps::{count, scope, skb_task_info, QueryScratch, RAM_QUERY_SCRATCH},
     queries::record_queries,
     trust::{unjudged_socket, Unjudged},
-    skb::{destination_at, load, load_dest, source_at, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
+    skb::{destination_at, load, load_dest, source_at, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, SOCK_RAW},
 };
 
 const PASS: i32 = 1;
@@ -35,7 +35,6 @@ const DROP: i32 = 0;
 
 const IPPROTO_ICMPV6: u8 = 58;
 const IPPROTO_ICMP: u8 = 1;
-const SOCK_RAW: u32 = 3;
 const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
 const TCP_PSH: u8 = 0x08;
@@ -92,7 +91,8 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
         return PASS;
     }
     // SAFETY: non-null full socket returned by the helper.
-    if unsafe { (*full).protocol == IPPROTO_TCP as u32 && (*full).state == BPF_TCP_LISTEN } {
+    let (sk_protocol, sk_state) = unsafe { ((*full).protocol, (*full).state) };
+    if sk_protocol == IPPROTO_TCP as u32 && sk_state == BPF_TCP_LISTEN {
         // A listener's SYN-ACK (recent kernels give the listener, not the
         // request socket, as its owner): the answer to a connection someone
         // else opened. A listener sends nothing else.
@@ -120,8 +120,6 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
     if get(&scratch.route.port) as u16 == DNS_PORT {
         ram_record_dns(skb);
     }
-    // SAFETY: non-null full socket returned by the helper.
-    let (sk_protocol, sk_state) = unsafe { ((*full).protocol, (*full).state) };
     if sk_protocol == IPPROTO_TCP as u32
         && sk_state != BPF_TCP_SYN_SENT
         && get(&scratch.route.extended) == 0

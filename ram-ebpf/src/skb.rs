@@ -9,6 +9,8 @@ pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_IPV6: u16 = 0x86dd;
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
+/// `bpf_sock.type_` of a raw socket.
+pub const SOCK_RAW: u32 = 3;
 
 /// `N` bytes of the packet at `offset`, or None when it is shorter.
 #[inline(always)]

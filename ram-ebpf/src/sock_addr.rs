@@ -14,9 +14,9 @@ use ram_common::{
 use crate::{
     judge::{allowed, audit_lets_through, is_resolver, Attempt, Dest, Expiry, DNS_PORT},
     maps::{count, scope, sock_addr_task_info, RAM_FORWARDS},
+    skb::{IPPROTO_UDP, SOCK_RAW},
     trust::{
-        note_container_socket, note_dns_socket, note_privileged_socket, passes_other_netns, sock_addr_ids, sock_ids,
-        SocketIds,
+        note_container_socket, note_dns_socket, note_privileged_socket, passes_other_netns, socket_ids,
     },
 };
 
@@ -84,7 +84,7 @@ fn port_of(user_port: u32) -> u16 {
 #[inline(always)]
 fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, expiry: Expiry) -> i32 {
     let scope = scope();
-    let socket = sock_addr_ids(ctx.sock_addr);
+    let socket = socket_ids(ctx.sock_addr);
     if passes_other_netns(scope, socket.netns) {
         // A container's socket (see trust.rs): noted for egress, unjudged.
         note_container_socket(socket);
@@ -176,7 +176,7 @@ fn forwards_to(scope: u32, dest: Dest, port: u16, protocol: u8) -> bool {
 /// `egress::kernel_answer`).
 #[inline(always)]
 pub fn on_sock_create(ctx: &SockContext) {
-    let socket: SocketIds = sock_ids(ctx.sock);
+    let socket = socket_ids(ctx.sock);
     // SAFETY: the kernel gives sock_create programs a valid socket.
     let raw = unsafe { (*ctx.sock).type_ } == SOCK_RAW;
     if passes_other_netns(scope(), socket.netns) {
@@ -186,5 +186,4 @@ pub fn on_sock_create(ctx: &SockContext) {
     }
 }
 
-const SOCK_RAW: u32 = 3;
-const IPPROTO_UDP: u8 = 17;
+

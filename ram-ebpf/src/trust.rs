@@ -21,8 +21,9 @@
 //! noted (evicted, or older than ram) is judged: fail closed.
 
 use aya_ebpf::{
-    bindings::{__sk_buff, bpf_sock, bpf_sock_addr},
+    bindings::__sk_buff,
     helpers::generated::{bpf_get_netns_cookie, bpf_get_socket_cookie},
+    maps::LruHashMap,
 };
 use ram_common::maps::{
     ScopeConfig, SocketNote, SCOPE_PASS_OTHER_NETNS, SOCKET_DNS, SOCKET_FORWARDER, SOCKET_FORWARDER_REPLIES,
@@ -38,31 +39,17 @@ pub struct SocketIds {
     pub netns: u64,
 }
 
-/// The socket of a connect/sendmsg and its network namespace; also notes
-/// the initial namespace's cookie for the cgroup_skb programs.
+/// A socket's cookie and its network namespace's, from a sock_addr
+/// (connect/sendmsg) or sock_create context; also notes the initial
+/// namespace's cookie for the cgroup_skb programs.
 #[inline(always)]
-pub fn sock_addr_ids(sock_addr: *mut bpf_sock_addr) -> SocketIds {
-    // SAFETY: the helpers take the sock_addr context, or NULL for the
-    // initial namespace.
+pub fn socket_ids<C>(ctx: *mut C) -> SocketIds {
+    // SAFETY: both helpers take either program type's context, or NULL for
+    // the initial namespace.
     let (cookie, netns, initial) = unsafe {
         (
-            bpf_get_socket_cookie(sock_addr as *mut _),
-            bpf_get_netns_cookie(sock_addr as *mut _),
-            bpf_get_netns_cookie(core::ptr::null_mut()),
-        )
-    };
-    note_initial(initial);
-    SocketIds { cookie, netns }
-}
-
-/// The same for a socket being created.
-#[inline(always)]
-pub fn sock_ids(sock: *mut bpf_sock) -> SocketIds {
-    // SAFETY: as above, with the sock_create context.
-    let (cookie, netns, initial) = unsafe {
-        (
-            bpf_get_socket_cookie(sock as *mut _),
-            bpf_get_netns_cookie(sock as *mut _),
+            bpf_get_socket_cookie(ctx as *mut _),
+            bpf_get_netns_cookie(ctx as *mut _),
             bpf_get_netns_cookie(core::ptr::null_mut()),
         )
     };
@@ -103,40 +90,35 @@ pub fn passes_other_netns(scope: u32, netns: u64) -> bool {
     runtime != 0 && netns != 0 && netns != runtime
 }
 
-/// Notes a DNS socket of the runtime's namespace, unless that note is
-/// there already.
+/// Writes a socket's note into `map`, unless that very note is there.
 #[inline(always)]
-pub fn note_dns_socket(ids: SocketIds) {
+fn note(map: &LruHashMap<u64, SocketNote>, ids: SocketIds, flags: u32) {
+    let note = SocketNote { netns: ids.netns, flags, _pad: 0 };
     // SAFETY: read-only lookup; the value is compared at once.
-    if unsafe { RAM_SOCKETS.get(&ids.cookie) }.is_some_and(|note| note.netns == ids.netns) {
+    if unsafe { map.get(&ids.cookie) }.is_some_and(|old| *old == note) {
         return;
     }
-    let note = SocketNote { netns: ids.netns, flags: SOCKET_DNS, _pad: 0 };
-    let _ = RAM_SOCKETS.insert(&ids.cookie, &note, 0);
+    let _ = map.insert(&ids.cookie, &note, 0);
+}
+
+/// Notes a DNS socket of the runtime's namespace.
+#[inline(always)]
+pub fn note_dns_socket(ids: SocketIds) {
+    note(&RAM_SOCKETS, ids, SOCKET_DNS);
 }
 
 /// Notes a socket only privilege can make (a registered forwarder's, a raw
 /// one) in a map of their own: a flood of ordinary sockets cannot evict it.
 #[inline(always)]
 pub fn note_privileged_socket(ids: SocketIds, flags: u32) {
-    // SAFETY: read-only lookup; the value is compared at once.
-    if unsafe { RAM_PRIVILEGED_SOCKETS.get(&ids.cookie) }.is_some_and(|note| note.flags == flags) {
-        return;
-    }
-    let note = SocketNote { netns: ids.netns, flags, _pad: 0 };
-    let _ = RAM_PRIVILEGED_SOCKETS.insert(&ids.cookie, &note, 0);
+    note(&RAM_PRIVILEGED_SOCKETS, ids, flags);
 }
 
 /// Notes a socket outside the runtime's namespace, in a map of their own:
 /// however many a container makes, the runtime's notes stay.
 #[inline(always)]
 pub fn note_container_socket(ids: SocketIds) {
-    // SAFETY: read-only lookup; the value is compared at once.
-    if unsafe { RAM_CONTAINER_SOCKETS.get(&ids.cookie) }.is_some_and(|note| note.netns == ids.netns) {
-        return;
-    }
-    let note = SocketNote { netns: ids.netns, flags: 0, _pad: 0 };
-    let _ = RAM_CONTAINER_SOCKETS.insert(&ids.cookie, &note, 0);
+    note(&RAM_CONTAINER_SOCKETS, ids, 0);
 }
 
 #[inline(always)]
