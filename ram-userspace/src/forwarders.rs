@@ -100,15 +100,24 @@ fn docker_proxy_files() -> BTreeSet<(u64, u64)> {
         .collect()
 }
 
-/// The start time and command name of `pid` (from /proc/PID/stat): what
-/// changes when the pid is reused or the process execs.
-fn identity(pid: u32) -> Option<(u64, String)> {
+/// What /proc/PID/stat says of a process: its start time and command name
+/// (what changes when the pid is reused or the process execs), and its
+/// parent.
+struct Stat {
+    identity: (u64, String),
+    ppid: u32,
+}
+
+fn stat(pid: u32) -> Option<Stat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (head, rest) = stat.rsplit_once(')')?;
     let comm = head.split_once('(')?.1.to_string();
-    // Fields after the command name start at field 3; the start time is 22.
-    let start = rest.split_whitespace().nth(19)?.parse().ok()?;
-    Some((start, comm))
+    // Fields after the command name start at field 3: the parent is field
+    // 4, the start time field 22.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ppid = fields.get(1)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some(Stat { identity: (start, comm), ppid })
 }
 
 /// Real, effective, saved and filesystem uid all 0 (of the initial user
@@ -121,22 +130,16 @@ fn runs_as_root(pid: u32) -> bool {
         .is_some_and(|ids| ids.split_whitespace().count() == 4 && ids.split_whitespace().all(|id| id == "0"))
 }
 
-fn parent(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// Is `pid` Docker's docker-proxy, started by dockerd? It must run, as
 /// root, a docker-proxy executable of the host (the same file, not one of
 /// that name: a user or container can name any file so), and its parent
 /// must be a root process named dockerd. (Root can pose as both, but root
 /// can also leave the cgroup: the checks keep out everyone else.)
-fn is_docker_proxy(pid: u32, proxies: &BTreeSet<(u64, u64)>) -> bool {
+fn is_docker_proxy(pid: u32, ppid: u32, proxies: &BTreeSet<(u64, u64)>) -> bool {
     let runs_proxy = std::fs::metadata(format!("/proc/{pid}/exe")).is_ok_and(|m| proxies.contains(&(m.dev(), m.ino())));
     if !runs_proxy || !runs_as_root(pid) {
         return false;
     }
-    let Some(ppid) = parent(pid) else { return false };
     // After a package upgrade replaced dockerd's file, the link reads
     // ".../dockerd (deleted)" until dockerd restarts.
     let parent_exe = std::fs::read_link(format!("/proc/{ppid}/exe")).ok();
@@ -184,7 +187,7 @@ impl ForwarderScan {
                 pids_below(cgroup, &mut pids);
             }
             for pid in pids {
-                let Some(now) = identity(pid) else { continue };
+                let Some(Stat { identity: now, ppid }) = stat(pid) else { continue };
                 alive.insert(pid);
                 let known = self.seen.get(&pid).filter(|(was, _)| *was == now).map(|(_, dest)| *dest);
                 let dest = match known {
@@ -192,7 +195,7 @@ impl ForwarderScan {
                     None => {
                         let dest = if now.1 == DOCKER_PROXY {
                             let proxies = proxies.get_or_insert_with(docker_proxy_files);
-                            is_docker_proxy(pid, proxies)
+                            is_docker_proxy(pid, ppid, proxies)
                                 .then(|| arguments(pid))
                                 .flatten()
                                 .and_then(|a| parse_arguments(&a))

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use super::{connect, errno_name, TIMEOUT};
+use super::{checksum, connect, errno_name, TIMEOUT};
 
 fn last_error() -> String {
     errno_name(&std::io::Error::last_os_error())
@@ -332,8 +332,14 @@ pub fn raw_icmp6(addr: IpAddr, kind: u8) -> String {
     };
     let mut packet = vec![kind, 0, 0, 0, 0, 0, 0, 0];
     packet.extend_from_slice(b"ram-probe payload");
+    // The kernel fills in an ICMPv6 checksum.
+    send_raw(&fd, &packet, addr)
+}
+
+/// Sends `packet` on a raw socket to ADDR: "sent" or the errno name.
+fn send_raw(fd: &OwnedFd, packet: &[u8], addr: IpAddr) -> String {
     let (sa, len) = sockaddr(addr, 0);
-    // SAFETY: valid fd, buffer and sockaddr; the kernel fills the checksum.
+    // SAFETY: valid fd, buffer and sockaddr.
     let sent = unsafe {
         libc::sendto(fd.as_raw_fd(), packet.as_ptr() as *const _, packet.len(), 0, &sa as *const _ as *const _, len)
     };
@@ -354,22 +360,9 @@ pub fn raw_icmp_reply_after(addr: IpAddr, ms: u64) -> String {
     std::thread::sleep(std::time::Duration::from_millis(ms));
     let mut packet = vec![0u8, 0, 0, 0, 0, 0, 0, 0];
     packet.extend_from_slice(b"ram-probe payload");
-    let checksum = !packet.chunks(2).fold(0u32, |sum, w| {
-        let word = u32::from(w[0]) << 8 | u32::from(*w.get(1).unwrap_or(&0));
-        let s = sum + word;
-        (s & 0xffff) + (s >> 16)
-    }) as u16;
-    packet[2..4].copy_from_slice(&checksum.to_be_bytes());
-    let (sa, len) = sockaddr(addr, 0);
-    // SAFETY: valid fd, buffer and sockaddr.
-    let sent = unsafe {
-        libc::sendto(fd.as_raw_fd(), packet.as_ptr() as *const _, packet.len(), 0, &sa as *const _ as *const _, len)
-    };
-    if sent < 0 {
-        last_error()
-    } else {
-        "sent".into()
-    }
+    let sum = checksum(&packet);
+    packet[2..4].copy_from_slice(&sum.to_be_bytes());
+    send_raw(&fd, &packet, addr)
 }
 
 /// One connected UDP socket: an echo, MS milliseconds, another echo.
