@@ -2,6 +2,7 @@
 //! machine lacks is installed by `setup`, which `run` and `test` call first.
 
 mod bench;
+mod host;
 mod setup;
 mod vm;
 
@@ -58,6 +59,10 @@ enum Cmd {
         #[arg(long)]
         filter: Option<String>,
     },
+    /// Build a Debian 12 guest (systemd, pure cgroup v2, docker.service),
+    /// install ram in it as an admin would, boot it in QEMU and run the
+    /// guest suite (tests/tests/host.rs) across a reboot.
+    HostTest,
 }
 
 pub fn workspace_root() -> PathBuf {
@@ -208,5 +213,6 @@ fn main() -> Result<()> {
         Cmd::Test { cargo_args } => test(&cargo_args),
         Cmd::Bench { smoke } => bench::bench(smoke),
         Cmd::VmTest { kernels, filter } => vm::vm_test(&kernels, filter.as_deref()).map(|_| ()),
+        Cmd::HostTest => host::host_test().map(|_| ()),
     }
 }

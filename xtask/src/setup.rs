@@ -36,6 +36,8 @@ const TEST_PACKAGES: &[&str] = &[
     "golang-github-miekg-dns-dev",
     // `cargo xtask vm-test` boots older kernels under software emulation.
     "qemu-system-x86",
+    // `cargo xtask host-test` builds its systemd guest from Debian's packages.
+    "mmdebstrap",
 ];
 pub const BPF_TOOLCHAIN: &str = "ram-bpf";
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -42,7 +42,7 @@ fn vm_dir() -> PathBuf {
 }
 
 /// The Debian and Debian security mirrors this machine's apt uses.
-fn debian_mirrors() -> Result<(String, String)> {
+pub fn debian_mirrors() -> Result<(String, String)> {
     let mut uris = Vec::new();
     let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
     if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
@@ -172,8 +172,8 @@ fn static_cargo(args: &[&str]) -> Command {
     cmd
 }
 
-/// Static binaries for the guest: ramd, ramctl, ram-probe and the kernel tests.
-fn build_static() -> Result<Vec<(String, PathBuf)>> {
+/// ramd, ramctl and ram-probe, linked statically; returns their directory.
+pub fn build_static_bins() -> Result<PathBuf> {
     run_checked(&mut static_cargo(&[
         "build",
         "--profile",
@@ -184,6 +184,11 @@ fn build_static() -> Result<Vec<(String, PathBuf)>> {
         "ram-tests",
         "--bins",
     ]))?;
+    Ok(vm_dir().join("build").join(TARGET).join("vm"))
+}
+
+/// One of ram-tests' test binaries, linked statically.
+pub fn build_static_test(name: &str) -> Result<PathBuf> {
     let out = static_cargo(&[
         "test",
         "--profile",
@@ -193,23 +198,23 @@ fn build_static() -> Result<Vec<(String, PathBuf)>> {
         "--package",
         "ram-tests",
         "--test",
-        "kernel",
+        name,
     ])
     .stderr(Stdio::inherit())
     .output()?;
     if !out.status.success() {
-        bail!("building the kernel test binary failed");
+        bail!("building the {name} test binary failed");
     }
-    let test_binary = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "kernel" && m["executable"].is_string())
-        .and_then(|m| m["executable"].as_str().map(PathBuf::from))
-        .ok_or_else(|| anyhow!("cargo did not report the kernel test binary"))?;
-    let bins = vm_dir().join("build").join(TARGET).join("vm");
+    crate::host::test_executable(&out.stdout, name)
+        .ok_or_else(|| anyhow!("cargo did not report the {name} test binary"))
+}
+
+/// Static binaries for the guest: ramd, ramctl, ram-probe and the kernel tests.
+fn build_static() -> Result<Vec<(String, PathBuf)>> {
+    let bins = build_static_bins()?;
     let mut all: Vec<(String, PathBuf)> =
         ["ramd", "ramctl", "ram-probe"].iter().map(|b| (b.to_string(), bins.join(b))).collect();
-    all.push(("ram-kernel-tests".into(), test_binary));
+    all.push(("ram-kernel-tests".into(), build_static_test("kernel")?));
     Ok(all)
 }
 

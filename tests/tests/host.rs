@@ -1,0 +1,302 @@
+//! The guest suite of `cargo xtask host-test`: ram on a Debian 12 host booted
+//! by systemd on a pure cgroup v2 hierarchy, installed as an admin would
+//! (ramd.service, /etc/ram/ram.toml), with docker.service as Debian ships it.
+//!
+//! These tests run only inside that guest (xtask builds it, see
+//! xtask/src/host.rs); elsewhere they are ignored. The guest's fixtures are
+//! units of their own: dnsmasq on 10.99.0.1 (the host's resolver, in
+//! /etc/resolv.conf) answers allowed.test = 10.99.0.2 and blocked.test =
+//! 10.99.0.3, where two registries serve the same storage. The policy
+//! allows allowed.test port 5000 to dockerd and containerd.
+//!
+//! The `after_reboot` tests run in a second boot of the same disk.
+
+use std::{
+    path::Path,
+    process::{Command, Output},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use ram_tests::wait_for;
+
+const GUEST: &str = "runs in the systemd guest: cargo xtask host-test";
+const SUITE_DIR: &str = "/usr/local/lib/ram-suite";
+const STATE_DIR: &str = "/var/lib/ram-suite";
+const DOCKER_CGROUP: &str = "/sys/fs/cgroup/system.slice/docker.service";
+const ALLOWED: &str = "allowed.test:5000";
+const BLOCKED: &str = "blocked.test:5000";
+const BLOCKED_ADDR: &str = "10.99.0.3";
+const IMAGE: &str = "ram/busybox:1";
+
+fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot start {program}: {e}"))
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// Runs a command that must succeed; returns its stdout.
+fn ok(program: &str, args: &[&str]) -> String {
+    let out = run(program, args);
+    assert!(out.status.success(), "{program} {args:?} failed: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn docker(args: &[&str]) -> Output {
+    run("docker", args)
+}
+
+fn unit_property(unit: &str, property: &str) -> String {
+    ok("systemctl", &["show", "--value", "-p", property, unit])
+}
+
+fn monotonic(unit: &str, property: &str) -> u64 {
+    let value = unit_property(unit, property);
+    value.parse().unwrap_or_else(|e| panic!("{unit} {property} = {value:?}: {e}"))
+}
+
+/// ramd's journal since this boot.
+fn ramd_journal() -> String {
+    ok("journalctl", &["-b", "-u", "ramd", "--no-pager", "-o", "cat"])
+}
+
+/// A tiny image made from busybox-static: a shell, wget, nslookup and httpd
+/// serving /www. Pushed once to the allowed registry (both registries serve
+/// the same storage, so the blocked one has it too).
+fn pushed_image() -> &'static str {
+    static PUSHED: OnceLock<()> = OnceLock::new();
+    PUSHED.get_or_init(|| {
+        let root = Path::new(STATE_DIR).join("image-root");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("bin")).expect("image root");
+        std::fs::create_dir_all(root.join("www")).expect("image www");
+        std::fs::copy("/usr/bin/busybox", root.join("bin/busybox")).expect("busybox-static");
+        std::os::unix::fs::symlink("busybox", root.join("bin/sh")).expect("sh");
+        std::fs::write(root.join("www/index.html"), "ram-guest-page\n").expect("page");
+        let tag = format!("{ALLOWED}/{IMAGE}");
+        let import = format!("tar -C {} -c . | docker import - {tag}", root.display());
+        ok("sh", &["-c", &import]);
+        ok("docker", &["push", &tag]);
+    });
+    IMAGE
+}
+
+/// Runs ram-probe with `args` as a process of docker.service's cgroup
+/// (enforced as dockerd is); returns what it printed.
+fn probe_as_dockerd(args: &str) -> String {
+    let script = format!("echo $$ > {DOCKER_CGROUP}/cgroup.procs && exec {SUITE_DIR}/ram-probe {args}");
+    ok("sh", &["-c", &script])
+}
+
+#[test]
+#[ignore = "runs in the systemd guest: cargo xtask host-test"]
+fn ramd_runs_from_its_unit_before_docker_and_enforces_dockerd() {
+    let _ = GUEST;
+    assert_eq!(unit_property("ramd", "ActiveState"), "active");
+    assert_eq!(unit_property("docker", "ActiveState"), "active");
+    let ramd_ready = monotonic("ramd", "ActiveEnterTimestampMonotonic");
+    let dockerd_started = monotonic("docker", "ExecMainStartTimestampMonotonic");
+    println!("ramd ready at {ramd_ready} us, dockerd started at {dockerd_started} us (monotonic)");
+    assert!(ramd_ready > 0 && ramd_ready < dockerd_started, "ramd was not ready before dockerd started");
+    assert_eq!(ok("stat", &["-fc", "%T", "/sys/fs/cgroup"]), "cgroup2fs", "not a pure cgroup v2 host");
+    let status = ok("ramctl", &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).expect("ramctl status --json");
+    let dockerd = status["targets"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "dockerd"))
+        .unwrap_or_else(|| panic!("no dockerd target in {status}"));
+    assert_eq!(dockerd["state"], "attached", "{dockerd}");
+    let paths: Vec<&str> =
+        dockerd["cgroups"].as_array().into_iter().flatten().filter_map(|c| c["path"].as_str()).collect();
+    assert!(paths.contains(&DOCKER_CGROUP), "dockerd target enforces {paths:?}, not {DOCKER_CGROUP}");
+    // What a process in docker.service's cgroup meets.
+    assert_eq!(probe_as_dockerd(&format!("connect {BLOCKED_ADDR} 5000")), "EPERM");
+}
+
+#[test]
+#[ignore = "runs in the systemd guest: cargo xtask host-test"]
+fn a_pull_from_the_allowed_registry_works_and_one_from_another_fails_at_once() {
+    let image = pushed_image();
+    let allowed = format!("{ALLOWED}/{image}");
+    let blocked = format!("{BLOCKED}/{image}");
+    let _ = docker(&["rmi", "-f", &allowed, &blocked]);
+    let started = Instant::now();
+    let out = docker(&["pull", &allowed]);
+    assert!(out.status.success(), "pull from the allowed registry failed: {}", text(&out));
+    println!("allowed pull: {:.1} s", started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let out = docker(&["pull", &blocked]);
+    let seconds = started.elapsed().as_secs_f64();
+    println!("blocked pull: refused in {seconds:.1} s: {}", text(&out).trim());
+    assert!(!out.status.success(), "pull from the blocked registry worked");
+    assert!(text(&out).contains("operation not permitted"), "not refused by ram: {}", text(&out));
+    let logged = wait_for(Duration::from_secs(5), || {
+        let journal = ramd_journal();
+        journal
+            .lines()
+            .find(|l| l.contains("blocked") && l.contains(BLOCKED_ADDR) && l.contains("dockerd"))
+            .map(str::to_string)
+    });
+    let line = logged.unwrap_or_else(|| panic!("no blocked line for {BLOCKED_ADDR} in ramd's journal"));
+    println!("ramd: {line}");
+    assert!(line.contains("blocked.test"), "the log line does not name the host: {line}");
+}
+
+/// Issue 15 on pure cgroup v2: containers are not dockerd; they resolve and
+/// reach as without ram, through Docker's embedded DNS (dockerd answers it).
+#[test]
+#[ignore = "runs in the systemd guest: cargo xtask host-test"]
+fn containers_on_a_user_defined_network_resolve_each_other_and_reach_as_without_ram() {
+    let image = format!("{ALLOWED}/{}", pushed_image());
+    let _ = docker(&["rm", "-f", "ram-web", "ram-client"]);
+    let _ = docker(&["network", "rm", "ram-net"]);
+    ok("docker", &["network", "create", "ram-net"]);
+    ok(
+        "docker",
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ram-web",
+            "--network",
+            "ram-net",
+            &image,
+            "/bin/busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ],
+    );
+    ok(
+        "docker",
+        &["run", "-d", "--name", "ram-client", "--network", "ram-net", &image, "/bin/busybox", "sleep", "600"],
+    );
+    let exec = |args: &[&str]| {
+        let mut all = vec!["exec", "ram-client", "/bin/busybox"];
+        all.extend_from_slice(args);
+        docker(&all)
+    };
+    // By name, through 127.0.0.11 (dockerd's embedded DNS in the container's namespace).
+    let page = wait_for(Duration::from_secs(20), || {
+        let out = exec(&["wget", "-q", "-O-", "http://ram-web/index.html"]);
+        out.status.success().then(|| text(&out))
+    });
+    assert_eq!(
+        page.as_deref().map(str::trim),
+        Some("ram-guest-page"),
+        "ram-client could not fetch from ram-web by name"
+    );
+    // A name outside the runtime's networks, forwarded by dockerd to the host's resolver.
+    let out = exec(&["nslookup", "blocked.test"]);
+    assert!(text(&out).contains(BLOCKED_ADDR), "embedded DNS did not resolve blocked.test: {}", text(&out));
+    // Containers are not a target here: the registry ram refuses dockerd answers them.
+    let out = exec(&["wget", "-q", "-O-", &format!("http://{BLOCKED_ADDR}:5000/v2/")]);
+    assert!(out.status.success(), "a container could not reach {BLOCKED_ADDR}:5000: {}", text(&out));
+    let _ = docker(&["rm", "-f", "ram-web", "ram-client"]);
+    let _ = docker(&["network", "rm", "ram-net"]);
+}
+
+#[test]
+#[ignore = "runs in the systemd guest: cargo xtask host-test"]
+fn a_container_on_the_default_bridge_resolves_through_the_hosts_resolver() {
+    let image = format!("{ALLOWED}/{}", pushed_image());
+    let out = docker(&["run", "--rm", &image, "/bin/busybox", "nslookup", "allowed.test"]);
+    assert!(text(&out).contains("10.99.0.2"), "default bridge: {}", text(&out));
+}
+
+#[test]
+#[ignore = "runs in the systemd guest: cargo xtask host-test"]
+fn published_ports_answer_on_localhost_and_on_the_hosts_address() {
+    let image = format!("{ALLOWED}/{}", pushed_image());
+    let _ = docker(&["rm", "-f", "ram-published"]);
+    ok(
+        "docker",
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ram-published",
+            "-p",
+            "8080:80",
+            &image,
+            "/bin/busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ],
+    );
+    for addr in ["127.0.0.1", "10.99.0.1"] {
+        let url = format!("http://{addr}:8080/index.html");
+        let page = wait_for(Duration::from_secs(20), || {
+            let out = run("busybox", &["wget", "-q", "-O-", &url]);
+            out.status.success().then(|| text(&out))
+        });
+        assert_eq!(page.as_deref().map(str::trim), Some("ram-guest-page"), "{url} did not answer");
+    }
+    let _ = docker(&["rm", "-f", "ram-published"]);
+}
+
+/// While ramd is restarted by systemd and then killed outright, a process in
+/// docker.service's cgroup tries the blocked registry without pause: not one
+/// attempt gets through, and ramd comes back by itself after the kill.
+#[test]
+#[ignore = "runs in the systemd guest: cargo xtask host-test"]
+fn systemctl_restart_and_kill_of_ramd_keep_enforcing() {
+    let stop = Path::new(STATE_DIR).join("stop-loop");
+    let results = Path::new(STATE_DIR).join("loop-results");
+    let _ = std::fs::remove_file(&stop);
+    let script = format!(
+        "echo $$ > {DOCKER_CGROUP}/cgroup.procs && while [ ! -e {stop} ]; do {SUITE_DIR}/ram-probe connect {BLOCKED_ADDR} 5000; done > {results}",
+        stop = stop.display(),
+        results = results.display()
+    );
+    let mut looping = Command::new("sh").args(["-c", &script]).spawn().expect("loop");
+    let first = unit_property("ramd", "MainPID");
+    ok("systemctl", &["restart", "ramd"]);
+    let restarted = unit_property("ramd", "MainPID");
+    assert_ne!(first, restarted, "ramd was not restarted");
+    ok("systemctl", &["kill", "-s", "KILL", "ramd"]);
+    let back = wait_for(Duration::from_secs(30), || {
+        let pid = unit_property("ramd", "MainPID");
+        (unit_property("ramd", "ActiveState") == "active" && pid != restarted && pid != "0").then_some(pid)
+    });
+    std::fs::write(&stop, "").expect("stop");
+    let _ = looping.wait();
+    let _ = std::fs::remove_file(&stop);
+    assert!(back.is_some(), "systemd did not bring ramd back after SIGKILL");
+    let lines = std::fs::read_to_string(&results).expect("loop results");
+    let attempts = lines.lines().count();
+    let through = lines.lines().filter(|l| *l != "EPERM").collect::<Vec<_>>();
+    println!("{attempts} attempts across a restart and a SIGKILL; {} not refused", through.len());
+    assert!(attempts > 0, "the loop made no attempt");
+    assert!(through.is_empty(), "attempts not refused: {through:?}");
+    // Enforcing and learning as before.
+    let image = format!("{ALLOWED}/{}", pushed_image());
+    let _ = docker(&["rmi", "-f", &image]);
+    ok("docker", &["pull", &image]);
+}
+
+/// The second boot: ramd's unit enforces before docker.service starts, and
+/// the pull verdicts are the same as before the reboot.
+#[test]
+#[ignore = "runs in the systemd guest: cargo xtask host-test"]
+fn after_reboot_ramd_enforces_before_docker_starts() {
+    let ramd_ready = monotonic("ramd", "ActiveEnterTimestampMonotonic");
+    let dockerd_started = monotonic("docker", "ExecMainStartTimestampMonotonic");
+    println!("ramd ready at {ramd_ready} us, dockerd started at {dockerd_started} us (monotonic)");
+    assert!(ramd_ready > 0 && ramd_ready < dockerd_started, "ramd was not ready before dockerd started");
+    assert_eq!(probe_as_dockerd(&format!("connect {BLOCKED_ADDR} 5000")), "EPERM");
+    let image = format!("{ALLOWED}/{IMAGE}");
+    let _ = docker(&["rmi", "-f", &image]);
+    ok("docker", &["pull", &image]);
+    let out = docker(&["pull", &format!("{BLOCKED}/{IMAGE}")]);
+    assert!(!out.status.success() && text(&out).contains("operation not permitted"), "{}", text(&out));
+}
