@@ -52,6 +52,44 @@ pub fn parse_proc_cgroup(text: &str) -> Option<&str> {
     text.lines().find_map(|line| line.strip_prefix("0::"))
 }
 
+/// This process's cgroup v2 directory and every one above it up to the
+/// mount, innermost first, each with its id: a program attached to any of
+/// them judges this process.
+pub fn own_cgroups(mount: &Path) -> Result<Vec<(PathBuf, u64)>> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| Error::io("/proc/self/cgroup", e))?;
+    let own = own_cgroup_path(mount, &text).map_err(|reason| Error::OwnCgroup { reason })?;
+    // /proc/self/cgroup is relative to this process's cgroup namespace: the
+    // path is only ours when the directory lists us.
+    let procs =
+        std::fs::read_to_string(own.join("cgroup.procs")).map_err(|e| Error::io(own.join("cgroup.procs"), e))?;
+    let pid = std::process::id();
+    if !procs.lines().any(|line| line.trim().parse() == Ok(pid)) {
+        return Err(Error::OwnCgroup {
+            reason: format!("{} does not list this process (pid {pid}; in a cgroup namespace?)", own.display()),
+        });
+    }
+    own.ancestors()
+        .take_while(|dir| dir.starts_with(mount))
+        .map(|dir| Ok((dir.to_path_buf(), cgroup_id(dir).map_err(|e| Error::io(dir, e))?)))
+        .collect()
+}
+
+/// The directory under `mount` that a /proc/PID/cgroup text names.
+pub fn own_cgroup_path(mount: &Path, proc_cgroup: &str) -> std::result::Result<PathBuf, String> {
+    let rel = parse_proc_cgroup(proc_cgroup).ok_or("/proc/self/cgroup has no cgroup v2 line (0::/...)")?;
+    // A cgroup outside this process's cgroup namespace shows as /../..;
+    // " (deleted)" follows a removed one.
+    let path = Path::new(rel);
+    if !path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(format!("/proc/self/cgroup names {rel:?}, outside this cgroup namespace"));
+    }
+    if rel.ends_with(" (deleted)") {
+        return Err(format!("/proc/self/cgroup names {rel:?}, a removed cgroup"));
+    }
+    // Joining "" would add a trailing `/` to the mount.
+    Ok(path.components().skip(1).fold(mount.to_path_buf(), |dir, part| dir.join(part)))
+}
+
 /// A running process and its cgroup v2 directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessCgroup {
@@ -180,6 +218,18 @@ mod tests {
         assert_eq!(parse_proc_cgroup(text), Some("/system.slice/docker.service"));
         assert_eq!(parse_proc_cgroup("0::/\n"), Some("/"));
         assert_eq!(parse_proc_cgroup("1:cpu:/\n"), None);
+    }
+
+    #[test]
+    fn places_its_own_cgroup_under_the_mount() {
+        let mount = Path::new("/sys/fs/cgroup/unified");
+        let text = "1:name=systemd:/system.slice/docker.service\n0::/system.slice/docker.service\n";
+        assert_eq!(own_cgroup_path(mount, text), Ok(mount.join("system.slice/docker.service")));
+        assert_eq!(own_cgroup_path(mount, "0::/\n"), Ok(mount.to_path_buf()));
+        assert_eq!(own_cgroup_path(mount, "0::/\n").map(|p| p.display().to_string()), Ok(mount.display().to_string()));
+        assert!(own_cgroup_path(mount, "1:cpu:/\n").unwrap_err().contains("no cgroup v2 line"));
+        assert!(own_cgroup_path(mount, "0::/../../x\n").unwrap_err().contains("outside this cgroup namespace"));
+        assert!(own_cgroup_path(mount, "0::/a (deleted)\n").unwrap_err().contains("removed"));
     }
 
     #[test]

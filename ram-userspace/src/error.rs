@@ -43,6 +43,8 @@ pub enum Error {
     KernelTooOld { release: String, missing: &'static str },
     #[error("no cgroup v2 mount in /proc/self/mountinfo; ram needs cgroup v2")]
     NoCgroup2,
+    #[error("cannot tell this process's cgroup v2: {reason}")]
+    OwnCgroup { reason: String },
 }
 
 impl Error {

@@ -52,7 +52,27 @@ pub struct CgroupStatus {
     pub id: u64,
 }
 
+/// A target that enforces a given cgroup (see [`DaemonStatus::enforcing`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enforcing<'a> {
+    pub target: &'a TargetStatus,
+    /// The attached cgroup: the one asked about or one above it.
+    pub cgroup: &'a CgroupStatus,
+}
+
 impl DaemonStatus {
+    /// The first target attached to one of `cgroup_ids` (a cgroup and those
+    /// above it: a program attached to a cgroup judges all below it) for
+    /// which `pinned` holds, or None.
+    pub fn enforcing(&self, cgroup_ids: &[u64], pinned: impl Fn(u32, u64) -> bool) -> Option<Enforcing<'_>> {
+        cgroup_ids.iter().find_map(|id| {
+            self.targets.iter().filter(|t| t.state == "attached").find_map(|target| {
+                let cgroup = target.cgroups.iter().find(|c| c.id == *id && pinned(target.scope, c.id))?;
+                Some(Enforcing { target, cgroup })
+            })
+        })
+    }
+
     pub fn write(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_vec_pretty(self).map_err(|e| Error::io(path, e.into()))?;
         let tmp = path.with_extension("json.tmp");
@@ -63,5 +83,38 @@ impl DaemonStatus {
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         serde_json::from_slice(&text).map_err(|e| Error::io(path, e.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(scope: u32, name: &str, state: &str, ids: &[u64]) -> TargetStatus {
+        TargetStatus {
+            scope,
+            name: name.into(),
+            selector: String::new(),
+            mode: "enforce".into(),
+            state: state.into(),
+            cgroups: ids.iter().map(|id| CgroupStatus { path: format!("/cg/{id}"), id: *id }).collect(),
+            programs: Vec::new(),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn a_cgroup_is_enforced_by_a_target_attached_to_it_or_above_it() {
+        let status = DaemonStatus {
+            targets: vec![target(0, "pending", "pending", &[]), target(1, "docker", "attached", &[10, 20])],
+            ..DaemonStatus::default()
+        };
+        let pinned = |_, _| true;
+        // Innermost first: the cgroup itself (30, not attached), then its parent (20).
+        let found = status.enforcing(&[30, 20, 1], pinned).expect("enforced");
+        assert_eq!((found.target.name.as_str(), found.cgroup.id), ("docker", 20));
+        assert_eq!(status.enforcing(&[30, 1], pinned), None);
+        // A cgroup whose link pin is gone (uninstalled under a stale status) is not enforced.
+        assert_eq!(status.enforcing(&[20], |scope, id| (scope, id) != (1, 20)), None);
     }
 }

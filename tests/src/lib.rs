@@ -174,6 +174,15 @@ impl TestCgroup {
         TestCgroup { path }
     }
 
+    /// A cgroup directly under the v2 root with exactly this name (make it
+    /// unique, with [`unique`]): for names a selector prescribes, such as a
+    /// slice's `NAME.slice`.
+    pub fn named(name: &str) -> Self {
+        let path = cgroup2_mount().join(name);
+        fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        TestCgroup { path }
+    }
+
     /// A cgroup below this one (drop it before its parent).
     pub fn child(&self, name: &str) -> Self {
         let path = self.path.join(name);
@@ -525,14 +534,21 @@ impl Ramd {
     }
 
     pub fn ramctl(&self, args: &[&str]) -> Output {
-        Command::new(bin("ramctl"))
-            .args(args)
-            .arg("--pin-dir")
-            .arg(&self.pin_dir)
-            .arg("--run-dir")
-            .arg(self.run_dir())
-            .output()
-            .expect("ramctl")
+        self.ramctl_command(args).output().expect("ramctl")
+    }
+
+    /// ramctl on this ramd's pins, started inside `cgroup` (placed before
+    /// exec, as systemd places a unit's ExecStartPre).
+    pub fn ramctl_in(&self, cgroup: &Path, args: &[&str]) -> Output {
+        let mut cmd = self.ramctl_command(args);
+        place(&mut cmd, Some(cgroup), None);
+        cmd.output().expect("ramctl")
+    }
+
+    fn ramctl_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("ramctl"));
+        cmd.args(args).arg("--pin-dir").arg(&self.pin_dir).arg("--run-dir").arg(self.run_dir());
+        cmd
     }
 
     pub fn ramctl_json(&self, args: &[&str]) -> Option<serde_json::Value> {

@@ -2,8 +2,16 @@
 //! namespace and cgroup: dnsmasq names two registries, two docker-registry
 //! servers hold a small image, dockerd runs in the enforced cgroup, and ramd
 //! allows only one registry. Then real clients pull.
+//!
+//! Then `ramctl await-enforced`, the `ExecStartPre=` of the runtimes' systemd
+//! drop-ins, with cgroups made here standing in for the ones systemd makes
+//! (the host's own system.slice is never touched).
 
-use std::{path::PathBuf, process::Output, time::Duration};
+use std::{
+    path::PathBuf,
+    process::Output,
+    time::{Duration, Instant},
+};
 
 use ram_tests::{
     docker::{text, Dockerd, DockerdOptions},
@@ -200,4 +208,107 @@ host = "allowed.registry.test"
     // The counters saw it all.
     assert!(ramd.counter("docker", "connect_blocked") >= 2);
     assert!(ramd.counter("docker", "dns_learned") >= 1);
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_string()
+}
+
+#[test]
+fn await_enforced_passes_in_an_enforced_cgroup_and_fails_elsewhere() {
+    require_root();
+    let enforced = TestCgroup::new("await-on");
+    // Below the target's cgroup, as an ExecStartPre in a delegated unit's
+    // subgroup: programs attached above judge it too.
+    let below = enforced.child("pre");
+    let outside = TestCgroup::new("await-off");
+    let mut ramd = Ramd::start(&format!("[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n", enforced.path.display()));
+
+    let out = ramd.ramctl_in(&below.path, &["await-enforced", "--timeout", "10"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "enforced: cgroup {} by target docker (attached to {}, mode enforce)",
+            below.path.display(),
+            enforced.path.display()
+        )
+    );
+    let out = ramd.ramctl_in(&enforced.path, &["await-enforced", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(answer["target"], "docker", "{answer}");
+    assert_eq!(answer["attached"], enforced.path.display().to_string(), "{answer}");
+
+    // Not enforced: it gives up after --timeout, saying why, and fails.
+    let started = Instant::now();
+    let out = ramd.ramctl_in(&outside.path, &["await-enforced", "--timeout", "1"]);
+    let took = started.elapsed();
+    assert!(!out.status.success(), "await-enforced passed outside the target: {}", text(&out));
+    let err = stderr(&out);
+    println!("outside the target: {err}");
+    assert!(err.contains(&format!("cgroup {} (id ", outside.path.display())), "{err}");
+    assert!(err.contains("is not enforced after 1s: no target of ramd"), "{err}");
+    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(10), "gave up after {took:?}");
+
+    // A status file left behind after the pins went is no enforcement.
+    let status_file = ramd.run_dir().join("status.json");
+    let stale = std::fs::read(&status_file).expect("status file");
+    ramd.stop();
+    let uninstalled = ramd.uninstall();
+    assert!(uninstalled.status.success(), "{}", text(&uninstalled));
+    std::fs::write(&status_file, stale).expect("stale status file");
+    let out = ramd.ramctl_in(&below.path, &["await-enforced", "--timeout", "0.5"]);
+    assert!(!out.status.success(), "await-enforced passed on a stale status file: {}", text(&out));
+    assert!(stderr(&out).contains("ramd is not running"), "{}", text(&out));
+}
+
+#[test]
+fn a_unit_target_is_enforced_once_systemd_would_make_its_cgroup() {
+    require_root();
+    // The unit lives in a slice of the test's own, as `SLICE/UNIT`.
+    let slice = TestCgroup::named(&format!("{}.slice", unique("unit")));
+    let slice_name = slice.path.file_name().expect("name").to_string_lossy().into_owned();
+    let unit = format!("{slice_name}/ram-test.service");
+    let unit_path = slice.path.join("ram-test.service");
+    // The union of the two: no process has that name, the unit comes later.
+    let ramd =
+        Ramd::start_pending(&format!("[[target]]\nname = \"docker\"\nprocess = \"ram-absent\"\nunit = \"{unit}\"\n"));
+    let pid = ramd.proc.as_ref().map(|p| p.pid() as u64);
+    let pending = wait_for(Duration::from_secs(60), || {
+        let status = ramd.ramctl_json(&["status"])?;
+        (status["ramd"]["pid"].as_u64() == pid && status["targets"][0]["state"] == "pending").then_some(status)
+    })
+    .unwrap_or_else(|| panic!("no pending target; log:\n{}", ramd.log_text()));
+    let target = &pending["targets"][0];
+    assert_eq!(target["selector"], format!("process ram-absent + unit {unit} at {}", unit_path.display()), "{target}");
+    assert_eq!(
+        target["note"],
+        format!("waiting for a process named ram-absent or unit {unit}'s cgroup {}", unit_path.display()),
+        "{target}"
+    );
+
+    // As systemd starts a unit: its cgroup, then ExecStartPre inside it.
+    let unit_cgroup = slice.child("ram-test.service");
+    let started = Instant::now();
+    let out = ramd.ramctl_in(&unit_cgroup.path, &["await-enforced", "--timeout", "10"]);
+    println!("await-enforced in the new unit cgroup returned after {:?}", started.elapsed());
+    assert!(out.status.success(), "{}\nramd log:\n{}", text(&out), ramd.log_text());
+    let cgroup = unit_cgroup.path.display().to_string();
+    assert_eq!(
+        stdout(&out),
+        format!("enforced: cgroup {cgroup} by target docker (attached to {cgroup}, mode enforce)")
+    );
+    // What the unit runs next is judged: the policy allows nothing.
+    assert_eq!(probe(Some(&unit_cgroup), None, &["connect", "127.0.0.1", "9"]), "EPERM");
+    ramd.wait_log("enforcing line for the unit's cgroup", |e| {
+        e["message"] == "enforcing" && e["target_name"] == "docker" && e["cgroup"] == cgroup.as_str()
+    });
+    let status = ramd.ramctl_json(&["status"]).expect("ramctl status");
+    assert_eq!(status["targets"][0]["state"], "attached", "{status}");
+    assert_eq!(status["targets"][0]["cgroups"][0]["path"], cgroup.as_str(), "{status}");
 }

@@ -29,7 +29,7 @@ use crate::{
     loader::{self, ScopeInstance},
     maps::Maps,
     paths::{LinkPin, Paths},
-    policy::{CompiledPolicy, HostFacts, Limits, Policy, PolicyError, ScopeSettings, Selector},
+    policy::{CompiledPolicy, HostFacts, Limits, Policy, PolicyError, ScopeSettings, Selector, Unit},
     status::{CgroupStatus, DaemonStatus, ReloadStatus, TargetStatus},
     sys::monotonic_ns,
 };

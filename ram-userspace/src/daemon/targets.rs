@@ -13,24 +13,45 @@ impl Daemon {
 
     /// The cgroups a selector points at now, or why there are none.
     pub(super) fn resolve(&self, selector: &Selector) -> (BTreeSet<PathBuf>, Option<String>) {
+        let waiting = |found: &BTreeSet<PathBuf>, root_note: Option<String>, what: String| {
+            // A process in the root cgroup is refused: say so even when
+            // another of the target's cgroups is enforced.
+            root_note.or_else(|| found.is_empty().then(|| format!("waiting for {what}")))
+        };
         match selector {
             Selector::Cgroup(path) if path.is_dir() => ([path.clone()].into(), None),
             Selector::Cgroup(path) => (BTreeSet::new(), Some(format!("waiting for cgroup {}", path.display()))),
             Selector::Process(name) => {
-                let found = cgroup::processes_named(&self.cgroup_root, name);
-                if found.is_empty() {
-                    return (BTreeSet::new(), Some(format!("waiting for a process named {name}")));
-                }
-                let (root, own): (Vec<_>, Vec<_>) = found.into_iter().partition(|p| p.cgroup == self.cgroup_root);
-                let note = (!root.is_empty()).then(|| {
-                    format!(
-                        "process {name} (pid {}) runs in the root cgroup; refusing to enforce the whole host (run it in its own cgroup, as systemd does)",
-                        root[0].pid
-                    )
-                });
-                (own.into_iter().map(|p| p.cgroup).collect(), note)
+                let (found, root_note) = self.resolve_process(name);
+                let note = waiting(&found, root_note, format!("a process named {name}"));
+                (found, note)
+            }
+            Selector::Unit(unit) => {
+                let found = resolve_unit(unit);
+                let note = waiting(&found, None, unit_cgroup(unit));
+                (found, note)
+            }
+            Selector::ProcessOrUnit { process, unit } => {
+                let (mut found, root_note) = self.resolve_process(process);
+                found.extend(resolve_unit(unit));
+                let note = waiting(&found, root_note, format!("a process named {process} or {}", unit_cgroup(unit)));
+                (found, note)
             }
         }
+    }
+
+    /// The cgroups of the processes named `name`, and a note when one of
+    /// them runs in the root cgroup (which is never enforced).
+    fn resolve_process(&self, name: &str) -> (BTreeSet<PathBuf>, Option<String>) {
+        let found = cgroup::processes_named(&self.cgroup_root, name);
+        let (root, own): (Vec<_>, Vec<_>) = found.into_iter().partition(|p| p.cgroup == self.cgroup_root);
+        let note = root.first().map(|p| {
+            format!(
+                "process {name} (pid {}) runs in the root cgroup; refusing to enforce the whole host (run it in its own cgroup, as systemd does)",
+                p.pid
+            )
+        });
+        (own.into_iter().map(|p| p.cgroup).collect(), note)
     }
 
     /// Attaches every scope to the cgroups its selector finds now.
@@ -182,4 +203,18 @@ impl Daemon {
         // Forget processes that exited or lost the capability.
         self.raw_capable = seen;
     }
+}
+
+/// A unit's cgroup once systemd has made it: when the unit starts its
+/// first process, ExecStartPre included.
+fn resolve_unit(unit: &Unit) -> BTreeSet<PathBuf> {
+    if unit.cgroup.is_dir() {
+        [unit.cgroup.clone()].into()
+    } else {
+        BTreeSet::new()
+    }
+}
+
+fn unit_cgroup(unit: &Unit) -> String {
+    format!("unit {}'s cgroup {}", unit.name, unit.cgroup.display())
 }

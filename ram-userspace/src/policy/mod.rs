@@ -8,10 +8,12 @@ mod cidr;
 mod compile;
 mod parse;
 pub mod presets;
+mod unit;
 
 pub use cidr::Cidr;
 pub use compile::{Access, CompiledPolicy, NameEntry, ScopeSettings};
 pub use parse::HostFacts;
+pub use unit::Unit;
 
 use std::{net::IpAddr, path::PathBuf};
 
@@ -124,19 +126,32 @@ pub struct Target {
 
 /// How a target finds its cgroups.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Selector {
     /// One cgroup v2 directory (and everything below it).
     Cgroup(PathBuf),
     /// The cgroup of each running process with this name.
     Process(String),
+    /// A systemd unit's cgroup, once systemd has made it.
+    Unit(Unit),
+    /// `process` and `unit` together: the union of their cgroups. On a
+    /// systemd host the unit's cgroup is there before the runtime runs; on
+    /// a host without systemd the process is still found.
+    ProcessOrUnit { process: String, unit: Unit },
 }
 
 impl std::fmt::Display for Selector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit =
+            |f: &mut std::fmt::Formatter<'_>, unit: &Unit| write!(f, "unit {} at {}", unit.name, unit.cgroup.display());
         match self {
             Selector::Cgroup(path) => write!(f, "cgroup {}", path.display()),
             Selector::Process(name) => write!(f, "process {name}"),
+            Selector::Unit(u) => unit(f, u),
+            Selector::ProcessOrUnit { process, unit: u } => {
+                write!(f, "process {process} + ")?;
+                unit(f, u)
+            }
         }
     }
 }

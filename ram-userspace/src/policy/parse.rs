@@ -13,7 +13,7 @@ use ram_common::{
 use serde::Deserialize;
 
 use super::{
-    presets, AllowRule, Cidr, Containers, DnsSettings, Limits, Mode, Policy, PolicyError, Selector, Target,
+    presets, AllowRule, Cidr, Containers, DnsSettings, Limits, Mode, Policy, PolicyError, Selector, Target, Unit,
     MAX_LEARNED_ADDRESSES, MIN_LEARNED_ADDRESSES,
 };
 
@@ -68,6 +68,8 @@ struct RawTarget {
     name: Option<String>,
     cgroup: Option<String>,
     process: Option<String>,
+    /// A systemd unit (`docker.service`, `SLICE/UNIT`).
+    unit: Option<String>,
     mode: Option<Mode>,
     containers: Option<Containers>,
     /// `[[target.allow]]` tables: rules for this target only.
@@ -323,7 +325,7 @@ pub fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
 
 fn targets(ctx: &Ctx, raw: &[RawTarget], default_mode: Mode, facts: &HostFacts) -> Result<Vec<Target>, PolicyError> {
     if raw.is_empty() {
-        return Err(ctx.missing("target", "no [[target]]: name at least one cgroup or process to enforce"));
+        return Err(ctx.missing("target", "no [[target]]: name at least one cgroup, process or unit to enforce"));
     }
     if raw.len() > MAX_SCOPES as usize {
         return Err(ctx.invalid("target", raw.len(), format!("at most {MAX_SCOPES} targets are supported")));
@@ -332,16 +334,7 @@ fn targets(ctx: &Ctx, raw: &[RawTarget], default_mode: Mode, facts: &HostFacts) 
     let mut out = Vec::with_capacity(raw.len());
     for (i, target) in raw.iter().enumerate() {
         let field = format!("target[{i}]");
-        let selector = match (&target.cgroup, &target.process) {
-            (Some(_), Some(_)) => {
-                return Err(ctx.invalid(&field, "cgroup + process", "give either `cgroup` or `process`, not both"))
-            }
-            (None, None) => {
-                return Err(ctx.missing(&field, "needs `cgroup = \"/sys/fs/cgroup/...\"` or `process = \"name\"`"))
-            }
-            (Some(path), None) => Selector::Cgroup(cgroup_path(ctx, &format!("{field}.cgroup"), path, facts)?),
-            (None, Some(name)) => Selector::Process(process_name(ctx, &format!("{field}.process"), name)?),
-        };
+        let selector = selector(ctx, &field, target, facts)?;
         let name = match &target.name {
             Some(name) if name.trim().is_empty() => {
                 return Err(ctx.invalid(format!("{field}.name"), name, "must not be empty"))
@@ -368,9 +361,42 @@ fn targets(ctx: &Ctx, raw: &[RawTarget], default_mode: Mode, facts: &HostFacts) 
     Ok(out)
 }
 
+/// A target's `cgroup`, or its `process` and/or `unit` (their union).
+fn selector(ctx: &Ctx, field: &str, target: &RawTarget, facts: &HostFacts) -> Result<Selector, PolicyError> {
+    let process = |name| process_name(ctx, &format!("{field}.process"), name);
+    let unit = |text: &str| {
+        let field = format!("{field}.unit");
+        let Some(mount) = &facts.cgroup2_mount else {
+            return Err(ctx.invalid(&field, text, "this host has no cgroup v2 mount"));
+        };
+        Unit::parse(text, mount).map_err(|reason| ctx.invalid(&field, text, reason))
+    };
+    Ok(match (&target.cgroup, &target.process, &target.unit) {
+        (Some(_), process, unit) if process.is_some() || unit.is_some() => {
+            let with = if process.is_some() { "process" } else { "unit" };
+            return Err(ctx.invalid(
+                field,
+                format!("cgroup + {with}"),
+                "give either `cgroup` alone, or `process` and/or `unit`, not both",
+            ));
+        }
+        (Some(path), _, _) => Selector::Cgroup(cgroup_path(ctx, &format!("{field}.cgroup"), path, facts)?),
+        (None, Some(name), None) => Selector::Process(process(name)?),
+        (None, None, Some(text)) => Selector::Unit(unit(text)?),
+        (None, Some(name), Some(text)) => Selector::ProcessOrUnit { process: process(name)?, unit: unit(text)? },
+        (None, None, None) => {
+            return Err(ctx.missing(
+                field,
+                "needs `cgroup = \"/sys/fs/cgroup/...\"`, `process = \"name\"` or `unit = \"name.service\"`",
+            ))
+        }
+    })
+}
+
 fn default_target_name(selector: &Selector) -> String {
     match selector {
-        Selector::Process(name) => name.clone(),
+        Selector::Process(name) | Selector::ProcessOrUnit { process: name, .. } => name.clone(),
+        Selector::Unit(unit) => unit.default_target_name(),
         Selector::Cgroup(path) => {
             path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
         }

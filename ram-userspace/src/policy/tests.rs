@@ -56,7 +56,13 @@ fn the_embedded_default_is_docker_hub_on_dockerd_and_containerd() {
     let p = Policy::embedded_default(&facts()).unwrap();
     assert_eq!(p.mode, Mode::Enforce);
     let selectors: Vec<_> = p.targets.iter().map(|t| t.selector.clone()).collect();
-    assert_eq!(selectors, vec![Selector::Process("dockerd".into()), Selector::Process("containerd".into())]);
+    let runtime = |process: &str, unit: &str| Selector::ProcessOrUnit {
+        process: process.into(),
+        unit: Unit { name: unit.into(), cgroup: PathBuf::from("/sys/fs/cgroup/system.slice").join(unit) },
+    };
+    assert_eq!(selectors, vec![runtime("dockerd", "docker.service"), runtime("containerd", "containerd.service")]);
+    let names: Vec<_> = p.targets.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["dockerd", "containerd"]);
     let c = p.compile().unwrap();
     for scope in [0, 1] {
         assert!(c.allows_name(scope, "registry-1.docker.io"));
@@ -119,7 +125,7 @@ fn bad_mode_is_refused() {
 #[test]
 fn a_policy_without_targets_is_refused() {
     let e = error("[[allow]]\nhost = \"a.example\"\n");
-    assert_eq!(e, "ram.toml: target: no [[target]]: name at least one cgroup or process to enforce");
+    assert_eq!(e, "ram.toml: target: no [[target]]: name at least one cgroup, process or unit to enforce");
 }
 
 #[test]
@@ -144,6 +150,116 @@ fn cgroups_outside_the_v2_mount_are_refused() {
     let no_v2 = HostFacts { cgroup2_mount: None, ..facts() };
     let e = Policy::parse("[[target]]\ncgroup = \"/sys/fs/cgroup/x\"\n", "ram.toml", &no_v2).unwrap_err();
     assert!(e.to_string().contains("no cgroup v2 mount"), "{e}");
+}
+
+#[test]
+fn units_are_cgroups_under_their_slice_of_the_v2_mount() {
+    let p = parse("[[target]]\nunit = \"docker.service\"\n[[target]]\nunit = \"user.slice/user@1000.service\"\n[[target]]\nunit = \"machine.slice/libpod-ab12.scope\"\n").unwrap();
+    let units: Vec<_> = p
+        .targets
+        .iter()
+        .map(|t| match &t.selector {
+            Selector::Unit(unit) => (t.name.as_str(), unit.name.as_str(), unit.cgroup.clone()),
+            other => panic!("not a unit: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        units,
+        [
+            ("docker", "docker.service", PathBuf::from("/sys/fs/cgroup/system.slice/docker.service")),
+            ("user@1000", "user.slice/user@1000.service", PathBuf::from("/sys/fs/cgroup/user.slice/user@1000.service")),
+            (
+                "libpod-ab12.scope",
+                "machine.slice/libpod-ab12.scope",
+                PathBuf::from("/sys/fs/cgroup/machine.slice/libpod-ab12.scope")
+            ),
+        ]
+    );
+    // Slices nest as systemd nests them, and a hybrid host's mount is used.
+    let hybrid = HostFacts { cgroup2_mount: Some("/sys/fs/cgroup/unified".into()), ..facts() };
+    let p = Policy::parse("[[target]]\nunit = \"user.slice/user-1000.slice/user@1000.service\"\n", "ram.toml", &hybrid)
+        .unwrap();
+    assert_eq!(
+        p.targets[0].selector.to_string(),
+        "unit user.slice/user-1000.slice/user@1000.service at /sys/fs/cgroup/unified/user.slice/user-1000.slice/user@1000.service"
+    );
+    // systemd's escapes (`\x2d`) and instance names are unit characters.
+    let p = parse("[[target]]\nunit = 'run-r\\x2dx:y_z.scope'\n").unwrap();
+    assert_eq!(p.targets[0].name, "run-r\\x2dx:y_z.scope");
+}
+
+#[test]
+fn bad_units_name_field_value_and_reason() {
+    let unit_error = |unit: &str| error(&format!("[[target]]\nunit = \"{unit}\"\n"));
+    assert_eq!(
+        unit_error("docker service"),
+        "ram.toml: target[0].unit = \"docker service\": contains ' '; unit names use ASCII letters, digits and `:-_.\\@`"
+    );
+    assert!(unit_error("dockér.service").contains("contains 'é'"), "{}", unit_error("dockér.service"));
+    assert!(unit_error("../etc.service").contains("`..` is not a slice"), "{}", unit_error("../etc.service"));
+    assert_eq!(
+        unit_error("docker"),
+        "ram.toml: target[0].unit = \"docker\": must end in .service or .scope, as in docker.service"
+    );
+    for (unit, reason) in [
+        ("docker.socket", "must end in .service or .scope"),
+        ("system.slice", "is a slice; name a .service or .scope unit in it"),
+        (".service", "no name before its suffix"),
+        ("getty@.service", "is a template"),
+        ("", "names no unit"),
+        ("system.slice/", "names no unit"),
+        ("/docker.service", "empty part"),
+        ("system.slice//docker.service", "empty part"),
+        ("system/docker.service", "`system` is not a slice"),
+        (".slice/docker.service", "no name before .slice"),
+        ("-.slice/docker.service", "the cgroup root"),
+    ] {
+        let e = unit_error(unit);
+        assert!(e.starts_with(&format!("ram.toml: target[0].unit = \"{unit}\": ")), "{unit}: {e}");
+        assert!(e.contains(reason), "{unit}: {e}");
+    }
+    let long = format!("{}.service", "a".repeat(250));
+    assert!(unit_error(&long).contains("longer than 255"), "{}", unit_error(&long));
+    let no_v2 = HostFacts { cgroup2_mount: None, ..facts() };
+    let e = Policy::parse("[[target]]\nunit = \"docker.service\"\n", "ram.toml", &no_v2).unwrap_err();
+    assert_eq!(e.to_string(), "ram.toml: target[0].unit = \"docker.service\": this host has no cgroup v2 mount");
+}
+
+#[test]
+fn process_and_unit_together_are_their_union_named_after_the_process() {
+    let p = parse("[[target]]\nprocess = \"dockerd\"\nunit = \"docker.service\"\n").unwrap();
+    let unit = Unit { name: "docker.service".into(), cgroup: "/sys/fs/cgroup/system.slice/docker.service".into() };
+    assert_eq!(p.targets[0].selector, Selector::ProcessOrUnit { process: "dockerd".into(), unit });
+    assert_eq!(p.targets[0].name, "dockerd");
+    assert_eq!(
+        p.targets[0].selector.to_string(),
+        "process dockerd + unit docker.service at /sys/fs/cgroup/system.slice/docker.service"
+    );
+    // Without `name`, a unit alone names the target after the unit.
+    let p = parse("[[target]]\nunit = \"containerd.service\"\n[[target]]\nname = \"d\"\nprocess = \"dockerd\"\nunit = \"docker.service\"\n").unwrap();
+    let names: Vec<_> = p.targets.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["containerd", "d"]);
+    // Both parts are validated.
+    let e = error("[[target]]\nprocess = \"a/b\"\nunit = \"docker.service\"\n");
+    assert!(e.starts_with("ram.toml: target[0].process = \"a/b\""), "{e}");
+    let e = error("[[target]]\nprocess = \"dockerd\"\nunit = \"docker\"\n");
+    assert!(e.starts_with("ram.toml: target[0].unit = \"docker\""), "{e}");
+    // The same unit under two targets is two names for one cgroup.
+    let e = error("[[target]]\nunit = \"docker.service\"\n[[target]]\nunit = \"docker.service\"\n");
+    assert!(e.contains("target[1].name") && e.contains("distinct"), "{e}");
+}
+
+#[test]
+fn cgroup_goes_alone() {
+    let e = error("[[target]]\ncgroup = \"/sys/fs/cgroup/a\"\nunit = \"docker.service\"\n");
+    assert_eq!(
+        e,
+        "ram.toml: target[0] = \"cgroup + unit\": give either `cgroup` alone, or `process` and/or `unit`, not both"
+    );
+    let e = error("[[target]]\ncgroup = \"/sys/fs/cgroup/a\"\nprocess = \"dockerd\"\nunit = \"docker.service\"\n");
+    assert!(e.contains("target[0] = \"cgroup + process\"") && e.contains("not both"), "{e}");
+    let e = error("[[target]]\nname = \"x\"\n");
+    assert!(e.contains("`unit = \"name.service\"`"), "{e}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! answers even while ramd is down. Results on stdout (a table, or JSON with
 //! `--json`); diagnostics on stderr.
 
+mod await_enforced;
 mod blocked;
 mod check;
 mod learned;
@@ -55,6 +56,14 @@ enum Command {
         #[arg(long, short)]
         follow: bool,
     },
+    /// Wait until ramd enforces this process's cgroup (or one above it);
+    /// fail after --timeout. For `ExecStartPre=` of a runtime's unit: the
+    /// runtime then starts enforced, or not at all.
+    AwaitEnforced {
+        /// Seconds to wait before failing.
+        #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+        timeout: f64,
+    },
     /// Would a connect to HOST or ADDR be allowed now, and by which rule?
     /// Exit status 0 when allowed, 2 when denied.
     Check {
@@ -81,6 +90,7 @@ fn main() -> ExitCode {
         Command::Presets => presets::run(args.json),
         Command::Uninstall => uninstall(&paths, args.json),
         Command::Blocked { limit, follow } => blocked::run(&paths, args.json, limit, follow),
+        Command::AwaitEnforced { timeout } => await_enforced::run(&paths, args.json, timeout),
         Command::Check { destination, port, target } => {
             match check::run(&paths, args.json, &destination, port, target.as_deref()) {
                 Ok(true) => Ok(()),

@@ -69,7 +69,8 @@ pub fn run(paths: &Paths, json_out: bool) -> anyhow::Result<()> {
     }
     println!("pins: {} ({} links)", paths.pin_dir.display(), links.len());
     println!();
-    let mut table = Table::new(&["TARGET", "MODE", "STATE", "CGROUPS", "PROGRAMS"]);
+    // The selector last: a unit's cgroup path makes it the widest cell.
+    let mut table = Table::new(&["TARGET", "MODE", "STATE", "CGROUPS", "PROGRAMS", "SELECTOR"]);
     for scope in &scopes {
         let target = daemon.as_ref().and_then(|d| d.targets.iter().find(|t| t.scope == *scope));
         let cgroups =
@@ -81,6 +82,7 @@ pub fn run(paths: &Paths, json_out: bool) -> anyhow::Result<()> {
             target.map(|t| t.state.clone()).unwrap_or_else(|| "-".into()),
             if cgroups.is_empty() { "-".into() } else { cgroups },
             programs.to_string(),
+            target.map(|t| t.selector.clone()).unwrap_or_else(|| "-".into()),
         ]);
     }
     table.print();
