@@ -83,6 +83,16 @@ fn pushed_image() -> &'static str {
     IMAGE
 }
 
+/// What docker.service's ExecStartPre probe (a drop-in ordered after ram's
+/// `ramctl await-enforced`) met at the unit's last start in this boot.
+fn docker_prestart_verdict() -> String {
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot id");
+    let line = std::fs::read_to_string(Path::new(STATE_DIR).join("docker-prestart")).expect("the prestart probe ran");
+    let (boot, verdict) = line.trim().split_once(' ').unwrap_or(("", ""));
+    assert_eq!(boot, boot_id.trim(), "the prestart probe did not run in this boot");
+    verdict.to_string()
+}
+
 /// Runs ram-probe with `args` as a process of docker.service's cgroup
 /// (enforced as dockerd is); returns what it printed.
 fn probe_as_dockerd(args: &str) -> String {
@@ -111,8 +121,29 @@ fn ramd_runs_from_its_unit_before_docker_and_enforces_dockerd() {
     let paths: Vec<&str> =
         dockerd["cgroups"].as_array().into_iter().flatten().filter_map(|c| c["path"].as_str()).collect();
     assert!(paths.contains(&DOCKER_CGROUP), "dockerd target enforces {paths:?}, not {DOCKER_CGROUP}");
-    // What a process in docker.service's cgroup meets.
+    // What a process in docker.service's cgroup meets, now and at the
+    // unit's start (before dockerd).
     assert_eq!(probe_as_dockerd(&format!("connect {BLOCKED_ADDR} 5000")), "EPERM");
+    assert_eq!(docker_prestart_verdict(), "EPERM");
+}
+
+/// systemd makes a new cgroup at every start of docker.service; ram's drop-in
+/// holds the start until ramd enforces it, so the unit's first process after
+/// ram's wait already meets the policy, at every restart.
+#[test]
+#[ignore = "runs in the systemd guest: cargo xtask host-test"]
+fn every_docker_restart_is_enforced_before_dockerd_runs() {
+    for round in 0..3 {
+        let _ = std::fs::remove_file(Path::new(STATE_DIR).join("docker-prestart"));
+        let started = Instant::now();
+        ok("systemctl", &["restart", "docker"]);
+        println!("restart {round}: docker.service active in {:.1} s", started.elapsed().as_secs_f64());
+        assert_eq!(docker_prestart_verdict(), "EPERM", "restart {round}");
+        assert_eq!(probe_as_dockerd(&format!("connect {BLOCKED_ADDR} 5000")), "EPERM");
+    }
+    let image = format!("{ALLOWED}/{}", pushed_image());
+    let _ = docker(&["rmi", "-f", &image]);
+    ok("docker", &["pull", &image]);
 }
 
 #[test]
@@ -136,12 +167,13 @@ fn a_pull_from_the_allowed_registry_works_and_one_from_another_fails_at_once() {
         let journal = ramd_journal();
         journal
             .lines()
-            .find(|l| l.contains("blocked") && l.contains(BLOCKED_ADDR) && l.contains("dockerd"))
+            .find(|l| l.contains("blocked") && l.contains(BLOCKED_ADDR) && l.contains("by dockerd["))
             .map(str::to_string)
     });
     let line = logged.unwrap_or_else(|| panic!("no blocked line for {BLOCKED_ADDR} in ramd's journal"));
     println!("ramd: {line}");
     assert!(line.contains("blocked.test"), "the log line does not name the host: {line}");
+    assert!(!line.contains('\x1b'), "terminal escape codes in the journal: {line:?}");
 }
 
 /// Issue 15 on pure cgroup v2: containers are not dockerd; they resolve and
@@ -293,6 +325,7 @@ fn after_reboot_ramd_enforces_before_docker_starts() {
     let dockerd_started = monotonic("docker", "ExecMainStartTimestampMonotonic");
     println!("ramd ready at {ramd_ready} us, dockerd started at {dockerd_started} us (monotonic)");
     assert!(ramd_ready > 0 && ramd_ready < dockerd_started, "ramd was not ready before dockerd started");
+    assert_eq!(docker_prestart_verdict(), "EPERM");
     assert_eq!(probe_as_dockerd(&format!("connect {BLOCKED_ADDR} 5000")), "EPERM");
     let image = format!("{ALLOWED}/{IMAGE}");
     let _ = docker(&["rmi", "-f", &image]);

@@ -51,7 +51,7 @@ fn host_dir() -> PathBuf {
 }
 
 /// The guest's base root file system as a tarball, built once per package list.
-fn base_tarball() -> Result<PathBuf> {
+pub fn base_tarball() -> Result<PathBuf> {
     let dir = host_dir();
     fs::create_dir_all(&dir)?;
     let tarball = dir.join("base.tar");
@@ -111,13 +111,25 @@ fn guest_files() -> Result<Vec<(&'static str, u32, String)>> {
         ("etc/ram-suite/registry-allowed.yml", 0o644, registry_config("10.99.0.2")),
         ("etc/ram-suite/registry-blocked.yml", 0o644, registry_config("10.99.0.3")),
         ("usr/local/lib/ram-suite/run", 0o755, SUITE_RUNNER.to_string()),
+        ("var/lib/ram-suite/phase", 0o644, "boot\n".to_string()),
+        // Runs after ram's drop-in: what docker.service's first process meets.
+        ("etc/systemd/system/docker.service.d/zz-ram-suite-probe.conf", 0o644, SUITE_PRESTART_PROBE.to_string()),
     ];
-    let drop_in = dist.join("docker.service.d/ram.conf");
-    if drop_in.exists() {
-        files.push(("etc/systemd/system/docker.service.d/ram.conf", 0o644, read("docker.service.d/ram.conf")?));
+    for unit in ["docker", "containerd"] {
+        let drop_in = format!("{unit}.service.d/ram.conf");
+        files.push((leak(format!("etc/systemd/system/{drop_in}")), 0o644, read(&drop_in)?));
     }
     Ok(files)
 }
+
+/// Guest paths are few and live for the whole run.
+fn leak(path: String) -> &'static str {
+    Box::leak(path.into_boxed_str())
+}
+
+const SUITE_PRESTART_PROBE: &str = r#"[Service]
+ExecStartPre=-/bin/sh -c 'echo "$(cat /proc/sys/kernel/random/boot_id) $(/usr/local/lib/ram-suite/ram-probe connect 10.99.0.3 5000)" > /var/lib/ram-suite/docker-prestart'
+"#;
 
 const GUEST_POLICY: &str = r#"# The guest suite's policy: one registry (allowed.test), on the runtimes.
 mode = "enforce"
@@ -125,10 +137,12 @@ mode = "enforce"
 [[target]]
 name = "dockerd"
 process = "dockerd"
+unit = "docker.service"
 
 [[target]]
 name = "containerd"
 process = "containerd"
+unit = "containerd.service"
 
 [[allow]]
 host = "allowed.test"
@@ -349,15 +363,7 @@ fn boot(phase: &str, disk: &Path, kernel: &Path, initrd: &Path) -> Result<Boot> 
     if exit_code.is_none() {
         println!("xtask host-test: {phase}: no exit marker (qemu {status}); console in {}", log_path.display());
     }
-    let tests = console
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            l.starts_with("test ") && (l.ends_with(" ok") || l.ends_with("FAILED")) || l.starts_with("test result")
-        })
-        .map(str::to_string)
-        .collect();
-    Ok(Boot { exit_code, tests, seconds })
+    Ok(Boot { exit_code, tests: test_lines(&console), seconds })
 }
 
 /// Builds the guest, boots it twice and returns the suite's totals.
@@ -404,4 +410,62 @@ pub fn test_executable(stdout: &[u8], name: &str) -> Option<PathBuf> {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name && m["executable"].is_string())
         .and_then(|m| m["executable"].as_str().map(PathBuf::from))
+}
+
+/// libtest's per-test outcome lines and its result line, from a console
+/// where a test's own output (--nocapture) may sit between its name and its
+/// outcome: "test NAME ... ok" each, however the output was split.
+pub fn test_lines(console: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut open: Option<String> = None;
+    for line in console.lines().map(str::trim) {
+        if line.starts_with("test result") {
+            lines.push(line.to_string());
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("test ") {
+            if let Some((name, tail)) = rest.split_once(" ... ") {
+                open = Some(name.to_string());
+                if tail.is_empty() {
+                    continue;
+                }
+            }
+        }
+        let outcome = ["ok", "FAILED", "ignored"]
+            .into_iter()
+            .find(|o| line == *o || line.ends_with(&format!(" {o}")) || line.ends_with(&format!("... {o}")));
+        if let (Some(outcome), Some(name)) = (outcome, open.as_ref()) {
+            lines.push(format!("test {name} ... {outcome}"));
+            open = None;
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_lines;
+
+    #[test]
+    fn outcomes_are_found_after_a_tests_own_output() {
+        let console = "\
+test a_quiet_one ... ok
+test a_chatty_one ... allowed pull: 4.8 s
+[   12.3] some kernel line
+ok
+test a_failing_one ... blocked pull
+thread 'a_failing_one' panicked at host.rs:1:1:
+FAILED
+test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 1 filtered out; finished in 1.00s
+";
+        assert_eq!(
+            test_lines(console),
+            vec![
+                "test a_quiet_one ... ok",
+                "test a_chatty_one ... ok",
+                "test a_failing_one ... FAILED",
+                "test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 1 filtered out; finished in 1.00s",
+            ]
+        );
+    }
 }

@@ -35,7 +35,8 @@ enum Cmd {
         ramd_args: Vec<String>,
     },
     /// Run every test: host unit tests, the root kernel and end-to-end tests,
-    /// then the kernel tests again on 5.10, 6.1 and 6.12 in QEMU (vm-test).
+    /// then the kernel tests again on 5.10, 6.1 and 6.12 in QEMU (vm-test),
+    /// then the systemd guest's suite (host-test).
     /// Extra arguments go to `cargo test`.
     Test {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -133,6 +134,9 @@ fn test(cargo_args: &[String]) -> Result<()> {
     // The root tests start ramd, ramctl and the probe as programs.
     run_checked(cargo().args(["build", "--workspace", "--bins"]))?;
     build_miekg_dns()?;
+    // The systemd guest's root file system comes from Debian's mirror while
+    // the root tests run (mostly waiting on the network, not the CPU).
+    let guest_base = std::thread::spawn(host::base_tarball);
     let bin_dir = workspace_root().join("target/debug");
     let mut child = cargo()
         .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
@@ -163,12 +167,23 @@ fn test(cargo_args: &[String]) -> Result<()> {
         totals.failed += guests.failed;
         totals.ignored += guests.ignored;
     }
+    // ram on a systemd host with pure cgroup v2 and docker.service.
+    let host = guest_base
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("building the guest's file system panicked")))
+        .and_then(|_| host::host_test());
+    if let Ok(guest) = &host {
+        totals.passed += guest.passed;
+        totals.failed += guest.failed;
+        totals.ignored += guest.ignored;
+    }
     // One closing line over every test binary and guest.
     println!("tests: {} passed, {} failed, {} skipped", totals.passed, totals.failed, totals.ignored);
     if !host_ok {
         bail!("cargo test failed: {status}");
     }
     vm?;
+    host?;
     if totals.passed == 0 {
         bail!("cargo test ran no test");
     }

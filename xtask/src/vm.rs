@@ -291,13 +291,7 @@ fn boot(label: &str, kernel: &Path, initramfs: &Path) -> Result<Boot> {
     if exit_code.is_none() {
         println!("xtask vm-test: {label}: no exit marker (qemu {status}); console in {}", log_path.display());
     }
-    let tests = console
-        .lines()
-        .filter(|l| {
-            l.starts_with("test ") && (l.ends_with(" ok") || l.ends_with("FAILED")) || l.starts_with("test result")
-        })
-        .map(str::to_string)
-        .collect();
+    let tests = crate::host::test_lines(&console);
     let verifier = console
         .lines()
         .filter_map(|l| l.find(VERIFIER_MARKER).map(|i| &l[i + VERIFIER_MARKER.len()..]))
