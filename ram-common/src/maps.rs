@@ -42,11 +42,17 @@ pub const MAP_CONTAINER_SOCKETS: &str = "RAM_CONTAINER_SOCKETS";
 pub const MAP_PRIVILEGED_SOCKETS: &str = "RAM_PRIVILEGED_SOCKETS";
 pub const MAP_INITIAL_NETNS: &str = "RAM_INITIAL_NETNS";
 pub const MAP_FORWARDS: &str = "RAM_FORWARDS";
+pub const MAP_MEMBERS: &str = "RAM_MEMBERS";
+pub const MAP_CONTAINER_PATTERNS: &str = "RAM_CONTAINER_PATTERNS";
+pub const MAP_CGROUP_LAYOUT: &str = "RAM_CGROUP_LAYOUT";
 
 /// Maps shared by every program instance and pinned in bpffs, besides the
 /// event map of the object in use ([`MAP_EVENTS`] or [`MAP_PERF_EVENTS`]).
 /// The per-CPU scratch maps are private to each instance and not listed.
-pub const PINNED_MAPS: [&str; 17] = [
+pub const PINNED_MAPS: [&str; 20] = [
+    MAP_MEMBERS,
+    MAP_CONTAINER_PATTERNS,
+    MAP_CGROUP_LAYOUT,
     MAP_QUERIES,
     MAP_SOCKETS,
     MAP_CONTAINER_SOCKETS,
@@ -77,6 +83,14 @@ pub const NAME_SEED_GLOBAL: &str = "RAM_NAME_SEED";
 /// are dead code the verifier never sees, and events carry pid 0.
 pub const SOCK_ADDR_TASK_INFO_GLOBAL: &str = "RAM_SOCK_ADDR_TASK_INFO";
 pub const SKB_TASK_INFO_GLOBAL: &str = "RAM_SKB_TASK_INFO";
+/// Load-time constant of a container target's instance: the depth of its
+/// containers' cgroups below the cgroup v2 root (see [`Member`]); 0 for a
+/// runtime target, whose programs judge every socket of the cgroups they
+/// are attached to.
+pub const MEMBER_LEVEL_GLOBAL: &str = "RAM_MEMBER_LEVEL";
+/// Load-time constant of a container target's instance: its runtime
+/// ([`RUNTIME_DOCKER`], [`RUNTIME_PODMAN`]).
+pub const MEMBER_RUNTIME_GLOBAL: &str = "RAM_MEMBER_RUNTIME";
 
 /// Program names (the entry functions in ram-ebpf).
 pub const PROG_CONNECT4: &str = "ram_connect4";
@@ -88,6 +102,11 @@ pub const PROG_EGRESS: &str = "ram_egress";
 pub const PROG_SOCK_CREATE: &str = "ram_sock_create";
 pub const PROGRAMS: [&str; 7] =
     [PROG_CONNECT4, PROG_CONNECT6, PROG_SENDMSG4, PROG_SENDMSG6, PROG_INGRESS, PROG_EGRESS, PROG_SOCK_CREATE];
+/// The one program that is not per scope: a raw tracepoint on cgroup
+/// creation that holds a new container's cgroup before anything runs in it.
+pub const PROG_CGROUP_MKDIR: &str = "ram_cgroup_mkdir";
+/// Its companion on cgroup removal: the removed cgroup's entry goes.
+pub const PROG_CGROUP_RMDIR: &str = "ram_cgroup_rmdir";
 
 /// Targets (scopes) a policy may have: scope sets are u64 bit masks.
 pub const MAX_SCOPES: u32 = 64;
@@ -485,4 +504,92 @@ mod pod {
     unsafe impl aya::Pod for ForwardKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for ForwardDest {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for Member {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for CgroupPattern {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for CgroupLayout {}
 }
+
+/// Container cgroups ram knows, by cgroup id (`RAM_MEMBERS`). A container
+/// target's programs are attached to the cgroup v2 root and judge only the
+/// sockets of cgroups whose ancestor at the target's level is a member of
+/// the target, or pending for the target's runtime.
+///
+/// `ram_cgroup_mkdir` writes a pending entry the moment the runtime makes a
+/// container's cgroup (its path matches one of `RAM_CONTAINER_PATTERNS`),
+/// before any process can run in it; ramd then reads the container's
+/// configuration and either names the target it belongs to or removes the
+/// entry (no container target wants it: it runs unjudged).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Member {
+    /// The scope that judges it, or [`MEMBER_PENDING`].
+    pub scope: u32,
+    /// [`RUNTIME_DOCKER`] or [`RUNTIME_PODMAN`].
+    pub runtime: u32,
+}
+
+/// `Member::scope` of a cgroup not classified yet: every container target
+/// of its runtime judges it (held closed until ramd knows it).
+pub const MEMBER_PENDING: u32 = u32::MAX;
+pub const RUNTIME_DOCKER: u32 = 1;
+pub const RUNTIME_PODMAN: u32 = 2;
+pub const MEMBERS_CAPACITY: u32 = 16384;
+
+/// Bytes of a cgroup path `ram_cgroup_mkdir` reads (paths are relative to
+/// the hierarchy's root: "/system.slice/docker-<64 hex>.scope").
+pub const CGROUP_PATH_LEN: usize = 128;
+pub const PATTERN_PREFIX_LEN: usize = 64;
+pub const PATTERN_SUFFIX_LEN: usize = 16;
+/// Hex digits of a container id in its cgroup's name.
+pub const CONTAINER_ID_LEN: u32 = 64;
+pub const CONTAINER_PATTERNS: u32 = 8;
+
+/// A container cgroup's path: `prefix`, then [`CONTAINER_ID_LEN`] lowercase
+/// hex digits, then `suffix`, and nothing after it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CgroupPattern {
+    /// 0: an unused slot.
+    pub runtime: u32,
+    pub prefix_len: u32,
+    pub suffix_len: u32,
+    pub _pad: u32,
+    pub prefix: [u8; PATTERN_PREFIX_LEN],
+    pub suffix: [u8; PATTERN_SUFFIX_LEN],
+}
+
+impl Default for CgroupPattern {
+    fn default() -> Self {
+        CgroupPattern {
+            runtime: 0,
+            prefix_len: 0,
+            suffix_len: 0,
+            _pad: 0,
+            prefix: [0; PATTERN_PREFIX_LEN],
+            suffix: [0; PATTERN_SUFFIX_LEN],
+        }
+    }
+}
+
+/// Where the fields `ram_cgroup_mkdir` reads sit in this kernel's structs,
+/// from its BTF (ramd reads /sys/kernel/btf/vmlinux): `struct cgroup`'s
+/// `kn` and `root`, `struct kernfs_node`'s `id` and `struct cgroup_root`'s
+/// `hierarchy_id`. `ready` is 0 until ramd wrote them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CgroupLayout {
+    pub ready: u32,
+    pub cgroup_kn: u32,
+    pub cgroup_root: u32,
+    pub kernfs_node_id: u32,
+    pub cgroup_root_hierarchy_id: u32,
+    pub _pad: u32,
+}
+
+/// `ScopeConfig::trusted_netns` of a container target: every container has
+/// a namespace of its own, and DNS exchanges in any of them teach (see
+/// `trust.rs` in ram-ebpf for why that is safe there).
+pub const TRUSTED_NETNS_ANY: u64 = u64::MAX - 1;

@@ -6,11 +6,13 @@
 #![no_std]
 #![no_main]
 
+mod containers;
 mod dns;
 mod egress;
 mod events;
 mod judge;
 mod maps;
+mod membership;
 mod queries;
 mod skb;
 mod sock_addr;
@@ -18,8 +20,8 @@ mod stream;
 mod trust;
 
 use aya_ebpf::{
-    macros::{cgroup_skb, cgroup_sock, cgroup_sock_addr},
-    programs::{SkBuffContext, SockAddrContext, SockContext},
+    macros::{cgroup_skb, cgroup_sock, cgroup_sock_addr, raw_tracepoint},
+    programs::{RawTracePointContext, SkBuffContext, SockAddrContext, SockContext},
 };
 use ram_common::event::{HOOK_CONNECT, HOOK_SENDMSG};
 
@@ -45,11 +47,17 @@ pub fn ram_sendmsg6(ctx: SockAddrContext) -> i32 {
 
 #[cgroup_skb(ingress)]
 pub fn ram_dns_ingress(ctx: SkBuffContext) -> i32 {
+    if !membership::judges_skb(ctx.skb.skb) {
+        return 1;
+    }
     dns::on_ingress(&ctx)
 }
 
 #[cgroup_skb(egress)]
 pub fn ram_egress(ctx: SkBuffContext) -> i32 {
+    if !membership::judges_skb(ctx.skb.skb) {
+        return 1;
+    }
     egress::on_egress(&ctx)
 }
 
@@ -58,8 +66,25 @@ pub fn ram_egress(ctx: SkBuffContext) -> i32 {
 /// connect or sendmsg hook sees) from the runtime's. Never refuses.
 #[cgroup_sock(sock_create)]
 pub fn ram_sock_create(ctx: SockContext) -> i32 {
-    sock_addr::on_sock_create(&ctx);
+    if membership::judges_current() {
+        sock_addr::on_sock_create(&ctx);
+    }
     1
+}
+
+/// Holds a new container's cgroup for the container targets (see
+/// containers.rs). Loaded once, not per scope.
+#[raw_tracepoint(tracepoint = "cgroup_mkdir")]
+pub fn ram_cgroup_mkdir(ctx: RawTracePointContext) -> i32 {
+    let _ = containers::on_mkdir(&ctx);
+    0
+}
+
+/// Forgets a removed cgroup's entry.
+#[raw_tracepoint(tracepoint = "cgroup_rmdir")]
+pub fn ram_cgroup_rmdir(ctx: RawTracePointContext) -> i32 {
+    let _ = containers::on_rmdir(&ctx);
+    0
 }
 
 #[cfg(not(test))]

@@ -53,6 +53,26 @@ pub static RAM_INITIAL_NETNS: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
 pub static RAM_FORWARDS: HashMap<ForwardKey, ForwardDest> = HashMap::with_max_entries(FORWARDS_CAPACITY, 0);
 
+/// Container cgroups: pending (written by `ram_cgroup_mkdir`) or assigned
+/// to a container target by ramd; see `ram_common::maps::Member`.
+#[map]
+pub static RAM_MEMBERS: HashMap<u64, Member> = HashMap::with_max_entries(MEMBERS_CAPACITY, 0);
+/// The runtimes' container cgroup paths, written by ramd.
+#[map]
+pub static RAM_CONTAINER_PATTERNS: Array<CgroupPattern> = Array::with_max_entries(CONTAINER_PATTERNS, 0);
+/// This kernel's struct offsets for `ram_cgroup_mkdir`, written by ramd.
+#[map]
+pub static RAM_CGROUP_LAYOUT: Array<CgroupLayout> = Array::with_max_entries(1, 0);
+
+/// Per-CPU working memory of `ram_cgroup_mkdir`: the new cgroup's path.
+#[repr(C)]
+pub struct MkdirScratch {
+    pub path: [u8; CGROUP_PATH_LEN],
+}
+
+#[map]
+pub static RAM_MKDIR_SCRATCH: PerCpuArray<MkdirScratch> = PerCpuArray::with_max_entries(1, 0);
+
 /// Per-CPU working memory of the DNS parser: too large for the 512-byte
 /// stack, and map memory lets the verifier prune the parser's loops.
 #[repr(C)]
@@ -151,6 +171,25 @@ pub fn name_seed() -> u64 {
 static RAM_SOCK_ADDR_TASK_INFO: u32 = 0;
 #[no_mangle]
 static RAM_SKB_TASK_INFO: u32 = 0;
+
+/// A container target's level and runtime; see
+/// `ram_common::maps::MEMBER_LEVEL_GLOBAL`.
+#[no_mangle]
+static RAM_MEMBER_LEVEL: u32 = 0;
+#[no_mangle]
+static RAM_MEMBER_RUNTIME: u32 = 0;
+
+#[inline(always)]
+pub fn member_level() -> u32 {
+    // SAFETY: a valid static, replaced by the loader.
+    unsafe { core::ptr::read_volatile(&RAM_MEMBER_LEVEL) }
+}
+
+#[inline(always)]
+pub fn member_runtime() -> u32 {
+    // SAFETY: as above.
+    unsafe { core::ptr::read_volatile(&RAM_MEMBER_RUNTIME) }
+}
 
 #[inline(always)]
 pub fn sock_addr_task_info() -> bool {

@@ -12,6 +12,7 @@ use ram_common::{
 };
 
 use crate::{
+    membership::judges_current,
     judge::{allowed, audit_lets_through, is_resolver, Attempt, Dest, Expiry, DNS_PORT},
     maps::{count, scope, sock_addr_task_info, RAM_FORWARDS},
     skb::{IPPROTO_UDP, SOCK_RAW},
@@ -83,6 +84,10 @@ fn port_of(user_port: u32) -> u16 {
 /// fares as the same send without one.
 #[inline(always)]
 fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, expiry: Expiry) -> i32 {
+    if !judges_current() {
+        // Not a container of this (container) target: not ours to judge.
+        return ALLOW;
+    }
     let scope = scope();
     let socket = socket_ids(ctx.sock_addr);
     if passes_other_netns(scope, socket.netns) {

@@ -27,7 +27,7 @@ use aya_ebpf::{
 };
 use ram_common::maps::{
     ScopeConfig, SocketNote, SCOPE_PASS_OTHER_NETNS, SOCKET_DNS, SOCKET_FORWARDER, SOCKET_FORWARDER_REPLIES,
-    TRUSTED_NETNS_INITIAL,
+    TRUSTED_NETNS_ANY, TRUSTED_NETNS_INITIAL,
 };
 
 use crate::maps::{scope_config, RAM_CONTAINER_SOCKETS, RAM_INITIAL_NETNS, RAM_PRIVILEGED_SOCKETS, RAM_SOCKETS};
@@ -138,8 +138,21 @@ fn skb_note(skb: *mut __sk_buff) -> Option<SocketNote> {
 /// the trusted namespace?
 #[inline(always)]
 pub fn trusted_socket(skb: *mut __sk_buff, scope: u32) -> bool {
-    let trusted = runtime_netns(&scope_config(scope));
-    trusted != 0 && skb_note(skb).is_some_and(|note| note.netns == trusted && note.flags & SOCKET_DNS != 0)
+    let config = scope_config(scope);
+    let Some(note) = skb_note(skb) else { return false };
+    if note.flags & SOCKET_DNS == 0 || note.netns == 0 {
+        return false;
+    }
+    // A container target: each container's namespace is its own, made by
+    // its runtime. Nothing in it can answer as a resolver: egress refuses
+    // every packet a judged socket sends from a resolver's address and port
+    // 53 (`egress::sent_as_resolver`), and a container's processes are all
+    // judged.
+    if config.trusted_netns == TRUSTED_NETNS_ANY {
+        return true;
+    }
+    let trusted = runtime_netns(&config);
+    trusted != 0 && note.netns == trusted
 }
 
 /// What the egress program may skip judging for the packet's socket.

@@ -228,6 +228,10 @@ pub struct BlockedRecord {
     pub protocol: String,
     pub hook: &'static str,
     pub cgroup_id: u64,
+    /// The container the attempt came from, for container targets:
+    /// "name (id, image)".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 impl BlockedRecord {
@@ -248,12 +252,14 @@ impl BlockedRecord {
             protocol: protocol_name(event.protocol),
             hook: hook_name(event.hook),
             cgroup_id: event.cgroup_id,
+            container: None,
         }
     }
 
     /// Logs the record: one line, with every field as a structured field.
     pub fn log(&self) {
         let host = self.host.as_deref().unwrap_or("-");
+        let container = self.container.as_deref().map(|c| format!(" in container {c}")).unwrap_or_default();
         tracing::warn!(
             event = self.event,
             target_name = %self.target,
@@ -265,7 +271,8 @@ impl BlockedRecord {
             protocol = %self.protocol,
             hook = self.hook,
             cgroup_id = self.cgroup_id,
-            "{} {} {} to {} port {} ({host}) by {}[{}]",
+            container = self.container.as_deref().unwrap_or("-"),
+            "{} {} {} to {} port {} ({host}) by {}[{}]{container}",
             self.event.replace('_', " "),
             self.protocol,
             self.hook,

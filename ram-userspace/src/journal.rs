@@ -82,6 +82,7 @@ mod tests {
             protocol: "tcp".into(),
             hook: "connect",
             cgroup_id: 1,
+            container: None,
         };
         // Enough to rotate once (each line is about 500 bytes).
         for pid in 0..3000 {

@@ -6,7 +6,9 @@
 //! ramd tells ramctl; [`paths`] is where everything lives.
 
 pub mod bpf_calls;
+pub mod btf;
 pub mod cgroup;
+pub mod containers;
 pub mod daemon;
 pub mod error;
 pub mod event_source;

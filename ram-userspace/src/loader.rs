@@ -17,13 +17,16 @@ use std::{
 };
 
 use aya::{
-    programs::{links::FdLink, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr},
+    programs::{
+        links::FdLink, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr, RawTracePoint,
+    },
     Ebpf, EbpfLoader,
 };
 use aya_obj::generated::{bpf_attach_type, bpf_prog_type};
 use ram_common::maps::{
-    MAP_EVENTS, MAP_LEARN4, MAP_LEARN6, MAP_PERF_EVENTS, NAME_SEED_GLOBAL, PINNED_MAPS, PROGRAMS, SCOPE_GLOBAL,
-    SKB_TASK_INFO_GLOBAL, SOCK_ADDR_TASK_INFO_GLOBAL,
+    MAP_EVENTS, MAP_LEARN4, MAP_LEARN6, MAP_PERF_EVENTS, MEMBER_LEVEL_GLOBAL, MEMBER_RUNTIME_GLOBAL, NAME_SEED_GLOBAL,
+    PINNED_MAPS, PROGRAMS, PROG_CGROUP_MKDIR, PROG_CGROUP_RMDIR, SCOPE_GLOBAL, SKB_TASK_INFO_GLOBAL,
+    SOCK_ADDR_TASK_INFO_GLOBAL,
 };
 use serde::Serialize;
 
@@ -85,6 +88,87 @@ pub struct ScopeInstance {
     attached: BTreeMap<u64, (PathBuf, Vec<PathBuf>)>,
 }
 
+/// The object with the shared maps opened from (or created at) their pins
+/// and an instance's load-time constants set; no program loaded yet.
+fn open_object(
+    paths: &Paths,
+    scope: u32,
+    (member_level, member_runtime): (u32, u32),
+    features: &KernelFeatures,
+    limits: &Limits,
+) -> std::result::Result<Ebpf, aya::EbpfError> {
+    let pins: Vec<(&str, PathBuf)> =
+        PINNED_MAPS.iter().chain([&events_map(features.events)]).map(|m| (*m, paths.map_pin(m))).collect();
+    let sock_addr_task_info = u32::from(features.sock_addr_task_info);
+    let skb_task_info = u32::from(features.skb_task_info);
+    let mut loader = EbpfLoader::new();
+    loader.override_global(SCOPE_GLOBAL, &scope, true);
+    let seed = name_seed();
+    loader.override_global(NAME_SEED_GLOBAL, &seed, true);
+    for (map, size) in map_sizes(limits) {
+        loader.map_max_entries(map, size);
+    }
+    loader.override_global(SOCK_ADDR_TASK_INFO_GLOBAL, &sock_addr_task_info, true);
+    loader.override_global(SKB_TASK_INFO_GLOBAL, &skb_task_info, true);
+    loader.override_global(MEMBER_LEVEL_GLOBAL, &member_level, true);
+    loader.override_global(MEMBER_RUNTIME_GLOBAL, &member_runtime, true);
+    for (name, path) in &pins {
+        loader.map_pin_path(name, path.as_path());
+    }
+    loader.load(object(features.events))
+}
+
+/// The container watch: `ram_cgroup_mkdir` and `ram_cgroup_rmdir` on their
+/// raw tracepoints, loaded once (not per scope) while a policy has
+/// container targets. Their links are pinned under `PIN_DIR/watch`, so a
+/// container made while ramd is down is still held.
+pub struct ContainerWatch {
+    _ebpf: Ebpf,
+}
+
+impl ContainerWatch {
+    /// Loads and attaches both programs and pins their links in place of
+    /// an earlier run's (both run for a moment: writing the same pending
+    /// entry twice does no harm).
+    pub fn install(paths: &Paths, features: &KernelFeatures, limits: &Limits) -> Result<Self> {
+        let load_error = |e| Error::Load { target: "container watch".into(), cause: Box::new(e) };
+        let mut ebpf = open_object(paths, 0, (0, 0), features, limits).map_err(load_error)?;
+        let dir = paths.watch_dir();
+        sys::create_private_dir(&dir)?;
+        for (name, tracepoint) in [(PROG_CGROUP_MKDIR, "cgroup_mkdir"), (PROG_CGROUP_RMDIR, "cgroup_rmdir")] {
+            let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
+            let program: &mut RawTracePoint = ebpf
+                .program_mut(name)
+                .ok_or(aya::programs::ProgramError::UnexpectedProgramType)
+                .and_then(|p| p.try_into())
+                .map_err(program_error)?;
+            program.load().map_err(program_error)?;
+            let id = program.attach(tracepoint).map_err(program_error)?;
+            let link: FdLink = program.take_link(id).map_err(program_error)?.into();
+            let pin = dir.join(name);
+            let fresh = dir.join(format!("{name}_new"));
+            let _ = std::fs::remove_file(&fresh);
+            let pinned = link.pin(&fresh).map_err(|e| Error::Pin { path: fresh.clone(), cause: Box::new(e) })?;
+            drop(pinned);
+            // Replaces (and so detaches) an earlier run's link.
+            std::fs::rename(&fresh, &pin).map_err(|e| Error::io(&pin, e))?;
+        }
+        Ok(ContainerWatch { _ebpf: ebpf })
+    }
+
+    /// Detaches an earlier run's watch (a policy without container targets).
+    pub fn remove(paths: &Paths) -> Result<()> {
+        let dir = paths.watch_dir();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+        }
+        std::fs::remove_dir(&dir).map_err(|e| Error::io(&dir, e))
+    }
+}
+
 /// Prepares bpffs and the pin directories (root-only).
 pub fn prepare(paths: &Paths) -> Result<()> {
     if let Err(e) = sys::raise_memlock() {
@@ -109,26 +193,10 @@ impl ScopeInstance {
         target_name: &str,
         features: &KernelFeatures,
         limits: &Limits,
+        membership: (u32, u32),
         measure_verifier: bool,
     ) -> Result<Self> {
-        let pins: Vec<(&str, PathBuf)> =
-            PINNED_MAPS.iter().chain([&events_map(features.events)]).map(|m| (*m, paths.map_pin(m))).collect();
-        let sock_addr_task_info = u32::from(features.sock_addr_task_info);
-        let skb_task_info = u32::from(features.skb_task_info);
-        let mut loader = EbpfLoader::new();
-        loader.override_global(SCOPE_GLOBAL, &scope, true);
-        let seed = name_seed();
-        loader.override_global(NAME_SEED_GLOBAL, &seed, true);
-        for (map, size) in map_sizes(limits) {
-            loader.map_max_entries(map, size);
-        }
-        loader.override_global(SOCK_ADDR_TASK_INFO_GLOBAL, &sock_addr_task_info, true);
-        loader.override_global(SKB_TASK_INFO_GLOBAL, &skb_task_info, true);
-        for (name, path) in &pins {
-            loader.map_pin_path(name, path.as_path());
-        }
-        let mut ebpf = loader
-            .load(object(features.events))
+        let mut ebpf = open_object(paths, scope, membership, features, limits)
             .map_err(|e| Error::Load { target: target_name.to_string(), cause: Box::new(e) })?;
         for name in PROGRAMS {
             let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
@@ -429,6 +497,7 @@ pub fn uninstall(paths: &Paths) -> Result<UninstallReport> {
         return Ok(report);
     }
     let cgroups = attached_program_cgroups(paths, None)?;
+    ContainerWatch::remove(paths)?;
     for dir in [paths.links_dir(), paths.maps_dir(), paths.previous_maps_dir()] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;

@@ -51,6 +51,11 @@ impl Paths {
         self.pin_dir.join("links")
     }
 
+    /// The container watch's links (see `loader::ContainerWatch`).
+    pub fn watch_dir(&self) -> PathBuf {
+        self.pin_dir.join("watch")
+    }
+
     pub fn status_file(&self) -> PathBuf {
         self.run_dir.join("status.json")
     }

@@ -44,6 +44,20 @@ pub struct TargetStatus {
     pub programs: Vec<ProgramStatus>,
     /// Why a target is pending, when there is more to say than "not found".
     pub note: Option<String>,
+    /// A container target's runtime ("docker"); None for a runtime target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers_target: Option<String>,
+    /// A container target's containers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<ContainerStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerStatus {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub cgroup_id: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,7 +80,9 @@ impl DaemonStatus {
     /// which `pinned` holds, or None.
     pub fn enforcing(&self, cgroup_ids: &[u64], pinned: impl Fn(u32, u64) -> bool) -> Option<Enforcing<'_>> {
         cgroup_ids.iter().find_map(|id| {
-            self.targets.iter().filter(|t| t.state == "attached").find_map(|target| {
+            // A container target's programs sit on the root but judge only
+            // its containers: they enforce no cgroup as such.
+            self.targets.iter().filter(|t| t.state == "attached" && t.containers_target.is_none()).find_map(|target| {
                 let cgroup = target.cgroups.iter().find(|c| c.id == *id && pinned(target.scope, c.id))?;
                 Some(Enforcing { target, cgroup })
             })
@@ -100,7 +116,17 @@ mod tests {
             cgroups: ids.iter().map(|id| CgroupStatus { path: format!("/cg/{id}"), id: *id }).collect(),
             programs: Vec::new(),
             note: None,
+            containers_target: None,
+            containers: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_container_targets_root_attachment_enforces_no_cgroup() {
+        let mut containers = target(0, "builders", "attached", &[1]);
+        containers.containers_target = Some("docker".into());
+        let status = DaemonStatus { targets: vec![containers], ..DaemonStatus::default() };
+        assert!(status.enforcing(&[30, 20, 1], |_, _| true).is_none());
     }
 
     #[test]

@@ -5,7 +5,11 @@
 //! and nothing listened) or a reply; "denied" as EPERM from the hook, or no
 //! reply for packets the egress backstop drops.
 
-use std::{thread::sleep, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    thread::sleep,
+    time::Duration,
+};
 
 use ram_tests::*;
 
@@ -1186,4 +1190,131 @@ fn an_answer_for_another_name_cannot_vouch_for_an_allowed_one() {
     assert_eq!(scene.inside(&["resolve-connect", "127.0.0.58", "other.test", "443"]), "127.10.0.77 EPERM");
     assert_eq!(scene.inside(&["connect", "127.10.0.1", "443"]), "EPERM", "the extra record taught nothing");
     assert!(ramd.counter("docker", "dns_not_allowed") >= 1);
+}
+
+/// A container's cgroup as dockerd's cgroupfs driver names it
+/// (`<v2 root>/docker/<64 hex>`), with the record dockerd would have written
+/// for it in `data_root`. The parent is made if missing and removed after
+/// if this test made it.
+struct FakeContainer {
+    cgroup: TestCgroup,
+    id: String,
+}
+
+fn fake_container(data_root: &Path, image: &str, tag: u64) -> FakeContainer {
+    let id = format!(
+        "{:016x}{:016x}{:016x}{:016x}",
+        tag.wrapping_mul(0x9e37_79b9) | 1 << 60,
+        std::process::id(),
+        0x7a11_u64,
+        tag
+    );
+    let record = data_root.join("containers").join(&id);
+    std::fs::create_dir_all(&record).expect("record dir");
+    std::fs::write(
+        record.join("config.v2.json"),
+        format!(
+            r#"{{"ID":"{id}","Name":"/ram-test-{tag}","Config":{{"Image":"{image}","Labels":{{"ci.job":"{tag}"}}}}}}"#
+        ),
+    )
+    .expect("record");
+    let path = cgroup2_mount().join("docker").join(&id);
+    std::fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+    FakeContainer { cgroup: TestCgroup { path }, id }
+}
+
+/// Issue 14: a container target (`containers = "docker"` with an image
+/// filter) judges a container from the first instruction of its first
+/// process: the kernel holds each new container cgroup the moment it is
+/// made (ram_cgroup_mkdir), before ramd has read anything. Fifty containers
+/// in a row connect the instant their cgroup exists; every one is refused.
+/// ramd then decides: the matching ones stay enforced (named in the log and
+/// in `ramctl status`), the others are let go, and ordinary cgroups were
+/// never judged.
+#[test]
+fn a_container_target_judges_each_new_container_from_its_first_instruction() {
+    require_root();
+    let netns = Netns::new("k-ctr");
+    let data_root = TempDir::new("k-ctr-docker");
+    let parent = cgroup2_mount().join("docker");
+    let made_parent = !parent.exists();
+    std::fs::create_dir_all(&parent).expect("docker parent cgroup");
+    struct RemoveParent(Option<PathBuf>);
+    impl Drop for RemoveParent {
+        fn drop(&mut self) {
+            if let Some(p) = &self.0 {
+                let _ = std::fs::remove_dir(p);
+            }
+        }
+    }
+    // Declared before the containers: dropped after them.
+    let _parent_guard = RemoveParent(made_parent.then(|| parent.clone()));
+    let policy = format!(
+        "[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nname = \"builders\"\ncontainers = \"docker\"\nimage = \"ram-test/builder*\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n",
+        netns.dns_trust()
+    );
+    let data_root_text = data_root.path.display().to_string();
+    let ramd = Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", data_root_text.as_str())]);
+    ramd.wait_attached();
+    let outside = TestCgroup::new("k-ctr-outside");
+    assert_eq!(
+        probe(Some(&outside), Some(&netns), &["connect", "127.30.0.1", "9"]),
+        "ECONNREFUSED",
+        "a cgroup that is no container was judged"
+    );
+    let mut containers = Vec::new();
+    for round in 0..50u64 {
+        let image = if round % 2 == 0 { "ram-test/builder:1" } else { "ram-test/other:1" };
+        let container = fake_container(&data_root.path, image, round);
+        // The cgroup exists this instant: a builder is refused from the
+        // first instruction, whether or not ramd has looked yet; another
+        // image is held or already let go.
+        let verdict = probe(Some(&container.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+        if image.starts_with("ram-test/builder") {
+            assert_eq!(verdict, "EPERM", "round {round} ({image}): not refused from its first instruction");
+        } else {
+            assert!(verdict == "EPERM" || verdict == "ECONNREFUSED", "round {round} ({image}): {verdict}");
+        }
+        containers.push((container, image));
+    }
+    // The hold itself, without racing ramd: a container whose record ramd
+    // cannot read yet stays held closed, whatever its image, until it can.
+    let early = fake_container(&data_root.path, "ram-test/other:2", 1000);
+    let record = data_root.path.join("containers").join(&early.id).join("config.v2.json");
+    let text = std::fs::read_to_string(&record).expect("record");
+    std::fs::remove_file(&record).expect("hide the record");
+    for _ in 0..5 {
+        assert_eq!(probe(Some(&early.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM", "not held");
+        sleep(Duration::from_millis(100));
+    }
+    std::fs::write(&record, text).expect("record");
+    containers.push((early, "ram-test/other:2"));
+    // ramd decides: the builders stay enforced, the others go free.
+    for (container, image) in &containers {
+        let want = if image.starts_with("ram-test/builder") { "EPERM" } else { "ECONNREFUSED" };
+        let settled = wait_for(Duration::from_secs(10), || {
+            let v = probe(Some(&container.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+            (v == want).then_some(v)
+        });
+        assert!(settled.is_some(), "{} ({image}) never became {want}:\n{}", container.id, ramd.log_text());
+        // Allowed destinations stay allowed for the held ones.
+        assert_eq!(probe(Some(&container.cgroup), Some(&netns), &["connect", "127.20.0.1", "9"]), "ECONNREFUSED");
+    }
+    let status = ramd.ramctl_json(&["status"]).expect("status");
+    let held: Vec<&str> = status["targets"][0]["containers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["image"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(held.len(), 25, "ramctl status: {status}");
+    assert!(held.iter().all(|i| i.starts_with("ram-test/builder")), "{held:?}");
+    let blocked = ramd.wait_log("a blocked line naming the container", |e| {
+        e["event"] == "blocked" && e["container"].as_str().is_some_and(|c| c.contains("ram-test/builder"))
+    });
+    println!("{blocked}");
+    assert_eq!(
+        probe(Some(&outside), Some(&netns), &["connect", "127.30.0.1", "9"]),
+        "ECONNREFUSED",
+        "a cgroup that is no container was judged"
+    );
+    drop(containers);
 }

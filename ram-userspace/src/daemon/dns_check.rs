@@ -8,7 +8,8 @@ impl Daemon {
     pub fn handle_event(&mut self, bytes: &[u8]) {
         match events::decode(bytes) {
             Some(Event::Blocked(event)) => {
-                let record = BlockedRecord::new(&event, self.scope_name(event.header.scope), &self.hosts);
+                let mut record = BlockedRecord::new(&event, self.scope_name(event.header.scope), &self.hosts);
+                record.container = self.container_label(event.cgroup_id);
                 record.log();
                 if let Err(e) = self.journal.append(&record) {
                     if !self.journal_failed {

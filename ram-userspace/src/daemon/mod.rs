@@ -1,5 +1,6 @@
 //! ramd's work: load, attach, fill the maps, then follow events and targets.
 
+mod containers;
 mod dns_check;
 mod reload;
 mod report;
@@ -120,6 +121,7 @@ pub struct Daemon {
     /// What `RAM_FORWARDS` holds; None until first written (it may hold
     /// an earlier ramd's rows).
     forwards: Option<BTreeMap<ForwardKey, ForwardDest>>,
+    containers: containers::ContainerState,
 }
 
 /// One `[[target]]` of the policy in effect: its settings and the copy of
@@ -178,6 +180,7 @@ impl Daemon {
                 &scope.name,
                 &features,
                 &limits,
+                scope.membership(),
                 measure && scope.scope == 0,
             )?);
         }
@@ -216,6 +219,7 @@ impl Daemon {
             raw_capable: BTreeSet::new(),
             forwarder_scan: ForwarderScan::default(),
             forwards: None,
+            containers: containers::ContainerState::default(),
         };
         let revoked = daemon.revoke_unallowed()?;
         if revoked > 0 {
@@ -223,6 +227,10 @@ impl Daemon {
         }
         info!(policy = %daemon.policy.source, mode = %daemon.policy.mode, targets = daemon.scopes.len(), "policy loaded");
         daemon.reconcile_targets();
+        daemon.setup_container_watch()?;
+        // Containers that ran before ramd (or while it was down) are decided
+        // before ramd says it is ready.
+        daemon.sync_containers();
         daemon.prune_previous_links();
         // What the old programs learned while the new ones were loading.
         carry_maps_over(&daemon.paths, &layouts)?;
@@ -301,7 +309,10 @@ pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
                 }
             }
             Some(record) = events.recv() => daemon.handle_event(&record),
-            _ = forwarder_scan.tick() => daemon.sync_forwarders(),
+            _ = forwarder_scan.tick() => {
+                daemon.sync_forwarders();
+                daemon.sync_containers();
+            }
             _ = scan.tick() => {
                 daemon.reconcile_targets();
                 daemon.prune_previous_links();

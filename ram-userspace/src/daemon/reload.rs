@@ -57,6 +57,7 @@ impl Daemon {
                     &settings.name,
                     &self.features,
                     &self.limits,
+                    settings.membership(),
                     false,
                 )?;
                 replacements.insert(index, instance);
@@ -66,6 +67,9 @@ impl Daemon {
         // ids of the half about to be rewritten: bring them to the current
         // half first.
         self.revoke_unallowed()?;
+        // Containers are decided again under the new targets; until then
+        // every container target of their runtime judges them.
+        self.hold_containers_closed()?;
         // New rules in (every wanted row first, then stale rows out), then
         // what the old rules taught and the new ones do not allow is revoked.
         Maps::open(&self.paths)?.apply_rules(&compiled)?;
@@ -94,6 +98,10 @@ impl Daemon {
         self.notes.clear();
         self.reconcile_targets();
         let detached: usize = retired.iter_mut().map(|i| i.detach_all()).sum();
+        if let Err(e) = self.setup_container_watch() {
+            warn!("container watch: {e}");
+        }
+        self.sync_containers();
         Ok(format!(
             "{} targets, {} rules; {revoked} learned addresses revoked; {} target programs replaced or removed ({removed_scopes} removed, {detached} links detached)",
             self.scopes.len(),

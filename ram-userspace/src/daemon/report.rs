@@ -41,6 +41,8 @@ impl Daemon {
                     cgroups,
                     programs: instance.programs(),
                     note: self.notes.get(&settings.scope).cloned(),
+                    containers_target: settings.selector.containers().map(|c| c.runtime.to_string()),
+                    containers: self.held_by(settings.scope),
                 }
             })
             .collect();

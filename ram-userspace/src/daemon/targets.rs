@@ -20,6 +20,10 @@ impl Daemon {
         };
         match selector {
             Selector::Cgroup(path) if path.is_dir() => ([path.clone()].into(), None),
+            // The root: a container's sockets meet the programs wherever
+            // its cgroup is; they judge only the containers this target
+            // holds (see `ram_common::maps::Member`).
+            Selector::Containers(_) => ([self.cgroup_root.clone()].into(), None),
             Selector::Cgroup(path) => (BTreeSet::new(), Some(format!("waiting for cgroup {}", path.display()))),
             Selector::Process(name) => {
                 let (found, root_note) = self.resolve_process(name);
@@ -103,9 +107,12 @@ impl Daemon {
     /// Lets each docker-proxy in an enforced cgroup reach its container
     /// (see `forwarders`), and nothing once it is gone.
     pub fn sync_forwarders(&mut self) {
+        // A container target's programs sit on the root; docker-proxy runs
+        // in the runtime's cgroup, never in a container.
         let scopes: Vec<(u32, Vec<PathBuf>)> = self
             .scopes
             .iter()
+            .filter(|s| s.settings.selector.containers().is_none())
             .map(|s| (s.instance.scope, s.instance.attached().map(|(_, path)| path.to_path_buf()).collect()))
             .collect();
         let found = self.forwarder_scan.scan(&scopes);
@@ -179,7 +186,13 @@ impl Daemon {
     pub(super) fn warn_raw_capable(&mut self) {
         let mut seen = BTreeSet::new();
         for scope in &self.scopes {
-            for (_, cgroup) in scope.instance.attached() {
+            // A container target enforces its containers' cgroups, not the
+            // root its programs are attached to.
+            let cgroups: Vec<PathBuf> = match scope.settings.selector.containers() {
+                Some(_) => self.held_cgroups(scope.settings.scope),
+                None => scope.instance.attached().map(|(_, path)| path.to_path_buf()).collect(),
+            };
+            for cgroup in &cgroups {
                 for pid in cgroup::processes_below(cgroup) {
                     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { continue };
                     if !cgroup::has_net_raw(&status) {

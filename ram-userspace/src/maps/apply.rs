@@ -100,7 +100,7 @@ impl Maps {
                     max_addresses: s.max_addresses,
                     answer_window_ms: s.answer_window_ms,
                     flags: s.flags(),
-                    trusted_netns: policy.trusted_netns,
+                    trusted_netns: s.trusted_netns(policy.trusted_netns),
                 })
                 .unwrap_or_default();
             scopes.set(index, config, 0).map_err(|e| Error::map(MAP_SCOPES, e))?;

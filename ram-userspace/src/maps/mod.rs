@@ -5,11 +5,13 @@
 //! - `apply`: the compiled policy goes in as rows;
 //! - `learned`: learned addresses are read, swept, revoked;
 //! - `read`: counters, rules and scope settings come out for ramctl;
-//! - `check`: would a destination be allowed now, and by what.
+//! - `check`: would a destination be allowed now, and by what;
+//! - `members`: the container cgroups container targets hold.
 
 mod apply;
 mod check;
 mod learned;
+mod members;
 mod read;
 
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray};
@@ -54,6 +56,9 @@ pub struct Maps {
     counters: PerCpuArray<MapData, u64>,
     ports: Array<MapData, PortSet>,
     forwards: HashMap<MapData, ForwardKey, ForwardDest>,
+    members: HashMap<MapData, u64, Member>,
+    container_patterns: Array<MapData, CgroupPattern>,
+    cgroup_layout: Array<MapData, CgroupLayout>,
 }
 
 impl Maps {
@@ -73,6 +78,9 @@ impl Maps {
             counters: typed(paths, MAP_COUNTERS)?,
             ports: typed(paths, MAP_PORTS)?,
             forwards: typed(paths, MAP_FORWARDS)?,
+            members: typed(paths, MAP_MEMBERS)?,
+            container_patterns: typed(paths, MAP_CONTAINER_PATTERNS)?,
+            cgroup_layout: typed(paths, MAP_CGROUP_LAYOUT)?,
         })
     }
 }

@@ -15,14 +15,14 @@ use std::{
 use ram_common::{
     maps::{
         CidrRule, NameRule, ANY_PORT, CIDR_CAPACITY, MODE_AUDIT, MODE_ENFORCE, NAMES_CAPACITY, PORTS_PER_SET,
-        PORT_HALF_BASE, PORT_SETS_PER_HALF, RESOLVERS_CAPACITY, SCOPE_PASS_OTHER_NETNS,
+        PORT_HALF_BASE, PORT_SETS_PER_HALF, RESOLVERS_CAPACITY, SCOPE_PASS_OTHER_NETNS, TRUSTED_NETNS_ANY,
     },
     name::{encode_host, NAME_KEY_LEN},
     verdict::{name_allowed, scope_bit},
 };
 use serde::Serialize;
 
-use super::{AllowRule, Cidr, Containers, Mode, Policy, PolicyError, Selector};
+use super::{AllowRule, Cidr, Containers, Mode, Policy, PolicyError, Runtime, Selector};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ScopeSettings {
@@ -47,8 +47,31 @@ impl ScopeSettings {
         }
     }
 
+    /// `ScopeConfig::trusted_netns`: a container target trusts each
+    /// container's own namespace; every other target the runtime's.
+    pub fn trusted_netns(&self, runtime_netns: u64) -> u64 {
+        if self.selector.containers().is_some() {
+            TRUSTED_NETNS_ANY
+        } else {
+            runtime_netns
+        }
+    }
+
+    /// The load-time (level, runtime) of a container target's programs;
+    /// (0, 0) for a runtime target (see `ram_common::maps::MEMBER_LEVEL_GLOBAL`).
+    pub fn membership(&self) -> (u32, u32) {
+        match self.selector.containers() {
+            Some(c) => (c.runtime.level(), c.runtime.kernel_id()),
+            None => (0, 0),
+        }
+    }
+
     /// `ScopeConfig::flags`.
     pub fn flags(&self) -> u32 {
+        if self.selector.containers().is_some() {
+            // A container's sockets are all its own: every one is judged.
+            return 0;
+        }
         match self.containers {
             Containers::Pass => SCOPE_PASS_OTHER_NETNS,
             Containers::Enforce => 0,
@@ -176,7 +199,24 @@ impl Policy {
             cidrs.push((block, rule));
         }
         let every_scope = all.iter().fold(0u64, |mask, s| mask | scope_bit(*s));
-        let resolvers: Vec<(IpAddr, u64)> = self.dns.resolvers.iter().map(|addr| (*addr, every_scope)).collect();
+        let mut resolvers: Vec<(IpAddr, u64)> = self.dns.resolvers.iter().map(|addr| (*addr, every_scope)).collect();
+        // Docker's embedded DNS server answers containers on user-defined
+        // networks at 127.0.0.11 in their own namespace (dockerd answers,
+        // from outside the container's cgroup): trusted for docker
+        // container targets only. A container cannot answer as it: egress
+        // refuses what a judged socket sends from a resolver's address and
+        // port 53.
+        let docker_containers: u64 = scopes
+            .iter()
+            .filter(|s| s.selector.containers().is_some_and(|c| c.runtime == Runtime::Docker))
+            .fold(0, |mask, s| mask | scope_bit(s.scope));
+        if docker_containers != 0 {
+            let embedded = IpAddr::from([127, 0, 0, 11]);
+            match resolvers.iter_mut().find(|(addr, _)| *addr == embedded) {
+                Some((_, mask)) => *mask |= docker_containers,
+                None => resolvers.push((embedded, docker_containers)),
+            }
+        }
         // What the kernel's maps hold at most: refused here, naming the
         // limit, so that --check-config, start and reload all say so before
         // anything is written (never a raw map error at start).

@@ -6,12 +6,14 @@
 
 mod cidr;
 mod compile;
+pub mod containers;
 mod parse;
 pub mod presets;
 mod unit;
 
 pub use cidr::Cidr;
 pub use compile::{Access, CompiledPolicy, NameEntry, ScopeSettings};
+pub use containers::{ContainerInfo, ContainerSelector, Runtime};
 pub use parse::HostFacts;
 pub use unit::Unit;
 
@@ -138,6 +140,19 @@ pub enum Selector {
     /// systemd host the unit's cgroup is there before the runtime runs; on
     /// a host without systemd the process is still found.
     ProcessOrUnit { process: String, unit: Unit },
+    /// Containers a runtime starts (`containers = "docker"`), filtered by
+    /// image and label: the programs go on the cgroup v2 root and judge
+    /// only the containers this target holds.
+    Containers(ContainerSelector),
+}
+
+impl Selector {
+    pub fn containers(&self) -> Option<&ContainerSelector> {
+        match self {
+            Selector::Containers(selector) => Some(selector),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Selector {
@@ -152,6 +167,7 @@ impl std::fmt::Display for Selector {
                 write!(f, "process {process} + ")?;
                 unit(f, u)
             }
+            Selector::Containers(selector) => write!(f, "{selector}"),
         }
     }
 }

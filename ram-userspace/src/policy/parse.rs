@@ -13,8 +13,8 @@ use ram_common::{
 use serde::Deserialize;
 
 use super::{
-    presets, AllowRule, Cidr, Containers, DnsSettings, Limits, Mode, Policy, PolicyError, Selector, Target, Unit,
-    MAX_LEARNED_ADDRESSES, MIN_LEARNED_ADDRESSES,
+    containers::LabelMatch, presets, AllowRule, Cidr, ContainerSelector, Containers, DnsSettings, Limits, Mode, Policy,
+    PolicyError, Runtime, Selector, Target, Unit, MAX_LEARNED_ADDRESSES, MIN_LEARNED_ADDRESSES,
 };
 
 pub const DEFAULT_MIN_TTL: u32 = 30;
@@ -71,7 +71,12 @@ struct RawTarget {
     /// A systemd unit (`docker.service`, `SLICE/UNIT`).
     unit: Option<String>,
     mode: Option<Mode>,
-    containers: Option<Containers>,
+    /// "pass" or "enforce" (a runtime target's containers), or "docker"
+    /// (a container target).
+    containers: Option<String>,
+    /// A container target's image pattern and label.
+    image: Option<String>,
+    label: Option<String>,
     /// `[[target.allow]]` tables: rules for this target only.
     #[serde(default)]
     allow: Vec<RawAllow>,
@@ -334,7 +339,40 @@ fn targets(ctx: &Ctx, raw: &[RawTarget], default_mode: Mode, facts: &HostFacts) 
     let mut out = Vec::with_capacity(raw.len());
     for (i, target) in raw.iter().enumerate() {
         let field = format!("target[{i}]");
-        let selector = selector(ctx, &field, target, facts)?;
+        let (containers, runtime) = match target.containers.as_deref() {
+            None | Some("pass") => (Containers::Pass, None),
+            Some("enforce") => (Containers::Enforce, None),
+            Some("docker") => (Containers::Enforce, Some(Runtime::Docker)),
+            Some("podman") => {
+                return Err(ctx.invalid(
+                    format!("{field}.containers"),
+                    "podman",
+                    "podman containers are not supported as targets yet; enforce podman itself with `process = \"podman\"`",
+                ))
+            }
+            Some(other) => {
+                return Err(ctx.invalid(
+                    format!("{field}.containers"),
+                    other,
+                    "must be \"pass\" or \"enforce\" (what a runtime target does with its containers' sockets), or \"docker\" (a target of the containers dockerd starts)",
+                ))
+            }
+        };
+        let selector = match runtime {
+            Some(runtime) => container_selector(ctx, &field, target, runtime)?,
+            None => {
+                for (key, value) in [("image", &target.image), ("label", &target.label)] {
+                    if let Some(value) = value {
+                        return Err(ctx.invalid(
+                            format!("{field}.{key}"),
+                            value,
+                            "only a container target (containers = \"docker\") filters by image or label",
+                        ));
+                    }
+                }
+                selector(ctx, &field, target, facts)?
+            }
+        };
         let name = match &target.name {
             Some(name) if name.trim().is_empty() => {
                 return Err(ctx.invalid(format!("{field}.name"), name, "must not be empty"))
@@ -350,15 +388,39 @@ fn targets(ctx: &Ctx, raw: &[RawTarget], default_mode: Mode, facts: &HostFacts) 
             ));
         }
         let allow = allow_rules(ctx, &format!("{field}.allow"), &target.allow)?;
-        out.push(Target {
-            name,
-            selector,
-            mode: target.mode.unwrap_or(default_mode),
-            containers: target.containers.unwrap_or_default(),
-            allow,
-        });
+        out.push(Target { name, selector, mode: target.mode.unwrap_or(default_mode), containers, allow });
     }
     Ok(out)
+}
+
+/// A container target: no cgroup, process or unit of its own.
+fn container_selector(ctx: &Ctx, field: &str, target: &RawTarget, runtime: Runtime) -> Result<Selector, PolicyError> {
+    for (key, value) in [("cgroup", &target.cgroup), ("process", &target.process), ("unit", &target.unit)] {
+        if let Some(value) = value {
+            return Err(ctx.invalid(
+                format!("{field}.{key}"),
+                value,
+                format!("a container target (containers = \"{runtime}\") finds its cgroups itself; give a separate target for the runtime"),
+            ));
+        }
+    }
+    let image = match target.image.as_deref() {
+        Some(image) if image.trim().is_empty() || image.chars().any(char::is_whitespace) => {
+            return Err(ctx.invalid(
+                format!("{field}.image"),
+                image,
+                "must be an image reference pattern without spaces (`*` for any run of characters)",
+            ))
+        }
+        other => other.map(str::to_string),
+    };
+    let label = match target.label.as_deref() {
+        Some(text) => {
+            Some(LabelMatch::parse(text).map_err(|reason| ctx.invalid(format!("{field}.label"), text, reason))?)
+        }
+        None => None,
+    };
+    Ok(Selector::Containers(ContainerSelector { runtime, image, label }))
 }
 
 /// A target's `cgroup`, or its `process` and/or `unit` (their union).
@@ -397,6 +459,7 @@ fn default_target_name(selector: &Selector) -> String {
     match selector {
         Selector::Process(name) | Selector::ProcessOrUnit { process: name, .. } => name.clone(),
         Selector::Unit(unit) => unit.default_target_name(),
+        Selector::Containers(selector) => format!("{}-containers", selector.runtime),
         Selector::Cgroup(path) => {
             path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
         }

@@ -544,8 +544,50 @@ fn containers_pass_by_default_and_enforce_judges_every_namespace() {
     let enforced = parse("[[target]]\nprocess = \"dockerd\"\ncontainers = \"enforce\"\n").unwrap().compile().unwrap();
     assert_eq!(enforced.scopes[0].flags(), 0);
     let e = error("[[target]]\nprocess = \"dockerd\"\ncontainers = \"open\"\n");
-    assert!(e.starts_with("ram.toml: ") && e.contains("line 3") && e.contains("open"), "{e}");
-    assert!(e.contains("pass") && e.contains("enforce"), "{e}");
+    assert!(e.starts_with("ram.toml: target[0].containers = \"open\""), "{e}");
+    assert!(e.contains("pass") && e.contains("enforce") && e.contains("docker"), "{e}");
+}
+
+#[test]
+fn container_targets_name_a_runtime_and_filter_by_image_and_label() {
+    use super::{containers::LabelMatch, ContainerSelector, Runtime, Selector};
+    use ram_common::maps::{RUNTIME_DOCKER, TRUSTED_NETNS_ANY};
+    let text = "[[target]]\nprocess = \"dockerd\"\n[[target]]\nname = \"builders\"\ncontainers = \"docker\"\nimage = \"moby/buildkit*\"\nlabel = \"ci.job=7\"\n[[allow]]\nhost = \"r.example\"\n";
+    let policy = parse(text).unwrap();
+    assert_eq!(
+        policy.targets[1].selector,
+        Selector::Containers(ContainerSelector {
+            runtime: Runtime::Docker,
+            image: Some("moby/buildkit*".into()),
+            label: Some(LabelMatch { key: "ci.job".into(), value: Some("7".into()) }),
+        })
+    );
+    let compiled = policy.compile().unwrap();
+    let builders = &compiled.scopes[1];
+    assert_eq!(builders.membership(), (2, RUNTIME_DOCKER));
+    assert_eq!(compiled.scopes[0].membership(), (0, 0));
+    assert_eq!(builders.flags(), 0, "a container's sockets are all judged");
+    assert_eq!(builders.trusted_netns(7), TRUSTED_NETNS_ANY);
+    assert_eq!(compiled.scopes[0].trusted_netns(7), 7);
+    // Docker's embedded DNS is trusted for the container target only.
+    let embedded: std::net::IpAddr = "127.0.0.11".parse().unwrap();
+    assert_eq!(compiled.resolvers.iter().find(|(a, _)| *a == embedded).map(|(_, m)| *m), Some(1 << 1));
+    let default_name = parse("[[target]]\ncontainers = \"docker\"\n").unwrap();
+    assert_eq!(default_name.targets[0].name, "docker-containers");
+}
+
+#[test]
+fn container_targets_refuse_what_does_not_fit_them() {
+    let e = error("[[target]]\ncontainers = \"docker\"\nprocess = \"dockerd\"\n");
+    assert!(e.starts_with("ram.toml: target[0].process = \"dockerd\": a container target"), "{e}");
+    let e = error("[[target]]\nprocess = \"dockerd\"\nimage = \"x*\"\n");
+    assert!(e.starts_with("ram.toml: target[0].image = \"x*\": only a container target"), "{e}");
+    let e = error("[[target]]\ncontainers = \"docker\"\nlabel = \"=v\"\n");
+    assert!(e.starts_with("ram.toml: target[0].label = \"=v\""), "{e}");
+    let e = error("[[target]]\ncontainers = \"docker\"\nimage = \"a b\"\n");
+    assert!(e.contains("target[0].image"), "{e}");
+    let e = error("[[target]]\ncontainers = \"podman\"\n");
+    assert!(e.contains("not supported as targets yet"), "{e}");
 }
 
 #[test]

@@ -37,6 +37,7 @@ pub fn run(paths: &Paths, json_out: bool) -> anyhow::Result<()> {
                     "mode": target.map(|t| t.mode.clone()),
                     "state": target.map(|t| t.state.clone()),
                     "note": target.and_then(|t| t.note.clone()),
+                    "containers": target.map(|t| t.containers.clone()).unwrap_or_default(),
                     "cgroups": target.map(|t| t.cgroups.clone()).unwrap_or_default(),
                     "programs": target.map(|t| t.programs.clone()).unwrap_or_default(),
                     "links": links.iter().filter(|(p, _)| p.scope == *scope).count(),
@@ -90,6 +91,17 @@ pub fn run(paths: &Paths, json_out: bool) -> anyhow::Result<()> {
         if let Some(note) = &target.note {
             println!("  {}: {note}", target.name);
         }
+    }
+    let held: Vec<_> = daemon.iter().flat_map(|d| d.targets.iter()).filter(|t| !t.containers.is_empty()).collect();
+    if !held.is_empty() {
+        println!();
+        let mut table = Table::new(&["TARGET", "CONTAINER", "ID", "IMAGE"]);
+        for target in held {
+            for c in &target.containers {
+                table.row(vec![target.name.clone(), c.name.clone(), c.id.chars().take(12).collect(), c.image.clone()]);
+            }
+        }
+        table.print();
     }
     println!();
     let mut table = Table::new(&["TARGET", "COUNTER", "VALUE"]);
