@@ -12,7 +12,7 @@ use std::{
 };
 
 use aya::{maps::MapData, Ebpf};
-use ram_common::maps::PROGRAMS;
+use ram_common::maps::{PROGRAMS, PROG_CGROUP_MKDIR, PROG_CGROUP_RMDIR};
 
 use crate::{
     error::{Error, Result},
@@ -34,6 +34,9 @@ fn obj_error(e: impl std::fmt::Display) -> Error {
     Error::Sys { what: "measuring verifier cost".into(), cause: std::io::Error::other(e.to_string()) }
 }
 
+/// Functions of the container watch (see `loader::ContainerWatch`).
+const WATCH_FUNCTIONS: [&str; 3] = [PROG_CGROUP_MKDIR, PROG_CGROUP_RMDIR, "ram_match_pattern"];
+
 /// Loads a statistics-only copy of every program of `ebpf` (loaded from
 /// `object`) and returns the instructions the verifier processed for each.
 pub fn processed_insns(ebpf: &Ebpf, object: &[u8]) -> Result<BTreeMap<String, u32>> {
@@ -52,6 +55,11 @@ pub fn processed_insns(ebpf: &Ebpf, object: &[u8]) -> Result<BTreeMap<String, u3
         }
     }
     let mut obj = aya_obj::Object::parse(object).map_err(obj_error)?;
+    // Only the per-scope programs are measured: the container watch's
+    // programs (and the global function only they call) use maps no
+    // per-scope program names, which the relocation below would not find.
+    obj.programs.retain(|name, _| PROGRAMS.contains(&name.as_str()));
+    obj.functions.retain(|_, f| !WATCH_FUNCTIONS.contains(&f.name.as_str()));
     let text_sections: HashSet<usize> = obj.functions.keys().map(|(section, _)| *section).collect();
     let defs: Vec<(String, i32, aya_obj::Map)> = obj
         .maps

@@ -131,7 +131,8 @@ const SUITE_PRESTART_PROBE: &str = r#"[Service]
 ExecStartPre=-/bin/sh -c 'echo "$(cat /proc/sys/kernel/random/boot_id) $(/usr/local/lib/ram-suite/ram-probe connect 10.99.0.3 5000)" > /var/lib/ram-suite/docker-prestart'
 "#;
 
-const GUEST_POLICY: &str = r#"# The guest suite's policy: one registry (allowed.test), on the runtimes.
+const GUEST_POLICY: &str = r#"# The guest suite's policy: one registry (allowed.test), on the runtimes
+# and on builder containers.
 mode = "enforce"
 
 [[target]]
@@ -143,6 +144,13 @@ unit = "docker.service"
 name = "containerd"
 process = "containerd"
 unit = "containerd.service"
+
+# Every container started from a "builder" image: held from its first
+# instruction, judged by the same rules.
+[[target]]
+name = "builders"
+containers = "docker"
+image = "allowed.test:5000/ram/builder*"
 
 [[allow]]
 host = "allowed.test"

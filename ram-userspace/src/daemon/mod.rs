@@ -227,7 +227,13 @@ impl Daemon {
         }
         info!(policy = %daemon.policy.source, mode = %daemon.policy.mode, targets = daemon.scopes.len(), "policy loaded");
         daemon.reconcile_targets();
-        daemon.setup_container_watch()?;
+        if let Err(e) = daemon.setup_container_watch() {
+            // Container targets still hold every container ramd has seen;
+            // only the kernel's hold of a new one before ramd sees it is lost.
+            error!(
+                "container watch unavailable: a new container is judged only once ramd has seen it (within 50 ms): {e}"
+            );
+        }
         // Containers that ran before ramd (or while it was down) are decided
         // before ramd says it is ready.
         daemon.sync_containers();

@@ -60,11 +60,19 @@ fn the_embedded_default_is_docker_hub_on_dockerd_and_containerd() {
         process: process.into(),
         unit: Unit { name: unit.into(), cgroup: PathBuf::from("/sys/fs/cgroup/system.slice").join(unit) },
     };
-    assert_eq!(selectors, vec![runtime("dockerd", "docker.service"), runtime("containerd", "containerd.service")]);
+    let buildkit = Selector::Containers(super::ContainerSelector {
+        runtime: super::Runtime::Docker,
+        image: Some("moby/buildkit*".into()),
+        label: None,
+    });
+    assert_eq!(
+        selectors,
+        vec![runtime("dockerd", "docker.service"), runtime("containerd", "containerd.service"), buildkit]
+    );
     let names: Vec<_> = p.targets.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["dockerd", "containerd"]);
+    assert_eq!(names, ["dockerd", "containerd", "buildkit"]);
     let c = p.compile().unwrap();
-    for scope in [0, 1] {
+    for scope in [0, 1, 2] {
         assert!(c.allows_name(scope, "registry-1.docker.io"));
         assert!(c.allows_name(scope, "auth.docker.io"));
         assert!(c.allows_name(scope, "production.cloudflare.docker.com"));
