@@ -24,9 +24,9 @@ use ram_common::{
 
 use crate::{
     judge::{allowed, audit_lets_through, is_resolver, Attempt, Dest, Expiry, DNS_PORT},
-    maps::{count, scope, skb_task_info, QueryScratch, RAM_QUERY_SCRATCH},
+    maps::{count, member_level, scope, skb_task_info, QueryScratch, RAM_QUERY_SCRATCH},
     queries::record_queries,
-    trust::{unjudged_socket, Unjudged},
+    trust::{dns_socket, unjudged_socket, Unjudged},
     skb::{destination_at, load, load_dest, source_at, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, SOCK_RAW},
 };
 
@@ -225,6 +225,16 @@ pub extern "C" fn ram_find_route(skb: *mut __sk_buff) -> u32 {
         &mut scratch.route.from_resolver,
         u32::from(sent_as_resolver(&ctx, route.dest.is_v4(), route.protocol, route.l4)),
     );
+    // Docker's embedded DNS: a container asks 127.0.0.11 port 53, and the
+    // NAT rules Docker writes into the container's namespace send the
+    // packet on to the port dockerd listens on before this hook sees it.
+    // The socket asked for the resolver's port 53 (judged at connect or
+    // sendmsg, and noted as a DNS socket there; a send elsewhere from it is
+    // judged anew): it still goes to the resolver, as port 53, for the
+    // query's record and for the verdict. Container targets only.
+    if member_level() != 0 && route.port != DNS_PORT && is_resolver(scope(), route.dest) && dns_socket(skb) {
+        put(&mut scratch.route.port, DNS_PORT as u32);
+    }
     1
 }
 

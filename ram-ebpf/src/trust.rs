@@ -134,6 +134,13 @@ fn skb_note(skb: *mut __sk_buff) -> Option<SocketNote> {
     unsafe { RAM_SOCKETS.get(&skb_cookie(skb)) }.copied()
 }
 
+/// Did the packet's socket send to a resolver's port 53 (noted by the
+/// connect and sendmsg hooks), in whatever namespace?
+#[inline(always)]
+pub fn dns_socket(skb: *mut __sk_buff) -> bool {
+    skb_note(skb).is_some_and(|note| note.flags & SOCKET_DNS != 0)
+}
+
 /// Is the packet's socket one the hooks noted, talking to a resolver, in
 /// the trusted namespace?
 #[inline(always)]

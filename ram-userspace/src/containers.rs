@@ -10,6 +10,7 @@
 
 use std::{
     collections::BTreeMap,
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
 };
 
@@ -18,6 +19,7 @@ use serde::Deserialize;
 use crate::{
     cgroup::cgroup_id,
     error::{Error, Result},
+    forwarders::{installed_files, runs_as_root},
     policy::{containers::ContainerPath, ContainerInfo, Runtime},
 };
 
@@ -62,6 +64,8 @@ fn cgroups_of_kind(root: &Path, runtime: Runtime, kind: &ContainerPath) -> Vec<C
 
 #[derive(Deserialize)]
 struct DockerRecord {
+    #[serde(rename = "ID", default)]
+    id: String,
     #[serde(rename = "Name", default)]
     name: String,
     #[serde(rename = "Config")]
@@ -76,11 +80,16 @@ struct DockerConfig {
     labels: Option<BTreeMap<String, String>>,
 }
 
-/// Where dockerd keeps its data: the default, daemon.json's, and each
-/// running dockerd's `--data-root`.
+/// Where dockerd keeps its data: the default, daemon.json's, and the
+/// `--data-root` of each running dockerd that is the host's own (the
+/// installed file, run as root, in ramd's mount namespace): anyone can
+/// name a process dockerd, and a record under a root of their choosing
+/// would decide their own container. With userns-remap, records live in
+/// `<root>/<uid>.<gid>/`.
 pub fn docker_data_roots() -> Vec<PathBuf> {
     let mut roots = vec![PathBuf::from("/var/lib/docker")];
-    // A data root of the caller's choosing, first (the tests' own).
+    // A data root of the caller's choosing, first (the tests' own; only
+    // whoever starts ramd sets its environment).
     if let Some(root) = std::env::var_os(DOCKER_ROOT_ENV) {
         roots.insert(0, PathBuf::from(root));
     }
@@ -92,25 +101,70 @@ pub fn docker_data_roots() -> Vec<PathBuf> {
             roots.push(root);
         }
     }
+    let dockerd_files = installed_files("dockerd");
+    let own_mounts = std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).ok();
     if let Ok(procs) = std::fs::read_dir("/proc") {
         for entry in procs.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
             let dir = entry.path();
-            if std::fs::read_to_string(dir.join("comm")).map(|c| c.trim() == "dockerd").unwrap_or(false) {
-                let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
-                let args: Vec<String> =
-                    cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-                for (i, arg) in args.iter().enumerate() {
-                    if let Some(root) = arg.strip_prefix("--data-root=") {
-                        roots.push(PathBuf::from(root));
-                    } else if arg == "--data-root" {
-                        roots.extend(args.get(i + 1).map(PathBuf::from));
-                    }
+            let is_hosts_dockerd = std::fs::metadata(dir.join("exe"))
+                .is_ok_and(|m| dockerd_files.contains(&(m.dev(), m.ino())))
+                && runs_as_root(pid)
+                && std::fs::metadata(dir.join("ns/mnt")).ok().map(|m| m.ino()) == own_mounts;
+            if !is_hosts_dockerd {
+                continue;
+            }
+            let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+            let args: Vec<String> =
+                cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            for (i, arg) in args.iter().enumerate() {
+                if let Some(root) = arg.strip_prefix("--data-root=") {
+                    roots.push(PathBuf::from(root));
+                } else if arg == "--data-root" {
+                    roots.extend(args.get(i + 1).map(PathBuf::from));
                 }
             }
         }
     }
-    roots.dedup();
+    // userns-remap: a directory per remapped root.
+    let remapped: Vec<PathBuf> = roots
+        .iter()
+        .flat_map(|root| std::fs::read_dir(root).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).and_then(|n| n.split_once('.')).is_some_and(|(u, g)| {
+                !u.is_empty() && !g.is_empty() && u.bytes().chain(g.bytes()).all(|b| b.is_ascii_digit())
+            })
+        })
+        .collect();
+    roots.extend(remapped);
+    let mut seen = std::collections::BTreeSet::new();
+    roots.retain(|r| seen.insert(r.clone()));
     roots
+}
+
+/// A record is a small JSON file; anything larger is not dockerd's.
+const MAX_RECORD_BYTES: u64 = 4 << 20;
+
+/// Reads a record without following a symlink and without blocking: only a
+/// regular file of at most [`MAX_RECORD_BYTES`] (a FIFO or a device in its
+/// place would stall or exhaust ramd).
+fn read_record(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::{io::Read, os::unix::fs::OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    if meta.len() > MAX_RECORD_BYTES {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "larger than any container record"));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_RECORD_BYTES).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// What dockerd recorded about container `id`, from the first data root
@@ -119,7 +173,7 @@ pub fn docker_container(id: &str, roots: &[PathBuf]) -> Result<ContainerInfo> {
     let mut last = None;
     for root in roots {
         let path = root.join("containers").join(id).join("config.v2.json");
-        match std::fs::read(&path) {
+        match read_record(&path) {
             Ok(bytes) => return parse_docker_record(id, &bytes).map_err(|e| Error::io(&path, e)),
             Err(e) => last = Some(Error::io(&path, e)),
         }
@@ -129,6 +183,13 @@ pub fn docker_container(id: &str, roots: &[PathBuf]) -> Result<ContainerInfo> {
 
 fn parse_docker_record(id: &str, bytes: &[u8]) -> std::io::Result<ContainerInfo> {
     let record: DockerRecord = serde_json::from_slice(bytes)?;
+    // The record of another container, put in this one's place, decides nothing.
+    if record.id != id {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the record is of container {:?}", record.id),
+        ));
+    }
     Ok(ContainerInfo {
         id: id.to_string(),
         name: record.name.trim_start_matches('/').to_string(),
@@ -148,8 +209,30 @@ mod tests {
         assert_eq!(info.name, "builder");
         assert_eq!(info.image, "moby/buildkit:v0.12");
         assert_eq!(info.labels.get("ci.job").map(String::as_str), Some("7"));
-        let no_labels = br#"{"Name":"/a","Config":{"Image":"alpine","Labels":null}}"#;
+        let no_labels = br#"{"ID":"y","Name":"/a","Config":{"Image":"alpine","Labels":null}}"#;
         assert!(parse_docker_record("y", no_labels).expect("record").labels.is_empty());
         assert!(parse_docker_record("z", b"{not json").is_err());
+        assert!(parse_docker_record("z", record).is_err(), "another container's record");
+    }
+
+    #[test]
+    fn a_record_is_read_only_from_a_small_regular_file() {
+        let dir = std::env::temp_dir().join(format!("ram-record-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config.v2.json");
+        std::fs::write(&file, b"{}").unwrap();
+        assert_eq!(read_record(&file).unwrap(), b"{}");
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(read_record(&link).is_err(), "a symlink is not followed");
+        let fifo = dir.join("fifo");
+        let _ = std::fs::remove_file(&fifo);
+        let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        assert!(read_record(&fifo).is_err(), "a FIFO is refused without blocking");
+        assert!(read_record(Path::new("/dev/zero")).is_err(), "a device is refused");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

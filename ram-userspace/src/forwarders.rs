@@ -84,20 +84,26 @@ pub fn describe(dest: &ForwardDest) -> String {
     format!("{addr} port {} ({protocol})", dest.port)
 }
 
-/// Where Docker installs its userland proxy (dockerd looks it up in its
-/// PATH; Debian and Docker's packages put it in one of these).
-const DOCKER_PROXY_DIRS: [&str; 5] =
-    ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/usr/libexec/docker"];
+/// Where Docker installs dockerd and its userland proxy (dockerd looks the
+/// proxy up in its PATH; Debian and Docker's packages put both in one of
+/// these).
+const DOCKER_DIRS: [&str; 5] = ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/usr/libexec/docker"];
 
-/// The (device, inode) of every docker-proxy executable on this host, as
-/// ramd's own mount namespace sees them.
-fn docker_proxy_files() -> BTreeSet<(u64, u64)> {
-    DOCKER_PROXY_DIRS
+/// The (device, inode) of every root-owned, not group- or world-writable
+/// executable named `name` in Docker's directories, as ramd's own mount
+/// namespace sees them: a process runs the host's program only if its
+/// /proc/PID/exe is one of these.
+pub(crate) fn installed_files(name: &str) -> BTreeSet<(u64, u64)> {
+    DOCKER_DIRS
         .iter()
-        .filter_map(|dir| std::fs::metadata(Path::new(dir).join(DOCKER_PROXY)).ok())
+        .filter_map(|dir| std::fs::metadata(Path::new(dir).join(name)).ok())
         .filter(|m| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0)
         .map(|m| (m.dev(), m.ino()))
         .collect()
+}
+
+fn docker_proxy_files() -> BTreeSet<(u64, u64)> {
+    installed_files(DOCKER_PROXY)
 }
 
 /// What /proc/PID/stat says of a process: its start time and command name
@@ -122,7 +128,7 @@ fn stat(pid: u32) -> Option<Stat> {
 
 /// Real, effective, saved and filesystem uid all 0 (of the initial user
 /// namespace: /proc shows ids as ramd's namespace sees them).
-fn runs_as_root(pid: u32) -> bool {
+pub(crate) fn runs_as_root(pid: u32) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
     status
         .lines()

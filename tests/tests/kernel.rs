@@ -1318,3 +1318,315 @@ fn a_container_target_judges_each_new_container_from_its_first_instruction() {
     );
     drop(containers);
 }
+
+// ---------------------------------------------------------------------
+// Red-team review of container targets (branch containers, c6f89fa).
+// ---------------------------------------------------------------------
+
+/// `<v2 root>/docker`, made for the test and removed after it if it made it.
+struct DockerParent(Option<PathBuf>);
+
+impl DockerParent {
+    fn new() -> Self {
+        let parent = cgroup2_mount().join("docker");
+        let made = !parent.exists();
+        std::fs::create_dir_all(&parent).expect("docker parent cgroup");
+        DockerParent(made.then_some(parent))
+    }
+}
+
+impl Drop for DockerParent {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_dir(p);
+        }
+    }
+}
+
+fn red_policy(netns: &Netns, rules: &str) -> String {
+    format!(
+        "[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nname = \"jobs\"\ncontainers = \"docker\"\nimage = \"ram-test/job*\"\n{rules}",
+        netns.dns_trust()
+    )
+}
+
+/// RED 1 (bypass). ramd takes a container's record from the first data
+/// root that has it, and the roots include the `--data-root` of ANY
+/// process whose comm is "dockerd" — its owner, its cgroup, its binary are
+/// never checked. Where the real record is not in /var/lib/docker or
+/// daemon.json's data-root (dockerd with userns-remap keeps it under
+/// /var/lib/docker/<uid>.<gid>/containers; `--config-file`; ...), the
+/// container stays held pending, and a process INSIDE it that names a
+/// "dockerd" with a data root it wrote (a real container finds its upper
+/// dir's host path in /proc/self/mountinfo) gets itself released:
+/// unjudged, it connects anywhere.
+#[test]
+fn a_held_container_cannot_release_itself_through_a_fake_dockerd() {
+    require_root();
+    let netns = Netns::new("k-red-root");
+    // Where "dockerd" really keeps the record: a root ramd does not know.
+    let real_root = TempDir::new("k-red-real");
+    let known_root = TempDir::new("k-red-known");
+    let evil = TempDir::new("k-red-evil");
+    let _parent = DockerParent::new();
+    let policy = red_policy(&netns, "[[allow]]\ncidr = \"127.20.0.0/16\"\n");
+    let known = known_root.path.display().to_string();
+    let ramd = Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", known.as_str())]);
+    ramd.wait_attached();
+    let container = fake_container(&real_root.path, "ram-test/job:1", 7001);
+    for _ in 0..5 {
+        assert_eq!(probe(Some(&container.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+        sleep(Duration::from_millis(100));
+    }
+    // Inside the container: a record saying it is some other image, and a
+    // process named dockerd pointing ramd at it.
+    let record = evil.path.join("containers").join(&container.id);
+    std::fs::create_dir_all(&record).expect("evil record dir");
+    std::fs::write(
+        record.join("config.v2.json"),
+        format!(
+            r#"{{"ID":"{}","Name":"/innocent","Config":{{"Image":"ram-test/not-a-job:1","Labels":{{}}}}}}"#,
+            container.id
+        ),
+    )
+    .expect("evil record");
+    let fake = evil.path.join("dockerd");
+    std::fs::copy(probe_bin(), &fake).expect("copy probe as dockerd");
+    let mut cmd = std::process::Command::new(&fake);
+    cmd.args(["hold", "30", &format!("--data-root={}", evil.path.display())]);
+    cmd.stdout(std::process::Stdio::null());
+    place(&mut cmd, Some(&container.cgroup.path), Some(&netns));
+    let _fake_dockerd = Proc::spawn("fake-dockerd", &mut cmd);
+    let released = wait_for(Duration::from_secs(5), || {
+        let v = probe(Some(&container.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+        (v == "ECONNREFUSED").then_some(v)
+    });
+    println!("{}", ramd.log_text());
+    assert!(released.is_none(), "BYPASS: the held container released itself through a fake dockerd's --data-root");
+}
+
+/// RED 2 (bypass with Docker's default capabilities). `docker run` grants
+/// CAP_NET_RAW unless told otherwise; an AF_PACKET frame meets no cgroup
+/// hook, so a held container answers its own query as the host's
+/// resolver (trusted for container targets in every namespace) and
+/// teaches an address of its choosing for an allowed name. The frame goes
+/// out on `lo` and comes back in as received: 127.0.0.11 does not work
+/// that way (a loopback source is martian without route_localnet), the
+/// host's non-loopback resolver, which default-bridge containers use,
+/// does. The namespace plays a default-bridge container: its address
+/// 10.77.0.2, the host's resolver 10.77.0.53 reached through its gateway.
+/// A known gap, not a passing case: a container with CAP_NET_RAW (Docker's
+/// default) writes frames no cgroup hook sees (AF_PACKET), so it can answer
+/// its own queries, and indeed reach any address without DNS at all. ramd
+/// warns about every held container that holds the capability; the README
+/// says to drop it. Kept, ignored, so the gap stays in view: run it with
+/// `--ignored` (it fails while the gap is open).
+#[test]
+#[ignore = "known gap: AF_PACKET bypasses cgroup hooks (CAP_NET_RAW); see README"]
+fn af_packet_answers_forged_by_a_container_with_cap_net_raw_teach_it() {
+    require_root();
+    let netns = Netns::new("k-red-pkt");
+    netns.add_host_interface("eth-red", &["10.77.0.2/24"]);
+    let data_root = TempDir::new("k-red-pkt-docker");
+    let _parent = DockerParent::new();
+    let policy = format!(
+        "[dns]\nresolvers = [\"127.0.0.53\", \"10.77.0.53\"]\n{}[[target]]\nname = \"jobs\"\ncontainers = \"docker\"\nimage = \"ram-test/job*\"\n[[allow]]\nhost = \"registry.test\"\n",
+        netns.dns_trust()
+    );
+    let root = data_root.path.display().to_string();
+    let ramd = Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", root.as_str())]);
+    ramd.wait_attached();
+    let container = fake_container(&data_root.path, "ram-test/job:1", 7002);
+    assert_eq!(probe(Some(&container.cgroup), Some(&netns), &["connect", "127.30.0.9", "9"]), "EPERM");
+    let mut outs = Vec::new();
+    for (resolver, client) in [("127.0.0.11", "127.0.0.1"), ("10.77.0.53", "10.77.0.2")] {
+        let out = probe(
+            Some(&container.cgroup),
+            Some(&netns),
+            &["packet-forge", resolver, "registry.test", "127.30.0.9", "9", client],
+        );
+        println!("as {resolver} to {client}: {out}");
+        outs.push(out);
+    }
+    println!("{}", ramd.log_text());
+    for out in outs {
+        assert!(!out.ends_with("ECONNREFUSED"), "BYPASS: {out}");
+    }
+}
+
+/// RED 3 (legitimate use refused). Docker's embedded DNS: the container
+/// asks 127.0.0.11:53, and iptables rules Docker writes into the
+/// container's namespace DNAT that to 127.0.0.11:<port dockerd listens on>
+/// (OUTPUT) and SNAT the reply back to port 53 (POSTROUTING). cgroup egress
+/// runs after both hooks, so ram sees the query going to the random port:
+/// it is not recorded as a query, and is judged (and refused) as a packet
+/// to a destination outside the policy.
+#[test]
+fn a_held_container_learns_through_dockers_embedded_dns_behind_its_nat() {
+    require_root();
+    let netns = Netns::new("k-red-dnat");
+    let dir = TempDir::new("k-red-dnat");
+    let data_root = TempDir::new("k-red-dnat-docker");
+    let _parent = DockerParent::new();
+    // dockerd's embedded DNS: outside the container's cgroup, in its namespace.
+    let mut cmd = std::process::Command::new("dnsmasq");
+    cmd.args(["--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces"])
+        .args(["--listen-address=127.0.0.11", "--port=41234", "--local-ttl=60", "--user=root"])
+        .arg(format!("--pid-file={}", dir.path.join("dnsmasq.pid").display()))
+        .arg("--address=/registry.test/127.20.0.5")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    place(&mut cmd, None, Some(&netns));
+    let _dns = Proc::spawn("embedded-dns", &mut cmd);
+    for rule in [
+        "-t nat -A OUTPUT -d 127.0.0.11/32 -p udp --dport 53 -j DNAT --to-destination 127.0.0.11:41234",
+        "-t nat -A POSTROUTING -s 127.0.0.11/32 -p udp --sport 41234 -j SNAT --to-source :53",
+        "-t nat -A OUTPUT -d 127.0.0.11/32 -p tcp --dport 53 -j DNAT --to-destination 127.0.0.11:41234",
+        "-t nat -A POSTROUTING -s 127.0.0.11/32 -p tcp --sport 41234 -j SNAT --to-source :53",
+    ] {
+        let mut args = vec!["netns", "exec", netns.name.as_str(), "iptables"];
+        args.extend(rule.split(' '));
+        run(std::process::Command::new("ip").args(&args));
+    }
+    let before = wait_for(Duration::from_secs(10), || {
+        let v = probe(None, Some(&netns), &["resolve", "127.0.0.11", "registry.test"]);
+        (v == "127.20.0.5").then_some(v)
+    });
+    assert!(before.is_some(), "the DNAT'd embedded DNS does not answer without ram");
+    let policy = red_policy(&netns, "[[allow]]\nhost = \"registry.test\"\n");
+    let root = data_root.path.display().to_string();
+    let ramd = Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", root.as_str())]);
+    ramd.wait_attached();
+    let container = fake_container(&data_root.path, "ram-test/job:1", 7003);
+    let udp = probe(Some(&container.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
+    let tcp =
+        probe(Some(&container.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9", "tcp"]);
+    println!("udp: {udp}\ntcp: {tcp}\n{}", ramd.log_text());
+    assert_eq!(udp, "127.20.0.5 ECONNREFUSED", "REFUSED LEGIT (udp)");
+    assert_eq!(tcp, "127.20.0.5 ECONNREFUSED", "REFUSED LEGIT (tcp)");
+}
+
+/// RED 4 (expected to hold). A held container that makes a namespace of
+/// its own and answers itself as 127.0.0.11 or as the host's resolver: its
+/// answer is refused at egress (sent_as_resolver).
+#[test]
+fn a_held_container_cannot_answer_its_own_queries() {
+    require_root();
+    let netns = Netns::new("k-red-own");
+    let data_root = TempDir::new("k-red-own-docker");
+    let _parent = DockerParent::new();
+    let policy = red_policy(&netns, "[[allow]]\nhost = \"registry.test\"\n");
+    let root = data_root.path.display().to_string();
+    let ramd = Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", root.as_str())]);
+    ramd.wait_attached();
+    let container = fake_container(&data_root.path, "ram-test/job:1", 7004);
+    let child = container.cgroup.child("init.scope");
+    for (resolver, cgroup) in
+        [("127.0.0.11", &container.cgroup), ("127.0.0.53", &container.cgroup), ("127.0.0.11", &child)]
+    {
+        for how in ["forge-in-own-netns", "forge-as-resolver"] {
+            let out = probe(Some(cgroup), Some(&netns), &[how, resolver, "registry.test", "127.30.0.9", "9"]);
+            println!("{how} {resolver} in {}: {out}", cgroup.path.display());
+            assert!(out.ends_with("EPERM"), "BYPASS {how} {resolver}: {out}");
+        }
+    }
+    // A child cgroup of the container is judged as the container.
+    assert_eq!(probe(Some(&child), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+    drop(child);
+    drop(ramd);
+}
+
+/// RED 5 (legitimate use refused, transiently). A reload sets every held
+/// container to pending, and a pending container is judged by EVERY
+/// container target of its runtime (all must allow: multi-attach). With
+/// two container targets, a container of the first is refused what only
+/// the first allows until ramd has decided it again — contrary to "Adding
+/// a rule never makes an allowed connect fail during the switch".
+#[test]
+fn a_reload_never_refuses_a_held_containers_allowed_connects() {
+    require_root();
+    let netns = Netns::new("k-red-rel");
+    let data_root = TempDir::new("k-red-rel-docker");
+    let _parent = DockerParent::new();
+    let policy = |extra: &str| {
+        format!(
+            "[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nname = \"jobs\"\ncontainers = \"docker\"\nimage = \"ram-test/job*\"\n[[target.allow]]\ncidr = \"127.20.0.0/16\"\n[[target]]\nname = \"others\"\ncontainers = \"docker\"\nimage = \"ram-test/other*\"\n[[target.allow]]\ncidr = \"127.21.0.0/16\"\n{extra}",
+            netns.dns_trust()
+        )
+    };
+    let root = data_root.path.display().to_string();
+    let ramd = Ramd::start_with_env(&policy(""), &[("RAM_DOCKER_ROOT", root.as_str())]);
+    ramd.wait_attached();
+    let container = fake_container(&data_root.path, "ram-test/job:1", 7005);
+    let settled = wait_for(Duration::from_secs(5), || {
+        let v = probe(Some(&container.cgroup), Some(&netns), &["connect", "127.20.0.1", "9"]);
+        (v == "ECONNREFUSED").then_some(v)
+    });
+    assert!(settled.is_some(), "never held by jobs");
+    let stop = data_root.path.join("stop");
+    let mut cmd = std::process::Command::new(probe_bin());
+    cmd.arg("expect-loop").arg(format!("stop={}", stop.display())).arg("connect,127.20.0.1,9=ECONNREFUSED");
+    cmd.stdout(std::process::Stdio::piped());
+    place(&mut cmd, Some(&container.cgroup.path), Some(&netns));
+    let child = cmd.spawn().expect("expect-loop");
+    for round in 0..10 {
+        // Adding a rule each time (a new cidr for nobody's use).
+        ramd.write_policy(&policy(&format!("[[allow]]\ncidr = \"10.99.{round}.0/24\"\n")));
+        let out = ramd.ramctl(&["reload"]);
+        assert!(out.status.success(), "reload: {}", String::from_utf8_lossy(&out.stderr));
+        sleep(Duration::from_millis(100));
+    }
+    std::fs::write(&stop, "").expect("stop");
+    let out = child.wait_with_output().expect("expect-loop output");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    println!("{text}");
+    sleep(Duration::from_secs(1));
+    println!(
+        "one second after the last reload: {}",
+        probe(Some(&container.cgroup), Some(&netns), &["connect", "127.20.0.1", "9"])
+    );
+    for e in ramd.log_events() {
+        if e["message"].as_str().is_some_and(|m| m.contains("enforcing container") || m.contains("reload")) {
+            println!("{e}");
+        }
+    }
+    assert!(text.contains("wrong=0 ") || text.trim_end().ends_with("wrong=0"), "REFUSED LEGIT during reloads: {text}");
+}
+
+/// RED 6 (denial of service, same precondition as RED 1). ramd reads a
+/// record with std::fs::read on its event loop; a "dockerd" whose data
+/// root holds a FIFO named config.v2.json stops ramd in open(2): no
+/// container is decided any more (new ones stay held, matching or not),
+/// no reload, no docker-proxy sync, no events.
+#[test]
+fn a_record_that_is_a_fifo_does_not_stall_ramd() {
+    require_root();
+    let netns = Netns::new("k-red-fifo");
+    let real_root = TempDir::new("k-red-fifo-real");
+    let known_root = TempDir::new("k-red-fifo-known");
+    let evil = TempDir::new("k-red-fifo-evil");
+    let _parent = DockerParent::new();
+    let policy = red_policy(&netns, "[[allow]]\ncidr = \"127.20.0.0/16\"\n");
+    let known = known_root.path.display().to_string();
+    let ramd = Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", known.as_str())]);
+    ramd.wait_attached();
+    let stranded = fake_container(&real_root.path, "ram-test/job:1", 7006);
+    let record = evil.path.join("containers").join(&stranded.id);
+    std::fs::create_dir_all(&record).expect("evil record dir");
+    run(std::process::Command::new("mkfifo").arg(record.join("config.v2.json")));
+    let fake = evil.path.join("dockerd");
+    std::fs::copy(probe_bin(), &fake).expect("copy probe as dockerd");
+    let mut cmd = std::process::Command::new(&fake);
+    cmd.args(["hold", "30", &format!("--data-root={}", evil.path.display())]);
+    cmd.stdout(std::process::Stdio::null());
+    place(&mut cmd, Some(&stranded.cgroup.path), Some(&netns));
+    let _fake_dockerd = Proc::spawn("fake-dockerd", &mut cmd);
+    sleep(Duration::from_millis(500));
+    // A container ramd can read, of an image no target wants: never let go.
+    let other = fake_container(&known_root.path, "ram-test/other:1", 7007);
+    let released = wait_for(Duration::from_secs(5), || {
+        let v = probe(Some(&other.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+        (v == "ECONNREFUSED").then_some(v)
+    });
+    assert!(released.is_some(), "DOS: ramd stalled on the FIFO; a non-matching container stays refused");
+}

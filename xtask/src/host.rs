@@ -102,6 +102,9 @@ fn guest_files() -> Result<Vec<(&'static str, u32, String)>> {
         ("etc/resolv.conf", 0o644, "nameserver 10.99.0.1\n".to_string()),
         ("etc/docker/daemon.json", 0o644, DOCKER_DAEMON_JSON.to_string()),
         ("etc/ram/ram.toml", 0o644, GUEST_POLICY.to_string()),
+        // Software emulation: the verifier takes tens of seconds per
+        // target, longer than systemd's default start timeout.
+        ("etc/systemd/system/ramd.service.d/emulation.conf", 0o644, "[Service]\nTimeoutStartSec=10min\n".to_string()),
         ("etc/systemd/system/ramd.service", 0o644, read("ramd.service")?),
         ("etc/systemd/system/ram-suite-net.service", 0o644, SUITE_NET_UNIT.to_string()),
         ("etc/systemd/system/ram-suite-dns.service", 0o644, SUITE_DNS_UNIT.to_string()),

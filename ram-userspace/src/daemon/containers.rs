@@ -62,17 +62,33 @@ impl Daemon {
         Ok(())
     }
 
-    /// Holds every container closed (pending) while a reload renumbers or
-    /// changes the container targets; [`Daemon::sync_containers`] then
-    /// decides each again.
-    pub(super) fn hold_containers_closed(&mut self) -> Result<()> {
-        let mut maps = Maps::open(&self.paths)?;
-        for (id, member) in maps.members() {
-            if member.scope != MEMBER_PENDING {
-                maps.set_member(id, Member { scope: MEMBER_PENDING, runtime: member.runtime })?;
+    /// Before a reload switches: a held container whose target changes
+    /// under `compiled` is held closed (pending) until
+    /// [`Daemon::sync_containers`] decides it after the switch; one that
+    /// keeps its target keeps it throughout (its allowed connects never
+    /// fail for a reload). Released containers are decided again after.
+    pub(super) fn hold_containers_changing_target(&mut self, compiled: &CompiledPolicy) -> Result<()> {
+        let target_under = |info: &ContainerInfo| {
+            compiled
+                .scopes
+                .iter()
+                .find(|s| s.selector.containers().is_some_and(|c| c.runtime == Runtime::Docker && c.matches(info)))
+                .map(|s| s.scope)
+        };
+        let changing: Vec<u64> = self
+            .containers
+            .held
+            .iter()
+            .filter(|(_, (scope, info, _))| target_under(info) != Some(*scope))
+            .map(|(id, _)| *id)
+            .collect();
+        if !changing.is_empty() {
+            let mut maps = Maps::open(&self.paths)?;
+            for id in changing {
+                maps.set_member(id, Member { scope: MEMBER_PENDING, runtime: Runtime::Docker.kernel_id() })?;
+                self.containers.held.remove(&id);
             }
         }
-        self.containers.held.clear();
         self.containers.released.clear();
         Ok(())
     }

