@@ -1,6 +1,7 @@
 //! ramd's work: load, attach, fill the maps, then follow events and targets.
 
 mod dns_check;
+mod metrics;
 mod reload;
 mod report;
 mod targets;
@@ -120,6 +121,8 @@ pub struct Daemon {
     /// What `RAM_FORWARDS` holds; None until first written (it may hold
     /// an earlier ramd's rows).
     forwards: Option<BTreeMap<ForwardKey, ForwardDest>>,
+    /// The metrics listener, if any, and reload counts for it.
+    metrics: metrics::MetricsState,
 }
 
 /// One `[[target]]` of the policy in effect: its settings and the copy of
@@ -216,6 +219,7 @@ impl Daemon {
             raw_capable: BTreeSet::new(),
             forwarder_scan: ForwarderScan::default(),
             forwards: None,
+            metrics: metrics::MetricsState::default(),
         };
         let revoked = daemon.revoke_unallowed()?;
         if revoked > 0 {
@@ -273,9 +277,17 @@ fn carry_maps_over(paths: &Paths, layouts: &BTreeMap<String, layout::Layout>) ->
     Ok(())
 }
 
+/// What `ramd`'s command line adds to the policy.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `--metrics ADDR`: serve metrics there, whatever `[metrics] listen` says.
+    pub metrics: Option<crate::metrics::ListenAddr>,
+}
+
 /// Runs ramd until SIGINT or SIGTERM. Enforcement stays in place afterwards.
-pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
+pub async fn run(source: PolicySource, paths: Paths, options: Options) -> Result<()> {
     let mut daemon = Daemon::start(&source, paths)?;
+    daemon.start_metrics(options.metrics);
     let mut events = crate::event_source::start(daemon.paths(), daemon.features.events)?;
     let signal_error = |e| crate::Error::Sys { what: "installing signal handlers".into(), cause: e };
     let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
@@ -301,6 +313,7 @@ pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
                 }
             }
             Some(record) = events.recv() => daemon.handle_event(&record),
+            conn = daemon.metrics_connection() => daemon.serve_metrics(conn),
             _ = forwarder_scan.tick() => daemon.sync_forwarders(),
             _ = scan.tick() => {
                 daemon.reconcile_targets();
