@@ -11,6 +11,8 @@
 //!   program nor with two of them.
 //! - Raw map element access, to carry entries between maps whose layout
 //!   ramd only knows as sizes (see `crate::layout`).
+//! - BPF_MAP_LOOKUP_BATCH, so the metrics can count a map of a million
+//!   entries with a few hundred calls instead of two calls per entry.
 
 use std::{
     fs::File,
@@ -33,6 +35,7 @@ const BPF_LINK_UPDATE: libc::c_long = aya_obj::generated::bpf_cmd::BPF_LINK_UPDA
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = aya_obj::generated::bpf_cmd::BPF_MAP_LOOKUP_ELEM as libc::c_long;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = aya_obj::generated::bpf_cmd::BPF_MAP_UPDATE_ELEM as libc::c_long;
 const BPF_MAP_GET_NEXT_KEY: libc::c_long = aya_obj::generated::bpf_cmd::BPF_MAP_GET_NEXT_KEY as libc::c_long;
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = aya_obj::generated::bpf_cmd::BPF_MAP_LOOKUP_BATCH as libc::c_long;
 const BPF_F_ALLOW_MULTI: u32 = aya_obj::generated::BPF_F_ALLOW_MULTI;
 
 /// The kernel's attach type for each of ram's programs.
@@ -78,6 +81,18 @@ fn call<T>(cmd: libc::c_long, attr: &T) -> io::Result<libc::c_long> {
     // SAFETY: a live attribute struct of its own size; the module's structs
     // carry no pointers but those set up next to each call.
     let ret = unsafe { bpf(cmd, attr as *const T as *const libc::c_void, std::mem::size_of::<T>()) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// bpf(2) with an attribute struct the kernel also writes to (`count` of
+/// the batch commands).
+fn call_mut<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: as in `call`; the kernel writes only within the struct.
+    let ret = unsafe { bpf(cmd, attr as *mut T as *const libc::c_void, std::mem::size_of::<T>()) };
     if ret < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -245,6 +260,84 @@ pub fn update(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
         ..ElemAttr::default()
     };
     call(BPF_MAP_UPDATE_ELEM, &attr).map(drop)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// What a map without batch lookup answers (ENOTSUPP is the kernel's 524).
+pub fn batch_unsupported(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) | Some(524))
+}
+
+/// Entries one BPF_MAP_LOOKUP_BATCH call asks for at first.
+const BATCH: usize = 4096;
+
+/// Reads every entry of a hash or LRU hash map with BPF_MAP_LOOKUP_BATCH
+/// (5.6+), `BATCH` entries a call, and hands each (key, value) to `each`.
+/// Maps that have no batch lookup (LPM tries, arrays of some kernels)
+/// answer EINVAL or ENOTSUPP before any entry is read: the caller walks
+/// them key by key instead. `value_size` is the map's (not per-CPU).
+pub fn lookup_batches(
+    map: BorrowedFd<'_>,
+    key_size: usize,
+    value_size: usize,
+    mut each: impl FnMut(&[u8], &[u8]),
+) -> io::Result<()> {
+    let mut room = BATCH;
+    let mut keys = vec![0u8; room * key_size];
+    let mut values = vec![0u8; room * value_size];
+    // The position between calls is the kernel's own token: a bucket
+    // index for hash maps, a whole key for maps on the generic batch code
+    // (arrays, and LPM tries where the kernel has it). Room for either.
+    let token = key_size.max(8);
+    let mut position = vec![0u8; token];
+    let mut next = vec![0u8; token];
+    let mut first = true;
+    loop {
+        let mut attr = BatchAttr {
+            in_batch: if first { 0 } else { position.as_ptr() as u64 },
+            out_batch: next.as_mut_ptr() as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: room as u32,
+            map_fd: map.as_raw_fd() as u32,
+            ..BatchAttr::default()
+        };
+        let result = call_mut(BPF_MAP_LOOKUP_BATCH, &mut attr);
+        let read = (attr.count as usize).min(room);
+        let last = match result {
+            Ok(_) => read == 0,
+            // The end: what this last call read still counts.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => true,
+            // One bucket holds more entries than there is room for.
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && read == 0 && room < (1 << 20) => {
+                room *= 2;
+                keys.resize(room * key_size, 0);
+                values.resize(room * value_size, 0);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for i in 0..read {
+            each(&keys[i * key_size..(i + 1) * key_size], &values[i * value_size..(i + 1) * value_size]);
+        }
+        if last {
+            return Ok(());
+        }
+        position.copy_from_slice(&next);
+        first = false;
+    }
 }
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ pub enum Error {
     #[error("map {map} is missing from the eBPF object or the pin directory")]
     MissingMap { map: String },
 
+    #[error("metrics listener {addr}: {cause}")]
+    Metrics { addr: String, cause: std::io::Error },
+
     #[error("{what}: {cause}")]
     Sys { what: String, cause: std::io::Error },
 

@@ -20,6 +20,7 @@ pub mod journal;
 pub mod layout;
 pub mod loader;
 pub mod maps;
+pub mod metrics;
 pub mod netns;
 pub mod paths;
 pub mod policy;

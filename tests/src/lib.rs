@@ -80,6 +80,13 @@ pub fn in_vm() -> bool {
     std::env::var_os("RAM_IN_VM").is_some()
 }
 
+/// A TCP port on 127.0.0.1 that nothing listens on now (the kernel's
+/// pick; free again once this returns).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
 /// A network namespace with loopback up. Inside it every 127.x.y.z is local.
 /// In a VM guest it is the guest's own namespace (the guest is the sandbox).
 pub struct Netns {
@@ -398,6 +405,8 @@ pub struct Ramd {
     pub log: PathBuf,
     /// Extra environment of every start, restarts included.
     env: Vec<(String, String)>,
+    /// Extra arguments of every start, restarts included.
+    args: Vec<String>,
 }
 
 impl Ramd {
@@ -411,6 +420,13 @@ impl Ramd {
     /// Starts ramd with extra environment and waits for its targets.
     pub fn start_with_env(policy: &str, env: &[(&str, &str)]) -> Self {
         let ramd = Self::spawn(policy, env);
+        ramd.wait_attached();
+        ramd
+    }
+
+    /// Starts ramd with extra command-line arguments and waits for its targets.
+    pub fn start_with_args(policy: &str, args: &[&str]) -> Self {
+        let ramd = Self::spawn_prepared_with(policy, &[], args, |_| {});
         ramd.wait_attached();
         ramd
     }
@@ -433,12 +449,17 @@ impl Ramd {
     }
 
     fn spawn_prepared(policy: &str, env: &[(&str, &str)], prepare: impl FnOnce(&Path)) -> Self {
+        Self::spawn_prepared_with(policy, env, &[], prepare)
+    }
+
+    fn spawn_prepared_with(policy: &str, env: &[(&str, &str)], args: &[&str], prepare: impl FnOnce(&Path)) -> Self {
         let dir = TempDir::new("ramd");
         dir.write("ram.toml", policy);
         let pin_dir = PathBuf::from("/sys/fs/bpf").join(unique("pins"));
         let log = dir.path.join("ramd.log");
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut ramd = Ramd { proc: None, dir, pin_dir, log, env };
+        let args = args.iter().map(|a| a.to_string()).collect();
+        let mut ramd = Ramd { proc: None, dir, pin_dir, log, env, args };
         prepare(&ramd.pin_dir);
         ramd.launch();
         ramd
@@ -455,6 +476,7 @@ impl Ramd {
             .arg(&self.pin_dir)
             .arg("--run-dir")
             .arg(self.run_dir())
+            .args(&self.args)
             .env("RUST_LOG", "debug")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log_file.try_clone().expect("log"))

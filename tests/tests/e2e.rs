@@ -6,6 +6,10 @@
 //! Then `ramctl await-enforced`, the `ExecStartPre=` of the runtimes' systemd
 //! drop-ins, with cgroups made here standing in for the ones systemd makes
 //! (the host's own system.slice is never touched).
+//!
+//! Then the metrics: what a scraper reads before and after one learned
+//! answer and one blocked connect, and the listener following reloads
+//! (TCP on 127.0.0.1 and a unix socket only).
 
 use std::{
     path::PathBuf,
@@ -311,4 +315,244 @@ fn a_unit_target_is_enforced_once_systemd_would_make_its_cgroup() {
     let status = ramd.ramctl_json(&["status"]).expect("ramctl status");
     assert_eq!(status["targets"][0]["state"], "attached", "{status}");
     assert_eq!(status["targets"][0]["cgroups"][0]["path"], cgroup.as_str(), "{status}");
+}
+
+/// One HTTP/1.1 exchange on `stream`: (status line, body).
+fn http<S: std::io::Read + std::io::Write>(mut stream: S, request: &str) -> (String, String) {
+    stream.write_all(request.as_bytes()).expect("send the request");
+    let mut reply = String::new();
+    // ramd closes the connection after its answer.
+    stream.read_to_string(&mut reply).expect("read the answer");
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no head in {reply:?}"));
+    let status = head.lines().next().unwrap_or_default().to_string();
+    let length = head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).and_then(|n| n.parse::<usize>().ok());
+    // A HEAD answer says the length of the body it leaves out.
+    if !request.starts_with("HEAD ") {
+        assert_eq!(length, Some(body.len()), "{head}");
+    }
+    (status, body.to_string())
+}
+
+const GET_METRICS: &str = "GET /metrics HTTP/1.1\r\nHost: ram\r\n\r\n";
+
+fn tcp(port: u16) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to ramd's metrics port");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    stream
+}
+
+fn scrape(port: u16) -> String {
+    let (status, body) = http(tcp(port), GET_METRICS);
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    body
+}
+
+fn scrape_unix(path: &std::path::Path) -> String {
+    let stream = std::os::unix::net::UnixStream::connect(path).expect("connect to ramd's metrics socket");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let (status, body) = http(stream, GET_METRICS);
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    body
+}
+
+/// The value of one series (`name{labels}` exactly as exposed).
+fn value(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+}
+
+#[test]
+fn metrics_count_a_blocked_connect_and_a_learned_answer() {
+    require_root();
+    let scene = Scene::new("e2e-metrics", &[("allowed.registry.test", "127.10.0.1")], 300);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    // The flag wins over the policy's listener, which is never opened.
+    let unused = scene.dir.path.join("unused.sock");
+    let policy = scene.policy("", "[[allow]]\nhost = \"allowed.registry.test\"\n");
+    let policy = format!("[metrics]\nlisten = \"unix:{}\"\n{policy}", unused.display());
+    let ramd = Ramd::start_with_args(&policy, &["--metrics", &listen]);
+    ramd.wait_log("the metrics line", |e| e["message"] == format!("serving metrics at http://{listen}/metrics"));
+    assert!(!unused.exists(), "the policy's listener was opened although --metrics was given");
+
+    let before = scrape(port);
+    let docker = |series: &str, labels: &str| {
+        let labels = if labels.is_empty() { String::new() } else { format!(",{labels}") };
+        format!("{series}{{target=\"docker\"{labels}}}")
+    };
+    let blocked = docker("ram_attempts_total", "outcome=\"blocked\"");
+    let allowed = docker("ram_attempts_total", "outcome=\"allowed\"");
+    let would_block = docker("ram_attempts_total", "outcome=\"would_block\"");
+    let answers = docker("ram_dns_answers_total", "");
+    let learned = docker("ram_dns_answers_learned_total", "");
+    let not_allowed = docker("ram_dns_answers_refused_total", "reason=\"not_allowed\"");
+    let unmatched = docker("ram_dns_answers_refused_total", "reason=\"unmatched\"");
+    let lost = docker("ram_events_lost_total", "");
+    let learned_v4 = "ram_learned_addresses{family=\"ipv4\"}";
+    let learn4_entries = "ram_map_entries{map=\"learn4\"}";
+    assert_eq!(value(&before, learned_v4), 0, "{before}");
+    assert_eq!(value(&before, "ram_targets{state=\"attached\"}"), 1);
+    assert_eq!(value(&before, "ram_targets{state=\"pending\"}"), 0);
+    assert_eq!(value(&before, &format!("ram_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))), 1);
+    assert_eq!(value(&before, "ram_map_capacity{map=\"learn4\"}"), 65536);
+    // The policy's one host rule and one resolver are in their maps.
+    assert_eq!(value(&before, "ram_map_entries{map=\"names\"}"), 1);
+    assert_eq!(value(&before, "ram_map_entries{map=\"resolv4\"}"), 1);
+
+    // One answer learned (its query is a UDP send, and the connect to what
+    // it taught is allowed), then one blocked connect.
+    let out = scene.inside(&["resolve-connect", "127.0.0.53", "allowed.registry.test", "5000"]);
+    assert_eq!(out, "127.10.0.1 ECONNREFUSED");
+    assert_eq!(scene.inside(&["connect", "127.30.0.1", "9"]), "EPERM");
+    ramd.wait_log("the blocked line", |e| e["event"] == "blocked" && e["daddr"] == "127.30.0.1");
+
+    let after = scrape(port);
+    println!("{after}");
+    let moved = |series: &str| value(&after, series) as i64 - value(&before, series) as i64;
+    assert_eq!(moved(&blocked), 1, "blocked");
+    assert_eq!(moved(&allowed), 2, "allowed: the DNS query's send and the connect");
+    assert_eq!(moved(&would_block), 0, "would_block");
+    assert_eq!(moved(&answers), 1, "answers");
+    assert_eq!(moved(&learned), 1, "learned");
+    assert_eq!(moved(&not_allowed), 0, "not_allowed");
+    assert_eq!(moved(&unmatched), 0, "unmatched");
+    assert_eq!((value(&before, &lost), value(&after, &lost)), (0, 0), "events lost");
+    assert_eq!(moved(learned_v4), 1, "learned addresses");
+    assert_eq!(moved(learn4_entries), 1, "learn4 entries");
+    assert_eq!(value(&after, "ram_map_entries{map=\"hosts\"}"), 1);
+    // The same figures `ramctl status` reads from the maps.
+    assert_eq!(value(&after, &blocked), ramd.counter("docker", "connect_blocked"));
+    assert_eq!(value(&after, &answers), ramd.counter("docker", "dns_answers"));
+
+    // Reloads: one that applies, then a policy that is refused.
+    assert_eq!(value(&after, "ram_reloads_total{outcome=\"ok\"}"), 0);
+    let out = ramd.ramctl(&["reload"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(value(&scrape(port), "ram_reloads_total{outcome=\"ok\"}"), 1);
+    ramd.write_policy("mode = \"block\"\n");
+    let refused = wait_for(Duration::from_secs(10), || {
+        let text = scrape(port);
+        (value(&text, "ram_reloads_total{outcome=\"refused\"}") >= 1).then_some(text)
+    })
+    .unwrap_or_else(|| panic!("no refused reload counted; log:\n{}", ramd.log_text()));
+    assert_eq!(value(&refused, "ram_reloads_total{outcome=\"ok\"}"), 1);
+
+    // HTTP: OpenMetrics when asked for, HEAD, and refusals.
+    let (status, body) =
+        http(tcp(port), "GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(body.contains("# TYPE ram_attempts counter\n") && body.ends_with("# EOF\n"), "{body}");
+    let (status, body) = http(tcp(port), "HEAD /metrics HTTP/1.0\r\n\r\n");
+    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", ""));
+    assert_eq!(http(tcp(port), "GET / HTTP/1.1\r\n\r\n").0, "HTTP/1.1 404 Not Found");
+    assert_eq!(http(tcp(port), "DELETE /metrics HTTP/1.1\r\n\r\n").0, "HTTP/1.1 405 Method Not Allowed");
+    assert_eq!(http(tcp(port), "hello\r\n\r\n").0, "HTTP/1.1 400 Bad Request");
+}
+
+#[test]
+fn metrics_listener_follows_the_policy_on_reload() {
+    require_root();
+    let cgroup = TestCgroup::new("metrics-reload");
+    let dir = TempDir::new("metrics-reload");
+    let socket = dir.path.join("metrics.sock");
+    let target = format!("[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n", cgroup.path.display());
+    let with_listen = |listen: &str| format!("[metrics]\nlisten = \"{listen}\"\n{target}");
+
+    // --check-config validates the listener, naming file, field and value.
+    let config = dir.write("bad.toml", &with_listen("localhost:9464"));
+    let out = std::process::Command::new(bin("ramd")).arg("--check-config").arg(&config).output().expect("ramd");
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(&format!("{}: metrics.listen = \"localhost:9464\": must be IP:PORT", config.display())),
+        "{}",
+        text(&out)
+    );
+    let config = dir.write("good.toml", &with_listen(&format!("unix:{}", socket.display())));
+    let out = std::process::Command::new(bin("ramd")).arg("--check-config").arg(&config).output().expect("ramd");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(stdout(&out).contains(&format!("metrics: unix:{}", socket.display())), "{}", text(&out));
+
+    // A unix socket answers.
+    let ramd = Ramd::start(&with_listen(&format!("unix:{}", socket.display())));
+    let body = scrape_unix(&socket);
+    assert_eq!(value(&body, "ram_targets{state=\"attached\"}"), 1, "{body}");
+
+    // Moved to TCP: the socket goes, the port answers.
+    let port = free_port();
+    ramd.write_policy(&with_listen(&format!("127.0.0.1:{port}")));
+    let out = ramd.ramctl(&["reload"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!socket.exists(), "the unix socket stayed after the listener moved");
+    assert_eq!(value(&scrape(port), "ram_targets{state=\"attached\"}"), 1);
+
+    // A port that cannot be bound: the policy applies, the listener stays, and both say so.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_port = taken.local_addr().expect("addr").port();
+    ramd.write_policy(&with_listen(&format!("127.0.0.1:{taken_port}")));
+    let out = ramd.ramctl(&["reload"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "metrics listener not changed: metrics listener 127.0.0.1:{taken_port}: Address already in use"
+        )) && stdout(&out).contains(&format!("metrics stay on 127.0.0.1:{port}")),
+        "{}",
+        text(&out)
+    );
+    ramd.wait_log("the bind failure", |e| {
+        e["level"] == "ERROR" && e["message"].as_str().is_some_and(|m| m.contains("metrics listener not changed"))
+    });
+    let body = scrape(port);
+    assert!(value(&body, "ram_reloads_total{outcome=\"ok\"}") >= 2, "{body}");
+    drop(taken);
+
+    // No [metrics]: the listener closes.
+    ramd.write_policy(&target);
+    let out = ramd.ramctl(&["reload"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let refused = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.kind());
+    assert_eq!(refused.err(), Some(std::io::ErrorKind::ConnectionRefused));
+}
+
+/// A measurement, not a check of speed: what one scrape costs when the
+/// learned-address map is full (1,048,576 IPv4 entries, planted straight
+/// into the pinned map), walked entry by entry at scrape time.
+#[test]
+#[ignore = "a measurement (a few seconds, ~100 MB of kernel memory): run with --ignored"]
+fn metrics_scrape_time_with_a_full_learned_map() {
+    use aya::maps::{HashMap, Map, MapData};
+    use ram_common::maps::{Learn4Key, Learned};
+    require_root();
+    const ENTRIES: u32 = 1 << 20;
+    let cgroup = TestCgroup::new("metrics-full");
+    let port = free_port();
+    let policy = format!(
+        "[limits]\nlearned_addresses = {ENTRIES}\n[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n",
+        cgroup.path.display()
+    );
+    let ramd = Ramd::start_with_args(&policy, &["--metrics", &format!("127.0.0.1:{port}")]);
+    let pin = ramd.pin_dir.join("maps/RAM_LEARN4");
+    let map = Map::from_map_data(MapData::from_pin(&pin).expect("pinned map")).expect("map");
+    let mut learned: HashMap<MapData, Learn4Key, Learned> = HashMap::try_from(map).expect("learned map");
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    // Live for the whole measurement, so ramd's sweep leaves them.
+    let value_of = Learned { expires_ns: (now.tv_sec as u64 + 600) * 1_000_000_000, host_id: 1, ttl: 600, port_set: 0 };
+    let started = Instant::now();
+    for i in 0..ENTRIES {
+        let [_, a, b, c] = i.to_be_bytes();
+        learned.insert(Learn4Key { scope: 0, addr: [127, a, b, c] }, value_of, 0).expect("plant");
+    }
+    println!("planted {ENTRIES} entries in {:?}", started.elapsed());
+    for round in 0..3 {
+        let started = Instant::now();
+        let body = scrape(port);
+        let took = started.elapsed();
+        assert_eq!(value(&body, "ram_map_entries{map=\"learn4\"}"), u64::from(ENTRIES));
+        assert_eq!(value(&body, "ram_learned_addresses{family=\"ipv4\"}"), u64::from(ENTRIES));
+        let collect = body.lines().find_map(|l| l.strip_prefix("ram_scrape_collect_seconds ")).unwrap_or("?");
+        println!("scrape {round}: {took:?} in all, {collect} s reading the kernel");
+    }
 }

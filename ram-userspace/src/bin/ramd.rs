@@ -8,6 +8,7 @@ use clap::{Parser, ValueEnum};
 use ram::{
     daemon::{self, PolicySource},
     loader,
+    metrics::ListenAddr,
     paths::Paths,
     policy::{HostFacts, Policy, DEFAULT_POLICY_PATH},
 };
@@ -42,6 +43,10 @@ struct Args {
     /// Runtime directory for the status file [env: RAM_RUN_DIR; default: /run/ram].
     #[arg(long, value_name = "DIR")]
     run_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics at /metrics on IP:PORT (127.0.0.1:9464) or
+    /// unix:/PATH; wins over the policy's `[metrics] listen`.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<ListenAddr>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -76,6 +81,10 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
     let resolvers: Vec<String> = policy.dns.resolvers.iter().map(|r| r.to_string()).collect();
     println!("resolvers: {}", if resolvers.is_empty() { "none".into() } else { resolvers.join(", ") });
     println!("ttl: min {} s, max {} s", policy.dns.min_ttl, policy.dns.max_ttl);
+    match &policy.metrics.listen {
+        Some(listen) => println!("metrics: {listen}"),
+        None => println!("metrics: off"),
+    }
     println!("targets:");
     for scope in &compiled.scopes {
         println!(
@@ -125,7 +134,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     init_logging(args.log_format);
     let source = policy_source(&args);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
-    runtime.block_on(daemon::run(source, paths))?;
+    let options = daemon::Options { metrics: args.metrics.clone() };
+    runtime.block_on(daemon::run(source, paths, options))?;
     Ok(())
 }
 

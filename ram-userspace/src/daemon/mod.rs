@@ -2,6 +2,7 @@
 
 mod containers;
 mod dns_check;
+mod metrics;
 mod reload;
 mod report;
 mod targets;
@@ -122,6 +123,8 @@ pub struct Daemon {
     /// an earlier ramd's rows).
     forwards: Option<BTreeMap<ForwardKey, ForwardDest>>,
     containers: containers::ContainerState,
+    /// The metrics listener, if any, and reload counts for it.
+    metrics: metrics::MetricsState,
 }
 
 /// One `[[target]]` of the policy in effect: its settings and the copy of
@@ -220,6 +223,7 @@ impl Daemon {
             forwarder_scan: ForwarderScan::default(),
             forwards: None,
             containers: containers::ContainerState::default(),
+            metrics: metrics::MetricsState::default(),
         };
         let revoked = daemon.revoke_unallowed()?;
         if revoked > 0 {
@@ -287,9 +291,17 @@ fn carry_maps_over(paths: &Paths, layouts: &BTreeMap<String, layout::Layout>) ->
     Ok(())
 }
 
+/// What `ramd`'s command line adds to the policy.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `--metrics ADDR`: serve metrics there, whatever `[metrics] listen` says.
+    pub metrics: Option<crate::metrics::ListenAddr>,
+}
+
 /// Runs ramd until SIGINT or SIGTERM. Enforcement stays in place afterwards.
-pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
+pub async fn run(source: PolicySource, paths: Paths, options: Options) -> Result<()> {
     let mut daemon = Daemon::start(&source, paths)?;
+    daemon.start_metrics(options.metrics);
     let mut events = crate::event_source::start(daemon.paths(), daemon.features.events)?;
     let signal_error = |e| crate::Error::Sys { what: "installing signal handlers".into(), cause: e };
     let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
@@ -315,6 +327,7 @@ pub async fn run(source: PolicySource, paths: Paths) -> Result<()> {
                 }
             }
             Some(record) = events.recv() => daemon.handle_event(&record),
+            conn = daemon.metrics_connection() => daemon.serve_metrics(conn),
             _ = forwarder_scan.tick() => {
                 daemon.sync_forwarders();
                 daemon.sync_containers();

@@ -12,11 +12,21 @@ impl Daemon {
         self.reload.generation += 1;
         match outcome {
             Ok(summary) => {
+                self.metrics.reloads_ok += 1;
+                // The new policy is in effect whatever the listener does.
+                let summary = match self.apply_metrics_listen() {
+                    Ok(()) => summary,
+                    Err(why) => {
+                        error!("metrics listener not changed: {why}");
+                        format!("{summary}; metrics listener not changed: {why}")
+                    }
+                };
                 info!("policy reloaded: {summary}");
                 self.reload.ok = true;
                 self.reload.message = summary;
             }
             Err(e) => {
+                self.metrics.reloads_refused += 1;
                 error!("policy refused, nothing changed: {e}");
                 self.reload.ok = false;
                 self.reload.message = e.to_string();

@@ -6,17 +6,20 @@
 //! - `learned`: learned addresses are read, swept, revoked;
 //! - `read`: counters, rules and scope settings come out for ramctl;
 //! - `check`: would a destination be allowed now, and by what;
-//! - `members`: the container cgroups container targets hold.
+//! - `members`: the container cgroups container targets hold;
+//! - `occupancy`: how full the maps are, for the metrics.
 
 mod apply;
 mod check;
 mod learned;
 mod members;
+mod occupancy;
 mod read;
 
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray};
 pub use check::Check;
 pub use learned::LearnedRow;
+pub use occupancy::{occupancy, LearnedCensus, Occupancy, WALKED_MAPS};
 use ram_common::{maps::*, name::NAME_KEY_LEN};
 pub use read::{port_set_text, RuleRow};
 

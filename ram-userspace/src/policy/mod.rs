@@ -77,6 +77,7 @@ pub struct Policy {
     pub mode: Mode,
     pub dns: DnsSettings,
     pub limits: Limits,
+    pub metrics: MetricsSettings,
     pub targets: Vec<Target>,
     /// Top-level rules: they apply to every target.
     pub allow: Vec<AllowRule>,
@@ -110,6 +111,14 @@ pub struct Limits {
     /// `ram_common::dns::MAX_ANSWERS`); the rest are not learned and the
     /// kernel counts the answer (learn_capped).
     pub addresses_per_answer: u32,
+}
+
+/// `[metrics]`: where ramd serves Prometheus metrics (`ramd --metrics`
+/// overrides it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// None: no metrics listener.
+    pub listen: Option<crate::metrics::ListenAddr>,
 }
 
 pub const MIN_LEARNED_ADDRESSES: u32 = 16;

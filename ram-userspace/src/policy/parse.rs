@@ -13,9 +13,11 @@ use ram_common::{
 use serde::Deserialize;
 
 use super::{
-    containers::LabelMatch, presets, AllowRule, Cidr, ContainerSelector, Containers, DnsSettings, Limits, Mode, Policy,
-    PolicyError, Runtime, Selector, Target, Unit, MAX_LEARNED_ADDRESSES, MIN_LEARNED_ADDRESSES,
+    containers::LabelMatch, presets, AllowRule, Cidr, ContainerSelector, Containers, DnsSettings, Limits,
+    MetricsSettings, Mode, Policy, PolicyError, Runtime, Selector, Target, Unit, MAX_LEARNED_ADDRESSES,
+    MIN_LEARNED_ADDRESSES,
 };
+use crate::metrics::ListenAddr;
 
 pub const DEFAULT_MIN_TTL: u32 = 30;
 pub const DEFAULT_MAX_TTL: u32 = 86400;
@@ -37,6 +39,8 @@ struct RawPolicy {
     dns: RawDns,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    metrics: RawMetrics,
     #[serde(default)]
     target: Vec<RawTarget>,
     #[serde(default)]
@@ -60,6 +64,13 @@ struct RawDns {
 struct RawLimits {
     learned_addresses: Option<i64>,
     addresses_per_answer: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    /// `IP:PORT` or `unix:/PATH`; absent: no metrics.
+    listen: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +140,7 @@ pub(super) fn parse(text: &str, file: &str, facts: &HostFacts) -> Result<Policy,
     let needs_dns = every_rule.iter().any(|r| matches!(r, AllowRule::Host { .. }));
     let dns = dns_settings(&ctx, &raw.dns, facts, needs_dns)?;
     let limits = limits(&ctx, &raw.limits)?;
+    let metrics = metrics_settings(&ctx, &raw.metrics)?;
     let warnings = every_rule
         .iter()
         .filter_map(|rule| match rule {
@@ -138,7 +150,7 @@ pub(super) fn parse(text: &str, file: &str, facts: &HostFacts) -> Result<Policy,
             _ => None,
         })
         .collect();
-    Ok(Policy { source: file.to_string(), mode, dns, limits, targets, allow, warnings })
+    Ok(Policy { source: file.to_string(), mode, dns, limits, metrics, targets, allow, warnings })
 }
 
 fn limits(ctx: &Ctx, raw: &RawLimits) -> Result<Limits, PolicyError> {
@@ -160,6 +172,14 @@ fn limits(ctx: &Ctx, raw: &RawLimits) -> Result<Limits, PolicyError> {
         Some(n) => return Err(ctx.invalid("limits.addresses_per_answer", n, format!("must be between 1 and {most}"))),
     };
     Ok(Limits { learned_addresses, addresses_per_answer })
+}
+
+fn metrics_settings(ctx: &Ctx, raw: &RawMetrics) -> Result<MetricsSettings, PolicyError> {
+    let listen = match &raw.listen {
+        None => None,
+        Some(text) => Some(text.parse::<ListenAddr>().map_err(|reason| ctx.invalid("metrics.listen", text, reason))?),
+    };
+    Ok(MetricsSettings { listen })
 }
 
 /// Namespaces where anyone can create names (a bucket, a site, an app):

@@ -117,6 +117,31 @@ fn limits_are_validated_and_reach_the_compiled_scopes() {
 }
 
 #[test]
+fn metrics_listen_is_off_by_default_and_validated() {
+    use crate::metrics::ListenAddr;
+    assert_eq!(parse(TARGET).unwrap().metrics.listen, None);
+    let p = parse(&format!("[metrics]\nlisten = \"127.0.0.1:9464\"\n{TARGET}")).unwrap();
+    assert_eq!(p.metrics.listen, Some(ListenAddr::Tcp("127.0.0.1:9464".parse().unwrap())));
+    let p = parse(&format!("[metrics]\nlisten = \"unix:/run/ram/metrics.sock\"\n{TARGET}")).unwrap();
+    assert_eq!(p.metrics.listen, Some(ListenAddr::Unix("/run/ram/metrics.sock".into())));
+    assert_eq!(
+        error(&format!("[metrics]\nlisten = \"localhost:9464\"\n{TARGET}")),
+        "ram.toml: metrics.listen = \"localhost:9464\": must be IP:PORT (127.0.0.1:9464, [::1]:9464; a host name \
+         is not resolved) or unix:/PATH"
+    );
+    assert_eq!(
+        error(&format!("[metrics]\nlisten = \"127.0.0.1\"\n{TARGET}")),
+        "ram.toml: metrics.listen = \"127.0.0.1\": has no port; give IP:PORT, as in 127.0.0.1:9464"
+    );
+    let e = error(&format!("[metrics]\nlisten = \"unix:metrics.sock\"\n{TARGET}"));
+    assert!(e.starts_with("ram.toml: metrics.listen = \"unix:metrics.sock\": "), "{e}");
+    let e = error(&format!("[metrics]\nlisten = 9464\n{TARGET}"));
+    assert!(e.contains("ram.toml") && e.contains("listen"), "{e}");
+    let e = error(&format!("[metrics]\nport = 9464\n{TARGET}"));
+    assert!(e.contains("ram.toml") && e.contains("port"), "{e}");
+}
+
+#[test]
 fn unknown_keys_are_refused() {
     let e = error(&format!("{TARGET}[[allow]]\nhots = \"a.example\"\n"));
     assert!(e.contains("ram.toml") && e.contains("hots"), "{e}");
