@@ -1630,3 +1630,38 @@ fn a_record_that_is_a_fifo_does_not_stall_ramd() {
     });
     assert!(released.is_some(), "DOS: ramd stalled on the FIFO; a non-matching container stays refused");
 }
+
+/// Issue 14: a host's resolvers change (DHCP, a VPN, NetworkManager). With
+/// a policy that names none, the trusted resolvers follow resolv.conf
+/// without a restart, and the change is logged: the resolver the file named
+/// before is no longer reached, the new one teaches.
+#[test]
+fn trusted_resolvers_follow_the_hosts_resolv_conf() {
+    require_root();
+    let scene = Scene::new("k-resolv", &[("allowed.registry.test", "127.10.0.1")], 300);
+    let resolv = scene.dir.write("resolv.conf", "nameserver 127.0.0.54\n");
+    let policy = format!(
+        "[dns]\n{}[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n[[allow]]\nhost = \"allowed.registry.test\"\n",
+        scene.netns.dns_trust(),
+        scene.cgroup.path.display()
+    );
+    let resolv_text = resolv.display().to_string();
+    let ramd = Ramd::start_with_env(&policy, &[("RAM_RESOLV_CONF", resolv_text.as_str())]);
+    // 127.0.0.53 is not the host's resolver yet: not even reached.
+    assert_eq!(
+        scene.inside(&["resolve-connect", "127.0.0.53", "allowed.registry.test", "443"]),
+        "resolve-failed:EPERM"
+    );
+    std::fs::write(&resolv, "# rewritten by a DHCP client\nnameserver 127.0.0.53\n").expect("rewrite resolv.conf");
+    let mut last = String::new();
+    let followed = wait_for(Duration::from_secs(10), || {
+        last = scene.inside(&["resolve-connect", "127.0.0.53", "allowed.registry.test", "443"]);
+        last.ends_with(" ECONNREFUSED").then_some(())
+    });
+    assert!(followed.is_some(), "the new resolver did not teach ({last}):\n{}", ramd.log_text());
+    ramd.wait_log("the resolver change", |e| e["message"] == "trusted resolvers change");
+    assert_eq!(
+        scene.inside(&["resolve-connect", "127.0.0.54", "allowed.registry.test", "443"]),
+        "resolve-failed:EPERM"
+    );
+}

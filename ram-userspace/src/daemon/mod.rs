@@ -67,10 +67,23 @@ pub struct FileStamp {
 
 impl FileStamp {
     fn of(source: &PolicySource) -> Option<Self> {
-        use std::os::unix::fs::MetadataExt;
         let PolicySource::File(path) = source else { return None };
+        Self::of_path(path)
+    }
+
+    fn of_path(path: &std::path::Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
         let meta = std::fs::metadata(path).ok()?;
         Some(FileStamp { inode: meta.ino(), len: meta.len(), modified: meta.modified().ok() })
+    }
+
+    /// The files default resolvers come from: resolv.conf and
+    /// systemd-resolved's upstream list.
+    fn of_resolvers() -> [Option<Self>; 2] {
+        [
+            Self::of_path(&crate::host::resolv_conf_path()),
+            Self::of_path(std::path::Path::new(crate::host::RESOLVED_UPSTREAM)),
+        ]
     }
 }
 
@@ -91,6 +104,9 @@ pub struct Daemon {
     source: PolicySource,
     /// The policy file as last read, to notice edits.
     stamp: Option<FileStamp>,
+    /// The resolver files as last read (they matter when the policy names
+    /// no resolvers: DHCP, a VPN or NetworkManager rewrite them).
+    resolver_stamps: [Option<FileStamp>; 2],
     reload: ReloadStatus,
     paths: Paths,
     features: KernelFeatures,
@@ -203,6 +219,7 @@ impl Daemon {
         crate::sys::create_private_dir(&paths_run_dir)?;
         let mut daemon = Daemon {
             stamp: FileStamp::of(source),
+            resolver_stamps: FileStamp::of_resolvers(),
             source: source.clone(),
             reload: ReloadStatus::default(),
             paths,
@@ -256,6 +273,12 @@ impl Daemon {
     /// Did the policy file change since it was last read?
     pub fn policy_changed(&self) -> bool {
         FileStamp::of(&self.source) != self.stamp
+    }
+
+    /// Did the host's resolver files change while the policy takes its
+    /// resolvers from them?
+    pub fn resolvers_changed(&self) -> bool {
+        self.policy.dns.follows_host && FileStamp::of_resolvers() != self.resolver_stamps
     }
 
     fn collect_expired(&self) -> Result<usize> {
@@ -323,6 +346,9 @@ pub async fn run(source: PolicySource, paths: Paths, options: Options) -> Result
             _ = watch.tick() => {
                 if daemon.policy_changed() {
                     info!("policy file changed");
+                    daemon.reload();
+                } else if daemon.resolvers_changed() {
+                    info!(resolv_conf = %crate::host::resolv_conf_path().display(), "the host's resolvers changed: the trusted resolvers follow");
                     daemon.reload();
                 }
             }

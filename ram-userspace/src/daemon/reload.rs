@@ -8,6 +8,7 @@ impl Daemon {
     /// and published for `ramctl reload`.
     pub fn reload(&mut self) {
         self.stamp = FileStamp::of(&self.source);
+        self.resolver_stamps = FileStamp::of_resolvers();
         let outcome = self.try_reload();
         self.reload.generation += 1;
         match outcome {
@@ -37,6 +38,9 @@ impl Daemon {
 
     pub(super) fn try_reload(&mut self) -> Result<String> {
         let policy = load_policy(&self.source, &HostFacts::probe())?;
+        if policy.dns.resolvers != self.policy.dns.resolvers {
+            info!(before = ?self.policy.dns.resolvers, after = ?policy.dns.resolvers, "trusted resolvers change");
+        }
         for warning in &policy.warnings {
             warn!("{warning}");
         }

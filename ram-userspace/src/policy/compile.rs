@@ -211,10 +211,14 @@ impl Policy {
             .filter(|s| s.selector.containers().is_some_and(|c| c.runtime == Runtime::Docker))
             .fold(0, |mask, s| mask | scope_bit(s.scope));
         if docker_containers != 0 {
-            let embedded = IpAddr::from([127, 0, 0, 11]);
-            match resolvers.iter_mut().find(|(addr, _)| *addr == embedded) {
-                Some((_, mask)) => *mask |= docker_containers,
-                None => resolvers.push((embedded, docker_containers)),
+            // And what Docker gives containers on its default bridge.
+            let extra =
+                std::iter::once(IpAddr::from([127, 0, 0, 11])).chain(self.dns.container_resolvers.iter().copied());
+            for addr in extra {
+                match resolvers.iter_mut().find(|(a, _)| *a == addr) {
+                    Some((_, mask)) => *mask |= docker_containers,
+                    None => resolvers.push((addr, docker_containers)),
+                }
             }
         }
         // What the kernel's maps hold at most: refused here, naming the

@@ -90,6 +90,13 @@ pub struct Policy {
 pub struct DnsSettings {
     /// Answers are learned only from these, and they are reachable on port 53.
     pub resolvers: Vec<IpAddr>,
+    /// Besides `resolvers`, for docker container targets: what Docker
+    /// gives containers on its default bridge (empty when the policy names
+    /// its resolvers).
+    pub container_resolvers: Vec<IpAddr>,
+    /// The resolvers come from the host's resolv.conf (the policy names
+    /// none), so they follow its changes.
+    pub follows_host: bool,
     pub min_ttl: u32,
     pub max_ttl: u32,
     /// How long after its query an answer still teaches (ms).

@@ -29,6 +29,10 @@ pub struct HostFacts {
     pub cgroup2_mount: Option<PathBuf>,
     /// Contents of /etc/resolv.conf, for default resolvers.
     pub resolv_conf: Option<String>,
+    /// Contents of systemd-resolved's upstream list
+    /// (/run/systemd/resolve/resolv.conf), which Docker gives containers
+    /// when the host's resolv.conf names only 127.0.0.53.
+    pub resolved_upstream: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -294,6 +298,12 @@ fn dns_settings(ctx: &Ctx, raw: &RawDns, facts: &HostFacts, needs_dns: bool) -> 
             .collect::<Result<Vec<_>, _>>()?,
         None => facts.resolv_conf.as_deref().map(nameservers).unwrap_or_default(),
     };
+    // What Docker gives containers on its default bridge: only when the
+    // policy names no resolvers (an admin's list is the whole truth).
+    let container_resolvers = match &raw.resolvers {
+        Some(_) => Vec::new(),
+        None => docker_container_resolvers(facts),
+    };
     if resolvers.is_empty() && needs_dns {
         return Err(ctx.missing(
             "dns.resolvers",
@@ -332,7 +342,29 @@ fn dns_settings(ctx: &Ctx, raw: &RawDns, facts: &HostFacts, needs_dns: bool) -> 
             ))
         }
     };
-    Ok(DnsSettings { resolvers, min_ttl, max_ttl, answer_window_ms, netns })
+    let follows_host = raw.resolvers.is_none();
+    Ok(DnsSettings { resolvers, container_resolvers, follows_host, min_ttl, max_ttl, answer_window_ms, netns })
+}
+
+/// The resolvers Docker writes into a default-bridge container's
+/// resolv.conf: the host's nameservers that are not loopback addresses
+/// (from systemd-resolved's upstream list when the host names 127.0.0.53),
+/// or, when none is left, Docker's fallback (Google's public DNS).
+pub fn docker_container_resolvers(facts: &HostFacts) -> Vec<IpAddr> {
+    let host = facts.resolv_conf.as_deref().map(nameservers).unwrap_or_default();
+    let stub: IpAddr = [127, 0, 0, 53].into();
+    let source = match &facts.resolved_upstream {
+        Some(upstream) if host.contains(&stub) => nameservers(upstream),
+        _ => host,
+    };
+    let usable: Vec<IpAddr> = source.into_iter().filter(|a| !a.is_loopback()).collect();
+    if !usable.is_empty() {
+        return usable;
+    }
+    ["8.8.8.8", "8.8.4.4", "2001:4860:4860::8888", "2001:4860:4860::8844"]
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect()
 }
 
 /// The `nameserver` addresses of a resolv.conf.

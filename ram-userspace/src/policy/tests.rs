@@ -8,7 +8,36 @@ fn facts() -> HostFacts {
     HostFacts {
         cgroup2_mount: Some(PathBuf::from("/sys/fs/cgroup")),
         resolv_conf: Some("# test\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\n".into()),
+        resolved_upstream: None,
     }
+}
+
+#[test]
+fn containers_resolve_through_what_docker_gives_them() {
+    use super::parse::docker_container_resolvers;
+    let ip = |a: &str| a.parse::<std::net::IpAddr>().unwrap();
+    // The host's own nameservers, when they are not loopback addresses.
+    assert_eq!(docker_container_resolvers(&facts()), vec![ip("192.0.2.53"), ip("fe80::1")]);
+    // systemd-resolved's stub: its upstream servers.
+    let resolved = HostFacts {
+        resolv_conf: Some("nameserver 127.0.0.53\noptions edns0\n".into()),
+        resolved_upstream: Some("nameserver 198.51.100.1\n".into()),
+        ..facts()
+    };
+    assert_eq!(docker_container_resolvers(&resolved), vec![ip("198.51.100.1")]);
+    // Only a local resolver: Docker's fallback.
+    let local = HostFacts { resolv_conf: Some("nameserver 127.0.0.1\n".into()), ..facts() };
+    assert!(docker_container_resolvers(&local).contains(&ip("8.8.8.8")));
+    // Trusted for docker container targets only, and only when the policy
+    // names no resolvers.
+    let text =
+        "[[target]]\nprocess = \"dockerd\"\n[[target]]\ncontainers = \"docker\"\n[[allow]]\nhost = \"r.example\"\n";
+    let policy = Policy::parse(text, "ram.toml", &resolved).unwrap();
+    let c = policy.compile().unwrap();
+    assert_eq!(c.resolvers.iter().find(|(a, _)| *a == ip("198.51.100.1")).map(|(_, m)| *m), Some(1 << 1));
+    let named = format!("[dns]\nresolvers = [\"10.0.0.53\"]\n{text}");
+    let c = Policy::parse(&named, "ram.toml", &resolved).unwrap().compile().unwrap();
+    assert!(c.resolvers.iter().all(|(a, _)| *a == ip("10.0.0.53") || *a == ip("127.0.0.11")), "{:?}", c.resolvers);
 }
 
 fn parse(text: &str) -> Result<Policy, PolicyError> {
