@@ -56,12 +56,13 @@ pub fn package(bins: &Path, version: &str) -> Result<PathBuf> {
         fs::remove_dir_all(&root)?;
     }
     stage(&root, bins, version)?;
+    let started = std::time::Instant::now();
     let deb = dir.join(format!("ram_{version}_amd64.deb"));
     let built = run_checked(Command::new("dpkg-deb").args(["--root-owner-group", "--build"]).arg(&root).arg(&deb));
     // The tree is only the source of the package.
     fs::remove_dir_all(&root)?;
     built?;
-    println!("xtask deb: {}", deb.display());
+    println!("xtask deb: {} ({:.0} s)", deb.display(), started.elapsed().as_secs_f64());
     Ok(deb)
 }
 

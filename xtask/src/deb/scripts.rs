@@ -95,16 +95,19 @@ exit 0
 "#;
 
 /// After removal: systemd forgets ramd's unit and the runtimes' drop-ins
-/// (else docker's next start would wait for a ramctl that is gone). On
+/// (else docker's next start would wait for a ramctl that is gone). Not on
+/// upgrade: the new postinst reloads once the new files are in place. On
 /// purge: the policy goes too.
 pub const POSTRM: &str = r#"#!/bin/sh
 set -e
 
-if [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ]; then
-    systemctl --system daemon-reload >/dev/null || true
-fi
-if [ "$1" = remove ] && [ -x /usr/bin/deb-systemd-helper ]; then
-    deb-systemd-helper mask ramd.service >/dev/null || true
+if [ "$1" = remove ]; then
+    if [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ]; then
+        systemctl --system daemon-reload >/dev/null || true
+    fi
+    if [ -x /usr/bin/deb-systemd-helper ]; then
+        deb-systemd-helper mask ramd.service >/dev/null || true
+    fi
 fi
 if [ "$1" = purge ]; then
     if [ -x /usr/bin/deb-systemd-helper ]; then
