@@ -43,9 +43,11 @@ pub fn version(suffix: Option<&str>) -> Result<String> {
 
 /// Builds the static binaries and the package; returns the .deb's path.
 pub fn build(version_suffix: Option<&str>) -> Result<PathBuf> {
+    // A bad suffix is refused before minutes of building.
+    let version = version(version_suffix)?;
     crate::setup::setup()?;
     let bins = vm::build_static_bins()?;
-    package(&bins, &version(version_suffix)?)
+    package(&bins, &version)
 }
 
 /// Packages the static binaries in `bins` as `version`.
