@@ -30,3 +30,6 @@ pub mod sys;
 pub mod verifier;
 
 pub use error::Error;
+/// ramd's and ramctl's command lines (the ram-cli crate: xtask renders them
+/// into man pages and completions without building the daemon).
+pub use ram_cli as cli;

@@ -1,15 +1,21 @@
 //! The guest suite of `cargo xtask host-test`: ram on a Debian 12 host booted
-//! by systemd on a pure cgroup v2 hierarchy, installed as an admin would
-//! (ramd.service, /etc/ram/ram.toml), with docker.service as Debian ships it.
+//! by systemd on a pure cgroup v2 hierarchy, installed from its Debian
+//! package on a running docker.service as Debian ships it.
 //!
 //! These tests run only inside that guest (xtask builds it, see
 //! xtask/src/host.rs); elsewhere they are ignored. The guest's fixtures are
 //! units of their own: dnsmasq on 10.99.0.1 (the host's resolver, in
 //! /etc/resolv.conf) answers allowed.test = 10.99.0.2 and blocked.test =
-//! 10.99.0.3, where two registries serve the same storage. The policy
-//! allows allowed.test port 5000 to dockerd and containerd.
+//! 10.99.0.3, where two registries serve the same storage.
 //!
-//! The `after_reboot` tests run in a second boot of the same disk.
+//! The order is xtask's (PHASES in xtask/src/host.rs), over two boots:
+//! - first boot, ram not installed: `package::install` (apt-get install on
+//!   the running docker: the package's default policy, Docker Hub only, is
+//!   enforced at once), then `package::upgrade`;
+//! - second boot: `package::after_reboot` (still the default policy, from
+//!   the first moment; then the suite's policy, which allows allowed.test
+//!   port 5000 to dockerd and containerd, replaces it), then every other
+//!   test, then `package::remove` (remove, then purge) last of all.
 
 use std::{
     path::Path,
@@ -20,6 +26,10 @@ use std::{
 
 use ram_tests::wait_for;
 
+/// ram's Debian package: install, upgrade, reboot, remove, purge.
+#[path = "host/package.rs"]
+mod package;
+
 const GUEST: &str = "runs in the systemd guest: cargo xtask host-test";
 const SUITE_DIR: &str = "/usr/local/lib/ram-suite";
 const STATE_DIR: &str = "/var/lib/ram-suite";
@@ -27,9 +37,13 @@ const DOCKER_CGROUP: &str = "/sys/fs/cgroup/system.slice/docker.service";
 const ALLOWED: &str = "allowed.test:5000";
 const BLOCKED: &str = "blocked.test:5000";
 const BLOCKED_ADDR: &str = "10.99.0.3";
+const ALLOWED_ADDR: &str = "10.99.0.2";
 const IMAGE: &str = "ram/busybox:1";
 /// The same image under the name the policy's container target holds.
 const BUILDER: &str = "allowed.test:5000/ram/builder:1";
+/// Where xtask puts the two builds of the package: the plain version, and a
+/// higher one for the upgrade.
+const DEBS: &str = "/usr/local/lib/ram-suite/debs";
 
 fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot start {program}: {e}"))
@@ -132,16 +146,9 @@ fn ramd_runs_from_its_unit_before_docker_and_enforces_dockerd() {
     println!("ramd ready at {ramd_ready} us, dockerd started at {dockerd_started} us (monotonic)");
     assert!(ramd_ready > 0 && ramd_ready < dockerd_started, "ramd was not ready before dockerd started");
     assert_eq!(ok("stat", &["-fc", "%T", "/sys/fs/cgroup"]), "cgroup2fs", "not a pure cgroup v2 host");
-    let status = ok("ramctl", &["status", "--json"]);
-    let status: serde_json::Value = serde_json::from_str(&status).expect("ramctl status --json");
-    let dockerd = status["targets"]
-        .as_array()
-        .and_then(|t| t.iter().find(|t| t["name"] == "dockerd"))
-        .unwrap_or_else(|| panic!("no dockerd target in {status}"));
-    assert_eq!(dockerd["state"], "attached", "{dockerd}");
-    let paths: Vec<&str> =
-        dockerd["cgroups"].as_array().into_iter().flatten().filter_map(|c| c["path"].as_str()).collect();
-    assert!(paths.contains(&DOCKER_CGROUP), "dockerd target enforces {paths:?}, not {DOCKER_CGROUP}");
+    let (state, paths) = dockerd_target();
+    assert_eq!(state, "attached");
+    assert!(paths.iter().any(|p| p == DOCKER_CGROUP), "dockerd target enforces {paths:?}, not {DOCKER_CGROUP}");
     // What a process in docker.service's cgroup meets, now and at the
     // unit's start (before dockerd).
     assert_eq!(probe_as_dockerd(&format!("connect {BLOCKED_ADDR} 5000")), "EPERM");
@@ -259,7 +266,7 @@ fn containers_on_a_user_defined_network_resolve_each_other_and_reach_as_without_
 fn a_container_on_the_default_bridge_resolves_through_the_hosts_resolver() {
     let image = format!("{ALLOWED}/{}", pushed_image());
     let out = docker(&["run", "--rm", &image, "/bin/busybox", "nslookup", "allowed.test"]);
-    assert!(text(&out).contains("10.99.0.2"), "default bridge: {}", text(&out));
+    assert!(text(&out).contains(ALLOWED_ADDR), "default bridge: {}", text(&out));
 }
 
 #[test]
@@ -297,21 +304,59 @@ fn published_ports_answer_on_localhost_and_on_the_hosts_address() {
     let _ = docker(&["rm", "-f", "ram-published"]);
 }
 
+/// A process in docker.service's cgroup that tries the blocked registry
+/// without pause until finished; each attempt's verdict is one line.
+struct BlockedLoop {
+    child: std::process::Child,
+    stop: std::path::PathBuf,
+    results: std::path::PathBuf,
+}
+
+impl BlockedLoop {
+    fn start() -> Self {
+        let stop = Path::new(STATE_DIR).join("stop-loop");
+        let results = Path::new(STATE_DIR).join("loop-results");
+        let _ = std::fs::remove_file(&stop);
+        let script = format!(
+            "echo $$ > {DOCKER_CGROUP}/cgroup.procs && while [ ! -e {stop} ]; do {SUITE_DIR}/ram-probe connect {BLOCKED_ADDR} 5000; done > {results}",
+            stop = stop.display(),
+            results = results.display()
+        );
+        let child = Command::new("sh").args(["-c", &script]).spawn().expect("loop");
+        BlockedLoop { child, stop, results }
+    }
+
+    /// Stops the loop; returns (attempts, the verdicts that were not EPERM).
+    fn finish(mut self) -> (usize, Vec<String>) {
+        std::fs::write(&self.stop, "").expect("stop");
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stop);
+        let lines = std::fs::read_to_string(&self.results).expect("loop results");
+        let through = lines.lines().filter(|l| *l != "EPERM").map(str::to_string).collect();
+        (lines.lines().count(), through)
+    }
+}
+
+/// ramctl's report of the dockerd target: its state and cgroup paths.
+fn dockerd_target() -> (String, Vec<String>) {
+    let status = ok("ramctl", &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).expect("ramctl status --json");
+    let dockerd = status["targets"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "dockerd"))
+        .unwrap_or_else(|| panic!("no dockerd target in {status}"));
+    let paths =
+        dockerd["cgroups"].as_array().into_iter().flatten().filter_map(|c| c["path"].as_str()).map(String::from);
+    (dockerd["state"].as_str().unwrap_or_default().to_string(), paths.collect())
+}
+
 /// While ramd is restarted by systemd and then killed outright, a process in
 /// docker.service's cgroup tries the blocked registry without pause: not one
 /// attempt gets through, and ramd comes back by itself after the kill.
 #[test]
 #[ignore = "runs in the systemd guest: cargo xtask host-test"]
 fn systemctl_restart_and_kill_of_ramd_keep_enforcing() {
-    let stop = Path::new(STATE_DIR).join("stop-loop");
-    let results = Path::new(STATE_DIR).join("loop-results");
-    let _ = std::fs::remove_file(&stop);
-    let script = format!(
-        "echo $$ > {DOCKER_CGROUP}/cgroup.procs && while [ ! -e {stop} ]; do {SUITE_DIR}/ram-probe connect {BLOCKED_ADDR} 5000; done > {results}",
-        stop = stop.display(),
-        results = results.display()
-    );
-    let mut looping = Command::new("sh").args(["-c", &script]).spawn().expect("loop");
+    let looping = BlockedLoop::start();
     let first = unit_property("ramd", "MainPID");
     ok("systemctl", &["restart", "ramd"]);
     let restarted = unit_property("ramd", "MainPID");
@@ -323,13 +368,8 @@ fn systemctl_restart_and_kill_of_ramd_keep_enforcing() {
         let pid = unit_property("ramd", "MainPID");
         (unit_property("ramd", "ActiveState") == "active" && pid != restarted && pid != "0").then_some(pid)
     });
-    std::fs::write(&stop, "").expect("stop");
-    let _ = looping.wait();
-    let _ = std::fs::remove_file(&stop);
+    let (attempts, through) = looping.finish();
     assert!(back.is_some(), "systemd did not bring ramd back after SIGKILL");
-    let lines = std::fs::read_to_string(&results).expect("loop results");
-    let attempts = lines.lines().count();
-    let through = lines.lines().filter(|l| *l != "EPERM").collect::<Vec<_>>();
     println!("{attempts} attempts across a restart and a SIGKILL; {} not refused", through.len());
     assert!(attempts > 0, "the loop made no attempt");
     assert!(through.is_empty(), "attempts not refused: {through:?}");
@@ -413,20 +453,3 @@ fn a_builder_learns_through_its_runtimes_dns_on_each_network() {
     let _ = docker(&["network", "rm", "ram-builders"]);
 }
 
-/// The second boot: ramd's unit enforces before docker.service starts, and
-/// the pull verdicts are the same as before the reboot.
-#[test]
-#[ignore = "runs in the systemd guest: cargo xtask host-test"]
-fn after_reboot_ramd_enforces_before_docker_starts() {
-    let ramd_ready = monotonic("ramd", "ActiveEnterTimestampMonotonic");
-    let dockerd_started = monotonic("docker", "ExecMainStartTimestampMonotonic");
-    println!("ramd ready at {ramd_ready} us, dockerd started at {dockerd_started} us (monotonic)");
-    assert!(ramd_ready > 0 && ramd_ready < dockerd_started, "ramd was not ready before dockerd started");
-    assert_eq!(docker_prestart_verdict(), "EPERM");
-    assert_eq!(probe_as_dockerd(&format!("connect {BLOCKED_ADDR} 5000")), "EPERM");
-    let image = format!("{ALLOWED}/{IMAGE}");
-    let _ = docker(&["rmi", "-f", &image]);
-    ok("docker", &["pull", &image]);
-    let out = docker(&["pull", &format!("{BLOCKED}/{IMAGE}")]);
-    assert!(!out.status.success() && text(&out).contains("operation not permitted"), "{}", text(&out));
-}

@@ -4,16 +4,16 @@
 //!
 //! The guest's root file system is built by mmdebstrap from Debian's
 //! packages (cached under target/host by package list) and turned into an
-//! ext4 disk with `mkfs.ext4 -d`. ram is installed the way an admin would
-//! install it by hand: ramd and ramctl in /usr/local/sbin, dist/ramd.service
-//! enabled, the docker.service drop-in, a policy in /etc/ram/ram.toml. Its
-//! test fixtures (a resolver on a dummy interface, two registries) are
+//! ext4 disk with `mkfs.ext4 -d`. ram is not in it: the guest gets two
+//! builds of ram's Debian package (`cargo xtask deb`, the plain version and
+//! a higher one), and the suite installs the first with `apt-get install`
+//! on the running docker, as an admin would, and upgrades to the second.
+//! Its test fixtures (a resolver on a dummy interface, two registries) are
 //! units of their own, so they are up before the suite runs.
 //!
 //! The suite (tests/tests/host.rs, static) runs from a oneshot unit in two
-//! boots: the first runs everything but the `after_reboot` tests and reboots
-//! the guest (QEMU exits on reboot: -no-reboot); the second boots the same
-//! disk and runs the `after_reboot` tests. Each boot prints an exit marker on
+//! boots of the same disk (QEMU exits on reboot: -no-reboot), each a list of
+//! libtest runs in order (see PHASES). Each boot prints an exit marker on
 //! the serial console; a boot without one is a failure.
 
 use std::{
@@ -26,7 +26,7 @@ use std::{
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-use crate::{run_checked, vm, workspace_root, TestTotals};
+use crate::{deb, run_checked, vm, workspace_root, TestTotals};
 
 /// What the guest is built from. Changing the list rebuilds the cached base.
 const PACKAGES: &[&str] = &[
@@ -43,8 +43,19 @@ const PACKAGES: &[&str] = &[
     "busybox-static",
 ];
 const EXIT_MARKER: &str = "RAM-HOST-EXIT ";
-/// The two boots, and the tests each runs (a libtest filter).
-const PHASES: &[(&str, &str)] = &[("boot", "--skip after_reboot"), ("reboot", "after_reboot")];
+/// The two boots, and the libtest runs of each, in order (a run's filter
+/// arguments; a boot stops at its first failing run).
+/// - install: ram's package goes onto a host whose dockerd already runs and
+///   is enforced at once; then an upgrade under a loop of blocked connects.
+/// - reboot: still enforcing from the first moment, with the packaged
+///   policy; the suite's policy goes in (an admin's edit of the conffile);
+///   every other test; last, removal and purge leave nothing behind.
+const PHASES: &[(&str, &[&str])] = &[
+    ("install", &["package::install", "package::upgrade"]),
+    ("reboot", &["package::after_reboot", "--skip package::", "package::remove"]),
+];
+/// The package's version suffix for the upgrade (`cargo xtask deb --version-suffix`).
+const UPGRADE_SUFFIX: &str = "upgrade1";
 
 fn host_dir() -> PathBuf {
     workspace_root().join("target/host")
@@ -80,32 +91,40 @@ pub fn base_tarball() -> Result<PathBuf> {
     Ok(tarball)
 }
 
-/// ramd, ramctl, ram-probe and the guest suite, linked statically.
+/// What the guest gets of ram: its two packages (the plain version in
+/// debs/install, a higher one in debs/upgrade) and the suite's static
+/// ram-probe and test binary. (path in the guest, file on this machine)
 fn build_binaries() -> Result<Vec<(String, PathBuf)>> {
     let bins = vm::build_static_bins()?;
-    let suite = vm::build_static_test("host")?;
-    let mut all: Vec<(String, PathBuf)> =
-        ["ramd", "ramctl", "ram-probe"].iter().map(|b| (b.to_string(), bins.join(b))).collect();
-    all.push(("ram-host-tests".into(), suite));
+    let install = deb::package(&bins, &deb::version(None)?)?;
+    let upgrade = deb::package(&bins, &deb::version(Some(UPGRADE_SUFFIX))?)?;
+    let mut all = vec![
+        ("ram-probe".to_string(), bins.join("ram-probe")),
+        ("ram-host-tests".to_string(), vm::build_static_test("host")?),
+    ];
+    for (dir, deb) in [("debs/install", install), ("debs/upgrade", upgrade)] {
+        let name = deb.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        all.push((format!("{dir}/{name}"), deb));
+    }
     Ok(all)
 }
 
 /// Files the guest gets on top of the packages: (path in the guest, mode, contents).
 fn guest_files() -> Result<Vec<(&'static str, u32, String)>> {
-    let dist = workspace_root().join("dist");
-    let read = |name: &str| fs::read_to_string(dist.join(name)).with_context(|| format!("dist/{name}"));
-    let mut files = vec![
+    let files = vec![
         ("etc/fstab", 0o644, "/dev/vda / ext4 defaults 0 1\n".to_string()),
         ("etc/hostname", 0o644, "ram-guest\n".to_string()),
         // The admin's resolver: dnsmasq on the fixture's dummy interface (not
         // loopback, so that containers on the default bridge get it too).
         ("etc/resolv.conf", 0o644, "nameserver 10.99.0.1\n".to_string()),
         ("etc/docker/daemon.json", 0o644, DOCKER_DAEMON_JSON.to_string()),
-        ("etc/ram/ram.toml", 0o644, GUEST_POLICY.to_string()),
+        // The suite's policy, put in place by the suite after the package's
+        // own has been checked (see PHASES).
+        ("etc/ram-suite/ram.toml", 0o644, GUEST_POLICY.to_string()),
         // Software emulation: the verifier takes tens of seconds per
-        // target, longer than systemd's default start timeout.
+        // target, longer than systemd's default start timeout (this drop-in
+        // applies to the packaged unit too).
         ("etc/systemd/system/ramd.service.d/emulation.conf", 0o644, "[Service]\nTimeoutStartSec=10min\n".to_string()),
-        ("etc/systemd/system/ramd.service", 0o644, read("ramd.service")?),
         ("etc/systemd/system/ram-suite-net.service", 0o644, SUITE_NET_UNIT.to_string()),
         ("etc/systemd/system/ram-suite-dns.service", 0o644, SUITE_DNS_UNIT.to_string()),
         ("etc/systemd/system/ram-suite-registry@.service", 0o644, SUITE_REGISTRY_UNIT.to_string()),
@@ -113,21 +132,13 @@ fn guest_files() -> Result<Vec<(&'static str, u32, String)>> {
         ("etc/ram-suite/dnsmasq.conf", 0o644, SUITE_DNSMASQ_CONF.to_string()),
         ("etc/ram-suite/registry-allowed.yml", 0o644, registry_config("10.99.0.2")),
         ("etc/ram-suite/registry-blocked.yml", 0o644, registry_config("10.99.0.3")),
-        ("usr/local/lib/ram-suite/run", 0o755, SUITE_RUNNER.to_string()),
-        ("var/lib/ram-suite/phase", 0o644, "boot\n".to_string()),
-        // Runs after ram's drop-in: what docker.service's first process meets.
+        ("usr/local/lib/ram-suite/run", 0o755, suite_runner()),
+        ("var/lib/ram-suite/phase", 0o644, format!("{}\n", PHASES[0].0)),
+        // Runs after ram's drop-in (drop-ins of all directories run in the
+        // order of their names): what docker.service's first process meets.
         ("etc/systemd/system/docker.service.d/zz-ram-suite-probe.conf", 0o644, SUITE_PRESTART_PROBE.to_string()),
     ];
-    for unit in ["docker", "containerd"] {
-        let drop_in = format!("{unit}.service.d/ram.conf");
-        files.push((leak(format!("etc/systemd/system/{drop_in}")), 0o644, read(&drop_in)?));
-    }
     Ok(files)
-}
-
-/// Guest paths are few and live for the whole run.
-fn leak(path: String) -> &'static str {
-    Box::leak(path.into_boxed_str())
 }
 
 const SUITE_PRESTART_PROBE: &str = r#"[Service]
@@ -135,7 +146,8 @@ ExecStartPre=-/bin/sh -c 'echo "$(cat /proc/sys/kernel/random/boot_id) $(/usr/lo
 "#;
 
 const GUEST_POLICY: &str = r#"# The guest suite's policy: one registry (allowed.test), on the runtimes
-# and on builder containers.
+# and on builder containers. It replaces the package's /etc/ram/ram.toml
+# once that one has been checked.
 mode = "enforce"
 
 [[target]]
@@ -233,31 +245,41 @@ TimeoutStartSec=infinity
 WantedBy=multi-user.target
 "#;
 
-/// Runs the phase's tests with their output on the serial console, then
-/// reboots into the next phase or powers off.
-const SUITE_RUNNER: &str = r#"#!/bin/sh
+/// Runs the phase's libtest runs with their output on the serial console,
+/// then reboots into the next phase or powers off.
+fn suite_runner() -> String {
+    let mut cases = String::new();
+    for (i, (phase, runs)) in PHASES.iter().enumerate() {
+        let next = PHASES.get(i + 1).map_or("done", |p| p.0);
+        let runs: Vec<String> = runs.iter().map(|filter| format!("suite {filter}")).collect();
+        cases.push_str(&format!("  {phase}) next={next}; {} ;;\n", runs.join(" && ")));
+    }
+    format!(
+        r#"#!/bin/sh
 exec >/dev/ttyS0 2>&1
 state=/var/lib/ram-suite
 mkdir -p "$state"
-phase=$(cat "$state/phase" 2>/dev/null || echo boot)
-case "$phase" in
-  boot) filter="--skip after_reboot"; next=reboot ;;
-  *) filter="after_reboot"; next=done ;;
-esac
+phase=$(cat "$state/phase" 2>/dev/null)
 echo "RAM-HOST-PHASE $phase"
 cd "$state"
-RAM_HOST_GUEST=1 RAM_BIN_DIR=/usr/local/lib/ram-suite RUST_TEST_THREADS=1 \
-  /usr/local/lib/ram-suite/ram-host-tests --ignored --test-threads=1 --nocapture $filter
+suite() {{
+  RAM_HOST_GUEST=1 RAM_BIN_DIR=/usr/local/lib/ram-suite RUST_TEST_THREADS=1 \
+    /usr/local/lib/ram-suite/ram-host-tests --ignored --test-threads=1 --nocapture "$@"
+}}
+case "$phase" in
+{cases}  *) next=done; false ;;
+esac
 code=$?
 echo "RAM-HOST-EXIT $phase $code"
 echo "$next" > "$state/phase"
 sync
-if [ "$next" = reboot ]; then systemctl reboot; else systemctl poweroff; fi
-"#;
+if [ "$next" = done ]; then systemctl poweroff; else systemctl reboot; fi
+"#
+    )
+}
 
 /// Unit names to enable: (unit, target that wants it).
 const ENABLED_UNITS: &[&str] = &[
-    "ramd.service",
     "ram-suite-net.service",
     "ram-suite-dns.service",
     "ram-suite-registry@allowed.service",
@@ -284,13 +306,11 @@ fn build_disk(base: &Path, binaries: &[(String, PathBuf)]) -> Result<(PathBuf, P
         set_mode(&dest, mode)?;
     }
     for (name, path) in binaries {
-        let dest = match name.as_str() {
-            "ramd" | "ramctl" => root.join("usr/local/sbin").join(name),
-            _ => root.join("usr/local/lib/ram-suite").join(name),
-        };
+        let dest = root.join("usr/local/lib/ram-suite").join(name);
         fs::create_dir_all(dest.parent().unwrap_or(&root))?;
         fs::copy(path, &dest).with_context(|| format!("copy {}", path.display()))?;
-        set_mode(&dest, 0o755)?;
+        // Packages are read by apt's sandbox user, _apt; the rest is run.
+        set_mode(&dest, if name.ends_with(".deb") { 0o644 } else { 0o755 })?;
     }
     let wants = root.join("etc/systemd/system/multi-user.target.wants");
     fs::create_dir_all(&wants)?;
@@ -455,7 +475,16 @@ pub fn test_lines(console: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::test_lines;
+    use super::{suite_runner, test_lines};
+
+    #[test]
+    fn the_suite_runner_is_valid_sh_with_a_case_per_phase() {
+        let runner = suite_runner();
+        let checked = std::process::Command::new("sh").args(["-n", "-c", &runner]).status().unwrap();
+        assert!(checked.success(), "{runner}");
+        assert!(runner.contains("  install) next=reboot; suite package::install && suite package::upgrade ;;"));
+        assert!(runner.contains("  reboot) next=done; suite package::after_reboot && suite --skip package:: &&"));
+    }
 
     #[test]
     fn outcomes_are_found_after_a_tests_own_output() {

@@ -2,6 +2,7 @@
 //! machine lacks is installed by `setup`, which `run` and `test` call first.
 
 mod bench;
+mod deb;
 mod host;
 mod setup;
 mod vm;
@@ -64,6 +65,15 @@ enum Cmd {
     /// install ram in it as an admin would, boot it in QEMU and run the
     /// guest suite (tests/tests/host.rs) across a reboot.
     HostTest,
+    /// Build the Debian package target/deb/ram_<version>_amd64.deb (static
+    /// ramd and ramctl, systemd units and drop-ins, the policy as a
+    /// conffile, man pages, completions) with dpkg-deb.
+    Deb {
+        /// Build version <workspace version>+SUFFIX instead (higher: an
+        /// upgrade of the plain version).
+        #[arg(long, value_name = "SUFFIX")]
+        version_suffix: Option<String>,
+    },
 }
 
 pub fn workspace_root() -> PathBuf {
@@ -229,5 +239,6 @@ fn main() -> Result<()> {
         Cmd::Bench { smoke } => bench::bench(smoke),
         Cmd::VmTest { kernels, filter } => vm::vm_test(&kernels, filter.as_deref()).map(|_| ()),
         Cmd::HostTest => host::host_test().map(|_| ()),
+        Cmd::Deb { version_suffix } => deb::build(version_suffix.as_deref()).map(|_| ()),
     }
 }

@@ -1,60 +1,19 @@
 //! ramd: loads ram's programs, attaches them to the policy's cgroups, keeps
-//! the maps in step with the policy, and logs every blocked attempt.
+//! the maps in step with the policy, and logs every blocked attempt. Its
+//! command line is `ram::cli::ramd` (shared with the man page).
 
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use ram::{
+    cli::ramd::{Args, LogFormat},
     daemon::{self, PolicySource},
     loader,
     metrics::ListenAddr,
     paths::Paths,
     policy::{HostFacts, Policy, DEFAULT_POLICY_PATH},
 };
-
-#[derive(Parser)]
-#[command(
-    name = "ramd",
-    version,
-    about = "Registry access management: enforce a container runtime's allowed registries in the kernel"
-)]
-struct Args {
-    /// Policy file. Default: /etc/ram/ram.toml, or the embedded default
-    /// policy (Docker Hub only) when that file does not exist.
-    #[arg(long, short, value_name = "PATH")]
-    config: Option<PathBuf>,
-    /// Run on the embedded default policy (Docker Hub only, on the running
-    /// dockerd/containerd), ignoring any policy file.
-    #[arg(long, conflicts_with = "config")]
-    default_policy: bool,
-    /// Validate a policy file, print its compiled rules, and exit.
-    #[arg(long, value_name = "PATH")]
-    check_config: Option<PathBuf>,
-    /// Remove every program, link and pin ram installed, and exit.
-    #[arg(long)]
-    uninstall: bool,
-    /// Log line format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-    /// bpffs directory for pins (root-only) [env: RAM_PIN_DIR; default: /sys/fs/bpf/ram].
-    #[arg(long, value_name = "DIR")]
-    pin_dir: Option<PathBuf>,
-    /// Runtime directory for the status file [env: RAM_RUN_DIR; default: /run/ram].
-    #[arg(long, value_name = "DIR")]
-    run_dir: Option<PathBuf>,
-    /// Serve Prometheus metrics at /metrics on IP:PORT (127.0.0.1:9464) or
-    /// unix:/PATH; wins over the policy's `[metrics] listen`.
-    #[arg(long, value_name = "ADDR")]
-    metrics: Option<ListenAddr>,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    /// One JSON object per line.
-    Json,
-}
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
@@ -134,7 +93,15 @@ fn run(args: Args) -> anyhow::Result<()> {
     init_logging(args.log_format);
     let source = policy_source(&args);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
-    let options = daemon::Options { metrics: args.metrics.clone() };
+    // Parsed here rather than by clap: the command line lives in ram-cli,
+    // which knows nothing of the lib's types.
+    let metrics = match &args.metrics {
+        Some(text) => Some(
+            text.parse::<ListenAddr>().map_err(|why| anyhow::anyhow!("--metrics {text:?}: {why}"))?,
+        ),
+        None => None,
+    };
+    let options = daemon::Options { metrics };
     runtime.block_on(daemon::run(source, paths, options))?;
     Ok(())
 }

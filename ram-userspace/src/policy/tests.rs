@@ -110,6 +110,22 @@ fn the_embedded_default_is_docker_hub_on_dockerd_and_containerd() {
     }
 }
 
+/// The Debian package's /etc/ram/ram.toml (dist/ram.toml) is a commented
+/// copy of the embedded default: installing the package must enforce what
+/// ramd enforces without a file, nothing more or less.
+#[test]
+fn the_packaged_example_policy_has_the_embedded_defaults_effect() {
+    let example = Policy::parse(include_str!("../../../dist/ram.toml"), "ram.toml", &facts()).unwrap();
+    let default = Policy::embedded_default(&facts()).unwrap();
+    assert!(example.warnings.is_empty(), "{:?}", example.warnings);
+    assert_eq!(example.mode, default.mode);
+    assert_eq!(example.dns, default.dns);
+    assert_eq!(example.limits, default.limits);
+    assert_eq!(example.targets, default.targets);
+    assert_eq!(example.allow, default.allow);
+    assert_eq!(example.compile().unwrap(), default.compile().unwrap());
+}
+
 #[test]
 fn resolvers_default_to_resolv_conf() {
     let p = parse(&format!("{TARGET}[[allow]]\nhost = \"a.example\"\n")).unwrap();

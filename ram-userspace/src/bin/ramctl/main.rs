@@ -1,6 +1,7 @@
 //! ramctl: inspect what ram enforces. Works from the pinned maps, so it
 //! answers even while ramd is down. Results on stdout (a table, or JSON with
-//! `--json`); diagnostics on stderr.
+//! `--json`); diagnostics on stderr. Its command line is `ram::cli::ramctl`
+//! (shared with the man page).
 
 mod await_enforced;
 mod blocked;
@@ -12,69 +13,13 @@ mod rules;
 mod status;
 mod table;
 
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use ram::paths::Paths;
-
-#[derive(Parser)]
-#[command(name = "ramctl", version, about = "Inspect ram's enforcement: status, rules, learned addresses")]
-struct Args {
-    /// Print JSON instead of a table.
-    #[arg(long, global = true)]
-    json: bool,
-    /// bpffs directory of ram's pins [env: RAM_PIN_DIR; default: /sys/fs/bpf/ram].
-    #[arg(long, global = true, value_name = "DIR")]
-    pin_dir: Option<PathBuf>,
-    /// ramd's runtime directory [env: RAM_RUN_DIR; default: /run/ram].
-    #[arg(long, global = true, value_name = "DIR")]
-    run_dir: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Mode, targets, attached programs and counters.
-    Status,
-    /// The rules the kernel enforces, read back from the maps.
-    Rules,
-    /// Addresses learned from DNS answers, with their host and time left.
-    Learned,
-    /// Make ramd read its policy again; fails when the new policy is refused.
-    Reload,
-    /// Registry presets (`[[allow]] preset = "..."`) and their hosts.
-    Presets,
-    /// Remove every program, link and pin ram installed (as `ramd --uninstall`).
-    Uninstall,
-    /// Recent blocked and would-block attempts, newest first.
-    Blocked {
-        /// How many to show.
-        #[arg(short = 'n', long, default_value_t = 20)]
-        limit: usize,
-        /// Keep streaming new attempts as they happen.
-        #[arg(long, short)]
-        follow: bool,
-    },
-    /// Wait until ramd enforces this process's cgroup (or one above it);
-    /// fail after --timeout. For `ExecStartPre=` of a runtime's unit: the
-    /// runtime then starts enforced, or not at all.
-    AwaitEnforced {
-        /// Seconds to wait before failing.
-        #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-        timeout: f64,
-    },
-    /// Would a connect to HOST or ADDR be allowed now, and by which rule?
-    /// Exit status 0 when allowed, 2 when denied.
-    Check {
-        /// A host name or an IPv4/IPv6 address.
-        destination: String,
-        port: Option<u16>,
-        /// Only this target (default: every target).
-        #[arg(long)]
-        target: Option<String>,
-    },
-}
+use clap::Parser;
+use ram::{
+    cli::ramctl::{Args, Command},
+    paths::Paths,
+};
 
 fn main() -> ExitCode {
     // Output piped into `head` and the like ends quietly, as for other tools.
