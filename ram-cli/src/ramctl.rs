@@ -58,6 +58,14 @@ pub enum Command {
         #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
         timeout: f64,
     },
+    /// The `[[allow]]` rules that would have allowed the blocked and
+    /// would-block attempts, as a TOML fragment to review and add to the
+    /// policy (from audit mode to enforce).
+    Suggest {
+        /// Only attempts this recent (30s, 10m, 2h, 7d; default: all kept).
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+    },
     /// Would a connect to HOST or ADDR be allowed now, and by which rule?
     /// Exit status 0 when allowed, 2 when denied.
     Check {

@@ -26,6 +26,7 @@ pub mod paths;
 pub mod policy;
 pub mod programs;
 pub mod status;
+pub mod suggest;
 pub mod sys;
 pub mod verifier;
 

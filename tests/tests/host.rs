@@ -452,4 +452,3 @@ fn a_builder_learns_through_its_runtimes_dns_on_each_network() {
     let _ = docker(&["rm", "-f", "ram-builder-net"]);
     let _ = docker(&["network", "rm", "ram-builders"]);
 }
-

@@ -1665,3 +1665,36 @@ fn trusted_resolvers_follow_the_hosts_resolv_conf() {
         "resolve-failed:EPERM"
     );
 }
+
+/// Issue 13: from audit to enforce. In audit mode a pull's name outside the
+/// policy is let through and logged as would_block; `ramctl suggest` turns
+/// the attempt into a rule that `ramd --check-config` accepts, and with it
+/// the same connect is allowed under enforce (refused without it).
+#[test]
+fn suggest_turns_audited_attempts_into_rules_that_allow_them() {
+    require_root();
+    let scene = Scene::new("k-suggest", &[("new.registry.test", "127.10.0.5")], 300);
+    let rules = "[[allow]]\nhost = \"other.registry.test\"\n";
+    let audit = format!("mode = \"audit\"\n{}", scene.policy("", rules));
+    let ramd = Ramd::start(&audit);
+    assert_eq!(scene.inside(&["resolve-connect", "127.0.0.53", "new.registry.test", "443"]), "127.10.0.5 ECONNREFUSED");
+    ramd.wait_log("the would_block line", |e| e["event"] == "would_block" && e["host"] == "new.registry.test");
+    let out = ramd.ramctl(&["suggest", "--since", "10m"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fragment = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{fragment}");
+    assert!(fragment.contains("host = \"new.registry.test\"\nports = [443]"), "{fragment}");
+    // Enforce without the suggestion: refused.
+    let enforce = scene.policy("", rules);
+    ramd.write_policy(&enforce);
+    assert!(ramd.ramctl(&["reload"]).status.success());
+    assert_eq!(scene.inside(&["resolve-connect", "127.0.0.53", "new.registry.test", "443"]), "127.10.0.5 EPERM");
+    // With it: checked, then allowed.
+    let with = format!("{enforce}{fragment}");
+    let file = scene.dir.write("suggested.toml", &with);
+    let check = std::process::Command::new(bin("ramd")).arg("--check-config").arg(&file).output().expect("ramd");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    ramd.write_policy(&with);
+    assert!(ramd.ramctl(&["reload"]).status.success());
+    assert_eq!(scene.inside(&["resolve-connect", "127.0.0.53", "new.registry.test", "443"]), "127.10.0.5 ECONNREFUSED");
+}

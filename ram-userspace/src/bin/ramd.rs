@@ -96,9 +96,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     // Parsed here rather than by clap: the command line lives in ram-cli,
     // which knows nothing of the lib's types.
     let metrics = match &args.metrics {
-        Some(text) => Some(
-            text.parse::<ListenAddr>().map_err(|why| anyhow::anyhow!("--metrics {text:?}: {why}"))?,
-        ),
+        Some(text) => Some(text.parse::<ListenAddr>().map_err(|why| anyhow::anyhow!("--metrics {text:?}: {why}"))?),
         None => None,
     };
     let options = daemon::Options { metrics };

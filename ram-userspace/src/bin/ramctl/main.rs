@@ -11,6 +11,7 @@ mod presets;
 mod reload;
 mod rules;
 mod status;
+mod suggest;
 mod table;
 
 use std::process::ExitCode;
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         Command::Uninstall => uninstall(&paths, args.json),
         Command::Blocked { limit, follow } => blocked::run(&paths, args.json, limit, follow),
         Command::AwaitEnforced { timeout } => await_enforced::run(&paths, args.json, timeout),
+        Command::Suggest { since } => suggest::run(&paths, args.json, since.as_deref()),
         Command::Check { destination, port, target } => {
             match check::run(&paths, args.json, &destination, port, target.as_deref()) {
                 Ok(true) => Ok(()),
