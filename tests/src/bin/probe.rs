@@ -525,6 +525,7 @@ fn main() {
             port(4),
             args.get(5).map_or("127.0.0.1".parse().expect("addr"), |_| addr(5)),
         ),
+        "userns-packet-forge" => bypass::userns_packet_forge(addr(1), &arg(2), addr(3), port(4), addr(5)),
         "forge-in-own-netns" => bypass::forge_in_own_netns(addr(1), &arg(2), addr(3), port(4)),
         "raw-icmp6" => bypass::raw_icmp6(addr(1), arg(2).parse().expect("type")),
         "tcp-smuggle" => stream::smuggle(addr(1), &arg(2), arg(3).parse().expect("id")),

