@@ -231,8 +231,16 @@ pub extern "C" fn ram_find_route(skb: *mut __sk_buff) -> u32 {
     // The socket asked for the resolver's port 53 (judged at connect or
     // sendmsg, and noted as a DNS socket there; a send elsewhere from it is
     // judged anew): it still goes to the resolver, as port 53, for the
-    // query's record and for the verdict. Container targets only.
-    if member_level() != 0 && route.port != DNS_PORT && is_resolver(scope(), route.dest) && dns_socket(skb) {
+    // query's record and for the verdict. Container targets only, and only
+    // for a packet without a source route (whose every hop would otherwise
+    // be judged as port 53).
+    if member_level() != 0
+        && route.port != DNS_PORT
+        && route.hops == 0
+        && !route.extended
+        && is_resolver(scope(), route.dest)
+        && dns_socket(skb)
+    {
         put(&mut scratch.route.port, DNS_PORT as u32);
     }
     1
