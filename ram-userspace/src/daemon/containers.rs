@@ -102,6 +102,18 @@ impl Daemon {
         if runtimes.is_empty() {
             return;
         }
+        let present = runtime_records::container_cgroups(&self.cgroup_root, &runtimes);
+        // Forget what is gone (the kernel drops its entry on rmdir).
+        let ids: BTreeSet<u64> = present.iter().map(|c| c.cgroup_id).collect();
+        self.containers.held.retain(|id, _| ids.contains(id));
+        self.containers.released.retain(|id| ids.contains(id));
+        self.containers.unreadable.retain(|id, _| ids.contains(id));
+        // Every 50 ms: the pins are opened only when a container is new
+        // (a cgroup the kernel may have entered as pending), not decided yet,
+        // or made undecided by a reload.
+        if ids.iter().all(|id| self.containers.held.contains_key(id) || self.containers.released.contains(id)) {
+            return;
+        }
         let mut maps = match Maps::open(&self.paths) {
             Ok(maps) => maps,
             Err(e) => {
@@ -110,7 +122,6 @@ impl Daemon {
             }
         };
         let entries: BTreeMap<u64, Member> = maps.members().into_iter().collect();
-        let present = runtime_records::container_cgroups(&self.cgroup_root, &runtimes);
         let mut roots = None;
         for container in &present {
             let id = container.cgroup_id;
@@ -139,11 +150,6 @@ impl Daemon {
                 }
             }
         }
-        // Forget what is gone (the kernel drops its entry on rmdir).
-        let ids: BTreeSet<u64> = present.iter().map(|c| c.cgroup_id).collect();
-        self.containers.held.retain(|id, _| ids.contains(id));
-        self.containers.released.retain(|id| ids.contains(id));
-        self.containers.unreadable.retain(|id, _| ids.contains(id));
     }
 
     fn decide(&mut self, maps: &mut Maps, container: &ContainerCgroup, info: ContainerInfo) {
