@@ -139,12 +139,10 @@ impl Daemon {
             match runtime_records::docker_container(&container.container_id, roots) {
                 Ok(info) => self.decide(&mut maps, container, info),
                 Err(e) => {
+                    // 0: warned already.
                     let since = *self.containers.unreadable.entry(id).or_insert_with(monotonic_ns);
-                    if monotonic_ns().saturating_sub(since) > UNREADABLE_WARNING_NS
-                        && self.containers.unreadable.get(&id) != Some(&0)
-                    {
+                    if since != 0 && monotonic_ns().saturating_sub(since) > UNREADABLE_WARNING_NS {
                         warn!(cgroup = %container.path.display(), "container held closed: cannot read what its runtime recorded: {e}");
-                        // 0: warned already.
                         self.containers.unreadable.insert(id, 0);
                     }
                 }
