@@ -529,6 +529,14 @@ pub struct Member {
     pub scope: u32,
     /// [`RUNTIME_DOCKER`] or [`RUNTIME_PODMAN`].
     pub runtime: u32,
+    /// The cookie of the network namespace the runtime made for the
+    /// container; 0 while ramd does not know it (pending, or the runtime
+    /// has not recorded it yet). A container's DNS is trusted only in this
+    /// namespace: one the container made itself (an unprivileged user
+    /// namespace gives it CAP_NET_RAW there) could carry forged answers.
+    /// While it is 0 the container learns nothing, and answers to its DNS
+    /// sockets are dropped so that its resolver asks again.
+    pub netns: u64,
 }
 
 /// `Member::scope` of a cgroup not classified yet: every container target

@@ -68,7 +68,7 @@ pub fn on_mkdir(ctx: &RawTracePointContext) -> Option<()> {
     while index < CONTAINER_PATTERNS {
         let runtime = ram_match_pattern(index, len);
         if runtime != 0 {
-            let member = Member { scope: MEMBER_PENDING, runtime };
+            let member = Member { scope: MEMBER_PENDING, runtime, netns: 0 };
             // A failed insert (the map full) leaves the container unheld;
             // ramd classifies it from the cgroup tree all the same.
             let _ = RAM_MEMBERS.insert(&id, &member, BPF_NOEXIST as u64);

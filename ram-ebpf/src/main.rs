@@ -50,6 +50,9 @@ pub fn ram_dns_ingress(ctx: SkBuffContext) -> i32 {
     if !membership::judges_skb(ctx.skb.skb) {
         return 1;
     }
+    if trust::answer_too_early(ctx.skb.skb) {
+        return 0;
+    }
     dns::on_ingress(&ctx)
 }
 

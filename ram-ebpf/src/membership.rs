@@ -14,7 +14,7 @@ use aya_ebpf::{
     bindings::__sk_buff,
     helpers::generated::{bpf_get_current_ancestor_cgroup_id, bpf_skb_ancestor_cgroup_id},
 };
-use ram_common::maps::MEMBER_PENDING;
+use ram_common::maps::{Member, MEMBER_PENDING};
 
 use crate::maps::{member_level, member_runtime, scope, RAM_MEMBERS};
 
@@ -40,17 +40,31 @@ pub fn judges_skb(skb: *mut __sk_buff) -> bool {
     judges_cgroup(unsafe { bpf_skb_ancestor_cgroup_id(skb as *mut _, level as i32) })
 }
 
+/// The member entry of the packet's socket's container, if this (container)
+/// instance judges it.
+#[inline(always)]
+pub fn skb_member(skb: *mut __sk_buff) -> Option<Member> {
+    let level = member_level();
+    if level == 0 {
+        return None;
+    }
+    // SAFETY: the helper takes the skb context.
+    member_judged_here(unsafe { bpf_skb_ancestor_cgroup_id(skb as *mut _, level as i32) })
+}
+
 #[inline(always)]
 fn judges_cgroup(id: u64) -> bool {
+    member_judged_here(id).is_some()
+}
+
+#[inline(always)]
+fn member_judged_here(id: u64) -> Option<Member> {
     // 0: the cgroup is shallower than a container's, no container.
     if id == 0 {
-        return false;
+        return None;
     }
     // SAFETY: read-only lookup, copied at once.
-    match unsafe { RAM_MEMBERS.get(&id) }.copied() {
-        Some(member) => {
-            member.scope == scope() || (member.scope == MEMBER_PENDING && member.runtime == member_runtime())
-        }
-        None => false,
-    }
+    let member = unsafe { RAM_MEMBERS.get(&id) }.copied()?;
+    let judged = member.scope == scope() || (member.scope == MEMBER_PENDING && member.runtime == member_runtime());
+    judged.then_some(member)
 }

@@ -30,6 +30,7 @@ use ram_common::maps::{
     TRUSTED_NETNS_ANY, TRUSTED_NETNS_INITIAL,
 };
 
+use crate::membership::skb_member;
 use crate::maps::{scope_config, RAM_CONTAINER_SOCKETS, RAM_INITIAL_NETNS, RAM_PRIVILEGED_SOCKETS, RAM_SOCKETS};
 
 /// A socket's identity as the sock_addr and sock_create hooks see it.
@@ -150,13 +151,16 @@ pub fn trusted_socket(skb: *mut __sk_buff, scope: u32) -> bool {
     if note.flags & SOCKET_DNS == 0 || note.netns == 0 {
         return false;
     }
-    // A container target: each container's namespace is its own, made by
-    // its runtime. Nothing in it can answer as a resolver: egress refuses
-    // every packet a judged socket sends from a resolver's address and port
-    // 53 (`egress::sent_as_resolver`), and a container's processes are all
-    // judged.
+    // A container target: each container's DNS is trusted in the one
+    // namespace its runtime made for it (ramd writes that namespace's
+    // cookie into its member entry). Nothing in it can answer as a
+    // resolver: egress refuses every packet a judged socket sends from a
+    // resolver's address and port 53 (`egress::sent_as_resolver`), and a
+    // container's processes are all judged. A namespace the container made
+    // itself is another matter: an unprivileged user namespace gives it
+    // CAP_NET_RAW there, and frames no cgroup hook sees.
     if config.trusted_netns == TRUSTED_NETNS_ANY {
-        return true;
+        return skb_member(skb).is_some_and(|member| member.netns != 0 && member.netns == note.netns);
     }
     let trusted = runtime_netns(&config);
     trusted != 0 && note.netns == trusted
@@ -195,4 +199,16 @@ pub fn unjudged_socket(skb: *mut __sk_buff, scope: u32) -> Unjudged {
         Some(_) => Unjudged::No,
         None => Unjudged::NotNoted,
     }
+}
+
+/// Should the ingress program drop this packet of a container whose
+/// namespace ramd has not told yet? Answers to its DNS sockets teach
+/// nothing until then; dropped, they make its resolver ask again (a UDP
+/// retry, a TCP retransmission) instead of handing the container an
+/// address it may not connect to.
+#[inline(always)]
+pub fn answer_too_early(skb: *mut __sk_buff) -> bool {
+    // skb_member is None for a runtime target (no member level): the
+    // verifier drops this for them, a load-time constant.
+    skb_member(skb).is_some_and(|member| member.netns == 0) && dns_socket(skb)
 }

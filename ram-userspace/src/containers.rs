@@ -70,6 +70,27 @@ struct DockerRecord {
     name: String,
     #[serde(rename = "Config")]
     config: DockerConfig,
+    #[serde(rename = "NetworkSettings", default)]
+    network: Option<DockerNetwork>,
+}
+
+#[derive(Deserialize)]
+struct DockerNetwork {
+    /// The file of the network namespace dockerd made for the container
+    /// (`/var/run/docker/netns/<sandbox>`; `.../default` for the host's).
+    #[serde(rename = "SandboxKey", default)]
+    sandbox_key: String,
+}
+
+/// What ramd takes from a runtime's record of a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// What the targets' filters match on.
+    pub info: ContainerInfo,
+    /// The network namespace the runtime made for the container, once it
+    /// has recorded it: the one namespace the container's DNS is trusted
+    /// in.
+    pub netns: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -143,6 +164,44 @@ pub fn docker_data_roots() -> Vec<PathBuf> {
     roots
 }
 
+/// An extra directory of runtime-made network namespace files to trust
+/// (the tests point it at their own).
+pub const DOCKER_NETNS_ENV: &str = "RAM_DOCKER_NETNS";
+
+/// Where dockerd keeps a file of each network namespace it makes for its
+/// containers (`<exec-root>/netns`; `default` is the host's, for
+/// `--network host`). Only root can put a namespace there.
+fn docker_netns_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from("/var/run/docker/netns"), PathBuf::from("/run/docker/netns")];
+    if let Some(dir) = std::env::var_os(DOCKER_NETNS_ENV) {
+        dirs.insert(0, PathBuf::from(dir));
+    }
+    dirs
+}
+
+/// The file of the runtime-made network namespace a process of `cgroup`
+/// is in, if any. dockerd records a container's namespace only once the
+/// container runs (after its first instruction); its processes are in it
+/// from the start. A process in a namespace of its own making (an
+/// unprivileged user namespace suffices) matches no runtime file: such a
+/// container's DNS stays untrusted.
+pub fn runtime_netns_of(cgroup: &Path) -> Option<PathBuf> {
+    let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).ok()?;
+    let in_use: std::collections::BTreeSet<(u64, u64)> = procs
+        .lines()
+        .filter_map(|pid| std::fs::metadata(format!("/proc/{}/ns/net", pid.trim())).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
+    if in_use.is_empty() {
+        return None;
+    }
+    docker_netns_dirs()
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
+        .map(|entry| entry.path())
+        .find(|path| std::fs::metadata(path).is_ok_and(|m| in_use.contains(&(m.dev(), m.ino()))))
+}
+
 /// A record is a small JSON file; anything larger is not dockerd's.
 const MAX_RECORD_BYTES: u64 = 4 << 20;
 
@@ -169,7 +228,7 @@ fn read_record(path: &Path) -> std::io::Result<Vec<u8>> {
 
 /// What dockerd recorded about container `id`, from the first data root
 /// that has it.
-pub fn docker_container(id: &str, roots: &[PathBuf]) -> Result<ContainerInfo> {
+pub fn docker_container(id: &str, roots: &[PathBuf]) -> Result<Recorded> {
     let mut last = None;
     for root in roots {
         let path = root.join("containers").join(id).join("config.v2.json");
@@ -181,7 +240,7 @@ pub fn docker_container(id: &str, roots: &[PathBuf]) -> Result<ContainerInfo> {
     Err(last.unwrap_or_else(|| Error::io(Path::new("/var/lib/docker"), std::io::ErrorKind::NotFound.into())))
 }
 
-fn parse_docker_record(id: &str, bytes: &[u8]) -> std::io::Result<ContainerInfo> {
+fn parse_docker_record(id: &str, bytes: &[u8]) -> std::io::Result<Recorded> {
     let record: DockerRecord = serde_json::from_slice(bytes)?;
     // The record of another container, put in this one's place, decides nothing.
     if record.id != id {
@@ -190,12 +249,16 @@ fn parse_docker_record(id: &str, bytes: &[u8]) -> std::io::Result<ContainerInfo>
             format!("the record is of container {:?}", record.id),
         ));
     }
-    Ok(ContainerInfo {
+    let info = ContainerInfo {
         id: id.to_string(),
         name: record.name.trim_start_matches('/').to_string(),
         image: record.config.image,
         labels: record.config.labels.unwrap_or_default(),
-    })
+    };
+    // Only an absolute path is dockerd's; it is written by dockerd into its
+    // own root-owned data root, like the rest of the record.
+    let netns = record.network.map(|n| PathBuf::from(n.sandbox_key)).filter(|p| p.is_absolute());
+    Ok(Recorded { info, netns })
 }
 
 #[cfg(test)]
@@ -205,12 +268,23 @@ mod tests {
     #[test]
     fn reads_name_image_and_labels_from_dockers_record() {
         let record = br#"{"ID":"x","Name":"/builder","Config":{"Image":"moby/buildkit:v0.12","Labels":{"ci.job":"7"}},"State":{}}"#;
-        let info = parse_docker_record("x", record).expect("record");
+        let recorded = parse_docker_record("x", record).expect("record");
+        assert_eq!(recorded.netns, None, "not recorded yet");
+        let info = recorded.info;
         assert_eq!(info.name, "builder");
         assert_eq!(info.image, "moby/buildkit:v0.12");
         assert_eq!(info.labels.get("ci.job").map(String::as_str), Some("7"));
         let no_labels = br#"{"ID":"y","Name":"/a","Config":{"Image":"alpine","Labels":null}}"#;
-        assert!(parse_docker_record("y", no_labels).expect("record").labels.is_empty());
+        assert!(parse_docker_record("y", no_labels).expect("record").info.labels.is_empty());
+        let started = br#"{"ID":"s","Name":"/a","Config":{"Image":"alpine"},"NetworkSettings":{"SandboxKey":"/var/run/docker/netns/0123abcd"}}"#;
+        assert_eq!(
+            parse_docker_record("s", started).expect("record").netns,
+            Some(PathBuf::from("/var/run/docker/netns/0123abcd"))
+        );
+        let relative = br#"{"ID":"r","Name":"/a","Config":{"Image":"alpine"},"NetworkSettings":{"SandboxKey":"netns/x"}}"#;
+        assert_eq!(parse_docker_record("r", relative).expect("record").netns, None, "not a path dockerd writes");
+        let empty = br#"{"ID":"e","Name":"/a","Config":{"Image":"alpine"},"NetworkSettings":{"SandboxKey":""}}"#;
+        assert_eq!(parse_docker_record("e", empty).expect("record").netns, None);
         assert!(parse_docker_record("z", b"{not json").is_err());
         assert!(parse_docker_record("z", record).is_err(), "another container's record");
     }

@@ -115,6 +115,12 @@ impl Netns {
         cmd
     }
 
+    /// The namespace's file, as a runtime records its sandbox's (the
+    /// guest's own namespace: init's).
+    pub fn file(&self) -> PathBuf {
+        self.path().unwrap_or_else(|| PathBuf::from("/proc/1/ns/net"))
+    }
+
     /// The namespace file to join; None for the current namespace.
     pub fn path(&self) -> Option<PathBuf> {
         (!self.name.is_empty()).then(|| PathBuf::from("/run/netns").join(&self.name))

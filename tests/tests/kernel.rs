@@ -1201,7 +1201,13 @@ struct FakeContainer {
     id: String,
 }
 
-fn fake_container(data_root: &Path, image: &str, tag: u64) -> FakeContainer {
+fn fake_container(netns: &Netns, data_root: &Path, image: &str, tag: u64) -> FakeContainer {
+    fake_container_in(Some(netns), data_root, image, tag)
+}
+
+/// As [`fake_container`]; with `netns` None, the record names no sandbox
+/// yet (dockerd records it when the container's network is set up).
+fn fake_container_in(netns: Option<&Netns>, data_root: &Path, image: &str, tag: u64) -> FakeContainer {
     let id = format!(
         "{:016x}{:016x}{:016x}{:016x}",
         tag.wrapping_mul(0x9e37_79b9) | 1 << 60,
@@ -1214,7 +1220,8 @@ fn fake_container(data_root: &Path, image: &str, tag: u64) -> FakeContainer {
     std::fs::write(
         record.join("config.v2.json"),
         format!(
-            r#"{{"ID":"{id}","Name":"/ram-test-{tag}","Config":{{"Image":"{image}","Labels":{{"ci.job":"{tag}"}}}}}}"#
+            r#"{{"ID":"{id}","Name":"/ram-test-{tag}","Config":{{"Image":"{image}","Labels":{{"ci.job":"{tag}"}}}}{}}}"#,
+            netns.map(|n| format!(r#","NetworkSettings":{{"SandboxKey":"{}"}}"#, n.file().display())).unwrap_or_default()
         ),
     )
     .expect("record");
@@ -1265,7 +1272,7 @@ fn a_container_target_judges_each_new_container_from_its_first_instruction() {
     let mut containers = Vec::new();
     for round in 0..50u64 {
         let image = if round % 2 == 0 { "ram-test/builder:1" } else { "ram-test/other:1" };
-        let container = fake_container(&data_root.path, image, round);
+        let container = fake_container(&netns, &data_root.path, image, round);
         // The cgroup exists this instant: a builder is refused from the
         // first instruction, whether or not ramd has looked yet; another
         // image is held or already let go.
@@ -1279,7 +1286,7 @@ fn a_container_target_judges_each_new_container_from_its_first_instruction() {
     }
     // The hold itself, without racing ramd: a container whose record ramd
     // cannot read yet stays held closed, whatever its image, until it can.
-    let early = fake_container(&data_root.path, "ram-test/other:2", 1000);
+    let early = fake_container(&netns, &data_root.path, "ram-test/other:2", 1000);
     let record = data_root.path.join("containers").join(&early.id).join("config.v2.json");
     let text = std::fs::read_to_string(&record).expect("record");
     std::fs::remove_file(&record).expect("hide the record");
@@ -1373,7 +1380,7 @@ fn a_held_container_cannot_release_itself_through_a_fake_dockerd() {
     let known = known_root.path.display().to_string();
     let ramd = Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", known.as_str())]);
     ramd.wait_attached();
-    let container = fake_container(&real_root.path, "ram-test/job:1", 7001);
+    let container = fake_container(&netns, &real_root.path, "ram-test/job:1", 7001);
     for _ in 0..5 {
         assert_eq!(probe(Some(&container.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
         sleep(Duration::from_millis(100));
@@ -1436,7 +1443,7 @@ fn af_packet_answers_forged_by_a_container_with_cap_net_raw_teach_it() {
     let root = data_root.path.display().to_string();
     let ramd = Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", root.as_str())]);
     ramd.wait_attached();
-    let container = fake_container(&data_root.path, "ram-test/job:1", 7002);
+    let container = fake_container(&netns, &data_root.path, "ram-test/job:1", 7002);
     assert_eq!(probe(Some(&container.cgroup), Some(&netns), &["connect", "127.30.0.9", "9"]), "EPERM");
     let mut outs = Vec::new();
     for (resolver, client) in [("127.0.0.11", "127.0.0.1"), ("10.77.0.53", "10.77.0.2")] {
@@ -1497,13 +1504,86 @@ fn a_held_container_learns_through_dockers_embedded_dns_behind_its_nat() {
     let root = data_root.path.display().to_string();
     let ramd = Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", root.as_str())]);
     ramd.wait_attached();
-    let container = fake_container(&data_root.path, "ram-test/job:1", 7003);
+    let container = fake_container(&netns, &data_root.path, "ram-test/job:1", 7003);
     let udp = probe(Some(&container.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
     let tcp =
         probe(Some(&container.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9", "tcp"]);
     println!("udp: {udp}\ntcp: {tcp}\n{}", ramd.log_text());
     assert_eq!(udp, "127.20.0.5 ECONNREFUSED", "REFUSED LEGIT (udp)");
     assert_eq!(tcp, "127.20.0.5 ECONNREFUSED", "REFUSED LEGIT (tcp)");
+}
+
+/// A container's DNS is trusted only in the network namespace its runtime
+/// made for it: the one dockerd's record names (NetworkSettings.SandboxKey,
+/// written once the container runs), or before that the one its processes
+/// are in, if dockerd keeps a file of it (`<exec-root>/netns/`, where the
+/// setkey hook bind-mounts it before the container's first instruction).
+/// While neither is known, the container learns nothing and the answers to
+/// its DNS sockets are dropped rather than handed over unlearned, so that
+/// its resolver asks again; once one is, the next query teaches.
+#[test]
+fn a_container_learns_only_in_the_namespace_its_runtime_made() {
+    require_root();
+    let netns = Netns::new("k-ctr-ns");
+    let dir = TempDir::new("k-ctr-ns");
+    let data_root = TempDir::new("k-ctr-ns-docker");
+    let netns_files = TempDir::new("k-ctr-ns-files");
+    let _parent = DockerParent::new();
+    // dockerd's embedded DNS, outside the container's cgroup, in its namespace.
+    let mut cmd = std::process::Command::new("dnsmasq");
+    cmd.args(["--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces"])
+        .args(["--listen-address=127.0.0.11", "--port=53", "--local-ttl=60", "--user=root"])
+        .arg(format!("--pid-file={}", dir.path.join("dnsmasq.pid").display()))
+        .arg("--address=/registry.test/127.20.0.5")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    place(&mut cmd, None, Some(&netns));
+    let _dns = Proc::spawn("embedded-dns", &mut cmd);
+    let up = wait_for(Duration::from_secs(10), || {
+        let v = probe(None, Some(&netns), &["resolve", "127.0.0.11", "registry.test"]);
+        (v == "127.20.0.5").then_some(v)
+    });
+    assert!(up.is_some(), "the embedded DNS does not answer");
+    let policy = red_policy(&netns, "[[allow]]\nhost = \"registry.test\"\n");
+    let root = data_root.path.display().to_string();
+    let files = netns_files.path.display().to_string();
+    let ramd =
+        Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files.as_str())]);
+    ramd.wait_attached();
+    let resolve = |container: &FakeContainer| {
+        probe(Some(&container.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"])
+    };
+    // Neither recorded nor kept by the runtime: nothing reaches it, nothing is learned.
+    let first = fake_container_in(None, &data_root.path, "ram-test/job:1", 7008);
+    ramd.wait_log("the container enforced", |e| e["message"] == "enforcing container");
+    let out = resolve(&first);
+    assert!(out.starts_with("resolve-failed"), "an answer reached a container whose namespace is unknown: {out}");
+    assert_eq!(probe(Some(&first.cgroup), Some(&netns), &["connect", "127.20.0.5", "9"]), "EPERM", "it learned");
+    // The runtime keeps a file of the namespace (as the setkey hook does):
+    // the container's processes are in it, and its next query teaches.
+    let kept = netns_files.path.join("0123456789ab");
+    std::fs::write(&kept, "").expect("mount point");
+    run(std::process::Command::new("mount").arg("--bind").arg(netns.file()).arg(&kept));
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(kept);
+    let mut last = String::new();
+    let learned = wait_for(Duration::from_secs(10), || {
+        last = resolve(&first);
+        (last == "127.20.0.5 ECONNREFUSED").then_some(())
+    });
+    assert!(learned.is_some(), "no lesson in the runtime's namespace ({last}):\n{}", ramd.log_text());
+    // The record names it: the same, without a process to look at.
+    let second = fake_container(&netns, &data_root.path, "ram-test/job:2", 7009);
+    let learned = wait_for(Duration::from_secs(10), || {
+        last = resolve(&second);
+        (last == "127.20.0.5 ECONNREFUSED").then_some(())
+    });
+    assert!(learned.is_some(), "no lesson in the recorded namespace ({last}):\n{}", ramd.log_text());
 }
 
 /// RED 4 (expected to hold). A held container that makes a namespace of
@@ -1519,7 +1599,7 @@ fn a_held_container_cannot_answer_its_own_queries() {
     let root = data_root.path.display().to_string();
     let ramd = Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", root.as_str())]);
     ramd.wait_attached();
-    let container = fake_container(&data_root.path, "ram-test/job:1", 7004);
+    let container = fake_container(&netns, &data_root.path, "ram-test/job:1", 7004);
     let child = container.cgroup.child("init.scope");
     for (resolver, cgroup) in
         [("127.0.0.11", &container.cgroup), ("127.0.0.53", &container.cgroup), ("127.0.0.11", &child)]
@@ -1557,7 +1637,7 @@ fn a_reload_never_refuses_a_held_containers_allowed_connects() {
     let root = data_root.path.display().to_string();
     let ramd = Ramd::start_with_env(&policy(""), &[("RAM_DOCKER_ROOT", root.as_str())]);
     ramd.wait_attached();
-    let container = fake_container(&data_root.path, "ram-test/job:1", 7005);
+    let container = fake_container(&netns, &data_root.path, "ram-test/job:1", 7005);
     let settled = wait_for(Duration::from_secs(5), || {
         let v = probe(Some(&container.cgroup), Some(&netns), &["connect", "127.20.0.1", "9"]);
         (v == "ECONNREFUSED").then_some(v)
@@ -1610,7 +1690,7 @@ fn a_record_that_is_a_fifo_does_not_stall_ramd() {
     let known = known_root.path.display().to_string();
     let ramd = Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", known.as_str())]);
     ramd.wait_attached();
-    let stranded = fake_container(&real_root.path, "ram-test/job:1", 7006);
+    let stranded = fake_container(&netns, &real_root.path, "ram-test/job:1", 7006);
     let record = evil.path.join("containers").join(&stranded.id);
     std::fs::create_dir_all(&record).expect("evil record dir");
     run(std::process::Command::new("mkfifo").arg(record.join("config.v2.json")));
@@ -1623,7 +1703,7 @@ fn a_record_that_is_a_fifo_does_not_stall_ramd() {
     let _fake_dockerd = Proc::spawn("fake-dockerd", &mut cmd);
     sleep(Duration::from_millis(500));
     // A container ramd can read, of an image no target wants: never let go.
-    let other = fake_container(&known_root.path, "ram-test/other:1", 7007);
+    let other = fake_container(&netns, &known_root.path, "ram-test/other:1", 7007);
     let released = wait_for(Duration::from_secs(5), || {
         let v = probe(Some(&other.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
         (v == "ECONNREFUSED").then_some(v)
@@ -1699,19 +1779,15 @@ fn suggest_turns_audited_attempts_into_rules_that_allow_them() {
     assert_eq!(scene.inside(&["resolve-connect", "127.0.0.53", "new.registry.test", "443"]), "127.10.0.5 ECONNREFUSED");
 }
 
-/// A known gap, found by the second red-team pass, not a passing case.
-/// Container targets trust a DNS socket in any network namespace
-/// (TRUSTED_NETNS_ANY), relying on egress refusing sends from a resolver's
-/// address and port 53. A held container that can make a user namespace
-/// (seccomp=unconfined, as rootless BuildKit asks for) gets CAP_NET_RAW
-/// over a network namespace of its own, even with Docker's CAP_NET_RAW
-/// dropped, and forges the answer there through AF_PACKET: no cgroup hook
-/// sees it, and the learned address opens in the container's real
-/// namespace. The fix (next): trust a container's DNS only in the namespace
-/// its runtime made for it (its cookie in the member entry). Kept, ignored,
-/// so the gap stays in view: run it with `--ignored` (it fails while open).
+/// RED 6 (found by the second red-team pass; a bypass until fixed). A held
+/// container that can make a user namespace (seccomp=unconfined, as
+/// rootless BuildKit asks for) gets CAP_NET_RAW over a network namespace
+/// of its own, even with Docker's CAP_NET_RAW dropped, and forges the
+/// answer there through AF_PACKET: no cgroup hook sees it. Container
+/// targets used to trust a DNS socket in any namespace; now only in the
+/// one its runtime made for it (the member entry's cookie), so the forged
+/// answer teaches nothing.
 #[test]
-#[ignore = "known gap: a held container with user namespaces forges answers in a namespace of its own; see README"]
 fn a_container_with_user_namespaces_forges_answers_in_a_namespace_of_its_own() {
     require_root();
     let netns = Netns::new("k-red2-uns");
@@ -1726,7 +1802,7 @@ fn a_container_with_user_namespaces_forges_answers_in_a_namespace_of_its_own() {
     let root = data_root.path.display().to_string();
     let ramd = Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", root.as_str())]);
     ramd.wait_attached();
-    let container = fake_container(&data_root.path, "ram-test/job:1", 7102);
+    let container = fake_container(&netns, &data_root.path, "ram-test/job:1", 7102);
     // A listener the container must not reach (ECONNREFUSED: reached).
     assert_eq!(probe(Some(&container.cgroup), Some(&netns), &["connect", "127.30.0.9", "9"]), "EPERM");
     let out = probe(

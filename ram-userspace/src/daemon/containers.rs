@@ -13,19 +13,31 @@ use crate::{
     status::ContainerStatus,
 };
 
-/// How long a container may stay pending, its record unreadable, before
-/// ramd says so (it stays held meanwhile).
+/// How long a container may stay pending, its record unreadable, or its
+/// network namespace unknown, before ramd says so (it stays held closed,
+/// or learns nothing, meanwhile).
 const UNREADABLE_WARNING_NS: u64 = 2_000_000_000;
+
+/// A container a container target holds.
+pub(crate) struct Held {
+    scope: u32,
+    info: ContainerInfo,
+    /// Its cgroup.
+    path: PathBuf,
+    /// The cookie of the network namespace its runtime made for it; 0 while
+    /// not known (its DNS teaches nothing until it is).
+    netns: u64,
+}
 
 #[derive(Default)]
 pub(crate) struct ContainerState {
     watch: Option<ContainerWatch>,
-    /// cgroup id → the scope holding it, what the runtime recorded, and
-    /// the cgroup's path.
-    held: BTreeMap<u64, (u32, ContainerInfo, PathBuf)>,
+    /// cgroup id → the container target holding it.
+    held: BTreeMap<u64, Held>,
     /// cgroup ids no container target wants.
     released: BTreeSet<u64>,
-    /// cgroup id → when its record was first found unreadable.
+    /// cgroup id → when its record was first found unreadable, or its
+    /// network namespace unknown.
     unreadable: BTreeMap<u64, u64>,
 }
 
@@ -75,17 +87,18 @@ impl Daemon {
                 .find(|s| s.selector.containers().is_some_and(|c| c.runtime == Runtime::Docker && c.matches(info)))
                 .map(|s| s.scope)
         };
-        let changing: Vec<u64> = self
+        let changing: Vec<(u64, u64)> = self
             .containers
             .held
             .iter()
-            .filter(|(_, (scope, info, _))| target_under(info) != Some(*scope))
-            .map(|(id, _)| *id)
+            .filter(|(_, held)| target_under(&held.info) != Some(held.scope))
+            .map(|(id, held)| (*id, held.netns))
             .collect();
         if !changing.is_empty() {
             let mut maps = Maps::open(&self.paths)?;
-            for id in changing {
-                maps.set_member(id, Member { scope: MEMBER_PENDING, runtime: Runtime::Docker.kernel_id() })?;
+            for (id, netns) in changing {
+                // Its namespace stays known: it may learn meanwhile.
+                maps.set_member(id, Member { scope: MEMBER_PENDING, runtime: Runtime::Docker.kernel_id(), netns })?;
                 self.containers.held.remove(&id);
             }
         }
@@ -110,8 +123,11 @@ impl Daemon {
         self.containers.unreadable.retain(|id, _| ids.contains(id));
         // Every 50 ms: the pins are opened only when a container is new
         // (a cgroup the kernel may have entered as pending), not decided yet,
-        // or made undecided by a reload.
-        if ids.iter().all(|id| self.containers.held.contains_key(id) || self.containers.released.contains(id)) {
+        // made undecided by a reload, or held without its namespace known.
+        let settled = |id: &u64| {
+            self.containers.held.get(id).is_some_and(|held| held.netns != 0) || self.containers.released.contains(id)
+        };
+        if ids.iter().all(settled) {
             return;
         }
         let mut maps = match Maps::open(&self.paths) {
@@ -126,9 +142,11 @@ impl Daemon {
         for container in &present {
             let id = container.cgroup_id;
             let decided = match entries.get(&id) {
-                Some(member) if member.scope != MEMBER_PENDING => {
-                    self.containers.held.get(&id).is_some_and(|(scope, ..)| *scope == member.scope)
-                }
+                Some(member) if member.scope != MEMBER_PENDING => self
+                    .containers
+                    .held
+                    .get(&id)
+                    .is_some_and(|held| held.scope == member.scope && held.netns != 0 && held.netns == member.netns),
                 Some(_) => false,
                 None => self.containers.released.contains(&id),
             };
@@ -137,62 +155,120 @@ impl Daemon {
             }
             let roots = roots.get_or_insert_with(runtime_records::docker_data_roots);
             match runtime_records::docker_container(&container.container_id, roots) {
-                Ok(info) => self.decide(&mut maps, container, info),
+                Ok(recorded) => self.decide(&mut maps, container, recorded),
                 Err(e) => {
-                    // 0: warned already.
-                    let since = *self.containers.unreadable.entry(id).or_insert_with(monotonic_ns);
-                    if since != 0 && monotonic_ns().saturating_sub(since) > UNREADABLE_WARNING_NS {
+                    if self.overdue(id) {
                         warn!(cgroup = %container.path.display(), "container held closed: cannot read what its runtime recorded: {e}");
-                        self.containers.unreadable.insert(id, 0);
                     }
                 }
             }
         }
     }
 
-    fn decide(&mut self, maps: &mut Maps, container: &ContainerCgroup, info: ContainerInfo) {
-        let id = container.cgroup_id;
-        self.containers.unreadable.remove(&id);
-        let holder = self.scopes.iter().find(|s| {
-            s.settings.selector.containers().is_some_and(|c| c.runtime == container.runtime && c.matches(&info))
-        });
-        match holder {
-            Some(scope) => {
-                let member = Member { scope: scope.settings.scope, runtime: container.runtime.kernel_id() };
-                if let Err(e) = maps.set_member(id, member) {
-                    warn!(container = %info.name, "cannot record the container's target (it stays held closed): {e}");
-                    return;
+    /// Has container `id` been undecided (or without its namespace) for
+    /// longer than ramd stays quiet about? True once: the caller warns.
+    fn overdue(&mut self, id: u64) -> bool {
+        // 0: warned already.
+        let since = *self.containers.unreadable.entry(id).or_insert_with(monotonic_ns);
+        if since != 0 && monotonic_ns().saturating_sub(since) > UNREADABLE_WARNING_NS {
+            self.containers.unreadable.insert(id, 0);
+            return true;
+        }
+        false
+    }
+
+    /// The cookie of the network namespace the runtime made for a
+    /// container: the one its record names, or, until the runtime has
+    /// recorded it, the runtime-made one its processes are in; 0 while
+    /// neither is known, or the namespace cannot be probed.
+    fn container_netns(&mut self, id: u64, cgroup: &std::path::Path, recorded: &runtime_records::Recorded) -> u64 {
+        // A record's namespace may be a previous run's, gone: then the
+        // processes tell.
+        let found = recorded
+            .netns
+            .as_deref()
+            .map(|path| crate::netns::cookie(path, &self.cgroup_root))
+            .filter(|found| found.is_ok())
+            .or_else(|| {
+                runtime_records::runtime_netns_of(cgroup).map(|path| crate::netns::cookie(&path, &self.cgroup_root))
+            })
+            .unwrap_or_else(|| {
+                Err(crate::error::Error::io(
+                    cgroup,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "none recorded, and no process of it in a namespace its runtime made",
+                    ),
+                ))
+            });
+        match found {
+            Ok(cookie) => cookie,
+            Err(e) => {
+                if self.overdue(id) {
+                    warn!(
+                        container = %recorded.info.name,
+                        "container enforced, but its DNS teaches nothing: its network namespace is not known: {e}"
+                    );
                 }
-                info!(
-                    target_name = %scope.settings.name,
-                    container = %info.name,
-                    container_id = %short(&info.id),
-                    image = %info.image,
-                    cgroup_id = id,
-                    "enforcing container"
-                );
-                self.containers.held.insert(id, (scope.settings.scope, info, container.path.clone()));
-            }
-            None => {
-                if let Err(e) = maps.remove_member(id) {
-                    warn!(container = %info.name, "cannot release the container (it stays held closed): {e}");
-                    return;
-                }
-                debug!(container = %info.name, image = %info.image, "container matches no container target");
-                self.containers.released.insert(id);
+                0
             }
         }
     }
 
+    fn decide(&mut self, maps: &mut Maps, container: &ContainerCgroup, recorded: runtime_records::Recorded) {
+        let id = container.cgroup_id;
+        let holder = self.scopes.iter().find(|s| {
+            s.settings.selector.containers().is_some_and(|c| c.runtime == container.runtime && c.matches(&recorded.info))
+        });
+        let Some((scope, target_name)) = holder.map(|s| (s.settings.scope, s.settings.name.clone())) else {
+            self.containers.unreadable.remove(&id);
+            return self.release(maps, id, &recorded.info);
+        };
+        let netns = self.container_netns(id, &container.path, &recorded);
+        if netns != 0 {
+            self.containers.unreadable.remove(&id);
+        }
+        let member = Member { scope, runtime: container.runtime.kernel_id(), netns };
+        let info = recorded.info;
+        if let Err(e) = maps.set_member(id, member) {
+            warn!(container = %info.name, "cannot record the container's target (it stays held closed): {e}");
+            return;
+        }
+        let known = self.containers.held.get(&id).is_some_and(|held| held.scope == scope);
+        if !known {
+            info!(
+                target_name = %target_name,
+                container = %info.name,
+                container_id = %short(&info.id),
+                image = %info.image,
+                cgroup_id = id,
+                "enforcing container"
+            );
+        } else if netns != 0 {
+            debug!(container = %info.name, netns, "container's network namespace known: its DNS teaches");
+        }
+        self.containers.held.insert(id, Held { scope, info, path: container.path.clone(), netns });
+    }
+
+    /// No container target wants it: it runs unjudged.
+    fn release(&mut self, maps: &mut Maps, id: u64, info: &ContainerInfo) {
+        if let Err(e) = maps.remove_member(id) {
+            warn!(container = %info.name, "cannot release the container (it stays held closed): {e}");
+            return;
+        }
+        debug!(container = %info.name, image = %info.image, "container matches no container target");
+        self.containers.released.insert(id);
+    }
+
     /// "name (id, image)" of the container a cgroup belongs to, for log lines.
     pub(super) fn container_label(&self, cgroup_id: u64) -> Option<String> {
-        let (_, info, _) = self.containers.held.get(&cgroup_id)?;
+        let info = &self.containers.held.get(&cgroup_id)?.info;
         Some(format!("{} ({}, {})", info.name, short(&info.id), info.image))
     }
 
     /// The cgroups of the containers a scope holds.
     pub(super) fn held_cgroups(&self, scope: u32) -> Vec<PathBuf> {
-        self.containers.held.values().filter(|(s, ..)| *s == scope).map(|(.., path)| path.clone()).collect()
+        self.containers.held.values().filter(|held| held.scope == scope).map(|held| held.path.clone()).collect()
     }
 
     /// The containers a scope holds, for `ramctl status`.
@@ -200,11 +276,11 @@ impl Daemon {
         self.containers
             .held
             .iter()
-            .filter(|(_, (s, ..))| *s == scope)
-            .map(|(id, (_, info, _))| ContainerStatus {
-                id: info.id.clone(),
-                name: info.name.clone(),
-                image: info.image.clone(),
+            .filter(|(_, held)| held.scope == scope)
+            .map(|(id, held)| ContainerStatus {
+                id: held.info.id.clone(),
+                name: held.info.name.clone(),
+                image: held.info.image.clone(),
                 cgroup_id: *id,
             })
             .collect()

@@ -27,7 +27,7 @@
 //! `serve-dns` stands in for dnsmasq where there is none (the QEMU guests).
 
 use std::{
-    io::{Read, Write},
+    io::{ErrorKind, Read, Write},
     net::{IpAddr, SocketAddr, TcpStream, UdpSocket},
     time::Duration,
 };
@@ -244,9 +244,20 @@ fn exchange(resolver: IpAddr, name: &str, record_type: RecordType, tcp: bool) ->
             if resolver.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
         let socket = UdpSocket::bind(bind).map_err(|e| errno_name(&e))?;
         socket.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
-        socket.send_to(&bytes, server).map_err(|e| errno_name(&e))?;
+        // Asked twice, as a stub resolver does (glibc's `attempts:2`): a
+        // container target drops the answers of a container whose network
+        // namespace ramd does not know yet, so that the next try teaches.
         let mut buf = vec![0u8; 4096];
-        let (n, _) = socket.recv_from(&mut buf).map_err(|e| errno_name(&e))?;
+        let mut attempt = 0;
+        let n = loop {
+            attempt += 1;
+            socket.send_to(&bytes, server).map_err(|e| errno_name(&e))?;
+            match socket.recv_from(&mut buf) {
+                Ok((n, _)) => break n,
+                Err(e) if attempt < 2 && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+                Err(e) => return Err(errno_name(&e)),
+            }
+        };
         buf.truncate(n);
         buf
     };
