@@ -1525,18 +1525,12 @@ fn a_held_container_learns_through_dockers_embedded_dns_behind_its_nat() {
 fn a_container_learns_only_in_the_namespace_its_runtime_made() {
     require_root();
     let netns = Netns::new("k-ctr-ns");
-    let dir = TempDir::new("k-ctr-ns");
     let data_root = TempDir::new("k-ctr-ns-docker");
     let netns_files = TempDir::new("k-ctr-ns-files");
     let _parent = DockerParent::new();
     // dockerd's embedded DNS, outside the container's cgroup, in its namespace.
-    let mut cmd = std::process::Command::new("dnsmasq");
-    cmd.args(["--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces"])
-        .args(["--listen-address=127.0.0.11", "--port=53", "--local-ttl=60", "--user=root"])
-        .arg(format!("--pid-file={}", dir.path.join("dnsmasq.pid").display()))
-        .arg("--address=/registry.test/127.20.0.5")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+    let mut cmd = std::process::Command::new(probe_bin());
+    cmd.args(["serve-dns", "127.0.0.11", "60", "registry.test=127.20.0.5"]).stdout(std::process::Stdio::null());
     place(&mut cmd, None, Some(&netns));
     let _dns = Proc::spawn("embedded-dns", &mut cmd);
     let up = wait_for(Duration::from_secs(10), || {
