@@ -91,6 +91,39 @@ pub struct Recorded {
     /// has recorded it: the one namespace the container's DNS is trusted
     /// in.
     pub netns: Option<PathBuf>,
+    /// Whose network namespace the container uses (hostconfig.json,
+    /// written when the container is created).
+    pub network: NetworkMode,
+}
+
+/// A container's `HostConfig.NetworkMode`, as far as trust goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// A namespace of its own, made by the runtime (a bridge, a
+    /// user-defined network, `none`).
+    Own,
+    /// The host's (`--network host`).
+    Host,
+    /// Another container's (`--network container:X`): X's id or name.
+    Container(String),
+}
+
+impl NetworkMode {
+    fn parse(mode: &str) -> Self {
+        match mode {
+            "host" => NetworkMode::Host,
+            _ => match mode.strip_prefix("container:") {
+                Some(other) => NetworkMode::Container(other.to_string()),
+                None => NetworkMode::Own,
+            },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DockerHostConfig {
+    #[serde(rename = "NetworkMode", default)]
+    network_mode: String,
 }
 
 #[derive(Deserialize)]
@@ -185,21 +218,58 @@ fn docker_netns_dirs() -> Vec<PathBuf> {
 /// from the start. A process in a namespace of its own making (an
 /// unprivileged user namespace suffices) matches no runtime file: such a
 /// container's DNS stays untrusted.
+///
+/// Every process of the container's cgroup tree counts (a container may
+/// nest cgroups of its own, as docker:dind does). The host's namespace
+/// does not: runc puts the container's first process in its cgroup while
+/// that process is still in the host's namespace, and a container of the
+/// host's network is known from its record. The processes left must all
+/// be in one namespace, or none is taken.
 pub fn runtime_netns_of(cgroup: &Path) -> Option<PathBuf> {
-    let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).ok()?;
-    let in_use: std::collections::BTreeSet<(u64, u64)> = procs
-        .lines()
-        .filter_map(|pid| std::fs::metadata(format!("/proc/{}/ns/net", pid.trim())).ok())
-        .map(|m| (m.dev(), m.ino()))
-        .collect();
-    if in_use.is_empty() {
-        return None;
+    let namespace = |path: &str| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let host: std::collections::BTreeSet<(u64, u64)> =
+        ["/proc/1/ns/net", "/proc/self/ns/net"].into_iter().filter_map(namespace).collect();
+    let mut in_use = std::collections::BTreeSet::new();
+    for pid in cgroup_tree_pids(cgroup) {
+        if let Some(ns) = namespace(&format!("/proc/{pid}/ns/net")) {
+            if !host.contains(&ns) {
+                in_use.insert(ns);
+            }
+        }
     }
+    let only = match in_use.len() {
+        1 => in_use.into_iter().next()?,
+        _ => return None,
+    };
     docker_netns_dirs()
         .iter()
         .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
         .map(|entry| entry.path())
-        .find(|path| std::fs::metadata(path).is_ok_and(|m| in_use.contains(&(m.dev(), m.ino()))))
+        .find(|path| std::fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == only))
+}
+
+/// The pids of a cgroup and of every cgroup below it (bounded: a container
+/// could make a deep tree to slow ramd down).
+fn cgroup_tree_pids(cgroup: &Path) -> Vec<String> {
+    const MAX_CGROUPS: usize = 256;
+    let mut pending = vec![cgroup.to_path_buf()];
+    let mut pids = Vec::new();
+    let mut visited = 0;
+    while let Some(dir) = pending.pop() {
+        visited += 1;
+        if visited > MAX_CGROUPS {
+            break;
+        }
+        if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+            pids.extend(procs.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()));
+        }
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pending.push(entry.path());
+            }
+        }
+    }
+    pids
 }
 
 /// A record is a small JSON file; anything larger is not dockerd's.
@@ -233,7 +303,16 @@ pub fn docker_container(id: &str, roots: &[PathBuf]) -> Result<Recorded> {
     for root in roots {
         let path = root.join("containers").join(id).join("config.v2.json");
         match read_record(&path) {
-            Ok(bytes) => return parse_docker_record(id, &bytes).map_err(|e| Error::io(&path, e)),
+            Ok(bytes) => {
+                let mut recorded = parse_docker_record(id, &bytes).map_err(|e| Error::io(&path, e))?;
+                // Written with the record, when the container is created;
+                // without it, a namespace of its own is assumed.
+                let host_config = root.join("containers").join(id).join("hostconfig.json");
+                if let Ok(bytes) = read_record(&host_config) {
+                    recorded.network = parse_network_mode(&bytes).map_err(|e| Error::io(&host_config, e))?;
+                }
+                return Ok(recorded);
+            }
             Err(e) => last = Some(Error::io(&path, e)),
         }
     }
@@ -258,7 +337,12 @@ fn parse_docker_record(id: &str, bytes: &[u8]) -> std::io::Result<Recorded> {
     // Only an absolute path is dockerd's; it is written by dockerd into its
     // own root-owned data root, like the rest of the record.
     let netns = record.network.map(|n| PathBuf::from(n.sandbox_key)).filter(|p| p.is_absolute());
-    Ok(Recorded { info, netns })
+    Ok(Recorded { info, netns, network: NetworkMode::Own })
+}
+
+fn parse_network_mode(bytes: &[u8]) -> std::io::Result<NetworkMode> {
+    let config: DockerHostConfig = serde_json::from_slice(bytes)?;
+    Ok(NetworkMode::parse(&config.network_mode))
 }
 
 #[cfg(test)]
@@ -287,6 +371,19 @@ mod tests {
         assert_eq!(parse_docker_record("e", empty).expect("record").netns, None);
         assert!(parse_docker_record("z", b"{not json").is_err());
         assert!(parse_docker_record("z", record).is_err(), "another container's record");
+    }
+
+    #[test]
+    fn reads_whose_network_namespace_a_container_uses() {
+        let mode = |text: &str| parse_network_mode(text.as_bytes()).expect("hostconfig");
+        assert_eq!(mode(r#"{"NetworkMode":"default"}"#), NetworkMode::Own);
+        assert_eq!(mode(r#"{"NetworkMode":"bridge"}"#), NetworkMode::Own);
+        assert_eq!(mode(r#"{"NetworkMode":"my-net"}"#), NetworkMode::Own);
+        assert_eq!(mode(r#"{"NetworkMode":"none"}"#), NetworkMode::Own);
+        assert_eq!(mode(r#"{"NetworkMode":"host"}"#), NetworkMode::Host);
+        assert_eq!(mode(r#"{"NetworkMode":"container:abc123"}"#), NetworkMode::Container("abc123".into()));
+        assert_eq!(mode(r#"{}"#), NetworkMode::Own);
+        assert!(parse_network_mode(b"[").is_err());
     }
 
     #[test]

@@ -1208,6 +1208,18 @@ fn fake_container(netns: &Netns, data_root: &Path, image: &str, tag: u64) -> Fak
 /// As [`fake_container`]; with `netns` None, the record names no sandbox
 /// yet (dockerd records it when the container's network is set up).
 fn fake_container_in(netns: Option<&Netns>, data_root: &Path, image: &str, tag: u64) -> FakeContainer {
+    fake_container_with(netns, "default", data_root, image, tag)
+}
+
+/// As [`fake_container_in`], with dockerd's hostconfig.json naming the
+/// container's `NetworkMode` (`default`, `host`, `container:<id>`).
+fn fake_container_with(
+    netns: Option<&Netns>,
+    network_mode: &str,
+    data_root: &Path,
+    image: &str,
+    tag: u64,
+) -> FakeContainer {
     let id = format!(
         "{:016x}{:016x}{:016x}{:016x}",
         tag.wrapping_mul(0x9e37_79b9) | 1 << 60,
@@ -1225,6 +1237,8 @@ fn fake_container_in(netns: Option<&Netns>, data_root: &Path, image: &str, tag: 
         ),
     )
     .expect("record");
+    std::fs::write(record.join("hostconfig.json"), format!(r#"{{"NetworkMode":"{network_mode}"}}"#))
+        .expect("hostconfig");
     let path = cgroup2_mount().join("docker").join(&id);
     std::fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
     FakeContainer { cgroup: TestCgroup { path }, id }
@@ -1807,4 +1821,239 @@ fn a_container_with_user_namespaces_forges_answers_in_a_namespace_of_its_own() {
     println!("userns forge: {out}");
     println!("{}", ramd.log_text());
     assert!(!out.ends_with("ECONNREFUSED"), "BYPASS: {out}");
+}
+
+// The third red-team pass: the network namespace a container's DNS is
+// trusted in.
+
+/// A bind mount of a namespace file, unmounted (and removed) on drop.
+struct NetnsFileMount(PathBuf);
+
+impl NetnsFileMount {
+    fn bind(source: &Path, at: PathBuf) -> Self {
+        std::fs::write(&at, "").expect("mount point");
+        run(std::process::Command::new("mount").arg("--bind").arg(source).arg(&at));
+        NetnsFileMount(at)
+    }
+}
+
+impl Drop for NetnsFileMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A DNS server at 127.0.0.11:53 in `netns` (dockerd's embedded DNS, or
+/// a container playing it), answering registry.test with `ip`, placed in
+/// `cgroup` (None: the test's own).
+fn dns_at_127_0_0_11(netns: &Netns, cgroup: Option<&Path>, ip: &str) -> Proc {
+    let mut cmd = std::process::Command::new(probe_bin());
+    cmd.args(["serve-dns", "127.0.0.11", "60", &format!("registry.test={ip}")]).stdout(std::process::Stdio::null());
+    place(&mut cmd, cgroup, Some(netns));
+    let dns = Proc::spawn("dns-127.0.0.11", &mut cmd);
+    let up = wait_for(Duration::from_secs(10), || {
+        let v = probe(None, Some(netns), &["resolve", "127.0.0.11", "registry.test"]);
+        (v == ip).then_some(v)
+    });
+    assert!(up.is_some(), "the DNS server at 127.0.0.11 does not answer");
+    dns
+}
+
+/// A process that stays in `cgroup` (and `netns`) until dropped.
+fn container_process(cgroup: &Path, netns: Option<&Netns>) -> Proc {
+    let mut cmd = std::process::Command::new(probe_bin());
+    cmd.args(["hold", "600"]).stdout(std::process::Stdio::null());
+    place(&mut cmd, Some(cgroup), netns);
+    Proc::spawn("container-process", &mut cmd)
+}
+
+/// RED 7 (legit refused until fixed). runc puts `runc init` into the container's cgroup
+/// (manager.Apply(pid), or systemd's scope with PIDs=[pid]) while it is
+/// still in the host's namespaces, and only then does nsexec setns/unshare
+/// into the container's network namespace. dockerd keeps a file of the
+/// host's namespace (`/var/run/docker/netns/default`) once any
+/// `--network host` container has run. When ramd's 50 ms scan falls into
+/// that window, before dockerd has checkpointed the SandboxKey,
+/// runtime_netns_of matches the host's namespace, ramd writes its cookie,
+/// and the container counts as settled: the record is never read again, so
+/// its real namespace never teaches.
+#[test]
+fn runc_init_seen_in_the_hosts_namespace_does_not_pin_the_wrong_namespace() {
+    require_root();
+    let netns = Netns::new("k-red3-init");
+    let data_root = TempDir::new("k-red3-init-docker");
+    let files = TempDir::new("k-red3-init-files");
+    let _parent = DockerParent::new();
+    let _dns = dns_at_127_0_0_11(&netns, None, "127.20.0.5");
+    let _default = NetnsFileMount::bind(Path::new("/proc/self/ns/net"), files.path.join("default"));
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let policy = red_policy(&netns, "[[allow]]\nhost = \"registry.test\"\n");
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let ramd =
+        Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())]);
+    ramd.wait_attached();
+    // The cgroup, and runc init (stage 0) in it, still in the host's namespace.
+    let container = fake_container_in(None, &data_root.path, "ram-test/job:1", 7301);
+    let stage0 = container_process(&container.cgroup.path, None);
+    ramd.wait_log("the container enforced", |e| e["message"] == "enforcing container");
+    sleep(Duration::from_millis(300));
+    // nsexec is in the container's namespace; stage 0 exits; dockerd
+    // checkpoints the record with the sandbox's key.
+    let init = container_process(&container.cgroup.path, Some(&netns));
+    drop(stage0);
+    let record = data_root.path.join("containers").join(&container.id).join("config.v2.json");
+    let text = std::fs::read_to_string(&record).expect("record");
+    let key = files.path.join("0123456789ab");
+    let text = format!(
+        "{},\"NetworkSettings\":{{\"SandboxKey\":\"{}\"}}}}",
+        text.trim_end().strip_suffix('}').expect("a JSON object"),
+        key.display()
+    );
+    std::fs::write(&record, text).expect("checkpoint");
+    let mut last = String::new();
+    let learned = wait_for(Duration::from_secs(8), || {
+        last = probe(
+            Some(&container.cgroup),
+            Some(&netns),
+            &["resolve-connect", "127.0.0.11", "registry.test", "9"],
+        );
+        (last == "127.20.0.5 ECONNREFUSED").then_some(())
+    });
+    drop(init);
+    assert!(
+        learned.is_some(),
+        "REFUSED LEGIT: ramd pinned the host's namespace seen while runc init was in the cgroup ({last}):\n{}",
+        ramd.log_text()
+    );
+}
+
+/// RED 8 (bypass until fixed). `docker run --network container:B A`: A
+/// (held) has no namespace of its own; its processes are in B's, which
+/// dockerd keeps a file of. B is a container no target holds (let go:
+/// unjudged), and egress refuses sends from a resolver's address and port
+/// 53 only for judged sockets: B answers as the resolver (here it owns
+/// 127.0.0.11:53; in real Docker it can bind 127.0.0.11:53, which dockerd's
+/// DNAT leaves free, and spray the ids, or sniff with CAP_NET_RAW), and A
+/// would learn an address of B's choosing. ramd reads A's NetworkMode
+/// (hostconfig.json): a namespace an unjudged container uses teaches
+/// nothing. And the other way round: a container that joins a held
+/// container's namespace is judged with it, whatever its image.
+#[test]
+fn a_namespace_shared_with_an_unjudged_container_teaches_nothing_and_joiners_are_judged() {
+    require_root();
+    let netns = Netns::new("k-red-share");
+    let data_root = TempDir::new("k-red-share-docker");
+    let files = TempDir::new("k-red-share-files");
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let policy = red_policy(&netns, "[[allow]]\nhost = \"registry.test\"\n");
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let ramd =
+        Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())]);
+    ramd.wait_attached();
+    // B: an image no target wants; let go, then it answers DNS in its namespace.
+    let b = fake_container(&netns, &data_root.path, "ram-test/other:1", 7302);
+    let released = wait_for(Duration::from_secs(5), || {
+        let v = probe(Some(&b.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+        (v == "ECONNREFUSED").then_some(v)
+    });
+    assert!(released.is_some(), "B was not let go");
+    let _evil = dns_at_127_0_0_11(&netns, Some(&b.cgroup.path), "127.30.0.9");
+    // A: --network container:B, held.
+    let a = fake_container_with(None, &format!("container:{}", b.id), &data_root.path, "ram-test/job:1", 7303);
+    let _a_init = container_process(&a.cgroup.path, Some(&netns));
+    ramd.wait_log("A enforced", |e| e["message"] == "enforcing container");
+    assert_eq!(probe(Some(&a.cgroup), Some(&netns), &["connect", "127.30.0.9", "9"]), "EPERM");
+    for _ in 0..2 {
+        let out = probe(Some(&a.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
+        assert_ne!(out, "127.30.0.9 ECONNREFUSED", "BYPASS: B's answer taught A an off-policy address");
+    }
+    ramd.wait_log("the warning", |e| {
+        e["message"].as_str().is_some_and(|m| m.contains("network namespace of a container no container target holds"))
+    });
+    // C: an image no target wants, --network container:A: judged with A.
+    let c = fake_container_with(None, &format!("container:{}", a.id), &data_root.path, "ram-test/other:2", 7306);
+    sleep(Duration::from_millis(500));
+    assert_eq!(
+        probe(Some(&c.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]),
+        "EPERM",
+        "a container in a held container's namespace went unjudged"
+    );
+}
+
+/// RED 9 (legit refused until fixed). A container that nests its own cgroups moves
+/// every process out of its container cgroup into a child (docker:dind's
+/// entrypoint does, under cgroup v2: `/sys/fs/cgroup/init`; so do systemd
+/// and buildkitd in a private cgroup namespace). With no SandboxKey in its
+/// record (`--network container:X`), ramd looks only at the container
+/// cgroup's own cgroup.procs, finds none, and the container never learns.
+#[test]
+fn a_container_whose_processes_live_in_a_child_cgroup_learns() {
+    require_root();
+    let netns = Netns::new("k-red3-nest");
+    let data_root = TempDir::new("k-red3-nest-docker");
+    let files = TempDir::new("k-red3-nest-files");
+    let _parent = DockerParent::new();
+    let _dns = dns_at_127_0_0_11(&netns, None, "127.20.0.5");
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let policy = red_policy(&netns, "[[allow]]\nhost = \"registry.test\"\n");
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let ramd =
+        Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())]);
+    ramd.wait_attached();
+    let container = fake_container_in(None, &data_root.path, "ram-test/job:1", 7304);
+    let init = container.cgroup.child("init");
+    let _pid1 = container_process(&init.path, Some(&netns));
+    ramd.wait_log("the container enforced", |e| e["message"] == "enforcing container");
+    let mut last = String::new();
+    let learned = wait_for(Duration::from_secs(6), || {
+        last = probe(Some(&init), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
+        (last == "127.20.0.5 ECONNREFUSED").then_some(())
+    });
+    assert!(learned.is_some(), "REFUSED LEGIT: a nested container never learns ({last}):\n{}", ramd.log_text());
+}
+
+/// RED 10 (expected to hold). `docker restart`: the new run's cgroup
+/// appears while the record still names the previous run's SandboxKey,
+/// which libnetwork has unmounted but whose file its garbage collector
+/// removes only later (an empty regular file). ramd must not take that
+/// file for a namespace; the processes, in the new kept namespace, tell.
+#[test]
+fn a_restarted_container_with_a_stale_sandbox_key_learns() {
+    require_root();
+    let netns = Netns::new("k-red3-stale");
+    let data_root = TempDir::new("k-red3-stale-docker");
+    let files = TempDir::new("k-red3-stale-files");
+    let _parent = DockerParent::new();
+    let _dns = dns_at_127_0_0_11(&netns, None, "127.20.0.5");
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let stale = files.path.join("fedcba987654");
+    std::fs::write(&stale, "").expect("stale key");
+    let policy = red_policy(&netns, "[[allow]]\nhost = \"registry.test\"\n");
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let ramd =
+        Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())]);
+    ramd.wait_attached();
+    let container = fake_container_in(None, &data_root.path, "ram-test/job:1", 7305);
+    let record = data_root.path.join("containers").join(&container.id).join("config.v2.json");
+    let text = std::fs::read_to_string(&record).expect("record");
+    let text = format!(
+        "{},\"NetworkSettings\":{{\"SandboxKey\":\"{}\"}}}}",
+        text.trim_end().strip_suffix('}').expect("a JSON object"),
+        stale.display()
+    );
+    std::fs::write(&record, text).expect("stale record");
+    let _init = container_process(&container.cgroup.path, Some(&netns));
+    let mut last = String::new();
+    let learned = wait_for(Duration::from_secs(8), || {
+        last = probe(Some(&container.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
+        (last == "127.20.0.5 ECONNREFUSED").then_some(())
+    });
+    let _ = std::fs::remove_file(&stale);
+    assert!(learned.is_some(), "REFUSED LEGIT: a stale SandboxKey file kept the container from learning ({last}):\n{}", ramd.log_text());
 }

@@ -7,7 +7,7 @@ use ram_common::maps::{CgroupPattern, Member, MEMBER_PENDING};
 use super::*;
 use crate::{
     btf,
-    containers::{self as runtime_records, ContainerCgroup},
+    containers::{self as runtime_records, ContainerCgroup, NetworkMode},
     loader::ContainerWatch,
     policy::{ContainerInfo, Runtime},
     status::ContainerStatus,
@@ -27,6 +27,11 @@ pub(crate) struct Held {
     /// The cookie of the network namespace its runtime made for it; 0 while
     /// not known (its DNS teaches nothing until it is).
     netns: u64,
+    /// The file that namespace was probed from.
+    netns_file: Option<PathBuf>,
+    /// Final: from the runtime's record (or none can be trusted). Until
+    /// then ramd keeps reading the record.
+    settled: bool,
 }
 
 #[derive(Default)]
@@ -34,8 +39,8 @@ pub(crate) struct ContainerState {
     watch: Option<ContainerWatch>,
     /// cgroup id → the container target holding it.
     held: BTreeMap<u64, Held>,
-    /// cgroup ids no container target wants.
-    released: BTreeSet<u64>,
+    /// cgroup id → a container no container target wants.
+    released: BTreeMap<u64, ContainerInfo>,
     /// cgroup id → when its record was first found unreadable, or its
     /// network namespace unknown.
     unreadable: BTreeMap<u64, u64>,
@@ -119,13 +124,13 @@ impl Daemon {
         // Forget what is gone (the kernel drops its entry on rmdir).
         let ids: BTreeSet<u64> = present.iter().map(|c| c.cgroup_id).collect();
         self.containers.held.retain(|id, _| ids.contains(id));
-        self.containers.released.retain(|id| ids.contains(id));
+        self.containers.released.retain(|id, _| ids.contains(id));
         self.containers.unreadable.retain(|id, _| ids.contains(id));
         // Every 50 ms: the pins are opened only when a container is new
         // (a cgroup the kernel may have entered as pending), not decided yet,
         // made undecided by a reload, or held without its namespace known.
         let settled = |id: &u64| {
-            self.containers.held.get(id).is_some_and(|held| held.netns != 0) || self.containers.released.contains(id)
+            self.containers.held.get(id).is_some_and(|held| held.settled) || self.containers.released.contains_key(id)
         };
         if ids.iter().all(settled) {
             return;
@@ -146,9 +151,9 @@ impl Daemon {
                     .containers
                     .held
                     .get(&id)
-                    .is_some_and(|held| held.scope == member.scope && held.netns != 0 && held.netns == member.netns),
+                    .is_some_and(|held| held.scope == member.scope && held.settled && held.netns == member.netns),
                 Some(_) => false,
-                None => self.containers.released.contains(&id),
+                None => self.containers.released.contains_key(&id),
             };
             if decided {
                 continue;
@@ -178,31 +183,36 @@ impl Daemon {
     }
 
     /// The cookie of the network namespace the runtime made for a
-    /// container: the one its record names, or, until the runtime has
-    /// recorded it, the runtime-made one its processes are in; 0 while
+    /// container, and whether it is final: the one its record names is;
+    /// the runtime-made one its processes are in, taken until the runtime
+    /// has recorded one, is not (the record, once written, wins). 0 while
     /// neither is known, or the namespace cannot be probed.
-    fn container_netns(&mut self, id: u64, cgroup: &std::path::Path, recorded: &runtime_records::Recorded) -> u64 {
+    fn own_netns(
+        &mut self,
+        id: u64,
+        cgroup: &std::path::Path,
+        recorded: &runtime_records::Recorded,
+    ) -> (u64, Option<PathBuf>, bool) {
         // A record's namespace may be a previous run's, gone: then the
         // processes tell.
-        let found = recorded
-            .netns
-            .as_deref()
-            .map(|path| crate::netns::cookie(path, &self.cgroup_root))
-            .filter(|found| found.is_ok())
-            .or_else(|| {
-                runtime_records::runtime_netns_of(cgroup).map(|path| crate::netns::cookie(&path, &self.cgroup_root))
-            })
-            .unwrap_or_else(|| {
-                Err(crate::error::Error::io(
-                    cgroup,
-                    std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "none recorded, and no process of it in a namespace its runtime made",
-                    ),
-                ))
-            });
+        if let Some(path) = &recorded.netns {
+            if let Ok(cookie) = self.netns_cookie(id, path) {
+                return (cookie, Some(path.clone()), true);
+            }
+        }
+        let file = runtime_records::runtime_netns_of(cgroup);
+        let found = match &file {
+            Some(path) => self.netns_cookie(id, path),
+            None => Err(crate::error::Error::io(
+                cgroup,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "none recorded, and its processes are in no one namespace its runtime made",
+                ),
+            )),
+        };
         match found {
-            Ok(cookie) => cookie,
+            Ok(cookie) => (cookie, file, false),
             Err(e) => {
                 if self.overdue(id) {
                     warn!(
@@ -210,21 +220,90 @@ impl Daemon {
                         "container enforced, but its DNS teaches nothing: its network namespace is not known: {e}"
                     );
                 }
-                0
+                (0, None, false)
             }
         }
     }
 
+    /// A namespace file's cookie; the one already held for this container
+    /// when the file is the same (a probe forks a process).
+    fn netns_cookie(&self, id: u64, path: &std::path::Path) -> Result<u64> {
+        if let Some(held) = self.containers.held.get(&id) {
+            if held.netns != 0 && held.netns_file.as_deref() == Some(path) {
+                return Ok(held.netns);
+            }
+        }
+        crate::netns::cookie(path, &self.cgroup_root)
+    }
+
+    /// The container `reference` (an id, a prefix of one, or a name) names,
+    /// among those decided: Some(Some(held)) held by a target, Some(None)
+    /// let go, None not known (yet).
+    fn peer(&self, reference: &str) -> Option<Option<&Held>> {
+        let names = |info: &ContainerInfo| info.id == reference || info.id.starts_with(reference) || info.name == reference;
+        if let Some(held) = self.containers.held.values().find(|held| names(&held.info)) {
+            return Some(Some(held));
+        }
+        self.containers.released.values().any(names).then_some(None)
+    }
+
     fn decide(&mut self, maps: &mut Maps, container: &ContainerCgroup, recorded: runtime_records::Recorded) {
         let id = container.cgroup_id;
-        let holder = self.scopes.iter().find(|s| {
-            s.settings.selector.containers().is_some_and(|c| c.runtime == container.runtime && c.matches(&recorded.info))
-        });
-        let Some((scope, target_name)) = holder.map(|s| (s.settings.scope, s.settings.name.clone())) else {
-            self.containers.unreadable.remove(&id);
-            return self.release(maps, id, &recorded.info);
+        let own_target = self
+            .scopes
+            .iter()
+            .find(|s| {
+                s.settings.selector.containers().is_some_and(|c| c.runtime == container.runtime && c.matches(&recorded.info))
+            })
+            .map(|s| s.settings.scope);
+        // Whose namespace it uses decides what its DNS is trusted in, and,
+        // for a namespace a held container uses, who judges it.
+        let (scope, netns, netns_file, settled) = match &recorded.network {
+            NetworkMode::Container(reference) => match self.peer(reference) {
+                // Not decided yet (ramd has just started): held closed.
+                None => return,
+                // A held container's namespace: whoever joins it is judged
+                // with it (an unjudged process there could answer as the
+                // resolver), and trusts what it trusts.
+                Some(Some(peer)) => (
+                    own_target.unwrap_or(peer.scope),
+                    peer.netns,
+                    peer.netns_file.clone(),
+                    peer.settled && peer.netns != 0,
+                ),
+                // A namespace an unjudged container uses: nothing learned
+                // there can be trusted.
+                Some(None) => match own_target {
+                    None => return self.release(maps, id, &recorded.info),
+                    Some(scope) => {
+                        // Said once: settled, it is not decided again.
+                        warn!(
+                            container = %recorded.info.name,
+                            peer = %reference,
+                            "container enforced, but its DNS teaches nothing: it uses the network namespace of a container no container target holds"
+                        );
+                        (scope, 0, None, true)
+                    }
+                },
+            },
+            NetworkMode::Host => match own_target {
+                None => return self.release(maps, id, &recorded.info),
+                Some(scope) => match self.netns_cookie(id, std::path::Path::new(crate::netns::OWN)) {
+                    Ok(cookie) => (scope, cookie, Some(PathBuf::from(crate::netns::OWN)), true),
+                    Err(e) => {
+                        warn!(container = %recorded.info.name, "cannot tell the host's network namespace: {e}");
+                        (scope, 0, None, false)
+                    }
+                },
+            },
+            NetworkMode::Own => match own_target {
+                None => return self.release(maps, id, &recorded.info),
+                Some(scope) => {
+                    let (netns, file, settled) = self.own_netns(id, &container.path, &recorded);
+                    (scope, netns, file, settled)
+                }
+            },
         };
-        let netns = self.container_netns(id, &container.path, &recorded);
         if netns != 0 {
             self.containers.unreadable.remove(&id);
         }
@@ -236,8 +315,9 @@ impl Daemon {
         }
         let known = self.containers.held.get(&id).is_some_and(|held| held.scope == scope);
         if !known {
+            let target_name = self.scopes.iter().find(|s| s.settings.scope == scope).map(|s| s.settings.name.clone());
             info!(
-                target_name = %target_name,
+                target_name = %target_name.unwrap_or_default(),
                 container = %info.name,
                 container_id = %short(&info.id),
                 image = %info.image,
@@ -247,17 +327,18 @@ impl Daemon {
         } else if netns != 0 {
             debug!(container = %info.name, netns, "container's network namespace known: its DNS teaches");
         }
-        self.containers.held.insert(id, Held { scope, info, path: container.path.clone(), netns });
+        self.containers.held.insert(id, Held { scope, info, path: container.path.clone(), netns, netns_file, settled });
     }
 
     /// No container target wants it: it runs unjudged.
     fn release(&mut self, maps: &mut Maps, id: u64, info: &ContainerInfo) {
+        self.containers.unreadable.remove(&id);
         if let Err(e) = maps.remove_member(id) {
             warn!(container = %info.name, "cannot release the container (it stays held closed): {e}");
             return;
         }
         debug!(container = %info.name, image = %info.image, "container matches no container target");
-        self.containers.released.insert(id);
+        self.containers.released.insert(id, info.clone());
     }
 
     /// "name (id, image)" of the container a cgroup belongs to, for log lines.
