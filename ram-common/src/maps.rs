@@ -444,9 +444,12 @@ pub mod counter {
     pub const OTHER_NETNS_PASSED: u32 = 16;
     /// Connects of a runtime's forwarder (docker-proxy) to its container.
     pub const FORWARD_ALLOWED: u32 = 17;
-    pub const SLOTS: u32 = 18;
+    /// Packets to a held container's DNS sockets dropped while ramd does
+    /// not know the container's network namespace (its resolver asks again).
+    pub const DNS_NETNS_UNKNOWN: u32 = 18;
+    pub const SLOTS: u32 = 19;
     /// Display names, in slot order.
-    pub const NAMES: [&str; 18] = [
+    pub const NAMES: [&str; 19] = [
         "connect_allowed",
         "connect_blocked",
         "sendmsg_allowed",
@@ -465,6 +468,7 @@ pub mod counter {
         "learn_capped",
         "other_netns_passed",
         "forward_allowed",
+        "dns_netns_unknown",
     ];
 }
 

@@ -51,6 +51,7 @@ pub fn ram_dns_ingress(ctx: SkBuffContext) -> i32 {
         return 1;
     }
     if trust::answer_too_early(ctx.skb.skb) {
+        maps::count(maps::scope(), ram_common::maps::counter::DNS_NETNS_UNKNOWN);
         return 0;
     }
     dns::on_ingress(&ctx)

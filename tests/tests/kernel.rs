@@ -1566,6 +1566,7 @@ fn a_container_learns_only_in_the_namespace_its_runtime_made() {
     ramd.wait_log("the container enforced", |e| e["message"] == "enforcing container");
     let out = resolve(&first);
     assert!(out.starts_with("resolve-failed"), "an answer reached a container whose namespace is unknown: {out}");
+    assert!(ramd.counter("jobs", "dns_netns_unknown") >= 2, "the dropped answers were not counted");
     assert_eq!(probe(Some(&first.cgroup), Some(&netns), &["connect", "127.20.0.5", "9"]), "EPERM", "it learned");
     // The runtime keeps a file of the namespace (as the setkey hook does):
     // the container's processes are in it, and its next query teaches.

@@ -59,6 +59,7 @@ const COUNTER_SLOTS: [(&str, &str, Option<&str>); counter::NAMES.len()] = [
     ("dns_unmatched", DNS_REFUSED, Some("unmatched")),
     ("dns_malformed", DNS_REFUSED, Some("malformed")),
     ("dns_tcp_split", DNS_REFUSED, Some("tcp_split")),
+    ("dns_netns_unknown", DNS_REFUSED, Some("netns_unknown")),
     ("dns_off_chain", DNS_PARTIAL, Some("off_chain")),
     ("learn_capped", DNS_PARTIAL, Some("capped")),
     ("learn_map_full", LEARN_MAP_FULL, None),
