@@ -44,7 +44,13 @@ pub(crate) struct ContainerState {
     /// cgroup id → when its record was first found unreadable, or its
     /// network namespace unknown.
     unreadable: BTreeMap<u64, u64>,
+    /// dockerd's data roots and when they were looked up (a walk of /proc:
+    /// not on every 50 ms tick while a container is undecided).
+    data_roots: Option<(u64, Vec<PathBuf>)>,
 }
+
+/// How long a lookup of dockerd's data roots is used for.
+const DATA_ROOTS_TTL_NS: u64 = 5_000_000_000;
 
 impl Daemon {
     fn container_runtimes(&self) -> Vec<Runtime> {
@@ -143,7 +149,9 @@ impl Daemon {
             }
         };
         let entries: BTreeMap<u64, Member> = maps.members().into_iter().collect();
-        let mut roots = None;
+        let now = monotonic_ns();
+        let stale = self.containers.data_roots.as_ref().is_none_or(|(at, _)| now.saturating_sub(*at) > DATA_ROOTS_TTL_NS);
+        let mut roots = (!stale).then(|| self.containers.data_roots.as_ref().map(|(_, r)| r.clone())).flatten();
         for container in &present {
             let id = container.cgroup_id;
             let decided = match entries.get(&id) {
@@ -158,7 +166,11 @@ impl Daemon {
             if decided {
                 continue;
             }
-            let roots = roots.get_or_insert_with(runtime_records::docker_data_roots);
+            let roots = roots.get_or_insert_with(|| {
+                let found = runtime_records::docker_data_roots();
+                self.containers.data_roots = Some((now, found.clone()));
+                found
+            });
             match runtime_records::docker_container(&container.container_id, roots) {
                 Ok(recorded) => self.decide(&mut maps, container, recorded),
                 Err(e) => {
