@@ -226,6 +226,26 @@ fn docker_netns_dirs() -> Vec<PathBuf> {
 /// host's network is known from its record. The processes left must all
 /// be in one namespace, or none is taken.
 pub fn runtime_netns_of(cgroup: &Path) -> Option<PathBuf> {
+    let ProcessesNetns::One(only) = single_netns_of(cgroup) else { return None };
+    docker_netns_dirs()
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
+        .map(|entry| entry.path())
+        .find(|path| std::fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == only))
+}
+
+/// Which network namespaces the processes of a cgroup tree are in, the
+/// host's aside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcessesNetns {
+    /// None but the host's (or no process at all).
+    HostOrNone,
+    /// All in this one (device, inode of its namespace file).
+    One((u64, u64)),
+    Several,
+}
+
+pub fn single_netns_of(cgroup: &Path) -> ProcessesNetns {
     let namespace = |path: &str| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
     let host: std::collections::BTreeSet<(u64, u64)> =
         ["/proc/1/ns/net", "/proc/self/ns/net"].into_iter().filter_map(namespace).collect();
@@ -237,15 +257,12 @@ pub fn runtime_netns_of(cgroup: &Path) -> Option<PathBuf> {
             }
         }
     }
-    let only = match in_use.len() {
-        1 => in_use.into_iter().next()?,
-        _ => return None,
-    };
-    docker_netns_dirs()
-        .iter()
-        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
-        .map(|entry| entry.path())
-        .find(|path| std::fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == only))
+    let mut namespaces = in_use.into_iter();
+    match (namespaces.next(), namespaces.next()) {
+        (None, _) => ProcessesNetns::HostOrNone,
+        (Some(only), None) => ProcessesNetns::One(only),
+        (Some(_), Some(_)) => ProcessesNetns::Several,
+    }
 }
 
 /// The pids of a cgroup and of every cgroup below it (bounded: a container

@@ -1975,11 +1975,17 @@ fn a_namespace_shared_with_an_unjudged_container_teaches_nothing_and_joiners_are
     ramd.wait_log("the warning", |e| {
         e["message"].as_str().is_some_and(|m| m.contains("network namespace of a container no container target holds"))
     });
-    // C: an image no target wants, --network container:A: judged with A.
-    let c = fake_container_with(None, &format!("container:{}", a.id), &data_root.path, "ram-test/other:2", 7306);
-    sleep(Duration::from_millis(500));
+    // A namespace a held container owns: D (held, its own namespace) and
+    // E, an image no target wants, --network container:D: judged with D.
+    let netns2 = Netns::new("k-red-share2");
+    let _sandbox2 = NetnsFileMount::bind(&netns2.file(), files.path.join("0123456789ac"));
+    let d = fake_container(&netns2, &data_root.path, "ram-test/job:2", 7306);
+    let _d_init = container_process(&d.cgroup.path, Some(&netns2));
+    let e = fake_container_with(None, &format!("container:{}", d.id), &data_root.path, "ram-test/other:2", 7307);
+    let _e_init = container_process(&e.cgroup.path, Some(&netns2));
+    ramd.wait_log("E judged with D", |l| l["message"] == "enforcing container" && l["container"] == "ram-test-7307");
     assert_eq!(
-        probe(Some(&c.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]),
+        probe(Some(&e.cgroup), Some(&netns2), &["connect", "127.30.0.1", "9"]),
         "EPERM",
         "a container in a held container's namespace went unjudged"
     );
@@ -2057,4 +2063,194 @@ fn a_restarted_container_with_a_stale_sandbox_key_learns() {
     });
     let _ = std::fs::remove_file(&stale);
     assert!(learned.is_some(), "REFUSED LEGIT: a stale SandboxKey file kept the container from learning ({last}):\n{}", ramd.log_text());
+}
+
+// The fourth red-team pass: trust decided once, peers that change.
+
+/// Two container targets: "jobs" (ram-test/job*) and, when `sidecars`,
+/// "sidecars" (ram-test/side*); both allow registry.test.
+fn two_container_targets(netns: &Netns, sidecars: bool) -> String {
+    let mut text = format!(
+        "[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nname = \"jobs\"\ncontainers = \"docker\"\nimage = \"ram-test/job*\"\n",
+        netns.dns_trust()
+    );
+    if sidecars {
+        text += "[[target]]\nname = \"sidecars\"\ncontainers = \"docker\"\nimage = \"ram-test/side*\"\n";
+    }
+    text + "[[allow]]\nhost = \"registry.test\"\n"
+}
+
+/// RED 11 (a bypass until fixed). `docker run --network container:H J`: H is
+/// held by "sidecars", J by "jobs"; J trusts H's namespace (H is judged)
+/// and is settled. A reload drops "sidecars": H is let go (unjudged) but J
+/// keeps its target, so it is never decided again and keeps trusting the
+/// namespace it shares with a now-unjudged container, which answers as the
+/// resolver there.
+#[test]
+fn a_peer_let_go_by_a_reload_no_longer_teaches_its_joiner() {
+    require_root();
+    let netns = Netns::new("k-red4-reload");
+    let data_root = TempDir::new("k-red4-reload-docker");
+    let files = TempDir::new("k-red4-reload-files");
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let ramd = Ramd::start_with_env(
+        &two_container_targets(&netns, true),
+        &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())],
+    );
+    ramd.wait_attached();
+    let h = fake_container(&netns, &data_root.path, "ram-test/side:1", 7401);
+    let _h_init = container_process(&h.cgroup.path, Some(&netns));
+    let held = wait_for(Duration::from_secs(5), || {
+        (ramd.log_text().matches("enforcing container").count() >= 1).then_some(())
+    });
+    assert!(held.is_some(), "H not enforced:\n{}", ramd.log_text());
+    let j = fake_container_with(None, &format!("container:{}", h.id), &data_root.path, "ram-test/job:1", 7402);
+    let _j_init = container_process(&j.cgroup.path, Some(&netns));
+    let both = wait_for(Duration::from_secs(5), || {
+        (ramd.log_text().matches("enforcing container").count() >= 2).then_some(())
+    });
+    assert!(both.is_some(), "J not enforced:\n{}", ramd.log_text());
+    sleep(Duration::from_millis(300));
+    assert_eq!(probe(Some(&h.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+    // The reload: "sidecars" is gone, H matches no target.
+    ramd.write_policy(&two_container_targets(&netns, false));
+    let out = ramd.ramctl(&["reload"]);
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), ramd.log_text());
+    let released = wait_for(Duration::from_secs(5), || {
+        let v = probe(Some(&h.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+        (v == "ECONNREFUSED").then_some(v)
+    });
+    assert!(released.is_some(), "H was not let go:\n{}", ramd.log_text());
+    // H, unjudged, answers as the resolver in the namespace J trusts.
+    let _evil = dns_at_127_0_0_11(&netns, Some(&h.cgroup.path), "127.30.0.9");
+    assert_eq!(probe(Some(&j.cgroup), Some(&netns), &["connect", "127.30.0.9", "9"]), "EPERM");
+    let mut outs = Vec::new();
+    for _ in 0..2 {
+        outs.push(probe(Some(&j.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]));
+    }
+    assert!(
+        !outs.iter().any(|o| o == "127.30.0.9 ECONNREFUSED"),
+        "BYPASS: H, let go by a reload, taught J an off-policy address ({outs:?}):\n{}",
+        ramd.log_text()
+    );
+}
+
+/// Renames a fake container as `docker rename` does: its record's Name.
+fn docker_rename(data_root: &Path, container: &FakeContainer, name: &str) {
+    let record = data_root.join("containers").join(&container.id).join("config.v2.json");
+    let text = std::fs::read_to_string(&record).expect("record");
+    let mut value: serde_json::Value = serde_json::from_str(&text).expect("record json");
+    value["Name"] = serde_json::Value::String(format!("/{name}"));
+    std::fs::write(&record, value.to_string()).expect("rename");
+}
+
+/// RED 12 (bypass if it fails). ramd reads a container's name once, when it
+/// decides it, and `peer()` matches `--network container:NAME` against
+/// those names. R (unjudged) was "web"; `docker rename R old-web; docker
+/// rename H web` (H held). `docker run --network container:web J`: dockerd
+/// puts J in H's namespace, ramd finds R under "web" and lets J go. J,
+/// unjudged in the namespace H trusts, answers as the resolver there.
+#[test]
+fn a_renamed_peer_is_not_taken_for_its_old_name() {
+    require_root();
+    let netns = Netns::new("k-red4-rename");
+    let data_root = TempDir::new("k-red4-rename-docker");
+    let files = TempDir::new("k-red4-rename-files");
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let ramd = Ramd::start_with_env(
+        &two_container_targets(&netns, false),
+        &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())],
+    );
+    ramd.wait_attached();
+    // R: no target wants it ("ram-test-7411" plays "web").
+    let r = fake_container_in(None, &data_root.path, "ram-test/other:1", 7411);
+    let released = wait_for(Duration::from_secs(5), || {
+        let v = probe(Some(&r.cgroup), None, &["connect", "127.30.0.1", "9"]);
+        (v == "ECONNREFUSED").then_some(v)
+    });
+    assert!(released.is_some(), "R was not let go");
+    // H: held by "jobs", in its own namespace (recorded).
+    let h = fake_container(&netns, &data_root.path, "ram-test/job:1", 7412);
+    let _h_init = container_process(&h.cgroup.path, Some(&netns));
+    ramd.wait_log("H enforced", |e| e["message"] == "enforcing container");
+    sleep(Duration::from_millis(300));
+    // docker rename R old-web; docker rename H web.
+    docker_rename(&data_root.path, &r, "old-web");
+    docker_rename(&data_root.path, &h, "ram-test-7411");
+    // J: --network container:<H's name now>; dockerd puts it in H's namespace.
+    let j = fake_container_with(None, "container:ram-test-7411", &data_root.path, "ram-test/other:2", 7413);
+    let _j_init = container_process(&j.cgroup.path, Some(&netns));
+    sleep(Duration::from_millis(500));
+    let j_out = probe(Some(&j.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+    // J tries to answer as the resolver in H's namespace (judged, its
+    // answers go nowhere: no check that it is up).
+    let mut cmd = std::process::Command::new(probe_bin());
+    cmd.args(["serve-dns", "127.0.0.11", "60", "registry.test=127.30.0.9"]).stdout(std::process::Stdio::null());
+    place(&mut cmd, Some(&j.cgroup.path), Some(&netns));
+    let _evil = Proc::spawn("evil-dns", &mut cmd);
+    sleep(Duration::from_millis(300));
+    let mut outs = Vec::new();
+    for _ in 0..2 {
+        outs.push(probe(Some(&h.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]));
+    }
+    assert!(
+        !outs.iter().any(|o| o == "127.30.0.9 ECONNREFUSED"),
+        "BYPASS: J (connect: {j_out}), let go as the old \"web\", taught H an off-policy address ({outs:?}):\n{}",
+        ramd.log_text()
+    );
+    assert_eq!(j_out, "EPERM", "J, in a held container's namespace, went unjudged:\n{}", ramd.log_text());
+}
+
+/// RED 13 (legit refused if it fails). The other way round from RED 11:
+/// H is let go, J (held by "jobs", --network container:H) learns nothing
+/// (settled). A reload adds "sidecars", which now holds H: H's namespace
+/// is judged, and J should learn there; it is never decided again.
+#[test]
+fn a_peer_held_after_a_reload_teaches_its_joiner() {
+    require_root();
+    let netns = Netns::new("k-red4-later");
+    let data_root = TempDir::new("k-red4-later-docker");
+    let files = TempDir::new("k-red4-later-files");
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let ramd = Ramd::start_with_env(
+        &two_container_targets(&netns, false),
+        &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())],
+    );
+    ramd.wait_attached();
+    let h = fake_container(&netns, &data_root.path, "ram-test/side:1", 7421);
+    let released = wait_for(Duration::from_secs(5), || {
+        let v = probe(Some(&h.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+        (v == "ECONNREFUSED").then_some(v)
+    });
+    assert!(released.is_some(), "H was not let go");
+    let j = fake_container_with(None, &format!("container:{}", h.id), &data_root.path, "ram-test/job:1", 7422);
+    let _j_init = container_process(&j.cgroup.path, Some(&netns));
+    ramd.wait_log("the warning", |e| {
+        e["message"].as_str().is_some_and(|m| m.contains("network namespace of a container no container target holds"))
+    });
+    ramd.write_policy(&two_container_targets(&netns, true));
+    let out = ramd.ramctl(&["reload"]);
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), ramd.log_text());
+    let held = wait_for(Duration::from_secs(5), || {
+        let v = probe(Some(&h.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+        (v == "EPERM").then_some(v)
+    });
+    assert!(held.is_some(), "H was not held after the reload:\n{}", ramd.log_text());
+    // The resolver: dockerd's embedded DNS (the test's own process).
+    let _dns = dns_at_127_0_0_11(&netns, None, "127.20.0.5");
+    let mut last = String::new();
+    let learned = wait_for(Duration::from_secs(6), || {
+        last = probe(Some(&j.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
+        (last == "127.20.0.5 ECONNREFUSED").then_some(())
+    });
+    assert!(learned.is_some(), "REFUSED LEGIT: J never learns once its peer is held ({last}):\n{}", ramd.log_text());
 }

@@ -49,6 +49,9 @@ const HOST_ONLY: &[&str] = &[
     "a_container_whose_processes_live_in_a_child_cgroup_learns",
     "a_restarted_container_with_a_stale_sandbox_key_learns",
     "a_namespace_shared_with_an_unjudged_container_teaches_nothing_and_joiners_are_judged",
+    "a_peer_let_go_by_a_reload_no_longer_teaches_its_joiner",
+    "a_renamed_peer_is_not_taken_for_its_old_name",
+    "a_peer_held_after_a_reload_teaches_its_joiner",
 ];
 
 fn vm_dir() -> PathBuf {

@@ -18,6 +18,16 @@ use crate::{
 /// or learns nothing, meanwhile).
 const UNREADABLE_WARNING_NS: u64 = 2_000_000_000;
 
+/// Where a `--network container:X` container's processes are.
+enum Joined {
+    /// Not settled in one namespace yet.
+    Unknown,
+    /// The host's (X is of the host's network).
+    Host,
+    /// This namespace (device, inode).
+    Namespace((u64, u64)),
+}
+
 /// A container a container target holds.
 pub(crate) struct Held {
     scope: u32,
@@ -27,11 +37,16 @@ pub(crate) struct Held {
     /// The cookie of the network namespace its runtime made for it; 0 while
     /// not known (its DNS teaches nothing until it is).
     netns: u64,
-    /// The file that namespace was probed from.
+    /// The file that namespace was probed from, and its (device, inode).
     netns_file: Option<PathBuf>,
+    netns_id: Option<(u64, u64)>,
     /// Final: from the runtime's record (or none can be trusted). Until
     /// then ramd keeps reading the record.
     settled: bool,
+    /// `--network container:X`: the cgroup id of the held container whose
+    /// namespace it is in, if any; it stays decided only while that one
+    /// stays held in that namespace.
+    joined: Option<Option<u64>>,
 }
 
 #[derive(Default)]
@@ -44,6 +59,8 @@ pub(crate) struct ContainerState {
     /// cgroup id → when its record was first found unreadable, or its
     /// network namespace unknown.
     unreadable: BTreeMap<u64, u64>,
+    /// cgroup id → when ramd first saw it.
+    seen: BTreeMap<u64, u64>,
     /// dockerd's data roots and when they were looked up (a walk of /proc:
     /// not on every 50 ms tick while a container is undecided).
     data_roots: Option<(u64, Vec<PathBuf>)>,
@@ -105,12 +122,29 @@ impl Daemon {
             .filter(|(_, held)| target_under(&held.info) != Some(held.scope))
             .map(|(id, held)| (*id, held.netns))
             .collect();
-        if !changing.is_empty() {
+        // A container in another's namespace trusts it only while that one
+        // is held: after the switch it is decided again, and learns nothing
+        // meanwhile (the other may be let go).
+        let joiners: Vec<(u64, u32)> = self
+            .containers
+            .held
+            .iter()
+            .filter(|(id, held)| held.joined.is_some() && !changing.iter().any(|(c, _)| c == *id))
+            .map(|(id, held)| (*id, held.scope))
+            .collect();
+        if !changing.is_empty() || !joiners.is_empty() {
             let mut maps = Maps::open(&self.paths)?;
             for (id, netns) in changing {
                 // Its namespace stays known: it may learn meanwhile.
                 maps.set_member(id, Member { scope: MEMBER_PENDING, runtime: Runtime::Docker.kernel_id(), netns })?;
                 self.containers.held.remove(&id);
+            }
+            for (id, scope) in joiners {
+                maps.set_member(id, Member { scope, runtime: Runtime::Docker.kernel_id(), netns: 0 })?;
+                if let Some(held) = self.containers.held.get_mut(&id) {
+                    held.netns = 0;
+                    held.settled = false;
+                }
             }
         }
         self.containers.released.clear();
@@ -132,13 +166,15 @@ impl Daemon {
         self.containers.held.retain(|id, _| ids.contains(id));
         self.containers.released.retain(|id, _| ids.contains(id));
         self.containers.unreadable.retain(|id, _| ids.contains(id));
+        self.containers.seen.retain(|id, _| ids.contains(id));
+        let now = monotonic_ns();
+        for id in &ids {
+            self.containers.seen.entry(*id).or_insert(now);
+        }
         // Every 50 ms: the pins are opened only when a container is new
         // (a cgroup the kernel may have entered as pending), not decided yet,
         // made undecided by a reload, or held without its namespace known.
-        let settled = |id: &u64| {
-            self.containers.held.get(id).is_some_and(|held| held.settled) || self.containers.released.contains_key(id)
-        };
-        if ids.iter().all(settled) {
+        if ids.iter().all(|id| self.is_settled(*id) || self.containers.released.contains_key(id)) {
             return;
         }
         let mut maps = match Maps::open(&self.paths) {
@@ -149,7 +185,6 @@ impl Daemon {
             }
         };
         let entries: BTreeMap<u64, Member> = maps.members().into_iter().collect();
-        let now = monotonic_ns();
         let stale = self.containers.data_roots.as_ref().is_none_or(|(at, _)| now.saturating_sub(*at) > DATA_ROOTS_TTL_NS);
         let mut roots = (!stale).then(|| self.containers.data_roots.as_ref().map(|(_, r)| r.clone())).flatten();
         for container in &present {
@@ -159,7 +194,8 @@ impl Daemon {
                     .containers
                     .held
                     .get(&id)
-                    .is_some_and(|held| held.scope == member.scope && held.settled && held.netns == member.netns),
+                    .is_some_and(|held| held.scope == member.scope && held.netns == member.netns)
+                    && self.is_settled(id),
                 Some(_) => false,
                 None => self.containers.released.contains_key(&id),
             };
@@ -172,7 +208,14 @@ impl Daemon {
                 found
             });
             match runtime_records::docker_container(&container.container_id, roots) {
-                Ok(recorded) => self.decide(&mut maps, container, recorded),
+                Ok(recorded) => {
+                    let all_others_decided = present.iter().all(|other| {
+                        other.cgroup_id == id
+                            || self.containers.held.contains_key(&other.cgroup_id)
+                            || self.containers.released.contains_key(&other.cgroup_id)
+                    });
+                    self.decide(&mut maps, container, recorded, all_others_decided)
+                }
                 Err(e) => {
                     if self.overdue(id) {
                         warn!(cgroup = %container.path.display(), "container held closed: cannot read what its runtime recorded: {e}");
@@ -248,18 +291,62 @@ impl Daemon {
         crate::netns::cookie(path, &self.cgroup_root)
     }
 
-    /// The container `reference` (an id, a prefix of one, or a name) names,
-    /// among those decided: Some(Some(held)) held by a target, Some(None)
-    /// let go, None not known (yet).
-    fn peer(&self, reference: &str) -> Option<Option<&Held>> {
-        let names = |info: &ContainerInfo| info.id == reference || info.id.starts_with(reference) || info.name == reference;
-        if let Some(held) = self.containers.held.values().find(|held| names(&held.info)) {
-            return Some(Some(held));
+    /// Is a held container decided for good: its namespace final, and, if
+    /// it is in another container's namespace, that one still held there?
+    fn is_settled(&self, id: u64) -> bool {
+        let Some(held) = self.containers.held.get(&id) else { return false };
+        if !held.settled {
+            return false;
         }
-        self.containers.released.values().any(names).then_some(None)
+        match held.joined {
+            Some(Some(owner)) => self
+                .containers
+                .held
+                .get(&owner)
+                .is_some_and(|owner| owner.settled && owner.netns == held.netns && owner.netns != 0),
+            _ => true,
+        }
     }
 
-    fn decide(&mut self, maps: &mut Maps, container: &ContainerCgroup, recorded: runtime_records::Recorded) {
+    /// The namespace the processes of a `--network container:X` container
+    /// are in, by what they are in, not by X's name (a rename, or a
+    /// name that is another container's id prefix, would mislead).
+    fn joined_namespace(&self, id: u64, cgroup: &std::path::Path) -> Joined {
+        match runtime_records::single_netns_of(cgroup) {
+            runtime_records::ProcessesNetns::One(ns) => Joined::Namespace(ns),
+            runtime_records::ProcessesNetns::Several => Joined::Unknown,
+            // runc's first process is in the host's namespace for a moment;
+            // still there after that, they are in the host's (X's is).
+            runtime_records::ProcessesNetns::HostOrNone => {
+                let since = self.containers.seen.get(&id).copied().unwrap_or_else(monotonic_ns);
+                if monotonic_ns().saturating_sub(since) > UNREADABLE_WARNING_NS {
+                    Joined::Host
+                } else {
+                    Joined::Unknown
+                }
+            }
+        }
+    }
+
+    /// The host's namespace for a container of the host's network.
+    fn host_netns(&self, id: u64, info: &ContainerInfo) -> (u64, Option<PathBuf>, bool) {
+        let own = std::path::Path::new(crate::netns::OWN);
+        match self.netns_cookie(id, own) {
+            Ok(cookie) => (cookie, Some(own.to_path_buf()), true),
+            Err(e) => {
+                warn!(container = %info.name, "cannot tell the host's network namespace: {e}");
+                (0, None, false)
+            }
+        }
+    }
+
+    fn decide(
+        &mut self,
+        maps: &mut Maps,
+        container: &ContainerCgroup,
+        recorded: runtime_records::Recorded,
+        all_others_decided: bool,
+    ) {
         let id = container.cgroup_id;
         let own_target = self
             .scopes
@@ -270,43 +357,69 @@ impl Daemon {
             .map(|s| s.settings.scope);
         // Whose namespace it uses decides what its DNS is trusted in, and,
         // for a namespace a held container uses, who judges it.
+        let mut joined = None;
         let (scope, netns, netns_file, settled) = match &recorded.network {
-            NetworkMode::Container(reference) => match self.peer(reference) {
-                // Not decided yet (ramd has just started): held closed.
-                None => return,
-                // A held container's namespace: whoever joins it is judged
-                // with it (an unjudged process there could answer as the
-                // resolver), and trusts what it trusts.
-                Some(Some(peer)) => (
-                    own_target.unwrap_or(peer.scope),
-                    peer.netns,
-                    peer.netns_file.clone(),
-                    peer.settled && peer.netns != 0,
-                ),
-                // A namespace an unjudged container uses: nothing learned
-                // there can be trusted.
-                Some(None) => match own_target {
-                    None => return self.release(maps, id, &recorded.info),
-                    Some(scope) => {
-                        // Said once: settled, it is not decided again.
-                        warn!(
-                            container = %recorded.info.name,
-                            peer = %reference,
-                            "container enforced, but its DNS teaches nothing: it uses the network namespace of a container no container target holds"
-                        );
-                        (scope, 0, None, true)
+            NetworkMode::Container(reference) => {
+                // Any container not decided yet may be the one whose
+                // namespace this is: wait (held closed meanwhile).
+                if !all_others_decided {
+                    return;
+                }
+                match self.joined_namespace(id, &container.path) {
+                    Joined::Unknown => return,
+                    Joined::Host => match own_target {
+                        None => return self.release(maps, id, &recorded.info),
+                        Some(scope) => {
+                            let (netns, file, settled) = self.host_netns(id, &recorded.info);
+                            (scope, netns, file, settled)
+                        }
+                    },
+                    Joined::Namespace(ns) => {
+                        let owner = self
+                            .containers
+                            .held
+                            .iter()
+                            .find(|(other, held)| **other != id && held.joined.is_none() && held.netns_id == Some(ns));
+                        match owner {
+                            // A held container's namespace: whoever joins it
+                            // is judged with it (an unjudged process there
+                            // could answer as the resolver), and trusts what
+                            // it trusts.
+                            Some((owner_id, owner)) => {
+                                joined = Some(Some(*owner_id));
+                                (
+                                    own_target.unwrap_or(owner.scope),
+                                    owner.netns,
+                                    owner.netns_file.clone(),
+                                    owner.settled && owner.netns != 0,
+                                )
+                            }
+                            // A namespace no held container owns (an
+                            // unjudged container's): nothing learned there
+                            // can be trusted.
+                            None => match own_target {
+                                None => return self.release(maps, id, &recorded.info),
+                                Some(scope) => {
+                                    joined = Some(None);
+                                    // Said once: settled, it is not decided again until a reload.
+                                    warn!(
+                                        container = %recorded.info.name,
+                                        peer = %reference,
+                                        "container enforced, but its DNS teaches nothing: it is in the network namespace of a container no container target holds"
+                                    );
+                                    (scope, 0, None, true)
+                                }
+                            },
+                        }
                     }
-                },
-            },
+                }
+            }
             NetworkMode::Host => match own_target {
                 None => return self.release(maps, id, &recorded.info),
-                Some(scope) => match self.netns_cookie(id, std::path::Path::new(crate::netns::OWN)) {
-                    Ok(cookie) => (scope, cookie, Some(PathBuf::from(crate::netns::OWN)), true),
-                    Err(e) => {
-                        warn!(container = %recorded.info.name, "cannot tell the host's network namespace: {e}");
-                        (scope, 0, None, false)
-                    }
-                },
+                Some(scope) => {
+                    let (netns, file, settled) = self.host_netns(id, &recorded.info);
+                    (scope, netns, file, settled)
+                }
             },
             NetworkMode::Own => match own_target {
                 None => return self.release(maps, id, &recorded.info),
@@ -316,6 +429,10 @@ impl Daemon {
                 }
             },
         };
+        let netns_id = netns_file.as_deref().and_then(|f| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(f).ok().map(|m| (m.dev(), m.ino()))
+        });
         if netns != 0 {
             self.containers.unreadable.remove(&id);
         }
@@ -339,7 +456,10 @@ impl Daemon {
         } else if netns != 0 {
             debug!(container = %info.name, netns, "container's network namespace known: its DNS teaches");
         }
-        self.containers.held.insert(id, Held { scope, info, path: container.path.clone(), netns, netns_file, settled });
+        self.containers.held.insert(
+            id,
+            Held { scope, info, path: container.path.clone(), netns, netns_file, netns_id, settled, joined },
+        );
     }
 
     /// No container target wants it: it runs unjudged.
