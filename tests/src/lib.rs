@@ -537,10 +537,12 @@ impl Ramd {
         self.log_text().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
-    /// Waits (5 s) for a JSON log line that `matches`; panics with the log,
-    /// saying `what` was missing, when none comes.
+    /// Waits (5 s; 30 s under QEMU's software emulation, which shares the
+    /// cores with other guests) for a JSON log line that `matches`; panics
+    /// with the log, saying `what` was missing, when none comes.
     pub fn wait_log(&self, what: &str, matches: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let found = wait_for(Duration::from_secs(5), || self.log_events().into_iter().find(|e| matches(e)));
+        let limit = Duration::from_secs(if in_vm() { 30 } else { 5 });
+        let found = wait_for(limit, || self.log_events().into_iter().find(|e| matches(e)));
         found.unwrap_or_else(|| panic!("no {what} in the log:\n{}", self.log_text()))
     }
 

@@ -191,7 +191,7 @@ fn a_pull_from_the_allowed_registry_works_and_one_from_another_fails_at_once() {
     println!("blocked pull: refused in {seconds:.1} s: {}", text(&out).trim());
     assert!(!out.status.success(), "pull from the blocked registry worked");
     assert!(text(&out).contains("operation not permitted"), "not refused by ram: {}", text(&out));
-    let logged = wait_for(Duration::from_secs(5), || {
+    let logged = wait_for(Duration::from_secs(30), || {
         let journal = ramd_journal();
         journal
             .lines()
@@ -443,7 +443,7 @@ fn a_builder_learns_through_its_runtimes_dns_on_each_network() {
         "docker",
         &["run", "-d", "--name", "ram-builder-net", "--network", "ram-builders", image, "/bin/busybox", "sleep", "600"],
     );
-    let listed = wait_for(Duration::from_secs(10), || {
+    let listed = wait_for(Duration::from_secs(30), || {
         let status: serde_json::Value = serde_json::from_str(&ok("ramctl", &["status", "--json"])).ok()?;
         let builders = status["targets"].as_array()?.iter().find(|t| t["name"] == "builders")?.clone();
         builders["containers"].as_array()?.iter().any(|c| c["name"] == "ram-builder-net").then_some(builders)

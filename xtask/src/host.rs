@@ -364,8 +364,9 @@ fn boot(phase: &str, disk: &Path, kernel: &Path, initrd: &Path) -> Result<Boot> 
     let log_path = host_dir().join(format!("console-{phase}.log"));
     let log = fs::File::create(&log_path)?;
     let started = Instant::now();
+    // Generous: the guests share the machine's cores with each other.
     let status = Command::new("timeout")
-        .arg("900")
+        .arg("1800")
         .arg("qemu-system-x86_64")
         .args(["-accel", "tcg", "-cpu", "max,cx16=off", "-m", "2048", "-smp", "2"])
         .args(["-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot"])

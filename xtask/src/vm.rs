@@ -288,8 +288,9 @@ fn boot(label: &str, kernel: &Path, initramfs: &Path) -> Result<Boot> {
     let log_path = vm_dir().join(format!("console-{label}.log"));
     let log = fs::File::create(&log_path)?;
     let started = Instant::now();
+    // Generous: the guests share the machine's cores with each other.
     let status = Command::new("timeout")
-        .arg("900")
+        .arg("1800")
         .arg("qemu-system-x86_64")
         .args(["-accel", "tcg", "-cpu", "max,cx16=off", "-m", "1024", "-smp", "1"])
         .args(["-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot"])
