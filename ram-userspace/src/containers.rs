@@ -226,7 +226,11 @@ fn docker_netns_dirs() -> Vec<PathBuf> {
 /// host's network is known from its record. The processes left must all
 /// be in one namespace, or none is taken.
 pub fn runtime_netns_of(cgroup: &Path) -> Option<PathBuf> {
-    let ProcessesNetns::One(only) = single_netns_of(cgroup) else { return None };
+    let namespaces = netns_of(cgroup);
+    let only = match namespaces.len() {
+        1 => namespaces.into_iter().next()?,
+        _ => return None,
+    };
     docker_netns_dirs()
         .iter()
         .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
@@ -234,35 +238,17 @@ pub fn runtime_netns_of(cgroup: &Path) -> Option<PathBuf> {
         .find(|path| std::fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == only))
 }
 
-/// Which network namespaces the processes of a cgroup tree are in, the
-/// host's aside.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProcessesNetns {
-    /// None but the host's (or no process at all).
-    HostOrNone,
-    /// All in this one (device, inode of its namespace file).
-    One((u64, u64)),
-    Several,
-}
-
-pub fn single_netns_of(cgroup: &Path) -> ProcessesNetns {
+/// The network namespaces (device, inode of their files) the processes of
+/// a cgroup tree are in, the host's aside.
+pub fn netns_of(cgroup: &Path) -> std::collections::BTreeSet<(u64, u64)> {
     let namespace = |path: &str| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
     let host: std::collections::BTreeSet<(u64, u64)> =
         ["/proc/1/ns/net", "/proc/self/ns/net"].into_iter().filter_map(namespace).collect();
-    let mut in_use = std::collections::BTreeSet::new();
-    for pid in cgroup_tree_pids(cgroup) {
-        if let Some(ns) = namespace(&format!("/proc/{pid}/ns/net")) {
-            if !host.contains(&ns) {
-                in_use.insert(ns);
-            }
-        }
-    }
-    let mut namespaces = in_use.into_iter();
-    match (namespaces.next(), namespaces.next()) {
-        (None, _) => ProcessesNetns::HostOrNone,
-        (Some(only), None) => ProcessesNetns::One(only),
-        (Some(_), Some(_)) => ProcessesNetns::Several,
-    }
+    cgroup_tree_pids(cgroup)
+        .into_iter()
+        .filter_map(|pid| namespace(&format!("/proc/{pid}/ns/net")))
+        .filter(|ns| !host.contains(ns))
+        .collect()
 }
 
 /// The pids of a cgroup and of every cgroup below it (bounded: a container

@@ -299,7 +299,18 @@ fn published_ports_answer_on_localhost_and_on_the_hosts_address() {
             let out = run("busybox", &["wget", "-q", "-O-", &url]);
             out.status.success().then(|| text(&out))
         });
-        assert_eq!(page.as_deref().map(str::trim), Some("ram-guest-page"), "{url} did not answer");
+        if page.as_deref().map(str::trim) != Some("ram-guest-page") {
+            let last = run("busybox", &["wget", "-O-", &url]);
+            panic!(
+                "{url} did not answer ({}):\ndocker ps: {}\ndocker logs: {}\nramctl status: {}\nramd: {}\ndocker: {}",
+                diagnostics(&last),
+                text(&docker(&["ps", "-a"])),
+                diagnostics(&docker(&["logs", "ram-published"])),
+                text(&run("ramctl", &["status"])),
+                ramd_journal().lines().rev().take(30).collect::<Vec<_>>().join("\n"),
+                text(&run("journalctl", &["-u", "docker", "-n", "30", "--no-pager"])),
+            );
+        }
     }
     let _ = docker(&["rm", "-f", "ram-published"]);
 }

@@ -2254,3 +2254,186 @@ fn a_peer_held_after_a_reload_teaches_its_joiner() {
     });
     assert!(learned.is_some(), "REFUSED LEGIT: J never learns once its peer is held ({last}):\n{}", ramd.log_text());
 }
+
+// The fifth red-team pass: joiners decided by the namespace their
+// processes are in.
+
+/// H, held by "jobs" in its own recorded namespace, with the trusted
+/// resolver (the test's own process) at 127.0.0.11 there.
+fn held_owner(netns: &Netns, data_root: &Path, tag: u64, image: &str) -> (FakeContainer, Proc) {
+    let h = fake_container(netns, data_root, image, tag);
+    let init = container_process(&h.cgroup.path, Some(netns));
+    (h, init)
+}
+
+/// RED 14 (legit refused if it fails). `docker compose` with two services
+/// `network_mode: service:web` (or two `docker run --network container:H`
+/// in quick succession): a joiner is decided only when every other
+/// container is decided, and each joiner waits for the other: neither is
+/// ever decided, both stay held closed (pending, no namespace: their DNS
+/// answers are dropped) for as long as they run.
+#[test]
+fn two_joiners_starting_together_are_decided() {
+    require_root();
+    let netns = Netns::new("k-red5-pair");
+    let data_root = TempDir::new("k-red5-pair-docker");
+    let files = TempDir::new("k-red5-pair-files");
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let ramd = Ramd::start_with_env(
+        &two_container_targets(&netns, false),
+        &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())],
+    );
+    ramd.wait_attached();
+    let (h, _h_init) = held_owner(&netns, &data_root.path, 7501, "ram-test/job:1");
+    ramd.wait_log("H enforced", |e| e["message"] == "enforcing container");
+    let _dns = dns_at_127_0_0_11(&netns, None, "127.20.0.5");
+    // Both joiners' cgroups appear within one 50 ms tick.
+    let j1 = fake_container_with(None, &format!("container:{}", h.id), &data_root.path, "ram-test/job:2", 7502);
+    let j2 = fake_container_with(None, &format!("container:{}", h.id), &data_root.path, "ram-test/job:3", 7503);
+    let _j1_init = container_process(&j1.cgroup.path, Some(&netns));
+    let _j2_init = container_process(&j2.cgroup.path, Some(&netns));
+    let mut last = String::new();
+    let learned = wait_for(Duration::from_secs(8), || {
+        last = probe(Some(&j1.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
+        (last == "127.20.0.5 ECONNREFUSED").then_some(())
+    });
+    assert!(
+        learned.is_some(),
+        "REFUSED LEGIT / DoS: two joiners of one namespace wait for each other forever ({last}):\n{}",
+        ramd.log_text()
+    );
+}
+
+/// RED 15 (bypass if it fails). As RED 11, across a restart of ramd instead
+/// of a reload (an upgrade, `systemctl restart ramd`, a policy edited
+/// while ramd was down): H (held by "sidecars") owns the namespace J1 and
+/// J2 (held by "jobs", `--network container:H`) trust. ramd restarts
+/// without "sidecars": H is let go. ramd starts with no container known,
+/// so J1 and J2 each wait for the other to be decided, forever, and their
+/// pinned member entries keep trusting H's namespace cookie. H, unjudged,
+/// answers as the resolver there.
+#[test]
+fn a_peer_let_go_across_a_restart_no_longer_teaches_two_joiners() {
+    require_root();
+    let netns = Netns::new("k-red5-restart");
+    let data_root = TempDir::new("k-red5-restart-docker");
+    let files = TempDir::new("k-red5-restart-files");
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let mut ramd = Ramd::start_with_env(
+        &two_container_targets(&netns, true),
+        &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())],
+    );
+    ramd.wait_attached();
+    let (h, _h_init) = held_owner(&netns, &data_root.path, 7511, "ram-test/side:1");
+    ramd.wait_log("H enforced", |e| e["message"] == "enforcing container");
+    sleep(Duration::from_millis(200));
+    let j1 = fake_container_with(None, &format!("container:{}", h.id), &data_root.path, "ram-test/job:1", 7512);
+    let _j1_init = container_process(&j1.cgroup.path, Some(&netns));
+    let both = wait_for(Duration::from_secs(5), || {
+        (ramd.log_text().matches("enforcing container").count() >= 2).then_some(())
+    });
+    assert!(both.is_some(), "J1 not enforced:\n{}", ramd.log_text());
+    sleep(Duration::from_millis(200));
+    let j2 = fake_container_with(None, &format!("container:{}", h.id), &data_root.path, "ram-test/job:2", 7513);
+    let _j2_init = container_process(&j2.cgroup.path, Some(&netns));
+    let all = wait_for(Duration::from_secs(5), || {
+        (ramd.log_text().matches("enforcing container").count() >= 3).then_some(())
+    });
+    assert!(all.is_some(), "J2 not enforced:\n{}", ramd.log_text());
+    sleep(Duration::from_millis(300));
+    // A resolver H does not control: J1 learns (its namespace is trusted).
+    {
+        let _dns = dns_at_127_0_0_11(&netns, None, "127.20.0.5");
+        let learned = wait_for(Duration::from_secs(6), || {
+            let v = probe(Some(&j1.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
+            (v == "127.20.0.5 ECONNREFUSED").then_some(v)
+        });
+        assert!(learned.is_some(), "J1 did not learn before the restart:\n{}", ramd.log_text());
+    }
+    // ramd restarts without "sidecars".
+    ramd.write_policy(&two_container_targets(&netns, false));
+    ramd.restart();
+    let released = wait_for(Duration::from_secs(5), || {
+        let v = probe(Some(&h.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+        (v == "ECONNREFUSED").then_some(v)
+    });
+    assert!(released.is_some(), "H was not let go:\n{}", ramd.log_text());
+    sleep(Duration::from_millis(500));
+    let _evil = dns_at_127_0_0_11(&netns, Some(&h.cgroup.path), "127.30.0.9");
+    let before = probe(Some(&j1.cgroup), Some(&netns), &["connect", "127.30.0.9", "9"]);
+    let mut outs = Vec::new();
+    for _ in 0..2 {
+        outs.push(probe(Some(&j1.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]));
+    }
+    assert_eq!(before, "EPERM", "J1 unjudged after the restart:\n{}", ramd.log_text());
+    assert!(
+        !outs.iter().any(|o| o == "127.30.0.9 ECONNREFUSED"),
+        "BYPASS: H, let go across a restart, taught J1 an off-policy address ({outs:?}):\n{}",
+        ramd.log_text()
+    );
+}
+
+/// RED 16 (legit refused if it fails). A joiner that runs nested containers
+/// of its own (docker:dind, a buildkitd running RUN steps: each in a
+/// namespace of its own) is decided while only its first process runs; a
+/// reload then decides every joiner again, and now its processes are in
+/// two namespaces (`Several`): it is never decided again and learns
+/// nothing for as long as it runs (its DNS answers are dropped). Its
+/// nested namespace's processes are not its DNS: the namespace its
+/// runtime put it in is still known (H's).
+#[test]
+fn a_joiner_with_a_nested_namespace_learns_after_a_reload() {
+    require_root();
+    let netns = Netns::new("k-red5-nest");
+    let nested = Netns::new("k-red5-nest2");
+    let data_root = TempDir::new("k-red5-nest-docker");
+    let files = TempDir::new("k-red5-nest-files");
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let ramd = Ramd::start_with_env(
+        &two_container_targets(&netns, false),
+        &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())],
+    );
+    ramd.wait_attached();
+    let (h, _h_init) = held_owner(&netns, &data_root.path, 7521, "ram-test/job:1");
+    ramd.wait_log("H enforced", |e| e["message"] == "enforcing container");
+    sleep(Duration::from_millis(200));
+    let j = fake_container_with(None, &format!("container:{}", h.id), &data_root.path, "ram-test/job:2", 7522);
+    let _j_init = container_process(&j.cgroup.path, Some(&netns));
+    let both = wait_for(Duration::from_secs(5), || {
+        (ramd.log_text().matches("enforcing container").count() >= 2).then_some(())
+    });
+    assert!(both.is_some(), "J not enforced:\n{}", ramd.log_text());
+    let _dns = dns_at_127_0_0_11(&netns, None, "127.20.0.5");
+    let learned = wait_for(Duration::from_secs(6), || {
+        let v = probe(Some(&j.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
+        (v == "127.20.0.5 ECONNREFUSED").then_some(v)
+    });
+    assert!(learned.is_some(), "J did not learn before its nested container:\n{}", ramd.log_text());
+    // A nested container (a RUN step) in a namespace of its own, in J's cgroup tree.
+    let step = j.cgroup.child("step");
+    let _step = container_process(&step.path, Some(&nested));
+    sleep(Duration::from_millis(200));
+    let out = ramd.ramctl(&["reload"]);
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), ramd.log_text());
+    sleep(Duration::from_millis(500));
+    let mut last = String::new();
+    let relearned = wait_for(Duration::from_secs(8), || {
+        last = probe(Some(&j.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
+        (last == "127.20.0.5 ECONNREFUSED").then_some(())
+    });
+    drop(_step);
+    assert!(
+        relearned.is_some(),
+        "REFUSED LEGIT: a joiner running a nested namespace never learns after a reload ({last}):\n{}",
+        ramd.log_text()
+    );
+}

@@ -52,6 +52,9 @@ const HOST_ONLY: &[&str] = &[
     "a_peer_let_go_by_a_reload_no_longer_teaches_its_joiner",
     "a_renamed_peer_is_not_taken_for_its_old_name",
     "a_peer_held_after_a_reload_teaches_its_joiner",
+    "two_joiners_starting_together_are_decided",
+    "a_peer_let_go_across_a_restart_no_longer_teaches_two_joiners",
+    "a_joiner_with_a_nested_namespace_learns_after_a_reload",
 ];
 
 fn vm_dir() -> PathBuf {

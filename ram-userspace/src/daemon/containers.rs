@@ -54,8 +54,13 @@ pub(crate) struct ContainerState {
     watch: Option<ContainerWatch>,
     /// cgroup id → the container target holding it.
     held: BTreeMap<u64, Held>,
-    /// cgroup id → a container no container target wants.
-    released: BTreeMap<u64, ContainerInfo>,
+    /// cgroup id → a container no container target wants, and whether it
+    /// is in another container's namespace (decided again while young: its
+    /// processes may not have been where they stay).
+    released: BTreeMap<u64, (ContainerInfo, bool)>,
+    /// Whether this ramd has taken the namespaces out of the entries it
+    /// found pinned (a previous run's, perhaps under another policy).
+    adopted: bool,
     /// cgroup id → when its record was first found unreadable, or its
     /// network namespace unknown.
     unreadable: BTreeMap<u64, u64>,
@@ -174,7 +179,7 @@ impl Daemon {
         // Every 50 ms: the pins are opened only when a container is new
         // (a cgroup the kernel may have entered as pending), not decided yet,
         // made undecided by a reload, or held without its namespace known.
-        if ids.iter().all(|id| self.is_settled(*id) || self.containers.released.contains_key(id)) {
+        if ids.iter().all(|id| self.is_settled(*id) || self.is_released_for_good(*id)) {
             return;
         }
         let mut maps = match Maps::open(&self.paths) {
@@ -184,9 +189,23 @@ impl Daemon {
                 return;
             }
         };
-        let entries: BTreeMap<u64, Member> = maps.members().into_iter().collect();
+        let mut entries: BTreeMap<u64, Member> = maps.members().into_iter().collect();
+        if !self.containers.adopted {
+            // Entries a previous run left pinned may trust a namespace this
+            // run would not (its policy may have let the owner go): none
+            // teaches until this run has decided it again.
+            for (id, member) in entries.iter_mut().filter(|(_, m)| m.netns != 0) {
+                member.netns = 0;
+                if let Err(e) = maps.set_member(*id, *member) {
+                    warn!(cgroup_id = *id, "cannot reset a pinned container entry's namespace: {e}");
+                }
+            }
+            self.containers.adopted = true;
+        }
         let stale = self.containers.data_roots.as_ref().is_none_or(|(at, _)| now.saturating_sub(*at) > DATA_ROOTS_TTL_NS);
         let mut roots = (!stale).then(|| self.containers.data_roots.as_ref().map(|(_, r)| r.clone())).flatten();
+        let mut joiners = Vec::new();
+        let mut unreadable = BTreeSet::new();
         for container in &present {
             let id = container.cgroup_id;
             let decided = match entries.get(&id) {
@@ -197,7 +216,7 @@ impl Daemon {
                     .is_some_and(|held| held.scope == member.scope && held.netns == member.netns)
                     && self.is_settled(id),
                 Some(_) => false,
-                None => self.containers.released.contains_key(&id),
+                None => self.is_released_for_good(id),
             };
             if decided {
                 continue;
@@ -208,21 +227,33 @@ impl Daemon {
                 found
             });
             match runtime_records::docker_container(&container.container_id, roots) {
-                Ok(recorded) => {
-                    let all_others_decided = present.iter().all(|other| {
-                        other.cgroup_id == id
-                            || self.containers.held.contains_key(&other.cgroup_id)
-                            || self.containers.released.contains_key(&other.cgroup_id)
-                    });
-                    self.decide(&mut maps, container, recorded, all_others_decided)
+                Ok(recorded) if matches!(recorded.network, NetworkMode::Container(_)) => {
+                    joiners.push((container, recorded))
                 }
+                Ok(recorded) => self.decide(&mut maps, container, recorded, true),
                 Err(e) => {
+                    unreadable.insert(id);
                     if self.overdue(id) {
                         warn!(cgroup = %container.path.display(), "container held closed: cannot read what its runtime recorded: {e}");
                     }
                 }
             }
         }
+        // Containers in another's namespace last, once the others are
+        // decided: one whose record cannot be read yet may own theirs, and
+        // they wait for it (held closed).
+        let owners_known = unreadable.is_empty();
+        for (container, recorded) in joiners {
+            self.decide(&mut maps, container, recorded, owners_known);
+        }
+    }
+
+    /// Let go, and not to be looked at again: a container in another's
+    /// namespace is decided again for a while (its processes may not have
+    /// been where they stay; its owner may not have been decided).
+    fn is_released_for_good(&self, id: u64) -> bool {
+        const JOINER_RECHECK_NS: u64 = 10_000_000_000;
+        self.containers.released.get(&id).is_some_and(|(_, joiner)| !joiner || self.age(id) > JOINER_RECHECK_NS)
     }
 
     /// Has container `id` been undecided (or without its namespace) for
@@ -312,20 +343,49 @@ impl Daemon {
     /// are in, by what they are in, not by X's name (a rename, or a
     /// name that is another container's id prefix, would mislead).
     fn joined_namespace(&self, id: u64, cgroup: &std::path::Path) -> Joined {
-        match runtime_records::single_netns_of(cgroup) {
-            runtime_records::ProcessesNetns::One(ns) => Joined::Namespace(ns),
-            runtime_records::ProcessesNetns::Several => Joined::Unknown,
+        let namespaces = runtime_records::netns_of(cgroup);
+        let mut namespaces = namespaces.into_iter();
+        match (namespaces.next(), namespaces.next()) {
+            (Some(only), None) => Joined::Namespace(only),
+            // Nested namespaces of its own (dind, buildkitd's steps) besides
+            // the one it joined: the one a held container owns, if just one
+            // is (the others' answers never match its entry anyway).
+            (Some(first), Some(second)) => {
+                let owned: Vec<(u64, u64)> = [first, second]
+                    .into_iter()
+                    .chain(namespaces)
+                    .filter(|ns| self.owner_of(id, *ns).is_some())
+                    .collect();
+                match owned.as_slice() {
+                    [only] => Joined::Namespace(*only),
+                    _ => Joined::Unknown,
+                }
+            }
             // runc's first process is in the host's namespace for a moment;
             // still there after that, they are in the host's (X's is).
-            runtime_records::ProcessesNetns::HostOrNone => {
-                let since = self.containers.seen.get(&id).copied().unwrap_or_else(monotonic_ns);
-                if monotonic_ns().saturating_sub(since) > UNREADABLE_WARNING_NS {
+            (None, _) => {
+                if self.age(id) > UNREADABLE_WARNING_NS {
                     Joined::Host
                 } else {
                     Joined::Unknown
                 }
             }
         }
+    }
+
+    /// How long ago ramd first saw container `id`'s cgroup.
+    fn age(&self, id: u64) -> u64 {
+        self.containers.seen.get(&id).map_or(0, |since| monotonic_ns().saturating_sub(*since))
+    }
+
+    /// The held container (not itself in another's namespace) whose
+    /// namespace is `ns`.
+    fn owner_of(&self, id: u64, ns: (u64, u64)) -> Option<(u64, &Held)> {
+        self.containers
+            .held
+            .iter()
+            .find(|(other, held)| **other != id && held.joined.is_none() && held.netns_id == Some(ns))
+            .map(|(other, held)| (*other, held))
     }
 
     /// The host's namespace for a container of the host's network.
@@ -345,7 +405,7 @@ impl Daemon {
         maps: &mut Maps,
         container: &ContainerCgroup,
         recorded: runtime_records::Recorded,
-        all_others_decided: bool,
+        owners_known: bool,
     ) {
         let id = container.cgroup_id;
         let own_target = self
@@ -360,33 +420,28 @@ impl Daemon {
         let mut joined = None;
         let (scope, netns, netns_file, settled) = match &recorded.network {
             NetworkMode::Container(reference) => {
-                // Any container not decided yet may be the one whose
+                // A container not decided yet may be the one whose
                 // namespace this is: wait (held closed meanwhile).
-                if !all_others_decided {
+                if !owners_known {
                     return;
                 }
                 match self.joined_namespace(id, &container.path) {
                     Joined::Unknown => return,
                     Joined::Host => match own_target {
-                        None => return self.release(maps, id, &recorded.info),
+                        None => return self.release(maps, id, &recorded.info, true),
                         Some(scope) => {
                             let (netns, file, settled) = self.host_netns(id, &recorded.info);
                             (scope, netns, file, settled)
                         }
                     },
                     Joined::Namespace(ns) => {
-                        let owner = self
-                            .containers
-                            .held
-                            .iter()
-                            .find(|(other, held)| **other != id && held.joined.is_none() && held.netns_id == Some(ns));
-                        match owner {
+                        match self.owner_of(id, ns) {
                             // A held container's namespace: whoever joins it
                             // is judged with it (an unjudged process there
                             // could answer as the resolver), and trusts what
                             // it trusts.
                             Some((owner_id, owner)) => {
-                                joined = Some(Some(*owner_id));
+                                joined = Some(Some(owner_id));
                                 (
                                     own_target.unwrap_or(owner.scope),
                                     owner.netns,
@@ -398,7 +453,7 @@ impl Daemon {
                             // unjudged container's): nothing learned there
                             // can be trusted.
                             None => match own_target {
-                                None => return self.release(maps, id, &recorded.info),
+                                None => return self.release(maps, id, &recorded.info, true),
                                 Some(scope) => {
                                     joined = Some(None);
                                     // Said once: settled, it is not decided again until a reload.
@@ -415,14 +470,14 @@ impl Daemon {
                 }
             }
             NetworkMode::Host => match own_target {
-                None => return self.release(maps, id, &recorded.info),
+                None => return self.release(maps, id, &recorded.info, false),
                 Some(scope) => {
                     let (netns, file, settled) = self.host_netns(id, &recorded.info);
                     (scope, netns, file, settled)
                 }
             },
             NetworkMode::Own => match own_target {
-                None => return self.release(maps, id, &recorded.info),
+                None => return self.release(maps, id, &recorded.info, false),
                 Some(scope) => {
                     let (netns, file, settled) = self.own_netns(id, &container.path, &recorded);
                     (scope, netns, file, settled)
@@ -463,14 +518,14 @@ impl Daemon {
     }
 
     /// No container target wants it: it runs unjudged.
-    fn release(&mut self, maps: &mut Maps, id: u64, info: &ContainerInfo) {
+    fn release(&mut self, maps: &mut Maps, id: u64, info: &ContainerInfo, joiner: bool) {
         self.containers.unreadable.remove(&id);
         if let Err(e) = maps.remove_member(id) {
             warn!(container = %info.name, "cannot release the container (it stays held closed): {e}");
             return;
         }
         debug!(container = %info.name, image = %info.image, "container matches no container target");
-        self.containers.released.insert(id, info.clone());
+        self.containers.released.insert(id, (info.clone(), joiner));
     }
 
     /// "name (id, image)" of the container a cgroup belongs to, for log lines.
