@@ -308,12 +308,12 @@ pub fn docker_container(id: &str, roots: &[PathBuf]) -> Result<Recorded> {
         match read_record(&path) {
             Ok(bytes) => {
                 let mut recorded = parse_docker_record(id, &bytes).map_err(|e| Error::io(&path, e))?;
-                // Written with the record, when the container is created;
-                // without it, a namespace of its own is assumed.
+                // Written with the record, when the container is created:
+                // without it, whose namespace the container uses is not
+                // known, and it stays held closed.
                 let host_config = root.join("containers").join(id).join("hostconfig.json");
-                if let Ok(bytes) = read_record(&host_config) {
-                    recorded.network = parse_network_mode(&bytes).map_err(|e| Error::io(&host_config, e))?;
-                }
+                let bytes = read_record(&host_config).map_err(|e| Error::io(&host_config, e))?;
+                recorded.network = parse_network_mode(&bytes).map_err(|e| Error::io(&host_config, e))?;
                 return Ok(recorded);
             }
             Err(e) => last = Some(Error::io(&path, e)),

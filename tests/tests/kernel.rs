@@ -1237,8 +1237,11 @@ fn fake_container_with(
         ),
     )
     .expect("record");
-    std::fs::write(record.join("hostconfig.json"), format!(r#"{{"NetworkMode":"{network_mode}"}}"#))
-        .expect("hostconfig");
+    // An empty mode: no hostconfig.json (not written yet, or unreadable).
+    if !network_mode.is_empty() {
+        std::fs::write(record.join("hostconfig.json"), format!(r#"{{"NetworkMode":"{network_mode}"}}"#))
+            .expect("hostconfig");
+    }
     let path = cgroup2_mount().join("docker").join(&id);
     std::fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
     FakeContainer { cgroup: TestCgroup { path }, id }
@@ -2436,4 +2439,33 @@ fn a_joiner_with_a_nested_namespace_learns_after_a_reload() {
         "REFUSED LEGIT: a joiner running a nested namespace never learns after a reload ({last}):\n{}",
         ramd.log_text()
     );
+}
+
+/// From the sixth red-team pass: a container whose hostconfig.json
+/// (NetworkMode) cannot be read is not taken to have a namespace of its
+/// own (a `--network container:` joiner would then be placed by guesswork):
+/// it stays held closed, whatever its image, until dockerd's file is there.
+#[test]
+fn a_container_whose_network_mode_cannot_be_read_stays_held() {
+    require_root();
+    let netns = Netns::new("k-red6-hostcfg");
+    let data_root = TempDir::new("k-red6-hostcfg-docker");
+    let _parent = DockerParent::new();
+    let policy = red_policy(&netns, "[[allow]]\nhost = \"registry.test\"\n");
+    let root = data_root.path.display().to_string();
+    let ramd = Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", root.as_str())]);
+    ramd.wait_attached();
+    let container = fake_container_with(Some(&netns), "", &data_root.path, "ram-test/other:1", 7601);
+    for _ in 0..3 {
+        sleep(Duration::from_millis(200));
+        let verdict = probe(Some(&container.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+        assert_eq!(verdict, "EPERM", "not held closed without its NetworkMode");
+    }
+    let host_config = data_root.path.join("containers").join(&container.id).join("hostconfig.json");
+    std::fs::write(&host_config, r#"{"NetworkMode":"default"}"#).expect("hostconfig");
+    let released = wait_for(Duration::from_secs(10), || {
+        let v = probe(Some(&container.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+        (v == "ECONNREFUSED").then_some(v)
+    });
+    assert!(released.is_some(), "never let go once its NetworkMode could be read:\n{}", ramd.log_text());
 }

@@ -2,7 +2,7 @@
 //! moment it is made, and which target (if any) holds each container once
 //! ramd has read what the runtime recorded about it.
 
-use ram_common::maps::{CgroupPattern, Member, MEMBER_PENDING};
+use ram_common::maps::{CgroupPattern, Member, MEMBER_PENDING, RUNTIME_DOCKER};
 
 use super::*;
 use crate::{
@@ -57,7 +57,7 @@ pub(crate) struct ContainerState {
     /// cgroup id → a container no container target wants, and whether it
     /// is in another container's namespace (decided again while young: its
     /// processes may not have been where they stay).
-    released: BTreeMap<u64, (ContainerInfo, bool)>,
+    released: BTreeMap<u64, (ContainerInfo, Option<u64>)>,
     /// Whether this ramd has taken the namespaces out of the entries it
     /// found pinned (a previous run's, perhaps under another policy).
     adopted: bool,
@@ -139,9 +139,11 @@ impl Daemon {
             .collect();
         if !changing.is_empty() || !joiners.is_empty() {
             let mut maps = Maps::open(&self.paths)?;
-            for (id, netns) in changing {
-                // Its namespace stays known: it may learn meanwhile.
-                maps.set_member(id, Member { scope: MEMBER_PENDING, runtime: Runtime::Docker.kernel_id(), netns })?;
+            for (id, _) in changing {
+                // Pending, it is judged by every container target: it
+                // teaches none until decided again (its namespace's owner
+                // may be let go by this very reload).
+                maps.set_member(id, Member { scope: MEMBER_PENDING, runtime: Runtime::Docker.kernel_id(), netns: 0 })?;
                 self.containers.held.remove(&id);
             }
             for (id, scope) in joiners {
@@ -194,7 +196,9 @@ impl Daemon {
             // Entries a previous run left pinned may trust a namespace this
             // run would not (its policy may have let the owner go): none
             // teaches until this run has decided it again.
-            for (id, member) in entries.iter_mut().filter(|(_, m)| m.netns != 0) {
+            for (id, member) in entries.iter_mut().filter(|(_, m)| m.netns != 0 || m.scope != MEMBER_PENDING) {
+                // Scope numbers are the previous policy's too.
+                member.scope = MEMBER_PENDING;
                 member.netns = 0;
                 if let Err(e) = maps.set_member(*id, *member) {
                     warn!(cgroup_id = *id, "cannot reset a pinned container entry's namespace: {e}");
@@ -242,7 +246,8 @@ impl Daemon {
         // Containers in another's namespace last, once the others are
         // decided: one whose record cannot be read yet may own theirs, and
         // they wait for it (held closed).
-        let owners_known = unreadable.is_empty();
+        let owners_known = unreadable.is_empty()
+            && self.containers.held.values().all(|held| held.joined.is_some() || held.netns_id.is_some());
         for (container, recorded) in joiners {
             self.decide(&mut maps, container, recorded, owners_known);
         }
@@ -253,7 +258,9 @@ impl Daemon {
     /// been where they stay; its owner may not have been decided).
     fn is_released_for_good(&self, id: u64) -> bool {
         const JOINER_RECHECK_NS: u64 = 10_000_000_000;
-        self.containers.released.get(&id).is_some_and(|(_, joiner)| !joiner || self.age(id) > JOINER_RECHECK_NS)
+        self.containers.released.get(&id).is_some_and(|(_, released_at)| {
+            released_at.is_none_or(|at| monotonic_ns().saturating_sub(at) > JOINER_RECHECK_NS)
+        })
     }
 
     /// Has container `id` been undecided (or without its namespace) for
@@ -497,6 +504,12 @@ impl Daemon {
             warn!(container = %info.name, "cannot record the container's target (it stays held closed): {e}");
             return;
         }
+        // Gone meanwhile (the kernel removed its entry at rmdir): the write
+        // above made a new one, for no cgroup; take it out again.
+        if !container.path.exists() {
+            let _ = maps.remove_member(id);
+            return;
+        }
         let known = self.containers.held.get(&id).is_some_and(|held| held.scope == scope);
         if !known {
             let target_name = self.scopes.iter().find(|s| s.settings.scope == scope).map(|s| s.settings.name.clone());
@@ -520,12 +533,30 @@ impl Daemon {
     /// No container target wants it: it runs unjudged.
     fn release(&mut self, maps: &mut Maps, id: u64, info: &ContainerInfo, joiner: bool) {
         self.containers.unreadable.remove(&id);
+        // Whoever trusted its namespace stops before it runs unjudged there.
+        let joiners: Vec<(u64, u32, u32)> = self
+            .containers
+            .held
+            .iter()
+            .filter(|(_, held)| held.joined == Some(Some(id)))
+            .map(|(joiner, held)| (*joiner, held.scope, RUNTIME_DOCKER))
+            .collect();
+        for (joiner, scope, runtime) in joiners {
+            if let Err(e) = maps.set_member(joiner, Member { scope, runtime, netns: 0 }) {
+                warn!(cgroup_id = joiner, "cannot withdraw a namespace's trust (the container stays held): {e}");
+                return;
+            }
+            if let Some(held) = self.containers.held.get_mut(&joiner) {
+                held.netns = 0;
+                held.settled = false;
+            }
+        }
         if let Err(e) = maps.remove_member(id) {
             warn!(container = %info.name, "cannot release the container (it stays held closed): {e}");
             return;
         }
         debug!(container = %info.name, image = %info.image, "container matches no container target");
-        self.containers.released.insert(id, (info.clone(), joiner));
+        self.containers.released.insert(id, (info.clone(), joiner.then(monotonic_ns)));
     }
 
     /// "name (id, image)" of the container a cgroup belongs to, for log lines.
