@@ -2469,3 +2469,68 @@ fn a_container_whose_network_mode_cannot_be_read_stays_held() {
     });
     assert!(released.is_some(), "never let go once its NetworkMode could be read:\n{}", ramd.log_text());
 }
+
+/// RED 17 (found by the seventh red-team pass; a bypass until fixed). A restarted ramd resets the entries it finds
+/// pinned (pending, no namespace) only in its first `sync_containers`,
+/// after it has attached the new policy's programs and written its rules
+/// (and after the container watch's BTF read). Meanwhile an entry keeps
+/// the previous run's scope number, which under the new policy may be
+/// another target's: a container the old policy held under "jobs"
+/// (scope 0) is judged by the new scope 0, "wide", which allows
+/// 127.30.0.0/24.
+///
+/// Open, narrowed: ramd now sets every pinned entry pending before it
+/// writes the new rules (796 connects got through before, about 6 now),
+/// but the previous run's programs stay attached, with their scope
+/// numbers, until the new ones are: meanwhile they read the new policy's
+/// rules for those numbers. Closing it needs scope numbers that keep to
+/// their targets across runs (or rules written to unused slots first).
+#[test]
+#[ignore = "known gap: a restart that renumbers targets judges by another target's rules for a moment; see README"]
+fn a_restart_never_judges_a_container_by_another_targets_rules() {
+    require_root();
+    let netns = Netns::new("k-red7-renum");
+    let data_root = TempDir::new("k-red7-renum-docker");
+    let files = TempDir::new("k-red7-renum-files");
+    let out = TempDir::new("k-red7-renum-out");
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let jobs = "[[target]]\nname = \"jobs\"\ncontainers = \"docker\"\nimage = \"ram-test/job*\"\n[[target.allow]]\nhost = \"registry.test\"\n";
+    let wide = "[[target]]\nname = \"wide\"\ncontainers = \"docker\"\nimage = \"ram-test/wide*\"\n[[target.allow]]\ncidr = \"127.30.0.0/24\"\n";
+    let head = format!("[dns]\nresolvers = [\"127.0.0.53\"]\n{}", netns.dns_trust());
+    let mut ramd = Ramd::start_with_env(
+        &format!("{head}{jobs}"),
+        &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())],
+    );
+    ramd.wait_attached();
+    let (c, _c_init) = held_owner(&netns, &data_root.path, 7731, "ram-test/job:1");
+    ramd.wait_log("C enforced", |e| e["message"] == "enforcing container");
+    sleep(Duration::from_millis(300));
+    assert_eq!(probe(Some(&c.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+    // C hammers 127.30.0.1 across the restart.
+    let log = out.path.join("hammer");
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-c")
+        .arg(format!("while :; do (exec 3<>/dev/tcp/127.30.0.1/9) 2>>{}; done", log.display()))
+        .stdout(std::process::Stdio::null());
+    place(&mut cmd, Some(&c.cgroup.path), Some(&netns));
+    let hammer = Proc::spawn("hammer", &mut cmd);
+    sleep(Duration::from_millis(300));
+    ramd.write_policy(&format!("{head}{wide}{jobs}"));
+    ramd.restart();
+    sleep(Duration::from_millis(1000));
+    drop(hammer);
+    let after = probe(Some(&c.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let refused = text.lines().filter(|l| l.contains("refused")).count();
+    let denied = text.lines().filter(|l| l.contains("not permitted")).count();
+    assert!(denied > 0, "the hammer never ran: {text}");
+    assert_eq!(
+        refused, 0,
+        "BYPASS: across the restart C was judged by another target's rules ({refused} connects allowed, {denied} refused; after the restart: {after}):\n{}",
+        ramd.log_text()
+    );
+    assert_eq!(after, "EPERM");
+}

@@ -58,9 +58,7 @@ pub(crate) struct ContainerState {
     /// is in another container's namespace (decided again while young: its
     /// processes may not have been where they stay).
     released: BTreeMap<u64, (ContainerInfo, Option<u64>)>,
-    /// Whether this ramd has taken the namespaces out of the entries it
-    /// found pinned (a previous run's, perhaps under another policy).
-    adopted: bool,
+
     /// cgroup id → when its record was first found unreadable, or its
     /// network namespace unknown.
     unreadable: BTreeMap<u64, u64>,
@@ -191,21 +189,7 @@ impl Daemon {
                 return;
             }
         };
-        let mut entries: BTreeMap<u64, Member> = maps.members().into_iter().collect();
-        if !self.containers.adopted {
-            // Entries a previous run left pinned may trust a namespace this
-            // run would not (its policy may have let the owner go): none
-            // teaches until this run has decided it again.
-            for (id, member) in entries.iter_mut().filter(|(_, m)| m.netns != 0 || m.scope != MEMBER_PENDING) {
-                // Scope numbers are the previous policy's too.
-                member.scope = MEMBER_PENDING;
-                member.netns = 0;
-                if let Err(e) = maps.set_member(*id, *member) {
-                    warn!(cgroup_id = *id, "cannot reset a pinned container entry's namespace: {e}");
-                }
-            }
-            self.containers.adopted = true;
-        }
+        let entries: BTreeMap<u64, Member> = maps.members().into_iter().collect();
         let stale = self.containers.data_roots.as_ref().is_none_or(|(at, _)| now.saturating_sub(*at) > DATA_ROOTS_TTL_NS);
         let mut roots = (!stale).then(|| self.containers.data_roots.as_ref().map(|(_, r)| r.clone())).flatten();
         let mut joiners = Vec::new();

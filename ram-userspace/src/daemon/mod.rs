@@ -208,6 +208,10 @@ impl Daemon {
         // not use.
         let in_use = Maps::open(&paths)?.port_half_in_use()?;
         compiled.place_port_sets(1 - in_use.unwrap_or(1));
+        // Before this run's rules go in: a container entry a previous run
+        // left would otherwise be judged by whichever target now has its
+        // old scope number, and trust the namespace that run trusted.
+        Maps::open(&paths)?.set_all_members_pending()?;
         Maps::open(&paths)?.apply_rules(&compiled)?;
         let scopes = std::mem::take(&mut compiled.scopes)
             .into_iter()

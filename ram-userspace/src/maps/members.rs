@@ -4,6 +4,7 @@
 
 use ram_common::maps::{
     CgroupLayout, CgroupPattern, Member, CONTAINER_PATTERNS, MAP_CGROUP_LAYOUT, MAP_CONTAINER_PATTERNS, MAP_MEMBERS,
+    MEMBER_PENDING,
 };
 
 use super::Maps;
@@ -17,6 +18,22 @@ impl Maps {
 
     pub fn set_member(&mut self, cgroup_id: u64, member: Member) -> Result<()> {
         self.members.insert(cgroup_id, member, 0).map_err(|e| Error::map(MAP_MEMBERS, e))
+    }
+
+    /// Sets every entry pending, with no namespace: what a previous run
+    /// decided was under its policy, whose scope numbers and trust this
+    /// run's need not share. Pending, a container is judged by every
+    /// container target of its runtime (all must allow) and teaches none,
+    /// until this run decides it again. Returns how many entries there were.
+    pub fn set_all_members_pending(&mut self) -> Result<usize> {
+        let entries = self.members();
+        for (cgroup_id, member) in &entries {
+            let pending = Member { scope: MEMBER_PENDING, runtime: member.runtime, netns: 0 };
+            if *member != pending {
+                self.set_member(*cgroup_id, pending)?;
+            }
+        }
+        Ok(entries.len())
     }
 
     /// Removes an entry; one already gone is no error.
