@@ -368,7 +368,8 @@ mod tests {
             parse_docker_record("s", started).expect("record").netns,
             Some(PathBuf::from("/var/run/docker/netns/0123abcd"))
         );
-        let relative = br#"{"ID":"r","Name":"/a","Config":{"Image":"alpine"},"NetworkSettings":{"SandboxKey":"netns/x"}}"#;
+        let relative =
+            br#"{"ID":"r","Name":"/a","Config":{"Image":"alpine"},"NetworkSettings":{"SandboxKey":"netns/x"}}"#;
         assert_eq!(parse_docker_record("r", relative).expect("record").netns, None, "not a path dockerd writes");
         let empty = br#"{"ID":"e","Name":"/a","Config":{"Image":"alpine"},"NetworkSettings":{"SandboxKey":""}}"#;
         assert_eq!(parse_docker_record("e", empty).expect("record").netns, None);

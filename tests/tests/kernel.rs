@@ -1918,11 +1918,7 @@ fn runc_init_seen_in_the_hosts_namespace_does_not_pin_the_wrong_namespace() {
     std::fs::write(&record, text).expect("checkpoint");
     let mut last = String::new();
     let learned = wait_for(Duration::from_secs(8), || {
-        last = probe(
-            Some(&container.cgroup),
-            Some(&netns),
-            &["resolve-connect", "127.0.0.11", "registry.test", "9"],
-        );
+        last = probe(Some(&container.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
         (last == "127.20.0.5 ECONNREFUSED").then_some(())
     });
     drop(init);
@@ -2065,7 +2061,11 @@ fn a_restarted_container_with_a_stale_sandbox_key_learns() {
         (last == "127.20.0.5 ECONNREFUSED").then_some(())
     });
     let _ = std::fs::remove_file(&stale);
-    assert!(learned.is_some(), "REFUSED LEGIT: a stale SandboxKey file kept the container from learning ({last}):\n{}", ramd.log_text());
+    assert!(
+        learned.is_some(),
+        "REFUSED LEGIT: a stale SandboxKey file kept the container from learning ({last}):\n{}",
+        ramd.log_text()
+    );
 }
 
 // The fourth red-team pass: trust decided once, peers that change.

@@ -190,19 +190,21 @@ impl Daemon {
             }
         };
         let entries: BTreeMap<u64, Member> = maps.members().into_iter().collect();
-        let stale = self.containers.data_roots.as_ref().is_none_or(|(at, _)| now.saturating_sub(*at) > DATA_ROOTS_TTL_NS);
+        let stale =
+            self.containers.data_roots.as_ref().is_none_or(|(at, _)| now.saturating_sub(*at) > DATA_ROOTS_TTL_NS);
         let mut roots = (!stale).then(|| self.containers.data_roots.as_ref().map(|(_, r)| r.clone())).flatten();
         let mut joiners = Vec::new();
         let mut unreadable = BTreeSet::new();
         for container in &present {
             let id = container.cgroup_id;
             let decided = match entries.get(&id) {
-                Some(member) if member.scope != MEMBER_PENDING => self
-                    .containers
-                    .held
-                    .get(&id)
-                    .is_some_and(|held| held.scope == member.scope && held.netns == member.netns)
-                    && self.is_settled(id),
+                Some(member) if member.scope != MEMBER_PENDING => {
+                    self.containers
+                        .held
+                        .get(&id)
+                        .is_some_and(|held| held.scope == member.scope && held.netns == member.netns)
+                        && self.is_settled(id)
+                }
                 Some(_) => false,
                 None => self.is_released_for_good(id),
             };
@@ -403,7 +405,10 @@ impl Daemon {
             .scopes
             .iter()
             .find(|s| {
-                s.settings.selector.containers().is_some_and(|c| c.runtime == container.runtime && c.matches(&recorded.info))
+                s.settings
+                    .selector
+                    .containers()
+                    .is_some_and(|c| c.runtime == container.runtime && c.matches(&recorded.info))
             })
             .map(|s| s.settings.scope);
         // Whose namespace it uses decides what its DNS is trusted in, and,
