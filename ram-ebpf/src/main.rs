@@ -47,10 +47,13 @@ pub fn ram_sendmsg6(ctx: SockAddrContext) -> i32 {
 
 #[cgroup_skb(ingress)]
 pub fn ram_dns_ingress(ctx: SkBuffContext) -> i32 {
-    if !membership::judges_skb(ctx.skb.skb) {
-        return 1;
-    }
-    if trust::answer_too_early(ctx.skb.skb) {
+    // One lookup of the container's entry serves the gate and the check.
+    let member = match membership::judged_skb(ctx.skb.skb) {
+        membership::Judged::No => return 1,
+        membership::Judged::Runtime => None,
+        membership::Judged::Container(member) => Some(member),
+    };
+    if member.is_some_and(|member| trust::answer_too_early(ctx.skb.skb, &member)) {
         maps::count(maps::scope(), ram_common::maps::counter::DNS_NETNS_UNKNOWN);
         return 0;
     }

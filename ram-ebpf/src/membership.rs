@@ -29,27 +29,42 @@ pub fn judges_current() -> bool {
     judges_cgroup(unsafe { bpf_get_current_ancestor_cgroup_id(level as i32) })
 }
 
+/// Whether, and as what, this instance judges a packet's socket.
+pub enum Judged {
+    No,
+    /// A runtime target's: every socket of its cgroups.
+    Runtime,
+    /// A container target's: this container's entry.
+    Container(Member),
+}
+
 /// Does this instance judge the packet's socket?
 #[inline(always)]
-pub fn judges_skb(skb: *mut __sk_buff) -> bool {
+pub fn judged_skb(skb: *mut __sk_buff) -> Judged {
     let level = member_level();
     if level == 0 {
-        return true;
+        return Judged::Runtime;
     }
     // SAFETY: the helper takes the skb context.
-    judges_cgroup(unsafe { bpf_skb_ancestor_cgroup_id(skb as *mut _, level as i32) })
+    match member_judged_here(unsafe { bpf_skb_ancestor_cgroup_id(skb as *mut _, level as i32) }) {
+        Some(member) => Judged::Container(member),
+        None => Judged::No,
+    }
+}
+
+#[inline(always)]
+pub fn judges_skb(skb: *mut __sk_buff) -> bool {
+    !matches!(judged_skb(skb), Judged::No)
 }
 
 /// The member entry of the packet's socket's container, if this (container)
 /// instance judges it.
 #[inline(always)]
 pub fn skb_member(skb: *mut __sk_buff) -> Option<Member> {
-    let level = member_level();
-    if level == 0 {
-        return None;
+    match judged_skb(skb) {
+        Judged::Container(member) => Some(member),
+        _ => None,
     }
-    // SAFETY: the helper takes the skb context.
-    member_judged_here(unsafe { bpf_skb_ancestor_cgroup_id(skb as *mut _, level as i32) })
 }
 
 #[inline(always)]

@@ -26,7 +26,7 @@ use aya_ebpf::{
     maps::LruHashMap,
 };
 use ram_common::maps::{
-    ScopeConfig, SocketNote, SCOPE_PASS_OTHER_NETNS, SOCKET_DNS, SOCKET_FORWARDER, SOCKET_FORWARDER_REPLIES,
+    Member, ScopeConfig, SocketNote, SCOPE_PASS_OTHER_NETNS, SOCKET_DNS, SOCKET_FORWARDER, SOCKET_FORWARDER_REPLIES,
     TRUSTED_NETNS_ANY, TRUSTED_NETNS_INITIAL,
 };
 
@@ -201,14 +201,12 @@ pub fn unjudged_socket(skb: *mut __sk_buff, scope: u32) -> Unjudged {
     }
 }
 
-/// Should the ingress program drop this packet of a container whose
-/// namespace ramd has not told yet? Answers to its DNS sockets teach
-/// nothing until then; dropped, they make its resolver ask again (a UDP
-/// retry, a TCP retransmission) instead of handing the container an
-/// address it may not connect to.
+/// Should the ingress program drop this packet of a container (`member`,
+/// the entry the gate found) whose namespace ramd has not told yet?
+/// Answers to its DNS sockets teach nothing until then; dropped, they make
+/// its resolver ask again (a UDP retry, a TCP retransmission) instead of
+/// handing the container an address it may not connect to.
 #[inline(always)]
-pub fn answer_too_early(skb: *mut __sk_buff) -> bool {
-    // skb_member is None for a runtime target (no member level): the
-    // verifier drops this for them, a load-time constant.
-    skb_member(skb).is_some_and(|member| member.netns == 0) && dns_socket(skb)
+pub fn answer_too_early(skb: *mut __sk_buff, member: &Member) -> bool {
+    member.netns == 0 && dns_socket(skb)
 }
