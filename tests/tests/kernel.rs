@@ -1522,12 +1522,30 @@ fn a_held_container_learns_through_dockers_embedded_dns_behind_its_nat() {
     let ramd = Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", root.as_str())]);
     ramd.wait_attached();
     let container = fake_container(&netns, &data_root.path, "ram-test/job:1", 7003);
-    let udp = probe(Some(&container.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
+    let udp = resolve_registry(&container.cgroup, &netns);
     let tcp =
         probe(Some(&container.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9", "tcp"]);
     println!("udp: {udp}\ntcp: {tcp}\n{}", ramd.log_text());
     assert_eq!(udp, "127.20.0.5 ECONNREFUSED", "REFUSED LEGIT (udp)");
     assert_eq!(tcp, "127.20.0.5 ECONNREFUSED", "REFUSED LEGIT (tcp)");
+}
+
+/// A container's `resolve-connect` of registry.test through 127.0.0.11
+/// (dockerd's embedded DNS, or whoever plays it), to port 9.
+fn resolve_registry(cgroup: &TestCgroup, netns: &Netns) -> String {
+    probe(Some(cgroup), Some(netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"])
+}
+
+/// Whether, within `secs`, the container learns registry.test as
+/// 127.20.0.5 and reaches it (ECONNREFUSED: no listener, not ram), and the
+/// last outcome.
+fn learns_registry(cgroup: &TestCgroup, netns: &Netns, secs: u64) -> (bool, String) {
+    let mut last = String::new();
+    let learned = wait_for(Duration::from_secs(secs), || {
+        last = resolve_registry(cgroup, netns);
+        (last == "127.20.0.5 ECONNREFUSED").then_some(())
+    });
+    (learned.is_some(), last)
 }
 
 /// A container's DNS is trusted only in the network namespace its runtime
@@ -1561,13 +1579,10 @@ fn a_container_learns_only_in_the_namespace_its_runtime_made() {
     let ramd =
         Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files.as_str())]);
     ramd.wait_attached();
-    let resolve = |container: &FakeContainer| {
-        probe(Some(&container.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"])
-    };
     // Neither recorded nor kept by the runtime: nothing reaches it, nothing is learned.
     let first = fake_container_in(None, &data_root.path, "ram-test/job:1", 7008);
     ramd.wait_log("the container enforced", |e| e["message"] == "enforcing container");
-    let out = resolve(&first);
+    let out = resolve_registry(&first.cgroup, &netns);
     assert!(out.starts_with("resolve-failed"), "an answer reached a container whose namespace is unknown: {out}");
     assert!(ramd.counter("jobs", "dns_netns_unknown") >= 2, "the dropped answers were not counted");
     assert_eq!(probe(Some(&first.cgroup), Some(&netns), &["connect", "127.20.0.5", "9"]), "EPERM", "it learned");
@@ -1583,19 +1598,12 @@ fn a_container_learns_only_in_the_namespace_its_runtime_made() {
         }
     }
     let _unmount = Unmount(kept);
-    let mut last = String::new();
-    let learned = wait_for(Duration::from_secs(10), || {
-        last = resolve(&first);
-        (last == "127.20.0.5 ECONNREFUSED").then_some(())
-    });
-    assert!(learned.is_some(), "no lesson in the runtime's namespace ({last}):\n{}", ramd.log_text());
+    let (learned, last) = learns_registry(&first.cgroup, &netns, 10);
+    assert!(learned, "no lesson in the runtime's namespace ({last}):\n{}", ramd.log_text());
     // The record names it: the same, without a process to look at.
     let second = fake_container(&netns, &data_root.path, "ram-test/job:2", 7009);
-    let learned = wait_for(Duration::from_secs(10), || {
-        last = resolve(&second);
-        (last == "127.20.0.5 ECONNREFUSED").then_some(())
-    });
-    assert!(learned.is_some(), "no lesson in the recorded namespace ({last}):\n{}", ramd.log_text());
+    let (learned, last) = learns_registry(&second.cgroup, &netns, 10);
+    assert!(learned, "no lesson in the recorded namespace ({last}):\n{}", ramd.log_text());
 }
 
 /// RED 4 (expected to hold). A held container that makes a namespace of
@@ -1916,14 +1924,10 @@ fn runc_init_seen_in_the_hosts_namespace_does_not_pin_the_wrong_namespace() {
         key.display()
     );
     std::fs::write(&record, text).expect("checkpoint");
-    let mut last = String::new();
-    let learned = wait_for(Duration::from_secs(8), || {
-        last = probe(Some(&container.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
-        (last == "127.20.0.5 ECONNREFUSED").then_some(())
-    });
+    let (learned, last) = learns_registry(&container.cgroup, &netns, 8);
     drop(init);
     assert!(
-        learned.is_some(),
+        learned,
         "REFUSED LEGIT: ramd pinned the host's namespace seen while runc init was in the cgroup ({last}):\n{}",
         ramd.log_text()
     );
@@ -1968,7 +1972,7 @@ fn a_namespace_shared_with_an_unjudged_container_teaches_nothing_and_joiners_are
     ramd.wait_log("A enforced", |e| e["message"] == "enforcing container");
     assert_eq!(probe(Some(&a.cgroup), Some(&netns), &["connect", "127.30.0.9", "9"]), "EPERM");
     for _ in 0..2 {
-        let out = probe(Some(&a.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
+        let out = resolve_registry(&a.cgroup, &netns);
         assert_ne!(out, "127.30.0.9 ECONNREFUSED", "BYPASS: B's answer taught A an off-policy address");
     }
     ramd.wait_log("the warning", |e| {
@@ -2015,12 +2019,8 @@ fn a_container_whose_processes_live_in_a_child_cgroup_learns() {
     let init = container.cgroup.child("init");
     let _pid1 = container_process(&init.path, Some(&netns));
     ramd.wait_log("the container enforced", |e| e["message"] == "enforcing container");
-    let mut last = String::new();
-    let learned = wait_for(Duration::from_secs(6), || {
-        last = probe(Some(&init), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
-        (last == "127.20.0.5 ECONNREFUSED").then_some(())
-    });
-    assert!(learned.is_some(), "REFUSED LEGIT: a nested container never learns ({last}):\n{}", ramd.log_text());
+    let (learned, last) = learns_registry(&init, &netns, 6);
+    assert!(learned, "REFUSED LEGIT: a nested container never learns ({last}):\n{}", ramd.log_text());
 }
 
 /// RED 10 (expected to hold). `docker restart`: the new run's cgroup
@@ -2055,14 +2055,10 @@ fn a_restarted_container_with_a_stale_sandbox_key_learns() {
     );
     std::fs::write(&record, text).expect("stale record");
     let _init = container_process(&container.cgroup.path, Some(&netns));
-    let mut last = String::new();
-    let learned = wait_for(Duration::from_secs(8), || {
-        last = probe(Some(&container.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
-        (last == "127.20.0.5 ECONNREFUSED").then_some(())
-    });
+    let (learned, last) = learns_registry(&container.cgroup, &netns, 8);
     let _ = std::fs::remove_file(&stale);
     assert!(
-        learned.is_some(),
+        learned,
         "REFUSED LEGIT: a stale SandboxKey file kept the container from learning ({last}):\n{}",
         ramd.log_text()
     );
@@ -2132,7 +2128,7 @@ fn a_peer_let_go_by_a_reload_no_longer_teaches_its_joiner() {
     assert_eq!(probe(Some(&j.cgroup), Some(&netns), &["connect", "127.30.0.9", "9"]), "EPERM");
     let mut outs = Vec::new();
     for _ in 0..2 {
-        outs.push(probe(Some(&j.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]));
+        outs.push(resolve_registry(&j.cgroup, &netns));
     }
     assert!(
         !outs.iter().any(|o| o == "127.30.0.9 ECONNREFUSED"),
@@ -2200,7 +2196,7 @@ fn a_renamed_peer_is_not_taken_for_its_old_name() {
     sleep(Duration::from_millis(300));
     let mut outs = Vec::new();
     for _ in 0..2 {
-        outs.push(probe(Some(&h.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]));
+        outs.push(resolve_registry(&h.cgroup, &netns));
     }
     assert!(
         !outs.iter().any(|o| o == "127.30.0.9 ECONNREFUSED"),
@@ -2250,12 +2246,8 @@ fn a_peer_held_after_a_reload_teaches_its_joiner() {
     assert!(held.is_some(), "H was not held after the reload:\n{}", ramd.log_text());
     // The resolver: dockerd's embedded DNS (the test's own process).
     let _dns = dns_at_127_0_0_11(&netns, None, "127.20.0.5");
-    let mut last = String::new();
-    let learned = wait_for(Duration::from_secs(6), || {
-        last = probe(Some(&j.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
-        (last == "127.20.0.5 ECONNREFUSED").then_some(())
-    });
-    assert!(learned.is_some(), "REFUSED LEGIT: J never learns once its peer is held ({last}):\n{}", ramd.log_text());
+    let (learned, last) = learns_registry(&j.cgroup, &netns, 6);
+    assert!(learned, "REFUSED LEGIT: J never learns once its peer is held ({last}):\n{}", ramd.log_text());
 }
 
 // The fifth red-team pass: joiners decided by the namespace their
@@ -2298,13 +2290,9 @@ fn two_joiners_starting_together_are_decided() {
     let j2 = fake_container_with(None, &format!("container:{}", h.id), &data_root.path, "ram-test/job:3", 7503);
     let _j1_init = container_process(&j1.cgroup.path, Some(&netns));
     let _j2_init = container_process(&j2.cgroup.path, Some(&netns));
-    let mut last = String::new();
-    let learned = wait_for(Duration::from_secs(8), || {
-        last = probe(Some(&j1.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
-        (last == "127.20.0.5 ECONNREFUSED").then_some(())
-    });
+    let (learned, last) = learns_registry(&j1.cgroup, &netns, 8);
     assert!(
-        learned.is_some(),
+        learned,
         "REFUSED LEGIT / DoS: two joiners of one namespace wait for each other forever ({last}):\n{}",
         ramd.log_text()
     );
@@ -2353,11 +2341,8 @@ fn a_peer_let_go_across_a_restart_no_longer_teaches_two_joiners() {
     // A resolver H does not control: J1 learns (its namespace is trusted).
     {
         let _dns = dns_at_127_0_0_11(&netns, None, "127.20.0.5");
-        let learned = wait_for(Duration::from_secs(6), || {
-            let v = probe(Some(&j1.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
-            (v == "127.20.0.5 ECONNREFUSED").then_some(v)
-        });
-        assert!(learned.is_some(), "J1 did not learn before the restart:\n{}", ramd.log_text());
+        let (learned, last) = learns_registry(&j1.cgroup, &netns, 6);
+        assert!(learned, "J1 did not learn before the restart ({last}):\n{}", ramd.log_text());
     }
     // ramd restarts without "sidecars".
     ramd.write_policy(&two_container_targets(&netns, false));
@@ -2372,7 +2357,7 @@ fn a_peer_let_go_across_a_restart_no_longer_teaches_two_joiners() {
     let before = probe(Some(&j1.cgroup), Some(&netns), &["connect", "127.30.0.9", "9"]);
     let mut outs = Vec::new();
     for _ in 0..2 {
-        outs.push(probe(Some(&j1.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]));
+        outs.push(resolve_registry(&j1.cgroup, &netns));
     }
     assert_eq!(before, "EPERM", "J1 unjudged after the restart:\n{}", ramd.log_text());
     assert!(
@@ -2416,11 +2401,8 @@ fn a_joiner_with_a_nested_namespace_learns_after_a_reload() {
     });
     assert!(both.is_some(), "J not enforced:\n{}", ramd.log_text());
     let _dns = dns_at_127_0_0_11(&netns, None, "127.20.0.5");
-    let learned = wait_for(Duration::from_secs(6), || {
-        let v = probe(Some(&j.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
-        (v == "127.20.0.5 ECONNREFUSED").then_some(v)
-    });
-    assert!(learned.is_some(), "J did not learn before its nested container:\n{}", ramd.log_text());
+    let (learned, last) = learns_registry(&j.cgroup, &netns, 6);
+    assert!(learned, "J did not learn before its nested container ({last}):\n{}", ramd.log_text());
     // A nested container (a RUN step) in a namespace of its own, in J's cgroup tree.
     let step = j.cgroup.child("step");
     let _step = container_process(&step.path, Some(&nested));
@@ -2428,14 +2410,10 @@ fn a_joiner_with_a_nested_namespace_learns_after_a_reload() {
     let out = ramd.ramctl(&["reload"]);
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), ramd.log_text());
     sleep(Duration::from_millis(500));
-    let mut last = String::new();
-    let relearned = wait_for(Duration::from_secs(8), || {
-        last = probe(Some(&j.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
-        (last == "127.20.0.5 ECONNREFUSED").then_some(())
-    });
+    let (relearned, last) = learns_registry(&j.cgroup, &netns, 8);
     drop(_step);
     assert!(
-        relearned.is_some(),
+        relearned,
         "REFUSED LEGIT: a joiner running a nested namespace never learns after a reload ({last}):\n{}",
         ramd.log_text()
     );

@@ -2,7 +2,7 @@
 //! moment it is made, and which target (if any) holds each container once
 //! ramd has read what the runtime recorded about it.
 
-use ram_common::maps::{CgroupPattern, Member, MEMBER_PENDING, RUNTIME_DOCKER};
+use ram_common::maps::{CgroupPattern, Member, MEMBER_PENDING};
 
 use super::*;
 use crate::{
@@ -118,38 +118,34 @@ impl Daemon {
                 .find(|s| s.selector.containers().is_some_and(|c| c.runtime == Runtime::Docker && c.matches(info)))
                 .map(|s| s.scope)
         };
-        let changing: Vec<(u64, u64)> = self
+        let changing: Vec<u64> = self
             .containers
             .held
             .iter()
             .filter(|(_, held)| target_under(&held.info) != Some(held.scope))
-            .map(|(id, held)| (*id, held.netns))
+            .map(|(id, _)| *id)
             .collect();
         // A container in another's namespace trusts it only while that one
         // is held: after the switch it is decided again, and learns nothing
         // meanwhile (the other may be let go).
-        let joiners: Vec<(u64, u32)> = self
+        let joiners: Vec<u64> = self
             .containers
             .held
             .iter()
-            .filter(|(id, held)| held.joined.is_some() && !changing.iter().any(|(c, _)| c == *id))
-            .map(|(id, held)| (*id, held.scope))
+            .filter(|(id, held)| held.joined.is_some() && !changing.contains(id))
+            .map(|(id, _)| *id)
             .collect();
         if !changing.is_empty() || !joiners.is_empty() {
             let mut maps = Maps::open(&self.paths)?;
-            for (id, _) in changing {
+            for id in changing {
                 // Pending, it is judged by every container target: it
                 // teaches none until decided again (its namespace's owner
                 // may be let go by this very reload).
                 maps.set_member(id, Member { scope: MEMBER_PENDING, runtime: Runtime::Docker.kernel_id(), netns: 0 })?;
                 self.containers.held.remove(&id);
             }
-            for (id, scope) in joiners {
-                maps.set_member(id, Member { scope, runtime: Runtime::Docker.kernel_id(), netns: 0 })?;
-                if let Some(held) = self.containers.held.get_mut(&id) {
-                    held.netns = 0;
-                    held.settled = false;
-                }
+            for id in joiners {
+                self.withdraw_trust(&mut maps, id)?;
             }
         }
         self.containers.released.clear();
@@ -519,25 +515,26 @@ impl Daemon {
         );
     }
 
+    /// Takes the namespace out of a held container's entry (it stays held
+    /// by its target) until it is decided again.
+    fn withdraw_trust(&mut self, maps: &mut Maps, id: u64) -> Result<()> {
+        let Some(held) = self.containers.held.get_mut(&id) else { return Ok(()) };
+        maps.set_member(id, Member { scope: held.scope, runtime: Runtime::Docker.kernel_id(), netns: 0 })?;
+        held.netns = 0;
+        held.settled = false;
+        Ok(())
+    }
+
     /// No container target wants it: it runs unjudged.
     fn release(&mut self, maps: &mut Maps, id: u64, info: &ContainerInfo, joiner: bool) {
         self.containers.unreadable.remove(&id);
         // Whoever trusted its namespace stops before it runs unjudged there.
-        let joiners: Vec<(u64, u32, u32)> = self
-            .containers
-            .held
-            .iter()
-            .filter(|(_, held)| held.joined == Some(Some(id)))
-            .map(|(joiner, held)| (*joiner, held.scope, RUNTIME_DOCKER))
-            .collect();
-        for (joiner, scope, runtime) in joiners {
-            if let Err(e) = maps.set_member(joiner, Member { scope, runtime, netns: 0 }) {
+        let joiners: Vec<u64> =
+            self.containers.held.iter().filter(|(_, held)| held.joined == Some(Some(id))).map(|(j, _)| *j).collect();
+        for joiner in joiners {
+            if let Err(e) = self.withdraw_trust(maps, joiner) {
                 warn!(cgroup_id = joiner, "cannot withdraw a namespace's trust (the container stays held): {e}");
                 return;
-            }
-            if let Some(held) = self.containers.held.get_mut(&joiner) {
-                held.netns = 0;
-                held.settled = false;
             }
         }
         if let Err(e) = maps.remove_member(id) {
