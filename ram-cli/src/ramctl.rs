@@ -66,6 +66,22 @@ pub enum Command {
         #[arg(long, value_name = "DURATION")]
         since: Option<String>,
     },
+    /// Everything ram knows about one name: the policy's rules that match
+    /// it, the verdict now, the addresses learned for it and when they
+    /// expire, the recent DNS answers for it and what each taught (or why
+    /// nothing), and the recent blocked attempts to it.
+    Explain {
+        /// A host name, as a runtime would resolve it.
+        host: String,
+        /// The port to judge (when absent, only the name is).
+        port: Option<u16>,
+        /// Only this target (default: every target).
+        #[arg(long)]
+        target: Option<String>,
+        /// Answers and attempts shown at most, each.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        limit: usize,
+    },
     /// Would a connect to HOST or ADDR be allowed now, and by which rule?
     /// Exit status 0 when allowed, 2 when denied.
     Check {

@@ -125,6 +125,19 @@ pub fn summarize_dns_prefix(message: &[u8]) -> Result<DnsSummary, String> {
     Ok(chain_summary(question.name(), &answers))
 }
 
+/// The question's name of a message the full parser refuses as a whole,
+/// when the question itself can be read.
+pub fn question_name(message: &[u8]) -> Option<String> {
+    use hickory_proto::{
+        op::{Header, Query},
+        serialize::binary::{BinDecodable, BinDecoder},
+    };
+    let mut decoder = BinDecoder::new(message);
+    Header::read(&mut decoder).ok()?;
+    let question = Query::read(&mut decoder).ok()?;
+    Some(question.name().to_ascii().trim_end_matches('.').to_ascii_lowercase())
+}
+
 /// Follows the question's CNAME chain by name through `answers`.
 fn chain_summary(question: &hickory_proto::rr::Name, answers: &[hickory_proto::rr::Record]) -> DnsSummary {
     let fold = |name: &hickory_proto::rr::Name| name.to_ascii().trim_end_matches('.').to_ascii_lowercase();
@@ -212,6 +225,54 @@ impl HostCache {
     }
 }
 
+/// A DNS answer ramd saw, and what it taught, for `ramctl explain`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AnswerRecord {
+    /// When ramd read it (milliseconds since the Unix epoch).
+    pub at_unix_ms: u64,
+    pub target: String,
+    /// The question's name ("" when even the question could not be read).
+    pub name: String,
+    /// Addresses on the question's CNAME chain.
+    pub addrs: Vec<IpAddr>,
+    /// Addresses owned by other names: never learned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub off_chain: Vec<IpAddr>,
+    pub ttl: Option<u32>,
+    pub learned: u32,
+    /// What it taught, or why it taught nothing, in words.
+    pub outcome: String,
+}
+
+/// What an answer taught, or why nothing: the learning path's checks in the
+/// kernel's order, from what the kernel reported (`matched`, `learned`)
+/// and the policy (`name_allowed`).
+pub fn answer_outcome(summary: &DnsSummary, name_allowed: bool, matched: bool, learned: u32) -> String {
+    let off_chain = match summary.off_chain.len() {
+        0 => String::new(),
+        n => format!("; {n} address(es) of other names than the question's CNAME chain ignored"),
+    };
+    if learned > 0 {
+        let of = summary.addrs.len() as u32;
+        let rest = if learned < of {
+            format!(" of {of} (the rest: over [limits] addresses_per_answer, or the learned-address map is full)")
+        } else {
+            String::new()
+        };
+        return format!("learned {learned} address(es){rest}{off_chain}");
+    }
+    let why = if !name_allowed {
+        format!("no rule of this target allows {}", summary.name)
+    } else if !matched {
+        "it answers no query this target sent: forged, sent to another socket or from another resolver, or later than [dns] answer_window".to_string()
+    } else if summary.addrs.is_empty() {
+        "no A or AAAA record on the question's CNAME chain".to_string()
+    } else {
+        "allowed and matched, yet nothing learned: the learned-address map is full (ram_learned_map_full in the metrics)".to_string()
+    };
+    format!("nothing learned: {why}{off_chain}")
+}
+
 /// A blocked attempt, ready to log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct BlockedRecord {
@@ -232,6 +293,15 @@ pub struct BlockedRecord {
     /// "name (id, image)".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// Attempts like this one (same target, process, destination,
+    /// protocol and hook) that were not logged (see [`crate::log_limit`]);
+    /// 0 for an attempt as it happened.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub repeats: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl BlockedRecord {
@@ -253,13 +323,40 @@ impl BlockedRecord {
             hook: hook_name(event.hook),
             cgroup_id: event.cgroup_id,
             container: None,
+            repeats: 0,
+        }
+    }
+
+    /// What an admin can do about it: see the verdict and the rule that
+    /// would allow it.
+    pub fn hint(&self) -> String {
+        let port = self.dport;
+        let target = &self.target;
+        match &self.host {
+            Some(host) => format!(
+                "`ramctl check {host} {port} --target {target}` shows the verdict; to allow it, add host = \"{host}\" to an [[allow]] of target {target}"
+            ),
+            None => format!(
+                "no trusted DNS answer named {addr} (a hard-coded address, or another resolver): `ramctl check {addr} {port} --target {target}` shows the verdict; allow it by name, or with cidr = \"{addr}/{bits}\" only if it is meant to bypass DNS",
+                addr = self.daddr,
+                bits = if self.daddr.is_ipv4() { 32 } else { 128 },
+            ),
         }
     }
 
     /// Logs the record: one line, with every field as a structured field.
+    /// With `repeats`, the line stands for that many more attempts.
     pub fn log(&self) {
         let host = self.host.as_deref().unwrap_or("-");
         let container = self.container.as_deref().map(|c| format!(" in container {c}")).unwrap_or_default();
+        let repeats = match self.repeats {
+            0 => String::new(),
+            n => format!(
+                " ({n} more like it in the last {} s, not logged one by one)",
+                crate::log_limit::WINDOW.as_secs()
+            ),
+        };
+        let hint = self.hint();
         tracing::warn!(
             event = self.event,
             target_name = %self.target,
@@ -272,7 +369,9 @@ impl BlockedRecord {
             hook = self.hook,
             cgroup_id = self.cgroup_id,
             container = self.container.as_deref().unwrap_or("-"),
-            "{} {} {} to {} port {} ({host}) by {}[{}]{container}",
+            repeats = self.repeats,
+            hint = %hint,
+            "{} {} {} to {} port {} ({host}) by {}[{}]{container}{repeats}: {hint}",
             self.event.replace('_', " "),
             self.protocol,
             self.hook,
@@ -401,6 +500,24 @@ mod tests {
         assert_eq!(record.host.as_deref(), Some("blocked.registry.test"));
         assert_eq!(record.hook, "connect");
         assert!(decode(&bytes[..10]).is_none());
+    }
+
+    #[test]
+    fn an_answers_outcome_names_why_it_taught_nothing() {
+        let summary = DnsSummary {
+            name: "ghcr.io".into(),
+            addrs: vec!["192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()],
+            off_chain: vec![],
+            ttl: Some(60),
+        };
+        assert_eq!(answer_outcome(&summary, true, true, 2), "learned 2 address(es)");
+        assert!(answer_outcome(&summary, true, true, 1).contains("of 2 (the rest"));
+        assert!(answer_outcome(&summary, false, true, 0).contains("no rule of this target allows ghcr.io"));
+        assert!(answer_outcome(&summary, true, false, 0).contains("answers no query this target sent"));
+        assert!(answer_outcome(&summary, true, true, 0).contains("map is full"));
+        let empty = DnsSummary { addrs: vec![], off_chain: vec!["192.0.2.9".parse().unwrap()], ..summary };
+        let outcome = answer_outcome(&empty, true, true, 0);
+        assert!(outcome.contains("no A or AAAA") && outcome.contains("1 address(es) of other names"), "{outcome}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod host;
 pub mod journal;
 pub mod layout;
 pub mod loader;
+pub mod log_limit;
 pub mod maps;
 pub mod metrics;
 pub mod netns;

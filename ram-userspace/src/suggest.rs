@@ -25,12 +25,15 @@ pub struct Attempt {
     pub daddr: String,
     pub dport: u16,
     pub host: Option<String>,
+    /// More attempts like this one that ramd folded into this record.
+    #[serde(default)]
+    pub repeats: u64,
 }
 
 /// What one suggested rule covers.
 #[derive(Default)]
 struct Covered {
-    attempts: usize,
+    attempts: u64,
     ports: BTreeSet<u16>,
     hosts: BTreeSet<String>,
     who: BTreeSet<String>,
@@ -38,7 +41,7 @@ struct Covered {
 
 impl Covered {
     fn add(&mut self, attempt: &Attempt, host: &str) {
-        self.attempts += 1;
+        self.attempts += 1 + attempt.repeats;
         self.ports.insert(attempt.dport);
         self.hosts.insert(host.to_string());
         self.who.insert(format!("{} ({})", attempt.comm, attempt.target));
@@ -104,6 +107,7 @@ pub fn suggest(attempts: &[Attempt], since_unix_ms: u64) -> String {
         .iter()
         .filter(|a| a.at_unix_ms >= since_unix_ms && (a.event == "blocked" || a.event == "would_block"))
         .collect();
+    let total: u64 = recent.iter().map(|a| 1 + a.repeats).sum();
     let mut by_preset: BTreeMap<(String, Option<String>), Covered> = BTreeMap::new();
     let mut by_host: BTreeMap<String, Covered> = BTreeMap::new();
     let mut unnamed: BTreeMap<String, Covered> = BTreeMap::new();
@@ -122,8 +126,8 @@ pub fn suggest(attempts: &[Attempt], since_unix_ms: u64) -> String {
     let _ = writeln!(
         out,
         "# Suggested by `ramctl suggest` from {} blocked or would-block attempt{}.\n# Review each rule before adding it to the policy.",
-        recent.len(),
-        if recent.len() == 1 { "" } else { "s" }
+        total,
+        if total == 1 { "" } else { "s" }
     );
     for ((name, region), covered) in &by_preset {
         let _ = writeln!(out, "\n{}\n[[allow]]\npreset = \"{name}\"", covered.comment());
@@ -179,6 +183,7 @@ mod tests {
             daddr: addr.into(),
             dport: port,
             host: host.map(str::to_string),
+            repeats: 0,
         }
     }
 
@@ -198,6 +203,7 @@ mod tests {
         assert!(out.contains("preset = \"ecr\"\nregion = \"eu-west-1\""), "{out}");
         assert!(out.contains("host = \"registry.internal.example\"\nports = [443, 5000]"), "{out}");
         assert!(out.contains("#   seen: 1 attempt to 192.0.2.7"), "{out}");
+        assert!(out.contains("from 6 blocked or would-block attempts"), "{out}");
         assert!(!out.contains("old.example"), "older than --since: {out}");
         assert!(!out.contains("host = \"*"), "no wildcard is invented: {out}");
         // The fragment is a policy's rules: appended to one, it is accepted.
@@ -209,6 +215,15 @@ mod tests {
         let policy = format!("[[target]]\nprocess = \"dockerd\"\n{out}");
         let parsed = Policy::parse(&policy, "ram.toml", &facts).unwrap_or_else(|e| panic!("{e}\n{policy}"));
         assert!(parsed.compile().is_ok());
+    }
+
+    #[test]
+    fn a_record_standing_for_a_retry_loop_counts_every_attempt() {
+        let mut looped = attempt(Some("registry.internal.example"), "10.1.1.1", 443, 10);
+        looped.repeats = 41;
+        let out = suggest(&[looped, attempt(Some("registry.internal.example"), "10.1.1.1", 443, 11)], 0);
+        assert!(out.contains("# covers 43 attempts to registry.internal.example"), "{out}");
+        assert!(out.contains("from 43 blocked or would-block attempts"), "{out}");
     }
 
     #[test]

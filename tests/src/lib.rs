@@ -541,7 +541,18 @@ impl Ramd {
     /// cores with other guests) for a JSON log line that `matches`; panics
     /// with the log, saying `what` was missing, when none comes.
     pub fn wait_log(&self, what: &str, matches: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let limit = Duration::from_secs(if in_vm() { 30 } else { 5 });
+        self.wait_log_for(what, Duration::from_secs(5), matches)
+    }
+
+    /// As [`Ramd::wait_log`], for a line due later than usual (at least
+    /// `limit`; longer under emulation).
+    pub fn wait_log_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let limit = if in_vm() { limit.max(Duration::from_secs(30)) } else { limit };
         let found = wait_for(limit, || self.log_events().into_iter().find(|e| matches(e)));
         found.unwrap_or_else(|| panic!("no {what} in the log:\n{}", self.log_text()))
     }

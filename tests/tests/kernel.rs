@@ -711,6 +711,56 @@ fn audit_mode_lets_everything_through_and_logs_what_it_would_block() {
     assert!(ramd.counter("enforced", "would_block") >= 1);
 }
 
+/// A retry loop is one log line and a count: the first attempt is logged
+/// with what to do about it, its repeats within the window are folded into
+/// one line at the window's end, and counters and `ramctl blocked` still
+/// see every attempt.
+#[test]
+fn a_retry_loop_is_logged_once_with_a_count_and_what_to_do() {
+    require_root();
+    let netns = Netns::new("k-loglimit");
+    let cgroup = TestCgroup::new("k-loglimit");
+    let ramd = Ramd::start(&cidr_policy(&cgroup, &netns, ""));
+    let before = ramd.counter("probe", "connect_blocked");
+    let outcome = probe(Some(&cgroup), Some(&netns), &["connect-loop", "127.30.0.9", "9", "300"]);
+    let failed: u64 = outcome
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("failed="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no failure count: {outcome}"));
+    assert!(failed >= 100, "the loop made too few attempts to mean anything: {outcome}");
+    assert!(ramd.counter("probe", "connect_blocked") >= before + failed, "not every attempt was counted");
+
+    // The first attempt: one line, saying how to check it and what to add.
+    let first = ramd.wait_log("the loop's first line", |e| e["event"] == "blocked" && e["daddr"] == "127.30.0.9");
+    let hint = first["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains("ramctl check 127.30.0.9 9 --target probe"), "{first}");
+    assert!(hint.contains("cidr = \"127.30.0.9/32\""), "{first}");
+    // The window's end: one more line, counting the rest.
+    let summary = ramd.wait_log_for("the loop's repeats", Duration::from_secs(20), |e| {
+        e["event"] == "blocked" && e["daddr"] == "127.30.0.9" && e["repeats"].as_u64().unwrap_or(0) > 0
+    });
+    let lines: Vec<_> =
+        ramd.log_events().into_iter().filter(|e| e["event"] == "blocked" && e["daddr"] == "127.30.0.9").collect();
+    assert_eq!(lines.len(), 2, "a retry loop flooded the log: {} lines", lines.len());
+    assert_eq!(lines[0]["repeats"], 0, "{}", lines[0]);
+    let repeats = summary["repeats"].as_u64().unwrap_or(0);
+    // Events can be lost to a full buffer (counted apart); most are not.
+    assert!(repeats >= 50 && repeats < failed, "repeats {repeats} of {failed} attempts");
+    assert!(summary["message"].as_str().unwrap_or_default().contains("more like it"), "{summary}");
+
+    // `ramctl blocked` keeps the same two records (a loop would otherwise
+    // rotate all other history out), and they count every attempt.
+    let kept = ramd.ramctl_json(&["blocked", "-n", "100"]).expect("ramctl blocked");
+    let kept: Vec<_> = kept.as_array().expect("array").iter().filter(|r| r["daddr"] == "127.30.0.9").cloned().collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(kept[0]["repeats"].as_u64(), Some(repeats), "newest first: {kept:?}");
+
+    // Another destination from the same loop's kind is logged at once.
+    assert_eq!(probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.10", "9"]), "EPERM");
+    ramd.wait_log("another destination's line", |e| e["event"] == "blocked" && e["daddr"] == "127.30.0.10");
+}
+
 #[test]
 fn reload_adds_removes_revokes_and_refuses_bad_policies() {
     require_root();
@@ -1135,6 +1185,71 @@ fn an_address_the_full_parser_rejects_is_removed_with_an_alert() {
     println!("{alert}");
     assert_eq!(scene.inside(&["connect", "127.10.0.66", "443"]), "EPERM", "removed");
     assert!(ramd.counter("docker", "dns_off_chain") >= 1);
+}
+
+/// `ramctl explain HOST` puts together, for one name, the rules that match
+/// it, the verdict (ports included), what was learned for it, the answers
+/// for it with what each taught or why nothing, and the attempts to it.
+#[test]
+fn explain_shows_rules_verdict_learning_answers_and_attempts_for_a_name() {
+    require_root();
+    let scene = Scene::new(
+        "k-explain",
+        &[("allowed.registry.test", "127.10.0.1"), ("blocked.registry.test", "127.10.0.2")],
+        300,
+    );
+    let ramd = Ramd::start(&scene.policy("", "[[allow]]\nhost = \"allowed.registry.test\"\nports = [443]\n"));
+    assert_eq!(
+        scene.inside(&["resolve-connect", "127.0.0.53", "allowed.registry.test", "443"]),
+        "127.10.0.1 ECONNREFUSED"
+    );
+    assert_eq!(scene.inside(&["resolve-connect", "127.0.0.53", "blocked.registry.test", "443"]), "127.10.0.2 EPERM");
+    ramd.wait_log("the blocked line", |e| e["event"] == "blocked" && e["daddr"] == "127.10.0.2");
+
+    let explained = |args: &[&str], ready: &dyn Fn(&serde_json::Value) -> bool| {
+        let mut all = vec!["explain"];
+        all.extend_from_slice(args);
+        wait_for(Duration::from_secs(5), || ramd.ramctl_json(&all).filter(|v| ready(v)))
+            .unwrap_or_else(|| panic!("ramctl explain {args:?}: {:?}", ramd.ramctl_json(&all)))
+    };
+    let allowed =
+        explained(&["allowed.registry.test", "443"], &|v| v["answers"].as_array().is_some_and(|a| !a.is_empty()));
+    let target = &allowed["targets"][0];
+    assert_eq!(target["target"], "docker", "{allowed}");
+    assert_eq!(target["rules"][0]["pattern"], "allowed.registry.test", "{allowed}");
+    assert!(target["rules"][0]["origin"].as_str().unwrap_or_default().contains("allow[0].host"), "{allowed}");
+    assert_eq!(target["rules"][0]["ports"][0], 443, "{allowed}");
+    assert_eq!(target["allowed"], true, "{allowed}");
+    assert_eq!(target["learned"][0]["addr"], "127.10.0.1", "{allowed}");
+    assert!(allowed["answers"][0]["outcome"].as_str().unwrap_or_default().starts_with("learned 1"), "{allowed}");
+    assert_eq!(allowed["attempts"].as_array().map(Vec::len), Some(0), "{allowed}");
+    // The port the rule does not allow is judged as the kernel would.
+    let other_port = explained(&["allowed.registry.test", "80"], &|_| true);
+    assert_eq!(other_port["targets"][0]["allowed"], false, "{other_port}");
+
+    let blocked = explained(&["blocked.registry.test"], &|v| {
+        v["answers"].as_array().is_some_and(|a| !a.is_empty())
+            && v["attempts"].as_array().is_some_and(|a| !a.is_empty())
+    });
+    let target = &blocked["targets"][0];
+    assert_eq!(target["rules"].as_array().map(Vec::len), Some(0), "{blocked}");
+    assert_eq!(target["allowed"], false, "{blocked}");
+    let outcome = blocked["answers"][0]["outcome"].as_str().unwrap_or_default();
+    assert!(outcome.contains("no rule of this target allows blocked.registry.test"), "{blocked}");
+    assert_eq!(blocked["attempts"][0]["daddr"], "127.10.0.2", "{blocked}");
+    assert_eq!(blocked["attempts"][0]["dport"], 443, "{blocked}");
+
+    // The text form says the same, in sections.
+    let text = ramd.ramctl(&["explain", "blocked.registry.test"]);
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
+    println!("{text}");
+    for part in ["Rules that match it", "none", "denied", "no host rule allows this name", "127.10.0.2:443"] {
+        assert!(text.contains(part), "no `{part}` in:\n{text}");
+    }
+    // An address is refused with the command that judges it.
+    let out = ramd.ramctl(&["explain", "127.10.0.2"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("ramctl check 127.10.0.2"));
 }
 
 /// A second resolver at `addr` (ram-probe serve-dns with `args`), and the

@@ -3,6 +3,11 @@
 //! parser would not have is removed).
 
 use super::*;
+use crate::events::{AnswerRecord, DnsSummary};
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
 
 impl Daemon {
     pub fn handle_event(&mut self, bytes: &[u8]) {
@@ -10,13 +15,8 @@ impl Daemon {
             Some(Event::Blocked(event)) => {
                 let mut record = BlockedRecord::new(&event, self.scope_name(event.header.scope), &self.hosts);
                 record.container = self.container_label(event.cgroup_id);
-                record.log();
-                if let Err(e) = self.journal.append(&record) {
-                    if !self.journal_failed {
-                        warn!("cannot keep blocked attempts for `ramctl blocked`: {e}");
-                        self.journal_failed = true;
-                    }
-                }
+                let lines = self.log_limiter.attempt(record, std::time::Instant::now());
+                self.log_blocked(lines);
             }
             Some(Event::Dns(event)) => self.handle_dns(&event),
             None => debug!(len = bytes.len(), "unknown event"),
@@ -31,19 +31,15 @@ impl Daemon {
         let scope = event.header.scope;
         let len = (event.message_len as usize).min(event.message.len());
         let cut_by_window = len == event.message.len();
-        let summary = match events::summarize_dns(&event.message[..len]) {
-            Ok(summary) => summary,
+        let parsed = match events::summarize_dns(&event.message[..len]) {
             // The window cut it: the full parser checks the records that
             // are whole in it, which are all the kernel could learn from.
-            Err(_) if cut_by_window => match events::summarize_dns_prefix(&event.message[..len]) {
-                Ok(summary) => summary,
-                Err(e) => {
-                    if event.learned > 0 {
-                        self.undo_learning(scope, &event.message[..len], &e);
-                    }
-                    return;
-                }
-            },
+            Err(_) if cut_by_window => events::summarize_dns_prefix(&event.message[..len]),
+            parsed => parsed,
+        };
+        self.keep_answer(scope, &event.message[..len], &parsed, event);
+        let summary = match parsed {
+            Ok(summary) => summary,
             Err(e) => {
                 debug!("dns answer the full parser refuses: {e}");
                 // What the kernel learned from it is undone.
@@ -83,6 +79,73 @@ impl Daemon {
                 Ok(false) => {}
                 Err(e) => error!(%addr, "ALERT: cannot remove an address learned against the rules: {e}"),
             }
+        }
+    }
+
+    /// Keeps what an answer taught, or why nothing, for `ramctl explain`.
+    fn keep_answer(&mut self, scope: u32, message: &[u8], parsed: &Result<DnsSummary, String>, event: &DnsEvent) {
+        let record = match parsed {
+            Ok(summary) => AnswerRecord {
+                at_unix_ms: unix_ms(),
+                target: self.scope_name(scope),
+                name: summary.name.clone(),
+                addrs: summary.addrs.clone(),
+                off_chain: summary.off_chain.clone(),
+                ttl: summary.ttl,
+                learned: event.learned,
+                outcome: events::answer_outcome(
+                    summary,
+                    self.compiled.allows_name(scope, &summary.name),
+                    event.matched != 0,
+                    event.learned,
+                ),
+            },
+            Err(e) => AnswerRecord {
+                at_unix_ms: unix_ms(),
+                target: self.scope_name(scope),
+                name: events::question_name(message).unwrap_or_default(),
+                addrs: Vec::new(),
+                off_chain: Vec::new(),
+                ttl: None,
+                learned: event.learned,
+                outcome: format!("nothing learned: malformed, the full parser refuses it ({e})"),
+            },
+        };
+        if let Err(e) = self.answers.append(&record) {
+            if !self.journal_failed {
+                warn!("cannot keep DNS answers for `ramctl explain`: {e}");
+                self.journal_failed = true;
+            }
+        }
+    }
+
+    /// Logs the repeats of blocked attempts whose window has ended.
+    pub(super) fn log_ended_repeats(&mut self) {
+        let lines = self.log_limiter.sweep(std::time::Instant::now());
+        self.log_blocked(lines);
+    }
+
+    /// Logs blocked attempts, and keeps the same lines for `ramctl blocked`
+    /// and `ramctl suggest` (a retry loop would otherwise rotate every other
+    /// attempt out of their history).
+    fn log_blocked(&mut self, lines: crate::log_limit::Lines) {
+        for record in lines.summaries.iter().chain(&lines.attempts) {
+            record.log();
+            if let Err(e) = self.journal.append(record) {
+                if !self.journal_failed {
+                    warn!("cannot keep blocked attempts for `ramctl blocked`: {e}");
+                    self.journal_failed = true;
+                }
+            }
+        }
+        if lines.overflow > 0 {
+            warn!(
+                not_logged = lines.overflow,
+                "{} blocked attempts not logged: more than {} distinct processes and destinations in {} s (counted in the metrics)",
+                lines.overflow,
+                crate::log_limit::MAX_TRACKED,
+                crate::log_limit::WINDOW.as_secs()
+            );
         }
     }
 

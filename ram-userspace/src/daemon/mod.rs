@@ -130,6 +130,10 @@ pub struct Daemon {
     journal: Journal,
     /// A journal write failure is logged once.
     journal_failed: bool,
+    /// DNS answers and what each taught, for `ramctl explain`.
+    answers: Journal,
+    /// Blocked-attempt log lines, limited per process and destination.
+    log_limiter: crate::log_limit::LogLimiter,
     /// Capacity counters as last reported, by (scope, counter).
     capacity_seen: HashMap<(u32, &'static str), u64>,
     /// Enforced processes already reported for holding CAP_NET_RAW.
@@ -239,6 +243,8 @@ impl Daemon {
             last_status: None,
             journal: Journal::new(&paths_run_dir),
             journal_failed: false,
+            answers: Journal::answers(&paths_run_dir),
+            log_limiter: Default::default(),
             capacity_seen: HashMap::new(),
             raw_capable: BTreeSet::new(),
             forwarder_scan: ForwarderScan::default(),
@@ -364,6 +370,7 @@ pub async fn run(source: PolicySource, paths: Paths, options: Options) -> Result
             }
             _ = scan.tick() => {
                 daemon.reconcile_targets();
+                daemon.log_ended_repeats();
                 daemon.prune_previous_links();
                 daemon.publish_status();
             }

@@ -232,6 +232,45 @@ impl Policy {
     pub fn parse(text: &str, file: &str, facts: &HostFacts) -> Result<Self, PolicyError> {
         parse::parse(text, file, facts)
     }
+
+    /// The host rules that match `host` for the target named `target`
+    /// (top-level rules and its own), for `ramctl explain`: where each was
+    /// written, its pattern and its ports. Every match is listed; the
+    /// kernel applies the most specific.
+    pub fn host_rules_matching(&self, target: &str, host: &str) -> Vec<RuleMatch> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let own = self.targets.iter().filter(|t| t.name == target).flat_map(|t| &t.allow);
+        self.allow
+            .iter()
+            .chain(own)
+            .filter_map(|rule| match rule {
+                AllowRule::Host { pattern, origin, ports, .. } if host_matches(pattern, &host) => {
+                    Some(RuleMatch { origin: origin.clone(), pattern: pattern.clone(), ports: ports.clone() })
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A rule that matches a name (see [`Policy::host_rules_matching`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleMatch {
+    pub origin: String,
+    pub pattern: String,
+    /// None: any port.
+    pub ports: Option<Vec<u16>>,
+}
+
+/// `pattern` (lowercase: exact, or `*.suffix` for any name below suffix)
+/// matches `host` (lowercase, without the trailing dot).
+fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => {
+            host.len() > suffix.len() + 1 && host.ends_with(suffix) && host[..host.len() - suffix.len()].ends_with('.')
+        }
+        None => pattern == host,
+    }
 }
 #[cfg(test)]
 mod tests;

@@ -683,3 +683,37 @@ fn more_rules_than_the_kernel_holds_are_refused_naming_the_limit() {
     let e = parse(&format!("{TARGET}{cidrs}")).unwrap().compile().unwrap_err().to_string();
     assert!(e.contains("IPv4 address rules") && e.contains(&format!("at most {CIDR_CAPACITY}")), "{e}");
 }
+
+#[test]
+fn explain_lists_the_host_rules_that_match_a_name() {
+    let text = r#"
+[[target]]
+name = "dockerd"
+process = "dockerd"
+[[target.allow]]
+host = "*.internal.example"
+ports = [5000]
+[[target]]
+name = "buildkit"
+process = "buildkitd"
+[[allow]]
+preset = "ghcr"
+[[allow]]
+host = "registry.internal.example"
+"#;
+    let policy = Policy::parse(text, "ram.toml", &facts()).unwrap();
+    let matches = policy.host_rules_matching("dockerd", "Registry.Internal.Example.");
+    assert_eq!(matches.len(), 2, "{matches:?}");
+    assert_eq!(matches[0].pattern, "registry.internal.example");
+    assert_eq!(matches[1].pattern, "*.internal.example");
+    assert_eq!(matches[1].ports, Some(vec![5000]));
+    // The other target has only the top-level rule.
+    assert_eq!(policy.host_rules_matching("buildkit", "registry.internal.example").len(), 1);
+    // A wildcard does not match its own suffix, nor a name that merely ends alike.
+    assert!(policy.host_rules_matching("dockerd", "internal.example").is_empty());
+    assert!(policy.host_rules_matching("dockerd", "xinternal.example").is_empty());
+    // A preset's hosts match, and say where they came from.
+    let ghcr = policy.host_rules_matching("buildkit", "ghcr.io");
+    assert_eq!(ghcr.len(), 1, "{ghcr:?}");
+    assert!(ghcr[0].origin.contains("preset"), "{ghcr:?}");
+}

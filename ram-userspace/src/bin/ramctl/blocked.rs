@@ -20,10 +20,12 @@ fn row(v: &serde_json::Value) -> Vec<String> {
         format!("{}:{}", text("daddr"), v["dport"]),
         v["host"].as_str().unwrap_or("-").to_string(),
         format!("{}/{}", text("protocol"), text("hook")),
+        // A record can stand for a retry loop's repeats (ramd folds them).
+        (1 + v["repeats"].as_u64().unwrap_or(0)).to_string(),
     ]
 }
 
-const HEADER: [&str; 6] = ["EVENT", "TARGET", "PROCESS", "DESTINATION", "HOST", "HOW"];
+const HEADER: [&str; 7] = ["EVENT", "TARGET", "PROCESS", "DESTINATION", "HOST", "HOW", "TIMES"];
 
 pub fn run(paths: &Paths, json: bool, limit: usize, follow: bool) -> anyhow::Result<()> {
     let recent = journal::recent(&paths.run_dir, limit);

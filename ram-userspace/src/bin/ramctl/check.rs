@@ -12,15 +12,9 @@ use ram::{
 
 use crate::{require_pins, scope_names, table::Table};
 
-pub fn run(
-    paths: &Paths,
-    json: bool,
-    destination: &str,
-    port: Option<u16>,
-    target: Option<&str>,
-) -> anyhow::Result<bool> {
-    require_pins(paths)?;
-    let maps = Maps::open(paths)?;
+/// The targets to judge for: every one, or the one named. Names come from
+/// ramd's status file; without it, scopes by number.
+pub fn scopes(paths: &Paths, maps: &Maps, target: Option<&str>) -> anyhow::Result<Vec<(u32, String)>> {
     let names = scope_names(paths);
     let mut scopes: Vec<(u32, String)> = if names.is_empty() {
         maps.scope_configs()?.into_iter().map(|(s, _)| (s, format!("scope {s}"))).collect()
@@ -34,6 +28,19 @@ pub fn run(
             bail!("no target named `{wanted}`");
         }
     }
+    Ok(scopes)
+}
+
+pub fn run(
+    paths: &Paths,
+    json: bool,
+    destination: &str,
+    port: Option<u16>,
+    target: Option<&str>,
+) -> anyhow::Result<bool> {
+    require_pins(paths)?;
+    let maps = Maps::open(paths)?;
+    let scopes = scopes(paths, &maps, target)?;
     let addr = destination.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
     let mut results = Vec::new();
     for (scope, name) in &scopes {
@@ -59,27 +66,31 @@ pub fn run(
     }
     let mut table = Table::new(&["TARGET", "VERDICT", "WHY"]);
     for (target, check) in &results {
-        let why = match check {
-            Check::Resolver => "a configured resolver (port 53)".to_string(),
-            Check::Cidr { rule } => format!("address rule {rule}"),
-            Check::Learned { host, expires_in_s } => {
-                format!("learned from {} ({expires_in_s}s left)", host.as_deref().unwrap_or("an allowed name"))
-            }
-            Check::Expired { host } => {
-                format!("learned from {} but expired", host.as_deref().unwrap_or("an allowed name"))
-            }
-            Check::NameAllowed { learned } if learned.is_empty() => {
-                "name allowed; its addresses are learned when it is resolved".into()
-            }
-            Check::NameAllowed { learned } => format!(
-                "name allowed; learned {}",
-                learned.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
-            ),
-            Check::Denied { reason } => reason.clone(),
-        };
+        let why = describe(check);
         let verdict = if check.allowed() { "allowed" } else { "denied" };
         table.row(vec![target.clone(), verdict.into(), why]);
     }
     table.print();
     Ok(all_allowed)
+}
+
+/// Why, in words, for the table.
+pub fn describe(check: &Check) -> String {
+    match check {
+        Check::Resolver => "a configured resolver (port 53)".to_string(),
+        Check::Cidr { rule } => format!("address rule {rule}"),
+        Check::Learned { host, expires_in_s } => {
+            format!("learned from {} ({expires_in_s}s left)", host.as_deref().unwrap_or("an allowed name"))
+        }
+        Check::Expired { host } => {
+            format!("learned from {} but expired", host.as_deref().unwrap_or("an allowed name"))
+        }
+        Check::NameAllowed { learned } if learned.is_empty() => {
+            "name allowed; its addresses are learned when it is resolved".into()
+        }
+        Check::NameAllowed { learned } => {
+            format!("name allowed; learned {}", learned.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "))
+        }
+        Check::Denied { reason } => reason.clone(),
+    }
 }

@@ -6,6 +6,7 @@
 mod await_enforced;
 mod blocked;
 mod check;
+mod explain;
 mod learned;
 mod presets;
 mod reload;
@@ -38,6 +39,9 @@ fn main() -> ExitCode {
         Command::Blocked { limit, follow } => blocked::run(&paths, args.json, limit, follow),
         Command::AwaitEnforced { timeout } => await_enforced::run(&paths, args.json, timeout),
         Command::Suggest { since } => suggest::run(&paths, args.json, since.as_deref()),
+        Command::Explain { host, port, target, limit } => {
+            explain::run(&paths, args.json, &host, port, target.as_deref(), limit)
+        }
         Command::Check { destination, port, target } => {
             match check::run(&paths, args.json, &destination, port, target.as_deref()) {
                 Ok(true) => Ok(()),
