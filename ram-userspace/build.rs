@@ -1,7 +1,8 @@
 //! Builds the eBPF programs (../ram-ebpf) for bpfel-unknown-none and leaves the
 //! objects in OUT_DIR, where ramd embeds them: `ram-ebpf.o` sends events
 //! through a ring buffer, `ram-ebpf-perf.o` (feature `perf-events`) through a
-//! perf event array for kernels before 5.8.
+//! perf event array for kernels before 5.8. Only the first has the kernel
+//! log (aya-log, `ramd --kernel-log`).
 //!
 //! Why not aya-build: the programs need `-C target-cpu=v3` (fewer verifier
 //! steps, smaller code), which aya-build's fixed RUSTFLAGS cannot carry.
@@ -33,7 +34,9 @@ fn main() {
     // Shared by every build of ramd (debug, the guests' static build): cargo
     // then builds the eBPF objects once and finds them fresh afterwards.
     let target_dir = manifest_dir.join("../target/ebpf");
-    build_object(&toolchain, &ebpf_dir, &target_dir, &[], &out_dir.join("ram-ebpf.o"));
+    // The ring-buffer object carries the kernel log (aya-log needs a ring
+    // buffer); the perf object, for kernels before 5.8, does not.
+    build_object(&toolchain, &ebpf_dir, &target_dir, &["--features", "kernel-log"], &out_dir.join("ram-ebpf.o"));
     build_object(&toolchain, &ebpf_dir, &target_dir, &["--features", "perf-events"], &out_dir.join("ram-ebpf-perf.o"));
 }
 

@@ -82,6 +82,16 @@ pub enum Command {
         #[arg(short = 'n', long, default_value_t = 10)]
         limit: usize,
     },
+    /// The programs' kernel log (why DNS answers taught nothing, with the
+    /// name and resolver, in ramd's log): show it, or turn it on or off
+    /// while ramd runs. Turning it on or off loads every target's programs
+    /// again and swaps them in (never a moment unenforced); off costs
+    /// nothing.
+    Debug {
+        /// on or off (when absent, show the level in effect).
+        #[arg(value_parser = ["on", "off"])]
+        setting: Option<String>,
+    },
     /// Would a connect to HOST or ADDR be allowed now, and by which rule?
     /// Exit status 0 when allowed, 2 when denied.
     Check {

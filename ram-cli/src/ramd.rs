@@ -43,6 +43,11 @@ pub struct Args {
     /// unix:/PATH; wins over the policy's `[metrics] listen`.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
+    /// The programs' kernel log (why a DNS answer taught nothing, with the
+    /// name and resolver): off, or debug. Off costs nothing; `ramctl debug
+    /// on|off` changes it while ramd runs. Needs Linux 5.8 (ring buffer).
+    #[arg(long, value_name = "LEVEL", default_value = "off", value_parser = ["off", "debug"])]
+    pub kernel_log: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

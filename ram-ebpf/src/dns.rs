@@ -32,6 +32,7 @@ use crate::{
     stream::{each_message, Direction},
     trust::trusted_socket,
 };
+use crate::diag::{say, why};
 
 const PASS: i32 = 1;
 const NANOS_PER_SEC: u64 = 1_000_000_000;
@@ -125,6 +126,7 @@ fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Opti
         // resolver: whatever it was sent, it answers no query ram trusts.
         count(scope, counter::DNS_ANSWERS);
         count(scope, counter::DNS_UNMATCHED);
+        say!(ctx, why::UNTRUSTED_SOCKET, 0, transport_port & 0xffff, 0);
         return None;
     }
     let family = packet_family(ctx)?;
@@ -155,11 +157,15 @@ fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Opti
             Ok(q) => q,
             Err(_) => {
                 count(scope, counter::DNS_MALFORMED);
+                say!(ctx, why::QUESTION_UNREADABLE, 0, 0, 0);
                 return None;
             }
         };
     let text_len = question.name.text_len;
     scratch.key.prefix_bits = text_len * 8;
+    // For the kernel log's lines after the parser (from memory: the
+    // parser's paths then meet in one state).
+    put(&mut scratch.key_text_len, text_len);
     // SAFETY: NameKey has the layout of an LPM key over NAME_KEY_LEN bytes.
     let key = unsafe { &*(&scratch.key as *const _ as *const Key<[u8; NAME_KEY_LEN]>) };
     let (allowed, port_set) = match RAM_NAMES.get(key) {
@@ -175,6 +181,11 @@ fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Opti
     let matched = answers_a_query(&scratch.query, question.name.host_id, scope_config(scope).answer_window_ms);
     if !matched {
         count(scope, counter::DNS_UNMATCHED);
+    }
+    if !allowed {
+        say!(ctx, why::NOT_ALLOWED, text_len, 0, 0);
+    } else if !matched {
+        say!(ctx, why::UNMATCHED, text_len, 0, 0);
     }
     put(&mut scratch.matched, u32::from(matched));
     let allowed = allowed && matched;
@@ -200,10 +211,12 @@ fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Opti
         count(scope, counter::DNS_MALFORMED);
         if get(&scratch.beyond_window) == 0 {
             put(&mut scratch.vars.found, 0);
+            say!(ctx, why::RECORDS_MALFORMED, get(&scratch.key_text_len), 0, 0);
         }
     }
     if get(&scratch.vars.off_chain) != 0 {
         count(scope, counter::DNS_OFF_CHAIN);
+        say!(ctx, why::OFF_CHAIN, get(&scratch.key_text_len), 0, 0);
     }
     let allowed = get(&scratch.allowed) != 0;
     let host_id = get(&scratch.host_id);
@@ -214,6 +227,7 @@ fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Opti
     let cap = if config.max_addresses == 0 { MAX_ANSWERS } else { config.max_addresses };
     if allowed && found > cap {
         count(scope, counter::LEARN_CAPPED);
+        say!(ctx, why::CAPPED, get(&scratch.key_text_len), found, cap);
         found = cap;
     }
     put(&mut scratch.learned, 0);
@@ -239,12 +253,14 @@ fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Opti
         } else {
             // Map full: the address stays unknown, so connects to it fail closed.
             count(scope, counter::LEARN_MAP_FULL);
+            say!(ctx, why::MAP_FULL, get(&scratch.key_text_len), 0, 0);
         }
         put(&mut scratch.next_record, i + 1);
     }
     let learned = get(&scratch.learned);
     if learned > 0 {
         count(scope, counter::DNS_LEARNED);
+        say!(ctx, why::LEARNED, get(&scratch.key_text_len), learned, 0);
         // The hosts map stores the key with its length in bits, like the trie.
         let _ = RAM_HOSTS.insert(&host_id, &scratch.key, 0);
     }

@@ -7,6 +7,7 @@
 #![no_main]
 
 mod containers;
+mod diag;
 mod dns;
 mod egress;
 mod events;

@@ -83,7 +83,7 @@ pub fn each_message(
     let Some(state) = state else {
         if payload_len > 0 {
             // A connection that started before ram saw it, or forgotten.
-            count(scope, counter::DNS_TCP_SPLIT);
+            boundary_lost(ctx, scope, direction);
         }
         return None;
     };
@@ -113,7 +113,7 @@ pub fn each_message(
         // Urgent data leaves the resolver's view of the stream (it is read
         // out of band), so ram's and the resolver's places would differ.
         *place = LOST;
-        count(scope, counter::DNS_TCP_SPLIT);
+        boundary_lost(ctx, scope, direction);
         return None;
     }
     let mut at = *next;
@@ -127,7 +127,7 @@ pub fn each_message(
         if offset + 2 > payload_len {
             // The length prefix itself is cut: the place is lost.
             *place = LOST;
-            count(scope, counter::DNS_TCP_SPLIT);
+            boundary_lost(ctx, scope, direction);
             return None;
         }
         let prefix: [u8; 2] = load(ctx, payload + offset)?;
@@ -136,7 +136,7 @@ pub fn each_message(
             handle(payload + offset + 2, len);
         } else {
             // The message goes on in later segments: not read (fail closed).
-            count(scope, counter::DNS_TCP_SPLIT);
+            boundary_lost(ctx, scope, direction);
         }
         at = at.wrapping_add(2 + len);
     }
@@ -144,7 +144,7 @@ pub fn each_message(
     if (offset as i32) >= 0 && offset < payload_len {
         // More messages in this segment than ram reads.
         *place = LOST;
-        count(scope, counter::DNS_TCP_SPLIT);
+        boundary_lost(ctx, scope, direction);
         return None;
     }
     *next = at;
@@ -175,4 +175,15 @@ fn multipath(ctx: &SkBuffContext, l4: u32, payload: u32) -> bool {
         }
     }
     true
+}
+
+/// Where the next message of a stream starts is unknown (a split, a gap,
+/// urgent data, a stream ram did not see start): counted, and for answers
+/// said in the kernel log.
+#[inline(always)]
+fn boundary_lost(ctx: &SkBuffContext, scope: u32, direction: Direction) {
+    count(scope, counter::DNS_TCP_SPLIT);
+    if direction == Direction::Answers {
+        crate::diag::say!(ctx, crate::diag::why::TCP_BOUNDARY, 0, 0, 0);
+    }
 }

@@ -18,6 +18,9 @@ pub enum Error {
     #[error("loading the eBPF object for target `{target}`: {}", chain(cause.as_ref()))]
     Load { target: String, cause: Box<aya::EbpfError> },
 
+    #[error("the kernel log of target `{target}`: {cause}")]
+    KernelLog { target: String, cause: String },
+
     #[error("program {program}: {}", chain(cause.as_ref()))]
     Program { program: String, cause: Box<aya::programs::ProgramError> },
 

@@ -17,6 +17,7 @@ pub mod features;
 pub mod forwarders;
 pub mod host;
 pub mod journal;
+pub mod kernel_log;
 pub mod layout;
 pub mod loader;
 pub mod log_limit;

@@ -35,6 +35,7 @@ use crate::{
     cgroup::{cgroup_id, find_by_ids},
     error::{Error, Result},
     features::{AttachPath, EventsPath, KernelFeatures},
+    kernel_log::KernelLog,
     paths::{LinkPin, Paths, PinKind},
     policy::Limits,
     sys,
@@ -84,6 +85,9 @@ pub struct ScopeInstance {
     /// Verifier figures measured by [`crate::verifier`] where the kernel
     /// does not report them.
     measured: std::collections::BTreeMap<String, u32>,
+    /// The level its programs were loaded with, and their log's reader.
+    kernel_log: KernelLog,
+    log_reader: crate::kernel_log::Reader,
     /// cgroup id → (path, pinned link files).
     attached: BTreeMap<u64, (PathBuf, Vec<PathBuf>)>,
 }
@@ -96,6 +100,7 @@ fn open_object(
     (member_level, member_runtime): (u32, u32),
     features: &KernelFeatures,
     limits: &Limits,
+    kernel_log: KernelLog,
 ) -> std::result::Result<Ebpf, aya::EbpfError> {
     let pins: Vec<(&str, PathBuf)> =
         PINNED_MAPS.iter().chain([&events_map(features.events)]).map(|m| (*m, paths.map_pin(m))).collect();
@@ -112,10 +117,24 @@ fn open_object(
     loader.override_global(SKB_TASK_INFO_GLOBAL, &skb_task_info, true);
     loader.override_global(MEMBER_LEVEL_GLOBAL, &member_level, true);
     loader.override_global(MEMBER_RUNTIME_GLOBAL, &member_runtime, true);
+    // Only the ring-buffer object has the kernel log (it may be absent).
+    let level = kernel_log.level();
+    loader.override_global(crate::kernel_log::LEVEL_GLOBAL, &level, false);
     for (name, path) in &pins {
         loader.map_pin_path(name, path.as_path());
     }
     loader.load(object(features.events))
+}
+
+/// How one scope's programs are loaded, besides the host and the policy.
+#[derive(Clone, Copy, Debug)]
+pub struct InstanceOptions {
+    /// The container gate's constants (see `ScopeSettings::membership`).
+    pub membership: (u32, u32),
+    /// Measure the verifier's cost too (each program is verified twice).
+    pub measure_verifier: bool,
+    /// The kernel log level, a load-time constant.
+    pub kernel_log: KernelLog,
 }
 
 /// The container watch: `ram_cgroup_mkdir` and `ram_cgroup_rmdir` on their
@@ -132,7 +151,7 @@ impl ContainerWatch {
     /// entry twice does no harm).
     pub fn install(paths: &Paths, features: &KernelFeatures, limits: &Limits) -> Result<Self> {
         let load_error = |e| Error::Load { target: "container watch".into(), cause: Box::new(e) };
-        let mut ebpf = open_object(paths, 0, (0, 0), features, limits).map_err(load_error)?;
+        let mut ebpf = open_object(paths, 0, (0, 0), features, limits, KernelLog::Off).map_err(load_error)?;
         let dir = paths.watch_dir();
         sys::create_private_dir(&dir)?;
         for (name, tracepoint) in [(PROG_CGROUP_MKDIR, "cgroup_mkdir"), (PROG_CGROUP_RMDIR, "cgroup_rmdir")] {
@@ -193,10 +212,10 @@ impl ScopeInstance {
         target_name: &str,
         features: &KernelFeatures,
         limits: &Limits,
-        membership: (u32, u32),
-        measure_verifier: bool,
+        options: InstanceOptions,
     ) -> Result<Self> {
-        let mut ebpf = open_object(paths, scope, membership, features, limits)
+        let InstanceOptions { membership, measure_verifier, kernel_log } = options;
+        let mut ebpf = open_object(paths, scope, membership, features, limits, kernel_log)
             .map_err(|e| Error::Load { target: target_name.to_string(), cause: Box::new(e) })?;
         for name in PROGRAMS {
             let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
@@ -227,7 +246,26 @@ impl ScopeInstance {
         } else {
             BTreeMap::new()
         };
-        Ok(ScopeInstance { scope, attach_path: features.attach, ebpf, measured, attached: BTreeMap::new() })
+        let log_reader = crate::kernel_log::Reader::start(&mut ebpf, target_name, kernel_log)?;
+        Ok(ScopeInstance {
+            scope,
+            attach_path: features.attach,
+            ebpf,
+            measured,
+            kernel_log,
+            log_reader,
+            attached: BTreeMap::new(),
+        })
+    }
+
+    /// The kernel log level its programs were loaded with.
+    pub fn kernel_log(&self) -> KernelLog {
+        self.kernel_log
+    }
+
+    /// Logs what its programs wrote to the kernel log since the last call.
+    pub fn read_kernel_log(&mut self) {
+        self.log_reader.flush();
     }
 
     pub fn programs(&self) -> Vec<ProgramStatus> {

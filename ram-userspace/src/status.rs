@@ -22,6 +22,9 @@ pub struct DaemonStatus {
     pub policy: String,
     pub mode: String,
     pub targets: Vec<TargetStatus>,
+    /// The programs' kernel log level in effect (`ramctl debug`).
+    #[serde(default)]
+    pub kernel_log: crate::kernel_log::KernelLog,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1252,6 +1252,77 @@ fn explain_shows_rules_verdict_learning_answers_and_attempts_for_a_name() {
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("ramctl check 127.10.0.2"));
 }
 
+/// The programs' kernel log: off at start (and then the verifier removes
+/// every log call: the loaded programs are smaller than with it on); `ramctl
+/// debug on` swaps programs logging why an answer taught nothing, with the
+/// name and the resolver, into the links without a moment unenforced;
+/// `ramctl debug off` swaps the silent ones back.
+#[test]
+fn the_kernel_log_says_why_an_answer_taught_nothing_and_is_gone_when_off() {
+    require_root();
+    let scene =
+        Scene::new("k-klog", &[("allowed.registry.test", "127.10.0.1"), ("blocked.registry.test", "127.10.0.2")], 300);
+    let ramd = Ramd::start(&scene.policy("", "[[allow]]\nhost = \"allowed.registry.test\"\n"));
+    let status = ramd.ramctl_json(&["status"]).expect("status");
+    if status["kernel"]["events"] != "ring_buffer" {
+        // The perf-event object for kernels before 5.8 has no kernel log.
+        let out = ramd.ramctl(&["debug", "on"]);
+        assert!(!out.status.success(), "debug on without a ring buffer must fail");
+        return;
+    }
+    let dns_ingress_bytes = |status: &serde_json::Value| {
+        status["targets"][0]["programs"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "ram_dns_ingress"))
+            .and_then(|p| p["xlated_bytes"].as_u64())
+            .expect("ram_dns_ingress's size")
+    };
+    assert_eq!(ramd.ramctl_json(&["debug"]).expect("debug")["kernel_log"], "off");
+    let off_bytes = dns_ingress_bytes(&status);
+    let kernel_lines = || ramd.log_events().into_iter().filter(|e| e["kernel_log"] == true).count();
+
+    let on = ramd.ramctl(&["debug", "on"]);
+    assert!(on.status.success(), "{}", String::from_utf8_lossy(&on.stderr));
+    let status = ramd.ramctl_json(&["status"]).expect("status");
+    assert_eq!(status["kernel_log"], "debug", "{status}");
+    let on_bytes = dns_ingress_bytes(&status);
+    assert!(on_bytes > off_bytes, "with the log off the verifier removes its calls: {off_bytes} vs {on_bytes}");
+    assert_eq!(status["links"], 7, "{status}");
+    assert_eq!(scene.inside(&["resolve-connect", "127.0.0.53", "blocked.registry.test", "443"]), "127.10.0.2 EPERM");
+    let why = ramd.wait_log("the kernel's reason", |e| {
+        e["kernel_log"] == true
+            && e["message"].as_str().is_some_and(|m| {
+                m.contains("blocked.registry.test from ::ffff:127.0.0.53")
+                    && m.contains("no rule of this target allows the name")
+            })
+    });
+    assert_eq!(why["target_name"], "docker", "{why}");
+    assert_eq!(
+        scene.inside(&["resolve-connect", "127.0.0.53", "allowed.registry.test", "443"]),
+        "127.10.0.1 ECONNREFUSED"
+    );
+    ramd.wait_log("the kernel's learning", |e| {
+        e["kernel_log"] == true
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("allowed.registry.test from ::ffff:127.0.0.53: learned 1"))
+    });
+    // An answer from a resolver the policy does not trust never reaches
+    // the learning path; a forged one to a socket that asked nobody does.
+    let off = ramd.ramctl(&["debug", "off"]);
+    assert!(off.status.success(), "{}", String::from_utf8_lossy(&off.stderr));
+    let status = ramd.ramctl_json(&["status"]).expect("status");
+    assert_eq!(status["kernel_log"], "off", "{status}");
+    assert_eq!(dns_ingress_bytes(&status), off_bytes, "off again: the same program as at start");
+    // Enforcement held through both swaps, and nothing more is logged.
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = kernel_lines();
+    assert_eq!(scene.inside(&["resolve-connect", "127.0.0.53", "blocked.registry.test", "443"]), "127.10.0.2 EPERM");
+    assert_eq!(scene.inside(&["connect", "127.10.0.1", "443"]), "ECONNREFUSED");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(kernel_lines(), lines, "the kernel log spoke while off");
+}
+
 /// A second resolver at `addr` (ram-probe serve-dns with `args`), and the
 /// scene's policy naming it as the only resolver plus `dns` lines.
 fn extra_resolver(scene: &Scene, addr: &str, args: &[&str], dns: &str, rules: &str) -> (Proc, String) {

@@ -15,7 +15,11 @@
 //!   bare;
 //! - kernel time per run of ram_connect4, ram_egress and ram_dns_ingress
 //!   during the ram loop (kernel.bpf_stats_enabled; each program's own
-//!   run_time_ns / run_cnt).
+//!   run_time_ns / run_cnt);
+//! - DNS answer learning: ram_dns_ingress's kernel time per answer during a
+//!   loop of queries for an allowed name answered with a CNAME and 8 A
+//!   records (a registry's answer), with the kernel log off, on (`ramctl
+//!   debug on`) and off again, and the off/off-again ratio.
 
 use std::{
     fmt::Write as _,
@@ -32,6 +36,11 @@ const LISTEN_ADDR: &str = "127.20.0.1";
 const LISTEN_PORT: &str = "7070";
 /// Addresses in the nftables baseline's allowed set.
 const NFT_SET_SIZE: u32 = 10_000;
+/// The resolver of the DNS learning loop (in the ram setup's namespace).
+const RESOLVER: &str = "127.0.0.53";
+/// The name it answers: a CNAME to `CANONICAL`, which has 8 A records.
+const REGISTRY: &str = "registry.bench.test";
+const CANONICAL: &str = "cdn.bench.test";
 
 /// How long and how often each figure is measured.
 struct Plan {
@@ -69,7 +78,9 @@ pub fn bench(smoke: bool) -> Result<()> {
             rates[setup].push(rate);
         }
     }
-    let report = Report::new(&rates, &stats, &plan, smoke);
+    let mut scene = scene;
+    let learning = scene.dns_learning(&plan)?;
+    let report = Report::new(&rates, &stats, &learning, &plan, smoke);
     print!("{}", report.markdown);
     let dir = workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
@@ -103,6 +114,12 @@ impl ProgramStats {
             }
         }
     }
+}
+
+/// ram_dns_ingress's kernel ns per answer in each kernel log phase.
+struct Learning {
+    /// (phase, ns per answer per repetition, answers per s per repetition)
+    phases: Vec<(&'static str, Vec<f64>, Vec<f64>)>,
 }
 
 /// Everything the bench made; removed on drop, whatever happened.
@@ -159,6 +176,7 @@ impl Scene {
             scene.listeners.push(listener.spawn().context("start the listener")?);
         }
         scene.nftables()?;
+        scene.start_resolver()?;
         scene.start_ramd()?;
         std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1").context("enable kernel.bpf_stats_enabled")?;
         // Every listener answers before anything is measured.
@@ -207,9 +225,83 @@ impl Scene {
         Ok(self.run_dir.join(name))
     }
 
+    /// A resolver in the ram setup's namespace answering `REGISTRY` with a
+    /// CNAME and 8 A records (ram-probe serve-dns).
+    fn start_resolver(&mut self) -> Result<()> {
+        let mut resolver = self.probe_command(&self.netns[1], None);
+        resolver.args(["serve-dns", RESOLVER, "300", &format!("{REGISTRY}>{CANONICAL}")]);
+        for i in 1..=8 {
+            resolver.arg(format!("{CANONICAL}=10.30.0.{i}"));
+        }
+        self.listeners.push(resolver.stdout(Stdio::null()).spawn().context("start the resolver")?);
+        Ok(())
+    }
+
+    /// The DNS learning figure, with the kernel log off, on, and off again.
+    fn dns_learning(&mut self, plan: &Plan) -> Result<Learning> {
+        let mut phases = Vec::new();
+        for (phase, setting) in
+            [("kernel log off", None), ("kernel log on", Some("on")), ("kernel log off again", Some("off"))]
+        {
+            if let Some(setting) = setting {
+                let out = self.ramctl(&["debug", setting])?;
+                if !out.status.success() {
+                    bail!("ramctl debug {setting}: {}", String::from_utf8_lossy(&out.stderr));
+                }
+                // New programs: their ids, for their statistics.
+                self.program_ids = self.attached_programs().context("ramd's programs after ramctl debug")?;
+            }
+            let (mut per_answer, mut rates) = (Vec::new(), Vec::new());
+            for _ in 0..plan.repetitions {
+                let before = self.program_stats()?;
+                let out = self
+                    .probe_command(&self.netns[1], Some(&self.cgroups[1]))
+                    .args(["resolve-loop", RESOLVER, REGISTRY, &plan.loop_ms.to_string()])
+                    .output()
+                    .context("run the resolve loop")?;
+                let mut stats = ProgramStats::default();
+                stats.add(&before, &self.program_stats()?);
+                let text = String::from_utf8_lossy(&out.stdout);
+                let field = |key: &str| {
+                    text.split_whitespace().find_map(|w| w.strip_prefix(key)).and_then(|v| v.parse::<f64>().ok())
+                };
+                let (Some(rate), Some(failed)) = (field("per_s="), field("failed=")) else {
+                    bail!("resolve loop said: {text}{}", String::from_utf8_lossy(&out.stderr));
+                };
+                if failed > 0.0 || rate <= 0.0 {
+                    bail!("{phase}: the resolve loop failed: {text}");
+                }
+                let Some((_, time, count)) = stats.programs.iter().find(|(name, _, _)| name == "ram_dns_ingress")
+                else {
+                    bail!("no statistics for ram_dns_ingress");
+                };
+                per_answer.push(if *count > 0 { *time as f64 / *count as f64 } else { 0.0 });
+                rates.push(rate);
+            }
+            phases.push((phase, per_answer, rates));
+        }
+        // The answers taught: the canonical name's addresses are learned.
+        let learned = self.ramctl(&["learned", "--json"])?;
+        if !String::from_utf8_lossy(&learned.stdout).contains("10.30.0.8") {
+            bail!("the DNS loop taught nothing: the figure would not be learning's");
+        }
+        Ok(Learning { phases })
+    }
+
+    fn ramctl(&self, args: &[&str]) -> Result<std::process::Output> {
+        Command::new(self.bins.join("ramctl"))
+            .arg("--pin-dir")
+            .arg(&self.pin_dir)
+            .arg("--run-dir")
+            .arg(&self.run_dir)
+            .args(args)
+            .output()
+            .context("run ramctl")
+    }
+
     fn start_ramd(&mut self) -> Result<()> {
         let policy = format!(
-            "mode = \"enforce\"\n[dns]\nresolvers = [\"127.0.0.53\"]\nnetns = \"/run/netns/{}\"\n[[target]]\nname = \"bench\"\ncgroup = \"{}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n",
+            "mode = \"enforce\"\n[dns]\nresolvers = [\"127.0.0.53\"]\nnetns = \"/run/netns/{}\"\n[[target]]\nname = \"bench\"\ncgroup = \"{}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n[[allow]]\nhost = \"{REGISTRY}\"\n",
             self.netns[1],
             self.cgroups[1].display()
         );
@@ -344,7 +436,7 @@ struct Report {
 }
 
 impl Report {
-    fn new(rates: &[Vec<f64>; 3], stats: &ProgramStats, plan: &Plan, smoke: bool) -> Report {
+    fn new(rates: &[Vec<f64>; 3], stats: &ProgramStats, learning: &Learning, plan: &Plan, smoke: bool) -> Report {
         let [bare, ram, nft] = [median(&rates[0]), median(&rates[1]), median(&rates[2])];
         let ratio = |x: f64| if bare > 0.0 { x / bare } else { 0.0 };
         let mut md = String::new();
@@ -383,7 +475,35 @@ impl Report {
                 serde_json::json!({ "program": name, "runs": count, "run_time_ns": time, "ns_per_run": per_run }),
             );
         }
+        let phase = |i: usize| learning.phases.get(i).map(|(_, ns, _)| median(ns)).unwrap_or(0.0);
+        let (off, on, off_again) = (phase(0), phase(1), phase(2));
+        for (name, ns, rates) in &learning.phases {
+            let target = if name.starts_with("kernel log off") { "≤ 1 µs" } else { "" };
+            let _ = writeln!(
+                md,
+                "| DNS answer learning (CNAME + 8 A), {name}: ram_dns_ingress ns per answer ({:.0} answers/s) | {:.0} | | | {:.1} % | {target} |",
+                median(rates),
+                median(ns),
+                spread(ns)
+            );
+        }
+        let _ = writeln!(
+            md,
+            "| DNS answer learning, kernel log off again vs off at start | {off_again:.0} | {off:.0} | {:.3} | | no cost when off (≈ 1) |",
+            if off > 0.0 { off_again / off } else { 0.0 }
+        );
+        let _ = writeln!(
+            md,
+            "| DNS answer learning, kernel log on vs off | {on:.0} | {off:.0} | {:.3} | | (what turning it on costs) |",
+            if off > 0.0 { on / off } else { 0.0 }
+        );
+        let learning_json: Vec<_> = learning
+            .phases
+            .iter()
+            .map(|(name, ns, rates)| serde_json::json!({ "phase": name, "ns_per_answer": ns, "answers_per_s": rates }))
+            .collect();
         let json = serde_json::json!({
+            "dns_learning": learning_json,
             "smoke": smoke,
             "repetitions": plan.repetitions,
             "loop_ms": plan.loop_ms,

@@ -99,7 +99,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         Some(text) => Some(text.parse::<ListenAddr>().map_err(|why| anyhow::anyhow!("--metrics {text:?}: {why}"))?),
         None => None,
     };
-    let options = daemon::Options { metrics };
+    let kernel_log = ram::kernel_log::KernelLog::parse(&args.kernel_log)
+        .map_err(|why| anyhow::anyhow!("--kernel-log {:?}: {why}", args.kernel_log))?;
+    let options = daemon::Options { metrics, kernel_log };
     runtime.block_on(daemon::run(source, paths, options))?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod containers;
 mod dns_check;
+mod kernel_log;
 mod metrics;
 mod reload;
 mod report;
@@ -27,6 +28,7 @@ use crate::{
     features::KernelFeatures,
     forwarders::ForwarderScan,
     journal::Journal,
+    kernel_log::KernelLog,
     layout,
     loader::{self, ScopeInstance},
     maps::Maps,
@@ -130,6 +132,8 @@ pub struct Daemon {
     journal: Journal,
     /// A journal write failure is logged once.
     journal_failed: bool,
+    /// The programs' kernel log level (every scope's programs have it).
+    kernel_log: KernelLog,
     /// DNS answers and what each taught, for `ramctl explain`.
     answers: Journal,
     /// Blocked-attempt log lines, limited per process and destination.
@@ -157,7 +161,7 @@ pub(crate) struct Scope {
 impl Daemon {
     /// Everything up to enforcement: a bad policy fails here, before any
     /// program is loaded or attached.
-    pub fn start(source: &PolicySource, paths: Paths) -> Result<Self> {
+    pub fn start(source: &PolicySource, paths: Paths, kernel_log: KernelLog) -> Result<Self> {
         let facts = HostFacts::probe();
         let policy = load_policy(source, &facts)?;
         for warning in &policy.warnings {
@@ -171,6 +175,7 @@ impl Daemon {
             return Err(crate::Error::KernelTooOld { release: features.release.clone(), missing });
         }
         compiled.trusted_netns = trusted_netns(&policy, &cgroup_root)?;
+        let kernel_log = kernel_log::kernel_log_for(&features, kernel_log);
         loader::prepare(&paths)?;
         // Pinned maps that differ from what this build and policy want are
         // set aside before the load creates them afresh.
@@ -203,8 +208,11 @@ impl Daemon {
                 &scope.name,
                 &features,
                 &limits,
-                scope.membership(),
-                measure && scope.scope == 0,
+                loader::InstanceOptions {
+                    membership: scope.membership(),
+                    measure_verifier: measure && scope.scope == 0,
+                    kernel_log,
+                },
             )?);
         }
         // Rules go in before any attach, so the first verdict already has them,
@@ -244,6 +252,7 @@ impl Daemon {
             journal: Journal::new(&paths_run_dir),
             journal_failed: false,
             answers: Journal::answers(&paths_run_dir),
+            kernel_log,
             log_limiter: Default::default(),
             capacity_seen: HashMap::new(),
             raw_capable: BTreeSet::new(),
@@ -272,6 +281,9 @@ impl Daemon {
         // What the old programs learned while the new ones were loading.
         carry_maps_over(&daemon.paths, &layouts)?;
         layout::remove_previous(&daemon.paths, &layouts);
+        // A start sets the level (`--kernel-log`), whatever a run before
+        // was switched to.
+        daemon.publish_kernel_log_setting();
         daemon.publish_status();
         Ok(daemon)
     }
@@ -329,11 +341,13 @@ fn carry_maps_over(paths: &Paths, layouts: &BTreeMap<String, layout::Layout>) ->
 pub struct Options {
     /// `--metrics ADDR`: serve metrics there, whatever `[metrics] listen` says.
     pub metrics: Option<crate::metrics::ListenAddr>,
+    /// `--kernel-log`: the programs' kernel log at start.
+    pub kernel_log: KernelLog,
 }
 
 /// Runs ramd until SIGINT or SIGTERM. Enforcement stays in place afterwards.
 pub async fn run(source: PolicySource, paths: Paths, options: Options) -> Result<()> {
-    let mut daemon = Daemon::start(&source, paths)?;
+    let mut daemon = Daemon::start(&source, paths, options.kernel_log)?;
     daemon.start_metrics(options.metrics);
     let mut events = crate::event_source::start(daemon.paths(), daemon.features.events)?;
     let signal_error = |e| crate::Error::Sys { what: "installing signal handlers".into(), cause: e };
@@ -365,6 +379,7 @@ pub async fn run(source: PolicySource, paths: Paths, options: Options) -> Result
             Some(record) = events.recv() => daemon.handle_event(&record),
             conn = daemon.metrics_connection() => daemon.serve_metrics(conn),
             _ = forwarder_scan.tick() => {
+                daemon.read_kernel_logs();
                 daemon.sync_forwarders();
                 daemon.sync_containers();
             }

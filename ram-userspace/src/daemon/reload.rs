@@ -7,6 +7,7 @@ impl Daemon {
     /// not parse, validate or load changes nothing; the outcome is logged
     /// and published for `ramctl reload`.
     pub fn reload(&mut self) {
+        let kernel_log_before = self.take_kernel_log_setting();
         self.stamp = FileStamp::of(&self.source);
         self.resolver_stamps = FileStamp::of_resolvers();
         let outcome = self.try_reload();
@@ -27,12 +28,15 @@ impl Daemon {
                 self.reload.message = summary;
             }
             Err(e) => {
+                // Nothing changed, the kernel log level included.
+                self.kernel_log = kernel_log_before;
                 self.metrics.reloads_refused += 1;
                 error!("policy refused, nothing changed: {e}");
                 self.reload.ok = false;
                 self.reload.message = e.to_string();
             }
         }
+        self.publish_kernel_log_setting();
         self.publish_status();
     }
 
@@ -63,7 +67,10 @@ impl Daemon {
         let mut replacements = BTreeMap::new();
         for settings in &compiled.scopes {
             let index = settings.scope as usize;
-            let same = self.scopes.get(index).is_some_and(|old| old.settings.selector == settings.selector);
+            // The kernel log level is a load-time constant too (`ramctl debug`).
+            let same = self.scopes.get(index).is_some_and(|old| {
+                old.settings.selector == settings.selector && old.instance.kernel_log() == self.kernel_log
+            });
             if !same {
                 let instance = ScopeInstance::load(
                     &self.paths,
@@ -71,8 +78,11 @@ impl Daemon {
                     &settings.name,
                     &self.features,
                     &self.limits,
-                    settings.membership(),
-                    false,
+                    loader::InstanceOptions {
+                        membership: settings.membership(),
+                        measure_verifier: false,
+                        kernel_log: self.kernel_log,
+                    },
                 )?;
                 replacements.insert(index, instance);
             }

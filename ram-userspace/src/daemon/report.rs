@@ -53,6 +53,7 @@ impl Daemon {
             policy: self.policy.source.clone(),
             mode: self.policy.mode.to_string(),
             targets,
+            kernel_log: self.kernel_log,
         }
     }
 

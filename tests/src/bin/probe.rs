@@ -35,7 +35,7 @@ use std::{
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query, ResponseCode},
     rr::{
-        rdata::{A, AAAA},
+        rdata::{A, AAAA, CNAME},
         Name, RData, Record, RecordType,
     },
 };
@@ -264,6 +264,20 @@ fn exchange(resolver: IpAddr, name: &str, record_type: RecordType, tcp: bool) ->
     Ok(answer)
 }
 
+/// UDP A queries for NAME, one after another, for MS milliseconds:
+/// "answers=N failed=F per_s=R".
+fn resolve_loop(resolver: IpAddr, name: &str, ms: u64) -> String {
+    let start = std::time::Instant::now();
+    let (mut answers, mut failed) = (0u64, 0u64);
+    while start.elapsed() < Duration::from_millis(ms) {
+        match query(resolver, name, RecordType::A, false) {
+            Ok(addrs) if !addrs.is_empty() => answers += 1,
+            _ => failed += 1,
+        }
+    }
+    format!("answers={answers} failed={failed} per_s={:.0}", answers as f64 / start.elapsed().as_secs_f64())
+}
+
 fn query(resolver: IpAddr, name: &str, record_type: RecordType, tcp: bool) -> Result<Vec<IpAddr>, String> {
     let answer = exchange(resolver, name, record_type, tcp)?;
     let reply = Message::from_vec(&answer).map_err(|e| e.to_string())?;
@@ -288,6 +302,7 @@ fn serve_dns(
     ttl: u32,
     records: Vec<(String, IpAddr)>,
     extra: Vec<(String, IpAddr)>,
+    cnames: Vec<(String, String)>,
     split: bool,
     delay: Duration,
 ) -> ! {
@@ -299,7 +314,14 @@ fn serve_dns(
         reply.metadata.recursion_desired = request.metadata.recursion_desired;
         reply.metadata.authoritative = true;
         reply.add_query(question.clone());
-        let wanted = question.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
+        let mut wanted = question.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
+        let mut owner = question.name().clone();
+        if let Some((_, canonical)) = cnames.iter().find(|(alias, _)| *alias == wanted) {
+            let target = Name::from_ascii(canonical).ok()?;
+            reply.add_answer(Record::from_rdata(owner.clone(), ttl, RData::CNAME(CNAME(target.clone()))));
+            wanted = canonical.clone();
+            owner = target;
+        }
         let mut known = false;
         for (name, ip) in &records {
             if *name != wanted {
@@ -311,7 +333,7 @@ fn serve_dns(
                 (IpAddr::V6(v6), RecordType::AAAA) => RData::AAAA(AAAA(*v6)),
                 _ => continue,
             };
-            reply.add_answer(Record::from_rdata(question.name().clone(), ttl, data));
+            reply.add_answer(Record::from_rdata(owner.clone(), ttl, data));
         }
         if !known {
             reply.metadata.response_code = ResponseCode::NXDomain;
@@ -463,6 +485,7 @@ fn main() {
                 Err(e) => format!("resolve-failed:{e}"),
             }
         }
+        "resolve-loop" => resolve_loop(addr(1), &arg(2), arg(3).parse().expect("ms")),
         "resolve-connect" => {
             let (rt, tcp) = options(&args[4..]);
             match query(addr(1), &arg(2), rt, tcp) {
@@ -483,9 +506,16 @@ fn main() {
                 (name.to_ascii_lowercase(), ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}")))
             };
             let given: Vec<&String> = args[3..].iter().filter(|r| *r != "split" && !r.starts_with("delay=")).collect();
+            // ALIAS>NAME: ALIAS is a CNAME for NAME (answered with NAME's records).
+            let cnames: Vec<(String, String)> = given
+                .iter()
+                .filter_map(|r| r.split_once('>'))
+                .map(|(alias, name)| (alias.to_ascii_lowercase(), name.to_ascii_lowercase()))
+                .collect();
+            let given: Vec<&String> = given.into_iter().filter(|r| !r.contains('>')).collect();
             let records = given.iter().filter(|r| !r.starts_with('+')).map(|r| parse(r)).collect();
             let extra = given.iter().filter_map(|r| r.strip_prefix('+')).map(parse).collect();
-            serve_dns(addr(1), arg(2).parse().expect("ttl"), records, extra, split, delay)
+            serve_dns(addr(1), arg(2).parse().expect("ttl"), records, extra, cnames, split, delay)
         }
         "raw-query" => {
             let (rt, tcp) = options(&args[3..]);

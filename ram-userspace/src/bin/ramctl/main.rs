@@ -6,6 +6,7 @@
 mod await_enforced;
 mod blocked;
 mod check;
+mod debug;
 mod explain;
 mod learned;
 mod presets;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Command::Blocked { limit, follow } => blocked::run(&paths, args.json, limit, follow),
         Command::AwaitEnforced { timeout } => await_enforced::run(&paths, args.json, timeout),
         Command::Suggest { since } => suggest::run(&paths, args.json, since.as_deref()),
+        Command::Debug { setting } => debug::run(&paths, args.json, setting.as_deref()),
         Command::Explain { host, port, target, limit } => {
             explain::run(&paths, args.json, &host, port, target.as_deref(), limit)
         }

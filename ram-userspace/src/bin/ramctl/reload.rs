@@ -10,6 +10,20 @@ use ram::{paths::Paths, status::DaemonStatus, sys::pid_alive};
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn run(paths: &Paths, json: bool) -> anyhow::Result<()> {
+    let after = request(paths)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&after.reload)?);
+    } else if after.reload.ok {
+        println!("reloaded: {}", after.reload.message);
+    }
+    if !after.reload.ok {
+        bail!("policy refused, nothing changed: {}", after.reload.message);
+    }
+    Ok(())
+}
+
+/// Asks ramd to reload and waits for its answer: ramd's status after it.
+pub fn request(paths: &Paths) -> anyhow::Result<DaemonStatus> {
     let before = DaemonStatus::read(&paths.status_file()).context("reading ramd's status (is ramd running?)")?;
     if !pid_alive(before.pid) {
         bail!("ramd (pid {}) is not running", before.pid);
@@ -30,13 +44,5 @@ pub fn run(paths: &Paths, json: bool) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&after.reload)?);
-    } else if after.reload.ok {
-        println!("reloaded: {}", after.reload.message);
-    }
-    if !after.reload.ok {
-        bail!("policy refused, nothing changed: {}", after.reload.message);
-    }
-    Ok(())
+    Ok(after)
 }
