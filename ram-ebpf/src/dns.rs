@@ -32,7 +32,7 @@ use crate::{
     stream::{each_message, Direction},
     trust::trusted_socket,
 };
-use crate::diag::{say, why};
+use crate::diag::{note, say, why};
 
 const PASS: i32 = 1;
 const NANOS_PER_SEC: u64 = 1_000_000_000;
@@ -85,6 +85,7 @@ fn find_answers(ctx: &SkBuffContext) -> Option<()> {
         // SAFETY: valid context.
         let len = unsafe { (*skb).len }.checked_sub(start)?;
         ram_learn_answer(skb, start, len, transport_and_port(IPPROTO_UDP, client_port));
+        say!(ctx);
     } else if protocol == IPPROTO_TCP {
         ram_track_answers(skb, l4, client_port as u32);
     }
@@ -99,6 +100,7 @@ pub extern "C" fn ram_track_answers(skb: *mut __sk_buff, l4: u32, client_port: u
     let ctx = SkBuffContext::new(skb);
     let tracked = each_message(&ctx, scope(), l4, Direction::Answers, |start, len| {
         ram_learn_answer(skb, start, len, transport_and_port(IPPROTO_TCP, client_port as u16));
+        say!(&ctx);
     });
     u32::from(tracked.is_some())
 }
@@ -118,6 +120,7 @@ pub extern "C" fn ram_learn_answer(skb: *mut __sk_buff, start: u32, len: u32, tr
 #[inline(always)]
 fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Option<()> {
     let scope = scope();
+    note!(|notes| *notes = crate::diag::Notes::default());
     if len < HEADER_LEN {
         return None;
     }
@@ -126,7 +129,10 @@ fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Opti
         // resolver: whatever it was sent, it answers no query ram trusts.
         count(scope, counter::DNS_ANSWERS);
         count(scope, counter::DNS_UNMATCHED);
-        say!(ctx, why::UNTRUSTED_SOCKET, 0, transport_port & 0xffff, 0);
+        note!(|notes| {
+            notes.why |= why::UNTRUSTED_SOCKET;
+            notes.port = transport_port & 0xffff;
+        });
         return None;
     }
     let family = packet_family(ctx)?;
@@ -157,15 +163,12 @@ fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Opti
             Ok(q) => q,
             Err(_) => {
                 count(scope, counter::DNS_MALFORMED);
-                say!(ctx, why::QUESTION_UNREADABLE, 0, 0, 0);
+                note!(|notes| notes.why |= why::QUESTION_UNREADABLE);
                 return None;
             }
         };
     let text_len = question.name.text_len;
     scratch.key.prefix_bits = text_len * 8;
-    // For the kernel log's lines after the parser (from memory: the
-    // parser's paths then meet in one state).
-    put(&mut scratch.key_text_len, text_len);
     // SAFETY: NameKey has the layout of an LPM key over NAME_KEY_LEN bytes.
     let key = unsafe { &*(&scratch.key as *const _ as *const Key<[u8; NAME_KEY_LEN]>) };
     let (allowed, port_set) = match RAM_NAMES.get(key) {
@@ -182,11 +185,16 @@ fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Opti
     if !matched {
         count(scope, counter::DNS_UNMATCHED);
     }
-    if !allowed {
-        say!(ctx, why::NOT_ALLOWED, text_len, 0, 0);
-    } else if !matched {
-        say!(ctx, why::UNMATCHED, text_len, 0, 0);
-    }
+    note!(|notes| {
+        notes.text_len = text_len;
+        notes.why |= if !allowed {
+            why::NOT_ALLOWED
+        } else if !matched {
+            why::UNMATCHED
+        } else {
+            0
+        };
+    });
     put(&mut scratch.matched, u32::from(matched));
     let allowed = allowed && matched;
     // The verdict and the host id live in memory across the answer loop, so
@@ -211,12 +219,12 @@ fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Opti
         count(scope, counter::DNS_MALFORMED);
         if get(&scratch.beyond_window) == 0 {
             put(&mut scratch.vars.found, 0);
-            say!(ctx, why::RECORDS_MALFORMED, get(&scratch.key_text_len), 0, 0);
+            note!(|notes| notes.why |= why::RECORDS_MALFORMED);
         }
     }
     if get(&scratch.vars.off_chain) != 0 {
         count(scope, counter::DNS_OFF_CHAIN);
-        say!(ctx, why::OFF_CHAIN, get(&scratch.key_text_len), 0, 0);
+        note!(|notes| notes.why |= why::OFF_CHAIN);
     }
     let allowed = get(&scratch.allowed) != 0;
     let host_id = get(&scratch.host_id);
@@ -227,7 +235,11 @@ fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Opti
     let cap = if config.max_addresses == 0 { MAX_ANSWERS } else { config.max_addresses };
     if allowed && found > cap {
         count(scope, counter::LEARN_CAPPED);
-        say!(ctx, why::CAPPED, get(&scratch.key_text_len), found, cap);
+        note!(|notes| {
+            notes.why |= why::CAPPED;
+            notes.found = found;
+            notes.cap = cap;
+        });
         found = cap;
     }
     put(&mut scratch.learned, 0);
@@ -253,14 +265,17 @@ fn learn(ctx: &SkBuffContext, start: u32, len: u32, transport_port: u32) -> Opti
         } else {
             // Map full: the address stays unknown, so connects to it fail closed.
             count(scope, counter::LEARN_MAP_FULL);
-            say!(ctx, why::MAP_FULL, get(&scratch.key_text_len), 0, 0);
+            note!(|notes| notes.why |= why::MAP_FULL);
         }
         put(&mut scratch.next_record, i + 1);
     }
     let learned = get(&scratch.learned);
     if learned > 0 {
         count(scope, counter::DNS_LEARNED);
-        say!(ctx, why::LEARNED, get(&scratch.key_text_len), learned, 0);
+        note!(|notes| {
+            notes.why |= why::LEARNED;
+            notes.learned = learned;
+        });
         // The hosts map stores the key with its length in bits, like the trie.
         let _ = RAM_HOSTS.insert(&host_id, &scratch.key, 0);
     }

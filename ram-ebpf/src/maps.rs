@@ -101,8 +101,8 @@ pub struct Scratch {
     pub matched: u32,
     /// 1 when the message is longer than the window (so its tail is cut).
     pub beyond_window: u32,
-    /// Length of the question's name (the key's text), for the kernel log.
-    pub key_text_len: u32,
+    /// What the learning function noted for the kernel log.
+    pub notes: crate::diag::Notes,
     pub host_id: u64,
 }
 

@@ -184,6 +184,6 @@ fn multipath(ctx: &SkBuffContext, l4: u32, payload: u32) -> bool {
 fn boundary_lost(ctx: &SkBuffContext, scope: u32, direction: Direction) {
     count(scope, counter::DNS_TCP_SPLIT);
     if direction == Direction::Answers {
-        crate::diag::say!(ctx, crate::diag::why::TCP_BOUNDARY, 0, 0, 0);
+        crate::diag::say!(ctx, crate::diag::why::TCP_BOUNDARY);
     }
 }

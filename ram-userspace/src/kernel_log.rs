@@ -106,7 +106,17 @@ impl log::Log for Sink {
         }
         // Logged at info: an admin who turned the kernel log on wants to
         // see it whatever RUST_LOG says.
-        tracing::info!(target_name = %self.target, kernel_log = true, "kernel: {}", record.args());
+        // The programs pad names to one length with NUL bytes (one record
+        // size is one verifier path): not part of the line; a name's other
+        // control bytes (a label may hold any byte) are shown as `?`.
+        let line: String = record
+            .args()
+            .to_string()
+            .chars()
+            .filter(|c| *c != '\0')
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        tracing::info!(target_name = %self.target, kernel_log = true, "kernel: {line}");
     }
 
     fn flush(&self) {}

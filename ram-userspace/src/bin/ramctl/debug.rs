@@ -11,13 +11,18 @@ use ram::{
 
 use crate::reload;
 
+/// How long to wait for ramd: the verifier checks every target's programs
+/// again, and with the log on they are bigger (seconds per target under
+/// software emulation).
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 pub fn run(paths: &Paths, json: bool, setting: Option<&str>) -> anyhow::Result<()> {
     let status = match setting {
         None => DaemonStatus::read(&paths.status_file()).context("reading ramd's status (is ramd running?)")?,
         Some(text) => {
             let wanted = KernelLog::parse(text).map_err(anyhow::Error::msg)?;
             write_setting(&paths.run_dir, wanted)?;
-            let after = reload::request(paths)?;
+            let after = reload::request(paths, ANSWER_TIMEOUT)?;
             if !after.reload.ok {
                 bail!("ramd refused the reload, nothing changed: {}", after.reload.message);
             }

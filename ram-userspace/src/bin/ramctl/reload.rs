@@ -10,7 +10,7 @@ use ram::{paths::Paths, status::DaemonStatus, sys::pid_alive};
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn run(paths: &Paths, json: bool) -> anyhow::Result<()> {
-    let after = request(paths)?;
+    let after = request(paths, ANSWER_TIMEOUT)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&after.reload)?);
     } else if after.reload.ok {
@@ -23,7 +23,7 @@ pub fn run(paths: &Paths, json: bool) -> anyhow::Result<()> {
 }
 
 /// Asks ramd to reload and waits for its answer: ramd's status after it.
-pub fn request(paths: &Paths) -> anyhow::Result<DaemonStatus> {
+pub fn request(paths: &Paths, timeout: Duration) -> anyhow::Result<DaemonStatus> {
     let before = DaemonStatus::read(&paths.status_file()).context("reading ramd's status (is ramd running?)")?;
     if !pid_alive(before.pid) {
         bail!("ramd (pid {}) is not running", before.pid);
@@ -32,7 +32,7 @@ pub fn request(paths: &Paths) -> anyhow::Result<DaemonStatus> {
     if unsafe { libc::kill(before.pid as i32, libc::SIGHUP) } != 0 {
         bail!("cannot signal ramd (pid {}): {}", before.pid, std::io::Error::last_os_error());
     }
-    let deadline = Instant::now() + ANSWER_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let after = loop {
         if let Ok(now) = DaemonStatus::read(&paths.status_file()) {
             if now.reload.generation > before.reload.generation {
@@ -40,7 +40,7 @@ pub fn request(paths: &Paths) -> anyhow::Result<DaemonStatus> {
             }
         }
         if Instant::now() > deadline {
-            bail!("ramd did not answer within {ANSWER_TIMEOUT:?}");
+            bail!("ramd did not answer within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
     };

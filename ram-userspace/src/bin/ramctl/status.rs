@@ -52,6 +52,7 @@ pub fn run(paths: &Paths, json_out: bool) -> anyhow::Result<()> {
                 "policy": daemon.as_ref().map(|d| d.policy.clone()),
                 "mode": daemon.as_ref().map(|d| d.mode.clone()),
             },
+            "kernel_log": daemon.as_ref().map(|d| d.kernel_log),
             "kernel": daemon.as_ref().map(|d| d.kernel.clone()),
             "pin_dir": paths.pin_dir,
             "links": links.len(),
@@ -67,6 +68,7 @@ pub fn run(paths: &Paths, json_out: bool) -> anyhow::Result<()> {
     }
     if let Some(d) = &daemon {
         println!("{}", d.kernel.summary());
+        println!("kernel log: {} (`ramctl debug on|off`)", d.kernel_log.as_str());
     }
     println!("pins: {} ({} links)", paths.pin_dir.display(), links.len());
     println!();
