@@ -1953,6 +1953,131 @@ fn trusted_resolvers_follow_the_hosts_resolv_conf() {
     );
 }
 
+/// A trusted resolver removed (an admin's edit, or resolv.conf rewritten by
+/// DHCP, a VPN or NetworkManager while the policy follows it): what was
+/// learned while it was trusted is revoked by that reload (or restart), not
+/// left allowed until its TTL. A learned entry does not record its
+/// resolver, so every address the target learned goes; the client learns
+/// again through the resolvers that stay. A resolver added revokes nothing.
+#[test]
+fn removing_a_trusted_resolver_revokes_what_was_learned() {
+    require_root();
+    let records = [("a.registry.test", "127.10.0.1"), ("b.registry.test", "127.10.0.2")];
+    // Resolver A is the scene's (127.0.0.53); B serves the same names.
+    let scene = Scene::new("k-untrust", &records, 300);
+    let b_dir = TempDir::new("k-untrust-b");
+    let _b = dnsmasq(&scene.netns, &b_dir, "127.0.0.54", &records, 300);
+    let resolv = scene.dir.write("resolv.conf", "nameserver 127.0.0.53\n");
+    let resolv_text = resolv.display().to_string();
+    // `resolvers`: the `[dns] resolvers` value, or None to follow resolv.conf.
+    let policy = |resolvers: Option<&str>| {
+        format!(
+            "[dns]\n{}{}[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n[[allow]]\nhost = \"a.registry.test\"\n[[allow]]\nhost = \"b.registry.test\"\n",
+            resolvers.map(|r| format!("resolvers = [{r}]\n")).unwrap_or_default(),
+            scene.netns.dns_trust(),
+            scene.cgroup.path.display()
+        )
+    };
+    let mut ramd = Ramd::start_with_env(&policy(Some("\"127.0.0.53\"")), &[("RAM_RESOLV_CONF", resolv_text.as_str())]);
+    let inside = |args: &[&str]| scene.inside(args);
+    let learned = |ramd: &Ramd| -> Vec<String> {
+        let rows = ramd.ramctl_json(&["learned"]).expect("ramctl learned");
+        rows.as_array().expect("array").iter().filter_map(|r| r["addr"].as_str().map(String::from)).collect()
+    };
+    let reload = |ramd: &Ramd, text: &str| {
+        ramd.write_policy(text);
+        let out = ramd.ramctl(&["reload"]);
+        assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), ramd.log_text());
+    };
+    // The warn lines saying which resolvers went and how much was revoked.
+    let revocations = |ramd: &Ramd, removed: &str| -> Vec<serde_json::Value> {
+        ramd.log_events()
+            .into_iter()
+            .filter(|e| {
+                e["level"] == "WARN"
+                    && e["message"].as_str().unwrap_or_default().starts_with("trusted resolvers removed")
+                    && e["removed"] == removed
+            })
+            .collect()
+    };
+    let summaries = |ramd: &Ramd| -> Vec<String> {
+        ramd.log_events()
+            .into_iter()
+            .filter_map(|e| e["message"].as_str().filter(|m| m.starts_with("policy reloaded")).map(String::from))
+            .collect()
+    };
+
+    // Learned through A.
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "a.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+
+    // B added: nothing revoked; B teaches too.
+    reload(&ramd, &policy(Some("\"127.0.0.53\", \"127.0.0.54\"")));
+    assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "ECONNREFUSED");
+    assert_eq!(learned(&ramd), ["127.10.0.1"]);
+    assert!(
+        summaries(&ramd)
+            .iter()
+            .all(|s| s.contains("0 learned addresses revoked as trusted resolvers were removed (none removed)")),
+        "{:?}",
+        summaries(&ramd)
+    );
+    assert_eq!(inside(&["resolve-connect", "127.0.0.54", "b.registry.test", "5000"]), "127.10.0.2 ECONNREFUSED");
+
+    // A removed: everything learned goes at once (what B taught too).
+    let before = learned(&ramd);
+    assert_eq!(before.len(), 2, "{before:?}");
+    reload(&ramd, &policy(Some("\"127.0.0.54\"")));
+    assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "EPERM");
+    assert_eq!(inside(&["connect", "127.10.0.2", "5000"]), "EPERM");
+    assert_eq!(learned(&ramd), Vec::<String>::new());
+    let line = ramd.wait_log("the revocation warning", |e| {
+        e["level"] == "WARN" && e["removed"] == "127.0.0.53" && e["revoked"] == 2
+    });
+    println!("{line}");
+    assert!(
+        summaries(&ramd)
+            .iter()
+            .any(|s| s.contains("2 learned addresses revoked as trusted resolvers were removed (127.0.0.53)")),
+        "{:?}",
+        summaries(&ramd)
+    );
+    // A is no longer reached; B teaches again.
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "a.registry.test", "5000"]), "resolve-failed:EPERM");
+    assert_eq!(inside(&["resolve-connect", "127.0.0.54", "a.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+
+    // ramd restarted on a policy without B (edited while it was down): the
+    // pinned resolver rows are the last run's (B), and what B taught goes.
+    ramd.stop();
+    ramd.write_policy(&policy(Some("\"127.0.0.53\"")));
+    assert_eq!(
+        inside(&["connect", "127.10.0.1", "5000"]),
+        "ECONNREFUSED",
+        "enforcement and learning stay while ramd is down"
+    );
+    ramd.restart();
+    assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "EPERM");
+    assert_eq!(learned(&ramd), Vec::<String>::new());
+    assert_eq!(revocations(&ramd, "127.0.0.54").len(), 1, "{}", ramd.log_text());
+    assert_eq!(inside(&["resolve-connect", "127.0.0.53", "a.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+
+    // The policy follows resolv.conf, which names A and B: B added, nothing
+    // revoked.
+    std::fs::write(&resolv, "nameserver 127.0.0.53\nnameserver 127.0.0.54\n").expect("write resolv.conf");
+    reload(&ramd, &policy(None));
+    assert_eq!(inside(&["connect", "127.10.0.1", "5000"]), "ECONNREFUSED");
+    assert_eq!(inside(&["resolve-connect", "127.0.0.54", "b.registry.test", "5000"]), "127.10.0.2 ECONNREFUSED");
+    assert_eq!(revocations(&ramd, "127.0.0.53").len(), 1);
+    // A DHCP client rewrites it without A: followed, and what was learned goes.
+    std::fs::write(&resolv, "# rewritten by a DHCP client\nnameserver 127.0.0.54\n").expect("rewrite resolv.conf");
+    let revoked =
+        wait_for(Duration::from_secs(10), || (inside(&["connect", "127.10.0.1", "5000"]) == "EPERM").then_some(()));
+    assert!(revoked.is_some(), "the address A taught is still allowed:\n{}", ramd.log_text());
+    assert_eq!(inside(&["connect", "127.10.0.2", "5000"]), "EPERM");
+    assert_eq!(learned(&ramd), Vec::<String>::new());
+    assert_eq!(revocations(&ramd, "127.0.0.53").len(), 2, "{}", ramd.log_text());
+    assert_eq!(inside(&["resolve-connect", "127.0.0.54", "a.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+}
+
 /// Issue 13: from audit to enforce. In audit mode a pull's name outside the
 /// policy is let through and logged as would_block; `ramctl suggest` turns
 /// the attempt into a rule that `ramd --check-config` accepts, and with it

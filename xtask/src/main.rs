@@ -67,7 +67,9 @@ enum Cmd {
     HostTest,
     /// Build the Debian package target/deb/ram_<version>_amd64.deb (static
     /// ramd and ramctl, systemd units and drop-ins, the policy as a
-    /// conffile, man pages, completions) with dpkg-deb.
+    /// conffile, man pages, completions, changelogs) with dpkg-deb. The
+    /// Maintainer is [workspace.metadata.deb] maintainer, or DEBFULLNAME and
+    /// DEBEMAIL when set.
     Deb {
         /// Build version <workspace version>+SUFFIX instead (higher: an
         /// upgrade of the plain version).

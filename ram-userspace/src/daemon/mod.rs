@@ -224,6 +224,10 @@ impl Daemon {
         // left would otherwise be judged by whichever target now has its
         // old scope number, and trust the namespace that run trusted.
         Maps::open(&paths)?.set_all_members_pending()?;
+        // Resolvers an earlier run trusted and this policy does not: what
+        // they taught is revoked once this run's rules are in (as a reload
+        // does).
+        let lost = crate::policy::lost_resolvers(&Maps::open(&paths)?.resolvers()?, &compiled.resolvers);
         Maps::open(&paths)?.apply_rules(&compiled)?;
         let scopes = std::mem::take(&mut compiled.scopes)
             .into_iter()
@@ -265,6 +269,7 @@ impl Daemon {
         if revoked > 0 {
             info!(revoked, "removed learned addresses the policy no longer allows");
         }
+        daemon.revoke_untrusted(&lost)?;
         info!(policy = %daemon.policy.source, mode = %daemon.policy.mode, targets = daemon.scopes.len(), "policy loaded");
         daemon.reconcile_targets();
         if let Err(e) = daemon.setup_container_watch() {

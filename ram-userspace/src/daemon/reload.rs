@@ -1,6 +1,11 @@
 //! Reload: a new policy applied as one step, or nothing changed.
 
+use std::net::IpAddr;
+
+use ram_common::verdict::scope_bit;
+
 use super::*;
+use crate::policy::lost_resolvers;
 
 impl Daemon {
     /// Reads the policy again and applies it as one step. A policy that does
@@ -55,6 +60,15 @@ impl Daemon {
             trusted_netns(&policy, &self.cgroup_root)?
         };
         compiled.place_port_sets(1 - self.compiled.port_half());
+        // Trusted resolvers that go (an admin's edit, or resolv.conf
+        // rewritten by DHCP, a VPN or NetworkManager): what they taught is
+        // revoked once the new rules are in, below. In another network
+        // namespace the same addresses are other servers: all go.
+        let lost = if compiled.trusted_netns == self.compiled.trusted_netns {
+            lost_resolvers(&self.compiled.resolvers, &compiled.resolvers)
+        } else {
+            lost_resolvers(&self.compiled.resolvers, &[])
+        };
         if policy.limits != self.limits {
             warn!(
                 "{}: [limits] changed; map sizes change when ramd restarts, until then {:?} stay",
@@ -118,6 +132,9 @@ impl Daemon {
         self.compiled = compiled;
         self.policy = policy;
         let revoked = self.revoke_unallowed()?;
+        // The removed resolvers are out of the maps: nothing more is learned
+        // from them, and what they taught goes now rather than at its TTL.
+        let untrusted = self.revoke_untrusted(&lost)?;
         // New programs attach before the ones they replace let go.
         self.notes.clear();
         self.reconcile_targets();
@@ -127,15 +144,14 @@ impl Daemon {
         }
         self.sync_containers();
         Ok(format!(
-            "{} targets, {} rules; {revoked} learned addresses revoked; {} target programs replaced or removed ({removed_scopes} removed, {detached} links detached)",
+            "{} targets, {} rules; {revoked} learned addresses revoked; {untrusted} learned addresses revoked as trusted resolvers were removed ({}); {} target programs replaced or removed ({removed_scopes} removed, {detached} links detached)",
             self.scopes.len(),
             self.compiled.names.len() + self.compiled.cidrs.len(),
+            resolver_list(&lost).unwrap_or_else(|| "none removed".into()),
             retired.len(),
         ))
     }
 
-    /// Removes learned addresses whose question the policy no longer allows
-    /// for their scope (and those of scopes that no longer exist).
     /// Removes learned addresses whose question the policy no longer allows
     /// for their scope, and gives the others the port set the policy now
     /// gives their name (set ids are renumbered by every compile).
@@ -143,4 +159,26 @@ impl Daemon {
         let compiled = &self.compiled;
         Maps::open(&self.paths)?.refresh_learned(|scope, host| host.and_then(|h| compiled.name_port_set(scope, h)))
     }
+
+    /// Revokes every address learned by a scope that lost a trusted
+    /// resolver (`lost`, from [`lost_resolvers`]): a learned entry does not
+    /// record which resolver taught it, so whatever that scope learned may
+    /// have come from one no longer trusted. Clients learn again through
+    /// the resolvers that stay at their next lookup. Returns how many.
+    pub(super) fn revoke_untrusted(&self, lost: &[(IpAddr, u64)]) -> Result<usize> {
+        let scopes = lost.iter().fold(0u64, |mask, (_, scopes)| mask | scopes);
+        let Some(removed) = resolver_list(lost) else { return Ok(0) };
+        let revoked = Maps::open(&self.paths)?.prune_learned(|scope, _, _| scope_bit(scope) & scopes == 0)?;
+        warn!(
+            removed = %removed,
+            revoked,
+            "trusted resolvers removed ({removed}): {revoked} learned addresses revoked, learned again through the remaining resolvers"
+        );
+        Ok(revoked)
+    }
+}
+
+/// The resolvers of `lost`, for the log; None when there are none.
+fn resolver_list(lost: &[(IpAddr, u64)]) -> Option<String> {
+    (!lost.is_empty()).then(|| lost.iter().map(|(addr, _)| addr.to_string()).collect::<Vec<_>>().join(", "))
 }

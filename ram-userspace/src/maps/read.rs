@@ -1,7 +1,7 @@
 //! What ramctl reads back: counters, the rules the kernel enforces, the
 //! scopes' settings.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ram_common::{
     maps::*,
@@ -141,6 +141,21 @@ impl Maps {
             rows.push(RuleRow { kind: "resolver", rule: format!("[{}]:53", Ipv6Addr::from(addr)), scopes, ports });
         }
         rows.sort_by(|a, b| (a.kind, &a.rule).cmp(&(b.kind, &b.rule)));
+        Ok(rows)
+    }
+
+    /// The trusted resolvers the maps hold, with the scopes that trust each
+    /// (an earlier run's, before this run's rules go in).
+    pub fn resolvers(&self) -> Result<Vec<(IpAddr, u64)>> {
+        let mut rows = Vec::new();
+        for item in self.resolv4.iter() {
+            let (addr, r) = item.map_err(|e| Error::map(MAP_RESOLV4, e))?;
+            rows.push((IpAddr::V4(Ipv4Addr::from(addr)), r.scopes));
+        }
+        for item in self.resolv6.iter() {
+            let (addr, r) = item.map_err(|e| Error::map(MAP_RESOLV6, e))?;
+            rows.push((IpAddr::V6(Ipv6Addr::from(addr)), r.scopes));
+        }
         Ok(rows)
     }
 

@@ -255,6 +255,29 @@ impl Policy {
     }
 }
 
+/// The resolvers `before` trusted that `after` no longer trusts, each with
+/// the scopes (a bit mask) that lost it, in address order. Rows are
+/// (resolver, scopes) as in [`CompiledPolicy::resolvers`]; an IPv4 address
+/// and its IPv4-mapped IPv6 form are one resolver (the kernel keys both
+/// alike). A resolver added, or trusted by more scopes, loses nothing.
+pub fn lost_resolvers(before: &[(IpAddr, u64)], after: &[(IpAddr, u64)]) -> Vec<(IpAddr, u64)> {
+    let by_addr = |rows: &[(IpAddr, u64)]| {
+        let mut out: BTreeMap<IpAddr, u64> = BTreeMap::new();
+        for (addr, scopes) in rows {
+            *out.entry(addr.to_canonical()).or_default() |= *scopes;
+        }
+        out
+    };
+    let after = by_addr(after);
+    by_addr(before)
+        .into_iter()
+        .filter_map(|(addr, scopes)| {
+            let lost = scopes & !after.get(&addr).copied().unwrap_or(0);
+            (lost != 0).then_some((addr, lost))
+        })
+        .collect()
+}
+
 /// Which ports a scope may use towards a destination.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Access {

@@ -717,3 +717,31 @@ host = "registry.internal.example"
     assert_eq!(ghcr.len(), 1, "{ghcr:?}");
     assert!(ghcr[0].origin.contains("preset"), "{ghcr:?}");
 }
+
+#[test]
+fn lost_resolvers_are_those_a_scope_trusted_and_no_longer_does() {
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let (a, b, c) = (ip("127.0.0.53"), ip("10.0.0.53"), ip("fd00::53"));
+    // Added, or trusted by more scopes: nothing lost.
+    assert_eq!(lost_resolvers(&[(a, 0b1)], &[(a, 0b11), (b, 0b11)]), vec![]);
+    assert_eq!(lost_resolvers(&[], &[(a, 0b1)]), vec![]);
+    // Removed: lost by every scope that trusted it; reordered: nothing.
+    assert_eq!(lost_resolvers(&[(a, 0b11), (b, 0b11), (c, 0b1)], &[(b, 0b11)]), vec![(a, 0b11), (c, 0b1)]);
+    assert_eq!(lost_resolvers(&[(a, 0b1), (b, 0b1)], &[(b, 0b1), (a, 0b1)]), vec![]);
+    // Trusted by fewer scopes: those scopes lost it.
+    assert_eq!(lost_resolvers(&[(a, 0b111)], &[(a, 0b101)]), vec![(a, 0b010)]);
+    // An IPv4 address and its IPv4-mapped form are one resolver.
+    assert_eq!(lost_resolvers(&[(ip("::ffff:127.0.0.53"), 0b1)], &[(a, 0b1)]), vec![]);
+    assert_eq!(lost_resolvers(&[(a, 0b1)], &[(ip("::ffff:127.0.0.53"), 0b1)]), vec![]);
+    // From a resolv.conf that names two to one that names one (a DHCP or
+    // VPN rewrite), through the compiled policy.
+    let text = "[[target]]\nprocess = \"dockerd\"\n[[allow]]\nhost = \"r.example\"\n";
+    let host = |resolv: &str| {
+        let facts = HostFacts { resolv_conf: Some(resolv.into()), ..facts() };
+        Policy::parse(text, "ram.toml", &facts).unwrap().compile().unwrap().resolvers
+    };
+    let before = host("nameserver 192.0.2.53\nnameserver 192.0.2.54\n");
+    let after = host("nameserver 192.0.2.54\n");
+    assert_eq!(lost_resolvers(&before, &after), vec![(ip("192.0.2.53"), 0b1)]);
+    assert_eq!(lost_resolvers(&after, &before), vec![]);
+}

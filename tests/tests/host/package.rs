@@ -100,6 +100,14 @@ fn install_on_a_running_docker_enforces_the_default_policy_at_once() {
         let page = ok("zcat", &[path]);
         assert!(page.contains(expect), "{path} lacks {expect:?}");
     }
+    // Changelogs: CHANGELOG.md, and Debian's form signed by the Maintainer.
+    let maintainer = ok("dpkg-query", &["-W", "-f=${Maintainer}", "ram"]);
+    assert!(maintainer.contains('<') && maintainer.ends_with('>'), "Maintainer: {maintainer}");
+    assert!(ok("zcat", &["/usr/share/doc/ram/changelog.gz"]).starts_with("# Changelog"));
+    let debian = ok("zcat", &["/usr/share/doc/ram/changelog.Debian.gz"]);
+    let top = format!("ram ({version}) unstable; urgency=medium");
+    assert!(debian.starts_with(&top), "changelog.Debian.gz does not start with {top:?}");
+    assert!(debian.contains(&format!("\n -- {maintainer}  ")), "changelog.Debian.gz not signed by {maintainer}");
     for (path, expect) in [
         ("/usr/share/bash-completion/completions/ramctl", "await-enforced"),
         ("/usr/share/bash-completion/completions/ramd", "--check-config"),

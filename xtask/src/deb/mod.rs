@@ -2,8 +2,10 @@
 //! Debian's dpkg-deb from the static ramd and ramctl of `vm::build_static_bins`
 //! (the package then depends on no other package), dist/'s units with their
 //! paths moved to /usr/sbin, the example policy dist/ram.toml as a conffile,
-//! and man pages and completions rendered from the clap definitions.
+//! man pages and completions rendered from the clap definitions, and
+//! CHANGELOG.md as changelog.gz and, in Debian's format, changelog.Debian.gz.
 
+mod changelog;
 mod docs;
 mod scripts;
 
@@ -43,8 +45,10 @@ pub fn version(suffix: Option<&str>) -> Result<String> {
 
 /// Builds the static binaries and the package; returns the .deb's path.
 pub fn build(version_suffix: Option<&str>) -> Result<PathBuf> {
-    // A bad suffix is refused before minutes of building.
+    // A bad suffix, maintainer or changelog is refused before minutes of
+    // building.
     let version = version(version_suffix)?;
+    changelog::debian_text(&version, &changelog::maintainer()?)?;
     crate::setup::setup()?;
     let bins = vm::build_static_bins()?;
     package(&bins, &version)
@@ -93,6 +97,8 @@ fn stage(root: &Path, bins: &Path, version: &str) -> Result<()> {
     let doc = root.join("usr/share/doc/ram");
     copy(&workspace_root().join("README.md"), &doc.join("README.md"), 0o644)?;
     write(&doc.join("copyright"), COPYRIGHT, 0o644)?;
+    let maintainer = changelog::maintainer()?;
+    changelog::write(root, version, &maintainer)?;
     docs::write(root, version)?;
     // The packaged ramd judges the packaged policy, as it will on the host.
     run_checked(
@@ -103,7 +109,7 @@ fn stage(root: &Path, bins: &Path, version: &str) -> Result<()> {
     )
     .context("the packaged /etc/ram/ram.toml does not pass ramd --check-config")?;
     let control = root.join("DEBIAN");
-    write(&control.join("control"), &scripts::control(version, installed_kib(root)?), 0o644)?;
+    write(&control.join("control"), &scripts::control(version, &maintainer, installed_kib(root)?), 0o644)?;
     write(&control.join("conffiles"), scripts::CONFFILES, 0o644)?;
     for (name, text) in [("postinst", scripts::POSTINST), ("prerm", scripts::PRERM), ("postrm", scripts::POSTRM)] {
         let path = control.join(name);

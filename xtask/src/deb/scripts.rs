@@ -13,13 +13,14 @@
 //! Essential in Debian 12, so the scripts use it as debhelper's would.
 
 /// Kernel needs, said where apt shows them (the binaries are static, so the
-/// package depends on no other package).
-pub fn control(version: &str, installed_kib: u64) -> String {
+/// package depends on no other package). `maintainer`: see
+/// `changelog::maintainer`.
+pub fn control(version: &str, maintainer: &str, installed_kib: u64) -> String {
     format!(
         "Package: ram
 Version: {version}
 Architecture: amd64
-Maintainer: ram developers <ram@localhost>
+Maintainer: {maintainer}
 Installed-Size: {installed_kib}
 Section: admin
 Priority: optional
