@@ -423,3 +423,45 @@ fn trusted_netns(policy: &Policy, cgroup_root: &std::path::Path) -> Result<u64> 
     debug!(netns = %path.display(), cookie, "trusted network namespace");
     Ok(cookie)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    /// A Kubernetes ConfigMap volume as the kubelet writes it: the file is a
+    /// link through `..data` into a timestamped directory, and an update
+    /// writes a new directory, points a new `..data` link at it, renames
+    /// that over the old one and removes the old directory. The policy's
+    /// path never changes, and the new file may have the old one's size
+    /// and mtime; it is another inode, which the stamp (metadata follows
+    /// the links) sees.
+    #[test]
+    fn a_configmap_update_through_the_data_link_changes_the_stamp() {
+        let volume = std::env::temp_dir().join(format!("ram-configmap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&volume);
+        std::fs::create_dir_all(volume.join("..2024_01_01_00_00_00.1")).unwrap();
+        let policy = "mode = \"enforce\"\n";
+        std::fs::write(volume.join("..2024_01_01_00_00_00.1/ram.toml"), policy).unwrap();
+        symlink("..2024_01_01_00_00_00.1", volume.join("..data")).unwrap();
+        symlink("..data/ram.toml", volume.join("ram.toml")).unwrap();
+        let source = PolicySource::File(volume.join("ram.toml"));
+        let before = FileStamp::of(&source);
+        assert!(before.is_some());
+        assert_eq!(FileStamp::of(&source), before, "an unchanged volume must not look changed");
+
+        let old_mtime = std::fs::metadata(volume.join("ram.toml")).unwrap().modified().unwrap();
+        std::fs::create_dir_all(volume.join("..2024_01_01_00_01_00.2")).unwrap();
+        let new_file = volume.join("..2024_01_01_00_01_00.2/ram.toml");
+        std::fs::write(&new_file, policy).unwrap();
+        std::fs::File::options().write(true).open(&new_file).unwrap().set_modified(old_mtime).unwrap();
+        symlink("..2024_01_01_00_01_00.2", volume.join("..data_tmp")).unwrap();
+        std::fs::rename(volume.join("..data_tmp"), volume.join("..data")).unwrap();
+        std::fs::remove_dir_all(volume.join("..2024_01_01_00_00_00.1")).unwrap();
+        let after = FileStamp::of(&source);
+        std::fs::remove_dir_all(&volume).unwrap();
+        assert!(after.is_some());
+        assert_ne!(after, before, "the swapped ..data link must read as a changed policy file");
+    }
+}
