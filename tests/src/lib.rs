@@ -483,6 +483,7 @@ impl Ramd {
             .arg("--run-dir")
             .arg(self.run_dir())
             .args(&self.args)
+            .args(kernel_log_args(&self.args))
             .env("RUST_LOG", "debug")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log_file.try_clone().expect("log"))
@@ -633,6 +634,17 @@ impl Drop for Ramd {
         if !out.status.success() {
             eprintln!("warning: ramd --uninstall failed: {}", String::from_utf8_lossy(&out.stderr));
         }
+    }
+}
+
+/// `RAM_TEST_KERNEL_LOG=debug` runs every test's ramd with the kernel log
+/// on (unless the test chose a level): the programs with the log must
+/// judge and learn exactly as those without it, so the suite must pass
+/// either way.
+fn kernel_log_args(args: &[String]) -> Vec<String> {
+    match std::env::var("RAM_TEST_KERNEL_LOG") {
+        Ok(level) if !args.iter().any(|a| a == "--kernel-log") => vec!["--kernel-log".into(), level],
+        _ => Vec::new(),
     }
 }
 

@@ -541,6 +541,50 @@ fn a_process_target_enforces_the_cgroup_of_that_process() {
     println!("restarted process enforced after {after:?} (ramd scans every 250 ms)");
 }
 
+/// Red team 8: `ramctl debug on` (and off) loads every target's programs
+/// again and swaps them in. A process target whose process has exited (a
+/// runtime restarting, crashed, or killed by a child) still enforces its
+/// cgroup, and whatever stays there or is started there is judged; the
+/// swap attached the new programs only where the target's process was
+/// found at that moment and detached the old ones everywhere.
+#[test]
+fn debug_on_keeps_enforcing_a_cgroup_whose_target_process_has_exited() {
+    require_root();
+    let netns = Netns::new("k-klogproc");
+    let cgroup = TestCgroup::new("k-klogproc");
+    let dir = TempDir::new("k-klogproc");
+    let name = format!("ramkx{}", std::process::id());
+    let holder = dir.path.join(&name);
+    std::fs::copy(probe_bin(), &holder).expect("copy probe");
+    let mut cmd = std::process::Command::new(&holder);
+    cmd.args(["hold", "120"]).stdout(std::process::Stdio::null());
+    place(&mut cmd, Some(&cgroup.path), Some(&netns));
+    let mut runtime = Proc::spawn(&name, &mut cmd);
+    let policy = format!(
+        "[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nprocess = \"{name}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n",
+        netns.dns_trust()
+    );
+    let ramd = Ramd::start(&policy);
+    if ramd.ramctl_json(&["status"]).expect("status")["kernel"]["events"] != "ring-buffer" {
+        return;
+    }
+    assert_eq!(probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+    // The runtime exits; its cgroup stays enforced.
+    runtime.stop(Duration::from_secs(5));
+    sleep(Duration::from_millis(600));
+    assert_eq!(probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+    for level in ["on", "off"] {
+        let out = ramd.ramctl(&["debug", level]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]),
+            "EPERM",
+            "`ramctl debug {level}` left the cgroup unenforced:\n{}",
+            ramd.log_text()
+        );
+    }
+}
+
 /// Loads every program through ramd and reports what the verifier said, one
 /// `RAM-VERIFIER {json}` line per program (collected by `cargo xtask
 /// vm-test` for each kernel).
@@ -2076,6 +2120,310 @@ fn removing_a_trusted_resolver_revokes_what_was_learned() {
     assert_eq!(learned(&ramd), Vec::<String>::new());
     assert_eq!(revocations(&ramd, "127.0.0.53").len(), 2, "{}", ramd.log_text());
     assert_eq!(inside(&["resolve-connect", "127.0.0.54", "a.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+}
+
+/// The addresses `ramctl learned` lists.
+fn learned_addrs(ramd: &Ramd) -> Vec<String> {
+    let rows = ramd.ramctl_json(&["learned"]).expect("ramctl learned");
+    rows.as_array().expect("array").iter().filter_map(|r| r["addr"].as_str().map(String::from)).collect()
+}
+
+/// Red team 8: a restarted ramd whose policy trusts DNS in another network
+/// namespace keeps nothing the old namespace's resolver taught: there the
+/// same address is another server (a reload already revoked everything;
+/// a restart compared resolver addresses only, and kept it all).
+#[test]
+fn a_restart_that_trusts_another_namespace_revokes_what_was_learned() {
+    require_root();
+    if in_vm() {
+        // The guest has one network namespace for every test.
+        return;
+    }
+    let scene = Scene::new("k-nsrestart", &[("a.registry.test", "127.10.0.1")], 300);
+    let other = Netns::new("k-nsrestart-b");
+    let policy = |netns: &Netns| {
+        format!(
+            "[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n[[allow]]\nhost = \"a.registry.test\"\n",
+            netns.dns_trust(),
+            scene.cgroup.path.display()
+        )
+    };
+    let mut ramd = Ramd::start(&policy(&scene.netns));
+    assert_eq!(scene.inside(&["resolve-connect", "127.0.0.53", "a.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+    assert_eq!(learned_addrs(&ramd), ["127.10.0.1"]);
+    ramd.stop();
+    ramd.write_policy(&policy(&other));
+    ramd.restart();
+    assert_eq!(learned_addrs(&ramd), Vec::<String>::new(), "{}", ramd.log_text());
+    // In the namespace now trusted (judged), the address is not allowed.
+    assert_eq!(probe(Some(&scene.cgroup), Some(&other), &["connect", "127.10.0.1", "5000"]), "EPERM");
+}
+
+/// Red team 8: `[limits] learned_addresses` takes a restart, which
+/// replaces the learned maps and carries their entries over twice (the
+/// second time for what the old programs learned while the new ones
+/// loaded). The second copy brought back what the start had just revoked:
+/// a removed resolver's teaching, and a removed rule's.
+#[test]
+fn a_restart_that_resizes_the_learned_maps_keeps_its_revocations() {
+    require_root();
+    let records = [("a.registry.test", "127.10.0.1"), ("b.registry.test", "127.10.0.2")];
+    let scene = Scene::new("k-resize-revoke", &records, 300);
+    let b_dir = TempDir::new("k-resize-revoke-b");
+    let _b = dnsmasq(&scene.netns, &b_dir, "127.0.0.54", &records, 300);
+    let policy = |resolvers: &str, hosts: &[&str], size: u32| {
+        let rules: String = hosts.iter().map(|h| format!("[[allow]]\nhost = \"{h}\"\n")).collect();
+        format!(
+            "[dns]\nresolvers = [{resolvers}]\n{}[limits]\nlearned_addresses = {size}\n[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n{rules}",
+            scene.netns.dns_trust(),
+            scene.cgroup.path.display()
+        )
+    };
+    let hosts = ["a.registry.test", "b.registry.test"];
+    let mut ramd = Ramd::start(&policy("\"127.0.0.53\", \"127.0.0.54\"", &hosts, 1024));
+    assert_eq!(scene.inside(&["resolve-connect", "127.0.0.53", "a.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+    // A resolver removed and the maps resized at one restart.
+    ramd.stop();
+    ramd.write_policy(&policy("\"127.0.0.54\"", &hosts, 2048));
+    ramd.restart();
+    assert_eq!(
+        scene.inside(&["connect", "127.10.0.1", "5000"]),
+        "EPERM",
+        "the removed resolver's teaching came back:\n{}",
+        ramd.log_text()
+    );
+    assert_eq!(learned_addrs(&ramd), Vec::<String>::new());
+    // A rule removed and the maps resized at one restart.
+    assert_eq!(scene.inside(&["resolve-connect", "127.0.0.54", "b.registry.test", "5000"]), "127.10.0.2 ECONNREFUSED");
+    ramd.stop();
+    ramd.write_policy(&policy("\"127.0.0.54\"", &["a.registry.test"], 4096));
+    ramd.restart();
+    assert_eq!(
+        scene.inside(&["connect", "127.10.0.2", "5000"]),
+        "EPERM",
+        "the removed rule's address came back:\n{}",
+        ramd.log_text()
+    );
+    assert_eq!(learned_addrs(&ramd), Vec::<String>::new());
+}
+
+/// Red team 8: a start that fails after the new policy's rules went into
+/// the maps (here: its run directory cannot be made) must not lose the
+/// revocation of a removed resolver: the next start sees the new rows
+/// pinned and, comparing resolvers, nothing removed.
+#[test]
+fn a_failed_start_never_loses_the_revocation_of_a_removed_resolver() {
+    require_root();
+    let records = [("a.registry.test", "127.10.0.1")];
+    let scene = Scene::new("k-failstart", &records, 300);
+    let b_dir = TempDir::new("k-failstart-b");
+    let _b = dnsmasq(&scene.netns, &b_dir, "127.0.0.54", &records, 300);
+    let policy = |resolvers: &str| {
+        format!(
+            "[dns]\nresolvers = [{resolvers}]\n{}[[target]]\nname = \"docker\"\ncgroup = \"{}\"\n[[allow]]\nhost = \"a.registry.test\"\n",
+            scene.netns.dns_trust(),
+            scene.cgroup.path.display()
+        )
+    };
+    let mut ramd = Ramd::start(&policy("\"127.0.0.53\", \"127.0.0.54\""));
+    assert_eq!(scene.inside(&["resolve-connect", "127.0.0.53", "a.registry.test", "5000"]), "127.10.0.1 ECONNREFUSED");
+    assert_eq!(learned_addrs(&ramd), ["127.10.0.1"]);
+    ramd.stop();
+    // 127.0.0.53 removed while ramd is down; the next start fails.
+    ramd.write_policy(&policy("\"127.0.0.54\""));
+    let not_a_dir = ramd.dir.write("not-a-dir", "");
+    let failed = std::process::Command::new(bin("ramd"))
+        .args(["--log-format", "json", "--config"])
+        .arg(ramd.config_path())
+        .arg("--pin-dir")
+        .arg(&ramd.pin_dir)
+        .arg("--run-dir")
+        .arg(not_a_dir.join("run"))
+        .output()
+        .expect("ramd");
+    assert!(!failed.status.success(), "ramd started with a run directory it cannot make");
+    // Started again as it should be.
+    ramd.restart();
+    assert_eq!(
+        scene.inside(&["connect", "127.10.0.1", "5000"]),
+        "EPERM",
+        "what the removed resolver taught is still allowed:\n{}\n{}",
+        String::from_utf8_lossy(&failed.stdout),
+        ramd.log_text()
+    );
+    assert_eq!(learned_addrs(&ramd), Vec::<String>::new());
+}
+
+/// Red team 8: with the kernel log on, a process of the cgroup that writes
+/// answers "from the resolver" to itself as fast as it can (through an
+/// AF_PACKET socket in a user and network namespace of its own: no
+/// privilege needed where user namespaces are on) must not stall ramd,
+/// whose one loop also serves reloads (`ramctl debug off` among them),
+/// blocked-attempt events and containers, nor flood its log. Each frame is
+/// one kernel log record. ramd handed the log to aya-log, whose flush reads
+/// until the ring buffer is empty: while the flood lasted, ramd answered
+/// nothing (a reload 4.5 to 10 s late during a 12 s flood, on an idle
+/// 2-core machine; it kept up only when other work slowed the writers).
+#[test]
+fn a_kernel_log_flood_from_the_cgroup_never_stalls_ramd() {
+    require_root();
+    let scene = Scene::new("k-klogflood", &[("allowed.registry.test", "127.10.0.1")], 300);
+    let ramd = Ramd::start_with_args(
+        &scene.policy("", "[[allow]]\nhost = \"allowed.registry.test\"\n"),
+        &["--kernel-log", "debug"],
+    );
+    if ramd.ramctl_json(&["status"]).expect("status")["kernel_log"] != "debug" {
+        // No ring buffer (before 5.8): no kernel log.
+        return;
+    }
+    let seconds = 12;
+    let mut cmd = std::process::Command::new(probe_bin());
+    cmd.args(["klog-flood", "127.0.0.53", &seconds.to_string(), "2"]).stdout(std::process::Stdio::piped());
+    place(&mut cmd, Some(&scene.cgroup.path), Some(&scene.netns));
+    let mut flood = Proc::spawn("klog-flood", &mut cmd);
+    ramd.wait_log("a line of the flood", |e| {
+        e["kernel_log"] == true
+            && e["message"].as_str().is_some_and(|m| m.contains("not a socket of the trusted namespace"))
+    });
+    sleep(Duration::from_secs(2));
+    let started = std::time::Instant::now();
+    let reload = ramd.ramctl(&["reload"]);
+    let took = started.elapsed();
+    let blocked = scene.inside(&["connect", "127.10.0.9", "443"]);
+    let logged = wait_for(Duration::from_secs(3), || {
+        ramd.log_events().into_iter().find(|e| e["event"] == "blocked" && e["daddr"] == "127.10.0.9")
+    });
+    let mut flooded = String::new();
+    if let Some(mut stdout) = flood.child.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut flooded);
+    }
+    let _ = flood.child.wait();
+    let flooded = flooded.trim().to_string();
+    println!("flood: {flooded}; reload took {took:?}");
+    assert!(reload.status.success(), "reload during the flood: {}", String::from_utf8_lossy(&reload.stderr));
+    assert!(took < Duration::from_secs(3), "ramd answered a reload after {took:?} during the flood ({flooded})");
+    assert_eq!(blocked, "EPERM");
+    assert!(logged.is_some(), "a blocked attempt during the flood was not logged within 3 s ({flooded})");
+    // The log itself stayed within its budget.
+    let kernel_lines = ramd.log_events().into_iter().filter(|e| e["kernel_log"] == true).count();
+    assert!(kernel_lines as u64 <= (seconds + 4) * 201, "{kernel_lines} kernel log lines");
+}
+
+/// Red team 8: a label may hold any byte, and a name is what a process of
+/// the cgroup asks for. In the kernel log it must not read as another name
+/// (0xae with its top bit cleared is `.`: `ghcr\xaeio` showed as
+/// ghcr.io) or as a line of the programs' own (spaces and colons).
+#[test]
+fn a_name_in_the_kernel_log_never_reads_as_another_name_or_line() {
+    require_root();
+    let scene = Scene::new("k-klogname", &[("allowed.registry.test", "127.10.0.1")], 300);
+    let ramd = Ramd::start_with_args(
+        &scene.policy("", "[[allow]]\nhost = \"allowed.registry.test\"\n"),
+        &["--kernel-log", "debug"],
+    );
+    if ramd.ramctl_json(&["status"]).expect("status")["kernel_log"] != "debug" {
+        return;
+    }
+    let spoof = scene.inside(&["raw-name-query", "127.0.0.53", "ghcr%AEio"]);
+    assert!(spoof.starts_with("answer"), "{spoof}");
+    let forged = ["ghcr", "io from ::ffff:127", "0", "0", "53: learned 2 address(es) --"];
+    let mut args = vec!["raw-name-query", "127.0.0.53"];
+    args.extend(forged);
+    let line = scene.inside(&args);
+    assert!(line.starts_with("answer"), "{line}");
+    let lines = wait_for(Duration::from_secs(5), || {
+        let lines: Vec<String> = ramd
+            .log_events()
+            .into_iter()
+            .filter(|e| e["kernel_log"] == true)
+            .filter_map(|e| e["message"].as_str().map(String::from))
+            .filter(|m| m.contains("no rule of this target allows the name"))
+            .collect();
+        (lines.len() >= 2).then_some(lines)
+    })
+    .unwrap_or_else(|| panic!("no kernel lines for the two names:\n{}", ramd.log_text()));
+    for line in &lines {
+        println!("{line}");
+        assert!(!line.starts_with("kernel: ghcr.io "), "shown as another name: {line}");
+        assert!(!line.contains(": learned"), "shown as a line of the programs' own: {line}");
+    }
+}
+
+/// Red team 8: a blocked line names its destination by the last DNS
+/// answer that gave the address, and says to allow that name (so does
+/// `ramctl suggest`). Whoever asked for that answer chose the name: a
+/// process of another cgroup (here a build step's, below the runtime's)
+/// resolving a name of its own zone to the address the runtime is refused
+/// made the runtime's line, hint and suggestion name the attacker's name,
+/// whose owner then points it anywhere once an admin allows it.
+#[test]
+fn a_blocked_attempt_is_never_named_by_another_cgroups_answer() {
+    require_root();
+    let records = [("registry.internal.test", "127.10.0.2"), ("mirror.attacker.test", "127.10.0.2")];
+    let scene = Scene::new("k-hostname", &records, 300);
+    let steps = scene.cgroup.child("steps");
+    let ramd = Ramd::start(&scene.policy("", "[[allow]]\nhost = \"allowed.registry.test\"\n"));
+    assert_eq!(
+        probe(Some(&steps), Some(&scene.netns), &["resolve", "127.0.0.53", "mirror.attacker.test"]),
+        "127.10.0.2"
+    );
+    ramd.wait_log("the attacker's answer", |e| e["message"] == "dns answer" && e["host"] == "mirror.attacker.test");
+    // The runtime, configured with the registry's address, is refused.
+    assert_eq!(scene.inside(&["connect", "127.10.0.2", "5000"]), "EPERM");
+    let line = ramd.wait_log("the blocked line", |e| e["event"] == "blocked" && e["daddr"] == "127.10.0.2");
+    println!("{line}");
+    assert_ne!(line["host"], "mirror.attacker.test", "named by another cgroup's answer: {line}");
+    assert!(!line["hint"].as_str().unwrap_or_default().contains("mirror.attacker.test"), "{line}");
+    let suggest = ramd.ramctl(&["suggest"]);
+    let suggested = String::from_utf8_lossy(&suggest.stdout);
+    assert!(!suggested.contains("host = \"mirror.attacker.test\""), "{suggested}");
+    // Its own answer still names it for the runtime.
+    assert_eq!(scene.inside(&["resolve-connect", "127.0.0.53", "registry.internal.test", "5000"]), "127.10.0.2 EPERM");
+    ramd.wait_log("the runtime's own name", |e| {
+        e["event"] == "blocked" && e["daddr"] == "127.10.0.2" && e["host"] == "registry.internal.test"
+    });
+}
+
+/// Red team 8: names up to 128 characters are learned, over UDP and TCP,
+/// the same with the kernel log off and on (its lines copy the name into a
+/// 128-byte buffer); one character more is never learned.
+#[test]
+fn names_of_128_characters_are_learned_with_the_kernel_log_off_and_on() {
+    require_root();
+    // A name of `len` characters under l.test, in labels of at most 63.
+    let name = |len: usize, fill: char| {
+        let suffix = ".l.test";
+        let mut body = String::new();
+        while body.len() < len - suffix.len() {
+            if !body.is_empty() && body.len() % 50 == 49 {
+                body.push('.');
+            } else {
+                body.push(fill);
+            }
+        }
+        let name = format!("{body}{suffix}");
+        assert_eq!(name.len(), len);
+        name
+    };
+    let (n127, n128, n129) = (name(127, 'a'), name(128, 'b'), name(129, 'c'));
+    let records = [(n127.as_str(), "127.10.0.1"), (n128.as_str(), "127.10.0.2"), (n129.as_str(), "127.10.0.3")];
+    let scene = Scene::new("k-names128", &records, 300);
+    let policy = scene.policy("", "[[allow]]\nhost = \"*.l.test\"\n");
+    for level in ["off", "debug"] {
+        let ramd = Ramd::start_with_args(&policy, &["--kernel-log", level]);
+        for transport in ["udp", "tcp"] {
+            let mut args = vec!["resolve-connect", "127.0.0.53", n127.as_str(), "5000"];
+            if transport == "tcp" {
+                args.push("tcp");
+            }
+            assert_eq!(scene.inside(&args), "127.10.0.1 ECONNREFUSED", "{transport}, log {level}");
+            args[2] = n128.as_str();
+            assert_eq!(scene.inside(&args), "127.10.0.2 ECONNREFUSED", "{transport}, log {level}");
+            args[2] = n129.as_str();
+            assert_eq!(scene.inside(&args), "127.10.0.3 EPERM", "{transport}, log {level}");
+        }
+        drop(ramd);
+    }
 }
 
 /// Issue 13: from audit to enforce. In audit mode a pull's name outside the

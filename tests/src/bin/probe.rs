@@ -568,6 +568,8 @@ fn main() {
         ),
         "userns-packet-forge" => bypass::userns_packet_forge(addr(1), &arg(2), addr(3), port(4), addr(5)),
         "forge-in-own-netns" => bypass::forge_in_own_netns(addr(1), &arg(2), addr(3), port(4)),
+        "raw-name-query" => bypass::raw_name_query(addr(1), &args[2..]),
+        "klog-flood" => bypass::klog_flood(addr(1), arg(2).parse().expect("seconds"), arg(3).parse().expect("workers")),
         "raw-icmp6" => bypass::raw_icmp6(addr(1), arg(2).parse().expect("type")),
         "tcp-smuggle" => stream::smuggle(addr(1), &arg(2), arg(3).parse().expect("id")),
         "connect-name" => bypass::connect_name(&arg(1), port(2)),

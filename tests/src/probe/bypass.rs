@@ -820,3 +820,152 @@ pub fn userns_packet_forge(resolver: IpAddr, name: &str, forged: IpAddr, port: u
     let _ = std::fs::remove_file("/tmp/red2-child.txt");
     format!("child exit {} ({child}), then connect {}", libc::WEXITSTATUS(status), connect(forged, port))
 }
+
+/// Red team 8: floods the kernel log from inside an enforced cgroup, as an
+/// unprivileged process can. In a user and network namespace of its own
+/// (as nobody), WORKERS processes each bind a UDP socket on 127.0.0.1 and
+/// write, for SECONDS, frames through an AF_PACKET socket on that
+/// namespace's `lo` that carry a DNS message from RESOLVER port 53 to it:
+/// every one meets the cgroup's ingress program, which (the socket is not
+/// a DNS socket of the trusted namespace) writes a kernel log record while
+/// the log is on. Nothing is ever learned. Prints the frames written.
+pub fn klog_flood(resolver: IpAddr, seconds: u64, workers: u32) -> String {
+    let IpAddr::V4(resolver4) = resolver else { return "unsupported".into() };
+    let mut children = Vec::new();
+    for worker in 0..workers.max(1) {
+        let out = format!("/tmp/red8-flood-{}-{worker}.txt", std::process::id());
+        // SAFETY: single-threaded here; the child exits without returning.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let text = match own_namespace(true) {
+                Ok(()) => klog_flood_here(resolver4, Duration::from_secs(seconds)),
+                Err(step) => format!("own namespace failed at step {step}"),
+            };
+            let _ = std::fs::write(&out, &text);
+            // SAFETY: leaves the child at once.
+            unsafe { libc::_exit(0) };
+        }
+        children.push((pid, out));
+    }
+    let mut results = Vec::new();
+    for (pid, out) in children {
+        let mut status = 0;
+        // SAFETY: waits for a child just forked.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        results.push(std::fs::read_to_string(&out).unwrap_or_default());
+        let _ = std::fs::remove_file(&out);
+    }
+    results.join("; ")
+}
+
+fn klog_flood_here(resolver: std::net::Ipv4Addr, duration: Duration) -> String {
+    // Frames written through AF_PACKET carry no route: loopback addresses
+    // in them are martians unless the namespace allows them, which its
+    // owner (this process, root of its user namespace) may.
+    for conf in ["all", "lo"] {
+        let path = format!("/proc/sys/net/ipv4/conf/{conf}/route_localnet");
+        if std::fs::write(&path, "1").is_err() {
+            return format!("cannot write {path}");
+        }
+    }
+    let client = match UdpSocket::bind(("127.0.0.1", 0)) {
+        Ok(s) => s,
+        Err(e) => return format!("bind:{}", errno_name(&e)),
+    };
+    let client_port = client.local_addr().expect("local").port();
+    // A DNS header and nothing else: enough for the learning path to look.
+    let message = [0x42u8, 0x42, 0x81, 0x80, 0, 0, 0, 0, 0, 0, 0, 0];
+    let total = 20 + 8 + message.len();
+    let mut packet = vec![0u8; total];
+    packet[0] = 0x45;
+    packet[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    packet[6] = 0x40;
+    packet[8] = 64;
+    packet[9] = libc::IPPROTO_UDP as u8;
+    packet[12..16].copy_from_slice(&resolver.octets());
+    packet[16..20].copy_from_slice(&[127, 0, 0, 1]);
+    let sum = checksum(&packet[..20]);
+    packet[10..12].copy_from_slice(&sum.to_be_bytes());
+    packet[20..22].copy_from_slice(&53u16.to_be_bytes());
+    packet[22..24].copy_from_slice(&client_port.to_be_bytes());
+    packet[24..26].copy_from_slice(&((8 + message.len()) as u16).to_be_bytes());
+    packet[28..].copy_from_slice(&message);
+    let fd = match socket(libc::AF_PACKET, libc::SOCK_DGRAM, (libc::ETH_P_IP as u16).to_be() as i32) {
+        Ok(fd) => fd,
+        Err(e) => return format!("packet-socket:{e}"),
+    };
+    // SAFETY: a NUL-terminated name.
+    let ifindex = unsafe { libc::if_nametoindex(c"lo".as_ptr()) };
+    // SAFETY: all-zero is a valid sockaddr_ll.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+    sll.sll_ifindex = ifindex as i32;
+    sll.sll_halen = 6;
+    let start = std::time::Instant::now();
+    let (mut sent, mut failed) = (0u64, 0u64);
+    while start.elapsed() < duration {
+        for _ in 0..256 {
+            // SAFETY: valid fd, buffer and address.
+            let n = unsafe {
+                libc::sendto(
+                    fd.as_raw_fd(),
+                    packet.as_ptr() as *const _,
+                    packet.len(),
+                    0,
+                    &sll as *const _ as *const libc::sockaddr,
+                    size_of::<libc::sockaddr_ll>() as u32,
+                )
+            };
+            if n < 0 {
+                failed += 1;
+            } else {
+                sent += 1;
+            }
+        }
+    }
+    drop(client);
+    format!("sent={sent} failed={failed}")
+}
+
+/// Red team 8: asks RESOLVER:53 over UDP for a name whose LABELS may hold
+/// any byte (`%HH` writes byte HH), as a process in the cgroup can, and
+/// waits for the answer. Prints the answer's size and response code.
+pub fn raw_name_query(resolver: IpAddr, labels: &[String]) -> String {
+    let mut query = vec![0x7a, 0x7a, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in labels {
+        let mut bytes = Vec::new();
+        let raw = label.as_bytes();
+        let mut i = 0;
+        while i < raw.len() {
+            if raw[i] == b'%' && i + 3 <= raw.len() {
+                let hex = std::str::from_utf8(&raw[i + 1..i + 3]).expect("utf8");
+                bytes.push(u8::from_str_radix(hex, 16).expect("%HH"));
+                i += 3;
+            } else {
+                bytes.push(raw[i]);
+                i += 1;
+            }
+        }
+        query.push(bytes.len() as u8);
+        query.extend_from_slice(&bytes);
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let socket = match UdpSocket::bind(("0.0.0.0", 0)) {
+        Ok(s) => s,
+        Err(e) => return format!("bind:{}", errno_name(&e)),
+    };
+    let _ = socket.set_read_timeout(Some(TIMEOUT));
+    if let Err(e) = socket.connect((resolver, 53)) {
+        return format!("connect:{}", errno_name(&e));
+    }
+    if let Err(e) = socket.send(&query) {
+        return format!("send:{}", errno_name(&e));
+    }
+    let mut buf = [0u8; 1024];
+    match socket.recv(&mut buf) {
+        Ok(n) if n >= 4 => format!("answer {n} bytes rcode {}", buf[3] & 0x0f),
+        Ok(n) => format!("answer {n} bytes"),
+        Err(e) => format!("no answer:{}", errno_name(&e)),
+    }
+}
