@@ -287,10 +287,17 @@ mod on {
             let mut slot = 0u32;
             let inside = launder(&mut slot, i.wrapping_sub(len)) >> 31; // 1 while i < len
             let keep = 0u8.wrapping_sub(inside as u8); // 0xff or 0
-            // A label may hold any byte; a str must be UTF-8: ASCII (the
-            // top bit cleared) is, without a branch (ramd shows control
-            // bytes as `?`).
-            out[index(i, TEXT - 1)] = key[index(len.wrapping_sub(1).wrapping_sub(i), NAME_KEY_LEN - 1)] & keep & 0x7f;
+            // A label may hold any byte; a str must be UTF-8: ASCII is.
+            // A byte past ASCII is written as `?`, without a branch (its
+            // top bit cleared, it would read as another character: 0xae
+            // as `.`, and `ghcr\xaeio` as ghcr.io). ramd shows every
+            // byte that is not a hostname character as `?` too.
+            let byte = key[index(len.wrapping_sub(1).wrapping_sub(i), NAME_KEY_LEN - 1)] as u32;
+            let mut high_slot = 0u32;
+            let high = launder(&mut high_slot, byte >> 7) & 1; // 1 past ASCII
+            let high_mask = 0u32.wrapping_sub(high);
+            let shown = (byte & !high_mask) | (b'?' as u32 & high_mask);
+            out[index(i, TEXT - 1)] = (shown as u8) & keep & 0x7f;
         }
         // SAFETY: every byte of `out` is ASCII (above).
         unsafe { core::str::from_utf8_unchecked(out) }
