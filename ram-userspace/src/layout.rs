@@ -132,12 +132,19 @@ pub struct CarryOver {
     /// Entries that did not fit (the new map is smaller) or whose layout
     /// changed.
     pub dropped: u64,
+    /// Entries left behind on purpose (revoked meanwhile).
+    pub skipped: u64,
 }
 
 /// Copies the entries of every `previous-maps/<name>` map into `<name>` where
-/// key and value sizes are unchanged. Tries and event maps are skipped
-/// (rules are rewritten from the policy; events are not state).
-pub fn carry_over(paths: &Paths, wanted: &BTreeMap<String, Layout>) -> Result<Vec<CarryOver>> {
+/// key and value sizes are unchanged, but for those `skip(name, key)`
+/// refuses. Tries and event maps are skipped (rules are rewritten from the
+/// policy; events are not state).
+pub fn carry_over(
+    paths: &Paths,
+    wanted: &BTreeMap<String, Layout>,
+    skip: &dyn Fn(&str, &[u8]) -> bool,
+) -> Result<Vec<CarryOver>> {
     let mut out = Vec::new();
     for (name, layout) in wanted {
         let previous = previous_pin(paths, name);
@@ -150,7 +157,7 @@ pub fn carry_over(paths: &Paths, wanted: &BTreeMap<String, Layout>) -> Result<Ve
         let same_shape = old_layout.map_type == layout.map_type
             && old_layout.key_size == layout.key_size
             && old_layout.value_size == layout.value_size;
-        copy_entries(&old, &new, &old_layout, same_shape, &mut report)
+        copy_entries(&old, &new, &old_layout, same_shape, &|key| skip(name, key), &mut report)
             .map_err(|e| Error::Sys { what: format!("carrying map {name} over"), cause: e })?;
         out.push(report);
     }
@@ -162,6 +169,7 @@ fn copy_entries(
     new: &MapData,
     layout: &Layout,
     same_shape: bool,
+    skip: &dyn Fn(&[u8]) -> bool,
     report: &mut CarryOver,
 ) -> std::io::Result<()> {
     let per_cpu = matches!(layout.map_type, BPF_MAP_TYPE_PERCPU_ARRAY | BPF_MAP_TYPE_PERCPU_HASH);
@@ -179,6 +187,10 @@ fn copy_entries(
         key.copy_from_slice(&next);
         if !same_shape {
             report.dropped += 1;
+            continue;
+        }
+        if skip(&key) {
+            report.skipped += 1;
             continue;
         }
         if !bpf_calls::lookup(old_fd, &key, &mut value)? {

@@ -553,6 +553,9 @@ pub fn uninstall(paths: &Paths) -> Result<UninstallReport> {
     }
     std::fs::remove_dir(&paths.pin_dir).map_err(|e| Error::io(&paths.pin_dir, e))?;
     let _ = std::fs::remove_file(paths.status_file());
+    // A revocation an interrupted run left for the next: nothing is
+    // learned any more.
+    let _ = std::fs::remove_file(paths.pending_revocation_file());
     Ok(report)
 }
 

@@ -60,6 +60,12 @@ impl Paths {
         self.run_dir.join("status.json")
     }
 
+    /// A revocation of what removed trusted resolvers taught, written down
+    /// before the rules change and removed once done (see ramd's reload).
+    pub fn pending_revocation_file(&self) -> PathBuf {
+        self.run_dir.join("revocation-pending.json")
+    }
+
     /// The bpffs mount the pin dir lives on (its parent).
     pub fn bpffs_mount(&self) -> &Path {
         self.pin_dir.parent().unwrap_or(Path::new("/sys/fs/bpf"))

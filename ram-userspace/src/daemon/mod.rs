@@ -226,15 +226,29 @@ impl Daemon {
         Maps::open(&paths)?.set_all_members_pending()?;
         // Resolvers an earlier run trusted and this policy does not: what
         // they taught is revoked once this run's rules are in (as a reload
-        // does).
-        let lost = crate::policy::lost_resolvers(&Maps::open(&paths)?.resolvers()?, &compiled.resolvers);
+        // does). Trusted in another network namespace, the same addresses
+        // are other servers: all go (the earlier run's namespace is in the
+        // pinned scope settings).
+        let pinned = Maps::open(&paths)?;
+        let netns_changed = pinned.scope_configs()?.iter().any(|(_, config)| {
+            config.trusted_netns != ram_common::maps::TRUSTED_NETNS_ANY
+                && config.trusted_netns != compiled.trusted_netns
+        });
+        let after = if netns_changed { Vec::new() } else { compiled.resolvers.clone() };
+        let lost = crate::policy::lost_resolvers(&pinned.resolvers()?, &after);
+        drop(pinned);
+        // And what an earlier run left undone (it stopped between writing
+        // its rules and revoking); written down before the rules go in.
+        crate::sys::create_private_dir(&paths.run_dir)?;
+        let lost = crate::policy::merge_resolver_rows(&lost, &reload::pending_revocation(&paths));
+        reload::note_pending_revocation(&paths, &lost)?;
         Maps::open(&paths)?.apply_rules(&compiled)?;
         let scopes = std::mem::take(&mut compiled.scopes)
             .into_iter()
             .zip(instances)
             .map(|(settings, instance)| Scope { settings, instance })
             .collect();
-        carry_maps_over(&paths, &layouts)?;
+        carry_maps_over(&paths, &layouts, 0)?;
         let paths_run_dir = paths.run_dir.clone();
         crate::sys::create_private_dir(&paths_run_dir)?;
         let mut daemon = Daemon {
@@ -283,8 +297,14 @@ impl Daemon {
         // before ramd says it is ready.
         daemon.sync_containers();
         daemon.prune_previous_links();
-        // What the old programs learned while the new ones were loading.
-        carry_maps_over(&daemon.paths, &layouts)?;
+        // What the old programs learned while the new ones were loading;
+        // not what was revoked above, which is still in their maps: the
+        // scopes that lost a resolver are left behind, and what the policy
+        // no longer allows is revoked again.
+        let lost_scopes = lost.iter().fold(0u64, |mask, (_, scopes)| mask | scopes);
+        carry_maps_over(&daemon.paths, &layouts, lost_scopes)?;
+        daemon.revoke_unallowed()?;
+        reload::clear_pending_revocation(&daemon.paths);
         layout::remove_previous(&daemon.paths, &layouts);
         // A start sets the level (`--kernel-log`), whatever a run before
         // was switched to.
@@ -329,9 +349,18 @@ const REPORTED_COUNTERS: [(&str, &str); 5] = [
 ];
 
 /// Copies entries from maps set aside by [`layout::set_aside_mismatched`]
-/// and says what was carried over or dropped.
-fn carry_maps_over(paths: &Paths, layouts: &BTreeMap<String, layout::Layout>) -> Result<()> {
-    for report in layout::carry_over(paths, layouts)? {
+/// and says what was carried over or dropped; learned addresses of the
+/// scopes in `skip_scopes` (a bit mask) stay behind.
+fn carry_maps_over(paths: &Paths, layouts: &BTreeMap<String, layout::Layout>, skip_scopes: u64) -> Result<()> {
+    let skip = |map: &str, key: &[u8]| {
+        (map == ram_common::maps::MAP_LEARN4 || map == ram_common::maps::MAP_LEARN6)
+            && key
+                .get(..4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_ne_bytes)
+                .is_some_and(|scope| ram_common::verdict::scope_bit(scope) & skip_scopes != 0)
+    };
+    for report in layout::carry_over(paths, layouts, &skip)? {
         if report.dropped > 0 {
             warn!(map = %report.map, copied = report.copied, dropped = report.dropped, "entries carried over; some could not be (learned addresses are learned again from the next answers)");
         } else if report.copied > 0 {

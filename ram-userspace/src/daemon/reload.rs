@@ -5,7 +5,43 @@ use std::net::IpAddr;
 use ram_common::verdict::scope_bit;
 
 use super::*;
-use crate::policy::lost_resolvers;
+use crate::policy::{lost_resolvers, merge_resolver_rows};
+
+// Revocations due and not yet done, in the run directory: written before
+// the rules that remove a trusted resolver go into the maps, removed once
+// what it taught is revoked. A ramd that stops in between (killed, a
+// crash, a start or reload that fails after the rules went in) finds it at
+// its next start or reload: the pinned resolver rows no longer say which
+// resolver went, so without it nothing would ever be revoked.
+fn pending_path(paths: &Paths) -> PathBuf {
+    paths.pending_revocation_file()
+}
+
+/// The revocations a run before this one left undone (none when unreadable:
+/// the file is ramd's own, written whole by a rename).
+pub(super) fn pending_revocation(paths: &Paths) -> Vec<(IpAddr, u64)> {
+    std::fs::read(pending_path(paths)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+/// Writes down `lost` (a revocation due) before the rules change; a write
+/// that fails stops the start or reload before anything changed.
+pub(super) fn note_pending_revocation(paths: &Paths, lost: &[(IpAddr, u64)]) -> Result<()> {
+    if lost.is_empty() {
+        return Ok(());
+    }
+    let path = pending_path(paths);
+    let mut fresh = path.clone().into_os_string();
+    fresh.push(".new");
+    let fresh = PathBuf::from(fresh);
+    let text = serde_json::to_vec(lost).map_err(|e| crate::Error::io(&fresh, std::io::Error::other(e)))?;
+    std::fs::write(&fresh, text).map_err(|e| crate::Error::io(&fresh, e))?;
+    std::fs::rename(&fresh, &path).map_err(|e| crate::Error::io(&path, e))
+}
+
+/// The revocation written down is done.
+pub(super) fn clear_pending_revocation(paths: &Paths) {
+    let _ = std::fs::remove_file(pending_path(paths));
+}
 
 impl Daemon {
     /// Reads the policy again and applies it as one step. A policy that does
@@ -64,11 +100,16 @@ impl Daemon {
         // rewritten by DHCP, a VPN or NetworkManager): what they taught is
         // revoked once the new rules are in, below. In another network
         // namespace the same addresses are other servers: all go.
+        // What the maps hold counts too: a reload that failed after its
+        // rules went in left them, not `self.compiled`'s.
+        let before = merge_resolver_rows(&self.compiled.resolvers, &Maps::open(&self.paths)?.resolvers()?);
         let lost = if compiled.trusted_netns == self.compiled.trusted_netns {
-            lost_resolvers(&self.compiled.resolvers, &compiled.resolvers)
+            lost_resolvers(&before, &compiled.resolvers)
         } else {
-            lost_resolvers(&self.compiled.resolvers, &[])
+            lost_resolvers(&before, &[])
         };
+        // And what a run before this one left undone.
+        let lost = merge_resolver_rows(&lost, &pending_revocation(&self.paths));
         if policy.limits != self.limits {
             warn!(
                 "{}: [limits] changed; map sizes change when ramd restarts, until then {:?} stay",
@@ -110,7 +151,24 @@ impl Daemon {
         self.hold_containers_changing_target(&compiled)?;
         // New rules in (every wanted row first, then stale rows out), then
         // what the old rules taught and the new ones do not allow is revoked.
+        // A revocation due is written down first: should ramd stop before
+        // it is done, the next start or reload does it.
+        note_pending_revocation(&self.paths, &lost)?;
         Maps::open(&self.paths)?.apply_rules(&compiled)?;
+        // A scope whose programs are replaced with its selector unchanged
+        // (the kernel log level changed) keeps every cgroup its old
+        // programs enforce, not only those its selector finds now: a
+        // process target whose process has exited (a runtime restarting)
+        // still enforces its cgroup, and whatever stays in it.
+        let carried: Vec<(usize, Vec<PathBuf>)> = replacements
+            .keys()
+            .filter_map(|&index| {
+                let old = self.scopes.get(index)?;
+                let new = compiled.scopes.get(index)?;
+                (old.settings.selector == new.selector)
+                    .then(|| (index, old.instance.attached().map(|(_, path)| path.to_path_buf()).collect()))
+            })
+            .collect();
         let removed_scopes = self.scopes.len().saturating_sub(compiled.scopes.len());
         // Scopes past the new policy's last are retired (a policy with more
         // targets retires none: draining past the end would panic).
@@ -135,9 +193,11 @@ impl Daemon {
         // The removed resolvers are out of the maps: nothing more is learned
         // from them, and what they taught goes now rather than at its TTL.
         let untrusted = self.revoke_untrusted(&lost)?;
+        clear_pending_revocation(&self.paths);
         // New programs attach before the ones they replace let go.
         self.notes.clear();
         self.reconcile_targets();
+        self.keep_enforcing(carried);
         let detached: usize = retired.iter_mut().map(|i| i.detach_all()).sum();
         if let Err(e) = self.setup_container_watch() {
             warn!("container watch: {e}");
@@ -150,6 +210,33 @@ impl Daemon {
             resolver_list(&lost).unwrap_or_else(|| "none removed".into()),
             retired.len(),
         ))
+    }
+
+    /// Attaches each replaced scope's new programs to the cgroups its old
+    /// ones enforced (`carried`, by scope index) that reconciling did not
+    /// find, taking over the old links; before the old programs let go.
+    fn keep_enforcing(&mut self, carried: Vec<(usize, Vec<PathBuf>)>) {
+        let mut adoptable = self.adoptable_links();
+        for (index, cgroups) in carried {
+            let Some(scope) = self.scopes.get_mut(index) else { continue };
+            for path in cgroups {
+                // A cgroup that is gone took its attachments with it.
+                let Ok(id) = cgroup::cgroup_id(&path) else { continue };
+                if scope.instance.is_attached(id) {
+                    continue;
+                }
+                match scope.instance.attach(&self.paths, &path, &mut adoptable) {
+                    Ok(_) => info!(
+                        target_name = %scope.settings.name,
+                        cgroup = %path.display(),
+                        "enforcing still (its programs replaced; the target's selector finds it no more)"
+                    ),
+                    Err(e) => {
+                        error!(target_name = %scope.settings.name, cgroup = %path.display(), "cannot attach: {e}")
+                    }
+                }
+            }
+        }
     }
 
     /// Removes learned addresses whose question the policy no longer allows

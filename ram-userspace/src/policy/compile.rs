@@ -278,6 +278,16 @@ pub fn lost_resolvers(before: &[(IpAddr, u64)], after: &[(IpAddr, u64)]) -> Vec<
         .collect()
 }
 
+/// `a` and `b` together: one row per resolver (an IPv4 address and its
+/// IPv4-mapped form as one), with the scopes of both.
+pub fn merge_resolver_rows(a: &[(IpAddr, u64)], b: &[(IpAddr, u64)]) -> Vec<(IpAddr, u64)> {
+    let mut out: BTreeMap<IpAddr, u64> = BTreeMap::new();
+    for (addr, scopes) in a.iter().chain(b) {
+        *out.entry(addr.to_canonical()).or_default() |= *scopes;
+    }
+    out.into_iter().filter(|(_, scopes)| *scopes != 0).collect()
+}
+
 /// Which ports a scope may use towards a destination.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Access {

@@ -745,3 +745,16 @@ fn lost_resolvers_are_those_a_scope_trusted_and_no_longer_does() {
     assert_eq!(lost_resolvers(&before, &after), vec![(ip("192.0.2.53"), 0b1)]);
     assert_eq!(lost_resolvers(&after, &before), vec![]);
 }
+
+#[test]
+fn resolver_rows_merge_by_address_and_scopes() {
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let (a, b) = (ip("127.0.0.53"), ip("fd00::53"));
+    assert_eq!(
+        merge_resolver_rows(&[(a, 0b01)], &[(ip("::ffff:127.0.0.53"), 0b10), (b, 0b1)]),
+        vec![(a, 0b11), (b, 0b1)]
+    );
+    assert_eq!(merge_resolver_rows(&[], &[]), vec![]);
+    // A row trusted by no scope is no row.
+    assert_eq!(merge_resolver_rows(&[(a, 0)], &[]), vec![]);
+}
