@@ -53,7 +53,10 @@ pub fn event_addr(family: u8, addr: &[u8; 16]) -> IpAddr {
 
 pub fn comm(raw: &[u8; 16]) -> String {
     let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
-    String::from_utf8_lossy(&raw[..end]).into_owned()
+    // A process names itself (PR_SET_NAME takes any bytes): a newline or an
+    // escape sequence in it would start a log line of its own in the text
+    // log (journald splits lines).
+    String::from_utf8_lossy(&raw[..end]).chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 pub fn protocol_name(protocol: u8) -> String {
@@ -196,11 +199,18 @@ pub fn not_to_learn(summary: &DnsSummary, policy_allows_name: bool) -> Vec<IpAdd
     }
 }
 
-/// Recently seen address → hostname, from DNS answers. Bounded: the oldest
-/// names are forgotten first.
+/// Recently seen address → hostname, from DNS answers, per cgroup: the
+/// name an answer to a socket of that cgroup gave the address. Bounded: the
+/// oldest names are forgotten first.
+///
+/// Per cgroup, because a name is what whoever asked chose: a process of
+/// another cgroup (another target's, a container's, a build step's) could
+/// otherwise resolve a name of its own to the address a runtime is refused,
+/// and the runtime's blocked line, its hint and `ramctl suggest` would name
+/// that name as the rule to add (whose owner then points it anywhere).
 pub struct HostCache {
-    names: HashMap<IpAddr, String>,
-    order: VecDeque<IpAddr>,
+    names: HashMap<(u64, IpAddr), String>,
+    order: VecDeque<(u64, IpAddr)>,
     capacity: usize,
 }
 
@@ -209,9 +219,10 @@ impl HostCache {
         HostCache { names: HashMap::new(), order: VecDeque::new(), capacity }
     }
 
-    pub fn remember(&mut self, addr: IpAddr, host: &str) {
-        if self.names.insert(addr, host.to_string()).is_none() {
-            self.order.push_back(addr);
+    /// `host` gave `addr` in an answer to a socket of cgroup `cgroup_id`.
+    pub fn remember(&mut self, cgroup_id: u64, addr: IpAddr, host: &str) {
+        if self.names.insert((cgroup_id, addr), host.to_string()).is_none() {
+            self.order.push_back((cgroup_id, addr));
             while self.order.len() > self.capacity {
                 if let Some(old) = self.order.pop_front() {
                     self.names.remove(&old);
@@ -220,8 +231,9 @@ impl HostCache {
         }
     }
 
-    pub fn get(&self, addr: &IpAddr) -> Option<&str> {
-        self.names.get(addr).map(String::as_str)
+    /// The name an answer to cgroup `cgroup_id` last gave `addr`.
+    pub fn get(&self, cgroup_id: u64, addr: &IpAddr) -> Option<&str> {
+        self.names.get(&(cgroup_id, *addr)).map(String::as_str)
     }
 }
 
@@ -318,7 +330,7 @@ impl BlockedRecord {
             comm: comm(&event.comm),
             daddr,
             dport: event.port,
-            host: hosts.get(&daddr).map(str::to_string),
+            host: hosts.get(event.cgroup_id, &daddr).map(str::to_string),
             protocol: protocol_name(event.protocol),
             hook: hook_name(event.hook),
             cgroup_id: event.cgroup_id,
@@ -491,7 +503,9 @@ mod tests {
             unsafe { std::slice::from_raw_parts(&event as *const _ as *const u8, std::mem::size_of::<BlockedEvent>()) };
         let Some(Event::Blocked(decoded)) = decode(bytes) else { panic!("not a blocked event") };
         let mut hosts = HostCache::new(2);
-        hosts.remember("127.10.0.2".parse().unwrap(), "blocked.registry.test");
+        hosts.remember(99, "127.10.0.2".parse().unwrap(), "blocked.registry.test");
+        // Another cgroup's answer names it otherwise: not this attempt's name.
+        hosts.remember(100, "127.10.0.2".parse().unwrap(), "evil.attacker.test");
         let record = BlockedRecord::new(&decoded, "docker".into(), &hosts);
         assert_eq!(record.event, "blocked");
         assert_eq!(record.comm, "dockerd");
@@ -521,12 +535,19 @@ mod tests {
     }
 
     #[test]
+    fn a_process_name_cannot_start_a_log_line_of_its_own() {
+        assert_eq!(comm(b"x\nWARN\x1b[0m\0\0\0\0\0\0"), "x?WARN?[0m");
+        assert_eq!(comm(b"dockerd\0\0\0\0\0\0\0\0\0"), "dockerd");
+    }
+
+    #[test]
     fn host_cache_forgets_the_oldest() {
         let mut cache = HostCache::new(2);
         for (i, host) in ["a", "b", "c"].iter().enumerate() {
-            cache.remember(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8)), host);
+            cache.remember(7, IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8)), host);
         }
-        assert_eq!(cache.get(&"10.0.0.0".parse().unwrap()), None);
-        assert_eq!(cache.get(&"10.0.0.2".parse().unwrap()), Some("c"));
+        assert_eq!(cache.get(7, &"10.0.0.0".parse().unwrap()), None);
+        assert_eq!(cache.get(7, &"10.0.0.2".parse().unwrap()), Some("c"));
+        assert_eq!(cache.get(8, &"10.0.0.2".parse().unwrap()), None, "another cgroup's answer");
     }
 }

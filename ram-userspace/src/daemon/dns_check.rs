@@ -50,7 +50,7 @@ impl Daemon {
             }
         };
         for addr in summary.addrs.iter().chain(&summary.off_chain) {
-            self.hosts.remember(*addr, &summary.name);
+            self.hosts.remember(event.cgroup_id, *addr, &summary.name);
         }
         debug!(
             target_name = %self.scope_name(scope),
