@@ -2309,6 +2309,42 @@ fn a_kernel_log_flood_from_the_cgroup_never_stalls_ramd() {
     assert!(kernel_lines as u64 <= (seconds + 4) * 201, "{kernel_lines} kernel log lines");
 }
 
+/// Red team 8: `ramctl debug on` is a reload; refused (here: the policy
+/// file was broken meanwhile), it changes neither the level nor any
+/// program, and enforcement holds.
+#[test]
+fn a_refused_debug_on_changes_neither_the_level_nor_the_programs() {
+    require_root();
+    let scene = Scene::new("k-klogrefused", &[("allowed.registry.test", "127.10.0.1")], 300);
+    let policy = scene.policy("", "[[allow]]\nhost = \"allowed.registry.test\"\n");
+    let ramd = Ramd::start(&policy);
+    let status = ramd.ramctl_json(&["status"]).expect("status");
+    if status["kernel"]["events"] != "ring-buffer" {
+        return;
+    }
+    let ids = |status: &serde_json::Value| -> Vec<u64> {
+        status["targets"][0]["programs"].as_array().expect("programs").iter().filter_map(|p| p["id"].as_u64()).collect()
+    };
+    let before = ids(&status);
+    ramd.write_policy(
+        "[[target]]\nname = \"docker\"\ncgroup = \"/nonexistent/not/a/cgroup\"\n[[allow]]\ncidr = \"10.0.0.0/33\"\n",
+    );
+    let out = ramd.ramctl(&["debug", "on"]);
+    assert!(!out.status.success(), "debug on with a broken policy must fail");
+    let status = ramd.ramctl_json(&["status"]).expect("status");
+    assert_eq!(status["kernel_log"], "off", "{status}");
+    assert_eq!(ids(&status), before, "programs replaced by a refused reload");
+    assert_eq!(ramd.ramctl_json(&["debug"]).expect("debug")["kernel_log"], "off");
+    assert_eq!(scene.inside(&["connect", "127.10.0.2", "443"]), "EPERM");
+    // Mended, it works.
+    ramd.write_policy(&policy);
+    let out = ramd.ramctl(&["debug", "on"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = ramd.ramctl_json(&["status"]).expect("status");
+    assert_eq!(status["kernel_log"], "debug", "{status}");
+    assert_ne!(ids(&status), before);
+}
+
 /// Red team 8: a label may hold any byte, and a name is what a process of
 /// the cgroup asks for. In the kernel log it must not read as another name
 /// (0xae with its top bit cleared is `.`: `ghcr\xaeio` showed as
