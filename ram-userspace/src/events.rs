@@ -321,10 +321,7 @@ impl BlockedRecord {
         let daddr = event_addr(event.family, &event.addr);
         BlockedRecord {
             event: if event.action == ACTION_WOULD_BLOCK { "would_block" } else { "blocked" },
-            at_unix_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            at_unix_ms: crate::sys::unix_ms(),
             target,
             pid: event.pid,
             comm: comm(&event.comm),

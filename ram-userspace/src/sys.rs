@@ -37,6 +37,12 @@ pub(crate) unsafe fn bpf(cmd: libc::c_long, attr: *const libc::c_void, size: usi
     unsafe { libc::syscall(libc::SYS_bpf, cmd, attr, size) }
 }
 
+/// Wall-clock milliseconds since the Unix epoch (0 before it), as the
+/// journals record times.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 /// CLOCK_MONOTONIC in nanoseconds: the clock of bpf_ktime_get_ns().
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };

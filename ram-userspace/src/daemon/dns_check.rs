@@ -3,11 +3,10 @@
 //! parser would not have is removed).
 
 use super::*;
-use crate::events::{AnswerRecord, DnsSummary};
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+use crate::{
+    events::{AnswerRecord, DnsSummary},
+    sys::unix_ms,
+};
 
 impl Daemon {
     pub fn handle_event(&mut self, bytes: &[u8]) {

@@ -233,8 +233,7 @@ fn text(v: &Value) -> String {
 
 /// "12s ago" from a Unix time in milliseconds.
 fn ago(at_unix_ms: Option<u64>) -> String {
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let now = ram::sys::unix_ms();
     match at_unix_ms {
         Some(at) if at <= now => {
             let secs = (now - at) / 1000;
