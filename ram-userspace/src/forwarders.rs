@@ -12,6 +12,13 @@
 //! Why that is safe: what docker-proxy reaches is reachable only through
 //! its listener, and a connect to that listener from an enforced process
 //! is judged by the policy like any other.
+//!
+//! podman's aardvark-dns (netavark networks) is the other forwarder: it
+//! answers containers' DNS queries from the host's namespace, on port 53 of
+//! each network's gateway address, so its replies leave the runtime's
+//! cgroup for container addresses. It connects nowhere besides the
+//! resolvers (judged like any process's); ramd lets its UDP sends from the
+//! port it serves on pass ([`ForwardDest::family`] 0: no connect matches).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -24,6 +31,8 @@ use ram_common::maps::{ForwardDest, ForwardKey};
 
 /// The executable name of Docker's userland proxy.
 pub const DOCKER_PROXY: &str = "docker-proxy";
+/// The executable name of podman's DNS server for netavark networks.
+pub const AARDVARK_DNS: &str = "aardvark-dns";
 
 const IPPROTO_TCP: u32 = 6;
 const IPPROTO_UDP: u32 = 17;
@@ -73,8 +82,33 @@ pub fn parse_arguments<S: AsRef<str>>(args: &[S]) -> Option<ForwardDest> {
     Some(ForwardDest { addr: bytes, family, port: port as u32, protocol, host_port: host_port as u32 })
 }
 
-/// "172.17.0.2 port 80 (tcp)".
+/// The replies aardvark-dns may send (`aardvark-dns --config DIR -p 53
+/// run`; `--port`, `-p=53` too; 53 when none is named): UDP from the port
+/// it serves on, and no destination to connect to.
+pub fn parse_aardvark_arguments<S: AsRef<str>>(args: &[S]) -> Option<ForwardDest> {
+    let mut port: u16 = 53;
+    let mut iter = args.iter().map(|a| a.as_ref());
+    while let Some(arg) = iter.next() {
+        let value = match arg {
+            "-p" | "--port" => iter.next(),
+            _ => arg.strip_prefix("-p=").or_else(|| arg.strip_prefix("--port=")),
+        };
+        if let Some(value) = value {
+            port = value.parse().ok()?;
+        }
+    }
+    if port == 0 {
+        return None;
+    }
+    Some(ForwardDest { addr: [0; 16], family: 0, port: 0, protocol: IPPROTO_UDP, host_port: port as u32 })
+}
+
+/// "172.17.0.2 port 80 (tcp)", or "its clients, from udp port 53" for a
+/// forwarder that only answers.
 pub fn describe(dest: &ForwardDest) -> String {
+    if dest.family == 0 {
+        return format!("its clients, from udp port {}", dest.host_port);
+    }
     let addr: IpAddr = if dest.family == 4 {
         IpAddr::from([dest.addr[0], dest.addr[1], dest.addr[2], dest.addr[3]])
     } else {
@@ -102,8 +136,18 @@ pub(crate) fn installed_files(name: &str) -> BTreeSet<(u64, u64)> {
         .collect()
 }
 
-fn docker_proxy_files() -> BTreeSet<(u64, u64)> {
-    installed_files(DOCKER_PROXY)
+/// Where Debian, Fedora and a source install put podman's helpers.
+const PODMAN_HELPER_DIRS: [&str; 4] =
+    ["/usr/lib/podman", "/usr/libexec/podman", "/usr/local/lib/podman", "/usr/local/libexec/podman"];
+
+/// [`installed_files`] of aardvark-dns, in podman's helper directories.
+fn aardvark_files() -> BTreeSet<(u64, u64)> {
+    PODMAN_HELPER_DIRS
+        .iter()
+        .filter_map(|dir| std::fs::metadata(Path::new(dir).join(AARDVARK_DNS)).ok())
+        .filter(|m| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0)
+        .map(|m| (m.dev(), m.ino()))
+        .collect()
 }
 
 /// What /proc/PID/stat says of a process: its start time and command name
@@ -142,8 +186,7 @@ pub(crate) fn runs_as_root(pid: u32) -> bool {
 /// must be a root process named dockerd. (Root can pose as both, but root
 /// can also leave the cgroup: the checks keep out everyone else.)
 fn is_docker_proxy(pid: u32, ppid: u32, proxies: &BTreeSet<(u64, u64)>) -> bool {
-    let runs_proxy = std::fs::metadata(format!("/proc/{pid}/exe")).is_ok_and(|m| proxies.contains(&(m.dev(), m.ino())));
-    if !runs_proxy || !runs_as_root(pid) {
+    if !runs_installed_as_root(pid, proxies) {
         return false;
     }
     // After a package upgrade replaced dockerd's file, the link reads
@@ -151,6 +194,12 @@ fn is_docker_proxy(pid: u32, ppid: u32, proxies: &BTreeSet<(u64, u64)>) -> bool 
     let parent_exe = std::fs::read_link(format!("/proc/{ppid}/exe")).ok();
     let parent_name = parent_exe.as_deref().and_then(|p| p.file_name()).and_then(|n| n.to_str());
     parent_name.map(|n| n.trim_end_matches(" (deleted)")) == Some("dockerd") && runs_as_root(ppid)
+}
+
+/// Does `pid` run, as root, one of `files` (the host's own executable)?
+fn runs_installed_as_root(pid: u32, files: &BTreeSet<(u64, u64)>) -> bool {
+    std::fs::metadata(format!("/proc/{pid}/exe")).is_ok_and(|m| files.contains(&(m.dev(), m.ino())))
+        && runs_as_root(pid)
 }
 
 fn arguments(pid: u32) -> Option<Vec<String>> {
@@ -187,6 +236,7 @@ impl ForwarderScan {
         let mut found = BTreeMap::new();
         let mut alive = BTreeSet::new();
         let mut proxies: Option<BTreeSet<(u64, u64)>> = None;
+        let mut aardvarks: Option<BTreeSet<(u64, u64)>> = None;
         for (scope, cgroups) in scopes {
             let mut pids = BTreeSet::new();
             for cgroup in cgroups {
@@ -199,14 +249,25 @@ impl ForwarderScan {
                 let dest = match known {
                     Some(dest) => dest,
                     None => {
-                        let dest = if now.1 == DOCKER_PROXY {
-                            let proxies = proxies.get_or_insert_with(docker_proxy_files);
-                            is_docker_proxy(pid, ppid, proxies)
-                                .then(|| arguments(pid))
-                                .flatten()
-                                .and_then(|a| parse_arguments(&a))
-                        } else {
-                            None
+                        let dest = match now.1.as_str() {
+                            DOCKER_PROXY => {
+                                let proxies = proxies.get_or_insert_with(|| installed_files(DOCKER_PROXY));
+                                is_docker_proxy(pid, ppid, proxies)
+                                    .then(|| arguments(pid))
+                                    .flatten()
+                                    .and_then(|a| parse_arguments(&a))
+                            }
+                            // It daemonizes, so its parent says nothing: the
+                            // file and root are the checks (root can leave
+                            // the cgroup anyway).
+                            AARDVARK_DNS => {
+                                let files = aardvarks.get_or_insert_with(aardvark_files);
+                                runs_installed_as_root(pid, files)
+                                    .then(|| arguments(pid))
+                                    .flatten()
+                                    .and_then(|a| parse_aardvark_arguments(&a))
+                            }
+                            _ => None,
                         };
                         self.seen.insert(pid, (now, dest));
                         dest
@@ -265,5 +326,25 @@ mod tests {
         assert_eq!(parse_arguments(&["docker-proxy", "-container-ip", "172.17.0.2"]), None);
         assert_eq!(parse_arguments(&["docker-proxy", "-container-ip", "nonsense", "-container-port", "80"]), None);
         assert_eq!(parse_arguments(&["docker-proxy", "-container-ip", "172.17.0.2", "-container-port", "70000"]), None);
+    }
+
+    #[test]
+    fn aardvark_dns_may_answer_from_the_port_it_serves_on_and_connect_nowhere() {
+        let dest = parse_aardvark_arguments(&[
+            "/usr/lib/podman/aardvark-dns",
+            "--config",
+            "/run/containers/networks/aardvark-dns",
+            "-p",
+            "53",
+            "run",
+        ])
+        .expect("parsed");
+        assert_eq!((dest.family, dest.port, dest.protocol, dest.host_port), (0, 0, IPPROTO_UDP, 53));
+        assert_eq!(dest.addr, [0; 16]);
+        assert_eq!(describe(&dest), "its clients, from udp port 53");
+        assert_eq!(parse_aardvark_arguments(&["aardvark-dns", "--port=5353", "run"]).map(|d| d.host_port), Some(5353));
+        assert_eq!(parse_aardvark_arguments(&["aardvark-dns", "run"]).map(|d| d.host_port), Some(53));
+        assert_eq!(parse_aardvark_arguments(&["aardvark-dns", "-p", "0", "run"]), None);
+        assert_eq!(parse_aardvark_arguments(&["aardvark-dns", "-p", "dns", "run"]), None);
     }
 }

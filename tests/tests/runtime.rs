@@ -18,6 +18,10 @@
 
 use std::{collections::BTreeMap, process::Command, time::Duration};
 
+/// The same for podman: its netavark network's DNS server, aardvark-dns.
+#[path = "runtime/podman.rs"]
+mod podman;
+
 use ram_tests::{
     docker::{host_command, text, Dockerd, DockerdOptions},
     *,

@@ -104,8 +104,9 @@ impl Daemon {
         }
     }
 
-    /// Lets each docker-proxy in an enforced cgroup reach its container
-    /// (see `forwarders`), and nothing once it is gone.
+    /// Lets each docker-proxy in an enforced cgroup reach its container,
+    /// and each aardvark-dns answer its clients (see `forwarders`), and
+    /// nothing once it is gone.
     pub fn sync_forwarders(&mut self) {
         // A container target's programs sit on the root; docker-proxy runs
         // in the runtime's cgroup, never in a container.
@@ -125,11 +126,15 @@ impl Daemon {
             return;
         }
         for (key, dest) in found.iter().filter(|(k, _)| !before.contains_key(k)) {
+            let (program, reach) = if dest.family == 0 {
+                (crate::forwarders::AARDVARK_DNS, "answer")
+            } else {
+                (crate::forwarders::DOCKER_PROXY, "connect to its container at")
+            };
             info!(
                 target_name = %self.scope_name(key.scope),
                 pid = key.tgid,
-                "{} [{}] may connect to its container at {}",
-                crate::forwarders::DOCKER_PROXY,
+                "{program} [{}] may {reach} {}",
                 key.tgid,
                 crate::forwarders::describe(dest)
             );
