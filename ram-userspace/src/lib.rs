@@ -27,6 +27,7 @@ pub mod netns;
 pub mod paths;
 pub mod policy;
 pub mod programs;
+pub mod routes;
 pub mod status;
 pub mod suggest;
 pub mod sys;

@@ -26,6 +26,9 @@ use std::{
 
 use ram_tests::wait_for;
 
+/// Docker's networking with and without ram (issue 15).
+#[path = "host/networking.rs"]
+mod networking;
 /// ram's Debian package: install, upgrade, reboot, remove, purge.
 #[path = "host/package.rs"]
 mod package;
@@ -202,117 +205,6 @@ fn a_pull_from_the_allowed_registry_works_and_one_from_another_fails_at_once() {
     println!("ramd: {line}");
     assert!(line.contains("blocked.test"), "the log line does not name the host: {line}");
     assert!(!line.contains('\x1b'), "terminal escape codes in the journal: {line:?}");
-}
-
-/// Issue 15 on pure cgroup v2: containers are not dockerd; they resolve and
-/// reach as without ram, through Docker's embedded DNS (dockerd answers it).
-#[test]
-#[ignore = "runs in the systemd guest: cargo xtask host-test"]
-fn containers_on_a_user_defined_network_resolve_each_other_and_reach_as_without_ram() {
-    let image = format!("{ALLOWED}/{}", pushed_image());
-    let _ = docker(&["rm", "-f", "ram-web", "ram-client"]);
-    let _ = docker(&["network", "rm", "ram-net"]);
-    ok("docker", &["network", "create", "ram-net"]);
-    ok(
-        "docker",
-        &[
-            "run",
-            "-d",
-            "--name",
-            "ram-web",
-            "--network",
-            "ram-net",
-            &image,
-            "/bin/busybox",
-            "httpd",
-            "-f",
-            "-p",
-            "80",
-            "-h",
-            "/www",
-        ],
-    );
-    ok(
-        "docker",
-        &["run", "-d", "--name", "ram-client", "--network", "ram-net", &image, "/bin/busybox", "sleep", "600"],
-    );
-    let exec = |args: &[&str]| {
-        let mut all = vec!["exec", "ram-client", "/bin/busybox"];
-        all.extend_from_slice(args);
-        docker(&all)
-    };
-    // By name, through 127.0.0.11 (dockerd's embedded DNS in the container's namespace).
-    let page = wait_for(Duration::from_secs(20), || {
-        let out = exec(&["wget", "-q", "-O-", "http://ram-web/index.html"]);
-        out.status.success().then(|| text(&out))
-    });
-    assert_eq!(
-        page.as_deref().map(str::trim),
-        Some("ram-guest-page"),
-        "ram-client could not fetch from ram-web by name"
-    );
-    // A name outside the runtime's networks, forwarded by dockerd to the host's resolver.
-    let out = exec(&["nslookup", "blocked.test"]);
-    assert!(text(&out).contains(BLOCKED_ADDR), "embedded DNS did not resolve blocked.test: {}", text(&out));
-    // Containers are not a target here: the registry ram refuses dockerd answers them.
-    let out = exec(&["wget", "-q", "-O-", &format!("http://{BLOCKED_ADDR}:5000/v2/")]);
-    assert!(out.status.success(), "a container could not reach {BLOCKED_ADDR}:5000: {}", text(&out));
-    let _ = docker(&["rm", "-f", "ram-web", "ram-client"]);
-    let _ = docker(&["network", "rm", "ram-net"]);
-}
-
-#[test]
-#[ignore = "runs in the systemd guest: cargo xtask host-test"]
-fn a_container_on_the_default_bridge_resolves_through_the_hosts_resolver() {
-    let image = format!("{ALLOWED}/{}", pushed_image());
-    let out = docker(&["run", "--rm", &image, "/bin/busybox", "nslookup", "allowed.test"]);
-    assert!(text(&out).contains(ALLOWED_ADDR), "default bridge: {}", text(&out));
-}
-
-#[test]
-#[ignore = "runs in the systemd guest: cargo xtask host-test"]
-fn published_ports_answer_on_localhost_and_on_the_hosts_address() {
-    let image = format!("{ALLOWED}/{}", pushed_image());
-    let _ = docker(&["rm", "-f", "ram-published"]);
-    ok(
-        "docker",
-        &[
-            "run",
-            "-d",
-            "--name",
-            "ram-published",
-            "-p",
-            "8080:80",
-            &image,
-            "/bin/busybox",
-            "httpd",
-            "-f",
-            "-p",
-            "80",
-            "-h",
-            "/www",
-        ],
-    );
-    for addr in ["127.0.0.1", "10.99.0.1"] {
-        let url = format!("http://{addr}:8080/index.html");
-        let page = wait_for(Duration::from_secs(20), || {
-            let out = run("busybox", &["wget", "-q", "-O-", &url]);
-            out.status.success().then(|| text(&out))
-        });
-        if page.as_deref().map(str::trim) != Some("ram-guest-page") {
-            let last = run("busybox", &["wget", "-O-", &url]);
-            panic!(
-                "{url} did not answer ({}):\ndocker ps: {}\ndocker logs: {}\nramctl status: {}\nramd: {}\ndocker: {}",
-                diagnostics(&last),
-                text(&docker(&["ps", "-a"])),
-                diagnostics(&docker(&["logs", "ram-published"])),
-                text(&run("ramctl", &["status"])),
-                ramd_journal().lines().rev().take(30).collect::<Vec<_>>().join("\n"),
-                text(&run("journalctl", &["-u", "docker", "-n", "30", "--no-pager"])),
-            );
-        }
-    }
-    let _ = docker(&["rm", "-f", "ram-published"]);
 }
 
 /// A process in docker.service's cgroup that tries the blocked registry

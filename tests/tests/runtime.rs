@@ -8,7 +8,8 @@
 //! published ports answer on 127.0.0.1 and on the host's address; and
 //! pulls and pushes are limited to the policy, also through the proxy.
 //! Then what ram lets through besides the policy is attacked from the
-//! enforced cgroup: posing as docker-proxy or as a DNS server.
+//! enforced cgroup: posing as docker-proxy or as a DNS server. Last, a
+//! Docker network over the allowed registry's address raises an alert.
 //!
 //! On this machine (a hybrid host, cgroup v2 at /sys/fs/cgroup/unified)
 //! Docker gives the containers cgroups of their own (unified/docker/ID);
@@ -389,4 +390,16 @@ fn a_docker_hosts_networks_and_published_ports_work_and_pulls_stay_limited() {
     // Posing as a DNS server (Docker's embedded one answers from port 53):
     // a send from port 53 to a blocked address is judged like any other.
     assert_eq!(enforced(&["sendto-from", "127.0.0.11:53", BLOCKED_ADDR, "5000"]), "EPERM");
+
+    // A Docker network made over the allowed registry's address would let
+    // a container there answer for it (the Docker API is root's, and ram
+    // allows by address): ramd alerts, naming the bridge.
+    dockerd.ok(&["network", "create", "--subnet", "10.201.0.0/29", "--gateway", "10.201.0.6", "over-registry"]);
+    let alert = ramd.wait_log("the alert for a route into a container network", |e| {
+        e["message"].as_str().is_some_and(|m| m.starts_with("ALERT: an allowed registry's address is routed"))
+            && e["addr"] == ALLOWED_ADDR
+    });
+    assert!(alert["dev"].as_str().is_some_and(|d| d.starts_with("br-")), "{alert}");
+    assert_eq!(alert["host"], "allowed.registry.test", "{alert}");
+    dockerd.ok(&["network", "rm", "over-registry"]);
 }

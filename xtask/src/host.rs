@@ -41,6 +41,9 @@ const PACKAGES: &[&str] = &[
     "docker-registry",
     "dnsmasq-base",
     "busybox-static",
+    // Issue 15's proof: a compose project, and a local proxy for dockerd.
+    "docker-compose",
+    "tinyproxy",
 ];
 const EXIT_MARKER: &str = "RAM-HOST-EXIT ";
 /// The two boots, and the libtest runs of each, in order (a run's filter
@@ -50,9 +53,26 @@ const EXIT_MARKER: &str = "RAM-HOST-EXIT ";
 /// - reboot: still enforcing from the first moment, with the packaged
 ///   policy; the suite's policy goes in (an admin's edit of the conffile);
 ///   every other test; last, removal and purge leave nothing behind.
+/// - networking: Docker's networking is recorded before ram is installed,
+///   and compared with that record under each policy.
 const PHASES: &[(&str, &[&str])] = &[
-    ("install", &["package::install", "package::upgrade"]),
-    ("reboot", &["package::after_reboot", "--skip package::", "package::remove"]),
+    (
+        "install",
+        &[
+            "networking::before_ram_is_installed",
+            "package::install",
+            "networking::with_the_packaged_default_policy",
+            "package::upgrade",
+        ],
+    ),
+    (
+        "reboot",
+        &[
+            "package::after_reboot",
+            "--skip package:: --skip networking::before_ram_is_installed --skip networking::with_the_packaged_default_policy",
+            "package::remove",
+        ],
+    ),
 ];
 /// The package's version suffix for the upgrade (`cargo xtask deb --version-suffix`).
 const UPGRADE_SUFFIX: &str = "upgrade1";
@@ -118,6 +138,7 @@ fn guest_files() -> Result<Vec<(&'static str, u32, String)>> {
         // loopback, so that containers on the default bridge get it too).
         ("etc/resolv.conf", 0o644, "nameserver 10.99.0.1\n".to_string()),
         ("etc/docker/daemon.json", 0o644, DOCKER_DAEMON_JSON.to_string()),
+        ("etc/systemd/system/docker.service.d/ram-suite-proxy.conf", 0o644, DOCKER_PROXY_DROP_IN.to_string()),
         // The suite's policy, put in place by the suite after the package's
         // own has been checked (see PHASES).
         ("etc/ram-suite/ram.toml", 0o644, GUEST_POLICY.to_string()),
@@ -172,7 +193,14 @@ host = "allowed.test"
 ports = [5000]
 "#;
 
-const DOCKER_DAEMON_JSON: &str = r#"{ "insecure-registries": ["allowed.test:5000", "blocked.test:5000"] }
+const DOCKER_DAEMON_JSON: &str = r#"{ "insecure-registries": ["allowed.test:5000", "blocked.test:5000", "proxied.test:5000"] }
+"#;
+
+/// dockerd behind the guest's tinyproxy (Debian's default configuration:
+/// 127.0.0.1:8888) for every registry but the suite's two names: a pull
+/// from proxied.test (the blocked registry's address) goes through it.
+const DOCKER_PROXY_DROP_IN: &str = r#"[Service]
+Environment="HTTP_PROXY=http://127.0.0.1:8888" "HTTPS_PROXY=http://127.0.0.1:8888" "NO_PROXY=allowed.test,blocked.test,localhost,127.0.0.1"
 "#;
 
 const SUITE_NET_UNIT: &str = r#"[Unit]
@@ -199,6 +227,7 @@ no-resolv
 no-hosts
 address=/allowed.test/10.99.0.2
 address=/blocked.test/10.99.0.3
+address=/proxied.test/10.99.0.3
 "#;
 
 const SUITE_DNS_UNIT: &str = r#"[Unit]
@@ -483,8 +512,11 @@ mod tests {
         let runner = suite_runner();
         let checked = std::process::Command::new("sh").args(["-n", "-c", &runner]).status().unwrap();
         assert!(checked.success(), "{runner}");
-        assert!(runner.contains("  install) next=reboot; suite package::install && suite package::upgrade ;;"));
-        assert!(runner.contains("  reboot) next=done; suite package::after_reboot && suite --skip package:: &&"));
+        assert!(runner.contains(
+            "  install) next=reboot; suite networking::before_ram_is_installed && suite package::install && \
+             suite networking::with_the_packaged_default_policy && suite package::upgrade ;;"
+        ));
+        assert!(runner.contains("  reboot) next=done; suite package::after_reboot && suite --skip package:: --skip"));
     }
 
     #[test]

@@ -66,6 +66,9 @@ impl Daemon {
             return;
         }
         let allowed = self.compiled.allows_name(scope, &summary.name);
+        if allowed {
+            self.watch_learned_routes(scope, &summary.name, &summary.addrs);
+        }
         let Ok(host_id) = ram_common::name::host_id(&summary.name) else { return };
         for addr in events::not_to_learn(&summary, allowed) {
             match Maps::open(&self.paths).and_then(|mut maps| maps.forget_learned(scope, addr, host_id)) {

@@ -6,6 +6,7 @@ mod kernel_log;
 mod metrics;
 mod reload;
 mod report;
+mod route_watch;
 mod targets;
 
 use std::{
@@ -147,6 +148,8 @@ pub struct Daemon {
     /// an earlier ramd's rows).
     forwards: Option<BTreeMap<ForwardKey, ForwardDest>>,
     containers: containers::ContainerState,
+    /// Allowed addresses and the routes they take (see `route_watch`).
+    route_watch: route_watch::RouteWatch,
     /// The metrics listener, if any, and reload counts for it.
     metrics: metrics::MetricsState,
 }
@@ -277,6 +280,7 @@ impl Daemon {
             forwarder_scan: ForwarderScan::default(),
             forwards: None,
             containers: containers::ContainerState::default(),
+            route_watch: Default::default(),
             metrics: metrics::MetricsState::default(),
         };
         let revoked = daemon.revoke_unallowed()?;
@@ -420,6 +424,7 @@ pub async fn run(source: PolicySource, paths: Paths, options: Options) -> Result
             _ = scan.tick() => {
                 daemon.reconcile_targets();
                 daemon.log_ended_repeats();
+                daemon.recheck_routes();
                 daemon.prune_previous_links();
                 daemon.publish_status();
             }
