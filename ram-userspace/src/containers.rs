@@ -251,6 +251,12 @@ pub fn netns_of(cgroup: &Path) -> std::collections::BTreeSet<(u64, u64)> {
         .collect()
 }
 
+/// Is any process in the cgroup tree (a container's cgroup is made before
+/// its first process is in it)?
+pub fn has_processes(cgroup: &Path) -> bool {
+    !cgroup_tree_pids(cgroup).is_empty()
+}
+
 /// The pids of a cgroup and of every cgroup below it (bounded: a container
 /// could make a deep tree to slow ramd down).
 fn cgroup_tree_pids(cgroup: &Path) -> Vec<String> {

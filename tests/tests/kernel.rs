@@ -3208,3 +3208,141 @@ fn a_restart_never_judges_a_container_by_another_targets_rules() {
     );
     assert_eq!(after, "EPERM");
 }
+
+/// Red team 7 (bypass if it fails). A `--network container:H` joiner J whose
+/// cgroup has no process outside the host's namespace for 2 s (a slow
+/// start: its cgroup exists before its first process is in H's namespace)
+/// is taken to be of the host's network (`Joined::Host`), and, its image
+/// held by no target, released; 10 s later it is released for good and
+/// never looked at again. Its processes then arrive in H's (held)
+/// namespace, unjudged, and answer as the resolver there: H learns the
+/// attacker's address.
+#[test]
+fn a_joiner_slow_to_enter_a_held_namespace_is_not_let_go_for_good() {
+    require_root();
+    let netns = Netns::new("k-rt7-slow");
+    let data_root = TempDir::new("k-rt7-slow-docker");
+    let files = TempDir::new("k-rt7-slow-files");
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let ramd = Ramd::start_with_env(
+        &two_container_targets(&netns, false),
+        &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())],
+    );
+    ramd.wait_attached();
+    let (h, _h_init) = held_owner(&netns, &data_root.path, 7701, "ram-test/job:1");
+    ramd.wait_log("H enforced", |e| e["message"] == "enforcing container");
+    // J: an unheld image joining H; its cgroup is empty for a while.
+    let j = fake_container_with(None, &format!("container:{}", h.id), &data_root.path, "ram-test/other:1", 7702);
+    sleep(Duration::from_millis(12_500));
+    // J's processes arrive in H's namespace and try to answer as its
+    // resolver (J is judged with H now, so its answers may not even leave).
+    let mut cmd = std::process::Command::new(probe_bin());
+    cmd.args(["serve-dns", "127.0.0.11", "60", "registry.test=127.30.0.9"]).stdout(std::process::Stdio::null());
+    place(&mut cmd, Some(&j.cgroup.path), Some(&netns));
+    let _evil = Proc::spawn("dns-127.0.0.11", &mut cmd);
+    sleep(Duration::from_millis(1000));
+    let j_verdict = probe(Some(&j.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+    assert_eq!(j_verdict, "EPERM", "J, in H's namespace, is judged:\n{}", ramd.log_text());
+    let mut outs = Vec::new();
+    for _ in 0..2 {
+        outs.push(probe(Some(&h.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]));
+    }
+    assert!(
+        !outs.iter().any(|o| o == "127.30.0.9 ECONNREFUSED"),
+        "BYPASS: J (unjudged: {j_verdict}) in H's namespace taught H an off-policy address ({outs:?}):\n{}",
+        ramd.log_text()
+    );
+}
+
+/// Red team 7 (refused wrongly if it fails). Joiners were decided only when
+/// every held container's namespace was known. One
+/// held container anywhere on the host whose namespace stays unknown (its
+/// record names no sandbox, its processes in no namespace dockerd keeps)
+/// kept every joiner of every other held container undecided: pending,
+/// their DNS teaches nothing, for as long as that one container runs.
+#[test]
+fn one_held_container_of_unknown_namespace_does_not_stall_every_joiner() {
+    require_root();
+    let netns = Netns::new("k-rt7-stall");
+    let other = Netns::new("k-rt7-stall2");
+    let data_root = TempDir::new("k-rt7-stall-docker");
+    let files = TempDir::new("k-rt7-stall-files");
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let ramd = Ramd::start_with_env(
+        &two_container_targets(&netns, false),
+        &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())],
+    );
+    ramd.wait_attached();
+    // X: held, its namespace unknown (no SandboxKey; its process in a
+    // namespace dockerd keeps no file of).
+    let x = fake_container_in(None, &data_root.path, "ram-test/job:9", 7711);
+    let _x_init = container_process(&x.cgroup.path, Some(&other));
+    let (h, _h_init) = held_owner(&netns, &data_root.path, 7712, "ram-test/job:1");
+    let both = wait_for(Duration::from_secs(5), || {
+        (ramd.log_text().matches("enforcing container").count() >= 2).then_some(())
+    });
+    assert!(both.is_some(), "X and H not enforced:\n{}", ramd.log_text());
+    let _dns = dns_at_127_0_0_11(&netns, None, "127.20.0.5");
+    let j = fake_container_with(None, &format!("container:{}", h.id), &data_root.path, "ram-test/job:2", 7713);
+    let _j_init = container_process(&j.cgroup.path, Some(&netns));
+    let mut last = String::new();
+    let learned = wait_for(Duration::from_secs(8), || {
+        last = probe(Some(&j.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]);
+        (last == "127.20.0.5 ECONNREFUSED").then_some(())
+    });
+    assert!(
+        learned.is_some(),
+        "REFUSED LEGIT: a joiner of H never learns while an unrelated held container's namespace is unknown ({last}):\n{}",
+        ramd.log_text()
+    );
+}
+
+/// Red team 7 (wasted work if it fails). A let-go joiner is meant to be looked at again
+/// for 10 s from its release; but each look that lets it go again
+/// (`release`) stamps a new release time, so the 10 s never end: every
+/// let-go joiner (every pod container through cri-dockerd whose pause
+/// container no target holds, every compose `network_mode: service:`
+/// container) has its records read and its cgroup tree walked every 50 ms
+/// for as long as it runs.
+#[test]
+fn a_let_go_joiner_is_let_go_for_good_after_its_recheck() {
+    require_root();
+    let netns = Netns::new("k-rt7-forever");
+    let data_root = TempDir::new("k-rt7-forever-docker");
+    let files = TempDir::new("k-rt7-forever-files");
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let ramd = Ramd::start_with_env(
+        &two_container_targets(&netns, false),
+        &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())],
+    );
+    ramd.wait_attached();
+    // P: unheld (a pause container); J joins it, unheld too.
+    let p = fake_container(&netns, &data_root.path, "ram-test/pause:1", 7721);
+    let _p_init = container_process(&p.cgroup.path, Some(&netns));
+    let j = fake_container_with(None, &format!("container:{}", p.id), &data_root.path, "ram-test/other:1", 7722);
+    let _j_init = container_process(&j.cgroup.path, Some(&netns));
+    let lets_go = || {
+        ramd.log_text()
+            .lines()
+            .filter(|l| l.contains("matches no container target") && l.contains("ram-test-7722"))
+            .count()
+    };
+    sleep(Duration::from_secs(13));
+    let at_13 = lets_go();
+    sleep(Duration::from_secs(3));
+    let at_16 = lets_go();
+    assert!(at_13 >= 1, "J never let go:\n{}", ramd.log_text());
+    assert_eq!(
+        at_13, at_16,
+        "DoS: a let-go joiner is decided again every tick, for good ({at_13} then {at_16} releases)"
+    );
+}

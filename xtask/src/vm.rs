@@ -76,6 +76,11 @@ const HOST_ONLY: &[&str] = &[
     "a_refused_debug_on_changes_neither_the_level_nor_the_programs",
     // Also needs bash (its /dev/tcp), which the guest lacks.
     "a_restart_never_judges_a_container_by_another_targets_rules",
+    // The seventh red-team pass's joiner cases: namespace files and a
+    // second namespace (as above), and 13-16 s of waiting each.
+    "a_joiner_slow_to_enter_a_held_namespace_is_not_let_go_for_good",
+    "one_held_container_of_unknown_namespace_does_not_stall_every_joiner",
+    "a_let_go_joiner_is_let_go_for_good_after_its_recheck",
 ];
 
 fn vm_dir() -> PathBuf {

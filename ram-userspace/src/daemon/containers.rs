@@ -216,7 +216,7 @@ impl Daemon {
                 Ok(recorded) if matches!(recorded.network, NetworkMode::Container(_)) => {
                     joiners.push((container, recorded))
                 }
-                Ok(recorded) => self.decide(&mut maps, container, recorded, true),
+                Ok(recorded) => self.decide(&mut maps, container, recorded, &[]),
                 Err(e) => {
                     unreadable.insert(id);
                     if self.overdue(id) {
@@ -226,12 +226,24 @@ impl Daemon {
             }
         }
         // Containers in another's namespace last, once the others are
-        // decided: one whose record cannot be read yet may own theirs, and
-        // they wait for it (held closed).
-        let owners_known = unreadable.is_empty()
-            && self.containers.held.values().all(|held| held.joined.is_some() || held.netns_id.is_some());
+        // decided. Those that may still turn out to own a namespace: the
+        // ones whose record cannot be read yet, and held ones whose
+        // namespace is not known; a joiner waits (held closed) only for
+        // those that could own its namespace.
+        let undecided: Vec<PathBuf> = present
+            .iter()
+            .filter(|c| unreadable.contains(&c.cgroup_id))
+            .map(|c| c.path.clone())
+            .chain(
+                self.containers
+                    .held
+                    .values()
+                    .filter(|held| held.joined.is_none() && held.netns_id.is_none())
+                    .map(|held| held.path.clone()),
+            )
+            .collect();
         for (container, recorded) in joiners {
-            self.decide(&mut maps, container, recorded, owners_known);
+            self.decide(&mut maps, container, recorded, &undecided);
         }
     }
 
@@ -350,10 +362,13 @@ impl Daemon {
                     _ => Joined::Unknown,
                 }
             }
-            // runc's first process is in the host's namespace for a moment;
-            // still there after that, they are in the host's (X's is).
+            // No process yet (its cgroup is made first): not known. runc's
+            // first process is in the host's namespace for a moment; still
+            // there after that, they are in the host's (X's is).
             (None, _) => {
-                if self.age(id) > UNREADABLE_WARNING_NS {
+                if !runtime_records::has_processes(cgroup) {
+                    Joined::Unknown
+                } else if self.age(id) > UNREADABLE_WARNING_NS {
                     Joined::Host
                 } else {
                     Joined::Unknown
@@ -394,7 +409,7 @@ impl Daemon {
         maps: &mut Maps,
         container: &ContainerCgroup,
         recorded: runtime_records::Recorded,
-        owners_known: bool,
+        undecided: &[PathBuf],
     ) {
         let id = container.cgroup_id;
         let own_target = self
@@ -412,11 +427,6 @@ impl Daemon {
         let mut joined = None;
         let (scope, netns, netns_file, settled) = match &recorded.network {
             NetworkMode::Container(reference) => {
-                // A container not decided yet may be the one whose
-                // namespace this is: wait (held closed meanwhile).
-                if !owners_known {
-                    return;
-                }
                 match self.joined_namespace(id, &container.path) {
                     Joined::Unknown => return,
                     Joined::Host => match own_target {
@@ -440,6 +450,12 @@ impl Daemon {
                                     owner.netns_file.clone(),
                                     owner.settled && owner.netns != 0,
                                 )
+                            }
+                            // A container not decided yet may be the one
+                            // whose namespace this is (its processes are
+                            // there, or it has none yet): wait, held closed.
+                            None if undecided.iter().any(|path| *path != container.path && could_own(path, ns)) => {
+                                return
                             }
                             // A namespace no held container owns (an
                             // unjudged container's): nothing learned there
@@ -509,6 +525,8 @@ impl Daemon {
         } else if netns != 0 {
             debug!(container = %info.name, netns, "container's network namespace known: its DNS teaches");
         }
+        // Held now: a later release starts its own recheck window.
+        self.containers.released.remove(&id);
         self.containers.held.insert(
             id,
             Held { scope, info, path: container.path.clone(), netns, netns_file, netns_id, settled, joined },
@@ -542,7 +560,11 @@ impl Daemon {
             return;
         }
         debug!(container = %info.name, image = %info.image, "container matches no container target");
-        self.containers.released.insert(id, (info.clone(), joiner.then(monotonic_ns)));
+        // A joiner let go again within its recheck window keeps the time of
+        // its first release, so that the window ends.
+        let first_release = self.containers.released.get(&id).and_then(|(_, at)| *at);
+        let released_at = joiner.then(|| first_release.unwrap_or_else(monotonic_ns));
+        self.containers.released.insert(id, (info.clone(), released_at));
     }
 
     /// "name (id, image)" of the container a cgroup belongs to, for log lines.
@@ -570,6 +592,13 @@ impl Daemon {
             })
             .collect()
     }
+}
+
+/// Could the container in `cgroup` own network namespace `ns`: are its
+/// processes there, or has it none yet?
+fn could_own(cgroup: &std::path::Path, ns: (u64, u64)) -> bool {
+    let namespaces = runtime_records::netns_of(cgroup);
+    namespaces.contains(&ns) || !runtime_records::has_processes(cgroup)
 }
 
 fn short(id: &str) -> &str {

@@ -100,7 +100,10 @@ fn checks() -> BTreeMap<String, String> {
         "user network: peer by alias",
         exec("ram-n-client", &["wget", "-q", "-O-", "http://database/index.html"], PAGE),
     );
-    check("user network: a registry's name", exec("ram-n-client", &["nslookup", "allowed.test"], ALLOWED_ADDR));
+    check(
+        "user network: a registry's name",
+        exec("ram-n-client", &["nslookup", "-type=a", "allowed.test"], ALLOWED_ADDR),
+    );
     check(
         "user network: a registry outside the policy",
         exec("ram-n-client", &["wget", "-q", "-O-", &format!("http://{BLOCKED_ADDR}:5000/v2/")], "{}"),
@@ -126,7 +129,10 @@ fn checks() -> BTreeMap<String, String> {
             PAGE,
         ),
     );
-    check("default bridge: the host's resolver", exec("ram-n-bridged", &["nslookup", "allowed.test"], ALLOWED_ADDR));
+    check(
+        "default bridge: the host's resolver",
+        exec("ram-n-bridged", &["nslookup", "-type=a", "allowed.test"], ALLOWED_ADDR),
+    );
     check(
         "default bridge: a peer by address",
         exec("ram-n-bridged", &["wget", "-q", "-O-", &format!("http://{published_ip}/index.html")], PAGE),
