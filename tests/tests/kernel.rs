@@ -3153,14 +3153,11 @@ fn a_container_whose_network_mode_cannot_be_read_stays_held() {
 /// (scope 0) is judged by the new scope 0, "wide", which allows
 /// 127.30.0.0/24.
 ///
-/// Open, narrowed: ramd now sets every pinned entry pending before it
-/// writes the new rules (796 connects got through before, about 6 now),
-/// but the previous run's programs stay attached, with their scope
-/// numbers, until the new ones are: meanwhile they read the new policy's
-/// rules for those numbers. Closing it needs scope numbers that keep to
-/// their targets across runs (or rules written to unused slots first).
+/// Closed: targets keep their scope numbers across runs, by name (ramd
+/// keeps them in its run directory), so "jobs" stays scope 0 and "wide"
+/// takes a number nobody had; the previous run's programs read jobs' own
+/// new rules until the new ones attach.
 #[test]
-#[ignore = "known gap: a restart that renumbers targets judges by another target's rules for a moment; see README"]
 fn a_restart_never_judges_a_container_by_another_targets_rules() {
     require_root();
     let netns = Netns::new("k-red7-renum");

@@ -161,7 +161,49 @@ pub(crate) struct Scope {
     instance: ScopeInstance,
 }
 
+/// Where ramd keeps its targets' scope numbers for the next run (see
+/// `policy::compile::scope_numbers`).
+const SCOPE_NUMBERS_FILE: &str = "scope-numbers.json";
+
+/// The scope numbers the previous run gave its targets, by name; none when
+/// there was no previous run (or its file cannot be read: targets are then
+/// numbered in order, as on a first run).
+fn previous_scope_numbers(paths: &Paths) -> BTreeMap<String, u32> {
+    let path = paths.run_dir.join(SCOPE_NUMBERS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            warn!(file = %path.display(), "cannot read the previous run's target numbers (numbering in order): {e}");
+            BTreeMap::new()
+        }),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
 impl Daemon {
+    /// The scope with number `scope`.
+    pub(crate) fn scope(&self, scope: u32) -> Option<&Scope> {
+        self.scopes.iter().find(|s| s.settings.scope == scope)
+    }
+
+    /// The scope numbers in effect, by target name.
+    fn scope_numbers(&self) -> BTreeMap<String, u32> {
+        self.scopes.iter().map(|s| (s.settings.name.clone(), s.settings.scope)).collect()
+    }
+
+    /// Writes the scope numbers in effect for the next run (atomically: a
+    /// torn file would renumber).
+    fn save_scope_numbers(&self) {
+        let path = self.paths.run_dir.join(SCOPE_NUMBERS_FILE);
+        let partial = path.with_extension("json.partial");
+        let written = serde_json::to_vec(&self.scope_numbers())
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&partial, bytes))
+            .and_then(|()| std::fs::rename(&partial, &path));
+        if let Err(e) = written {
+            warn!(file = %path.display(), "cannot keep the targets' numbers for the next run: {e}");
+        }
+    }
+
     /// Everything up to enforcement: a bad policy fails here, before any
     /// program is loaded or attached.
     pub fn start(source: &PolicySource, paths: Paths, kernel_log: KernelLog) -> Result<Self> {
@@ -170,7 +212,7 @@ impl Daemon {
         for warning in &policy.warnings {
             warn!("{warning}");
         }
-        let mut compiled = policy.compile()?;
+        let mut compiled = policy.compile_numbered(&previous_scope_numbers(&paths))?;
         let cgroup_root = cgroup::cgroup2_mount()?;
         let features = KernelFeatures::probe().with_overrides(|var| std::env::var(var).ok())?;
         info!("{}", features.summary());
@@ -289,6 +331,7 @@ impl Daemon {
         }
         daemon.revoke_untrusted(&lost)?;
         info!(policy = %daemon.policy.source, mode = %daemon.policy.mode, targets = daemon.scopes.len(), "policy loaded");
+        daemon.save_scope_numbers();
         daemon.reconcile_targets();
         if let Err(e) = daemon.setup_container_watch() {
             // Container targets still hold every container ramd has seen;

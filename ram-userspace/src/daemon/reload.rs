@@ -89,7 +89,7 @@ impl Daemon {
         for warning in &policy.warnings {
             warn!("{warning}");
         }
-        let mut compiled = policy.compile()?;
+        let mut compiled = policy.compile_numbered(&self.scope_numbers())?;
         compiled.trusted_netns = if policy.dns.netns == self.policy.dns.netns {
             self.compiled.trusted_netns
         } else {
@@ -121,9 +121,8 @@ impl Daemon {
         // loaded now, before anything changes, so a load failure changes nothing.
         let mut replacements = BTreeMap::new();
         for settings in &compiled.scopes {
-            let index = settings.scope as usize;
             // The kernel log level is a load-time constant too (`ramctl debug`).
-            let same = self.scopes.get(index).is_some_and(|old| {
+            let same = self.scope(settings.scope).is_some_and(|old| {
                 old.settings.selector == settings.selector && old.instance.kernel_log() == self.kernel_log
             });
             if !same {
@@ -139,7 +138,7 @@ impl Daemon {
                         kernel_log: self.kernel_log,
                     },
                 )?;
-                replacements.insert(index, instance);
+                replacements.insert(settings.scope, instance);
             }
         }
         // Entries learned while the last refresh ran may still hold port-set
@@ -160,35 +159,39 @@ impl Daemon {
         // programs enforce, not only those its selector finds now: a
         // process target whose process has exited (a runtime restarting)
         // still enforces its cgroup, and whatever stays in it.
-        let carried: Vec<(usize, Vec<PathBuf>)> = replacements
+        let carried: Vec<(u32, Vec<PathBuf>)> = replacements
             .keys()
-            .filter_map(|&index| {
-                let old = self.scopes.get(index)?;
-                let new = compiled.scopes.get(index)?;
+            .filter_map(|&number| {
+                let old = self.scope(number)?;
+                let new = compiled.scopes.iter().find(|s| s.scope == number)?;
                 (old.settings.selector == new.selector)
-                    .then(|| (index, old.instance.attached().map(|(_, path)| path.to_path_buf()).collect()))
+                    .then(|| (number, old.instance.attached().map(|(_, path)| path.to_path_buf()).collect()))
             })
             .collect();
-        let removed_scopes = self.scopes.len().saturating_sub(compiled.scopes.len());
-        // Scopes past the new policy's last are retired (a policy with more
-        // targets retires none: draining past the end would panic).
-        let kept = compiled.scopes.len().min(self.scopes.len());
-        let mut retired: Vec<ScopeInstance> = self.scopes.drain(kept..).map(|scope| scope.instance).collect();
-        // Each scope takes its new settings; those whose selector changed,
-        // their new programs too.
-        for (index, settings) in std::mem::take(&mut compiled.scopes).into_iter().enumerate() {
-            match (replacements.remove(&index), self.scopes.get_mut(index)) {
-                (Some(instance), Some(scope)) => {
-                    retired.push(std::mem::replace(scope, Scope { settings, instance }).instance)
+        // Each target takes its new settings, under its number; those whose
+        // selector changed, their new programs too. Scopes whose number no
+        // target has now are retired.
+        let mut old: BTreeMap<u32, Scope> = self.scopes.drain(..).map(|s| (s.settings.scope, s)).collect();
+        let mut retired: Vec<ScopeInstance> = Vec::new();
+        for settings in std::mem::take(&mut compiled.scopes) {
+            let number = settings.scope;
+            let scope = match (replacements.remove(&number), old.remove(&number)) {
+                (Some(instance), previous) => {
+                    retired.extend(previous.map(|p| p.instance));
+                    Scope { settings, instance }
                 }
-                (Some(instance), None) => self.scopes.push(Scope { settings, instance }),
-                (None, Some(scope)) => scope.settings = settings,
-                // Not replaced means the selector is the same, so it exists.
-                (None, None) => {}
-            }
+                (None, Some(previous)) => Scope { settings, instance: previous.instance },
+                // Not replaced means a scope of that number with the same
+                // selector exists.
+                (None, None) => continue,
+            };
+            self.scopes.push(scope);
         }
+        let removed_scopes = old.len();
+        retired.extend(old.into_values().map(|s| s.instance));
         self.compiled = compiled;
         self.policy = policy;
+        self.save_scope_numbers();
         let revoked = self.revoke_unallowed()?;
         // The removed resolvers are out of the maps: nothing more is learned
         // from them, and what they taught goes now rather than at its TTL.
@@ -213,12 +216,12 @@ impl Daemon {
     }
 
     /// Attaches each replaced scope's new programs to the cgroups its old
-    /// ones enforced (`carried`, by scope index) that reconciling did not
+    /// ones enforced (`carried`, by scope number) that reconciling did not
     /// find, taking over the old links; before the old programs let go.
-    fn keep_enforcing(&mut self, carried: Vec<(usize, Vec<PathBuf>)>) {
+    fn keep_enforcing(&mut self, carried: Vec<(u32, Vec<PathBuf>)>) {
         let mut adoptable = self.adoptable_links();
-        for (index, cgroups) in carried {
-            let Some(scope) = self.scopes.get_mut(index) else { continue };
+        for (number, cgroups) in carried {
+            let Some(scope) = self.scopes.iter_mut().find(|s| s.settings.scope == number) else { continue };
             for path in cgroups {
                 // A cgroup that is gone took its attachments with it.
                 let Ok(id) = cgroup::cgroup_id(&path) else { continue };

@@ -69,6 +69,6 @@ impl Daemon {
     }
 
     pub(super) fn scope_name(&self, scope: u32) -> String {
-        self.scopes.get(scope as usize).map(|s| s.settings.name.clone()).unwrap_or_else(|| format!("scope {scope}"))
+        self.scope(scope).map(|s| s.settings.name.clone()).unwrap_or_else(|| format!("scope {scope}"))
     }
 }

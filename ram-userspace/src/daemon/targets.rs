@@ -75,18 +75,20 @@ impl Daemon {
                 }
                 match instance.attach(&self.paths, &path, &mut adoptable) {
                     Ok(id) => {
-                        self.failures.remove(&(index as u32, id));
+                        self.failures.remove(&(self.scopes[index].settings.scope, id));
                         info!(target_name = %name, cgroup = %path.display(), cgroup_id = id, "enforcing")
                     }
                     Err(e) => {
                         let text = e.to_string();
-                        if self.failures.insert((index as u32, id), text.clone()).as_ref() != Some(&text) {
+                        if self.failures.insert((self.scopes[index].settings.scope, id), text.clone()).as_ref()
+                            != Some(&text)
+                        {
                             error!(target_name = %name, cgroup = %path.display(), "cannot attach: {text}");
                         }
                     }
                 }
             }
-            let scope = index as u32;
+            let scope = self.scopes[index].settings.scope;
             match note {
                 Some(note) if self.notes.get(&scope) != Some(&note) => {
                     if self.scopes[index].instance.attached().next().is_none() {
@@ -154,7 +156,7 @@ impl Daemon {
             if own.contains(&path) {
                 continue;
             }
-            let replace = match self.scopes.get(pin.scope as usize).map(|s| &s.instance) {
+            let replace = match self.scope(pin.scope).map(|s| &s.instance) {
                 None => true,
                 Some(instance) => instance.is_attached(pin.cgroup_id) || instance.attached().next().is_some(),
             };

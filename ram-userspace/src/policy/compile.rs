@@ -1,7 +1,7 @@
 //! [`Policy`] → the rows ramd writes into the kernel's maps.
 //!
-//! Scopes: target `i` of the policy is scope `i`; sets of scopes are bit
-//! masks. Names: one trie entry per distinct key, carrying which scopes allow
+//! Scopes: each target has a number (see [`scope_numbers`]: a target keeps
+//! its number from run to run, by name); sets of scopes are bit masks. Names: one trie entry per distinct key, carrying which scopes allow
 //! a whole match and which allow names below it (see
 //! `ram_common::verdict::name_allowed`). Since the trie returns only the
 //! longest matching entry, each entry also carries the wildcard scopes of
@@ -105,15 +105,48 @@ pub struct CompiledPolicy {
     pub trusted_netns: u64,
 }
 
+/// The scope number of each target (`names`, in policy order), given the
+/// numbers the targets in effect have (`previous`, by name). Programs have
+/// their scope number built in, and the rules are written for the new
+/// numbers before the new programs replace the old ones: a target that
+/// kept its name keeps its number, so that its old programs read its own
+/// new rules meanwhile, never another target's. A new target takes the
+/// lowest number no target had or has (a number just given up may still
+/// be in use by its old programs); only when none is left, a given-up one.
+pub fn scope_numbers(names: &[&str], previous: &BTreeMap<String, u32>) -> Vec<u32> {
+    let limit = ram_common::maps::MAX_SCOPES;
+    let mut taken = BTreeSet::new();
+    let mut numbers: Vec<Option<u32>> =
+        names.iter().map(|name| previous.get(*name).copied().filter(|n| *n < limit && taken.insert(*n))).collect();
+    let given_up: BTreeSet<u32> = previous.values().copied().filter(|n| !taken.contains(n)).collect();
+    for number in numbers.iter_mut().filter(|n| n.is_none()) {
+        let fresh = (0..limit).find(|n| !taken.contains(n) && !given_up.contains(n));
+        let any = || (0..limit).find(|n| !taken.contains(n));
+        // The parser allows at most MAX_SCOPES targets, so one is free.
+        let chosen = fresh.or_else(any).unwrap_or(0);
+        taken.insert(chosen);
+        *number = Some(chosen);
+    }
+    numbers.into_iter().map(|n| n.unwrap_or(0)).collect()
+}
+
 impl Policy {
-    /// Fails only when port lists do not fit the kernel's port sets.
+    /// [`Policy::compile_numbered`] for a first run: targets numbered in order.
     pub fn compile(&self) -> Result<CompiledPolicy, PolicyError> {
+        self.compile_numbered(&BTreeMap::new())
+    }
+
+    /// Fails only when port lists do not fit the kernel's port sets.
+    /// `previous`: the scope numbers of the targets in effect, by name.
+    pub fn compile_numbered(&self, previous: &BTreeMap<String, u32>) -> Result<CompiledPolicy, PolicyError> {
+        let names: Vec<&str> = self.targets.iter().map(|t| t.name.as_str()).collect();
+        let numbers = scope_numbers(&names, previous);
         let scopes: Vec<ScopeSettings> = self
             .targets
             .iter()
             .enumerate()
             .map(|(i, t)| ScopeSettings {
-                scope: i as u32,
+                scope: numbers[i],
                 name: t.name.clone(),
                 selector: t.selector.clone(),
                 mode: t.mode,
@@ -127,7 +160,7 @@ impl Policy {
         // Top-level rules apply to every target.
         let all: Vec<u32> = scopes.iter().map(|s| s.scope).collect();
         let rules = self.allow.iter().map(|rule| (rule, all.clone())).chain(
-            self.targets.iter().enumerate().flat_map(|(i, t)| t.allow.iter().map(move |rule| (rule, vec![i as u32]))),
+            self.targets.iter().zip(&numbers).flat_map(|(t, n)| t.allow.iter().map(move |rule| (rule, vec![*n]))),
         );
 
         // Distinct keys, with what exact and wildcard rules grant each scope.

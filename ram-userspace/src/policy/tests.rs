@@ -1,6 +1,6 @@
 //! Policy parsing and compilation, without root.
 
-use std::path::PathBuf;
+use std::{collections::BTreeMap, path::PathBuf};
 
 use super::*;
 
@@ -757,4 +757,48 @@ fn resolver_rows_merge_by_address_and_scopes() {
     assert_eq!(merge_resolver_rows(&[], &[]), vec![]);
     // A row trusted by no scope is no row.
     assert_eq!(merge_resolver_rows(&[(a, 0)], &[]), vec![]);
+}
+
+#[test]
+fn targets_keep_their_scope_numbers_by_name_and_new_ones_take_unused_numbers() {
+    use super::compile::scope_numbers;
+    let none = BTreeMap::new();
+    assert_eq!(scope_numbers(&["a", "b", "c"], &none), vec![0, 1, 2], "a first run numbers in order");
+    let previous: BTreeMap<String, u32> = [("jobs".to_string(), 0), ("docker".to_string(), 1)].into();
+    // A target put ahead of the others keeps nobody else's number.
+    assert_eq!(scope_numbers(&["wide", "jobs", "docker"], &previous), vec![2, 0, 1]);
+    // A number given up (docker removed) is not given to a new target while
+    // a free one is left: the old programs of docker may still run.
+    assert_eq!(scope_numbers(&["jobs", "new"], &previous), vec![0, 2]);
+    // Renamed: a new target.
+    assert_eq!(scope_numbers(&["jobs2"], &previous), vec![2]);
+    // All 64 numbers had: a given-up one is reused.
+    let full: BTreeMap<String, u32> = (0..64).map(|n| (format!("t{n}"), n)).collect();
+    let mut names: Vec<String> = (1..64).map(|n| format!("t{n}")).collect();
+    names.push("new".into());
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let numbers = scope_numbers(&refs, &full);
+    assert_eq!(numbers[..63], (1..64).collect::<Vec<u32>>()[..]);
+    assert_eq!(numbers[63], 0);
+    // A previous number out of range, or two names claiming one number,
+    // never yields a duplicate.
+    let odd: BTreeMap<String, u32> = [("a".to_string(), 99), ("b".to_string(), 3)].into();
+    let numbers = scope_numbers(&["a", "b", "c"], &odd);
+    assert_eq!(numbers, vec![0, 3, 1]);
+}
+
+#[test]
+fn rules_follow_their_targets_scope_numbers() {
+    let policy = parse(
+        "[[target]]\nname = \"wide\"\ncgroup = \"/sys/fs/cgroup/w\"\n[[target.allow]]\ncidr = \"10.0.0.0/8\"\n\
+         [[target]]\nname = \"jobs\"\ncgroup = \"/sys/fs/cgroup/j\"\n[[target.allow]]\nhost = \"registry.test\"\n",
+    )
+    .unwrap();
+    let previous: BTreeMap<String, u32> = [("jobs".to_string(), 0)].into();
+    let compiled = policy.compile_numbered(&previous).unwrap();
+    let number = |name: &str| compiled.scopes.iter().find(|s| s.name == name).unwrap().scope;
+    assert_eq!((number("jobs"), number("wide")), (0, 1));
+    assert_eq!(compiled.cidrs[0].1.scopes, 1 << 1, "wide's cidr rule is scope 1's");
+    assert!(compiled.allows_name(0, "registry.test"));
+    assert!(!compiled.allows_name(1, "registry.test"));
 }
