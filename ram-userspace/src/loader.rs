@@ -24,9 +24,9 @@ use aya::{
 };
 use aya_obj::generated::{bpf_attach_type, bpf_prog_type};
 use ram_common::maps::{
-    MAP_EVENTS, MAP_LEARN4, MAP_LEARN6, MAP_PERF_EVENTS, MEMBER_LEVEL_GLOBAL, MEMBER_RUNTIME_GLOBAL, NAME_SEED_GLOBAL,
-    PINNED_MAPS, PROGRAMS, PROG_CGROUP_MKDIR, PROG_CGROUP_RMDIR, SCOPE_GLOBAL, SKB_TASK_INFO_GLOBAL,
-    SOCK_ADDR_TASK_INFO_GLOBAL,
+    MAP_CIDR4, MAP_CIDR6, MAP_EVENTS, MAP_LEARN4, MAP_LEARN6, MAP_NAMES, MAP_PERF_EVENTS, MEMBER_LEVEL_GLOBAL,
+    MEMBER_RUNTIME_GLOBAL, NAME_SEED_GLOBAL, PINNED_MAPS, PROGRAMS, PROG_CGROUP_MKDIR, PROG_CGROUP_RMDIR, SCOPE_GLOBAL,
+    SKB_TASK_INFO_GLOBAL, SOCK_ADDR_TASK_INFO_GLOBAL,
 };
 use serde::Serialize;
 
@@ -421,8 +421,14 @@ fn take_over_link(
 }
 
 /// max_entries the policy sets, by map name.
-pub fn map_sizes(limits: &Limits) -> [(&'static str, u32); 2] {
-    [(MAP_LEARN4, limits.learned_addresses), (MAP_LEARN6, limits.learned_addresses)]
+pub fn map_sizes(limits: &Limits) -> [(&'static str, u32); 5] {
+    [
+        (MAP_LEARN4, limits.learned_addresses),
+        (MAP_LEARN6, limits.learned_addresses),
+        (MAP_NAMES, limits.host_rules),
+        (MAP_CIDR4, limits.address_rules),
+        (MAP_CIDR6, limits.address_rules),
+    ]
 }
 
 /// Every shared map the object for `events` uses, by name.

@@ -3343,3 +3343,78 @@ fn a_let_go_joiner_is_let_go_for_good_after_its_recheck() {
         "DoS: a let-go joiner is decided again every tick, for good ({at_13} then {at_16} releases)"
     );
 }
+
+/// Issue 11's scale: a policy of 100,000 host rules (exact and wildcard)
+/// and 10,000 address rules loads and enforces once `[limits]` sizes the
+/// maps for it; without those limits `ramd --check-config` refuses it,
+/// naming the field and the limit to raise.
+#[test]
+fn a_policy_of_100000_host_rules_and_10000_address_rules_enforces() {
+    require_root();
+    let netns = Netns::new("k-scale");
+    let dir = TempDir::new("k-scale");
+    let _dns = dnsmasq(
+        &netns,
+        &dir,
+        "127.0.0.53",
+        &[("h54321.registry.test", "127.40.0.7"), ("x.w777.registry.test", "127.40.0.8"), ("other.test", "127.40.0.9")],
+        300,
+    );
+    let cgroup = TestCgroup::new("k-scale");
+    let mut rules = String::with_capacity(6_000_000);
+    for i in 0..90_000 {
+        rules.push_str(&format!("[[allow]]\nhost = \"h{i}.registry.test\"\n"));
+    }
+    for i in 0..10_000 {
+        rules.push_str(&format!("[[allow]]\nhost = \"*.w{i}.registry.test\"\n"));
+    }
+    // 10,000 /32s in 10.64.0.0/16 and 10.65.0.0/16, and 127.41.0.0/24.
+    for i in 0..9_999u32 {
+        rules.push_str(&format!("[[allow]]\ncidr = \"10.{}.{}.{}/32\"\n", 64 + (i >> 16), (i >> 8) & 0xff, i & 0xff));
+    }
+    rules.push_str("[[allow]]\ncidr = \"127.41.0.0/24\"\n");
+    let head = format!(
+        "[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nname = \"big\"\ncgroup = \"{}\"\n",
+        netns.dns_trust(),
+        cgroup.path.display()
+    );
+    let default_limits = dir.write("unsized.toml", &format!("{head}{rules}"));
+    let check =
+        std::process::Command::new(bin("ramd")).arg("--check-config").arg(&default_limits).output().expect("ramd");
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success(), "100,000 host rules passed the default limits");
+    assert!(
+        said.contains("allow[].host")
+            && said.contains("100000 distinct host names")
+            && said.contains("[limits] host_rules"),
+        "{said}"
+    );
+    let policy = format!("[limits]\nhost_rules = 131072\naddress_rules = 16384\n{head}{rules}");
+    let started = std::time::Instant::now();
+    let ramd = Ramd::start(&policy);
+    println!(
+        "ramd enforcing 100,000 host rules and 10,000 address rules after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let enforced = |args: &[&str]| probe(Some(&cgroup), Some(&netns), args);
+    assert_eq!(enforced(&["resolve-connect", "127.0.0.53", "h54321.registry.test", "5000"]), "127.40.0.7 ECONNREFUSED");
+    assert_eq!(enforced(&["resolve-connect", "127.0.0.53", "x.w777.registry.test", "5000"]), "127.40.0.8 ECONNREFUSED");
+    assert_eq!(enforced(&["resolve-connect", "127.0.0.53", "other.test", "5000"]), "127.40.0.9 EPERM");
+    assert_eq!(enforced(&["connect", "127.41.0.200", "9"]), "ECONNREFUSED");
+    assert_eq!(enforced(&["connect", "127.42.0.1", "9"]), "EPERM");
+    // A reload past the maps the running ramd sized is refused whole, and
+    // what runs stays.
+    ramd.write_policy(&format!("[limits]\nhost_rules = 262144\naddress_rules = 16384\n{head}{rules}{}", {
+        let mut more = String::new();
+        for i in 0..40_000 {
+            more.push_str(&format!("[[allow]]\nhost = \"m{i}.registry.test\"\n"));
+        }
+        more
+    }));
+    let refused = ramd.wait_log_for("the reload refused", Duration::from_secs(120), |e| {
+        e["message"].as_str().is_some_and(|m| m.contains("[limits] host_rules of the running ramd"))
+    });
+    println!("{refused}");
+    assert_eq!(enforced(&["connect", "127.41.0.200", "9"]), "ECONNREFUSED");
+    assert_eq!(enforced(&["connect", "127.42.0.1", "9"]), "EPERM");
+}

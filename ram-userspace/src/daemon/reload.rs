@@ -90,6 +90,13 @@ impl Daemon {
             warn!("{warning}");
         }
         let mut compiled = policy.compile_numbered(&self.scope_numbers())?;
+        // The maps were sized when ramd started: a policy that outgrows
+        // them is refused whole (a raised [limits] takes effect at restart).
+        compiled.fits(
+            &self.limits,
+            &policy.source,
+            " of the running ramd, sized at its start: restart ramd to resize",
+        )?;
         compiled.trusted_netns = if policy.dns.netns == self.policy.dns.netns {
             self.compiled.trusted_netns
         } else {

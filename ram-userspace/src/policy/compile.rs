@@ -14,15 +14,15 @@ use std::{
 
 use ram_common::{
     maps::{
-        CidrRule, NameRule, ANY_PORT, CIDR_CAPACITY, MODE_AUDIT, MODE_ENFORCE, NAMES_CAPACITY, PORTS_PER_SET,
-        PORT_HALF_BASE, PORT_SETS_PER_HALF, RESOLVERS_CAPACITY, SCOPE_PASS_OTHER_NETNS, TRUSTED_NETNS_ANY,
+        CidrRule, NameRule, ANY_PORT, MODE_AUDIT, MODE_ENFORCE, PORTS_PER_SET, PORT_HALF_BASE, PORT_SETS_PER_HALF,
+        RESOLVERS_CAPACITY, SCOPE_PASS_OTHER_NETNS, TRUSTED_NETNS_ANY,
     },
     name::{encode_host, NAME_KEY_LEN},
     verdict::{name_allowed, scope_bit},
 };
 use serde::Serialize;
 
-use super::{AllowRule, Cidr, Containers, Mode, Policy, PolicyError, Runtime, Selector};
+use super::{AllowRule, Cidr, Containers, Limits, Mode, Policy, PolicyError, Runtime, Selector};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ScopeSettings {
@@ -200,16 +200,23 @@ impl Policy {
             }
         }
         let mut port_sets = PortSets::default();
-        let wildcards: Vec<(Vec<u8>, Grants)> =
-            by_key.iter().filter(|(_, r)| r.entry.wildcard).map(|(b, r)| (b.clone(), r.wildcard.clone())).collect();
+        // Wildcard keys by length: a key is covered by the wildcards whose
+        // key is a prefix of it, found with one lookup per wildcard length
+        // (there are few), not a scan of every wildcard per key.
+        let mut wildcards: BTreeMap<usize, std::collections::HashMap<Vec<u8>, Grants>> = BTreeMap::new();
+        for (bytes, rules) in by_key.iter().filter(|(_, r)| r.entry.wildcard) {
+            wildcards.entry(bytes.len()).or_default().insert(bytes.clone(), rules.wildcard.clone());
+        }
         let mut names = Vec::with_capacity(by_key.len());
         for (bytes, rules) in by_key {
             let mut entry = rules.entry;
             // The trie returns only the longest match: fold in every shorter
             // wildcard that covers this key.
             let mut partial = Grants::default();
-            for (_, grants) in wildcards.iter().filter(|(w, _)| bytes.starts_with(w)) {
-                partial.merge(grants);
+            for (len, keys) in wildcards.range(..=bytes.len()) {
+                if let Some(grants) = keys.get(&bytes[..*len]) {
+                    partial.merge(grants);
+                }
             }
             let mut full = rules.exact.clone();
             full.merge(&partial);
@@ -254,29 +261,7 @@ impl Policy {
                 }
             }
         }
-        // What the kernel's maps hold at most: refused here, naming the
-        // limit, so that --check-config, start and reload all say so before
-        // anything is written (never a raw map error at start).
-        let v4 = |a: &IpAddr| a.is_ipv4() || matches!(a, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some());
-        let v4_cidrs = cidrs.iter().filter(|(c, _)| c.addr.is_ipv4()).count();
-        let v4_resolvers = resolvers.iter().filter(|(a, _)| v4(a)).count();
-        for (count, limit, what, field) in [
-            (names.len(), NAMES_CAPACITY, "distinct host names (exact and wildcard)", "allow[].host"),
-            (v4_cidrs, CIDR_CAPACITY, "distinct IPv4 address rules", "allow[].cidr"),
-            (cidrs.len() - v4_cidrs, CIDR_CAPACITY, "distinct IPv6 address rules", "allow[].cidr"),
-            (v4_resolvers, RESOLVERS_CAPACITY, "IPv4 resolvers", "dns.resolvers"),
-            (resolvers.len() - v4_resolvers, RESOLVERS_CAPACITY, "IPv6 resolvers", "dns.resolvers"),
-        ] {
-            if count > limit as usize {
-                return Err(PolicyError::Invalid {
-                    file: self.source.clone(),
-                    field: field.to_string(),
-                    value: format!("{count} {what}"),
-                    reason: format!("the kernel's map holds at most {limit}"),
-                });
-            }
-        }
-        Ok(CompiledPolicy {
+        let compiled = CompiledPolicy {
             scopes,
             names,
             cidrs,
@@ -284,7 +269,53 @@ impl Policy {
             port_sets: port_sets.sets,
             port_base: PORT_HALF_BASE[0],
             trusted_netns: 0,
-        })
+        };
+        compiled.fits(&self.limits, &self.source, "")?;
+        Ok(compiled)
+    }
+}
+
+impl CompiledPolicy {
+    /// Refuses rules the kernel's maps, sized by `limits`, cannot hold,
+    /// naming the field and the limit, so that --check-config, start and
+    /// reload all say so before anything is written (never a raw map
+    /// error). `later`: what to do when the limit is the running ramd's.
+    pub fn fits(&self, limits: &Limits, source: &str, later: &str) -> Result<(), PolicyError> {
+        let v4 = |a: &IpAddr| a.is_ipv4() || matches!(a, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some());
+        let v4_cidrs = self.cidrs.iter().filter(|(c, _)| c.addr.is_ipv4()).count();
+        let v4_resolvers = self.resolvers.iter().filter(|(a, _)| v4(a)).count();
+        let host_rules = "allow[].host";
+        let address_rules = "allow[].cidr";
+        for (count, limit, what, field, setting) in [
+            (
+                self.names.len(),
+                limits.host_rules,
+                "distinct host names (exact and wildcard)",
+                host_rules,
+                Some("host_rules"),
+            ),
+            (v4_cidrs, limits.address_rules, "distinct IPv4 address rules", address_rules, Some("address_rules")),
+            (
+                self.cidrs.len() - v4_cidrs,
+                limits.address_rules,
+                "distinct IPv6 address rules",
+                address_rules,
+                Some("address_rules"),
+            ),
+            (v4_resolvers, RESOLVERS_CAPACITY, "IPv4 resolvers", "dns.resolvers", None),
+            (self.resolvers.len() - v4_resolvers, RESOLVERS_CAPACITY, "IPv6 resolvers", "dns.resolvers", None),
+        ] {
+            if count > limit as usize {
+                let raise = setting.map(|s| format!(" ([limits] {s}{later})")).unwrap_or_default();
+                return Err(PolicyError::Invalid {
+                    file: source.to_string(),
+                    field: field.to_string(),
+                    value: format!("{count} {what}"),
+                    reason: format!("the kernel's map holds at most {limit}{raise}"),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -118,6 +118,11 @@ pub struct Limits {
     /// `ram_common::dns::MAX_ANSWERS`); the rest are not learned and the
     /// kernel counts the answer (learn_capped).
     pub addresses_per_answer: u32,
+    /// Entries of the host-name rule map: distinct host names (exact and
+    /// wildcard) of the whole policy.
+    pub host_rules: u32,
+    /// Entries of each address-rule map (IPv4, IPv6): distinct `cidr` rules.
+    pub address_rules: u32,
 }
 
 /// `[metrics]`: where ramd serves Prometheus metrics (`ramd --metrics`
@@ -128,6 +133,12 @@ pub struct MetricsSettings {
     pub listen: Option<crate::metrics::ListenAddr>,
 }
 
+/// Bounds of `[limits] host_rules` and `address_rules`. A host rule costs
+/// the kernel about 450 bytes (a 256-byte name key, its rule and the
+/// trie's node), so the largest name map is about 120 MB.
+pub const MAX_HOST_RULES: u32 = 1 << 18;
+pub const MAX_ADDRESS_RULES: u32 = 1 << 16;
+pub const MIN_RULES: u32 = 16;
 pub const MIN_LEARNED_ADDRESSES: u32 = 16;
 pub const MAX_LEARNED_ADDRESSES: u32 = 1 << 22;
 

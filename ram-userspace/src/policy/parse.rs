@@ -7,15 +7,15 @@ use std::{
 };
 
 use ram_common::{
-    maps::{DNS_ANSWER_WINDOW_MS, LEARN_CAPACITY, MAX_SCOPES, PORTS_PER_SET},
+    maps::{CIDR_CAPACITY, DNS_ANSWER_WINDOW_MS, LEARN_CAPACITY, MAX_SCOPES, NAMES_CAPACITY, PORTS_PER_SET},
     name::{encode_host, HostError, MAX_HOST_LEN},
 };
 use serde::Deserialize;
 
 use super::{
     containers::LabelMatch, presets, AllowRule, Cidr, ContainerSelector, Containers, DnsSettings, Limits,
-    MetricsSettings, Mode, Policy, PolicyError, Runtime, Selector, Target, Unit, MAX_LEARNED_ADDRESSES,
-    MIN_LEARNED_ADDRESSES,
+    MetricsSettings, Mode, Policy, PolicyError, Runtime, Selector, Target, Unit, MAX_ADDRESS_RULES, MAX_HOST_RULES,
+    MAX_LEARNED_ADDRESSES, MIN_LEARNED_ADDRESSES, MIN_RULES,
 };
 use crate::metrics::ListenAddr;
 
@@ -68,6 +68,8 @@ struct RawDns {
 struct RawLimits {
     learned_addresses: Option<i64>,
     addresses_per_answer: Option<i64>,
+    host_rules: Option<i64>,
+    address_rules: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -175,7 +177,14 @@ fn limits(ctx: &Ctx, raw: &RawLimits) -> Result<Limits, PolicyError> {
         Some(n) if (1..=most).contains(&n) => n as u32,
         Some(n) => return Err(ctx.invalid("limits.addresses_per_answer", n, format!("must be between 1 and {most}"))),
     };
-    Ok(Limits { learned_addresses, addresses_per_answer })
+    let sized = |field: &str, value: Option<i64>, default: u32, max: u32| match value {
+        None => Ok(default),
+        Some(n) if (MIN_RULES as i64..=max as i64).contains(&n) => Ok(n as u32),
+        Some(n) => Err(ctx.invalid(field, n, format!("must be between {MIN_RULES} and {max}"))),
+    };
+    let host_rules = sized("limits.host_rules", raw.host_rules, NAMES_CAPACITY, MAX_HOST_RULES)?;
+    let address_rules = sized("limits.address_rules", raw.address_rules, CIDR_CAPACITY, MAX_ADDRESS_RULES)?;
+    Ok(Limits { learned_addresses, addresses_per_answer, host_rules, address_rules })
 }
 
 fn metrics_settings(ctx: &Ctx, raw: &RawMetrics) -> Result<MetricsSettings, PolicyError> {

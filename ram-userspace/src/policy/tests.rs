@@ -150,11 +150,15 @@ fn limits_are_validated_and_reach_the_compiled_scopes() {
     assert_eq!(p.compile().unwrap().scopes[0].max_addresses, 4);
     let defaults = parse(TARGET).unwrap();
     assert_eq!((defaults.limits.learned_addresses, defaults.limits.addresses_per_answer), (65536, 24));
+    assert_eq!((defaults.limits.host_rules, defaults.limits.address_rules), (4096, 1024));
     for (text, field) in [
         ("learned_addresses = 3", "limits.learned_addresses = \"3\""),
         ("learned_addresses = 99999999", "limits.learned_addresses = \"99999999\""),
         ("addresses_per_answer = 0", "limits.addresses_per_answer = \"0\""),
         ("addresses_per_answer = 25", "limits.addresses_per_answer = \"25\""),
+        ("host_rules = 15", "limits.host_rules = \"15\""),
+        ("host_rules = 262145", "limits.host_rules = \"262145\""),
+        ("address_rules = 65537", "limits.address_rules = \"65537\""),
     ] {
         let err = parse(&format!("[limits]\n{text}\n{TARGET}")).unwrap_err().to_string();
         assert!(err.contains(field), "{err}");
@@ -677,7 +681,13 @@ fn more_rules_than_the_kernel_holds_are_refused_naming_the_limit() {
     let e = parse(&format!("{TARGET}{}", hosts(NAMES_CAPACITY + 1))).unwrap().compile().unwrap_err().to_string();
     assert!(e.starts_with("ram.toml: allow[].host"), "{e}");
     assert!(e.contains(&format!("{} distinct host names", NAMES_CAPACITY + 1)), "{e}");
-    assert!(e.contains(&format!("at most {NAMES_CAPACITY}")), "{e}");
+    assert!(e.contains(&format!("at most {NAMES_CAPACITY} ([limits] host_rules)")), "{e}");
+    // Raised, the same policy fits; a reload is held to the running maps.
+    let raised = parse(&format!("[limits]\nhost_rules = 8192\n{TARGET}{}", hosts(NAMES_CAPACITY + 1))).unwrap();
+    let compiled = raised.compile().expect("fits the raised limit");
+    let running = Limits { host_rules: NAMES_CAPACITY, ..raised.limits };
+    let e = compiled.fits(&running, "ram.toml", " of the running ramd").unwrap_err().to_string();
+    assert!(e.contains("([limits] host_rules of the running ramd)"), "{e}");
     let cidrs: String =
         (0..=CIDR_CAPACITY).map(|i| format!("[[allow]]\ncidr = \"10.{}.{}.0/24\"\n", i >> 8, i & 0xff)).collect();
     let e = parse(&format!("{TARGET}{cidrs}")).unwrap().compile().unwrap_err().to_string();
