@@ -19,7 +19,11 @@
 //! - DNS answer learning: ram_dns_ingress's kernel time per answer during a
 //!   loop of queries for an allowed name answered with a CNAME and 8 A
 //!   records (a registry's answer), with the kernel log off, on (`ramctl
-//!   debug on`) and off again, and the off/off-again ratio.
+//!   debug on`) and off again, and the off/off-again ratio;
+//! - start to enforcing: from ramd's start to the first connect it refuses
+//!   in a fresh cgroup, with the default policy's rules (the Docker Hub
+//!   preset) and with 100,000 host rules (90,000 exact, 10,000 wildcard),
+//!   the latter as a ratio of the former.
 
 use std::{
     fmt::Write as _,
@@ -41,6 +45,53 @@ const RESOLVER: &str = "127.0.0.53";
 /// The name it answers: a CNAME to `CANONICAL`, which has 8 A records.
 const REGISTRY: &str = "registry.bench.test";
 const CANONICAL: &str = "cdn.bench.test";
+
+/// The embedded default policy's rules.
+const DEFAULT_RULES: &str = "[[allow]]\npreset = \"dockerhub\"\n";
+/// Limits for the large policy.
+const LARGE_LIMITS: &str = "[limits]\nhost_rules = 131072\n";
+
+/// 100,000 host rules: 90,000 exact names and 10,000 wildcards.
+fn large_rules() -> String {
+    let mut rules = String::with_capacity(4_000_000);
+    for i in 0..90_000 {
+        let _ = write!(rules, "[[allow]]\nhost = \"h{i}.registry.bench.test\"\n");
+    }
+    for i in 0..10_000 {
+        let _ = write!(rules, "[[allow]]\nhost = \"*.w{i}.registry.bench.test\"\n");
+    }
+    rules
+}
+
+/// Milliseconds from ramd's start to enforcing, per repetition.
+#[derive(Default)]
+struct Starts {
+    default_rules: Vec<f64>,
+    large: Vec<f64>,
+}
+
+/// A ramd of its own, on a fresh cgroup, pin and run directory, for one
+/// start measurement; all removed on drop.
+struct StartRun {
+    bins: PathBuf,
+    cgroup: PathBuf,
+    pin_dir: PathBuf,
+    run_dir: PathBuf,
+    ramd: Option<Child>,
+}
+
+impl Drop for StartRun {
+    fn drop(&mut self) {
+        if let Some(mut ramd) = self.ramd.take() {
+            // SAFETY: signals the ramd this bench started, by its pid.
+            unsafe { libc::kill(ramd.id() as i32, libc::SIGTERM) };
+            let _ = ramd.wait();
+        }
+        let _ = Command::new(self.bins.join("ramd")).arg("--uninstall").arg("--pin-dir").arg(&self.pin_dir).output();
+        let _ = std::fs::remove_dir(&self.cgroup);
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}
 
 /// How long and how often each figure is measured.
 struct Plan {
@@ -80,7 +131,12 @@ pub fn bench(smoke: bool) -> Result<()> {
     }
     let mut scene = scene;
     let learning = scene.dns_learning(&plan)?;
-    let report = Report::new(&rates, &stats, &learning, &plan, smoke);
+    let mut starts = Starts::default();
+    for _ in 0..plan.repetitions {
+        starts.default_rules.push(scene.start_to_enforcing("", DEFAULT_RULES)?);
+        starts.large.push(scene.start_to_enforcing(LARGE_LIMITS, &large_rules())?);
+    }
+    let report = Report::new(&rates, &stats, &learning, &starts, &plan, smoke);
     print!("{}", report.markdown);
     let dir = workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
@@ -288,6 +344,57 @@ impl Scene {
         Ok(Learning { phases })
     }
 
+    /// Starts a ramd of its own enforcing a fresh cgroup with `rules`, and
+    /// returns the milliseconds until a connect from that cgroup to an
+    /// address outside the policy is refused.
+    fn start_to_enforcing(&self, limits: &str, rules: &str) -> Result<f64> {
+        let pid = std::process::id();
+        let mut run = StartRun {
+            bins: self.bins.clone(),
+            cgroup: cgroup2_mount()?.join(format!("ram-bench-start-{pid}")),
+            pin_dir: PathBuf::from(format!("/sys/fs/bpf/ram-bench-start-{pid}")),
+            run_dir: self.run_dir.join("start"),
+            ramd: None,
+        };
+        std::fs::create_dir(&run.cgroup).with_context(|| format!("mkdir {}", run.cgroup.display()))?;
+        std::fs::create_dir_all(&run.run_dir)?;
+        let policy = format!(
+            "mode = \"enforce\"\n{limits}[dns]\nresolvers = [\"{RESOLVER}\"]\nnetns = \"/run/netns/{}\"\nmin_ttl = 30\nmax_ttl = 86400\n[[target]]\nname = \"start\"\ncgroup = \"{}\"\n{rules}",
+            self.netns[1],
+            run.cgroup.display()
+        );
+        let config = run.run_dir.join("ram.toml");
+        std::fs::write(&config, policy)?;
+        let log = std::fs::File::create(run.run_dir.join("ramd.log"))?;
+        let started = Instant::now();
+        run.ramd = Some(
+            Command::new(self.bins.join("ramd"))
+                .arg("--config")
+                .arg(&config)
+                .arg("--pin-dir")
+                .arg(&run.pin_dir)
+                .arg("--run-dir")
+                .arg(&run.run_dir)
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .context("start ramd")?,
+        );
+        loop {
+            let out = self
+                .probe_command(&self.netns[1], Some(&run.cgroup))
+                .args(["connect", "127.42.0.1", "9"])
+                .output()
+                .context("probe")?;
+            if String::from_utf8_lossy(&out.stdout).trim() == "EPERM" {
+                return Ok(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                bail!("ramd did not enforce within 120 s; see {}", run.run_dir.join("ramd.log").display());
+            }
+        }
+    }
+
     fn ramctl(&self, args: &[&str]) -> Result<std::process::Output> {
         Command::new(self.bins.join("ramctl"))
             .arg("--pin-dir")
@@ -436,7 +543,14 @@ struct Report {
 }
 
 impl Report {
-    fn new(rates: &[Vec<f64>; 3], stats: &ProgramStats, learning: &Learning, plan: &Plan, smoke: bool) -> Report {
+    fn new(
+        rates: &[Vec<f64>; 3],
+        stats: &ProgramStats,
+        learning: &Learning,
+        starts: &Starts,
+        plan: &Plan,
+        smoke: bool,
+    ) -> Report {
         let [bare, ram, nft] = [median(&rates[0]), median(&rates[1]), median(&rates[2])];
         let ratio = |x: f64| if bare > 0.0 { x / bare } else { 0.0 };
         let mut md = String::new();
@@ -497,6 +611,18 @@ impl Report {
             "| DNS answer learning, kernel log on vs off | {on:.0} | {off:.0} | {:.3} | | (what turning it on costs) |",
             if off > 0.0 { on / off } else { 0.0 }
         );
+        let (small, large) = (median(&starts.default_rules), median(&starts.large));
+        let _ = writeln!(
+            md,
+            "| start to enforcing, the default policy's rules: ms | {small:.0} | | | {:.1} % | ≤ 300 ms |",
+            spread(&starts.default_rules)
+        );
+        let _ = writeln!(
+            md,
+            "| start to enforcing, 100,000 host rules: ms | {large:.0} | {small:.0} (default rules) | {:.1} | {:.1} % | ≤ 3000 ms |",
+            if small > 0.0 { large / small } else { 0.0 },
+            spread(&starts.large)
+        );
         let learning_json: Vec<_> = learning
             .phases
             .iter()
@@ -510,6 +636,7 @@ impl Report {
             "connect_per_s": { "bare": rates[0], "ram": rates[1], "nftables": rates[2] },
             "connect_ratio": { "ram": ratio(ram), "nftables": ratio(nft) },
             "programs": programs,
+            "start_to_enforcing_ms": { "default_rules": starts.default_rules, "host_rules_100000": starts.large },
         });
         Report { markdown: md, json }
     }
