@@ -3417,4 +3417,76 @@ fn a_policy_of_100000_host_rules_and_10000_address_rules_enforces() {
     println!("{refused}");
     assert_eq!(enforced(&["connect", "127.41.0.200", "9"]), "ECONNREFUSED");
     assert_eq!(enforced(&["connect", "127.42.0.1", "9"]), "EPERM");
+
+/// Red team 10 (bypass if it fails). Scope numbers follow target names,
+/// not cgroups: two process targets that swap their cgroups (an admin
+/// swapping the names of two targets, or their `cgroup` lines) keep their
+/// numbers, so the rules written under `a`'s number are now those meant
+/// for Y, while `a`'s old programs still enforce X until `b`'s new ones
+/// attach there. Neither policy lets X reach 127.30.0.1; across the
+/// reloads it does.
+#[test]
+fn targets_swapping_their_cgroups_never_judge_one_by_the_others_rules() {
+    require_root();
+    let netns = Netns::new("k-rt10-swap");
+    let x = TestCgroup::new("k-rt10-swap-x");
+    let y = TestCgroup::new("k-rt10-swap-y");
+    let strict = "[[target.allow]]\ncidr = \"127.20.0.0/16\"\n";
+    let wide = "[[target.allow]]\ncidr = \"127.30.0.0/24\"\n";
+    let policy = |first: &TestCgroup, first_rules: &str, second: &TestCgroup, second_rules: &str| {
+        format!(
+            "[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nname = \"a\"\ncgroup = \"{}\"\n{first_rules}[[target]]\nname = \"b\"\ncgroup = \"{}\"\n{second_rules}",
+            netns.dns_trust(),
+            first.path.display(),
+            second.path.display(),
+        )
+    };
+    // X is strict and Y wide in both policies; only the names swap.
+    let before = policy(&x, strict, &y, wide);
+    let swapped = policy(&y, wide, &x, strict);
+    let ramd = Ramd::start(&before);
+    ramd.wait_attached();
+    assert_eq!(probe(Some(&x), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+    assert_eq!(probe(Some(&y), Some(&netns), &["connect", "127.30.0.1", "9"]), "ECONNREFUSED");
+    // A listener outside every target: a connect from X that completes got through.
+    let mut cmd = std::process::Command::new(probe_bin());
+    cmd.args(["accept-loop", "127.30.0.1", "9"]).stdout(std::process::Stdio::null());
+    place(&mut cmd, None, Some(&netns));
+    let _listener = Proc::spawn("accept-loop", &mut cmd);
+    sleep(Duration::from_millis(300));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (connects, failed) = std::thread::scope(|s| {
+        let hammer = s.spawn(|| {
+            let (mut connects, mut failed) = (0u64, 0u64);
+            let count = |outcome: &str, field: &str| -> u64 {
+                outcome
+                    .split_whitespace()
+                    .find_map(|f| f.strip_prefix(field))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("no count: {outcome}"))
+            };
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let outcome = probe(Some(&x), Some(&netns), &["connect-loop", "127.30.0.1", "9", "500"]);
+                connects += count(&outcome, "connects=");
+                failed += count(&outcome, "failed=");
+            }
+            (connects, failed)
+        });
+        sleep(Duration::from_millis(300));
+        for i in 0..10 {
+            ramd.write_policy(if i % 2 == 0 { &swapped } else { &before });
+            let out = ramd.ramctl(&["reload"]);
+            assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), ramd.log_text());
+            sleep(Duration::from_millis(300));
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        hammer.join().expect("hammer")
+    });
+    let outcome = format!("connects={connects} failed={failed}");
+    assert!(failed > 0, "the hammer never ran: {outcome}");
+    assert_eq!(
+        connects, 0,
+        "BYPASS: while two targets swapped cgroups, X (strict in both policies) reached 127.30.0.1 ({outcome})"
+    );
+    assert_eq!(probe(Some(&x), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
 }
