@@ -3490,3 +3490,67 @@ fn targets_swapping_their_cgroups_never_judge_one_by_the_others_rules() {
     );
     assert_eq!(probe(Some(&x), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
 }
+
+/// Red team 10 (bypass if it fails). An unheld `--network container:H`
+/// joiner J is to be judged with H (an unjudged process in H's namespace
+/// could answer as the resolver there). J's first process binds
+/// 127.0.0.11:53 in H's namespace, then moves into a network namespace of
+/// its own (an unprivileged user namespace suffices; here, as root):
+/// its processes are in no namespace a held container owns, so J is let
+/// go, while its socket is still in H's namespace. Unjudged, it answers H's
+/// query from the resolver's address: H learns the attacker's address.
+#[test]
+fn a_joiner_that_leaves_a_held_namespace_but_keeps_a_socket_there_is_judged() {
+    require_root();
+    let netns = Netns::new("k-rt10-leave");
+    let data_root = TempDir::new("k-rt10-leave-docker");
+    let files = TempDir::new("k-rt10-leave-files");
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let ramd = Ramd::start_with_env(
+        &two_container_targets(&netns, false),
+        &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())],
+    );
+    ramd.wait_attached();
+    let (h, _h_init) = held_owner(&netns, &data_root.path, 7741, "ram-test/job:1");
+    ramd.wait_log("H enforced", |e| e["message"] == "enforcing container");
+    assert_eq!(probe(Some(&h.cgroup), Some(&netns), &["connect", "127.30.0.9", "9"]), "EPERM");
+    // ramd may look at J in the moment between its process's start and its
+    // move (it then holds J with H, and the attempt tells nothing): a few
+    // joiners, as an attacker would retry.
+    let mut joiners = Vec::new();
+    let mut released = None;
+    for tag in 7742..7745 {
+        let j = fake_container_with(None, &format!("container:{}", h.id), &data_root.path, "ram-test/other:1", tag);
+        let mut cmd = std::process::Command::new(probe_bin());
+        cmd.args(["serve-dns", "127.0.0.11", "60", "registry.test=127.30.0.9", "nested"])
+            .stdout(std::process::Stdio::null());
+        place(&mut cmd, Some(&j.cgroup.path), Some(&netns));
+        let evil = Proc::spawn("dns-127.0.0.11-nested", &mut cmd);
+        sleep(Duration::from_millis(1000));
+        let name = format!("ram-test-{tag}");
+        let log = ramd.log_text();
+        let enforced = log.lines().any(|l| l.contains("enforcing container") && l.contains(&name));
+        if !enforced && log.lines().any(|l| l.contains("matches no container target") && l.contains(&name)) {
+            released = Some(tag);
+            joiners.push((j, evil));
+            break;
+        }
+        joiners.push((j, evil));
+    }
+    let Some(tag) = released else {
+        // J judged with H every time: what the policy wants.
+        return;
+    };
+    let mut outs = Vec::new();
+    for _ in 0..2 {
+        outs.push(probe(Some(&h.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]));
+    }
+    assert!(
+        !outs.iter().any(|o| o == "127.30.0.9 ECONNREFUSED"),
+        "BYPASS: joiner ram-test-{tag} (let go: its processes left H's namespace, its socket did not) taught H an off-policy address ({outs:?}):\n{}",
+        ramd.log_text()
+    );
+}

@@ -297,6 +297,7 @@ fn query(resolver: IpAddr, name: &str, record_type: RecordType, tcp: bool) -> Re
 /// `extra`: records owned by other names, added to every answer that has
 /// address records (off the question's CNAME chain: never to be learned).
 /// `delay`: how long to wait before answering over UDP.
+#[allow(clippy::too_many_arguments)]
 fn serve_dns(
     addr: IpAddr,
     ttl: u32,
@@ -305,6 +306,7 @@ fn serve_dns(
     cnames: Vec<(String, String)>,
     split: bool,
     delay: Duration,
+    nested: bool,
 ) -> ! {
     let answer = move |query: &[u8]| -> Option<Vec<u8>> {
         let request = Message::from_vec(query).ok()?;
@@ -377,6 +379,9 @@ fn serve_dns(
         }
     });
     let udp = UdpSocket::bind(server).unwrap_or_else(|e| panic!("bind udp {server}: {e}"));
+    if nested {
+        bypass::enter_own_netns().unwrap_or_else(|step| panic!("own namespace: step {step}"));
+    }
     println!("serving");
     let mut buf = [0u8; 4096];
     loop {
@@ -497,6 +502,9 @@ fn main() {
         }
         "serve-dns" => {
             let split = args.iter().any(|a| a == "split");
+            // nested: binds in this namespace, then moves into a network
+            // namespace of its own (its sockets stay where they were made).
+            let nested = args.iter().any(|a| a == "nested");
             let delay = args
                 .iter()
                 .find_map(|a| a.strip_prefix("delay="))
@@ -505,7 +513,8 @@ fn main() {
                 let (name, ip) = r.split_once('=').unwrap_or_else(|| panic!("NAME=IP expected: {r}"));
                 (name.to_ascii_lowercase(), ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}")))
             };
-            let given: Vec<&String> = args[3..].iter().filter(|r| *r != "split" && !r.starts_with("delay=")).collect();
+            let given: Vec<&String> =
+                args[3..].iter().filter(|r| *r != "split" && *r != "nested" && !r.starts_with("delay=")).collect();
             // ALIAS>NAME: ALIAS is a CNAME for NAME (answered with NAME's records).
             let cnames: Vec<(String, String)> = given
                 .iter()
@@ -515,7 +524,7 @@ fn main() {
             let given: Vec<&String> = given.into_iter().filter(|r| !r.contains('>')).collect();
             let records = given.iter().filter(|r| !r.starts_with('+')).map(|r| parse(r)).collect();
             let extra = given.iter().filter_map(|r| r.strip_prefix('+')).map(parse).collect();
-            serve_dns(addr(1), arg(2).parse().expect("ttl"), records, extra, cnames, split, delay)
+            serve_dns(addr(1), arg(2).parse().expect("ttl"), records, extra, cnames, split, delay, nested)
         }
         "raw-query" => {
             let (rt, tcp) = options(&args[3..]);
