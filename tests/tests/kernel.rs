@@ -3554,3 +3554,50 @@ fn a_joiner_that_leaves_a_held_namespace_but_keeps_a_socket_there_is_judged() {
         ramd.log_text()
     );
 }
+
+/// Red team 10 (bypass if it fails). As above, and the reload is refused
+/// half way (its new address rules do not fit beside the old ones while
+/// both are in the map): "nothing changed" is said, the old programs stay,
+/// and the rows already written stay too: X's old programs (a's number)
+/// read the rule now written for a's new cgroup, until the next good
+/// reload or restart.
+#[test]
+fn a_refused_reload_of_swapped_targets_leaves_nobody_judged_by_the_others_rules() {
+    require_root();
+    let netns = Netns::new("k-rt10-refused");
+    let x = TestCgroup::new("k-rt10-refused-x");
+    let y = TestCgroup::new("k-rt10-refused-y");
+    let strict = "[[target.allow]]\ncidr = \"127.20.0.0/16\"\n";
+    let wide = "[[target.allow]]\ncidr = \"127.30.0.0/24\"\n";
+    // 600 rules each: alone they fit the kernel's map (1024), the old and
+    // the new together do not.
+    let fillers = |first: u32| -> String {
+        (0..600).map(|i| format!("[[allow]]\ncidr = \"{}.{}.{}.0/24\"\n", first, i / 256, i % 256)).collect()
+    };
+    let policy = |first: &TestCgroup, first_rules: &str, second: &TestCgroup, second_rules: &str, fill: u32| {
+        format!(
+            "[dns]\nresolvers = [\"127.0.0.53\"]\n{}{}[[target]]\nname = \"a\"\ncgroup = \"{}\"\n{first_rules}[[target]]\nname = \"b\"\ncgroup = \"{}\"\n{second_rules}",
+            netns.dns_trust(),
+            fillers(fill),
+            first.path.display(),
+            second.path.display(),
+        )
+    };
+    let ramd = Ramd::start(&policy(&x, strict, &y, wide, 10));
+    ramd.wait_attached();
+    assert_eq!(probe(Some(&x), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+    assert_eq!(probe(Some(&y), Some(&netns), &["connect", "127.30.0.1", "9"]), "ECONNREFUSED");
+    // The names swap (X strict, Y wide still), with other filler rules.
+    ramd.write_policy(&policy(&y, wide, &x, strict, 128));
+    let out = ramd.ramctl(&["reload"]);
+    let refused = !out.status.success();
+    let after = probe(Some(&x), Some(&netns), &["connect", "127.30.0.1", "9"]);
+    assert_eq!(
+        after,
+        "EPERM",
+        "BYPASS: after a {} reload of swapped targets, X (strict in both policies) reaches 127.30.0.1:\n{}\n{}",
+        if refused { "refused" } else { "successful" },
+        String::from_utf8_lossy(&out.stderr),
+        ramd.log_text().lines().filter(|l| l.contains("refused") || l.contains("reloaded")).collect::<Vec<_>>().join("\n")
+    );
+}
