@@ -3417,6 +3417,7 @@ fn a_policy_of_100000_host_rules_and_10000_address_rules_enforces() {
     println!("{refused}");
     assert_eq!(enforced(&["connect", "127.41.0.200", "9"]), "ECONNREFUSED");
     assert_eq!(enforced(&["connect", "127.42.0.1", "9"]), "EPERM");
+}
 
 /// Red team 10 (bypass if it fails). Scope numbers follow target names,
 /// not cgroups: two process targets that swap their cgroups (an admin
@@ -3598,6 +3599,10 @@ fn a_refused_reload_of_swapped_targets_leaves_nobody_judged_by_the_others_rules(
         "BYPASS: after a {} reload of swapped targets, X (strict in both policies) reaches 127.30.0.1:\n{}\n{}",
         if refused { "refused" } else { "successful" },
         String::from_utf8_lossy(&out.stderr),
-        ramd.log_text().lines().filter(|l| l.contains("refused") || l.contains("reloaded")).collect::<Vec<_>>().join("\n")
+        ramd.log_text()
+            .lines()
+            .filter(|l| l.contains("refused") || l.contains("reloaded"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

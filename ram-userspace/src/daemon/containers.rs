@@ -392,6 +392,23 @@ impl Daemon {
             .map(|(other, held)| (*other, held))
     }
 
+    /// The target of the held container (not itself a joiner) that a
+    /// `container:REFERENCE` names: by full id, by an id prefix of at least
+    /// 12 characters, or by name.
+    fn held_by_reference(&self, id: u64, reference: &str) -> Option<u32> {
+        let reference = reference.trim_start_matches('/');
+        self.containers
+            .held
+            .iter()
+            .filter(|(other, held)| **other != id && held.joined.is_none())
+            .find(|(_, held)| {
+                held.info.id == reference
+                    || (reference.len() >= 12 && held.info.id.starts_with(reference))
+                    || held.info.name.trim_start_matches('/') == reference
+            })
+            .map(|(_, held)| held.scope)
+    }
+
     /// The host's namespace for a container of the host's network.
     fn host_netns(&self, id: u64, info: &ContainerInfo) -> (u64, Option<PathBuf>, bool) {
         let own = std::path::Path::new(crate::netns::OWN);
@@ -427,11 +444,17 @@ impl Daemon {
         let mut joined = None;
         let (scope, netns, netns_file, settled) = match &recorded.network {
             NetworkMode::Container(reference) => {
+                // The held container its record names: while there is one,
+                // the joiner is judged with it wherever its processes are
+                // now (one can leave the namespace and keep a socket there,
+                // unjudged). What its DNS is trusted in is decided by where
+                // its processes are, not by the name (a rename can move it).
+                let named_owner = self.held_by_reference(id, reference);
                 match self.joined_namespace(id, &container.path) {
                     Joined::Unknown => return,
-                    Joined::Host => match own_target {
-                        None => return self.release(maps, id, &recorded.info, true),
-                        Some(scope) => {
+                    Joined::Host => match (own_target, named_owner) {
+                        (None, None) => return self.release(maps, id, &recorded.info, true),
+                        (Some(scope), _) | (None, Some(scope)) => {
                             let (netns, file, settled) = self.host_netns(id, &recorded.info);
                             (scope, netns, file, settled)
                         }
@@ -460,7 +483,7 @@ impl Daemon {
                             // A namespace no held container owns (an
                             // unjudged container's): nothing learned there
                             // can be trusted.
-                            None => match own_target {
+                            None => match own_target.or(named_owner) {
                                 None => return self.release(maps, id, &recorded.info, true),
                                 Some(scope) => {
                                     joined = Some(None);

@@ -165,7 +165,7 @@ pub(crate) struct Scope {
 /// `policy::compile::scope_numbers`).
 const SCOPE_NUMBERS_FILE: &str = "scope-numbers.json";
 
-/// The scope numbers the previous run gave its targets, by name; none when
+/// The scope numbers the previous run gave its targets, by identity; none when
 /// there was no previous run (or its file cannot be read: targets are then
 /// numbered in order, as on a first run).
 fn previous_scope_numbers(paths: &Paths) -> BTreeMap<String, u32> {
@@ -185,9 +185,12 @@ impl Daemon {
         self.scopes.iter().find(|s| s.settings.scope == scope)
     }
 
-    /// The scope numbers in effect, by target name.
+    /// The scope numbers in effect, by target identity (name and selector).
     fn scope_numbers(&self) -> BTreeMap<String, u32> {
-        self.scopes.iter().map(|s| (s.settings.name.clone(), s.settings.scope)).collect()
+        self.scopes
+            .iter()
+            .map(|s| (crate::policy::scope_identity(&s.settings.name, &s.settings.selector), s.settings.scope))
+            .collect()
     }
 
     /// Writes the scope numbers in effect for the next run (atomically: a

@@ -160,7 +160,13 @@ impl Daemon {
         // A revocation due is written down first: should ramd stop before
         // it is done, the next start or reload does it.
         note_pending_revocation(&self.paths, &lost)?;
-        Maps::open(&self.paths)?.apply_rules(&compiled)?;
+        if let Err(e) = Maps::open(&self.paths).and_then(|mut maps| maps.apply_rules(&compiled)) {
+            // A refused reload changes nothing: the rules in effect go back.
+            if let Err(back) = Maps::open(&self.paths).and_then(|mut maps| maps.apply_rules(&self.compiled)) {
+                error!("ALERT: a failed reload left rules it could not take back (fix the cause and reload): {back}");
+            }
+            return Err(e.into());
+        }
         // A scope whose programs are replaced with its selector unchanged
         // (the kernel log level changed) keeps every cgroup its old
         // programs enforce, not only those its selector finds now: a

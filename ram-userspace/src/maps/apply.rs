@@ -15,9 +15,12 @@ use crate::{
 };
 
 impl Maps {
-    /// Writes the compiled policy into the maps: every desired row first, then
-    /// the removal of rows no longer wanted, so a rule present before and after
-    /// never disappears in between.
+    /// Writes the compiled policy into the maps: first the removal of rows no
+    /// longer wanted, then every wanted row. A rule present before and after
+    /// never disappears in between; the maps never hold more rows than the
+    /// new policy has (which `CompiledPolicy::fits` checked), so they cannot
+    /// fill half way; and a rule the new policy drops is gone before any
+    /// rule it adds is in.
     pub fn apply_rules(&mut self, policy: &CompiledPolicy) -> Result<()> {
         // Port sets first: the rules written next refer to them by number. Only
         // the half this policy uses is written; the other keeps the sets the
@@ -37,16 +40,15 @@ impl Maps {
             port_sets.set(policy.port_base + slot, set, 0).map_err(|e| Error::map(MAP_PORTS, e))?;
         }
         let names = &mut self.names;
-        let mut wanted = HashSet::new();
-        for entry in &policy.names {
-            let key = Key::new(entry.len * 8, entry.key);
-            names.insert(&key, entry.rule, 0).map_err(|e| Error::map(MAP_NAMES, e))?;
-            wanted.insert((entry.len * 8, entry.key));
-        }
+        let wanted: HashSet<_> = policy.names.iter().map(|entry| (entry.len * 8, entry.key)).collect();
         let stale: Vec<_> =
             names.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(&(k.prefix_len(), k.data()))).collect();
         for key in stale {
             names.remove(&key).map_err(|e| Error::map(MAP_NAMES, e))?;
+        }
+        for entry in &policy.names {
+            let key = Key::new(entry.len * 8, entry.key);
+            names.insert(&key, entry.rule, 0).map_err(|e| Error::map(MAP_NAMES, e))?;
         }
 
         let v4: Vec<([u8; 4], u32, CidrRule)> = policy
@@ -129,15 +131,14 @@ fn sync_trie<K: aya::Pod + Eq + std::hash::Hash>(
     name: &str,
     rows: &[(K, u32, CidrRule)],
 ) -> Result<()> {
-    let mut wanted = HashSet::new();
-    for (addr, prefix, rule) in rows {
-        trie.insert(&Key::new(*prefix, *addr), *rule, 0).map_err(|e| Error::map(name, e))?;
-        wanted.insert((*prefix, *addr));
-    }
+    let wanted: HashSet<_> = rows.iter().map(|(addr, prefix, _)| (*prefix, *addr)).collect();
     let stale: Vec<_> =
         trie.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(&(k.prefix_len(), k.data()))).collect();
     for key in stale {
         trie.remove(&key).map_err(|e| Error::map(name, e))?;
+    }
+    for (addr, prefix, rule) in rows {
+        trie.insert(&Key::new(*prefix, *addr), *rule, 0).map_err(|e| Error::map(name, e))?;
     }
     Ok(())
 }
@@ -147,13 +148,13 @@ fn sync_hash<K: aya::Pod + Eq + std::hash::Hash>(
     name: &str,
     rows: &[(K, u64)],
 ) -> Result<()> {
-    for (key, scopes) in rows {
-        map.insert(key, Resolver { scopes: *scopes }, 0).map_err(|e| Error::map(name, e))?;
-    }
     let wanted: HashSet<K> = rows.iter().map(|(k, _)| *k).collect();
     let stale: Vec<K> = map.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(k)).collect();
     for key in stale {
         map.remove(&key).map_err(|e| Error::map(name, e))?;
+    }
+    for (key, scopes) in rows {
+        map.insert(key, Resolver { scopes: *scopes }, 0).map_err(|e| Error::map(name, e))?;
     }
     Ok(())
 }

@@ -105,12 +105,21 @@ pub struct CompiledPolicy {
     pub trusted_netns: u64,
 }
 
-/// The scope number of each target (`names`, in policy order), given the
-/// numbers the targets in effect have (`previous`, by name). Programs have
-/// their scope number built in, and the rules are written for the new
-/// numbers before the new programs replace the old ones: a target that
-/// kept its name keeps its number, so that its old programs read its own
-/// new rules meanwhile, never another target's. A new target takes the
+/// What a scope number stays with: a target's name and what it enforces
+/// (its selector). A target whose selector changes is another scope: its
+/// old programs still enforce the old cgroups until the new ones attach,
+/// and must not read rules meant for other cgroups meanwhile.
+pub fn scope_identity(name: &str, selector: &Selector) -> String {
+    format!("{name}\n{}", serde_json::to_string(selector).unwrap_or_default())
+}
+
+/// The scope number of each target (`names`: their identities, see
+/// [`scope_identity`], in policy order), given the numbers of the targets
+/// in effect (`previous`, by identity). Programs have their scope number
+/// built in, and the rules are written for the new numbers before the new
+/// programs replace the old ones: a target that kept its name and selector
+/// keeps its number, so that its old programs read its own new rules
+/// meanwhile, never another target's. A new target takes the
 /// lowest number no target had or has (a number just given up may still
 /// be in use by its old programs); only when none is left, a given-up one.
 pub fn scope_numbers(names: &[&str], previous: &BTreeMap<String, u32>) -> Vec<u32> {
@@ -137,9 +146,11 @@ impl Policy {
     }
 
     /// Fails only when port lists do not fit the kernel's port sets.
-    /// `previous`: the scope numbers of the targets in effect, by name.
+    /// `previous`: the scope numbers of the targets in effect, by
+    /// [`scope_identity`].
     pub fn compile_numbered(&self, previous: &BTreeMap<String, u32>) -> Result<CompiledPolicy, PolicyError> {
-        let names: Vec<&str> = self.targets.iter().map(|t| t.name.as_str()).collect();
+        let identities: Vec<String> = self.targets.iter().map(|t| scope_identity(&t.name, &t.selector)).collect();
+        let names: Vec<&str> = identities.iter().map(String::as_str).collect();
         let numbers = scope_numbers(&names, previous);
         let scopes: Vec<ScopeSettings> = self
             .targets

@@ -12,7 +12,9 @@ pub mod presets;
 mod unit;
 
 pub use cidr::Cidr;
-pub use compile::{lost_resolvers, merge_resolver_rows, Access, CompiledPolicy, NameEntry, ScopeSettings};
+pub use compile::{
+    lost_resolvers, merge_resolver_rows, scope_identity, Access, CompiledPolicy, NameEntry, ScopeSettings,
+};
 pub use containers::{ContainerInfo, ContainerSelector, Runtime};
 pub use parse::HostFacts;
 pub use unit::Unit;

@@ -804,11 +804,19 @@ fn rules_follow_their_targets_scope_numbers() {
          [[target]]\nname = \"jobs\"\ncgroup = \"/sys/fs/cgroup/j\"\n[[target.allow]]\nhost = \"registry.test\"\n",
     )
     .unwrap();
-    let previous: BTreeMap<String, u32> = [("jobs".to_string(), 0)].into();
+    let jobs = &policy.targets[1];
+    let previous: BTreeMap<String, u32> = [(scope_identity(&jobs.name, &jobs.selector), 0)].into();
     let compiled = policy.compile_numbered(&previous).unwrap();
     let number = |name: &str| compiled.scopes.iter().find(|s| s.name == name).unwrap().scope;
     assert_eq!((number("jobs"), number("wide")), (0, 1));
     assert_eq!(compiled.cidrs[0].1.scopes, 1 << 1, "wide's cidr rule is scope 1's");
     assert!(compiled.allows_name(0, "registry.test"));
     assert!(!compiled.allows_name(1, "registry.test"));
+    // The same name on other cgroups is another scope: its old programs
+    // (number 0, on /sys/fs/cgroup/j) must not read rules meant elsewhere.
+    let moved =
+        parse("[[target]]\nname = \"jobs\"\ncgroup = \"/sys/fs/cgroup/w\"\n[[target.allow]]\ncidr = \"10.0.0.0/8\"\n")
+            .unwrap();
+    let compiled = moved.compile_numbered(&previous).unwrap();
+    assert_eq!(compiled.scopes[0].scope, 1, "a moved target takes a fresh number");
 }
