@@ -165,7 +165,7 @@ impl Daemon {
             if let Err(back) = Maps::open(&self.paths).and_then(|mut maps| maps.apply_rules(&self.compiled)) {
                 error!("ALERT: a failed reload left rules it could not take back (fix the cause and reload): {back}");
             }
-            return Err(e.into());
+            return Err(e);
         }
         // A scope whose programs are replaced with its selector unchanged
         // (the kernel log level changed) keeps every cgroup its old
