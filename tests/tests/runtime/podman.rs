@@ -258,3 +258,137 @@ fn podmans_network_dns_answers_its_containers_and_pulls_stay_limited() {
     let out = cmd.output().expect("fake aardvark-dns");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "EPERM", "a copy named aardvark-dns: {}", text(&out));
 }
+
+/// A root filesystem with busybox, the host's C library (copies: only the
+/// file aardvark-dns is run from must be the host's), and the pose's
+/// launcher and payload built from `runtime/pose`.
+fn pose_image(podman: &Podman, dir: &TempDir) {
+    let root = dir.path.join("poserootfs");
+    for sub in ["bin", "lib64", "lib/x86_64-linux-gnu"] {
+        std::fs::create_dir_all(root.join(sub)).expect("rootfs");
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox");
+    std::fs::create_dir_all(root.join("copy")).expect("rootfs");
+    std::fs::copy("/usr/lib/podman/aardvark-dns", root.join("copy/aardvark-dns")).expect("aardvark-dns");
+    std::fs::copy("/lib64/ld-linux-x86-64.so.2", root.join("lib64/ld-linux-x86-64.so.2")).expect("ld.so");
+    for lib in ["libc.so.6", "libm.so.6", "libgcc_s.so.1"] {
+        std::fs::copy(format!("/lib/x86_64-linux-gnu/{lib}"), root.join("lib/x86_64-linux-gnu").join(lib)).expect(lib);
+    }
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/runtime/pose");
+    let launch = root.join("launch");
+    let built = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&launch).arg(src.join("launch.c")).status();
+    assert!(built.is_ok_and(|s| s.success()), "gcc launch.c");
+    let payload = root.join("payload.so");
+    let built = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-O2"])
+        .arg(format!("-DFROM=\"{HOST_ADDR}\""))
+        .arg(format!("-DTO=\"{BLOCKED_ADDR}\""))
+        .arg("-DPORT=5001")
+        .arg("-o")
+        .arg(&payload)
+        .arg(src.join("payload.c"))
+        .status();
+    assert!(built.is_ok_and(|s| s.success()), "gcc payload.c");
+    // Preloaded into every dynamic program the container runs (a secure
+    // exec ignores LD_PRELOAD paths, not this file).
+    std::fs::create_dir_all(root.join("etc")).expect("rootfs");
+    std::fs::write(root.join("etc/ld.so.preload"), "/payload.so\n").expect("ld.so.preload");
+    let tar = dir.path.join("pose.tar");
+    let tarred = Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg(".").status().expect("tar");
+    assert!(tarred.success());
+    podman.ok(&["import", &tar.display().to_string(), POSE_IMAGE]);
+}
+
+/// Removes the cgroup v1 directories podman's cgroupfs manager made for a
+/// `--cgroup-parent` (its containers' own are removed with them).
+struct V1Parents(String);
+
+impl Drop for V1Parents {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+        for entry in entries.flatten() {
+            let dir = entry.path().join(&self.0);
+            if entry.file_name() != "unified" && dir.is_dir() {
+                let _ = std::fs::remove_dir(dir.join("conmon"));
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+    }
+}
+
+const POSE_IMAGE: &str = "localhost/ram-podman/pose:1";
+
+/// Red team 9: a container that runs as root (uid 0 of the initial user
+/// namespace, without the capabilities or a writable cgroupfs to leave the
+/// cgroup) with the host's network (enforced like the runtime: it shares
+/// its cgroup and namespace) and pid namespace. It reaches the host's
+/// aardvark-dns file through /proc/PID/root of any unprivileged host
+/// process (with that process's fs ids: ptrace-read access is all /proc
+/// asks) and runs it, as root, with a payload preloaded: ramd sees "a
+/// root process running the host's aardvark-dns" (its parent is not
+/// checked) and lets it send UDP from port 53 anywhere.
+#[test]
+fn a_root_container_cannot_pose_as_aardvark_dns() {
+    require_root();
+    let netns = Netns::new("pp");
+    netns.add_host_interface(
+        "rampose0",
+        &[&format!("{BLOCKED_ADDR}/24"), &format!("{RESOLVER}/24"), &format!("{HOST_ADDR}/24")],
+    );
+    let dir = TempDir::new("pp");
+    let cgroup = TestCgroup::new("pp-podman");
+    // The container in the runtime's cgroup v2 (README: a setup that leaves
+    // containers there; hosts where they share it anyway are enforced
+    // alike). cgroupfs makes the same directory in each v1 hierarchy.
+    let name = cgroup.path.file_name().expect("name").to_string_lossy().to_string();
+    let parent = format!("/{name}");
+    let _v1 = V1Parents(name.clone());
+    let podman = Podman { dir: &dir, cgroup: &cgroup, netns: &netns, storage: dir.path.join("podman") };
+    pose_image(&podman, &dir);
+    // Any unprivileged process of the host (a daemon's user, a login).
+    let mut nobody = Command::new("setpriv");
+    nobody.args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "sleep", "120"]);
+    let nobody = Proc::spawn("sleep as nobody", &mut nobody);
+    let pose = |label: &str, copy: bool| {
+        let mut listener = Command::new(probe_bin());
+        listener.args(["await-udp", "5001", "4"]).stdout(std::process::Stdio::piped());
+        place(&mut listener, None, Some(&netns));
+        let listener = listener.spawn().expect("listener");
+        std::thread::sleep(Duration::from_millis(300));
+        let pid = nobody.pid().to_string();
+        let mut all = vec!["run", "--rm"];
+        all.extend(ULIMITS);
+        all.extend(["--cgroup-parent", &parent]);
+        all.extend(["--network", "host", "--pid", "host", POSE_IMAGE, "/launch", &pid, "65534", "65534"]);
+        if copy {
+            all.push("/copy/aardvark-dns");
+        }
+        let out = podman.run(&all);
+        let heard = listener.wait_with_output().expect("listener");
+        let result =
+            (String::from_utf8_lossy(&out.stdout).trim().to_string(), String::from_utf8_lossy(&heard.stdout).trim().to_string());
+        println!("{label}: send {:?}, listener {:?}", result.0, result.1);
+        for line in String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with("cgroup")) {
+            println!("  {line}");
+        }
+        result
+    };
+    let before = pose("without ram", false);
+    assert_eq!(before, ("ok".to_string(), "got 3".to_string()), "without ram");
+
+    let policy = format!(
+        "mode = \"enforce\"\n[dns]\nresolvers = [\"{RESOLVER}\"]\n{}[[target]]\nname = \"podman\"\ncgroup = \"{}\"\n[[allow]]\nhost = \"allowed.registry.test\"\n",
+        netns.dns_trust(),
+        cgroup.path.display()
+    );
+    let ramd = Ramd::start(&policy);
+    ramd.wait_attached();
+    // The container is enforced: a copy of aardvark-dns is refused.
+    let copy = pose("with ram, a copy of aardvark-dns", true);
+    assert_eq!(copy, ("EPERM".to_string(), "nothing".to_string()), "a copy");
+    let after = pose("with ram", false);
+    for line in ramd.log_text().lines().filter(|l| l.contains("aardvark-dns")) {
+        println!("ramd: {line}");
+    }
+    assert_eq!(after, ("EPERM".to_string(), "nothing".to_string()), "a root container posed as aardvark-dns");
+}
