@@ -196,10 +196,23 @@ fn is_docker_proxy(pid: u32, ppid: u32, proxies: &BTreeSet<(u64, u64)>) -> bool 
     parent_name.map(|n| n.trim_end_matches(" (deleted)")) == Some("dockerd") && runs_as_root(ppid)
 }
 
-/// Does `pid` run, as root, one of `files` (the host's own executable)?
+/// Does `pid` run, as root, one of `files` (the host's own executable),
+/// with the host's root directory? A container's root (uid 0 without a
+/// writable cgroupfs, so it cannot leave the cgroup) can reach the host's
+/// file through /proc/PID/root of any process it may read, and run it with
+/// its own /etc/ld.so.preload: its root is the container's filesystem.
 fn runs_installed_as_root(pid: u32, files: &BTreeSet<(u64, u64)>) -> bool {
     std::fs::metadata(format!("/proc/{pid}/exe")).is_ok_and(|m| files.contains(&(m.dev(), m.ino())))
         && runs_as_root(pid)
+        && has_hosts_root(pid)
+}
+
+/// Is the process's root directory ramd's own (the same directory, in
+/// whatever mount namespace: a private copy of the host's mounts has it)?
+fn has_hosts_root(pid: u32) -> bool {
+    let identity = |path: &str| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let own = identity("/");
+    own.is_some() && identity(&format!("/proc/{pid}/root")) == own
 }
 
 fn arguments(pid: u32) -> Option<Vec<String>> {
