@@ -82,16 +82,22 @@ pub fn parse_arguments<S: AsRef<str>>(args: &[S]) -> Option<ForwardDest> {
     Some(ForwardDest { addr: bytes, family, port: port as u32, protocol, host_port: host_port as u32 })
 }
 
+/// aardvark-dns's own default port, when its command line names none
+/// (netavark always names one).
+const AARDVARK_DEFAULT_PORT: u16 = 5533;
+
 /// The replies aardvark-dns may send (`aardvark-dns --config DIR -p 53
-/// run`; `--port`, `-p=53` too; 53 when none is named): UDP from the port
-/// it serves on, and no destination to connect to.
+/// run`; `--port`, `-p=53`, `-p53` too): UDP from the port it serves on,
+/// and no destination to connect to.
 pub fn parse_aardvark_arguments<S: AsRef<str>>(args: &[S]) -> Option<ForwardDest> {
-    let mut port: u16 = 53;
+    let mut port: u16 = AARDVARK_DEFAULT_PORT;
     let mut iter = args.iter().map(|a| a.as_ref());
     while let Some(arg) = iter.next() {
         let value = match arg {
             "-p" | "--port" => iter.next(),
-            _ => arg.strip_prefix("-p=").or_else(|| arg.strip_prefix("--port=")),
+            _ => arg
+                .strip_prefix("--port=")
+                .or_else(|| arg.strip_prefix("-p=").or_else(|| arg.strip_prefix("-p").filter(|v| !v.is_empty()))),
         };
         if let Some(value) = value {
             port = value.parse().ok()?;
@@ -356,7 +362,8 @@ mod tests {
         assert_eq!(dest.addr, [0; 16]);
         assert_eq!(describe(&dest), "its clients, from udp port 53");
         assert_eq!(parse_aardvark_arguments(&["aardvark-dns", "--port=5353", "run"]).map(|d| d.host_port), Some(5353));
-        assert_eq!(parse_aardvark_arguments(&["aardvark-dns", "run"]).map(|d| d.host_port), Some(53));
+        assert_eq!(parse_aardvark_arguments(&["aardvark-dns", "-p5353", "run"]).map(|d| d.host_port), Some(5353));
+        assert_eq!(parse_aardvark_arguments(&["aardvark-dns", "run"]).map(|d| d.host_port), Some(5533));
         assert_eq!(parse_aardvark_arguments(&["aardvark-dns", "-p", "0", "run"]), None);
         assert_eq!(parse_aardvark_arguments(&["aardvark-dns", "-p", "dns", "run"]), None);
     }
