@@ -4,7 +4,8 @@
 //!   `-Z build-std`), linked into rustup as `ram-bpf`;
 //! - LLVM 22 and bpf-linker built against it;
 //! - the real parts the tests start: dockerd, docker-registry, skopeo,
-//!   podman, dnsmasq, busybox-static, tinyproxy, curl, iproute2, and Go with
+//!   podman with netavark and aardvark-dns, dnsmasq, busybox-static,
+//!   tinyproxy, curl, iproute2, gcc, and Go with
 //!   miekg/dns for the tests' CoreDNS-like server.
 
 use std::process::Command;
@@ -22,6 +23,11 @@ const TEST_PACKAGES: &[&str] = &[
     "docker-registry",
     "skopeo",
     "podman",
+    // podman's network stack on Debian 12: netavark and its DNS server.
+    "netavark",
+    "aardvark-dns",
+    // The red-team case that poses as aardvark-dns builds its payload in C.
+    "gcc",
     "dnsmasq-base",
     "iproute2",
     "busybox-static",
