@@ -81,6 +81,13 @@ const HOST_ONLY: &[&str] = &[
     "a_joiner_slow_to_enter_a_held_namespace_is_not_let_go_for_good",
     "one_held_container_of_unknown_namespace_does_not_stall_every_joiner",
     "a_let_go_joiner_is_let_go_for_good_after_its_recheck",
+    // The tenth red-team pass's cases: ten reloads that each load new
+    // programs (about 10 s of verifier each under emulation), and a joiner
+    // that needs namespace files. What the kernel does with a scope number
+    // no target has (fail closed) is the same on every kernel.
+    "targets_swapping_their_cgroups_never_judge_one_by_the_others_rules",
+    "a_refused_reload_of_swapped_targets_leaves_nobody_judged_by_the_others_rules",
+    "a_joiner_that_leaves_a_held_namespace_but_keeps_a_socket_there_is_judged",
     // 100,000 rules parsed and written under software emulation would take
     // minutes; the maps and programs are the same as every guest's.
     "a_policy_of_100000_host_rules_and_10000_address_rules_enforces",
