@@ -3556,6 +3556,61 @@ fn a_joiner_that_leaves_a_held_namespace_but_keeps_a_socket_there_is_judged() {
     );
 }
 
+/// Red team 11 (bypass if it fails). As above, one hop further: J1 joins
+/// H (`container:H`, judged with H), J2 joins J1 (`container:J1`; Docker
+/// resolves J1 and puts J2 in its process's namespace, H's). J2's
+/// processes leave H's namespace and keep a socket there. The record's
+/// reference names J1, a held joiner, which `held_by_reference` skips: J2
+/// is let go and answers as H's resolver.
+#[test]
+fn a_joiner_of_a_joiner_that_leaves_a_held_namespace_is_judged() {
+    require_root();
+    let netns = Netns::new("k-rt11-chain");
+    let data_root = TempDir::new("k-rt11-chain-docker");
+    let files = TempDir::new("k-rt11-chain-files");
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let ramd = Ramd::start_with_env(
+        &two_container_targets(&netns, false),
+        &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())],
+    );
+    ramd.wait_attached();
+    let (h, _h_init) = held_owner(&netns, &data_root.path, 7751, "ram-test/job:1");
+    ramd.wait_log("H enforced", |e| e["message"] == "enforcing container");
+    let j1 = fake_container_with(None, &format!("container:{}", h.id), &data_root.path, "ram-test/other:1", 7752);
+    let _j1_init = container_process(&j1.cgroup.path, Some(&netns));
+    let j1_held = wait_for(Duration::from_secs(5), || {
+        ramd.log_text().lines().any(|l| l.contains("enforcing container") && l.contains("ram-test-7752")).then_some(())
+    });
+    assert!(j1_held.is_some(), "J1 not judged with H:\n{}", ramd.log_text());
+    assert_eq!(probe(Some(&h.cgroup), Some(&netns), &["connect", "127.30.0.9", "9"]), "EPERM");
+    // J2 starts in H's namespace; its process then moves on, keeping its
+    // socket there. Whether ramd first saw it in H's namespace or not, a
+    // reload decides every joiner again.
+    let j2 = fake_container_with(None, &format!("container:{}", j1.id), &data_root.path, "ram-test/other:1", 7753);
+    let mut cmd = std::process::Command::new(probe_bin());
+    cmd.args(["serve-dns", "127.0.0.11", "60", "registry.test=127.30.0.9", "nested"])
+        .stdout(std::process::Stdio::null());
+    place(&mut cmd, Some(&j2.cgroup.path), Some(&netns));
+    let _evil = Proc::spawn("dns-127.0.0.11-nested", &mut cmd);
+    sleep(Duration::from_millis(1000));
+    let out = ramd.ramctl(&["reload"]);
+    assert!(out.status.success(), "reload: {}", String::from_utf8_lossy(&out.stderr));
+    sleep(Duration::from_millis(1000));
+    let tag = 7753;
+    let mut outs = Vec::new();
+    for _ in 0..2 {
+        outs.push(probe(Some(&h.cgroup), Some(&netns), &["resolve-connect", "127.0.0.11", "registry.test", "9"]));
+    }
+    assert!(
+        !outs.iter().any(|o| o == "127.30.0.9 ECONNREFUSED"),
+        "BYPASS: joiner of a joiner ram-test-{tag} (its record names J1, a held joiner; let go once its processes left H's namespace, at the latest by a reload) taught H an off-policy address ({outs:?}):\n{}",
+        ramd.log_text()
+    );
+}
+
 /// Red team 10 (bypass if it fails). As above, and the reload is refused
 /// half way (its new address rules do not fit beside the old ones while
 /// both are in the map): "nothing changed" is said, the old programs stay,
