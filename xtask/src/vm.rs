@@ -88,6 +88,7 @@ const HOST_ONLY: &[&str] = &[
     "targets_swapping_their_cgroups_never_judge_one_by_the_others_rules",
     "a_refused_reload_of_swapped_targets_leaves_nobody_judged_by_the_others_rules",
     "a_joiner_that_leaves_a_held_namespace_but_keeps_a_socket_there_is_judged",
+    "a_joiner_of_a_joiner_that_leaves_a_held_namespace_is_judged",
     // 100,000 rules parsed and written under software emulation would take
     // minutes; the maps and programs are the same as every guest's.
     "a_policy_of_100000_host_rules_and_10000_address_rules_enforces",

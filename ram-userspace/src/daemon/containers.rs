@@ -216,7 +216,7 @@ impl Daemon {
                 Ok(recorded) if matches!(recorded.network, NetworkMode::Container(_)) => {
                     joiners.push((container, recorded))
                 }
-                Ok(recorded) => self.decide(&mut maps, container, recorded, &[]),
+                Ok(recorded) => self.decide(&mut maps, container, recorded, &Undecided::default()),
                 Err(e) => {
                     unreadable.insert(id);
                     if self.overdue(id) {
@@ -242,8 +242,34 @@ impl Daemon {
                     .map(|held| held.path.clone()),
             )
             .collect();
-        for (container, recorded) in joiners {
-            self.decide(&mut maps, container, recorded, &undecided);
+        // Those whose record cannot be read: a joiner that may name one
+        // (by id) waits rather than be let go.
+        let unreadable_ids: Vec<String> =
+            present.iter().filter(|c| unreadable.contains(&c.cgroup_id)).map(|c| c.container_id.clone()).collect();
+        let waits_for = Undecided { paths: &undecided, ids: &unreadable_ids };
+        // A joiner may name another joiner (`container:J1`, J1 itself in
+        // H's namespace): the named one is decided first, so that the
+        // other finds it held. Docker cannot make a cycle (the named
+        // container must run first); should one appear, all are decided.
+        let mut remaining = joiners;
+        while !remaining.is_empty() {
+            let infos: Vec<(u64, ContainerInfo)> =
+                remaining.iter().map(|(c, r)| (c.cgroup_id, r.info.clone())).collect();
+            let (ready, waiting): (Vec<_>, Vec<_>) = remaining.into_iter().partition(|(c, r)| {
+                let NetworkMode::Container(reference) = &r.network else { return true };
+                !infos.iter().any(|(other, info)| *other != c.cgroup_id && names_container(info, reference))
+            });
+            let progress = !ready.is_empty();
+            for (container, recorded) in ready {
+                self.decide(&mut maps, container, recorded, &waits_for);
+            }
+            if !progress {
+                for (container, recorded) in waiting {
+                    self.decide(&mut maps, container, recorded, &waits_for);
+                }
+                break;
+            }
+            remaining = waiting;
         }
     }
 
@@ -392,20 +418,16 @@ impl Daemon {
             .map(|(other, held)| (*other, held))
     }
 
-    /// The target of the held container (not itself a joiner) that a
-    /// `container:REFERENCE` names: by full id, by an id prefix of at least
-    /// 12 characters, or by name.
+    /// The target of a held container (a joiner too: its scope is what
+    /// judges it) that a `container:REFERENCE` could name (see
+    /// [`names_container`]). Only ever used to judge a joiner that would
+    /// otherwise run unjudged, so naming too many is safe.
     fn held_by_reference(&self, id: u64, reference: &str) -> Option<u32> {
-        let reference = reference.trim_start_matches('/');
         self.containers
             .held
             .iter()
-            .filter(|(other, held)| **other != id && held.joined.is_none())
-            .find(|(_, held)| {
-                held.info.id == reference
-                    || (reference.len() >= 12 && held.info.id.starts_with(reference))
-                    || held.info.name.trim_start_matches('/') == reference
-            })
+            .filter(|(other, _)| **other != id)
+            .find(|(_, held)| names_container(&held.info, reference))
             .map(|(_, held)| held.scope)
     }
 
@@ -426,7 +448,7 @@ impl Daemon {
         maps: &mut Maps,
         container: &ContainerCgroup,
         recorded: runtime_records::Recorded,
-        undecided: &[PathBuf],
+        undecided: &Undecided,
     ) {
         let id = container.cgroup_id;
         let own_target = self
@@ -450,6 +472,10 @@ impl Daemon {
                 // unjudged). What its DNS is trusted in is decided by where
                 // its processes are, not by the name (a rename can move it).
                 let named_owner = self.held_by_reference(id, reference);
+                // It may name one whose record cannot be read yet: wait.
+                if named_owner.is_none() && undecided.ids.iter().any(|other| names_id(other, reference)) {
+                    return;
+                }
                 match self.joined_namespace(id, &container.path) {
                     Joined::Unknown => return,
                     Joined::Host => match (own_target, named_owner) {
@@ -477,7 +503,11 @@ impl Daemon {
                             // A container not decided yet may be the one
                             // whose namespace this is (its processes are
                             // there, or it has none yet): wait, held closed.
-                            None if undecided.iter().any(|path| *path != container.path && could_own(path, ns)) => {
+                            None if undecided
+                                .paths
+                                .iter()
+                                .any(|path| *path != container.path && could_own(path, ns)) =>
+                            {
                                 return
                             }
                             // A namespace no held container owns (an
@@ -615,6 +645,28 @@ impl Daemon {
             })
             .collect()
     }
+}
+
+/// Containers not decided yet, which a joiner may have to wait for: the
+/// cgroups that could own a namespace, and the ids of those whose record
+/// cannot be read.
+#[derive(Default)]
+struct Undecided<'a> {
+    paths: &'a [PathBuf],
+    ids: &'a [String],
+}
+
+/// Could `container:REFERENCE` name the container with this id?
+fn names_id(id: &str, reference: &str) -> bool {
+    let reference = reference.trim_start_matches('/');
+    !reference.is_empty() && id.starts_with(reference)
+}
+
+/// Could `container:REFERENCE` name this container? Docker takes a full
+/// id, a name, or a unique id prefix of any length, and keeps the
+/// reference as the user wrote it.
+fn names_container(info: &ContainerInfo, reference: &str) -> bool {
+    names_id(&info.id, reference) || info.name.trim_start_matches('/') == reference.trim_start_matches('/')
 }
 
 /// Could the container in `cgroup` own network namespace `ns`: are its

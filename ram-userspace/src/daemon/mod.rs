@@ -203,7 +203,7 @@ impl Daemon {
             .and_then(|bytes| std::fs::write(&partial, bytes))
             .and_then(|()| std::fs::rename(&partial, &path));
         if let Err(e) = written {
-            warn!(file = %path.display(), "cannot keep the targets' numbers for the next run: {e}");
+            error!(file = %path.display(), "ALERT: cannot keep the targets' numbers for the next run (a restart with reordered targets could judge by another's rules until its programs attach): {e}");
         }
     }
 
@@ -334,7 +334,6 @@ impl Daemon {
         }
         daemon.revoke_untrusted(&lost)?;
         info!(policy = %daemon.policy.source, mode = %daemon.policy.mode, targets = daemon.scopes.len(), "policy loaded");
-        daemon.save_scope_numbers();
         daemon.reconcile_targets();
         if let Err(e) = daemon.setup_container_watch() {
             // Container targets still hold every container ramd has seen;
@@ -347,6 +346,9 @@ impl Daemon {
         // before ramd says it is ready.
         daemon.sync_containers();
         daemon.prune_previous_links();
+        // Only now that the previous run's programs are replaced: a start
+        // interrupted before this numbers its targets as they were.
+        daemon.save_scope_numbers();
         // What the old programs learned while the new ones were loading;
         // not what was revoked above, which is still in their maps: the
         // scopes that lost a resolver are left behind, and what the policy

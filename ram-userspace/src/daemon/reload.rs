@@ -165,6 +165,10 @@ impl Daemon {
             if let Err(back) = Maps::open(&self.paths).and_then(|mut maps| maps.apply_rules(&self.compiled)) {
                 error!("ALERT: a failed reload left rules it could not take back (fix the cause and reload): {back}");
             }
+            // What was learned under the refused rules meanwhile goes too.
+            if let Err(back) = self.revoke_unallowed() {
+                error!("ALERT: a failed reload could not revoke what its rules taught meanwhile: {back}");
+            }
             return Err(e);
         }
         // A scope whose programs are replaced with its selector unchanged
@@ -204,17 +208,34 @@ impl Daemon {
         retired.extend(old.into_values().map(|s| s.instance));
         self.compiled = compiled;
         self.policy = policy;
-        self.save_scope_numbers();
-        let revoked = self.revoke_unallowed()?;
+        // The new policy is in effect from here: what fails now is logged,
+        // and the switch carries on (the programs must still be swapped).
+        let revoked = self.revoke_unallowed().unwrap_or_else(|e| {
+            error!("cannot revoke what the new policy no longer allows (the next reload or restart does): {e}");
+            0
+        });
         // The removed resolvers are out of the maps: nothing more is learned
         // from them, and what they taught goes now rather than at its TTL.
-        let untrusted = self.revoke_untrusted(&lost)?;
-        clear_pending_revocation(&self.paths);
+        let untrusted = match self.revoke_untrusted(&lost) {
+            Ok(n) => {
+                clear_pending_revocation(&self.paths);
+                n
+            }
+            Err(e) => {
+                error!(
+                    "cannot revoke what removed resolvers taught (written down; the next reload or restart does): {e}"
+                );
+                0
+            }
+        };
         // New programs attach before the ones they replace let go.
         self.notes.clear();
         self.reconcile_targets();
         self.keep_enforcing(carried);
         let detached: usize = retired.iter_mut().map(|i| i.detach_all()).sum();
+        // Only now: a run started before this point numbers its targets as
+        // the previous programs, still attached, were numbered.
+        self.save_scope_numbers();
         if let Err(e) = self.setup_container_watch() {
             warn!("container watch: {e}");
         }

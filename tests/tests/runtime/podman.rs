@@ -365,8 +365,10 @@ fn a_root_container_cannot_pose_as_aardvark_dns() {
         }
         let out = podman.run(&all);
         let heard = listener.wait_with_output().expect("listener");
-        let result =
-            (String::from_utf8_lossy(&out.stdout).trim().to_string(), String::from_utf8_lossy(&heard.stdout).trim().to_string());
+        let result = (
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&heard.stdout).trim().to_string(),
+        );
         println!("{label}: send {:?}, listener {:?}", result.0, result.1);
         for line in String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with("cgroup")) {
             println!("  {line}");
