@@ -36,6 +36,26 @@ struct Podman<'a> {
     cgroup: &'a TestCgroup,
     netns: &'a Netns,
     storage: PathBuf,
+    /// The network namespaces in /run/netns before the test: netavark makes
+    /// one per container there (netns-UUID), and a container whose cleanup
+    /// podman could not finish leaves its own behind.
+    namespaces_before: std::collections::BTreeSet<String>,
+}
+
+/// The names in /run/netns.
+fn named_namespaces() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+impl<'a> Podman<'a> {
+    fn new(dir: &'a TempDir, cgroup: &'a TestCgroup, netns: &'a Netns) -> Self {
+        Podman { dir, cgroup, netns, storage: dir.path.join("podman"), namespaces_before: named_namespaces() }
+    }
 }
 
 impl Podman<'_> {
@@ -90,6 +110,10 @@ impl Drop for Podman<'_> {
         // aardvark-dns (in the test's cgroup, stopped with it) keeps a file
         // per network on the host; this one is the test's.
         let _ = std::fs::remove_file(format!("/run/containers/networks/aardvark-dns/{NETWORK}"));
+        // The containers' namespaces netavark made during the test.
+        for name in named_namespaces().difference(&self.namespaces_before).filter(|n| n.starts_with("netns-")) {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
     }
 }
 
@@ -171,7 +195,16 @@ fn podmans_network_dns_answers_its_containers_and_pulls_stay_limited() {
         .filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
     assert_eq!(running, None, "an aardvark-dns of this host's podman is running; the test needs to start its own");
     let cgroup = TestCgroup::new("pm-podman");
-    let podman = Podman { dir: &dir, cgroup: &cgroup, netns: &netns, storage: dir.path.join("podman") };
+    // podman's cgroupfs manager makes cgroup v1 directories of its own
+    // (libpod_parent, and conmon in it); the test's go with it, unless the
+    // host had them before.
+    let _v1 = (!std::path::Path::new("/sys/fs/cgroup/memory/libpod_parent").exists())
+        .then(|| V1Parents("libpod_parent".into()));
+    // And the same directory in the v2 hierarchy (empty: the containers'
+    // processes stay in the test's cgroup there).
+    let _v2 = (!std::path::Path::new("/sys/fs/cgroup/unified/libpod_parent").exists())
+        .then(|| RemovedDir(std::path::PathBuf::from("/sys/fs/cgroup/unified/libpod_parent")));
+    let podman = Podman::new(&dir, &cgroup, &netns);
 
     // The image: busybox and a page; pushed to both registries.
     let root = dir.path.join("webroot");
@@ -316,6 +349,16 @@ impl Drop for V1Parents {
     }
 }
 
+/// An empty directory the test's podman made, removed on drop.
+struct RemovedDir(PathBuf);
+
+impl Drop for RemovedDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(self.0.join("conmon"));
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 const POSE_IMAGE: &str = "localhost/ram-podman/pose:1";
 
 /// Red team 9: a container that runs as root (uid 0 of the initial user
@@ -343,7 +386,7 @@ fn a_root_container_cannot_pose_as_aardvark_dns() {
     let name = cgroup.path.file_name().expect("name").to_string_lossy().to_string();
     let parent = format!("/{name}");
     let _v1 = V1Parents(name.clone());
-    let podman = Podman { dir: &dir, cgroup: &cgroup, netns: &netns, storage: dir.path.join("podman") };
+    let podman = Podman::new(&dir, &cgroup, &netns);
     pose_image(&podman, &dir);
     // Any unprivileged process of the host (a daemon's user, a login).
     let mut nobody = Command::new("setpriv");
