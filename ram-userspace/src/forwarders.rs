@@ -129,13 +129,17 @@ pub fn describe(dest: &ForwardDest) -> String {
 /// these).
 const DOCKER_DIRS: [&str; 5] = ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/usr/libexec/docker"];
 
-/// The (device, inode) of every root-owned, not group- or world-writable
-/// executable named `name` in Docker's directories, as ramd's own mount
-/// namespace sees them: a process runs the host's program only if its
-/// /proc/PID/exe is one of these.
+/// [`installed_files_in`] Docker's directories.
 pub(crate) fn installed_files(name: &str) -> BTreeSet<(u64, u64)> {
-    DOCKER_DIRS
-        .iter()
+    installed_files_in(&DOCKER_DIRS, name)
+}
+
+/// The (device, inode) of every root-owned, not group- or world-writable
+/// executable named `name` in `dirs`, as ramd's own mount namespace sees
+/// them: a process runs the host's program only if its /proc/PID/exe is
+/// one of these.
+fn installed_files_in(dirs: &[&str], name: &str) -> BTreeSet<(u64, u64)> {
+    dirs.iter()
         .filter_map(|dir| std::fs::metadata(Path::new(dir).join(name)).ok())
         .filter(|m| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0)
         .map(|m| (m.dev(), m.ino()))
@@ -145,16 +149,6 @@ pub(crate) fn installed_files(name: &str) -> BTreeSet<(u64, u64)> {
 /// Where Debian, Fedora and a source install put podman's helpers.
 const PODMAN_HELPER_DIRS: [&str; 4] =
     ["/usr/lib/podman", "/usr/libexec/podman", "/usr/local/lib/podman", "/usr/local/libexec/podman"];
-
-/// [`installed_files`] of aardvark-dns, in podman's helper directories.
-fn aardvark_files() -> BTreeSet<(u64, u64)> {
-    PODMAN_HELPER_DIRS
-        .iter()
-        .filter_map(|dir| std::fs::metadata(Path::new(dir).join(AARDVARK_DNS)).ok())
-        .filter(|m| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0)
-        .map(|m| (m.dev(), m.ino()))
-        .collect()
-}
 
 /// What /proc/PID/stat says of a process: its start time and command name
 /// (what changes when the pid is reused or the process execs), and its
@@ -280,7 +274,8 @@ impl ForwarderScan {
                             // file and root are the checks (root can leave
                             // the cgroup anyway).
                             AARDVARK_DNS => {
-                                let files = aardvarks.get_or_insert_with(aardvark_files);
+                                let files = aardvarks
+                                    .get_or_insert_with(|| installed_files_in(&PODMAN_HELPER_DIRS, AARDVARK_DNS));
                                 runs_installed_as_root(pid, files)
                                     .then(|| arguments(pid))
                                     .flatten()

@@ -44,13 +44,13 @@ const PROXY: &str = "127.0.0.1:3128";
 const LOCAL_IMAGE: &str = "ram-local/busybox:1";
 const PAGE: &str = "ram-e2e-page";
 
-/// A rootfs with busybox-static and /www/index.html.
-fn web_image_tar(dir: &TempDir) -> std::path::PathBuf {
+/// A rootfs with busybox-static and /www/index.html (`page`).
+fn web_image_tar(dir: &TempDir, page: &str) -> std::path::PathBuf {
     let root = dir.path.join("webroot");
     std::fs::create_dir_all(root.join("bin")).expect("rootfs");
     std::fs::create_dir_all(root.join("www")).expect("rootfs");
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed by cargo xtask setup");
-    std::fs::write(root.join("www/index.html"), format!("{PAGE}\n")).expect("page");
+    std::fs::write(root.join("www/index.html"), format!("{page}\n")).expect("page");
     let tar = dir.path.join("web.tar");
     run(Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg("."));
     tar
@@ -274,7 +274,7 @@ fn a_docker_hosts_networks_and_published_ports_work_and_pulls_stay_limited() {
             ],
         },
     );
-    let tar = web_image_tar(&dir);
+    let tar = web_image_tar(&dir, PAGE);
     dockerd.ok(&["import", tar.to_str().unwrap(), LOCAL_IMAGE]);
     for registry in [ALLOWED, BLOCKED] {
         let image = format!("{registry}/{IMAGE}");

@@ -80,14 +80,20 @@ struct StartRun {
     ramd: Option<Child>,
 }
 
+/// Stops a ramd this bench started (by its pid) and removes what it left
+/// attached and pinned under `pin_dir`.
+fn stop_ramd(bins: &Path, ramd: Option<Child>, pin_dir: &Path) {
+    if let Some(mut ramd) = ramd {
+        // SAFETY: signals the ramd this bench started, by its pid.
+        unsafe { libc::kill(ramd.id() as i32, libc::SIGTERM) };
+        let _ = ramd.wait();
+    }
+    let _ = Command::new(bins.join("ramd")).arg("--uninstall").arg("--pin-dir").arg(pin_dir).output();
+}
+
 impl Drop for StartRun {
     fn drop(&mut self) {
-        if let Some(mut ramd) = self.ramd.take() {
-            // SAFETY: signals the ramd this bench started, by its pid.
-            unsafe { libc::kill(ramd.id() as i32, libc::SIGTERM) };
-            let _ = ramd.wait();
-        }
-        let _ = Command::new(self.bins.join("ramd")).arg("--uninstall").arg("--pin-dir").arg(&self.pin_dir).output();
+        stop_ramd(&self.bins, self.ramd.take(), &self.pin_dir);
         let _ = std::fs::remove_dir(&self.cgroup);
         let _ = std::fs::remove_dir_all(&self.run_dir);
     }
@@ -500,12 +506,7 @@ impl Drop for Scene {
         if let Some(was) = &self.stats_was {
             let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", was.trim());
         }
-        if let Some(mut ramd) = self.ramd.take() {
-            // SAFETY: signals the ramd this bench started, by its pid.
-            unsafe { libc::kill(ramd.id() as i32, libc::SIGTERM) };
-            let _ = ramd.wait();
-        }
-        let _ = Command::new(self.bins.join("ramd")).arg("--uninstall").arg("--pin-dir").arg(&self.pin_dir).output();
+        stop_ramd(&self.bins, self.ramd.take(), &self.pin_dir);
         for listener in &mut self.listeners {
             let _ = listener.kill();
             let _ = listener.wait();

@@ -673,7 +673,9 @@ fn names_container(info: &ContainerInfo, reference: &str) -> bool {
 /// processes there, or has it none yet?
 fn could_own(cgroup: &std::path::Path, ns: (u64, u64)) -> bool {
     let namespaces = runtime_records::netns_of(cgroup);
-    namespaces.contains(&ns) || !runtime_records::has_processes(cgroup)
+    // Processes in a namespace of their own mean it has processes: the
+    // second walk of its tree is needed only when none is.
+    namespaces.contains(&ns) || (namespaces.is_empty() && !runtime_records::has_processes(cgroup))
 }
 
 fn short(id: &str) -> &str {

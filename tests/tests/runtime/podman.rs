@@ -207,14 +207,7 @@ fn podmans_network_dns_answers_its_containers_and_pulls_stay_limited() {
     let podman = Podman::new(&dir, &cgroup, &netns);
 
     // The image: busybox and a page; pushed to both registries.
-    let root = dir.path.join("webroot");
-    std::fs::create_dir_all(root.join("bin")).expect("rootfs");
-    std::fs::create_dir_all(root.join("www")).expect("rootfs");
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed by cargo xtask setup");
-    std::fs::write(root.join("www/index.html"), format!("{PAGE}\n")).expect("page");
-    let tar = dir.path.join("web.tar");
-    let tarred = Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg(".").status().expect("tar");
-    assert!(tarred.success());
+    let tar = super::web_image_tar(&dir, PAGE);
     podman.ok(&["import", &tar.display().to_string(), LOCAL_IMAGE]);
     for registry in [ALLOWED, BLOCKED] {
         podman.ok(&["push", "--tls-verify=false", LOCAL_IMAGE, &format!("{registry}/{IMAGE}")]);
