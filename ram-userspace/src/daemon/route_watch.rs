@@ -64,7 +64,7 @@ impl Daemon {
     /// Addresses the kernel learned for an allowed name: checked now, and
     /// again whenever the routes change.
     pub(super) fn watch_learned_routes(&mut self, scope: u32, name: &str, addrs: &[IpAddr]) {
-        self.reread_routes();
+        let changed = self.reread_routes();
         for addr in addrs {
             if self.route_watch.allowed.insert(*addr, (scope, name.to_string())).is_none() {
                 self.route_watch.order.push_back(*addr);
@@ -74,16 +74,27 @@ impl Daemon {
                     }
                 }
             }
-            self.check_route(*addr);
+        }
+        // New routes are checked against every remembered address here, as
+        // a scan would have (it will not see them as new again).
+        if changed {
+            self.check_remembered_routes();
+        } else {
+            for addr in addrs {
+                self.check_route(*addr);
+            }
         }
     }
 
     /// Called every scan: when the routes changed, every remembered address
     /// is checked again.
     pub(super) fn recheck_routes(&mut self) {
-        if !self.reread_routes() {
-            return;
+        if self.reread_routes() {
+            self.check_remembered_routes();
         }
+    }
+
+    fn check_remembered_routes(&mut self) {
         let addrs: Vec<IpAddr> = self.route_watch.allowed.keys().copied().collect();
         for addr in addrs {
             self.check_route(addr);
