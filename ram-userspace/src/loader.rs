@@ -299,7 +299,7 @@ impl ScopeInstance {
     /// same cgroup and hook, listed in `adoptable`, is taken over with
     /// BPF_LINK_UPDATE instead: the hook switches to the new program in one
     /// step. What is taken over is removed from `adoptable`.
-    pub fn attach(&mut self, paths: &Paths, cgroup: &Path, adoptable: &mut Vec<(LinkPin, PathBuf)>) -> Result<u64> {
+    pub fn attach(&mut self, paths: &Paths, cgroup: &Path, adoptable: &mut AdoptableLinks) -> Result<u64> {
         let id = cgroup_id(cgroup).map_err(|e| Error::io(cgroup, e))?;
         if self.attached.contains_key(&id) {
             return Ok(id);
@@ -328,7 +328,7 @@ impl ScopeInstance {
         dir: &File,
         cgroup: &Path,
         cgroup_id: u64,
-        adoptable: &mut Vec<(LinkPin, PathBuf)>,
+        adoptable: &mut AdoptableLinks,
     ) -> Result<PathBuf> {
         let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
         let program = self.ebpf.program_mut(name).ok_or_else(|| Error::Program {
@@ -345,7 +345,7 @@ impl ScopeInstance {
         match self.attach_path {
             AttachPath::Link => {
                 let fd = program.fd().map_err(program_error)?;
-                if let Some(taken) = take_over_link(adoptable, cgroup_id, name, fd.as_fd(), &path) {
+                if let Some(taken) = take_over_link(adoptable, self.scope, cgroup_id, name, fd.as_fd(), &path) {
                     return Ok(taken);
                 }
                 let link = attach_link(program, name, dir, cgroup)?;
@@ -390,21 +390,49 @@ impl ScopeInstance {
     }
 }
 
-/// Switches a pinned link of an earlier run on this cgroup and hook to
-/// `program` and renames its pin to `new_pin`; returns the pin's path, or
-/// None when there is no such link or the kernel refuses the update (the
-/// caller then attaches a new link, and the old one is pruned later).
+/// Pinned links no current instance owns (an earlier run's, or those of
+/// programs being replaced), which attaching may take over, and the scope
+/// numbers of the instances now loaded.
+pub struct AdoptableLinks {
+    pins: Vec<(LinkPin, PathBuf)>,
+    live_scopes: BTreeSet<u32>,
+}
+
+impl AdoptableLinks {
+    pub fn new(pins: Vec<(LinkPin, PathBuf)>, live_scopes: BTreeSet<u32>) -> Self {
+        Self { pins, live_scopes }
+    }
+
+    /// The link `scope` may take over on this cgroup and hook: its own
+    /// scope's, else one whose scope no loaded instance has (a target
+    /// renamed or gone). Never another live scope's: container targets share
+    /// the root cgroup, and switching one's link to another's program leaves
+    /// a pending container judged by that target's rules alone until its
+    /// own attach (red team 7's renumbering bypass, by another road).
+    fn take(&mut self, scope: u32, cgroup_id: u64, name: &str) -> Option<PathBuf> {
+        let on_hook = |pin: &LinkPin| pin.kind == PinKind::Link && pin.cgroup_id == cgroup_id && pin.program == name;
+        let index =
+            self.pins.iter().position(|(pin, _)| on_hook(pin) && pin.scope == scope).or_else(|| {
+                self.pins.iter().position(|(pin, _)| on_hook(pin) && !self.live_scopes.contains(&pin.scope))
+            })?;
+        Some(self.pins.remove(index).1)
+    }
+}
+
+/// Switches a pinned link of an earlier run on this cgroup and hook (see
+/// [`AdoptableLinks::take`]) to `program` and renames its pin to `new_pin`;
+/// returns the pin's path, or None when there is no such link or the kernel
+/// refuses the update (the caller then attaches a new link, and the old one
+/// is pruned later).
 fn take_over_link(
-    adoptable: &mut Vec<(LinkPin, PathBuf)>,
+    adoptable: &mut AdoptableLinks,
+    scope: u32,
     cgroup_id: u64,
     name: &str,
     program: std::os::fd::BorrowedFd<'_>,
     new_pin: &Path,
 ) -> Option<PathBuf> {
-    let index = adoptable
-        .iter()
-        .position(|(pin, _)| pin.kind == PinKind::Link && pin.cgroup_id == cgroup_id && pin.program == name)?;
-    let (_, old_pin) = adoptable.remove(index);
+    let old_pin = adoptable.take(scope, cgroup_id, name)?;
     if let Err(e) = bpf_calls::update_link(&old_pin, program) {
         tracing::warn!(pin = %old_pin.display(), "cannot update the link, attaching a new one: {e}");
         return None;
@@ -583,4 +611,32 @@ fn name_seed() -> u64 {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pin(scope: u32, cgroup_id: u64, program: &str) -> (LinkPin, PathBuf) {
+        let pin = LinkPin { scope, cgroup_id, program: program.into(), program_id: 7, kind: PinKind::Link };
+        let path = PathBuf::from(pin.file_name());
+        (pin, path)
+    }
+
+    #[test]
+    fn a_link_is_taken_over_by_its_own_scope_or_one_no_live_scope_has() {
+        // Container targets 0 and 1 share the root (cgroup 1); 5 is a renamed
+        // target's old number.
+        let pins = vec![pin(0, 1, "ram_connect4"), pin(1, 1, "ram_connect4"), pin(5, 9, "ram_connect4")];
+        let mut adoptable = AdoptableLinks::new(pins, [0, 1, 2].into());
+        assert_eq!(adoptable.take(2, 1, "ram_connect4"), None, "scope 2 must not switch scope 0's or 1's link");
+        assert_eq!(adoptable.take(1, 1, "ram_connect6"), None, "another hook");
+        assert_eq!(adoptable.take(1, 1, "ram_connect4"), Some(pin(1, 1, "ram_connect4").1));
+        assert_eq!(adoptable.take(1, 1, "ram_connect4"), None, "taken once");
+        assert_eq!(adoptable.take(0, 1, "ram_connect4"), Some(pin(0, 1, "ram_connect4").1));
+        assert_eq!(adoptable.take(2, 9, "ram_connect4"), Some(pin(5, 9, "ram_connect4").1), "scope 5 is gone");
+        let attached = LinkPin { kind: PinKind::AttachedProgram, ..pin(3, 4, "ram_egress").0 };
+        let mut adoptable = AdoptableLinks::new(vec![(attached.clone(), attached.file_name().into())], [3].into());
+        assert_eq!(adoptable.take(3, 4, "ram_egress"), None, "BPF_PROG_ATTACH attachments are not links");
+    }
 }

@@ -33,7 +33,7 @@ use crate::{
     layout,
     loader::{self, ScopeInstance},
     maps::Maps,
-    paths::{LinkPin, Paths},
+    paths::Paths,
     policy::{CompiledPolicy, HostFacts, Limits, Policy, PolicyError, ScopeSettings, Selector, Unit},
     status::{CgroupStatus, DaemonStatus, ReloadStatus, TargetStatus},
     sys::monotonic_ns,

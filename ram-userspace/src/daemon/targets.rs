@@ -6,9 +6,10 @@ use super::*;
 impl Daemon {
     /// Pinned links no current instance owns: an earlier run's, or those of
     /// programs being replaced. Attaching takes them over.
-    pub(super) fn adoptable_links(&self) -> Vec<(LinkPin, PathBuf)> {
+    pub(super) fn adoptable_links(&self) -> loader::AdoptableLinks {
         let own: BTreeSet<PathBuf> = self.scopes.iter().flat_map(|s| s.instance.own_pins().cloned()).collect();
-        loader::link_pins(&self.paths).into_iter().filter(|(_, path)| !own.contains(path)).collect()
+        let pins = loader::link_pins(&self.paths).into_iter().filter(|(_, path)| !own.contains(path)).collect();
+        loader::AdoptableLinks::new(pins, self.scopes.iter().map(|s| s.settings.scope).collect())
     }
 
     /// The cgroups a selector points at now, or why there are none.
