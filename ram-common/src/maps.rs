@@ -378,12 +378,17 @@ pub const SOCKET_FORWARDER_REPLIES: u32 = 4;
 /// `SocketNote::flags`: a raw socket of a process (its answers are judged;
 /// see egress `kernel_answer`).
 pub const SOCKET_RAW: u32 = 8;
+/// `SocketNote::flags` (in `RAM_CONTAINER_SOCKETS`): a socket a rootless
+/// runtime's network helper (slirp4netns, pasta) made for its containers;
+/// passes as theirs do.
+pub const SOCKET_RELAY: u32 = 16;
 /// `SocketNote::flags`: a socket that talked to a resolver's port 53; its
 /// DNS counts only if its namespace is the trusted one.
 pub const SOCKET_DNS: u32 = 2;
 
 /// Key of `RAM_FORWARDS`: a runtime's own forwarding process (docker-proxy,
-/// found and checked by ramd) in one scope.
+/// aardvark-dns, slirp4netns, pasta: found and checked by ramd) in one
+/// scope.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ForwardKey {
@@ -398,7 +403,8 @@ pub struct ForwardKey {
 pub struct ForwardDest {
     /// IPv4 in the first 4 bytes, the rest zero.
     pub addr: [u8; 16],
-    /// 4 or 6.
+    /// 4 or 6; 0 for a forwarder that only answers (aardvark-dns);
+    /// [`FORWARD_RELAY`] for a rootless runtime's network helper.
     pub family: u32,
     /// Host order.
     pub port: u32,
@@ -407,8 +413,18 @@ pub struct ForwardDest {
     /// The port it listens on (host order; 0: unknown). A UDP forwarder
     /// answers its clients from there with sendto, to whoever asked.
     pub host_port: u32,
+    /// The user it runs as (of the initial user namespace), as ramd saw
+    /// it; the kernel lets through only a process of this user at that
+    /// tgid (a reused pid of another user gets nothing).
+    pub uid: u32,
 }
-const _: () = assert!(core::mem::size_of::<ForwardDest>() == 32);
+const _: () = assert!(core::mem::size_of::<ForwardDest>() == 36);
+
+/// `ForwardDest::family` of a rootless runtime's network helper: the
+/// sockets it makes carry its containers' traffic (the runtime's own
+/// traffic never passes through it), and pass as other containers' do,
+/// to any destination, while the target passes its containers.
+pub const FORWARD_RELAY: u32 = 255;
 
 /// Forwarding processes tracked at once (one per published port and family).
 pub const FORWARDS_CAPACITY: u32 = 4096;

@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use ram_common::{
     event::{HOOK_CONNECT, HOOK_SENDMSG},
-    maps::{counter, ForwardDest, ForwardKey, SOCKET_FORWARDER, SOCKET_FORWARDER_REPLIES, SOCKET_RAW},
+    maps::{counter, ForwardDest, ForwardKey, FORWARD_RELAY, SOCKET_FORWARDER, SOCKET_FORWARDER_REPLIES, SOCKET_RAW},
     verdict::v4_mapped,
 };
 
@@ -17,7 +17,8 @@ use crate::{
     maps::{count, scope, sock_addr_task_info, RAM_FORWARDS},
     skb::{IPPROTO_UDP, SOCK_RAW},
     trust::{
-        note_container_socket, note_dns_socket, note_privileged_socket, passes_other_netns, socket_ids,
+        note_container_socket, note_dns_socket, note_privileged_socket, note_relay_socket, passes_other_netns,
+        passes_relays, socket_ids,
     },
 };
 
@@ -118,6 +119,12 @@ fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, e
         count(scope, counter::FORWARD_ALLOWED);
         return ALLOW;
     }
+    if relays(scope) {
+        // Its containers' traffic: passes as theirs does (see trust.rs).
+        note_relay_socket(socket);
+        count(scope, counter::OTHER_NETNS_PASSED);
+        return ALLOW;
+    }
     let attempt = Attempt {
         task_info: sock_addr_task_info(),
         dest,
@@ -134,8 +141,9 @@ fn judge(ctx: &SockAddrContext, dest: Dest, port: u16, protocol: u8, hook: u8, e
     }
 }
 
-/// The forward ramd registered for the calling process in this scope
-/// (docker-proxy), if it runs as root.
+/// The forward ramd registered for the calling process in this scope,
+/// if it runs as the user ramd saw (root for docker-proxy and
+/// aardvark-dns).
 #[inline(always)]
 fn own_forward(scope: u32) -> Option<ForwardDest> {
     // Where the kernel gives sock_addr programs no task helpers, there are
@@ -143,17 +151,22 @@ fn own_forward(scope: u32) -> Option<ForwardDest> {
     if !sock_addr_task_info() {
         return None;
     }
-    // docker-proxy runs as root (uid 0 of the initial user namespace): a
-    // process of another user, or root of a user namespace, is none,
-    // whatever ramd saw at its pid.
-    // SAFETY: helper without preconditions.
-    if unsafe { bpf_get_current_uid_gid() } as u32 != 0 {
-        return None;
-    }
     // SAFETY: helper without preconditions.
     let tgid = (unsafe { bpf_get_current_pid_tgid() } >> 32) as u32;
     // SAFETY: read-only lookup, copied at once.
-    unsafe { RAM_FORWARDS.get(&ForwardKey { tgid, scope }) }.copied()
+    let forward = unsafe { RAM_FORWARDS.get(&ForwardKey { tgid, scope }) }.copied()?;
+    // The uid of the initial user namespace: another user at a reused pid,
+    // or root of a user namespace for a root forwarder, is none.
+    // SAFETY: helper without preconditions.
+    let uid = unsafe { bpf_get_current_uid_gid() } as u32;
+    (uid == forward.uid).then_some(forward)
+}
+
+/// Is the calling process a rootless runtime's network helper ramd
+/// registered for this scope, and does the scope pass its containers?
+#[inline(always)]
+fn relays(scope: u32) -> bool {
+    passes_relays(scope) && own_forward(scope).is_some_and(|forward| forward.family == FORWARD_RELAY)
 }
 
 /// Is this a UDP forwarder's send from the port it listens on (an answer
@@ -186,6 +199,9 @@ pub fn on_sock_create(ctx: &SockContext) {
     let raw = unsafe { (*ctx.sock).type_ } == SOCK_RAW;
     if passes_other_netns(scope(), socket.netns) {
         note_container_socket(socket);
+    } else if relays(scope()) {
+        // Its ICMP and raw sockets too, which no sendmsg hook sees.
+        note_relay_socket(socket);
     } else if raw {
         note_privileged_socket(socket, SOCKET_RAW);
     }

@@ -27,7 +27,7 @@ use aya_ebpf::{
 };
 use ram_common::maps::{
     Member, ScopeConfig, SocketNote, SCOPE_PASS_OTHER_NETNS, SOCKET_DNS, SOCKET_FORWARDER, SOCKET_FORWARDER_REPLIES,
-    TRUSTED_NETNS_ANY, TRUSTED_NETNS_INITIAL,
+    SOCKET_RELAY, TRUSTED_NETNS_ANY, TRUSTED_NETNS_INITIAL,
 };
 
 use crate::membership::skb_member;
@@ -91,6 +91,16 @@ pub fn passes_other_netns(scope: u32, netns: u64) -> bool {
     runtime != 0 && netns != 0 && netns != runtime
 }
 
+/// Does the scope pass its containers, and so the sockets a rootless
+/// runtime's network helper (slirp4netns, pasta) makes for them? Such a
+/// helper runs in the runtime's namespace and carries, from sockets of its
+/// own, what its containers send; ramd registers it (`RAM_FORWARDS`,
+/// `FORWARD_RELAY`) once it has checked it runs the host's program.
+#[inline(always)]
+pub fn passes_relays(scope: u32) -> bool {
+    scope_config(scope).flags & SCOPE_PASS_OTHER_NETNS != 0
+}
+
 /// Writes a socket's note into `map`, unless that very note is there.
 #[inline(always)]
 fn note(map: &LruHashMap<u64, SocketNote>, ids: SocketIds, flags: u32) {
@@ -120,6 +130,14 @@ pub fn note_privileged_socket(ids: SocketIds, flags: u32) {
 #[inline(always)]
 pub fn note_container_socket(ids: SocketIds) {
     note(&RAM_CONTAINER_SOCKETS, ids, 0);
+}
+
+/// Notes a socket of a rootless runtime's network helper, with the
+/// containers' own: that map is the one a flood is expected in (a
+/// container can make the helper open sockets at will).
+#[inline(always)]
+pub fn note_relay_socket(ids: SocketIds) {
+    note(&RAM_CONTAINER_SOCKETS, ids, SOCKET_RELAY);
 }
 
 #[inline(always)]
@@ -187,7 +205,7 @@ pub fn unjudged_socket(skb: *mut __sk_buff, scope: u32) -> Unjudged {
     let cookie = skb_cookie(skb);
     // SAFETY: read-only lookups, copied at once.
     if let Some(note) = unsafe { RAM_CONTAINER_SOCKETS.get(&cookie) }.copied() {
-        if passes_other_netns(scope, note.netns) {
+        if passes_other_netns(scope, note.netns) || (note.flags & SOCKET_RELAY != 0 && passes_relays(scope)) {
             return Unjudged::OtherNetns;
         }
     }

@@ -19,6 +19,25 @@
 //! cgroup for container addresses. It connects nowhere besides the
 //! resolvers (judged like any process's); ramd lets its UDP sends from the
 //! port it serves on pass ([`ForwardDest::family`] 0: no connect matches).
+//!
+//! A rootless runtime's network helper (slirp4netns, or pasta: rootless
+//! podman, rootless Docker) gives its containers the network from the
+//! runtime's namespace: every connection a container makes is a socket of
+//! the helper, in the runtime's cgroup. The runtime's own traffic (a pull)
+//! never goes through it. Where a target passes its containers (the
+//! default), ramd registers such a helper as a relay ([`FORWARD_RELAY`]):
+//! its sockets pass as its containers' would. What it checks
+//! ([`relay_user`]): the process runs the host's own program, as a user
+//! other than root (a rootless helper is never root; root can leave the
+//! cgroup anyway), was started under its own name (pasta and passt are one
+//! file: as passt it relays frames from any process that finds its UNIX
+//! socket, and is no relay), and every executable file it has mapped is the
+//! host's file of that path, root-owned (no preloaded library, no private
+//! copy). Why that is safe: the helper carries only what comes in on the
+//! tap device it made in a namespace of its own, and making one needs
+//! CAP_SYS_ADMIN over that namespace (a user namespace of one's own: a
+//! process there is a container, which passes anyway), never over the
+//! runtime's.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -27,7 +46,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use ram_common::maps::{ForwardDest, ForwardKey};
+use ram_common::maps::{ForwardDest, ForwardKey, FORWARD_RELAY};
 
 /// The executable name of Docker's userland proxy.
 pub const DOCKER_PROXY: &str = "docker-proxy";
@@ -79,7 +98,7 @@ pub fn parse_arguments<S: AsRef<str>>(args: &[S]) -> Option<ForwardDest> {
         },
     };
     let host_port = values.get("host-port").and_then(|p| p.parse::<u16>().ok()).unwrap_or(0);
-    Some(ForwardDest { addr: bytes, family, port: port as u32, protocol, host_port: host_port as u32 })
+    Some(ForwardDest { addr: bytes, family, port: port as u32, protocol, host_port: host_port as u32, uid: 0 })
 }
 
 /// aardvark-dns's own default port, when its command line names none
@@ -106,12 +125,15 @@ pub fn parse_aardvark_arguments<S: AsRef<str>>(args: &[S]) -> Option<ForwardDest
     if port == 0 {
         return None;
     }
-    Some(ForwardDest { addr: [0; 16], family: 0, port: 0, protocol: IPPROTO_UDP, host_port: port as u32 })
+    Some(ForwardDest { addr: [0; 16], family: 0, port: 0, protocol: IPPROTO_UDP, host_port: port as u32, uid: 0 })
 }
 
 /// "172.17.0.2 port 80 (tcp)", or "its clients, from udp port 53" for a
 /// forwarder that only answers.
 pub fn describe(dest: &ForwardDest) -> String {
+    if dest.family == FORWARD_RELAY {
+        return format!("carry its containers' traffic (as uid {})", dest.uid);
+    }
     if dest.family == 0 {
         return format!("its clients, from udp port {}", dest.host_port);
     }
@@ -146,9 +168,94 @@ fn installed_files_in(dirs: &[&str], name: &str) -> BTreeSet<(u64, u64)> {
         .collect()
 }
 
+/// The host's files named any of `names` in [`RELAY_DIRS`].
+fn files_of(names: &[&str]) -> BTreeSet<(u64, u64)> {
+    names.iter().flat_map(|name| installed_files_in(&RELAY_DIRS, name)).collect()
+}
+
 /// Where Debian, Fedora and a source install put podman's helpers.
 const PODMAN_HELPER_DIRS: [&str; 4] =
     ["/usr/lib/podman", "/usr/libexec/podman", "/usr/local/lib/podman", "/usr/local/libexec/podman"];
+
+/// The rootless network helpers' command names, and the files each may run
+/// (pasta is a link to passt; either may re-exec its AVX2 build).
+const SLIRP4NETNS: &str = "slirp4netns";
+const SLIRP4NETNS_FILES: [&str; 1] = ["slirp4netns"];
+const PASTA_NAMES: [&str; 2] = ["pasta", "pasta.avx2"];
+const PASTA_FILES: [&str; 2] = ["passt", "passt.avx2"];
+/// Where distributions install them.
+const RELAY_DIRS: [&str; 4] = ["/usr/bin", "/usr/local/bin", "/usr/libexec/podman", "/usr/lib/podman"];
+
+/// A rootless network helper's row: its sockets pass while the process
+/// runs as `uid`.
+fn relay(uid: u32) -> ForwardDest {
+    ForwardDest { family: FORWARD_RELAY, uid, ..ForwardDest::default() }
+}
+
+/// The uid of `pid` if it is a rootless network helper ramd may let
+/// through (see the module): `files` are the host's files of its kind,
+/// `comm` its command name.
+fn relay_user(pid: u32, comm: &str, files: &BTreeSet<(u64, u64)>) -> Option<u32> {
+    let runs_hosts_file = std::fs::metadata(format!("/proc/{pid}/exe")).is_ok_and(|m| files.contains(&(m.dev(), m.ino())));
+    if !runs_hosts_file {
+        return None;
+    }
+    let uid = single_uid(pid).filter(|uid| *uid != 0)?;
+    let args = arguments(pid)?;
+    started_as(&args, comm).then_some(())?;
+    mappings_are_the_hosts(pid).then_some(uid)
+}
+
+/// Was the program started under a name of its kind (argv[0]'s file
+/// name)? passt decides its mode by it: started through a link named pasta
+/// with argv[0] "passt", it would relay any local process's frames. (Its
+/// AVX2 re-exec keeps argv[0]: pasta.avx2 runs as "pasta".)
+fn started_as<S: AsRef<str>>(args: &[S], comm: &str) -> bool {
+    let argv0 = args.first().and_then(|a| Path::new(a.as_ref()).file_name()).and_then(|n| n.to_str());
+    match argv0 {
+        Some(name) if PASTA_NAMES.contains(&comm) => PASTA_NAMES.contains(&name),
+        Some(name) => name == comm,
+        None => false,
+    }
+}
+
+/// Real, effective, saved and filesystem uid, when all are one.
+fn single_uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let ids: Vec<u32> =
+        status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().filter_map(|id| id.parse().ok()).collect();
+    (ids.len() == 4 && ids.iter().all(|id| *id == ids[0])).then(|| ids[0])
+}
+
+/// Is every executable file `pid` has mapped the host's file of that path
+/// (the same file as ramd sees there, root-owned, not group- or
+/// world-writable)? A library preloaded, or a private copy mounted over a
+/// path in a namespace of the process's own, is not; nor is a file since
+/// deleted (a package upgrade: the helper is let through again once
+/// restarted).
+fn mappings_are_the_hosts(pid: u32) -> bool {
+    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else { return false };
+    let mut any = false;
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else { return false };
+        // offset, device, inode; then the path, which may hold spaces.
+        let path = line.splitn(6, char::is_whitespace).nth(5).map(str::trim).unwrap_or("");
+        if !perms.contains('x') || !path.starts_with('/') {
+            continue;
+        }
+        // What the process mapped, as stat sees it (map_files needs root,
+        // which ramd is).
+        let Ok(mapped) = std::fs::metadata(format!("/proc/{pid}/map_files/{range}")) else { return false };
+        let Ok(host) = std::fs::metadata(path) else { return false };
+        let same = (mapped.dev(), mapped.ino()) == (host.dev(), host.ino());
+        if !same || host.uid() != 0 || host.mode() & 0o022 != 0 {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
 
 /// What /proc/PID/stat says of a process: its start time and command name
 /// (what changes when the pid is reused or the process execs), and its
@@ -250,6 +357,8 @@ impl ForwarderScan {
         let mut alive = BTreeSet::new();
         let mut proxies: Option<BTreeSet<(u64, u64)>> = None;
         let mut aardvarks: Option<BTreeSet<(u64, u64)>> = None;
+        let mut slirps: Option<BTreeSet<(u64, u64)>> = None;
+        let mut pastas: Option<BTreeSet<(u64, u64)>> = None;
         for (scope, cgroups) in scopes {
             let mut pids = BTreeSet::new();
             for cgroup in cgroups {
@@ -280,6 +389,14 @@ impl ForwarderScan {
                                     .then(|| arguments(pid))
                                     .flatten()
                                     .and_then(|a| parse_aardvark_arguments(&a))
+                            }
+                            SLIRP4NETNS => {
+                                let files = slirps.get_or_insert_with(|| files_of(&SLIRP4NETNS_FILES));
+                                relay_user(pid, &now.1, files).map(relay)
+                            }
+                            name if PASTA_NAMES.contains(&name) => {
+                                let files = pastas.get_or_insert_with(|| files_of(&PASTA_FILES));
+                                relay_user(pid, &now.1, files).map(relay)
                             }
                             _ => None,
                         };
@@ -361,5 +478,21 @@ mod tests {
         assert_eq!(parse_aardvark_arguments(&["aardvark-dns", "run"]).map(|d| d.host_port), Some(5533));
         assert_eq!(parse_aardvark_arguments(&["aardvark-dns", "-p", "0", "run"]), None);
         assert_eq!(parse_aardvark_arguments(&["aardvark-dns", "-p", "dns", "run"]), None);
+    }
+
+    #[test]
+    fn a_rootless_helper_counts_only_under_its_own_name() {
+        assert!(started_as(&["/usr/bin/slirp4netns", "--netns-type=path", "/run/user/1000/netns/x", "tap0"], "slirp4netns"));
+        assert!(started_as(&["pasta", "--config-net"], "pasta"));
+        // The AVX2 re-exec keeps argv[0].
+        assert!(started_as(&["/usr/bin/pasta", "--config-net"], "pasta.avx2"));
+        // passt through a link named pasta: passt's mode, frames from anyone.
+        assert!(!started_as(&["passt"], "pasta"));
+        assert!(!started_as(&["/tmp/x/passt.avx2"], "pasta.avx2"));
+        assert!(!started_as(&["sh"], "slirp4netns"));
+        assert!(!started_as::<&str>(&[], "slirp4netns"));
+        let row = relay(1000);
+        assert_eq!((row.family, row.uid, row.port, row.host_port), (FORWARD_RELAY, 1000, 0, 0));
+        assert_eq!(describe(&row), "carry its containers' traffic (as uid 1000)");
     }
 }

@@ -22,6 +22,9 @@ use std::{collections::BTreeMap, process::Command, time::Duration};
 /// The same for podman: its netavark network's DNS server, aardvark-dns.
 #[path = "runtime/podman.rs"]
 mod podman;
+/// Rootless podman: its network helper, slirp4netns.
+#[path = "runtime/rootless.rs"]
+mod rootless;
 
 use ram_tests::{
     docker::{host_command, text, Dockerd, DockerdOptions},

@@ -26,6 +26,9 @@ const TEST_PACKAGES: &[&str] = &[
     // podman's network stack on Debian 12: netavark and its DNS server.
     "netavark",
     "aardvark-dns",
+    // Rootless podman: its network helper and the setuid id mappers.
+    "slirp4netns",
+    "uidmap",
     // The red-team case that poses as aardvark-dns builds its payload in C.
     "gcc",
     "dnsmasq-base",

@@ -129,15 +129,17 @@ impl Daemon {
             return;
         }
         for (key, dest) in found.iter().filter(|(k, _)| !before.contains_key(k)) {
-            let (program, reach) = if dest.family == 0 {
-                (crate::forwarders::AARDVARK_DNS, "answer")
+            let (program, reach) = if dest.family == ram_common::maps::FORWARD_RELAY {
+                ("rootless network helper", "")
+            } else if dest.family == 0 {
+                (crate::forwarders::AARDVARK_DNS, "answer ")
             } else {
-                (crate::forwarders::DOCKER_PROXY, "connect to its container at")
+                (crate::forwarders::DOCKER_PROXY, "connect to its container at ")
             };
             info!(
                 target_name = %self.scope_name(key.scope),
                 pid = key.tgid,
-                "{program} [{}] may {reach} {}",
+                "{program} [{}] may {reach}{}",
                 key.tgid,
                 crate::forwarders::describe(dest)
             );

@@ -1,0 +1,309 @@
+//! Rootless podman under enforcement. A user's podman gives its containers
+//! the network through slirp4netns, which runs as that user in podman's
+//! cgroup and network namespace: every connection a container makes is a
+//! socket of slirp4netns there. podman runs as a user of the test's own, in
+//! the test's cgroup and namespace (a host without systemd: the containers'
+//! processes stay in that cgroup too, in namespaces of their own). The same
+//! checks run before ramd starts and with ramd enforcing a one-registry
+//! policy on that cgroup: containers resolve a registry's name and reach a
+//! registry outside the policy by name and by address, exactly as without
+//! ram; pulls by podman itself stay limited. Then the relay's pass is
+//! attacked by the same user: the host's slirp4netns with a library
+//! preloaded, a copy of it, and root running it, each connecting where the
+//! policy does not allow.
+
+use std::{collections::BTreeMap, os::unix::fs::PermissionsExt, path::PathBuf, process::Command};
+
+use ram_tests::*;
+
+const ALLOWED: &str = "allowed.registry.test:5000";
+const BLOCKED: &str = "blocked.registry.test:5000";
+const ALLOWED_ADDR: &str = "10.203.0.1";
+const BLOCKED_ADDR: &str = "10.203.0.2";
+const RESOLVER: &str = "10.203.0.53";
+const LOCAL_IMAGE: &str = "localhost/ram-rootless/busybox:1";
+const IMAGE: &str = "ram/busybox:1";
+const PAGE: &str = "ram-rootless-page";
+/// podman's default limits are above this machine's hard limits.
+const ULIMITS: [&str; 4] = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
+
+/// A user of the test's own, with subordinate ids (useradd gives them),
+/// removed with its home on drop.
+struct User {
+    name: String,
+    uid: u32,
+    home: PathBuf,
+}
+
+impl User {
+    fn new() -> Self {
+        let name = format!("ramrl{}", std::process::id() % 100_000);
+        let _ = Command::new("userdel").args(["-r", &name]).output();
+        let out = Command::new("useradd").args(["-m", "-s", "/bin/sh", &name]).output().expect("useradd");
+        assert!(out.status.success(), "useradd: {}", String::from_utf8_lossy(&out.stderr));
+        let id = Command::new("id").args(["-u", &name]).output().expect("id");
+        let uid = String::from_utf8_lossy(&id.stdout).trim().parse().expect("uid");
+        let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
+        assert!(subuid.lines().any(|l| l.starts_with(&format!("{name}:"))), "useradd gave {name} no subordinate ids");
+        User { home: PathBuf::from(format!("/home/{name}")), name, uid }
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        // Its processes are in the test's cgroup, killed with it first.
+        let _ = Command::new("userdel").args(["-r", &self.name]).output();
+    }
+}
+
+/// /dev/net/tun readable and writable by everyone (Debian's udev rule;
+/// this machine's device node is root's alone), as it was on drop.
+struct TunOpen(Option<u32>);
+
+impl TunOpen {
+    fn new() -> Self {
+        let mode = std::fs::metadata("/dev/net/tun").map(|m| m.permissions().mode()).ok();
+        let _ = std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(0o666));
+        TunOpen(mode)
+    }
+}
+
+impl Drop for TunOpen {
+    fn drop(&mut self) {
+        if let Some(mode) = self.0 {
+            let _ = std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(mode & 0o7777));
+        }
+    }
+}
+
+/// The user's podman, with storage of the test's own, in the test's
+/// cgroup and namespace, with the test's resolver in /etc/resolv.conf
+/// (slirp4netns forwards its containers' DNS there).
+struct Podman<'a> {
+    dir: &'a TempDir,
+    cgroup: &'a TestCgroup,
+    netns: &'a Netns,
+    user: &'a User,
+    storage: PathBuf,
+}
+
+impl Podman<'_> {
+    fn command(&self, args: &[&str]) -> Command {
+        let storage = |sub: &str| self.storage.join(sub).display().to_string();
+        let mut program: Vec<String> = vec![
+            "setpriv".into(),
+            "--reuid".into(),
+            self.user.uid.to_string(),
+            "--regid".into(),
+            self.user.uid.to_string(),
+            "--clear-groups".into(),
+            "env".into(),
+            format!("HOME={}", self.user.home.display()),
+            format!("XDG_RUNTIME_DIR={}", storage("xdg")),
+            format!("USER={}", self.user.name),
+            "podman".into(),
+            "--root".into(),
+            storage("root"),
+            "--runroot".into(),
+            storage("run"),
+            "--storage-driver".into(),
+            "vfs".into(),
+            "--cgroup-manager".into(),
+            "cgroupfs".into(),
+            "--events-backend".into(),
+            "none".into(),
+        ];
+        program.extend(args.iter().map(|a| a.to_string()));
+        with_etc_resolver(self.dir, Some(&self.cgroup.path), self.netns, RESOLVER, "", &program)
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().expect("podman")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "podman {args:?} failed:\n{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A container on rootless podman's default network (slirp4netns).
+    fn container(&self, args: &[&str]) -> std::process::Output {
+        let mut all = vec!["run", "--rm"];
+        all.extend(ULIMITS);
+        all.extend([LOCAL_IMAGE, "/bin/busybox"]);
+        all.extend_from_slice(args);
+        self.run(&all)
+    }
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// "ok", or what went wrong.
+fn outcome(out: &std::process::Output, expect: &str) -> String {
+    let all = text(out);
+    if out.status.success() && all.contains(expect) {
+        "ok".into()
+    } else {
+        format!("failed: {}", all.trim().lines().last().unwrap_or("(no output)"))
+    }
+}
+
+fn checks(podman: &Podman) -> BTreeMap<&'static str, String> {
+    let http_get = |host: &str| format!("printf 'GET /v2/ HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 5 {host} 5000");
+    let mut checks = BTreeMap::new();
+    checks.insert(
+        "a registry's name",
+        outcome(&podman.container(&["nslookup", "-type=a", "allowed.registry.test"]), ALLOWED_ADDR),
+    );
+    checks.insert(
+        "a registry outside the policy, by name",
+        outcome(&podman.container(&["sh", "-c", &http_get("blocked.registry.test")]), "200 OK"),
+    );
+    checks.insert(
+        "a registry outside the policy, by address",
+        outcome(&podman.container(&["sh", "-c", &http_get(BLOCKED_ADDR)]), "200 OK"),
+    );
+    checks
+}
+
+fn pulls(podman: &Podman) -> BTreeMap<&'static str, bool> {
+    let pull = |registry: &str| {
+        let image = format!("{registry}/{IMAGE}");
+        let _ = podman.run(&["rmi", "-f", &image]);
+        let out = podman.run(&["pull", "--tls-verify=false", &image]);
+        println!("podman pull {image}: {}", text(&out).trim().lines().last().unwrap_or_default());
+        out.status.success()
+    };
+    [("pull from the allowed registry", pull(ALLOWED)), ("pull from the blocked registry", pull(BLOCKED))].into()
+}
+
+/// The relay payload (tests/runtime/pose/relay.c), built into `dir`.
+fn relay_payload(dir: &TempDir) -> PathBuf {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/runtime/pose/relay.c");
+    let payload = dir.path.join("relay.so");
+    let built = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-O2"])
+        .arg(format!("-DTO=\"{BLOCKED_ADDR}\""))
+        .arg("-DPORT=5000")
+        .arg("-o")
+        .arg(&payload)
+        .arg(&src)
+        .status();
+    assert!(built.is_ok_and(|s| s.success()), "gcc relay.c");
+    std::fs::set_permissions(&payload, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    payload
+}
+
+#[test]
+fn rootless_podmans_containers_reach_the_world_through_slirp4netns_and_its_pulls_stay_limited() {
+    require_root();
+    let netns = Netns::new("rl");
+    netns.add_host_interface(
+        "ramrl0",
+        &[&format!("{ALLOWED_ADDR}/24"), &format!("{BLOCKED_ADDR}/24"), &format!("{RESOLVER}/24")],
+    );
+    let dir = TempDir::new("rl");
+    // The user reads the test's files (resolv.conf, the payload) and owns
+    // podman's storage.
+    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let _dns = dnsmasq(
+        &netns,
+        &dir,
+        RESOLVER,
+        &[("allowed.registry.test", ALLOWED_ADDR), ("blocked.registry.test", BLOCKED_ADDR)],
+        300,
+    );
+    let _allowed_registry = registry(&netns, &dir, "registry-allowed", &format!("{ALLOWED_ADDR}:5000"));
+    let _blocked_registry = registry(&netns, &dir, "registry-blocked", &format!("{BLOCKED_ADDR}:5000"));
+    let _tun = TunOpen::new();
+    let user = User::new();
+    // Dropped before the user: its processes (podman's pause process among
+    // them) go with the cgroup.
+    let cgroup = TestCgroup::new("rl-podman");
+    let storage = dir.path.join("podman");
+    for sub in ["", "xdg", "root", "run"] {
+        std::fs::create_dir_all(storage.join(sub)).expect("storage");
+        let chowned = Command::new("chown").arg(format!("{0}:{0}", user.uid)).arg(storage.join(sub)).status();
+        assert!(chowned.is_ok_and(|s| s.success()), "chown");
+    }
+    std::fs::set_permissions(storage.join("xdg"), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let podman = Podman { dir: &dir, cgroup: &cgroup, netns: &netns, user: &user, storage };
+
+    let tar = super::web_image_tar(&dir, PAGE);
+    std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    podman.ok(&["import", &tar.display().to_string(), LOCAL_IMAGE]);
+    for registry in [ALLOWED, BLOCKED] {
+        podman.ok(&["push", "--tls-verify=false", LOCAL_IMAGE, &format!("{registry}/{IMAGE}")]);
+    }
+
+    // Without ram.
+    let before = checks(&podman);
+    println!("without ram: {before:#?}");
+    for (check, result) in &before {
+        assert_eq!(result, "ok", "without ram, {check}");
+    }
+    let pulls_before = pulls(&podman);
+    assert!(pulls_before.values().all(|ok| *ok), "without ram: {pulls_before:?}");
+    // The poses, without ram: each reaches the blocked registry.
+    // The user's own library (a root-owned file is the admin's).
+    let payload = relay_payload(&dir);
+    let chowned = Command::new("chown").arg(format!("{0}:{0}", user.uid)).arg(&payload).status();
+    assert!(chowned.is_ok_and(|s| s.success()), "chown");
+    let copy = dir.path.join("copy").join("slirp4netns");
+    std::fs::create_dir_all(copy.parent().expect("dir")).expect("dir");
+    std::fs::copy("/usr/bin/slirp4netns", &copy).expect("copy slirp4netns");
+    let pose = |label: &str, program: &str, as_root: bool| {
+        let mut cmd = Command::new("setpriv");
+        let id = if as_root { "0".to_string() } else { user.uid.to_string() };
+        cmd.args(["--reuid", &id, "--regid", &id, "--clear-groups", "env"])
+            .arg(format!("LD_PRELOAD={}", payload.display()))
+            .args([program, "--netns-type=path", "/nonexistent", "tap0"]);
+        place(&mut cmd, Some(&cgroup.path), Some(&netns));
+        let out = cmd.output().expect("pose");
+        let result = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        println!("{label}: {result:?}");
+        result
+    };
+    let poses = || -> BTreeMap<&'static str, String> {
+        [
+            ("the host's slirp4netns with a library preloaded", pose("preloaded", "/usr/bin/slirp4netns", false)),
+            ("a copy of slirp4netns", pose("a copy", &copy.display().to_string(), false)),
+            ("root running the host's slirp4netns", pose("as root", "/usr/bin/slirp4netns", true)),
+        ]
+        .into()
+    };
+    let poses_before = poses();
+    assert!(poses_before.values().all(|r| r == "ok"), "without ram, every pose connects: {poses_before:?}");
+
+    // ram enforcing podman's cgroup, one registry.
+    let policy = format!(
+        "mode = \"enforce\"\n[dns]\nresolvers = [\"{RESOLVER}\"]\n{}[[target]]\nname = \"podman\"\ncgroup = \"{}\"\n[[allow]]\nhost = \"allowed.registry.test\"\n",
+        netns.dns_trust(),
+        cgroup.path.display()
+    );
+    let ramd = Ramd::start(&policy);
+    ramd.wait_attached();
+    let after = checks(&podman);
+    println!("with ram: {after:#?}");
+    assert_eq!(after, before, "{}", ramd.log_text());
+    let relays: Vec<String> = ramd
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("rootless network helper") && l.contains(&format!("as uid {}", user.uid)))
+        .map(str::to_string)
+        .collect();
+    assert!(!relays.is_empty(), "slirp4netns was never let through:\n{}", ramd.log_text());
+    assert!(ramd.counter("podman", "other_netns_passed") >= 1, "the containers' traffic did not pass as theirs");
+    let pulls_after = pulls(&podman);
+    let expected: BTreeMap<&str, bool> =
+        [("pull from the allowed registry", true), ("pull from the blocked registry", false)].into();
+    assert_eq!(pulls_after, expected, "{}", ramd.log_text());
+
+    let poses_after = poses();
+    for (pose, result) in &poses_after {
+        assert_eq!(result, "EPERM", "BYPASS: {pose} reached a registry outside the policy:\n{}", ramd.log_text());
+    }
+}
