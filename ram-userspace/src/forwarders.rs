@@ -196,7 +196,8 @@ fn relay(uid: u32) -> ForwardDest {
 /// through (see the module): `files` are the host's files of its kind,
 /// `comm` its command name.
 fn relay_user(pid: u32, comm: &str, files: &BTreeSet<(u64, u64)>) -> Option<u32> {
-    let runs_hosts_file = std::fs::metadata(format!("/proc/{pid}/exe")).is_ok_and(|m| files.contains(&(m.dev(), m.ino())));
+    let runs_hosts_file =
+        std::fs::metadata(format!("/proc/{pid}/exe")).is_ok_and(|m| files.contains(&(m.dev(), m.ino())));
     if !runs_hosts_file {
         return None;
     }
@@ -222,8 +223,12 @@ fn started_as<S: AsRef<str>>(args: &[S], comm: &str) -> bool {
 /// Real, effective, saved and filesystem uid, when all are one.
 fn single_uid(pid: u32) -> Option<u32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let ids: Vec<u32> =
-        status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().filter_map(|id| id.parse().ok()).collect();
+    let ids: Vec<u32> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .filter_map(|id| id.parse().ok())
+        .collect();
     (ids.len() == 4 && ids.iter().all(|id| *id == ids[0])).then(|| ids[0])
 }
 
@@ -482,7 +487,10 @@ mod tests {
 
     #[test]
     fn a_rootless_helper_counts_only_under_its_own_name() {
-        assert!(started_as(&["/usr/bin/slirp4netns", "--netns-type=path", "/run/user/1000/netns/x", "tap0"], "slirp4netns"));
+        assert!(started_as(
+            &["/usr/bin/slirp4netns", "--netns-type=path", "/run/user/1000/netns/x", "tap0"],
+            "slirp4netns"
+        ));
         assert!(started_as(&["pasta", "--config-net"], "pasta"));
         // The AVX2 re-exec keeps argv[0].
         assert!(started_as(&["/usr/bin/pasta", "--config-net"], "pasta.avx2"));
