@@ -72,6 +72,92 @@ pub fn v4_mapped(addr: &[u8; 16]) -> Option<[u8; 4]> {
     }
 }
 
+/// How new a learned entry must be: a new connect needs an unexpired one
+/// (`Strict`); the egress backstop and a connected socket's own peer take
+/// any entry still in the map (`Lenient`), so a flow that started
+/// legitimately is not cut when a TTL runs out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    Strict,
+    Lenient,
+}
+
+/// The port of DNS, on which a trusted resolver is reachable.
+pub const DNS_PORT: u16 = 53;
+
+/// A scope's tables, as seen for one destination address: the kernel's
+/// maps (ram-ebpf `judge.rs`) or the pinned copies of them (`ramctl
+/// check`). The address family is the implementation's business (the
+/// kernel keeps IPv4 and IPv6 apart for its verifier).
+pub trait Tables {
+    /// Is the destination a resolver this scope trusts?
+    fn is_resolver(&self) -> bool;
+    /// The port set the longest address rule holding the destination gives
+    /// this scope; None when no rule of this scope holds it.
+    fn cidr_port_set(&self) -> Option<u32>;
+    /// The destination's learned entry for this scope: (port set, expiry
+    /// in monotonic ns).
+    fn learned(&self) -> Option<(u32, u64)>;
+    /// Does port set `set` allow `port`?
+    fn port_allowed(&self, set: u32, port: u16) -> bool;
+    /// Monotonic ns now (CLOCK_MONOTONIC, as learned entries' expiry).
+    fn now_ns(&self) -> u64;
+}
+
+/// Why a destination is allowed, or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// A trusted resolver, on port 53.
+    Resolver,
+    /// Inside an address rule, on one of its ports.
+    Cidr,
+    /// Learned from an allowed answer, on one of its rule's ports.
+    Learned,
+    /// Learned, but expired: a new connect is refused.
+    Expired,
+    /// An address rule or a learned entry holds it, not on this port.
+    PortRefused,
+    /// Nothing allows it.
+    Denied,
+}
+
+impl Verdict {
+    #[inline(always)]
+    pub fn allowed(self) -> bool {
+        matches!(self, Verdict::Resolver | Verdict::Cidr | Verdict::Learned)
+    }
+}
+
+/// The verdict on a destination for a scope, in the one order every
+/// reader follows: resolver (port 53), address rule, learned entry. `port`
+/// None (ramctl, asked without a port) counts any port as allowed. An
+/// address rule that does not allow the port leaves the learned entry to
+/// judge: the two are separate grants.
+#[inline(always)]
+pub fn judge<T: Tables>(tables: &T, port: Option<u16>, expiry: Expiry) -> Verdict {
+    let port_ok = |set: u32| match port {
+        Some(port) => tables.port_allowed(set, port),
+        None => true,
+    };
+    if port.is_none_or(|p| p == DNS_PORT) && tables.is_resolver() {
+        return Verdict::Resolver;
+    }
+    let cidr = tables.cidr_port_set();
+    if let Some(set) = cidr {
+        if port_ok(set) {
+            return Verdict::Cidr;
+        }
+    }
+    match tables.learned() {
+        Some((set, _)) if !port_ok(set) => Verdict::PortRefused,
+        Some(_) if expiry == Expiry::Lenient => Verdict::Learned,
+        Some((_, expires_ns)) if expires_ns > tables.now_ns() => Verdict::Learned,
+        Some(_) => Verdict::Expired,
+        None if cidr.is_some() => Verdict::PortRefused,
+        None => Verdict::Denied,
+    }
+}
+
 /// What a denial turns into under a scope's mode: (let it through?, action).
 #[inline(always)]
 pub fn on_deny(mode: u32) -> (bool, u8) {
@@ -135,6 +221,68 @@ mod tests {
         assert_eq!(v4_mapped(&a), None);
         let loopback6 = std::net::Ipv6Addr::LOCALHOST.octets();
         assert_eq!(v4_mapped(&loopback6), None);
+    }
+
+    /// Tables for one destination, written out.
+    #[derive(Default)]
+    struct Fixed {
+        resolver: bool,
+        cidr: Option<u32>,
+        learned: Option<(u32, u64)>,
+        /// Port set 7 allows only 443; every other set any port.
+        now: u64,
+    }
+
+    impl Tables for Fixed {
+        fn is_resolver(&self) -> bool {
+            self.resolver
+        }
+        fn cidr_port_set(&self) -> Option<u32> {
+            self.cidr
+        }
+        fn learned(&self) -> Option<(u32, u64)> {
+            self.learned
+        }
+        fn port_allowed(&self, set: u32, port: u16) -> bool {
+            set != 7 || port == 443
+        }
+        fn now_ns(&self) -> u64 {
+            self.now
+        }
+    }
+
+    #[test]
+    fn the_verdict_order_is_resolver_then_address_rule_then_learned() {
+        use Verdict::*;
+        let strict = Expiry::Strict;
+        let t = Fixed { resolver: true, cidr: Some(0), learned: Some((0, 100)), now: 50 };
+        assert_eq!(judge(&t, Some(53), strict), Resolver);
+        assert_eq!(judge(&t, None, strict), Resolver, "ramctl without a port");
+        assert_eq!(judge(&t, Some(443), strict), Cidr, "a resolver is open on port 53 only");
+        let t = Fixed { resolver: true, ..Fixed::default() };
+        assert_eq!(judge(&t, Some(443), strict), Denied);
+        // An address rule for 443 only does not hide a learned entry for
+        // any port (the kernel judged so; ramctl check once said denied).
+        let t = Fixed { cidr: Some(7), learned: Some((0, 100)), now: 50, ..Fixed::default() };
+        assert_eq!(judge(&t, Some(443), strict), Cidr);
+        assert_eq!(judge(&t, Some(5000), strict), Learned);
+        let t = Fixed { cidr: Some(7), ..Fixed::default() };
+        assert_eq!(judge(&t, Some(5000), strict), PortRefused);
+        // Learned: ports, then expiry (strict only).
+        let t = Fixed { learned: Some((7, 100)), now: 50, ..Fixed::default() };
+        assert_eq!(judge(&t, Some(443), strict), Learned);
+        assert_eq!(judge(&t, Some(80), strict), PortRefused);
+        let t = Fixed { learned: Some((7, 100)), now: 100, ..Fixed::default() };
+        assert_eq!(judge(&t, Some(443), strict), Expired);
+        assert_eq!(judge(&t, Some(443), Expiry::Lenient), Learned);
+        assert_eq!(judge(&t, Some(80), Expiry::Lenient), PortRefused);
+        assert_eq!(judge(&Fixed::default(), Some(443), strict), Denied);
+        for verdict in [Resolver, Cidr, Learned] {
+            assert!(verdict.allowed());
+        }
+        for verdict in [Expired, PortRefused, Denied] {
+            assert!(!verdict.allowed());
+        }
     }
 
     #[test]

@@ -1,31 +1,19 @@
-//! The allow decision for one destination, shared by every hook.
-//!
-//! A destination is allowed for a scope when it is (a) a trusted resolver on
-//! port 53, (b) inside a `cidr` rule, or (c) learned from an allowed DNS
-//! answer. `Expiry::Strict` (new connects) also requires the learned entry to
-//! be unexpired; `Expiry::Lenient` (the egress backstop) accepts any entry
-//! still in the map, so a flow that started legitimately is not cut when a
-//! TTL runs out.
+//! The allow decision for one destination, shared by every hook: the
+//! verdict of `ram_common::verdict::judge` (resolver on port 53, address
+//! rule, learned entry; see there) over this program's maps.
 
 use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, maps::lpm_trie::Key, EbpfContext};
+pub use ram_common::verdict::{Expiry, DNS_PORT};
 use ram_common::{
     event::{BlockedEvent, EventHeader, KIND_BLOCKED},
-    maps::{counter, Learn4Key, Learn6Key, Learned},
-    verdict::{on_deny, port_allowed, scope_bit},
+    maps::{counter, Learn4Key, Learn6Key},
+    verdict::{judge, on_deny, port_allowed, scope_bit, Tables},
 };
 
 use crate::{
     events::send_blocked,
     maps::{count, scope_config, RAM_CIDR4, RAM_CIDR6, RAM_LEARN4, RAM_LEARN6, RAM_PORTS, RAM_RESOLV4, RAM_RESOLV6},
 };
-
-pub const DNS_PORT: u16 = 53;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Expiry {
-    Strict,
-    Lenient,
-}
 
 /// A destination: an IPv4 address (in the first 4 bytes, the rest zero) or
 /// an IPv6 one. A struct whose every byte is always written, not an enum:
@@ -80,19 +68,84 @@ impl Dest {
     }
 }
 
-#[inline(always)]
-fn port_ok(set: u32, port: u16) -> bool {
-    port_allowed(set, RAM_PORTS.get(set), port)
+/// A scope's maps, as seen for one IPv4 destination. IPv4 and IPv6 are
+/// two implementations, chosen once per verdict: with the family tested in
+/// each lookup instead, the verifier walks every mix of the three branches
+/// (measured on 6.18, ram_egress with its hop loop: 110,819 instructions
+/// before the shared verdict, 159,914 with the family tested per lookup,
+/// 104,871 split once).
+struct Tables4 {
+    scope: u32,
+    addr: [u8; 4],
 }
 
-#[inline(always)]
-fn learned_ok(entry: Option<&Learned>, port: u16, expiry: Expiry) -> bool {
-    match entry {
-        None => false,
-        Some(learned) if !port_ok(learned.port_set, port) => false,
-        Some(_) if expiry == Expiry::Lenient => true,
+/// The same for an IPv6 destination.
+struct Tables6 {
+    scope: u32,
+    addr: [u8; 16],
+}
+
+impl Tables for Tables4 {
+    #[inline(always)]
+    fn is_resolver(&self) -> bool {
+        // SAFETY: read-only lookup; the value is read at once.
+        unsafe { RAM_RESOLV4.get(&self.addr) }.is_some_and(|r| r.scopes & scope_bit(self.scope) != 0)
+    }
+
+    #[inline(always)]
+    fn cidr_port_set(&self) -> Option<u32> {
+        let (bit, slot) = (scope_bit(self.scope), (self.scope & 63) as usize);
+        RAM_CIDR4.get(Key::new(32, self.addr)).filter(|r| r.scopes & bit != 0).map(|r| r.ports[slot] as u32)
+    }
+
+    #[inline(always)]
+    fn learned(&self) -> Option<(u32, u64)> {
+        // SAFETY: read-only lookup; the value is copied at once.
+        unsafe { RAM_LEARN4.get(&Learn4Key { scope: self.scope, addr: self.addr }) }
+            .map(|learned| (learned.port_set, learned.expires_ns))
+    }
+
+    #[inline(always)]
+    fn port_allowed(&self, set: u32, port: u16) -> bool {
+        port_allowed(set, RAM_PORTS.get(set), port)
+    }
+
+    #[inline(always)]
+    fn now_ns(&self) -> u64 {
         // SAFETY: helper without preconditions.
-        Some(learned) => learned.expires_ns > unsafe { bpf_ktime_get_ns() },
+        unsafe { bpf_ktime_get_ns() }
+    }
+}
+
+impl Tables for Tables6 {
+    #[inline(always)]
+    fn is_resolver(&self) -> bool {
+        // SAFETY: read-only lookup; the value is read at once.
+        unsafe { RAM_RESOLV6.get(&self.addr) }.is_some_and(|r| r.scopes & scope_bit(self.scope) != 0)
+    }
+
+    #[inline(always)]
+    fn cidr_port_set(&self) -> Option<u32> {
+        let (bit, slot) = (scope_bit(self.scope), (self.scope & 63) as usize);
+        RAM_CIDR6.get(Key::new(128, self.addr)).filter(|r| r.scopes & bit != 0).map(|r| r.ports[slot] as u32)
+    }
+
+    #[inline(always)]
+    fn learned(&self) -> Option<(u32, u64)> {
+        // SAFETY: read-only lookup; the value is copied at once.
+        unsafe { RAM_LEARN6.get(&Learn6Key { scope: self.scope, addr: self.addr }) }
+            .map(|learned| (learned.port_set, learned.expires_ns))
+    }
+
+    #[inline(always)]
+    fn port_allowed(&self, set: u32, port: u16) -> bool {
+        port_allowed(set, RAM_PORTS.get(set), port)
+    }
+
+    #[inline(always)]
+    fn now_ns(&self) -> u64 {
+        // SAFETY: helper without preconditions.
+        unsafe { bpf_ktime_get_ns() }
     }
 }
 
@@ -111,36 +164,12 @@ pub fn is_resolver(scope: u32, dest: Dest) -> bool {
 
 #[inline(always)]
 pub fn allowed(scope: u32, dest: Dest, port: u16, expiry: Expiry) -> bool {
-    let bit = scope_bit(scope);
-    if dest.is_v4() {
-        let addr = dest.v4_addr();
-        if port == DNS_PORT && is_resolver(scope, dest) {
-            return true;
-        }
-        if RAM_CIDR4
-            .get(Key::new(32, addr))
-            .is_some_and(|r| r.scopes & bit != 0 && port_ok(r.ports[(scope & 63) as usize] as u32, port))
-        {
-            return true;
-        }
-        // SAFETY: read-only lookup; the value is copied before use.
-        let entry = unsafe { RAM_LEARN4.get(&Learn4Key { scope, addr }) };
-        learned_ok(entry, port, expiry)
+    let verdict = if dest.is_v4() {
+        judge(&Tables4 { scope, addr: dest.v4_addr() }, Some(port), expiry)
     } else {
-        let addr = dest.v6_addr();
-        if port == DNS_PORT && is_resolver(scope, dest) {
-            return true;
-        }
-        if RAM_CIDR6
-            .get(Key::new(128, addr))
-            .is_some_and(|r| r.scopes & bit != 0 && port_ok(r.ports[(scope & 63) as usize] as u32, port))
-        {
-            return true;
-        }
-        // SAFETY: as above.
-        let entry = unsafe { RAM_LEARN6.get(&Learn6Key { scope, addr }) };
-        learned_ok(entry, port, expiry)
-    }
+        judge(&Tables6 { scope, addr: dest.v6_addr() }, Some(port), expiry)
+    };
+    verdict.allowed()
 }
 
 /// Who tried to reach what, for the blocked event.

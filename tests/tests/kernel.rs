@@ -922,7 +922,7 @@ fn rules_with_ports_allow_only_those_ports() {
     let scene = Scene::new("k-ports", &[("r.registry.test", "127.10.0.1")], 300);
     let policy = scene.policy(
         "",
-        "[[allow]]\nhost = \"r.registry.test\"\nports = [443, 5000]\n[[allow]]\ncidr = \"127.20.0.0/16\"\nports = [8443]\n",
+        "[[allow]]\nhost = \"r.registry.test\"\nports = [443, 5000]\n[[allow]]\ncidr = \"127.20.0.0/16\"\nports = [8443]\n[[allow]]\ncidr = \"127.10.0.0/24\"\nports = [9000]\n",
     );
     let ramd = Ramd::start(&policy);
     let inside = |args: &[&str]| scene.inside(args);
@@ -936,7 +936,17 @@ fn rules_with_ports_allow_only_those_ports() {
     assert_eq!(out.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert!(v[0]["reason"].as_str().unwrap_or("").contains("port 22"), "{v}");
-    assert_eq!(ramd.ramctl(&["check", "127.10.0.1", "5000"]).status.code(), Some(0));
+    // An address rule and a learned entry are separate grants: the rule's
+    // ports do not hide the learned entry's (ramctl check once said denied
+    // where the kernel allowed; both now read ram_common::verdict::judge).
+    assert_eq!(inside(&["connect", "127.10.0.1", "9000"]), "ECONNREFUSED");
+    let out = ramd.ramctl(&["check", "127.10.0.1", "5000", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v[0]["verdict"], "learned", "{v}");
+    let out = ramd.ramctl(&["check", "127.10.0.1", "9000", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((out.status.code(), v[0]["verdict"].as_str()), (Some(0), Some("cidr")), "{v}");
     // By name too: the port counts as the kernel counts it.
     let out = ramd.ramctl(&["check", "r.registry.test", "80", "--json"]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));

@@ -1,10 +1,14 @@
-//! `ramctl check`: would a connect be allowed now, and by what, judged
-//! from the maps in the kernel's order.
+//! `ramctl check`: would a connect be allowed now, and by what: the
+//! kernel's own verdict (`ram_common::verdict::judge`) over the pinned
+//! maps.
 
 use std::net::IpAddr;
 
 use aya::maps::lpm_trie::Key;
-use ram_common::maps::{Learn4Key, Learn6Key, MAP_PORTS};
+use ram_common::{
+    maps::{Learn4Key, Learn6Key, Learned},
+    verdict::{judge, scope_bit, Expiry, Tables, Verdict},
+};
 use serde::Serialize;
 
 use super::{port_set_text, Maps};
@@ -47,72 +51,115 @@ impl Check {
     }
 }
 
+/// The pinned maps, as seen for one destination of one scope: what
+/// `ram_common::verdict::judge` reads (the kernel reads its own maps the
+/// same way). A map that cannot be read holds nothing: fail closed.
+struct PinnedTables<'a> {
+    maps: &'a Maps,
+    scope: u32,
+    addr: IpAddr,
+}
+
+impl Tables for PinnedTables<'_> {
+    fn is_resolver(&self) -> bool {
+        let bit = scope_bit(self.scope);
+        match self.addr {
+            IpAddr::V4(v4) => self.maps.resolv4.get(&v4.octets(), 0).is_ok_and(|r| r.scopes & bit != 0),
+            IpAddr::V6(v6) => self.maps.resolv6.get(&v6.octets(), 0).is_ok_and(|r| r.scopes & bit != 0),
+        }
+    }
+
+    fn cidr_port_set(&self) -> Option<u32> {
+        let bit = scope_bit(self.scope);
+        let rule = match self.addr {
+            IpAddr::V4(v4) => self.maps.cidr4.get(&Key::new(32, v4.octets()), 0).ok(),
+            IpAddr::V6(v6) => self.maps.cidr6.get(&Key::new(128, v6.octets()), 0).ok(),
+        };
+        rule.filter(|r| r.scopes & bit != 0).map(|r| r.ports[(self.scope & 63) as usize] as u32)
+    }
+
+    fn learned(&self) -> Option<(u32, u64)> {
+        self.learned_entry().map(|learned| (learned.port_set, learned.expires_ns))
+    }
+
+    fn port_allowed(&self, set: u32, port: u16) -> bool {
+        ram_common::verdict::port_allowed(set, self.maps.ports.get(&set, 0).ok().as_ref(), port)
+    }
+
+    fn now_ns(&self) -> u64 {
+        monotonic_ns()
+    }
+}
+
+impl PinnedTables<'_> {
+    fn learned_entry(&self) -> Option<Learned> {
+        let scope = self.scope;
+        match self.addr {
+            IpAddr::V4(v4) => self.maps.learn4.get(&Learn4Key { scope, addr: v4.octets() }, 0).ok(),
+            IpAddr::V6(v6) => self.maps.learn6.get(&Learn6Key { scope, addr: v6.octets() }, 0).ok(),
+        }
+    }
+
+    /// Why port `port` is refused: the ports of the learned entry, or else
+    /// of the address rule, that hold the destination.
+    fn port_refusal(&self, port: Option<u16>) -> String {
+        let set = self.learned_entry().map(|l| l.port_set).or_else(|| self.cidr_port_set()).unwrap_or(0);
+        let allowed = match self.maps.ports.get(&set, 0) {
+            Ok(ports) => port_set_text(set, &ports),
+            Err(_) => "none".to_string(),
+        };
+        match port {
+            Some(port) => format!("port {port} is not among the ports the rule allows ({allowed})"),
+            None => format!("only the rule's ports are allowed ({allowed})"),
+        }
+    }
+}
+
 impl Maps {
-    /// Would a connect from `scope` to `addr`:`port` be allowed now? Judged
-    /// from the maps, in the kernel's order: resolver, address rule, learned.
+    /// Would a connect from `scope` to `addr`:`port` be allowed now? The
+    /// kernel's verdict (`ram_common::verdict::judge`) over the pinned maps,
+    /// with what made it.
     pub fn check_addr(&self, scope: u32, addr: IpAddr, port: Option<u16>) -> Result<Check> {
-        let bit = ram_common::verdict::scope_bit(scope);
         // IPv4-mapped IPv6 is judged as IPv4, as the kernel does.
         let addr = match addr {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
             v4 => v4,
         };
-        let port_sets = &self.ports;
-        let port_allowed = |set: u32| -> Result<Option<String>> {
-            let Some(port) = port else { return Ok(None) };
-            let id = set;
-            let set = port_sets.get(&id, 0).map_err(|e| Error::map(MAP_PORTS, e))?;
-            Ok((!ram_common::verdict::port_allowed(id, Some(&set), port))
-                .then(|| format!("port {port} is not among the ports the rule allows ({})", port_set_text(id, &set))))
-        };
-        let (resolver, cidr_hit, learned_value) = match addr {
-            IpAddr::V4(v4) => (
-                self.resolv4.get(&v4.octets(), 0).ok().is_some_and(|r| r.scopes & bit != 0),
-                self.cidr4.get(&Key::new(32, v4.octets()), 0).ok().filter(|r| r.scopes & bit != 0),
-                self.learn4.get(&Learn4Key { scope, addr: v4.octets() }, 0).ok(),
-            ),
-            IpAddr::V6(v6) => (
-                self.resolv6.get(&v6.octets(), 0).ok().is_some_and(|r| r.scopes & bit != 0),
-                self.cidr6.get(&Key::new(128, v6.octets()), 0).ok().filter(|r| r.scopes & bit != 0),
-                self.learn6.get(&Learn6Key { scope, addr: v6.octets() }, 0).ok(),
-            ),
-        };
-        if resolver && port.is_none_or(|p| p == 53) {
-            return Ok(Check::Resolver);
-        }
-        if let Some(hit) = cidr_hit {
-            if let Some(reason) = port_allowed(hit.ports[scope as usize & 63] as u32)? {
-                return Ok(Check::Denied { reason });
+        let tables = PinnedTables { maps: self, scope, addr };
+        let host =
+            |learned: &Learned| -> Result<Option<String>> { Ok(self.host_names()?.get(&learned.host_id).cloned()) };
+        Ok(match judge(&tables, port, Expiry::Strict) {
+            Verdict::Resolver => Check::Resolver,
+            Verdict::Cidr => {
+                let rule = self
+                    .rules()?
+                    .into_iter()
+                    .filter(|r| r.kind == "cidr" && r.scopes.contains(&scope))
+                    .filter_map(|r| r.rule.parse::<crate::policy::Cidr>().ok())
+                    .filter(|c| c.contains(addr))
+                    .max_by_key(|c| c.prefix)
+                    .map(|c| c.to_string())
+                    .unwrap_or_default();
+                Check::Cidr { rule }
             }
-            let rule = self
-                .rules()?
-                .into_iter()
-                .filter(|r| r.kind == "cidr" && r.scopes.contains(&scope))
-                .filter_map(|r| r.rule.parse::<crate::policy::Cidr>().ok())
-                .filter(|c| c.contains(addr))
-                .max_by_key(|c| c.prefix)
-                .map(|c| c.to_string())
-                .unwrap_or_default();
-            return Ok(Check::Cidr { rule });
-        }
-        if let Some(value) = learned_value {
-            if let Some(reason) = port_allowed(value.port_set)? {
-                return Ok(Check::Denied { reason });
+            Verdict::Learned | Verdict::Expired => match tables.learned_entry() {
+                Some(learned) => {
+                    let left = (learned.expires_ns as i128 - monotonic_ns() as i128) / 1_000_000_000;
+                    if left > 0 {
+                        Check::Learned { host: host(&learned)?, expires_in_s: left as i64 }
+                    } else {
+                        Check::Expired { host: host(&learned)? }
+                    }
+                }
+                // Removed since the verdict (expiry, a revocation).
+                None => Check::Denied { reason: "no rule allows it and no allowed name resolved to it".into() },
+            },
+            Verdict::PortRefused => Check::Denied { reason: tables.port_refusal(port) },
+            Verdict::Denied if tables.is_resolver() => {
+                Check::Denied { reason: "a resolver, but only port 53 is open to it".into() }
             }
-            let host = self.host_names()?.get(&value.host_id).cloned();
-            let left = (value.expires_ns as i128 - monotonic_ns() as i128) / 1_000_000_000;
-            return Ok(if left > 0 {
-                Check::Learned { host, expires_in_s: left as i64 }
-            } else {
-                Check::Expired { host }
-            });
-        }
-        let reason = if resolver {
-            "a resolver, but only port 53 is open to it"
-        } else {
-            "no rule allows it and no allowed name resolved to it"
-        };
-        Ok(Check::Denied { reason: reason.into() })
+            Verdict::Denied => Check::Denied { reason: "no rule allows it and no allowed name resolved to it".into() },
+        })
     }
 
     /// Is `host` (on `port`, when given) allowed for `scope`, as the kernel
