@@ -29,9 +29,10 @@
 //! its sockets pass as its containers' would. What it checks
 //! ([`relay_user`]): the process runs the host's own program, as a user
 //! other than root (a rootless helper is never root; root can leave the
-//! cgroup anyway), was started under its own name (pasta and passt are one
-//! file: as passt it relays frames from any process that finds its UNIX
-//! socket, and is no relay), and every executable file it has mapped is the
+//! cgroup anyway), was started under its helper's name (pasta and passt
+//! are one file, whose mode argv[0] picks: as passt it relays frames from
+//! any process that finds its UNIX socket, and is no relay), and every
+//! executable file it has mapped is the
 //! host's file of that path, root-owned (no preloaded library, no private
 //! copy). Why that is safe: the helper carries only what comes in on the
 //! tap device it made in a namespace of its own, and making one needs
@@ -177,12 +178,13 @@ fn files_of(names: &[&str]) -> BTreeSet<(u64, u64)> {
 const PODMAN_HELPER_DIRS: [&str; 4] =
     ["/usr/lib/podman", "/usr/libexec/podman", "/usr/local/lib/podman", "/usr/local/libexec/podman"];
 
-/// The rootless network helpers' command names, and the files each may run
-/// (pasta is a link to passt; either may re-exec its AVX2 build).
+/// The rootless network helpers' command names, and the files each may run.
+/// pasta is a link to passt, and either re-execs its AVX2 build by the
+/// file's own name (comm passt.avx2); the mode is argv[0]'s.
 const SLIRP4NETNS: &str = "slirp4netns";
 const SLIRP4NETNS_FILES: [&str; 1] = ["slirp4netns"];
-const PASTA_NAMES: [&str; 2] = ["pasta", "pasta.avx2"];
-const PASTA_FILES: [&str; 2] = ["passt", "passt.avx2"];
+const PASST_NAMES: [&str; 4] = ["pasta", "pasta.avx2", "passt", "passt.avx2"];
+const PASST_FILES: [&str; 2] = ["passt", "passt.avx2"];
 /// Where distributions install them.
 const RELAY_DIRS: [&str; 4] = ["/usr/bin", "/usr/local/bin", "/usr/libexec/podman", "/usr/lib/podman"];
 
@@ -207,14 +209,14 @@ fn relay_user(pid: u32, comm: &str, files: &BTreeSet<(u64, u64)>) -> Option<u32>
     mappings_are_the_hosts(pid).then_some(uid)
 }
 
-/// Was the program started under a name of its kind (argv[0]'s file
-/// name)? passt decides its mode by it: started through a link named pasta
-/// with argv[0] "passt", it would relay any local process's frames. (Its
-/// AVX2 re-exec keeps argv[0]: pasta.avx2 runs as "pasta".)
+/// Was the program started under the name that makes it a helper of
+/// containers (argv[0]'s file name)? passt decides its mode by it (pasta
+/// when the name holds "pasta", as passt's own test): as passt it relays
+/// frames from any local process that finds its UNIX socket.
 fn started_as<S: AsRef<str>>(args: &[S], comm: &str) -> bool {
     let argv0 = args.first().and_then(|a| Path::new(a.as_ref()).file_name()).and_then(|n| n.to_str());
     match argv0 {
-        Some(name) if PASTA_NAMES.contains(&comm) => PASTA_NAMES.contains(&name),
+        Some(name) if PASST_NAMES.contains(&comm) => name.contains("pasta"),
         Some(name) => name == comm,
         None => false,
     }
@@ -399,8 +401,8 @@ impl ForwarderScan {
                                 let files = slirps.get_or_insert_with(|| files_of(&SLIRP4NETNS_FILES));
                                 relay_user(pid, &now.1, files).map(relay)
                             }
-                            name if PASTA_NAMES.contains(&name) => {
-                                let files = pastas.get_or_insert_with(|| files_of(&PASTA_FILES));
+                            name if PASST_NAMES.contains(&name) => {
+                                let files = pastas.get_or_insert_with(|| files_of(&PASST_FILES));
                                 relay_user(pid, &now.1, files).map(relay)
                             }
                             _ => None,
@@ -492,11 +494,12 @@ mod tests {
             "slirp4netns"
         ));
         assert!(started_as(&["pasta", "--config-net"], "pasta"));
-        // The AVX2 re-exec keeps argv[0].
-        assert!(started_as(&["/usr/bin/pasta", "--config-net"], "pasta.avx2"));
-        // passt through a link named pasta: passt's mode, frames from anyone.
+        // The AVX2 re-exec runs passt.avx2 and keeps argv[0].
+        assert!(started_as(&["/usr/bin/pasta", "--config-net"], "passt.avx2"));
+        // passt's mode (frames from anyone), by whatever file name.
         assert!(!started_as(&["passt"], "pasta"));
-        assert!(!started_as(&["/tmp/x/passt.avx2"], "pasta.avx2"));
+        assert!(!started_as(&["/tmp/x/passt.avx2"], "passt.avx2"));
+        assert!(!started_as(&["passt", "--socket", "/tmp/s"], "passt"));
         assert!(!started_as(&["sh"], "slirp4netns"));
         assert!(!started_as::<&str>(&[], "slirp4netns"));
         let row = relay(1000);

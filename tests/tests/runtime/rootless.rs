@@ -151,8 +151,12 @@ fn outcome(out: &std::process::Output, expect: &str) -> String {
     }
 }
 
+/// A GET of a registry's /v2/ with busybox.
+fn http_get(host: &str) -> String {
+    format!("printf 'GET /v2/ HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 5 {host} 5000")
+}
+
 fn checks(podman: &Podman) -> BTreeMap<&'static str, String> {
-    let http_get = |host: &str| format!("printf 'GET /v2/ HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 5 {host} 5000");
     let mut checks = BTreeMap::new();
     checks.insert(
         "a registry's name",
@@ -166,6 +170,21 @@ fn checks(podman: &Podman) -> BTreeMap<&'static str, String> {
         "a registry outside the policy, by address",
         outcome(&podman.container(&["sh", "-c", &http_get(BLOCKED_ADDR)]), "200 OK"),
     );
+    // pasta, the other helper (podman 4.4 and later, rootless Docker), as
+    // a rootless runtime runs it: a namespace of its own for a command.
+    // Debian 12's podman cannot use it, so the user runs it directly. The
+    // command waits for ramd to have seen pasta (within 50 ms), as a
+    // runtime's container starts after its network is up.
+    let mut pasta = Command::new("setpriv");
+    pasta
+        .args(["--reuid", &podman.user.uid.to_string(), "--regid", &podman.user.uid.to_string(), "--clear-groups"])
+        .args(["timeout", "30", "pasta", "--config-net", "--", "/bin/busybox", "sh", "-c"])
+        // wget: busybox nc through pasta waits for an end that never comes
+        // (and busybox wget -T with -S crashes).
+        .arg(format!("sleep 0.5; /bin/busybox wget -q -S -O /dev/null http://{BLOCKED_ADDR}:5000/v2/"));
+    place(&mut pasta, Some(&podman.cgroup.path), Some(podman.netns));
+    checks
+        .insert("pasta: a registry outside the policy, by address", outcome(&pasta.output().expect("pasta"), "200 OK"));
     checks
 }
 
@@ -205,6 +224,19 @@ fn rootless_podmans_containers_reach_the_world_through_slirp4netns_and_its_pulls
         "ramrl0",
         &[&format!("{ALLOWED_ADDR}/24"), &format!("{BLOCKED_ADDR}/24"), &format!("{RESOLVER}/24")],
     );
+    // pasta takes the namespace's addresses and routes from the interface
+    // of its default route, which must have a link (a bridge without ports
+    // has none): a veth pair.
+    for args in [
+        &["link", "add", "ramrlv0", "type", "veth", "peer", "name", "ramrlv1"][..],
+        &["link", "set", "ramrlv0", "up"],
+        &["link", "set", "ramrlv1", "up"],
+        &["addr", "add", "10.205.0.2/24", "dev", "ramrlv0"],
+        &["route", "add", "default", "via", "10.205.0.1", "dev", "ramrlv0", "onlink"],
+    ] {
+        let out = Command::new("ip").args(["-n", &netns.name]).args(args).output().expect("ip");
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
     let dir = TempDir::new("rl");
     // The user reads the test's files (resolv.conf, the payload) and owns
     // podman's storage.
