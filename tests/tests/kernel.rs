@@ -3671,3 +3671,135 @@ fn a_refused_reload_of_swapped_targets_leaves_nobody_judged_by_the_others_rules(
             .join("\n")
     );
 }
+
+// Red team 13: link takeover across restarts and reloads (after 2837fe5).
+
+/// "pinned" (new, listed first, ram-test/job:1 only, registry.test) and
+/// "jobs" (ram-test/job*, registry.test, and with `wide` also
+/// 127.30.0.0/24); without `split`, "jobs" alone as it was.
+fn split_jobs_policy(netns: &Netns, split: bool) -> String {
+    let head = format!("[dns]\nresolvers = [\"127.0.0.53\"]\n{}", netns.dns_trust());
+    let jobs = "[[target]]\nname = \"jobs\"\ncontainers = \"docker\"\nimage = \"ram-test/job*\"\n[[target.allow]]\nhost = \"registry.test\"\n";
+    if !split {
+        return format!("{head}{jobs}");
+    }
+    let pinned = "[[target]]\nname = \"pinned\"\ncontainers = \"docker\"\nimage = \"ram-test/job:1\"\n[[target.allow]]\nhost = \"registry.test\"\n";
+    format!("{head}{pinned}{jobs}[[target.allow]]\ncidr = \"127.30.0.0/24\"\n")
+}
+
+/// Red team 13 (bypass if it fails). An admin splits a target: C
+/// (ram-test/job:1), held by "jobs", goes to a new target "pinned" (which
+/// does not allow 127.30.0.0/24), and in the same edit "jobs", for its
+/// other containers, is allowed 127.30.0.0/24. Neither policy lets C reach
+/// 127.30.0.1. The reload holds C pending and writes the new rules; a
+/// pending container is judged by every container target's programs, but
+/// "pinned"'s are not attached yet: until they are, C is judged by "jobs"'s
+/// programs alone, reading "jobs"'s new rules, and 127.30.0.1 is open to it.
+#[test]
+fn a_reload_never_judges_a_moved_container_by_its_old_targets_new_rules() {
+    require_root();
+    let netns = Netns::new("k-rt13-split");
+    let data_root = TempDir::new("k-rt13-split-docker");
+    let files = TempDir::new("k-rt13-split-files");
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let ramd = Ramd::start_with_env(
+        &split_jobs_policy(&netns, false),
+        &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())],
+    );
+    ramd.wait_attached();
+    let (c, _c_init) = held_owner(&netns, &data_root.path, 13_001, "ram-test/job:1");
+    let (d, _d_init) = held_owner(&netns, &data_root.path, 13_002, "ram-test/job:2");
+    let both = wait_for(Duration::from_secs(5), || {
+        (ramd.log_text().matches("enforcing container").count() >= 2).then_some(())
+    });
+    assert!(both.is_some(), "C and D not enforced:\n{}", ramd.log_text());
+    assert_eq!(probe(Some(&c.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+    // The premise, once: after the split, D (still "jobs") reaches
+    // 127.30.0.1 and C ("pinned") does not.
+    ramd.write_policy(&split_jobs_policy(&netns, true));
+    let out = ramd.ramctl(&["reload"]);
+    assert!(out.status.success(), "reload: {}", String::from_utf8_lossy(&out.stderr));
+    let settled = wait_for(Duration::from_secs(5), || {
+        (probe(Some(&d.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]) == "ECONNREFUSED").then_some(())
+    });
+    assert!(settled.is_some(), "D never allowed 127.30.0.1 after the split:\n{}", ramd.log_text());
+    assert_eq!(probe(Some(&c.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM", "C after the split");
+    ramd.write_policy(&split_jobs_policy(&netns, false));
+    let out = ramd.ramctl(&["reload"]);
+    assert!(out.status.success(), "reload: {}", String::from_utf8_lossy(&out.stderr));
+    sleep(Duration::from_millis(300));
+    // C hammers 127.30.0.1 while the split is made and taken back.
+    let stop = data_root.path.join("stop");
+    let mut cmd = std::process::Command::new(probe_bin());
+    cmd.arg("expect-loop").arg(format!("stop={}", stop.display())).arg("connect,127.30.0.1,9=EPERM");
+    cmd.stdout(std::process::Stdio::piped());
+    place(&mut cmd, Some(&c.cgroup.path), Some(&netns));
+    let child = cmd.spawn().expect("expect-loop");
+    for round in 0..15 {
+        for split in [true, false] {
+            ramd.write_policy(&split_jobs_policy(&netns, split));
+            let out = ramd.ramctl(&["reload"]);
+            assert!(out.status.success(), "round {round}: reload: {}", String::from_utf8_lossy(&out.stderr));
+            sleep(Duration::from_millis(150));
+        }
+    }
+    std::fs::write(&stop, "").expect("stop");
+    let out = child.wait_with_output().expect("expect-loop output");
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(line.contains("attempts="), "the hammer never ran: {line}");
+    assert!(
+        line.contains(" wrong=0"),
+        "BYPASS: C, moved to \"pinned\", reached 127.30.0.1 (allowed only to \"jobs\", and only by the new policy) while the reload switched: {line}\n{}",
+        ramd.log_text().lines().filter(|l| l.contains("reloaded") || l.contains("enforcing")).collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// Red team 13 (bypass if it fails). As
+/// `a_reload_never_judges_a_moved_container_by_its_old_targets_new_rules`,
+/// across a restart: the new ramd makes every container pending and writes
+/// the new rules while only the previous run's "jobs" programs (scope 0,
+/// reading "jobs"'s new rules) are attached; "pinned" attaches after them.
+#[test]
+fn a_restart_never_judges_a_moved_container_by_its_old_targets_new_rules() {
+    require_root();
+    let netns = Netns::new("k-rt13-splitrs");
+    let data_root = TempDir::new("k-rt13-splitrs-docker");
+    let files = TempDir::new("k-rt13-splitrs-files");
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let mut ramd = Ramd::start_with_env(
+        &split_jobs_policy(&netns, false),
+        &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())],
+    );
+    ramd.wait_attached();
+    let (c, _c_init) = held_owner(&netns, &data_root.path, 13_011, "ram-test/job:1");
+    ramd.wait_log("C enforced", |e| e["message"] == "enforcing container");
+    sleep(Duration::from_millis(300));
+    assert_eq!(probe(Some(&c.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+    let stop = data_root.path.join("stop");
+    let mut cmd = std::process::Command::new(probe_bin());
+    cmd.arg("expect-loop").arg(format!("stop={}", stop.display())).arg("connect,127.30.0.1,9=EPERM");
+    cmd.stdout(std::process::Stdio::piped());
+    place(&mut cmd, Some(&c.cgroup.path), Some(&netns));
+    let child = cmd.spawn().expect("expect-loop");
+    for _ in 0..3 {
+        for split in [true, false] {
+            ramd.write_policy(&split_jobs_policy(&netns, split));
+            ramd.restart();
+            sleep(Duration::from_millis(300));
+        }
+    }
+    std::fs::write(&stop, "").expect("stop");
+    let out = child.wait_with_output().expect("expect-loop output");
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(line.contains("attempts="), "the hammer never ran: {line}");
+    assert!(
+        line.contains(" wrong=0"),
+        "BYPASS: C, moved to \"pinned\", reached 127.30.0.1 (allowed only to \"jobs\", and only by the new policy) across a restart: {line}"
+    );
+}
