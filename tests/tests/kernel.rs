@@ -3803,3 +3803,60 @@ fn a_restart_never_judges_a_moved_container_by_its_old_targets_new_rules() {
         "BYPASS: C, moved to \"pinned\", reached 127.30.0.1 (allowed only to \"jobs\", and only by the new policy) across a restart: {line}"
     );
 }
+
+/// Red team 13 (unenforced if it fails). A process target's runtime
+/// restarts in another cgroup (as in
+/// `a_process_target_enforces_the_cgroup_of_that_process`); what it left in
+/// its first cgroup (a shim, a worker; here any process started there)
+/// stays enforced while ramd runs, and through `ramctl debug on` (red team
+/// 8: "a process target whose process has exited still enforces its cgroup,
+/// and whatever stays there or is started there is judged"). A restart of
+/// ramd drops it: prune_previous_links releases every earlier link of a
+/// live target that is not attached to that link's cgroup now, as soon as
+/// the target is attached anywhere.
+#[test]
+fn a_restart_keeps_enforcing_a_cgroup_a_process_target_left() {
+    require_root();
+    let netns = Netns::new("k-rt13-left");
+    let first = TestCgroup::new("k-rt13-left1");
+    let second = TestCgroup::new("k-rt13-left2");
+    let dir = TempDir::new("k-rt13-left");
+    let name = format!("ramlx{}", std::process::id());
+    let holder = dir.path.join(&name);
+    std::fs::copy(probe_bin(), &holder).expect("copy probe");
+    let mut cmd = std::process::Command::new(&holder);
+    cmd.args(["hold", "120"]).stdout(std::process::Stdio::null());
+    place(&mut cmd, Some(&first.path), Some(&netns));
+    let mut runtime = Proc::spawn(&name, &mut cmd);
+    let policy = format!(
+        "[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nprocess = \"{name}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n",
+        netns.dns_trust()
+    );
+    let mut ramd = Ramd::start(&policy);
+    assert_eq!(probe(Some(&first), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+    // The runtime restarts in the second cgroup.
+    runtime.stop(Duration::from_secs(5));
+    let mut cmd = std::process::Command::new(&holder);
+    cmd.args(["hold", "120"]).stdout(std::process::Stdio::null());
+    place(&mut cmd, Some(&second.path), Some(&netns));
+    let _runtime = Proc::spawn(&name, &mut cmd);
+    let moved = wait_for(Duration::from_secs(5), || {
+        (probe(Some(&second), Some(&netns), &["connect", "127.30.0.1", "9"]) == "EPERM").then_some(())
+    });
+    assert!(moved.is_some(), "the second cgroup never enforced:\n{}", ramd.log_text());
+    sleep(Duration::from_millis(600));
+    assert_eq!(
+        probe(Some(&first), Some(&netns), &["connect", "127.30.0.1", "9"]),
+        "EPERM",
+        "the first cgroup stays enforced while ramd runs"
+    );
+    ramd.restart();
+    sleep(Duration::from_millis(600));
+    let after = probe(Some(&first), Some(&netns), &["connect", "127.30.0.1", "9"]);
+    assert_eq!(
+        after,
+        "EPERM",
+        "UNENFORCED: a restart of ramd let go of the cgroup the target's runtime left (a running ramd and `ramctl debug on` keep it):\n{}",
+        ramd.log_text().lines().filter(|l| l.contains("previous run") || l.contains("enforcing")).collect::<Vec<_>>().join("\n")
+    );
+}
