@@ -3860,3 +3860,153 @@ fn a_restart_keeps_enforcing_a_cgroup_a_process_target_left() {
         ramd.log_text().lines().filter(|l| l.contains("previous run") || l.contains("enforcing")).collect::<Vec<_>>().join("\n")
     );
 }
+
+/// "jobs" (ram-test/job*, registry.test); with `renamed`, a new target
+/// "wide" (ram-test/wide*, 127.30.0.0/24) first, and "jobs" renamed
+/// "jobs-v2" (the same filter and rules: a new identity, a new number).
+/// Between them, in both, process targets named `procs` (as the default
+/// policy's dockerd and containerd targets).
+fn renamed_jobs_policy(netns: &Netns, procs: &[String], renamed: bool) -> String {
+    let head = format!("[dns]\nresolvers = [\"127.0.0.53\"]\n{}", netns.dns_trust());
+    let jobs = |name: &str| {
+        format!("[[target]]\nname = \"{name}\"\ncontainers = \"docker\"\nimage = \"ram-test/job*\"\n[[target.allow]]\nhost = \"registry.test\"\n")
+    };
+    let procs: String = procs
+        .iter()
+        .map(|p| format!("[[target]]\nprocess = \"{p}\"\n[[target.allow]]\nhost = \"registry.test\"\n"))
+        .collect();
+    if !renamed {
+        return format!("{head}{procs}{}", jobs("jobs"));
+    }
+    let wide = "[[target]]\nname = \"wide\"\ncontainers = \"docker\"\nimage = \"ram-test/wide*\"\n[[target.allow]]\ncidr = \"127.30.0.0/24\"\n";
+    format!("{head}{wide}{procs}{}", jobs("jobs-v2"))
+}
+
+/// `count` processes of names no other process has, held in `cgroup`
+/// (runtimes for process targets); their names, and the processes.
+fn named_runtimes(dir: &TempDir, cgroup: &TestCgroup, netns: &Netns, count: usize) -> (Vec<String>, Vec<Proc>) {
+    let mut names = Vec::new();
+    let mut procs = Vec::new();
+    for i in 0..count {
+        let name = format!("ramr{}x{i}", std::process::id());
+        let holder = dir.path.join(&name);
+        std::fs::copy(probe_bin(), &holder).expect("copy probe");
+        let mut cmd = std::process::Command::new(&holder);
+        cmd.args(["hold", "600"]).stdout(std::process::Stdio::null());
+        place(&mut cmd, Some(&cgroup.path), Some(netns));
+        procs.push(Proc::spawn(&name, &mut cmd));
+        names.push(name);
+    }
+    (names, procs)
+}
+
+/// Hammers `connect 127.30.0.1:9` from `c` (expecting EPERM) while `event`
+/// runs; returns the loop's line.
+fn hammer_refused_across(c: &FakeContainer, netns: &Netns, dir: &Path, event: impl FnOnce()) -> String {
+    let stop = dir.join("stop-hammer");
+    let mut cmd = std::process::Command::new(probe_bin());
+    cmd.arg("expect-loop").arg(format!("stop={}", stop.display())).arg("connect,127.30.0.1,9=EPERM");
+    cmd.stdout(std::process::Stdio::piped());
+    place(&mut cmd, Some(&c.cgroup.path), Some(netns));
+    let child = cmd.spawn().expect("expect-loop");
+    event();
+    std::fs::write(&stop, "").expect("stop");
+    let out = child.wait_with_output().expect("expect-loop output");
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(line.contains("attempts="), "the hammer never ran: {line}");
+    line
+}
+
+/// Red team 13 (bypass if it fails). 2837fe5 lets a link be taken over by
+/// its own target's programs, or by any target's "when its scope number
+/// belongs to no loaded scope". A renamed target (or one whose image or
+/// label filter is edited: its identity, and so its number, changes) has a
+/// number no loaded scope has: a new container target listed before it
+/// ("wide", allowing 127.30.0.0/24) takes its link on the root, and until
+/// "jobs-v2" attaches its own, C (held by "jobs", then by "jobs-v2", never
+/// allowed 127.30.0.1) is pending and judged by "wide"'s rules alone:
+/// the bypass of `a_restart_never_judges_a_container_by_another_targets_rules`
+/// by the fallback. Across reloads. Process targets listed between "wide"
+/// and "jobs-v2" (as the default policy's dockerd and containerd) are
+/// looked for (a walk of /proc each) in that time; without them C still
+/// gets through the connect hook, and the egress program, switched to
+/// "wide"'s last but one, drops the SYN (ETIMEDOUT) on most runs.
+#[test]
+fn a_new_target_never_takes_a_renamed_targets_link_on_a_reload() {
+    require_root();
+    let netns = Netns::new("k-rt13-ren");
+    let data_root = TempDir::new("k-rt13-ren-docker");
+    let files = TempDir::new("k-rt13-ren-files");
+    let bins = TempDir::new("k-rt13-ren-bin");
+    let runtimes = TestCgroup::new("k-rt13-ren-rt");
+    let (procs, _runtimes) = named_runtimes(&bins, &runtimes, &netns, 8);
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let ramd = Ramd::start_with_env(
+        &renamed_jobs_policy(&netns, &procs, false),
+        &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())],
+    );
+    ramd.wait_attached();
+    let (c, _c_init) = held_owner(&netns, &data_root.path, 13_021, "ram-test/job:1");
+    ramd.wait_log("C enforced", |e| e["message"] == "enforcing container");
+    sleep(Duration::from_millis(300));
+    assert_eq!(probe(Some(&c.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+    let line = hammer_refused_across(&c, &netns, &data_root.path, || {
+        for round in 0..5 {
+            for renamed in [true, false] {
+                ramd.write_policy(&renamed_jobs_policy(&netns, &procs, renamed));
+                let out = ramd.ramctl(&["reload"]);
+                assert!(out.status.success(), "round {round}: reload: {}", String::from_utf8_lossy(&out.stderr));
+                sleep(Duration::from_millis(150));
+            }
+        }
+    });
+    assert!(
+        line.contains(" wrong=0"),
+        "BYPASS: C (\"jobs\", then \"jobs-v2\") reached 127.30.0.1 (only \"wide\" allows it) while a reload renamed its target: {line}\n{}",
+        ramd.log_text().lines().filter(|l| l.contains("link updated") || l.contains("enforcing")).take(40).collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// Red team 13 (bypass if it fails). As
+/// `a_new_target_never_takes_a_renamed_targets_link_on_a_reload`, across
+/// restarts (SIGTERM).
+#[test]
+fn a_new_target_never_takes_a_renamed_targets_link_on_a_restart() {
+    require_root();
+    let netns = Netns::new("k-rt13-renrs");
+    let data_root = TempDir::new("k-rt13-renrs-docker");
+    let files = TempDir::new("k-rt13-renrs-files");
+    let bins = TempDir::new("k-rt13-renrs-bin");
+    let runtimes = TestCgroup::new("k-rt13-renrs-rt");
+    let (procs, _runtimes) = named_runtimes(&bins, &runtimes, &netns, 4);
+    let _parent = DockerParent::new();
+    let _sandbox = NetnsFileMount::bind(&netns.file(), files.path.join("0123456789ab"));
+    let root = data_root.path.display().to_string();
+    let files_text = files.path.display().to_string();
+    let mut ramd = Ramd::start_with_env(
+        &renamed_jobs_policy(&netns, &procs, false),
+        &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())],
+    );
+    ramd.wait_attached();
+    let (c, _c_init) = held_owner(&netns, &data_root.path, 13_031, "ram-test/job:1");
+    ramd.wait_log("C enforced", |e| e["message"] == "enforcing container");
+    sleep(Duration::from_millis(300));
+    assert_eq!(probe(Some(&c.cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+    let line = hammer_refused_across(&c, &netns, &data_root.path, || {
+        for _ in 0..3 {
+            for renamed in [true, false] {
+                ramd.write_policy(&renamed_jobs_policy(&netns, &procs, renamed));
+                ramd.restart();
+                sleep(Duration::from_millis(300));
+            }
+        }
+    });
+    assert!(
+        line.contains(" wrong=0"),
+        "BYPASS: C (\"jobs\", then \"jobs-v2\") reached 127.30.0.1 (only \"wide\" allows it) across a restart that renamed its target: {line}\n{}",
+        ramd.log_text().lines().filter(|l| l.contains("link updated") || l.contains("enforcing")).take(40).collect::<Vec<_>>().join("\n")
+    );
+}
