@@ -4010,3 +4010,36 @@ fn a_new_target_never_takes_a_renamed_targets_link_on_a_restart() {
         ramd.log_text().lines().filter(|l| l.contains("link updated") || l.contains("enforcing")).take(40).collect::<Vec<_>>().join("\n")
     );
 }
+
+/// Red team 13 (leaked links if it fails): after renames, additions and
+/// removals of container targets, by reload and by restart, each target
+/// has exactly its own seven links, and no earlier one is left.
+#[test]
+fn renamed_container_targets_leave_no_link_behind() {
+    require_root();
+    let netns = Netns::new("k-rt13-links");
+    let data_root = TempDir::new("k-rt13-links-docker");
+    let _parent = DockerParent::new();
+    let root = data_root.path.display().to_string();
+    let mut ramd =
+        Ramd::start_with_env(&renamed_jobs_policy(&netns, &[], false), &[("RAM_DOCKER_ROOT", root.as_str())]);
+    let links = |ramd: &Ramd| {
+        let status = ramd.ramctl_json(&["status"]).expect("status");
+        (status["links"].as_u64().unwrap_or(0), status["targets"].as_array().map_or(0, |t| t.len()))
+    };
+    for (step, renamed) in [true, false, true].into_iter().enumerate() {
+        ramd.write_policy(&renamed_jobs_policy(&netns, &[], renamed));
+        let out = ramd.ramctl(&["reload"]);
+        assert!(out.status.success(), "reload: {}", String::from_utf8_lossy(&out.stderr));
+        sleep(Duration::from_millis(600));
+        let (n, targets) = links(&ramd);
+        assert_eq!(n, 7 * targets as u64, "reload {step}: {n} links for {targets} targets:\n{}", ramd.log_text());
+    }
+    for renamed in [false, true] {
+        ramd.write_policy(&renamed_jobs_policy(&netns, &[], renamed));
+        ramd.restart();
+        sleep(Duration::from_millis(600));
+        let (n, targets) = links(&ramd);
+        assert_eq!(n, 7 * targets as u64, "restart: {n} links for {targets} targets");
+    }
+}
