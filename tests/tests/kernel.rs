@@ -4043,3 +4043,57 @@ fn renamed_container_targets_leave_no_link_behind() {
         assert_eq!(n, 7 * targets as u64, "restart: {n} links for {targets} targets");
     }
 }
+
+/// Red team 13 (unenforced if it fails). An upgrade that starts the new
+/// ramd before the old one has stopped (a second ramd on the same pins: a
+/// blue/green switch, a pod that surges, an admin running `ramd` by hand
+/// while the unit runs): the new one takes over the old one's links (their
+/// pins renamed), and the old one, every 250 ms, removes every link pin it
+/// does not own whose target it has attached elsewhere: the new one's.
+/// The new one still counts the cgroup as attached and never attaches it
+/// again. Nothing keeps a second ramd from starting on the same pins.
+#[test]
+fn a_second_ramd_on_the_same_pins_never_leaves_the_cgroup_unenforced() {
+    require_root();
+    let netns = Netns::new("k-rt13-two");
+    let cgroup = TestCgroup::new("k-rt13-two");
+    let mut old = Ramd::start(&cidr_policy(&cgroup, &netns, ""));
+    assert_eq!(probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]), "EPERM");
+    // The new ramd, on the old one's pins and run directory.
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&old.log).expect("log");
+    let mut cmd = std::process::Command::new(bin("ramd"));
+    cmd.args(["--log-format", "json", "--config"])
+        .arg(old.config_path())
+        .arg("--pin-dir")
+        .arg(&old.pin_dir)
+        .arg("--run-dir")
+        .arg(old.run_dir())
+        .env("RUST_LOG", "debug")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
+    let mut new = Proc::spawn("ramd-new", &mut cmd);
+    let mut verdicts = Vec::new();
+    for _ in 0..20 {
+        sleep(Duration::from_millis(250));
+        verdicts.push(probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]));
+    }
+    // The old one stops; the new one goes on alone.
+    old.stop();
+    for _ in 0..8 {
+        sleep(Duration::from_millis(250));
+        verdicts.push(probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]));
+    }
+    new.stop(Duration::from_secs(10));
+    let through = verdicts.iter().filter(|v| *v != "EPERM").count();
+    assert_eq!(
+        through,
+        0,
+        "UNENFORCED: with two ramds on the same pins, {through} of {} connects went through ({verdicts:?}):\n{}",
+        verdicts.len(),
+        old.log_text()
+            .lines()
+            .filter(|l| l.contains("previous run") || l.contains("link updated"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
