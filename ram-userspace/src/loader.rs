@@ -391,30 +391,37 @@ impl ScopeInstance {
 }
 
 /// Pinned links no current instance owns (an earlier run's, or those of
-/// programs being replaced), which attaching may take over, and the scope
-/// numbers of the instances now loaded.
+/// programs being replaced), which attaching may take over.
 pub struct AdoptableLinks {
     pins: Vec<(LinkPin, PathBuf)>,
-    live_scopes: BTreeSet<u32>,
 }
 
 impl AdoptableLinks {
-    pub fn new(pins: Vec<(LinkPin, PathBuf)>, live_scopes: BTreeSet<u32>) -> Self {
-        Self { pins, live_scopes }
+    pub fn new(pins: Vec<(LinkPin, PathBuf)>) -> Self {
+        Self { pins }
+    }
+
+    /// Every link pin in the pin directory: an earlier run's.
+    pub fn previous(paths: &Paths) -> Self {
+        Self::new(link_pins(paths))
+    }
+
+    /// The pins not taken yet.
+    pub fn pins(&self) -> impl Iterator<Item = &LinkPin> {
+        self.pins.iter().map(|(pin, _)| pin)
     }
 
     /// The link `scope` may take over on this cgroup and hook: its own
-    /// scope's, else one whose scope no loaded instance has (a target
-    /// renamed or gone). Never another live scope's: container targets share
-    /// the root cgroup, and switching one's link to another's program leaves
-    /// a pending container judged by that target's rules alone until its
-    /// own attach (red team 7's renumbering bypass, by another road).
+    /// scope's, never another's. Container targets share the root cgroup,
+    /// and switching one's link to another's program leaves a pending
+    /// container judged by that target's rules alone until its own attach
+    /// (red team 7's renumbering bypass, and red team 13's by a renamed
+    /// target's link). A link whose target is gone stays until pruned: its
+    /// scope's rules are gone too, so it refuses what it judges meanwhile.
     fn take(&mut self, scope: u32, cgroup_id: u64, name: &str) -> Option<PathBuf> {
-        let on_hook = |pin: &LinkPin| pin.kind == PinKind::Link && pin.cgroup_id == cgroup_id && pin.program == name;
-        let index =
-            self.pins.iter().position(|(pin, _)| on_hook(pin) && pin.scope == scope).or_else(|| {
-                self.pins.iter().position(|(pin, _)| on_hook(pin) && !self.live_scopes.contains(&pin.scope))
-            })?;
+        let index = self.pins.iter().position(|(pin, _)| {
+            pin.kind == PinKind::Link && pin.cgroup_id == cgroup_id && pin.program == name && pin.scope == scope
+        })?;
         Some(self.pins.remove(index).1)
     }
 }
@@ -624,19 +631,19 @@ mod tests {
     }
 
     #[test]
-    fn a_link_is_taken_over_by_its_own_scope_or_one_no_live_scope_has() {
+    fn a_link_is_taken_over_by_its_own_scope_only() {
         // Container targets 0 and 1 share the root (cgroup 1); 5 is a renamed
         // target's old number.
         let pins = vec![pin(0, 1, "ram_connect4"), pin(1, 1, "ram_connect4"), pin(5, 9, "ram_connect4")];
-        let mut adoptable = AdoptableLinks::new(pins, [0, 1, 2].into());
+        let mut adoptable = AdoptableLinks::new(pins);
         assert_eq!(adoptable.take(2, 1, "ram_connect4"), None, "scope 2 must not switch scope 0's or 1's link");
         assert_eq!(adoptable.take(1, 1, "ram_connect6"), None, "another hook");
         assert_eq!(adoptable.take(1, 1, "ram_connect4"), Some(pin(1, 1, "ram_connect4").1));
         assert_eq!(adoptable.take(1, 1, "ram_connect4"), None, "taken once");
         assert_eq!(adoptable.take(0, 1, "ram_connect4"), Some(pin(0, 1, "ram_connect4").1));
-        assert_eq!(adoptable.take(2, 9, "ram_connect4"), Some(pin(5, 9, "ram_connect4").1), "scope 5 is gone");
+        assert_eq!(adoptable.take(2, 9, "ram_connect4"), None, "a gone target's link is pruned, not taken");
         let attached = LinkPin { kind: PinKind::AttachedProgram, ..pin(3, 4, "ram_egress").0 };
-        let mut adoptable = AdoptableLinks::new(vec![(attached.clone(), attached.file_name().into())], [3].into());
+        let mut adoptable = AdoptableLinks::new(vec![(attached.clone(), attached.file_name().into())]);
         assert_eq!(adoptable.take(3, 4, "ram_egress"), None, "BPF_PROG_ATTACH attachments are not links");
     }
 }

@@ -152,6 +152,38 @@ pub struct Daemon {
     route_watch: route_watch::RouteWatch,
     /// The metrics listener, if any, and reload counts for it.
     metrics: metrics::MetricsState,
+    /// Held while ramd runs (see [`lock_pins`]).
+    _pins_lock: std::fs::File,
+}
+
+/// Takes the pin directory for this ramd alone (flock on the directory,
+/// released when ramd exits, however it exits), waiting while another
+/// ramd holds it.
+fn lock_pins(paths: &Paths) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let dir = std::fs::File::open(&paths.pin_dir).map_err(|e| crate::Error::io(&paths.pin_dir, e))?;
+    let lock = |how: libc::c_int| {
+        // SAFETY: flock on an fd this function owns.
+        let rc = unsafe { libc::flock(dir.as_raw_fd(), how) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    match lock(libc::LOCK_EX | libc::LOCK_NB) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+            warn!(
+                pins = %paths.pin_dir.display(),
+                "another ramd runs on these pins; waiting for it to stop (its programs enforce meanwhile)"
+            );
+            lock(libc::LOCK_EX).map_err(|e| crate::Error::io(&paths.pin_dir, e))?;
+            info!("the other ramd stopped; starting");
+        }
+        Err(e) => return Err(crate::Error::io(&paths.pin_dir, e)),
+    }
+    Ok(dir)
 }
 
 /// One `[[target]]` of the policy in effect: its settings and the copy of
@@ -225,6 +257,11 @@ impl Daemon {
         compiled.trusted_netns = trusted_netns(&policy, &cgroup_root)?;
         let kernel_log = kernel_log::kernel_log_for(&features, kernel_log);
         loader::prepare(&paths)?;
+        // One ramd on a pin directory at a time: a second one (an upgrade
+        // that overlaps, a ramd run by hand beside the unit) waits here,
+        // while the first one's programs enforce (red team 13: two pruned
+        // each other's links and left the cgroup unenforced).
+        let pins_lock = lock_pins(&paths)?;
         // Pinned maps that differ from what this build and policy want are
         // set aside before the load creates them afresh.
         let limits = policy.limits;
@@ -263,9 +300,23 @@ impl Daemon {
                 },
             )?);
         }
-        // Rules go in before any attach, so the first verdict already has them,
-        // with port sets in the half the pinned rules (of an earlier run) do
-        // not use.
+        // Container targets' programs are attached first (before the rules
+        // and the pending marks go in): a pending container is judged by
+        // every container target's programs on the root, all of which must
+        // allow, which holds only once the new targets' are there. A new
+        // target's programs find no rules of its number yet, and refuse
+        // (red team 13: a container moved to a target listed first was
+        // judged by its old target's new rules alone until the new attach).
+        let mut adoptable = loader::AdoptableLinks::previous(&paths);
+        for (settings, instance) in compiled.scopes.iter().zip(instances.iter_mut()) {
+            if settings.selector.containers().is_some() {
+                instance.attach(&paths, &cgroup_root, &mut adoptable)?;
+                info!(target_name = %settings.name, cgroup = %cgroup_root.display(), "enforcing");
+            }
+        }
+        // Rules go in before any other attach, so the first verdict already
+        // has them, with port sets in the half the pinned rules (of an
+        // earlier run) do not use.
         let in_use = Maps::open(&paths)?.port_half_in_use()?;
         compiled.place_port_sets(1 - in_use.unwrap_or(1));
         // Before this run's rules go in: a container entry a previous run
@@ -327,6 +378,7 @@ impl Daemon {
             containers: containers::ContainerState::default(),
             route_watch: Default::default(),
             metrics: metrics::MetricsState::default(),
+            _pins_lock: pins_lock,
         };
         let revoked = daemon.revoke_unallowed()?;
         if revoked > 0 {
@@ -335,6 +387,7 @@ impl Daemon {
         daemon.revoke_untrusted(&lost)?;
         info!(policy = %daemon.policy.source, mode = %daemon.policy.mode, targets = daemon.scopes.len(), "policy loaded");
         daemon.reconcile_targets();
+        daemon.keep_previous_cgroups();
         if let Err(e) = daemon.setup_container_watch() {
             // Container targets still hold every container ramd has seen;
             // only the kernel's hold of a new one before ramd sees it is lost.

@@ -148,6 +148,24 @@ impl Daemon {
                 replacements.insert(settings.scope, instance);
             }
         }
+        // A new container target's programs attach before anything changes:
+        // a pending container (one changing target, below) is judged by
+        // every container target's programs on the root, which must all be
+        // there (red team 13; see `Daemon::start`). They find no rules of
+        // their number yet, and refuse. A replaced one of a number in use
+        // takes its link over later, as before (its old programs read the
+        // same target's rules meanwhile); a reload that fails from here
+        // leaves the new ones' links to the prune, refusing until then.
+        let mut adoptable = self.adoptable_links();
+        for settings in compiled.scopes.iter().filter(|s| s.selector.containers().is_some()) {
+            if self.scope(settings.scope).is_some() {
+                continue;
+            }
+            if let Some(instance) = replacements.get_mut(&settings.scope) {
+                instance.attach(&self.paths, &self.cgroup_root, &mut adoptable)?;
+                info!(target_name = %settings.name, cgroup = %self.cgroup_root.display(), "enforcing");
+            }
+        }
         // Entries learned while the last refresh ran may still hold port-set
         // ids of the half about to be rewritten: bring them to the current
         // half first.

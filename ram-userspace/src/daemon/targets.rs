@@ -9,7 +9,7 @@ impl Daemon {
     pub(super) fn adoptable_links(&self) -> loader::AdoptableLinks {
         let own: BTreeSet<PathBuf> = self.scopes.iter().flat_map(|s| s.instance.own_pins().cloned()).collect();
         let pins = loader::link_pins(&self.paths).into_iter().filter(|(_, path)| !own.contains(path)).collect();
-        loader::AdoptableLinks::new(pins, self.scopes.iter().map(|s| s.settings.scope).collect())
+        loader::AdoptableLinks::new(pins)
     }
 
     /// The cgroups a selector points at now, or why there are none.
@@ -103,6 +103,43 @@ impl Daemon {
                 None => {
                     self.notes.remove(&scope);
                 }
+            }
+        }
+    }
+
+    /// At start: every cgroup an earlier run's programs of a target still
+    /// enforce, which this run's selector no longer finds (a process
+    /// target's runtime restarted in another cgroup, leaving processes
+    /// behind), stays enforced by the target's new programs, which take
+    /// the links over. Otherwise the prune would let it go (red team 13).
+    pub(super) fn keep_previous_cgroups(&mut self) {
+        let adoptable = self.adoptable_links();
+        let wanted: BTreeSet<(u32, u64)> = adoptable
+            .pins()
+            .filter(|pin| self.scope(pin.scope).is_some_and(|s| s.settings.selector.containers().is_none()))
+            .map(|pin| (pin.scope, pin.cgroup_id))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let ids: BTreeSet<u64> = wanted.iter().map(|(_, id)| *id).collect();
+        let found = cgroup::find_by_ids(&self.cgroup_root, &ids);
+        let mut adoptable = adoptable;
+        for (number, id) in wanted {
+            // A cgroup that is gone took its attachments with it.
+            let Some(path) = found.get(&id) else { continue };
+            let Some(index) = self.scopes.iter().position(|s| s.settings.scope == number) else { continue };
+            let scope = &mut self.scopes[index];
+            if scope.instance.is_attached(id) {
+                continue;
+            }
+            match scope.instance.attach(&self.paths, path, &mut adoptable) {
+                Ok(_) => info!(
+                    target_name = %scope.settings.name,
+                    cgroup = %path.display(),
+                    "enforcing still (the previous run enforced it; the target's selector finds it no more)"
+                ),
+                Err(e) => error!(target_name = %scope.settings.name, cgroup = %path.display(), "cannot attach: {e}"),
             }
         }
     }
