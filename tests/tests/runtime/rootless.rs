@@ -339,3 +339,62 @@ fn rootless_podmans_containers_reach_the_world_through_slirp4netns_and_its_pulls
         assert_eq!(result, "EPERM", "BYPASS: {pose} reached a registry outside the policy:\n{}", ramd.log_text());
     }
 }
+
+/// A user's process in the enforced cgroup starts the host's own
+/// slirp4netns as a child under ptrace (any user may trace its own child;
+/// no user namespace and no tap device needed). Stopped at its first
+/// instruction it is everything ramd checks: the host's file, one non-root
+/// uid, argv[0] "slirp4netns", every executable mapping (itself and ld.so)
+/// the host's root-owned file. ramd registers it as a relay; the tracer
+/// then makes it run socket() and connect() to an address outside the
+/// policy (127.0.0.1 here, in the test's namespace). No library of the
+/// user's is mapped: the preload check does not see it, yet the connect is
+/// the user's, not a container's.
+#[test]
+fn a_helper_its_user_traces_carries_only_its_containers_traffic() {
+    require_root();
+    let scene = Scene::new("rl-trace", &[("allowed.registry.test", "127.0.0.9")], 300);
+    std::fs::set_permissions(&scene.dir.path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let port = free_port().to_string();
+    let mut listener = Command::new(probe_bin());
+    listener.args(["accept-loop", "127.0.0.1", &port]);
+    place(&mut listener, None, Some(&scene.netns));
+    let _listener = Proc::spawn("listener", &mut listener);
+    let up = wait_for(std::time::Duration::from_secs(10), || {
+        (probe(None, Some(&scene.netns), &["connect", "127.0.0.1", &port]) == "ok").then_some(())
+    });
+    assert!(up.is_some(), "listener did not come up");
+
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/runtime/pose/trace.c");
+    let tracer = scene.dir.path.join("trace");
+    let built = Command::new("gcc").args(["-O2", "-o"]).arg(&tracer).arg(&src).status();
+    assert!(built.is_ok_and(|s| s.success()), "gcc trace.c");
+    std::fs::set_permissions(&tracer, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // nobody: any user but root.
+    let as_user = |program: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"]).args(program);
+        place(&mut cmd, Some(&scene.cgroup.path), Some(&scene.netns));
+        let out = cmd.output().expect("run as user");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let traced = || as_user(&[&tracer.display().to_string(), "/usr/bin/slirp4netns", "127.0.0.1", &port, "600"]);
+    let direct = || as_user(&[&probe_bin().display().to_string(), "connect", "127.0.0.1", &port]);
+    assert_eq!((traced(), direct()), ("ok".to_string(), "ok".to_string()), "without ram both connect");
+
+    let policy = format!(
+        "mode = \"enforce\"\n{}",
+        scene.policy("", "[[allow]]\nhost = \"allowed.registry.test\"\n")
+    );
+    let ramd = Ramd::start(&policy);
+    ramd.wait_attached();
+    assert_eq!(direct(), "EPERM", "the user's own connect is judged:\n{}", ramd.log_text());
+    let result = traced();
+    println!("traced slirp4netns: {result:?}");
+    assert_eq!(
+        result,
+        "EPERM",
+        "BYPASS: the host's slirp4netns, traced by its user, connected outside the policy:\n{}",
+        ramd.log_text()
+    );
+}
