@@ -398,3 +398,65 @@ fn a_helper_its_user_traces_carries_only_its_containers_traffic() {
         ramd.log_text()
     );
 }
+
+/// pasta, the other helper the README names, started by a user in the
+/// enforced cgroup the way rootless runtimes start it (`pasta --config-net
+/// -- COMMAND`: a namespace of its own, the command inside): the command's
+/// connection to an address outside the policy passes with ram as without,
+/// as a container's does. On a CPU with AVX2 pasta re-execs
+/// /proc/self/exe's target plus ".avx2", /usr/bin/passt.avx2 (pasta is a
+/// link to passt), so the process is named passt.avx2, with argv[0] still
+/// "pasta".
+#[test]
+fn pastas_namespace_reaches_what_a_container_reaches_with_ram_as_without() {
+    require_root();
+    let netns = Netns::new("rl-pasta");
+    // pasta takes its namespace's address and routes from the host's
+    // interface with a default route.
+    netns.add_host_interface("ramrlp0", &["10.204.0.1/24", "10.204.0.2/24"]);
+    let ip = |args: &[&str]| {
+        let mut cmd = Command::new("ip");
+        if !netns.name.is_empty() {
+            cmd.args(["-n", &netns.name]);
+        }
+        cmd.args(args).output().expect("ip")
+    };
+    if ip(&["-4", "route", "show", "default"]).stdout.is_empty() {
+        let out = ip(&["route", "add", "default", "via", "10.204.0.254", "dev", "ramrlp0"]);
+        assert!(out.status.success(), "default route: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let dir = TempDir::new("rl-pasta");
+    let _dns = dnsmasq(&netns, &dir, "127.0.0.53", &[("allowed.registry.test", "127.0.0.9")], 300);
+    let port = free_port().to_string();
+    let mut listener = Command::new(probe_bin());
+    listener.args(["accept-loop", "10.204.0.2", &port]);
+    place(&mut listener, None, Some(&netns));
+    let _listener = Proc::spawn("listener", &mut listener);
+    let up = wait_for(std::time::Duration::from_secs(10), || {
+        (probe(None, Some(&netns), &["connect", "10.204.0.2", &port]) == "ok").then_some(())
+    });
+    assert!(up.is_some(), "listener did not come up");
+    let _tun = TunOpen::new();
+    let cgroup = TestCgroup::new("rl-pasta");
+    let through_pasta = || {
+        let script = format!("/bin/busybox nc -w 3 10.204.0.2 {port} </dev/null && echo ok");
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "pasta", "--config-net", "-f", "--"])
+            .args(["/bin/busybox", "sh", "-c", &script]);
+        place(&mut cmd, Some(&cgroup.path), Some(&netns));
+        let out = cmd.output().expect("pasta");
+        outcome(&out, "ok")
+    };
+    assert_eq!(through_pasta(), "ok", "without ram");
+
+    let policy = format!(
+        "mode = \"enforce\"\n[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nname = \"podman\"\ncgroup = \"{}\"\n[[allow]]\nhost = \"allowed.registry.test\"\n",
+        netns.dns_trust(),
+        cgroup.path.display()
+    );
+    let ramd = Ramd::start(&policy);
+    ramd.wait_attached();
+    let result = through_pasta();
+    println!("through pasta with ram: {result}");
+    assert_eq!(result, "ok", "pasta's namespace was cut off (pasta never let through as a relay):\n{}", ramd.log_text());
+}
