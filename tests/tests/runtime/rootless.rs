@@ -340,6 +340,52 @@ fn rootless_podmans_containers_reach_the_world_through_slirp4netns_and_its_pulls
     }
 }
 
+/// Builds `pose/NAME.c`, then runs it as a user (nobody: any user but
+/// root) in an enforced cgroup, first without ram, then with ramd enforcing
+/// a one-name policy, with `args(port, dir)` where a listener waits on
+/// 127.0.0.1:port of the test's namespace, outside the policy. The pose
+/// must connect without ram; returns what it printed with ram (after
+/// checking that the user's plain connect is refused), and ramd's log.
+fn relay_pose(name: &str, args: impl Fn(&str, &TempDir) -> Vec<String>) -> (String, String) {
+    let scene = Scene::new(&format!("rl-{name}"), &[("allowed.registry.test", "127.0.0.9")], 300);
+    std::fs::set_permissions(&scene.dir.path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let port = free_port().to_string();
+    let mut listener = Command::new(probe_bin());
+    listener.args(["accept-loop", "127.0.0.1", &port]);
+    place(&mut listener, None, Some(&scene.netns));
+    let _listener = Proc::spawn("listener", &mut listener);
+    let up = wait_for(std::time::Duration::from_secs(10), || {
+        (probe(None, Some(&scene.netns), &["connect", "127.0.0.1", &port]) == "ok").then_some(())
+    });
+    assert!(up.is_some(), "listener did not come up");
+
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/runtime/pose/{name}.c"));
+    let program = scene.dir.path.join(name);
+    let built = Command::new("gcc").args(["-O2", "-o"]).arg(&program).arg(&src).status();
+    assert!(built.is_ok_and(|s| s.success()), "gcc {name}.c");
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let as_user = |program: &[String]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"]).args(program);
+        place(&mut cmd, Some(&scene.cgroup.path), Some(&scene.netns));
+        let out = cmd.output().expect("run as user");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let mut pose_args = vec![program.display().to_string()];
+    pose_args.extend(args(&port, &scene.dir));
+    let pose = || as_user(&pose_args);
+    let direct = || as_user(&[probe_bin().display().to_string(), "connect".into(), "127.0.0.1".into(), port.clone()]);
+    assert_eq!((pose(), direct()), ("ok".to_string(), "ok".to_string()), "without ram both connect");
+
+    let policy = format!("mode = \"enforce\"\n{}", scene.policy("", "[[allow]]\nhost = \"allowed.registry.test\"\n"));
+    let ramd = Ramd::start(&policy);
+    ramd.wait_attached();
+    assert_eq!(direct(), "EPERM", "the user's own connect is judged:\n{}", ramd.log_text());
+    let result = pose();
+    println!("{name}: {result:?}");
+    (result, ramd.log_text())
+}
+
 /// A user's process in the enforced cgroup starts the host's own
 /// slirp4netns as a child under ptrace (any user may trace its own child;
 /// no user namespace and no tap device needed). Stopped at its first
@@ -353,49 +399,34 @@ fn rootless_podmans_containers_reach_the_world_through_slirp4netns_and_its_pulls
 #[test]
 fn a_helper_its_user_traces_carries_only_its_containers_traffic() {
     require_root();
-    let scene = Scene::new("rl-trace", &[("allowed.registry.test", "127.0.0.9")], 300);
-    std::fs::set_permissions(&scene.dir.path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let port = free_port().to_string();
-    let mut listener = Command::new(probe_bin());
-    listener.args(["accept-loop", "127.0.0.1", &port]);
-    place(&mut listener, None, Some(&scene.netns));
-    let _listener = Proc::spawn("listener", &mut listener);
-    let up = wait_for(std::time::Duration::from_secs(10), || {
-        (probe(None, Some(&scene.netns), &["connect", "127.0.0.1", &port]) == "ok").then_some(())
-    });
-    assert!(up.is_some(), "listener did not come up");
-
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/runtime/pose/trace.c");
-    let tracer = scene.dir.path.join("trace");
-    let built = Command::new("gcc").args(["-O2", "-o"]).arg(&tracer).arg(&src).status();
-    assert!(built.is_ok_and(|s| s.success()), "gcc trace.c");
-    std::fs::set_permissions(&tracer, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    // nobody: any user but root.
-    let as_user = |program: &[&str]| {
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"]).args(program);
-        place(&mut cmd, Some(&scene.cgroup.path), Some(&scene.netns));
-        let out = cmd.output().expect("run as user");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    let traced = || as_user(&[&tracer.display().to_string(), "/usr/bin/slirp4netns", "127.0.0.1", &port, "600"]);
-    let direct = || as_user(&[&probe_bin().display().to_string(), "connect", "127.0.0.1", &port]);
-    assert_eq!((traced(), direct()), ("ok".to_string(), "ok".to_string()), "without ram both connect");
-
-    let policy = format!(
-        "mode = \"enforce\"\n{}",
-        scene.policy("", "[[allow]]\nhost = \"allowed.registry.test\"\n")
-    );
-    let ramd = Ramd::start(&policy);
-    ramd.wait_attached();
-    assert_eq!(direct(), "EPERM", "the user's own connect is judged:\n{}", ramd.log_text());
-    let result = traced();
-    println!("traced slirp4netns: {result:?}");
+    let (result, log) =
+        relay_pose("trace", |port, _| ["/usr/bin/slirp4netns", "127.0.0.1", port, "600"].map(str::to_string).to_vec());
     assert_eq!(
-        result,
-        "EPERM",
-        "BYPASS: the host's slirp4netns, traced by its user, connected outside the policy:\n{}",
-        ramd.log_text()
+        result, "EPERM",
+        "BYPASS: the host's slirp4netns, traced by its user, connected outside the policy:\n{log}"
+    );
+}
+
+/// The row's uid keeps another user out of a reused pid, not the helper's
+/// own user, who owns the helper: the host's slirp4netns, run by the user
+/// under its own name with nothing of the user's in it (it blocks opening a
+/// FIFO given as its namespace's path), is let through; the user cycles
+/// pids to just below it, kills it and forks, and the child, the user's own
+/// code at the helper's pid, connects outside the policy before ramd's next
+/// scan (every 50 ms) sees the pid reused.
+#[test]
+fn a_helpers_pid_reused_by_its_own_user_carries_nothing() {
+    require_root();
+    let (result, log) = relay_pose("reuse", |port, dir| {
+        let fifo = dir.path.join("netns-fifo");
+        let made = Command::new("mkfifo").args(["-m", "666"]).arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        ["/usr/bin/slirp4netns", &fifo.display().to_string(), "127.0.0.1", port, "600"].map(str::to_string).to_vec()
+    });
+    assert_ne!(result, "missed", "another process took the helper's pid five times");
+    assert_eq!(
+        result, "EPERM",
+        "BYPASS: the user's own process at its helper's pid connected outside the policy:\n{log}"
     );
 }
 
@@ -458,5 +489,10 @@ fn pastas_namespace_reaches_what_a_container_reaches_with_ram_as_without() {
     ramd.wait_attached();
     let result = through_pasta();
     println!("through pasta with ram: {result}");
-    assert_eq!(result, "ok", "pasta's namespace was cut off (pasta never let through as a relay):\n{}", ramd.log_text());
+    assert_eq!(
+        result,
+        "ok",
+        "pasta's namespace was cut off (pasta never let through as a relay):\n{}",
+        ramd.log_text()
+    );
 }
