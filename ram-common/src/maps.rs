@@ -346,6 +346,10 @@ pub const TRUSTED_NETNS_INITIAL: u64 = u64::MAX;
 /// unjudged. Without it every socket is judged. A bit that opens must be
 /// set: an unconfigured scope (all zero) judges everything.
 pub const SCOPE_PASS_OTHER_NETNS: u32 = 1;
+/// `ScopeConfig::flags`: the sockets of a rootless runtime's network
+/// helper (slirp4netns, pasta) ramd registered pass as its containers' do
+/// (`rootless_helpers = "pass"`; only with `SCOPE_PASS_OTHER_NETNS`).
+pub const SCOPE_PASS_RELAYS: u32 = 2;
 
 /// Sockets the programs noted, in three maps so that no one can crowd out
 /// notes written for others: `RAM_SOCKETS` for the runtime namespace's

@@ -26,7 +26,7 @@ use aya_ebpf::{
     maps::LruHashMap,
 };
 use ram_common::maps::{
-    Member, ScopeConfig, SocketNote, SCOPE_PASS_OTHER_NETNS, SOCKET_DNS, SOCKET_FORWARDER, SOCKET_FORWARDER_REPLIES,
+    Member, ScopeConfig, SocketNote, SCOPE_PASS_OTHER_NETNS, SCOPE_PASS_RELAYS, SOCKET_DNS, SOCKET_FORWARDER, SOCKET_FORWARDER_REPLIES,
     SOCKET_RELAY, TRUSTED_NETNS_ANY, TRUSTED_NETNS_INITIAL,
 };
 
@@ -91,14 +91,16 @@ pub fn passes_other_netns(scope: u32, netns: u64) -> bool {
     runtime != 0 && netns != 0 && netns != runtime
 }
 
-/// Does the scope pass its containers, and so the sockets a rootless
-/// runtime's network helper (slirp4netns, pasta) makes for them? Such a
-/// helper runs in the runtime's namespace and carries, from sockets of its
-/// own, what its containers send; ramd registers it (`RAM_FORWARDS`,
-/// `FORWARD_RELAY`) once it has checked it runs the host's program.
+/// Does the scope pass its containers, and the sockets a rootless
+/// runtime's network helper (slirp4netns, pasta) makes for them
+/// (`rootless_helpers = "pass"`)? Such a helper runs in the runtime's
+/// namespace and carries, from sockets of its own, what its containers
+/// send; ramd registers it (`RAM_FORWARDS`, `FORWARD_RELAY`) once it has
+/// checked it runs the host's program.
 #[inline(always)]
 pub fn passes_relays(scope: u32) -> bool {
-    scope_config(scope).flags & SCOPE_PASS_OTHER_NETNS != 0
+    let wanted = SCOPE_PASS_OTHER_NETNS | SCOPE_PASS_RELAYS;
+    scope_config(scope).flags & wanted == wanted
 }
 
 /// Writes a socket's note into `map`, unless that very note is there.

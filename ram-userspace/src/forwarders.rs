@@ -24,12 +24,14 @@
 //! podman, rootless Docker) gives its containers the network from the
 //! runtime's namespace: every connection a container makes is a socket of
 //! the helper, in the runtime's cgroup. The runtime's own traffic (a pull)
-//! never goes through it. Where a target passes its containers (the
-//! default), ramd registers such a helper as a relay ([`FORWARD_RELAY`]):
-//! its sockets pass as its containers' would. What it checks
+//! never goes through it (rootless podman; not rootless Docker, whose
+//! daemon sits behind the helper). Where a target says `rootless_helpers =
+//! "pass"` (not the default), ramd registers such a helper as a relay
+//! ([`FORWARD_RELAY`]): its sockets pass as its containers' would. What it
+//! checks
 //! ([`relay_user`]): the process runs the host's own program, as a user
 //! other than root (a rootless helper is never root; root can leave the
-//! cgroup anyway), was started under its helper's name (pasta and passt
+//! cgroup anyway), is not traced, was started under its helper's name (pasta and passt
 //! are one file, whose mode argv[0] picks: as passt it relays frames from
 //! any process that finds its UNIX socket, and is no relay), and every
 //! executable file it has mapped is the
@@ -38,7 +40,10 @@
 //! tap device it made in a namespace of its own, and making one needs
 //! CAP_SYS_ADMIN over that namespace (a user namespace of one's own: a
 //! process there is a container, which passes anyway), never over the
-//! runtime's.
+//! runtime's. What no check here can close: the helper's own user can
+//! write into it once registered (ptrace, /proc/PID/mem) or take its pid
+//! after it exits; hence the opt-in, for targets whose user may run
+//! containers anyway.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -204,6 +209,10 @@ fn relay_user(pid: u32, comm: &str, files: &BTreeSet<(u64, u64)>) -> Option<u32>
         return None;
     }
     let uid = single_uid(pid).filter(|uid| *uid != 0)?;
+    // A helper its user traces runs the user's code (red team 12); one
+    // traced later, or written to through /proc/PID/mem, is the accepted
+    // risk of `rootless_helpers = "pass"` (README).
+    traced_by(pid).is_some_and(|tracer| tracer == 0).then_some(())?;
     let args = arguments(pid)?;
     started_as(&args, comm).then_some(())?;
     mappings_are_the_hosts(pid).then_some(uid)
@@ -220,6 +229,12 @@ fn started_as<S: AsRef<str>>(args: &[S], comm: &str) -> bool {
         Some(name) => name == comm,
         None => false,
     }
+}
+
+/// The pid tracing `pid` (0: none), from /proc/PID/status.
+fn traced_by(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("TracerPid:")).and_then(|v| v.trim().parse().ok())
 }
 
 /// Real, effective, saved and filesystem uid, when all are one.
@@ -358,15 +373,16 @@ pub struct ForwarderScan {
 }
 
 impl ForwarderScan {
-    /// The forwarders in each scope's cgroups now.
-    pub fn scan(&mut self, scopes: &[(u32, Vec<PathBuf>)]) -> BTreeMap<ForwardKey, ForwardDest> {
+    /// The forwarders in each scope's cgroups now; rootless network helpers
+    /// only in the scopes that pass them (the bool).
+    pub fn scan(&mut self, scopes: &[(u32, bool, Vec<PathBuf>)]) -> BTreeMap<ForwardKey, ForwardDest> {
         let mut found = BTreeMap::new();
         let mut alive = BTreeSet::new();
         let mut proxies: Option<BTreeSet<(u64, u64)>> = None;
         let mut aardvarks: Option<BTreeSet<(u64, u64)>> = None;
         let mut slirps: Option<BTreeSet<(u64, u64)>> = None;
         let mut pastas: Option<BTreeSet<(u64, u64)>> = None;
-        for (scope, cgroups) in scopes {
+        for (scope, pass_relays, cgroups) in scopes {
             let mut pids = BTreeSet::new();
             for cgroup in cgroups {
                 pids_below(cgroup, &mut pids);
@@ -411,8 +427,12 @@ impl ForwarderScan {
                         dest
                     }
                 };
-                if let Some(dest) = dest {
-                    found.insert(ForwardKey { tgid: pid, scope: *scope }, dest);
+                match dest {
+                    Some(dest) if dest.family == FORWARD_RELAY && !pass_relays => {}
+                    Some(dest) => {
+                        found.insert(ForwardKey { tgid: pid, scope: *scope }, dest);
+                    }
+                    None => {}
                 }
             }
         }

@@ -150,11 +150,14 @@ impl Daemon {
     pub fn sync_forwarders(&mut self) {
         // A container target's programs sit on the root; docker-proxy runs
         // in the runtime's cgroup, never in a container.
-        let scopes: Vec<(u32, Vec<PathBuf>)> = self
+        let scopes: Vec<(u32, bool, Vec<PathBuf>)> = self
             .scopes
             .iter()
             .filter(|s| s.settings.selector.containers().is_none())
-            .map(|s| (s.instance.scope, s.instance.attached().map(|(_, path)| path.to_path_buf()).collect()))
+            .map(|s| {
+                let pass_relays = s.settings.flags() & ram_common::maps::SCOPE_PASS_RELAYS != 0;
+                (s.instance.scope, pass_relays, s.instance.attached().map(|(_, path)| path.to_path_buf()).collect())
+            })
             .collect();
         let found = self.forwarder_scan.scan(&scopes);
         if self.forwards.as_ref() == Some(&found) {

@@ -15,7 +15,7 @@ use std::{
 use ram_common::{
     maps::{
         CidrRule, NameRule, ANY_PORT, MODE_AUDIT, MODE_ENFORCE, PORTS_PER_SET, PORT_HALF_BASE, PORT_SETS_PER_HALF,
-        RESOLVERS_CAPACITY, SCOPE_PASS_OTHER_NETNS, TRUSTED_NETNS_ANY,
+        RESOLVERS_CAPACITY, SCOPE_PASS_OTHER_NETNS, SCOPE_PASS_RELAYS, TRUSTED_NETNS_ANY,
     },
     name::{encode_host, NAME_KEY_LEN},
     verdict::{name_allowed, scope_bit},
@@ -37,6 +37,8 @@ pub struct ScopeSettings {
     /// How long after its query an answer still teaches (ms).
     pub answer_window_ms: u32,
     pub containers: Containers,
+    /// `rootless_helpers = "pass"`.
+    pub rootless_helpers: bool,
 }
 
 impl ScopeSettings {
@@ -73,6 +75,7 @@ impl ScopeSettings {
             return 0;
         }
         match self.containers {
+            Containers::Pass if self.rootless_helpers => SCOPE_PASS_OTHER_NETNS | SCOPE_PASS_RELAYS,
             Containers::Pass => SCOPE_PASS_OTHER_NETNS,
             Containers::Enforce => 0,
         }
@@ -166,6 +169,7 @@ impl Policy {
                 answer_window_ms: self.dns.answer_window_ms,
                 max_ttl: self.dns.max_ttl,
                 containers: t.containers,
+                rootless_helpers: t.rootless_helpers,
             })
             .collect();
         // Top-level rules apply to every target.

@@ -150,6 +150,9 @@ pub struct Target {
     pub selector: Selector,
     pub mode: Mode,
     pub containers: Containers,
+    /// `rootless_helpers = "pass"`: a rootless runtime's network helpers'
+    /// sockets pass as its containers' do.
+    pub rootless_helpers: bool,
     /// `[[target.allow]]` rules: for this target only, besides the top-level ones.
     #[serde(skip)]
     pub allow: Vec<AllowRule>,

@@ -91,6 +91,9 @@ struct RawTarget {
     /// "pass" or "enforce" (a runtime target's containers), or "docker"
     /// (a container target).
     containers: Option<String>,
+    /// "pass" or "judge" (the default): a rootless runtime's network
+    /// helpers (slirp4netns, pasta).
+    rootless_helpers: Option<String>,
     /// A container target's image pattern and label.
     image: Option<String>,
     label: Option<String>,
@@ -449,7 +452,32 @@ fn targets(ctx: &Ctx, raw: &[RawTarget], default_mode: Mode, facts: &HostFacts) 
             ));
         }
         let allow = allow_rules(ctx, &format!("{field}.allow"), &target.allow)?;
-        out.push(Target { name, selector, mode: target.mode.unwrap_or(default_mode), containers, allow });
+        let rootless_helpers = match target.rootless_helpers.as_deref() {
+            None | Some("judge") => false,
+            Some("pass") if runtime.is_none() && containers == Containers::Pass => true,
+            Some("pass") => {
+                return Err(ctx.invalid(
+                    format!("{field}.rootless_helpers"),
+                    "pass",
+                    "only a runtime target whose containers pass (containers = \"pass\", the default) passes its rootless network helpers",
+                ))
+            }
+            Some(other) => {
+                return Err(ctx.invalid(
+                    format!("{field}.rootless_helpers"),
+                    other,
+                    "must be \"pass\" (slirp4netns and pasta carry the containers' traffic unjudged) or \"judge\" (the default)",
+                ))
+            }
+        };
+        out.push(Target {
+            name,
+            selector,
+            mode: target.mode.unwrap_or(default_mode),
+            containers,
+            rootless_helpers,
+            allow,
+        });
     }
     Ok(out)
 }

@@ -631,6 +631,23 @@ fn containers_pass_by_default_and_enforce_judges_every_namespace() {
 }
 
 #[test]
+fn rootless_helpers_are_judged_unless_a_target_passing_its_containers_says_pass() {
+    use ram_common::maps::{SCOPE_PASS_OTHER_NETNS, SCOPE_PASS_RELAYS};
+    let compiled = parse("[[target]]\nprocess = \"podman\"\nrootless_helpers = \"pass\"\n").unwrap().compile().unwrap();
+    assert_eq!(compiled.scopes[0].flags(), SCOPE_PASS_OTHER_NETNS | SCOPE_PASS_RELAYS);
+    let judged = parse("[[target]]\nprocess = \"podman\"\nrootless_helpers = \"judge\"\n").unwrap().compile().unwrap();
+    assert_eq!(judged.scopes[0].flags(), SCOPE_PASS_OTHER_NETNS);
+    let e = error("[[target]]\nprocess = \"podman\"\ncontainers = \"enforce\"\nrootless_helpers = \"pass\"\n");
+    assert!(e.starts_with("ram.toml: target[0].rootless_helpers = \"pass\""), "{e}");
+    assert!(e.contains("containers = \"pass\""), "{e}");
+    let e = error("[[target]]\ncontainers = \"docker\"\nrootless_helpers = \"pass\"\n");
+    assert!(e.contains("target[0].rootless_helpers"), "{e}");
+    let e = error("[[target]]\nprocess = \"podman\"\nrootless_helpers = \"yes\"\n");
+    assert!(e.starts_with("ram.toml: target[0].rootless_helpers = \"yes\""), "{e}");
+    assert!(e.contains("\"pass\"") && e.contains("\"judge\""), "{e}");
+}
+
+#[test]
 fn container_targets_name_a_runtime_and_filter_by_image_and_label() {
     use super::{containers::LabelMatch, ContainerSelector, Runtime, Selector};
     use ram_common::maps::{RUNTIME_DOCKER, TRUSTED_NETNS_ANY};

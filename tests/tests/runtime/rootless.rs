@@ -4,10 +4,12 @@
 //! socket of slirp4netns there. podman runs as a user of the test's own, in
 //! the test's cgroup and namespace (a host without systemd: the containers'
 //! processes stay in that cgroup too, in namespaces of their own). The same
-//! checks run before ramd starts and with ramd enforcing a one-registry
-//! policy on that cgroup: containers resolve a registry's name and reach a
-//! registry outside the policy by name and by address, exactly as without
-//! ram; pulls by podman itself stay limited. Then the relay's pass is
+//! checks run before ramd starts, with ramd enforcing a one-registry policy
+//! on that cgroup with helpers judged (the default: the containers reach
+//! only the policy), and with `rootless_helpers = "pass"`: containers
+//! resolve a registry's name and reach a registry outside the policy by
+//! name and by address, exactly as without ram; pulls by podman itself stay
+//! limited. Then the relay's pass is
 //! attacked by the same user: the host's slirp4netns with a library
 //! preloaded, a copy of it, and root running it, each connecting where the
 //! policy does not allow.
@@ -310,14 +312,32 @@ fn rootless_podmans_containers_reach_the_world_through_slirp4netns_and_its_pulls
     let poses_before = poses();
     assert!(poses_before.values().all(|r| r == "ok"), "without ram, every pose connects: {poses_before:?}");
 
-    // ram enforcing podman's cgroup, one registry.
-    let policy = format!(
-        "mode = \"enforce\"\n[dns]\nresolvers = [\"{RESOLVER}\"]\n{}[[target]]\nname = \"podman\"\ncgroup = \"{}\"\n[[allow]]\nhost = \"allowed.registry.test\"\n",
-        netns.dns_trust(),
-        cgroup.path.display()
-    );
-    let ramd = Ramd::start(&policy);
+    // ram enforcing podman's cgroup, one registry, rootless helpers judged
+    // (the default): the containers' traffic is the helper's, limited to
+    // the policy like podman's own.
+    let policy = |helpers: &str| {
+        format!(
+            "mode = \"enforce\"\n[dns]\nresolvers = [\"{RESOLVER}\"]\n{}[[target]]\nname = \"podman\"\ncgroup = \"{}\"\n{helpers}[[allow]]\nhost = \"allowed.registry.test\"\n",
+            netns.dns_trust(),
+            cgroup.path.display()
+        )
+    };
+    let ramd = Ramd::start(&policy(""));
     ramd.wait_attached();
+    let judged = checks(&podman);
+    println!("with ram, helpers judged: {judged:#?}");
+    assert_eq!(judged["a registry's name"], "ok", "DNS to the trusted resolver passes");
+    for check in [
+        "a registry outside the policy, by address",
+        "a registry outside the policy, by name",
+        "pasta: a registry outside the policy, by address",
+    ] {
+        assert_ne!(judged[check], "ok", "{check}: a helper was let through by default:\n{}", ramd.log_text());
+    }
+    // `rootless_helpers = "pass"`: the containers as without ram.
+    ramd.write_policy(&policy("rootless_helpers = \"pass\"\n"));
+    let out = ramd.ramctl(&["reload"]);
+    assert!(out.status.success(), "reload: {}", String::from_utf8_lossy(&out.stderr));
     let after = checks(&podman);
     println!("with ram: {after:#?}");
     assert_eq!(after, before, "{}", ramd.log_text());
@@ -346,7 +366,7 @@ fn rootless_podmans_containers_reach_the_world_through_slirp4netns_and_its_pulls
 /// 127.0.0.1:port of the test's namespace, outside the policy. The pose
 /// must connect without ram; returns what it printed with ram (after
 /// checking that the user's plain connect is refused), and ramd's log.
-fn relay_pose(name: &str, args: impl Fn(&str, &TempDir) -> Vec<String>) -> (String, String) {
+fn relay_pose(name: &str, target: &str, args: impl Fn(&str, &TempDir) -> Vec<String>) -> (String, String) {
     let scene = Scene::new(&format!("rl-{name}"), &[("allowed.registry.test", "127.0.0.9")], 300);
     std::fs::set_permissions(&scene.dir.path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let port = free_port().to_string();
@@ -377,7 +397,8 @@ fn relay_pose(name: &str, args: impl Fn(&str, &TempDir) -> Vec<String>) -> (Stri
     let direct = || as_user(&[probe_bin().display().to_string(), "connect".into(), "127.0.0.1".into(), port.clone()]);
     assert_eq!((pose(), direct()), ("ok".to_string(), "ok".to_string()), "without ram both connect");
 
-    let policy = format!("mode = \"enforce\"\n{}", scene.policy("", "[[allow]]\nhost = \"allowed.registry.test\"\n"));
+    let rules = format!("{target}[[allow]]\nhost = \"allowed.registry.test\"\n");
+    let policy = format!("mode = \"enforce\"\n{}", scene.policy("", &rules));
     let ramd = Ramd::start(&policy);
     ramd.wait_attached();
     assert_eq!(direct(), "EPERM", "the user's own connect is judged:\n{}", ramd.log_text());
@@ -395,12 +416,15 @@ fn relay_pose(name: &str, args: impl Fn(&str, &TempDir) -> Vec<String>) -> (Stri
 /// then makes it run socket() and connect() to an address outside the
 /// policy (127.0.0.1 here, in the test's namespace). No library of the
 /// user's is mapped: the preload check does not see it, yet the connect is
-/// the user's, not a container's.
+/// the user's, not a container's. Closed where the target passes rootless
+/// helpers: a traced process is none (one traced only after ramd saw it is
+/// the accepted risk of `rootless_helpers = "pass"`, README).
 #[test]
 fn a_helper_its_user_traces_carries_only_its_containers_traffic() {
     require_root();
-    let (result, log) =
-        relay_pose("trace", |port, _| ["/usr/bin/slirp4netns", "127.0.0.1", port, "600"].map(str::to_string).to_vec());
+    let (result, log) = relay_pose("trace", "rootless_helpers = \"pass\"\n", |port, _| {
+        ["/usr/bin/slirp4netns", "127.0.0.1", port, "600"].map(str::to_string).to_vec()
+    });
     assert_eq!(
         result, "EPERM",
         "BYPASS: the host's slirp4netns, traced by its user, connected outside the policy:\n{log}"
@@ -413,11 +437,14 @@ fn a_helper_its_user_traces_carries_only_its_containers_traffic() {
 /// FIFO given as its namespace's path), is let through; the user cycles
 /// pids to just below it, kills it and forks, and the child, the user's own
 /// code at the helper's pid, connects outside the policy before ramd's next
-/// scan (every 50 ms) sees the pid reused.
+/// scan (every 50 ms) sees the pid reused. No check of ramd's can close
+/// that, nor writes through /proc/PID/mem: rootless helpers are judged
+/// unless a target says `rootless_helpers = "pass"`, which accepts that the
+/// cgroup's user can get a path out (README). This is the default.
 #[test]
 fn a_helpers_pid_reused_by_its_own_user_carries_nothing() {
     require_root();
-    let (result, log) = relay_pose("reuse", |port, dir| {
+    let (result, log) = relay_pose("reuse", "", |port, dir| {
         let fifo = dir.path.join("netns-fifo");
         let made = Command::new("mkfifo").args(["-m", "666"]).arg(&fifo).status();
         assert!(made.is_ok_and(|s| s.success()), "mkfifo");
@@ -481,7 +508,7 @@ fn pastas_namespace_reaches_what_a_container_reaches_with_ram_as_without() {
     assert_eq!(through_pasta(), "ok", "without ram");
 
     let policy = format!(
-        "mode = \"enforce\"\n[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nname = \"podman\"\ncgroup = \"{}\"\n[[allow]]\nhost = \"allowed.registry.test\"\n",
+        "mode = \"enforce\"\n[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nname = \"podman\"\ncgroup = \"{}\"\nrootless_helpers = \"pass\"\n[[allow]]\nhost = \"allowed.registry.test\"\n",
         netns.dns_trust(),
         cgroup.path.display()
     );
