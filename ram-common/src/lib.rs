@@ -11,6 +11,7 @@ extern crate std;
 pub mod bounded;
 pub mod dns;
 pub mod event;
+pub mod family;
 pub mod maps;
 pub mod message;
 pub mod name;

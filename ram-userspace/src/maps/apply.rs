@@ -1,11 +1,8 @@
 //! The compiled policy into the maps, and the runtime's forwarders.
 
-use std::{
-    collections::{BTreeMap, HashMap as StdHashMap, HashSet},
-    net::IpAddr,
-};
+use std::collections::{BTreeMap, HashMap as StdHashMap, HashSet};
 
-use aya::maps::{lpm_trie::Key, HashMap, LpmTrie, MapData};
+use aya::maps::lpm_trie::Key;
 use ram_common::maps::*;
 
 use super::Maps;
@@ -51,43 +48,8 @@ impl Maps {
             names.insert(&key, entry.rule, 0).map_err(|e| Error::map(MAP_NAMES, e))?;
         }
 
-        let v4: Vec<([u8; 4], u32, CidrRule)> = policy
-            .cidrs
-            .iter()
-            .filter_map(|(c, r)| match c.addr {
-                IpAddr::V4(a) => Some((a.octets(), c.prefix as u32, *r)),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
-        let v6: Vec<([u8; 16], u32, CidrRule)> = policy
-            .cidrs
-            .iter()
-            .filter_map(|(c, r)| match c.addr {
-                IpAddr::V6(a) => Some((a.octets(), c.prefix as u32, *r)),
-                IpAddr::V4(_) => None,
-            })
-            .collect();
-        sync_trie(&mut self.cidr4, MAP_CIDR4, &v4)?;
-        sync_trie(&mut self.cidr6, MAP_CIDR6, &v6)?;
-
-        let r4: Vec<([u8; 4], u64)> = policy
-            .resolvers
-            .iter()
-            .filter_map(|(a, s)| match a {
-                IpAddr::V4(a) => Some((a.octets(), *s)),
-                IpAddr::V6(a) => a.to_ipv4_mapped().map(|v4| (v4.octets(), *s)),
-            })
-            .collect();
-        let r6: Vec<([u8; 16], u64)> = policy
-            .resolvers
-            .iter()
-            .filter_map(|(a, s)| match a {
-                IpAddr::V6(a) if a.to_ipv4_mapped().is_none() => Some((a.octets(), *s)),
-                _ => None,
-            })
-            .collect();
-        sync_hash(&mut self.resolv4, MAP_RESOLV4, &r4)?;
-        sync_hash(&mut self.resolv6, MAP_RESOLV6, &r6)?;
+        self.v4.apply(policy)?;
+        self.v6.apply(policy)?;
 
         let scopes = &mut self.scopes;
         for index in 0..MAX_SCOPES {
@@ -124,37 +86,4 @@ impl Maps {
         }
         Ok(())
     }
-}
-
-fn sync_trie<K: aya::Pod + Eq + std::hash::Hash>(
-    trie: &mut LpmTrie<MapData, K, CidrRule>,
-    name: &str,
-    rows: &[(K, u32, CidrRule)],
-) -> Result<()> {
-    let wanted: HashSet<_> = rows.iter().map(|(addr, prefix, _)| (*prefix, *addr)).collect();
-    let stale: Vec<_> =
-        trie.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(&(k.prefix_len(), k.data()))).collect();
-    for key in stale {
-        trie.remove(&key).map_err(|e| Error::map(name, e))?;
-    }
-    for (addr, prefix, rule) in rows {
-        trie.insert(&Key::new(*prefix, *addr), *rule, 0).map_err(|e| Error::map(name, e))?;
-    }
-    Ok(())
-}
-
-fn sync_hash<K: aya::Pod + Eq + std::hash::Hash>(
-    map: &mut HashMap<MapData, K, Resolver>,
-    name: &str,
-    rows: &[(K, u64)],
-) -> Result<()> {
-    let wanted: HashSet<K> = rows.iter().map(|(k, _)| *k).collect();
-    let stale: Vec<K> = map.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(k)).collect();
-    for key in stale {
-        map.remove(&key).map_err(|e| Error::map(name, e))?;
-    }
-    for (key, scopes) in rows {
-        map.insert(key, Resolver { scopes: *scopes }, 0).map_err(|e| Error::map(name, e))?;
-    }
-    Ok(())
 }

@@ -4,14 +4,18 @@
 
 use std::net::IpAddr;
 
-use aya::maps::lpm_trie::Key;
+use aya::maps::{lpm_trie::Key, Array, MapData};
 use ram_common::{
-    maps::{Learn4Key, Learn6Key, Learned},
+    family,
+    maps::{Learned, PortSet},
     verdict::{judge, scope_bit, Expiry, Tables, Verdict},
 };
 use serde::Serialize;
 
-use super::{port_set_text, Maps};
+use super::{
+    family::{FamilyMaps, MapFamily},
+    port_set_text, Maps,
+};
 use crate::{
     error::{Error, Result},
     sys::monotonic_ns,
@@ -54,36 +58,29 @@ impl Check {
 /// The pinned maps, as seen for one destination of one scope: what
 /// `ram_common::verdict::judge` reads (the kernel reads its own maps the
 /// same way). A map that cannot be read holds nothing: fail closed.
-struct PinnedTables<'a> {
-    maps: &'a Maps,
+struct PinnedTables<'a, F: MapFamily> {
+    maps: &'a FamilyMaps<F>,
+    ports: &'a Array<MapData, PortSet>,
     scope: u32,
-    addr: IpAddr,
+    addr: F::Bytes,
 }
 
-impl Tables for PinnedTables<'_> {
+impl<F: MapFamily> Tables for PinnedTables<'_, F> {
     fn is_resolver(&self) -> bool {
-        let bit = scope_bit(self.scope);
-        match self.addr {
-            IpAddr::V4(v4) => self.maps.resolv4.get(&v4.octets(), 0).is_ok_and(|r| r.scopes & bit != 0),
-            IpAddr::V6(v6) => self.maps.resolv6.get(&v6.octets(), 0).is_ok_and(|r| r.scopes & bit != 0),
-        }
+        self.maps.resolver_scopes(self.addr) & scope_bit(self.scope) != 0
     }
 
     fn cidr_port_set(&self) -> Option<u32> {
-        let bit = scope_bit(self.scope);
-        let rule = match self.addr {
-            IpAddr::V4(v4) => self.maps.cidr4.get(&Key::new(32, v4.octets()), 0).ok(),
-            IpAddr::V6(v6) => self.maps.cidr6.get(&Key::new(128, v6.octets()), 0).ok(),
-        };
-        rule.filter(|r| r.scopes & bit != 0).map(|r| r.ports[(self.scope & 63) as usize] as u32)
+        let rule = self.maps.cidr_rule(self.addr)?;
+        (rule.scopes & scope_bit(self.scope) != 0).then(|| rule.ports[(self.scope & 63) as usize] as u32)
     }
 
     fn learned(&self) -> Option<(u32, u64)> {
-        self.learned_entry().map(|learned| (learned.port_set, learned.expires_ns))
+        self.maps.learned_entry(self.scope, self.addr).map(|learned| (learned.port_set, learned.expires_ns))
     }
 
     fn port_allowed(&self, set: u32, port: u16) -> bool {
-        ram_common::verdict::port_allowed(set, self.maps.ports.get(&set, 0).ok().as_ref(), port)
+        ram_common::verdict::port_allowed(set, self.ports.get(&set, 0).ok().as_ref(), port)
     }
 
     fn now_ns(&self) -> u64 {
@@ -91,20 +88,13 @@ impl Tables for PinnedTables<'_> {
     }
 }
 
-impl PinnedTables<'_> {
-    fn learned_entry(&self) -> Option<Learned> {
-        let scope = self.scope;
-        match self.addr {
-            IpAddr::V4(v4) => self.maps.learn4.get(&Learn4Key { scope, addr: v4.octets() }, 0).ok(),
-            IpAddr::V6(v6) => self.maps.learn6.get(&Learn6Key { scope, addr: v6.octets() }, 0).ok(),
-        }
-    }
-
+impl<F: MapFamily> PinnedTables<'_, F> {
     /// Why port `port` is refused: the ports of the learned entry, or else
     /// of the address rule, that hold the destination.
     fn port_refusal(&self, port: Option<u16>) -> String {
-        let set = self.learned_entry().map(|l| l.port_set).or_else(|| self.cidr_port_set()).unwrap_or(0);
-        let allowed = match self.maps.ports.get(&set, 0) {
+        let learned = self.maps.learned_entry(self.scope, self.addr).map(|l| l.port_set);
+        let set = learned.or_else(|| self.cidr_port_set()).unwrap_or(0);
+        let allowed = match self.ports.get(&set, 0) {
             Ok(ports) => port_set_text(set, &ports),
             Err(_) => "none".to_string(),
         };
@@ -121,11 +111,21 @@ impl Maps {
     /// with what made it.
     pub fn check_addr(&self, scope: u32, addr: IpAddr, port: Option<u16>) -> Result<Check> {
         // IPv4-mapped IPv6 is judged as IPv4, as the kernel does.
-        let addr = match addr {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
-            v4 => v4,
-        };
-        let tables = PinnedTables { maps: self, scope, addr };
+        match family::judged(addr) {
+            IpAddr::V4(v4) => self.check_in(&self.v4, scope, v4.octets(), port),
+            IpAddr::V6(v6) => self.check_in(&self.v6, scope, v6.octets(), port),
+        }
+    }
+
+    fn check_in<F: MapFamily>(
+        &self,
+        maps: &FamilyMaps<F>,
+        scope: u32,
+        bytes: F::Bytes,
+        port: Option<u16>,
+    ) -> Result<Check> {
+        let addr = F::ip(bytes);
+        let tables = PinnedTables { maps, ports: &self.ports, scope, addr: bytes };
         let host =
             |learned: &Learned| -> Result<Option<String>> { Ok(self.host_names()?.get(&learned.host_id).cloned()) };
         Ok(match judge(&tables, port, Expiry::Strict) {
@@ -142,7 +142,7 @@ impl Maps {
                     .unwrap_or_default();
                 Check::Cidr { rule }
             }
-            Verdict::Learned | Verdict::Expired => match tables.learned_entry() {
+            Verdict::Learned | Verdict::Expired => match maps.learned_entry(scope, bytes) {
                 Some(learned) => {
                     let left = (learned.expires_ns as i128 - monotonic_ns() as i128) / 1_000_000_000;
                     if left > 0 {

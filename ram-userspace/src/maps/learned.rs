@@ -1,19 +1,19 @@
 //! Learned addresses: read for ramctl, swept of the expired, revoked when
 //! a rule goes, forgotten when ramd's own parser disagrees.
 
-use std::{
-    collections::HashMap as StdHashMap,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
-};
+use std::{collections::HashMap as StdHashMap, net::IpAddr};
 
-use aya::maps::{HashMap, MapData};
 use ram_common::{
-    maps::{Learn4Key, Learn6Key, Learned, MAP_HOSTS, MAP_LEARN4, MAP_LEARN6},
+    family::{Family, V4, V6},
+    maps::{Learned, MAP_HOSTS},
     name::{text_from_key, NAME_KEY_LEN},
 };
 use serde::Serialize;
 
-use super::Maps;
+use super::{
+    family::{FamilyMaps, MapFamily},
+    Maps,
+};
 use crate::{
     error::{Error, Result},
     sys::monotonic_ns,
@@ -42,35 +42,20 @@ enum Fate {
     Rewrite(Learned),
 }
 
-/// The two learned maps differ only in their key's address width.
-trait LearnKey: aya::Pod + Eq + std::hash::Hash {
-    fn scope(&self) -> u32;
-}
-
-impl LearnKey for Learn4Key {
-    fn scope(&self) -> u32 {
-        self.scope
-    }
-}
-
-impl LearnKey for Learn6Key {
-    fn scope(&self) -> u32 {
-        self.scope
-    }
-}
-
 /// Applies `fate` to every entry of one learned map; returns how many were
 /// removed. Entries that vanish meanwhile (expired and collected, or a
 /// racing update) count as handled.
-fn sweep<K: LearnKey>(
-    map: &mut HashMap<MapData, K, Learned>,
+fn sweep<F: MapFamily>(
+    maps: &mut FamilyMaps<F>,
     hosts: &StdHashMap<u64, String>,
     fate: &mut impl FnMut(u32, Option<&str>, &Learned) -> Fate,
 ) -> usize {
-    let entries: Vec<(K, Learned)> = map.iter().filter_map(|i| i.ok()).collect();
+    let map = &mut maps.learn;
+    let entries: Vec<(F::LearnKey, Learned)> = map.iter().filter_map(|i| i.ok()).collect();
     let mut removed = 0;
     for (key, value) in entries {
-        match fate(key.scope(), hosts.get(&value.host_id).map(String::as_str), &value) {
+        let (scope, _) = F::learn_key_parts(&key);
+        match fate(scope, hosts.get(&value.host_id).map(String::as_str), &value) {
             Fate::Keep => {}
             Fate::Remove => removed += usize::from(map.remove(&key).is_ok()),
             Fate::Rewrite(new) => {
@@ -107,13 +92,11 @@ impl Maps {
             ttl: value.ttl,
         };
         let mut rows = Vec::new();
-        for item in self.learn4.iter() {
-            let (k, v) = item.map_err(|e| Error::map(MAP_LEARN4, e))?;
-            rows.push(row(k.scope, IpAddr::V4(Ipv4Addr::from(k.addr)), v));
+        for (scope, addr, value) in self.v4.learned_rows()? {
+            rows.push(row(scope, V4::ip(addr), value));
         }
-        for item in self.learn6.iter() {
-            let (k, v) = item.map_err(|e| Error::map(MAP_LEARN6, e))?;
-            rows.push(row(k.scope, IpAddr::V6(Ipv6Addr::from(k.addr)), v));
+        for (scope, addr, value) in self.v6.learned_rows()? {
+            rows.push(row(scope, V6::ip(addr), value));
         }
         rows.sort_by(|a, b| (a.scope, &a.host, a.addr).cmp(&(b.scope, &b.host, b.addr)));
         Ok(rows)
@@ -121,7 +104,7 @@ impl Maps {
 
     fn sweep_learned(&mut self, mut fate: impl FnMut(u32, Option<&str>, &Learned) -> Fate) -> Result<usize> {
         let hosts = self.host_names()?;
-        Ok(sweep(&mut self.learn4, &hosts, &mut fate) + sweep(&mut self.learn6, &hosts, &mut fate))
+        Ok(sweep(&mut self.v4, &hosts, &mut fate) + sweep(&mut self.v6, &hosts, &mut fate))
     }
 
     /// Removes learned addresses for which `keep` says no; returns how many.
@@ -132,18 +115,11 @@ impl Maps {
     /// Removes what scope `scope` learned for `addr` when it was learned for
     /// `host_id`; returns whether something was removed.
     pub fn forget_learned(&mut self, scope: u32, addr: IpAddr, host_id: u64) -> Result<bool> {
-        let owned = |value: Result<Learned, aya::maps::MapError>| value.is_ok_and(|v| v.host_id == host_id);
+        // As the answer wrote it: the kernel learns an AAAA record in the
+        // IPv6 map whatever it holds.
         Ok(match addr {
-            IpAddr::V4(v4) => {
-                let map = &mut self.learn4;
-                let key = Learn4Key { scope, addr: v4.octets() };
-                owned(map.get(&key, 0)) && map.remove(&key).is_ok()
-            }
-            IpAddr::V6(v6) => {
-                let map = &mut self.learn6;
-                let key = Learn6Key { scope, addr: v6.octets() };
-                owned(map.get(&key, 0)) && map.remove(&key).is_ok()
-            }
+            IpAddr::V4(v4) => self.v4.forget(scope, v4.octets(), host_id),
+            IpAddr::V6(v6) => self.v6.forget(scope, v6.octets(), host_id),
         })
     }
 

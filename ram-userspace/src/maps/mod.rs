@@ -2,6 +2,7 @@
 //! and its methods are all ramd and ramctl do with kernel state. Used by
 //! ramd and by ramctl (which works from the pins even while ramd is down).
 //!
+//! - `family`: each address family's three maps, written once for both;
 //! - `apply`: the compiled policy goes in as rows;
 //! - `learned`: learned addresses are read, swept, revoked;
 //! - `read`: counters, rules and scope settings come out for ramctl;
@@ -11,6 +12,7 @@
 
 mod apply;
 mod check;
+mod family;
 mod learned;
 mod members;
 mod occupancy;
@@ -18,8 +20,10 @@ mod read;
 
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray};
 pub use check::Check;
+use family::FamilyMaps;
 pub use learned::LearnedRow;
 pub use occupancy::{occupancy, LearnedCensus, Occupancy, WALKED_MAPS};
+use ram_common::family::{V4, V6};
 use ram_common::{maps::*, name::NAME_KEY_LEN};
 pub use read::{port_set_text, RuleRow};
 
@@ -48,13 +52,10 @@ type NameTrie = LpmTrie<MapData, [u8; NAME_KEY_LEN], NameRule>;
 /// Every pinned map ram keeps its state in, typed.
 pub struct Maps {
     names: NameTrie,
-    cidr4: LpmTrie<MapData, [u8; 4], CidrRule>,
-    cidr6: LpmTrie<MapData, [u8; 16], CidrRule>,
-    learn4: HashMap<MapData, Learn4Key, Learned>,
-    learn6: HashMap<MapData, Learn6Key, Learned>,
+    /// Address rules, learned addresses and resolvers, per family.
+    v4: FamilyMaps<V4>,
+    v6: FamilyMaps<V6>,
     hosts: HashMap<MapData, u64, NameKey>,
-    resolv4: HashMap<MapData, [u8; 4], Resolver>,
-    resolv6: HashMap<MapData, [u8; 16], Resolver>,
     scopes: Array<MapData, ScopeConfig>,
     counters: PerCpuArray<MapData, u64>,
     ports: Array<MapData, PortSet>,
@@ -70,13 +71,9 @@ impl Maps {
     pub fn open(paths: &Paths) -> Result<Self> {
         Ok(Maps {
             names: typed(paths, MAP_NAMES)?,
-            cidr4: typed(paths, MAP_CIDR4)?,
-            cidr6: typed(paths, MAP_CIDR6)?,
-            learn4: typed(paths, MAP_LEARN4)?,
-            learn6: typed(paths, MAP_LEARN6)?,
+            v4: FamilyMaps::open(paths)?,
+            v6: FamilyMaps::open(paths)?,
             hosts: typed(paths, MAP_HOSTS)?,
-            resolv4: typed(paths, MAP_RESOLV4)?,
-            resolv6: typed(paths, MAP_RESOLV6)?,
             scopes: typed(paths, MAP_SCOPES)?,
             counters: typed(paths, MAP_COUNTERS)?,
             ports: typed(paths, MAP_PORTS)?,

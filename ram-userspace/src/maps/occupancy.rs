@@ -96,8 +96,8 @@ impl Maps {
     pub fn learned_census(&self, now: u64) -> Result<LearnedCensus> {
         let mut census = LearnedCensus::default();
         let maps = [
-            (IterableMap::map(&self.learn4), MAP_LEARN4, std::mem::size_of::<Learn4Key>()),
-            (IterableMap::map(&self.learn6), MAP_LEARN6, std::mem::size_of::<Learn6Key>()),
+            (IterableMap::map(&self.v4.learn), MAP_LEARN4, std::mem::size_of::<Learn4Key>()),
+            (IterableMap::map(&self.v6.learn), MAP_LEARN6, std::mem::size_of::<Learn6Key>()),
         ];
         for (i, (data, name, key_size)) in maps.into_iter().enumerate() {
             census.capacity[i] = data.info().map_err(|e| Error::map(name, e))?.max_entries();

@@ -1,9 +1,10 @@
 //! What ramctl reads back: counters, the rules the kernel enforces, the
 //! scopes' settings.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use ram_common::{
+    family::{Family, V4, V6},
     maps::*,
     name::{text_from_key, NAME_KEY_LEN},
 };
@@ -68,14 +69,8 @@ impl Maps {
                 return Ok(Some(half));
             }
         }
-        for item in self.cidr4.iter() {
-            let (_, rule) = item.map_err(|e| Error::map(MAP_CIDR4, e))?;
-            if let Some(half) = half_of(&rule.ports) {
-                return Ok(Some(half));
-            }
-        }
-        for item in self.cidr6.iter() {
-            let (_, rule) = item.map_err(|e| Error::map(MAP_CIDR6, e))?;
+        let v4 = self.v4.cidr_rows()?.into_iter().map(|(_, _, rule)| rule);
+        for rule in v4.chain(self.v6.cidr_rows()?.into_iter().map(|(_, _, rule)| rule)) {
             if let Some(half) = half_of(&rule.ports) {
                 return Ok(Some(half));
             }
@@ -114,31 +109,17 @@ impl Maps {
             let ports = ports_of(&texts, &scopes, sets);
             rows.push(RuleRow { kind, rule: rule_text, scopes, ports });
         }
-        for item in self.cidr4.iter() {
-            let (key, rule) = item.map_err(|e| Error::map(MAP_CIDR4, e))?;
-            let rule_text = format!("{}/{}", Ipv4Addr::from(key.data()), key.prefix_len());
+        let cidrs = self.v4.cidr_rows()?.into_iter().map(|(a, prefix, rule)| (V4::ip(a), prefix, rule));
+        for (addr, prefix, rule) in cidrs.chain(self.v6.cidr_rows()?.into_iter().map(|(a, p, r)| (V6::ip(a), p, r))) {
             let scopes = scope_list(rule.scopes);
             let ports = ports_of(&texts, &scopes, &rule.ports);
-            rows.push(RuleRow { kind: "cidr", rule: rule_text, scopes, ports });
+            rows.push(RuleRow { kind: "cidr", rule: format!("{addr}/{prefix}"), scopes, ports });
         }
-        for item in self.cidr6.iter() {
-            let (key, rule) = item.map_err(|e| Error::map(MAP_CIDR6, e))?;
-            let rule_text = format!("{}/{}", Ipv6Addr::from(key.data()), key.prefix_len());
-            let scopes = scope_list(rule.scopes);
-            let ports = ports_of(&texts, &scopes, &rule.ports);
-            rows.push(RuleRow { kind: "cidr", rule: rule_text, scopes, ports });
-        }
-        for item in self.resolv4.iter() {
-            let (addr, r) = item.map_err(|e| Error::map(MAP_RESOLV4, e))?;
-            let scopes = scope_list(r.scopes);
+        for (addr, scopes) in self.resolvers()? {
+            let scopes = scope_list(scopes);
             let ports = vec!["53".to_string(); scopes.len()];
-            rows.push(RuleRow { kind: "resolver", rule: format!("{}:53", Ipv4Addr::from(addr)), scopes, ports });
-        }
-        for item in self.resolv6.iter() {
-            let (addr, r) = item.map_err(|e| Error::map(MAP_RESOLV6, e))?;
-            let scopes = scope_list(r.scopes);
-            let ports = vec!["53".to_string(); scopes.len()];
-            rows.push(RuleRow { kind: "resolver", rule: format!("[{}]:53", Ipv6Addr::from(addr)), scopes, ports });
+            let rule = std::net::SocketAddr::new(addr, 53).to_string();
+            rows.push(RuleRow { kind: "resolver", rule, scopes, ports });
         }
         rows.sort_by(|a, b| (a.kind, &a.rule).cmp(&(b.kind, &b.rule)));
         Ok(rows)
@@ -147,16 +128,8 @@ impl Maps {
     /// The trusted resolvers the maps hold, with the scopes that trust each
     /// (an earlier run's, before this run's rules go in).
     pub fn resolvers(&self) -> Result<Vec<(IpAddr, u64)>> {
-        let mut rows = Vec::new();
-        for item in self.resolv4.iter() {
-            let (addr, r) = item.map_err(|e| Error::map(MAP_RESOLV4, e))?;
-            rows.push((IpAddr::V4(Ipv4Addr::from(addr)), r.scopes));
-        }
-        for item in self.resolv6.iter() {
-            let (addr, r) = item.map_err(|e| Error::map(MAP_RESOLV6, e))?;
-            rows.push((IpAddr::V6(Ipv6Addr::from(addr)), r.scopes));
-        }
-        Ok(rows)
+        let v4 = self.v4.resolver_rows()?.into_iter().map(|(addr, scopes)| (V4::ip(addr), scopes));
+        Ok(v4.chain(self.v6.resolver_rows()?.into_iter().map(|(addr, scopes)| (V6::ip(addr), scopes))).collect())
     }
 
     /// Mode and TTL bounds per configured scope, read back from the maps.
