@@ -4110,3 +4110,76 @@ fn a_second_ramd_on_the_same_pins_never_leaves_the_cgroup_unenforced() {
             .join("\n")
     );
 }
+
+/// Red team 14. A second ramd on the same pins (an upgrade that overlaps, a
+/// ramd run by hand beside the unit) reads the policy file and the previous
+/// run's target numbers *before* it waits for the pin lock, and takes the
+/// policy file's stamp only *after* the wait. A policy edit the running
+/// ramd applies meanwhile is undone when the waiting one takes over (it
+/// enforces the file as it was when it started), and never picked up
+/// again: the file watcher compares against the stamp of the edited file.
+/// Here the edit enforces a second cgroup and takes an allow away; after
+/// the hand-over the second cgroup is let go (its target's links pruned as
+/// a gone target's) and the first connects to the address the edit
+/// denied, for as long as the new ramd runs.
+#[test]
+fn a_ramd_that_waited_for_the_pins_enforces_the_policy_file_as_it_is_now() {
+    require_root();
+    let netns = Netns::new("k-rt14-wait");
+    let first = TestCgroup::new("k-rt14-wait-a");
+    let second = TestCgroup::new("k-rt14-wait-b");
+    let before = cidr_policy(&first, &netns, "[[allow]]\ncidr = \"127.30.0.0/16\"\n");
+    let mut old = Ramd::start(&before);
+    let blocked = |cgroup: &TestCgroup| probe(Some(cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+    assert_eq!(blocked(&first), "ECONNREFUSED", "allowed by the first policy");
+    // The new ramd, on the old one's pins, run directory and policy file.
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&old.log).expect("log");
+    let mut cmd = std::process::Command::new(bin("ramd"));
+    cmd.args(["--log-format", "json", "--config"])
+        .arg(old.config_path())
+        .arg("--pin-dir")
+        .arg(&old.pin_dir)
+        .arg("--run-dir")
+        .arg(old.run_dir())
+        .env("RUST_LOG", "debug")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
+    let mut new = Proc::spawn("ramd-new", &mut cmd);
+    old.wait_log_for("the second ramd waiting", Duration::from_secs(30), |e| {
+        e["message"].as_str().is_some_and(|m| m.contains("waiting for it to stop"))
+    });
+    // The admin's edit while the second one waits: a second target, and
+    // 127.30.0.0/16 no longer allowed. The running ramd applies it.
+    let after = format!(
+        "[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nname = \"probe\"\ncgroup = \"{}\"\n[[target]]\nname = \"second\"\ncgroup = \"{}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n",
+        netns.dns_trust(),
+        first.path.display(),
+        second.path.display()
+    );
+    old.write_policy(&after);
+    let out = old.ramctl(&["reload"]);
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), old.log_text());
+    assert_eq!(blocked(&first), "EPERM", "the edit denies 127.30.0.0/16");
+    assert_eq!(blocked(&second), "EPERM", "the edit enforces the second cgroup");
+    // The old ramd stops (the upgrade's end); the new one takes over.
+    old.stop();
+    let running = || {
+        old.log_events()
+            .iter()
+            .filter(|e| e["message"].as_str().is_some_and(|m| m.starts_with("ramd running")))
+            .count()
+    };
+    let started = wait_for(Duration::from_secs(60), || (running() >= 2).then_some(()));
+    assert!(started.is_some(), "the second ramd never started:\n{}", old.log_text());
+    // Well past the policy watch (500 ms) and a few target scans.
+    sleep(Duration::from_secs(3));
+    let verdicts = (blocked(&first), blocked(&second));
+    let status = old.ramctl_json(&["status"]).expect("status");
+    new.stop(Duration::from_secs(10));
+    assert_eq!(
+        verdicts,
+        ("EPERM".to_string(), "EPERM".to_string()),
+        "the policy file denies 127.30.0.1 in both cgroups; after the hand-over (first, second) got {verdicts:?}; targets {}",
+        status["targets"]
+    );
+}
