@@ -4183,3 +4183,77 @@ fn a_ramd_that_waited_for_the_pins_enforces_the_policy_file_as_it_is_now() {
         status["targets"]
     );
 }
+
+/// Red team 14. The pin lock is an flock on the pin directory's inode.
+/// `ramctl uninstall` while a ramd runs removes that directory (and every
+/// link: expected), but the ramd goes on running and holding the lock on
+/// a directory that is gone. A ramd started next (by hand, or a second
+/// instance) makes the directory afresh, locks the new inode, does not
+/// wait, and enforces; the first one, every 250 ms, prunes every link pin
+/// it does not own whose target it still counts as attached: the new
+/// one's (red team 13's two-ramd bypass, back through uninstall). The new
+/// one counts its cgroup as attached and never attaches it again.
+#[test]
+fn a_ramd_started_after_an_uninstall_beside_a_running_one_keeps_enforcing() {
+    require_root();
+    let netns = Netns::new("k-rt14-uninst");
+    let cgroup = TestCgroup::new("k-rt14-uninst");
+    let mut old = Ramd::start(&cidr_policy(&cgroup, &netns, ""));
+    let blocked = || probe(Some(&cgroup), Some(&netns), &["connect", "127.30.0.1", "9"]);
+    assert_eq!(blocked(), "EPERM");
+    let out = old.ramctl(&["uninstall"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(blocked(), "ECONNREFUSED", "uninstalled");
+    // A new ramd on the same policy, pins and run directory.
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&old.log).expect("log");
+    let mut cmd = std::process::Command::new(bin("ramd"));
+    cmd.args(["--log-format", "json", "--config"])
+        .arg(old.config_path())
+        .arg("--pin-dir")
+        .arg(&old.pin_dir)
+        .arg("--run-dir")
+        .arg(old.run_dir())
+        .env("RUST_LOG", "debug")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
+    let mut new = Proc::spawn("ramd-new", &mut cmd);
+    let running = |ramd: &Ramd| {
+        ramd.log_events()
+            .iter()
+            .filter(|e| e["message"].as_str().is_some_and(|m| m.starts_with("ramd running")))
+            .count()
+    };
+    // Verdicts while the new one says it runs (it may also wait for the
+    // old one: then none are taken here).
+    let mut verdicts = Vec::new();
+    let _ = wait_for(Duration::from_secs(20), || (running(&old) >= 2).then_some(()));
+    for _ in 0..12 {
+        sleep(Duration::from_millis(250));
+        if running(&old) >= 2 {
+            verdicts.push(blocked());
+        }
+    }
+    let old_still_running = old.proc.as_mut().is_some_and(|p| p.is_running());
+    old.stop();
+    let started = wait_for(Duration::from_secs(60), || (running(&old) >= 2).then_some(()));
+    assert!(started.is_some(), "the new ramd never started:\n{}", old.log_text());
+    for _ in 0..8 {
+        sleep(Duration::from_millis(250));
+        verdicts.push(blocked());
+    }
+    let status = old.ramctl_json(&["status"]);
+    new.stop(Duration::from_secs(10));
+    let through = verdicts.iter().filter(|v| *v != "EPERM").count();
+    assert_eq!(
+        through,
+        0,
+        "UNENFORCED: the new ramd runs and {through} of {} connects went through ({verdicts:?}); the old ramd ran on after the uninstall: {old_still_running}; status links {:?}\n{}",
+        verdicts.len(),
+        status.map(|s| s["links"].clone()),
+        old.log_text()
+            .lines()
+            .filter(|l| l.contains("previous run") || l.contains("waiting") || l.contains("enforcing"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
