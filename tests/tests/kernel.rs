@@ -4164,10 +4164,7 @@ fn a_ramd_that_waited_for_the_pins_enforces_the_policy_file_as_it_is_now() {
     // The old ramd stops (the upgrade's end); the new one takes over.
     old.stop();
     let running = || {
-        old.log_events()
-            .iter()
-            .filter(|e| e["message"].as_str().is_some_and(|m| m.starts_with("ramd running")))
-            .count()
+        old.log_events().iter().filter(|e| e["message"].as_str().is_some_and(|m| m.starts_with("ramd running"))).count()
     };
     let started = wait_for(Duration::from_secs(60), || (running() >= 2).then_some(()));
     assert!(started.is_some(), "the second ramd never started:\n{}", old.log_text());
