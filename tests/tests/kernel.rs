@@ -4253,4 +4253,55 @@ fn a_ramd_started_after_an_uninstall_beside_a_running_one_keeps_enforcing() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+/// Red team 15: `ramctl check` rounds a learned entry's time left down to
+/// whole seconds and calls an entry with less than a second left expired
+/// (exit 2), while the kernel's verdict (the same `judge`, which said
+/// Learned) lets a connect through until the very nanosecond it expires.
+#[test]
+fn redteam15_ramctl_check_agrees_with_connect_in_a_learned_entrys_last_second() {
+    require_root();
+    let scene = Scene::new("k-rt15-ttl", &[("short.registry.test", "127.10.0.1")], 1);
+    let ramd = Ramd::start(&scene.policy("min_ttl = 1\nmax_ttl = 1\n", "[[allow]]\nhost = \"short.registry.test\"\n"));
+    assert_eq!(
+        scene.inside(&["resolve-connect", "127.0.0.53", "short.registry.test", "5000"]),
+        "127.10.0.1 ECONNREFUSED"
+    );
+    // Every second of a 1 s TTL is its last: check between two connects.
+    let out = ramd.ramctl(&["check", "127.10.0.1", "5000", "--json"]);
+    let after = scene.inside(&["connect", "127.10.0.1", "5000"]);
+    assert_eq!(after, "ECONNREFUSED", "the entry must still be live after the check for the comparison to hold");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(
+        (out.status.code(), v[0]["verdict"].as_str()),
+        (Some(0), Some("learned")),
+        "ramctl check says {v} while a later connect to the same address and port is let through"
+    );
+    drop(ramd);
+}
+
+/// Red team 15: overlapping address rules. The address trie returns the
+/// longest block only, and the compiler folds shorter blocks' grants into
+/// longer ones for host wildcards but not for `cidr` rules: a longer block
+/// with fewer ports (or for another target) hides the shorter block's grant.
+/// The policy allows 127.20.5.1:9000 (127.20.0.0/16, any port); the kernel
+/// and `ramctl check` refuse it (fail closed, but not what the policy says).
+#[test]
+fn redteam15_a_longer_cidr_rule_does_not_hide_a_shorter_ones_ports() {
+    require_root();
+    let scene = Scene::new("k-rt15-cidr", &[("r.registry.test", "127.10.0.1")], 300);
+    let policy = scene.policy(
+        "",
+        "[[allow]]\ncidr = \"127.20.0.0/16\"\n[[allow]]\ncidr = \"127.20.5.0/24\"\nports = [443]\n",
+    );
+    let ramd = Ramd::start(&policy);
+    assert_eq!(scene.inside(&["connect", "127.20.6.1", "9000"]), "ECONNREFUSED", "the /16 allows any port");
+    assert_eq!(scene.inside(&["connect", "127.20.5.1", "443"]), "ECONNREFUSED");
+    let check = ramd.ramctl(&["check", "127.20.5.1", "9000", "--json"]);
+    assert_eq!(
+        scene.inside(&["connect", "127.20.5.1", "9000"]),
+        "ECONNREFUSED",
+        "127.20.0.0/16 allows every port of 127.20.5.1; ramctl check said: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    drop(ramd);
 }
