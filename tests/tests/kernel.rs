@@ -4253,6 +4253,8 @@ fn a_ramd_started_after_an_uninstall_beside_a_running_one_keeps_enforcing() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
 /// Red team 15: `ramctl check` rounds a learned entry's time left down to
 /// whole seconds and calls an entry with less than a second left expired
 /// (exit 2), while the kernel's verdict (the same `judge`, which said
@@ -4289,10 +4291,8 @@ fn redteam15_ramctl_check_agrees_with_connect_in_a_learned_entrys_last_second() 
 fn redteam15_a_longer_cidr_rule_does_not_hide_a_shorter_ones_ports() {
     require_root();
     let scene = Scene::new("k-rt15-cidr", &[("r.registry.test", "127.10.0.1")], 300);
-    let policy = scene.policy(
-        "",
-        "[[allow]]\ncidr = \"127.20.0.0/16\"\n[[allow]]\ncidr = \"127.20.5.0/24\"\nports = [443]\n",
-    );
+    let policy =
+        scene.policy("", "[[allow]]\ncidr = \"127.20.0.0/16\"\n[[allow]]\ncidr = \"127.20.5.0/24\"\nports = [443]\n");
     let ramd = Ramd::start(&policy);
     assert_eq!(scene.inside(&["connect", "127.20.6.1", "9000"]), "ECONNREFUSED", "the /16 allows any port");
     assert_eq!(scene.inside(&["connect", "127.20.5.1", "443"]), "ECONNREFUSED");

@@ -152,19 +152,30 @@ pub struct Daemon {
     route_watch: route_watch::RouteWatch,
     /// The metrics listener, if any, and reload counts for it.
     metrics: metrics::MetricsState,
-    /// Held while ramd runs (see [`lock_pins`]).
-    _pins_lock: std::fs::File,
+    /// Held while ramd runs (see [`lock_run_dir`]).
+    _run_lock: std::fs::File,
 }
 
-/// Takes the pin directory for this ramd alone (flock on the directory,
-/// released when ramd exits, however it exits), waiting while another
-/// ramd holds it.
-fn lock_pins(paths: &Paths) -> Result<std::fs::File> {
+/// Where ramd takes its lock: in the run directory, which an uninstall
+/// (removing the pin directory under a running ramd) leaves alone.
+const LOCK_FILE: &str = "ramd.lock";
+
+/// Takes the run directory (and so the pins it goes with) for this ramd
+/// alone: flock on a file there, released when ramd exits however it
+/// exits; waits while another ramd holds it.
+fn lock_run_dir(paths: &Paths) -> Result<std::fs::File> {
     use std::os::fd::AsRawFd;
-    let dir = std::fs::File::open(&paths.pin_dir).map_err(|e| crate::Error::io(&paths.pin_dir, e))?;
+    crate::sys::create_private_dir(&paths.run_dir)?;
+    let path = paths.run_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| crate::Error::io(&path, e))?;
     let lock = |how: libc::c_int| {
         // SAFETY: flock on an fd this function owns.
-        let rc = unsafe { libc::flock(dir.as_raw_fd(), how) };
+        let rc = unsafe { libc::flock(file.as_raw_fd(), how) };
         if rc == 0 {
             Ok(())
         } else {
@@ -175,15 +186,15 @@ fn lock_pins(paths: &Paths) -> Result<std::fs::File> {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
             warn!(
-                pins = %paths.pin_dir.display(),
-                "another ramd runs on these pins; waiting for it to stop (its programs enforce meanwhile)"
+                lock = %path.display(),
+                "another ramd runs on this run directory and its pins; waiting for it to stop (its programs enforce meanwhile)"
             );
-            lock(libc::LOCK_EX).map_err(|e| crate::Error::io(&paths.pin_dir, e))?;
+            lock(libc::LOCK_EX).map_err(|e| crate::Error::io(&path, e))?;
             info!("the other ramd stopped; starting");
         }
-        Err(e) => return Err(crate::Error::io(&paths.pin_dir, e)),
+        Err(e) => return Err(crate::Error::io(&path, e)),
     }
-    Ok(dir)
+    Ok(file)
 }
 
 /// One `[[target]]` of the policy in effect: its settings and the copy of
@@ -242,6 +253,12 @@ impl Daemon {
     /// Everything up to enforcement: a bad policy fails here, before any
     /// program is loaded or attached.
     pub fn start(source: &PolicySource, paths: Paths, kernel_log: KernelLog) -> Result<Self> {
+        // One ramd at a time: a second one (an upgrade that overlaps, a ramd
+        // run by hand beside the unit) waits here, before it reads anything,
+        // while the first one's programs enforce (red team 13: two pruned
+        // each other's links; red team 14: one that read the policy before
+        // waiting put back what the first had reloaded away).
+        let run_lock = lock_run_dir(&paths)?;
         let facts = HostFacts::probe();
         let policy = load_policy(source, &facts)?;
         for warning in &policy.warnings {
@@ -257,11 +274,6 @@ impl Daemon {
         compiled.trusted_netns = trusted_netns(&policy, &cgroup_root)?;
         let kernel_log = kernel_log::kernel_log_for(&features, kernel_log);
         loader::prepare(&paths)?;
-        // One ramd on a pin directory at a time: a second one (an upgrade
-        // that overlaps, a ramd run by hand beside the unit) waits here,
-        // while the first one's programs enforce (red team 13: two pruned
-        // each other's links and left the cgroup unenforced).
-        let pins_lock = lock_pins(&paths)?;
         // Pinned maps that differ from what this build and policy want are
         // set aside before the load creates them afresh.
         let limits = policy.limits;
@@ -378,7 +390,7 @@ impl Daemon {
             containers: containers::ContainerState::default(),
             route_watch: Default::default(),
             metrics: metrics::MetricsState::default(),
-            _pins_lock: pins_lock,
+            _run_lock: run_lock,
         };
         let revoked = daemon.revoke_unallowed()?;
         if revoked > 0 {

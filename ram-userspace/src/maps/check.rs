@@ -128,7 +128,8 @@ impl Maps {
         let tables = PinnedTables { maps, ports: &self.ports, scope, addr: bytes };
         let host =
             |learned: &Learned| -> Result<Option<String>> { Ok(self.host_names()?.get(&learned.host_id).cloned()) };
-        Ok(match judge(&tables, port, Expiry::Strict) {
+        let verdict = judge(&tables, port, Expiry::Strict);
+        Ok(match verdict {
             Verdict::Resolver => Check::Resolver,
             Verdict::Cidr => {
                 let rule = self
@@ -143,14 +144,14 @@ impl Maps {
                 Check::Cidr { rule }
             }
             Verdict::Learned | Verdict::Expired => match maps.learned_entry(scope, bytes) {
-                Some(learned) => {
+                // The verdict says which (red team 15: whole seconds left,
+                // rounded down, called the last second expired while
+                // connects passed).
+                Some(learned) if verdict == Verdict::Learned => {
                     let left = (learned.expires_ns as i128 - monotonic_ns() as i128) / 1_000_000_000;
-                    if left > 0 {
-                        Check::Learned { host: host(&learned)?, expires_in_s: left as i64 }
-                    } else {
-                        Check::Expired { host: host(&learned)? }
-                    }
+                    Check::Learned { host: host(&learned)?, expires_in_s: left.max(0) as i64 }
                 }
+                Some(learned) => Check::Expired { host: host(&learned)? },
                 // Removed since the verdict (expiry, a revocation).
                 None => Check::Denied { reason: "no rule allows it and no allowed name resolved to it".into() },
             },

@@ -18,6 +18,17 @@ impl Cidr {
         }
     }
 
+    /// The block of `prefix` bits (no longer than this one's) holding
+    /// this one.
+    pub fn widened(&self, prefix: u8) -> Cidr {
+        let prefix = prefix.min(self.prefix);
+        let addr = match self.addr {
+            IpAddr::V4(a) => IpAddr::from(mask_bits(&a.octets(), prefix)),
+            IpAddr::V6(a) => IpAddr::from(mask_bits(&a.octets(), prefix)),
+        };
+        Cidr { addr, prefix }
+    }
+
     /// True when `addr` lies inside this block.
     pub fn contains(&self, addr: IpAddr) -> bool {
         match (self.addr, addr) {

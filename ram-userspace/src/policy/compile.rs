@@ -246,7 +246,18 @@ impl Policy {
             names.push(entry);
         }
         let mut cidrs = Vec::with_capacity(cidr_grants.len());
-        for (block, grants) in cidr_grants {
+        for (block, own) in &cidr_grants {
+            // The trie returns only the longest block holding an address:
+            // fold in every shorter block that holds this one (red team 15:
+            // a /24 for port 443 hid a /16 for any port, and another
+            // target's /16 a target's /8), one lookup per shorter length.
+            let mut grants = own.clone();
+            for prefix in 0..block.prefix {
+                if let Some(covering) = cidr_grants.get(&block.widened(prefix)) {
+                    grants.merge(covering);
+                }
+            }
+            let block = *block;
             let mut rule = CidrRule { scopes: grants.scopes(), ..CidrRule::default() };
             for (scope, access) in &grants.0 {
                 rule.ports[*scope as usize & 63] = port_sets.id(&self.source, &block.to_string(), access)?;

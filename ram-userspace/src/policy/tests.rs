@@ -631,6 +631,21 @@ fn containers_pass_by_default_and_enforce_judges_every_namespace() {
 }
 
 #[test]
+fn a_longer_address_block_carries_the_grants_of_the_shorter_ones_holding_it() {
+    use ram_common::{maps::ANY_PORT, verdict::scope_bit};
+    let text = "[[target]]\nname = \"a\"\nprocess = \"dockerd\"\n[[target.allow]]\ncidr = \"10.0.0.0/8\"\n[[target]]\nname = \"b\"\nprocess = \"containerd\"\n[[target.allow]]\ncidr = \"10.20.0.0/16\"\n[[target.allow]]\ncidr = \"10.20.5.0/24\"\nports = [443]\n";
+    let compiled = parse(text).unwrap().compile().unwrap();
+    let rule = |block: &str| compiled.cidrs.iter().find(|(c, _)| c.to_string() == block).map(|(_, r)| *r).unwrap();
+    let (a, b) = (compiled.scopes[0].scope, compiled.scopes[1].scope);
+    let inner = rule("10.20.5.0/24");
+    assert_eq!(inner.scopes, scope_bit(a) | scope_bit(b), "the /8 of a and the /16 of b hold the /24");
+    assert_eq!(u32::from(inner.ports[b as usize]), ANY_PORT, "b's /16 allows any port there");
+    assert_eq!(u32::from(inner.ports[a as usize]), ANY_PORT);
+    assert_eq!(rule("10.20.0.0/16").scopes, scope_bit(a) | scope_bit(b));
+    assert_eq!(rule("10.0.0.0/8").scopes, scope_bit(a));
+}
+
+#[test]
 fn rootless_helpers_are_judged_unless_a_target_passing_its_containers_says_pass() {
     use ram_common::maps::{SCOPE_PASS_OTHER_NETNS, SCOPE_PASS_RELAYS};
     let compiled = parse("[[target]]\nprocess = \"podman\"\nrootless_helpers = \"pass\"\n").unwrap().compile().unwrap();
