@@ -2764,9 +2764,11 @@ fn a_restarted_container_with_a_stale_sandbox_key_learns() {
     let ramd =
         Ramd::start_with_env(&policy, &[("RAM_DOCKER_ROOT", root.as_str()), ("RAM_DOCKER_NETNS", files_text.as_str())]);
     ramd.wait_attached();
-    let container = fake_container_in(None, &data_root.path, "ram-test/job:1", 7305);
-    let record = data_root.path.join("containers").join(&container.id).join("config.v2.json");
-    let text = std::fs::read_to_string(&record).expect("record");
+    // Its record appears only once it names the stale key (written after
+    // the cgroup, ramd could read the record without it in between: flaky
+    // under load).
+    let (container, record, text) =
+        fake_container_recorded(None, "default", &data_root.path, "ram-test/job:1", 7305, false);
     let text = format!(
         "{},\"NetworkSettings\":{{\"SandboxKey\":\"{}\"}}}}",
         text.trim_end().strip_suffix('}').expect("a JSON object"),
