@@ -208,11 +208,12 @@ fn relay_user(pid: u32, comm: &str, files: &BTreeSet<(u64, u64)>) -> Option<u32>
     if !runs_hosts_file {
         return None;
     }
-    let uid = single_uid(pid).filter(|uid| *uid != 0)?;
+    let status = status(pid)?;
+    let uid = single_uid(&status).filter(|uid| *uid != 0)?;
     // A helper its user traces runs the user's code (red team 12); one
     // traced later, or written to through /proc/PID/mem, is the accepted
     // risk of `rootless_helpers = "pass"` (README).
-    traced_by(pid).is_some_and(|tracer| tracer == 0).then_some(())?;
+    traced_by(&status).is_some_and(|tracer| tracer == 0).then_some(())?;
     let args = arguments(pid)?;
     started_as(&args, comm).then_some(())?;
     mappings_are_the_hosts(pid).then_some(uid)
@@ -231,15 +232,19 @@ fn started_as<S: AsRef<str>>(args: &[S], comm: &str) -> bool {
     }
 }
 
-/// The pid tracing `pid` (0: none), from /proc/PID/status.
-fn traced_by(pid: u32) -> Option<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+/// /proc/PID/status (ids as ramd's user namespace sees them).
+fn status(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).ok()
+}
+
+/// The pid tracing the process (0: none), from its `status`.
+fn traced_by(status: &str) -> Option<u32> {
     status.lines().find_map(|l| l.strip_prefix("TracerPid:")).and_then(|v| v.trim().parse().ok())
 }
 
-/// Real, effective, saved and filesystem uid, when all are one.
-fn single_uid(pid: u32) -> Option<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+/// Real, effective, saved and filesystem uid, from `status`, when all are
+/// one.
+fn single_uid(status: &str) -> Option<u32> {
     let ids: Vec<u32> = status
         .lines()
         .find_map(|l| l.strip_prefix("Uid:"))?
@@ -302,11 +307,7 @@ fn stat(pid: u32) -> Option<Stat> {
 /// Real, effective, saved and filesystem uid all 0 (of the initial user
 /// namespace: /proc shows ids as ramd's namespace sees them).
 pub(crate) fn runs_as_root(pid: u32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .is_some_and(|ids| ids.split_whitespace().count() == 4 && ids.split_whitespace().all(|id| id == "0"))
+    status(pid).is_some_and(|status| single_uid(&status) == Some(0))
 }
 
 /// Is `pid` Docker's docker-proxy, started by dockerd? It must run, as

@@ -16,7 +16,7 @@
 
 use std::{collections::BTreeMap, os::unix::fs::PermissionsExt, path::PathBuf, process::Command};
 
-use ram_tests::*;
+use ram_tests::{docker::text, *};
 
 const ALLOWED: &str = "allowed.registry.test:5000";
 const BLOCKED: &str = "blocked.registry.test:5000";
@@ -137,10 +137,6 @@ impl Podman<'_> {
         all.extend_from_slice(args);
         self.run(&all)
     }
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// "ok", or what went wrong.
