@@ -29,7 +29,7 @@
 //! "pass"` (not the default), ramd registers such a helper as a relay
 //! ([`FORWARD_RELAY`]): its sockets pass as its containers' would. What it
 //! checks
-//! ([`relay_user`]): the process runs the host's own program, as a user
+//! ([`look_at_relay`], again on every scan): the process runs the host's own program, as a user
 //! other than root (a rootless helper is never root; root can leave the
 //! cgroup anyway), is not traced, was started under its helper's name (pasta and passt
 //! are one file, whose mode argv[0] picks: as passt it relays frames from
@@ -199,24 +199,90 @@ fn relay(uid: u32) -> ForwardDest {
     ForwardDest { family: FORWARD_RELAY, uid, ..ForwardDest::default() }
 }
 
-/// The uid of `pid` if it is a rootless network helper ramd may let
-/// through (see the module): `files` are the host's files of its kind,
-/// `comm` its command name.
-fn relay_user(pid: u32, comm: &str, files: &BTreeSet<(u64, u64)>) -> Option<u32> {
+/// What one look at a process found: a forwarder, none (remembered until
+/// the process execs or its pid is reused), or nothing yet (looked at
+/// again on the next scan).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Look {
+    Found(ForwardDest),
+    NotOne,
+    /// Caught in the middle of exec: the command name is the new program's
+    /// before its arguments are in place (an empty /proc/PID/cmdline) and
+    /// before the dynamic loader has mapped its libraries. Remembering
+    /// "no forwarder" then left a docker-proxy unregistered for good.
+    NotYet,
+}
+
+/// A forwarder's arguments, once exec has put them in place.
+fn settled_arguments(pid: u32) -> Option<Vec<String>> {
+    arguments(pid).filter(|args| !args.is_empty())
+}
+
+/// [`Look`] at a process of a forwarder's name whose identity checks
+/// `qualifies` and whose arguments `parse` reads.
+fn look_at_forwarder(
+    pid: u32,
+    qualifies: impl FnOnce() -> bool,
+    parse: impl FnOnce(&[String]) -> Option<ForwardDest>,
+) -> Look {
+    if !qualifies() {
+        return Look::NotOne;
+    }
+    match settled_arguments(pid) {
+        None => Look::NotYet,
+        Some(args) => parse(&args).map_or(Look::NotOne, Look::Found),
+    }
+}
+
+/// Is `pid` a rootless network helper ramd may let through (see the
+/// module)? `files` are the host's files of its kind, `comm` its command
+/// name; a helper is a relay for its user's uid.
+fn look_at_relay(pid: u32, comm: &str, files: &BTreeSet<(u64, u64)>) -> Look {
     let runs_hosts_file =
         std::fs::metadata(format!("/proc/{pid}/exe")).is_ok_and(|m| files.contains(&(m.dev(), m.ino())));
     if !runs_hosts_file {
-        return None;
+        return Look::NotOne;
     }
-    let status = status(pid)?;
-    let uid = single_uid(&status).filter(|uid| *uid != 0)?;
-    // A helper its user traces runs the user's code (red team 12); one
-    // traced later, or written to through /proc/PID/mem, is the accepted
-    // risk of `rootless_helpers = "pass"` (README).
-    traced_by(&status).is_some_and(|tracer| tracer == 0).then_some(())?;
-    let args = arguments(pid)?;
-    started_as(&args, comm).then_some(())?;
-    mappings_are_the_hosts(pid).then_some(uid)
+    let Some(uid) = status(pid).as_deref().and_then(single_uid).filter(|uid| *uid != 0) else {
+        return Look::NotOne;
+    };
+    let Some(args) = settled_arguments(pid) else { return Look::NotYet };
+    if !started_as(&args, comm) {
+        return Look::NotOne;
+    }
+    match relay_state(pid, uid) {
+        RelayState::Sound => Look::Found(relay(uid)),
+        RelayState::Loading => Look::NotYet,
+        RelayState::Tampered => Look::NotOne,
+    }
+}
+
+/// Where a relay stands, looked at on every scan (not only when first
+/// found): a helper traced, or given a library, after it was registered
+/// loses its pass within a scan.
+#[derive(Debug, PartialEq, Eq)]
+enum RelayState {
+    Sound,
+    /// The dynamic loader has not mapped the helper's libraries yet. It
+    /// maps every preloaded library before those, so a look before it
+    /// finishes would miss an LD_PRELOAD that runs before main.
+    Loading,
+    Tampered,
+}
+
+fn relay_state(pid: u32, uid: u32) -> RelayState {
+    let Some(status) = status(pid) else { return RelayState::Tampered };
+    // A helper its user traces runs the user's code (red team 12); writes
+    // through /proc/PID/mem between two scans are the accepted risk of
+    // `rootless_helpers = "pass"` (README).
+    if single_uid(&status) != Some(uid) || traced_by(&status) != Some(0) {
+        return RelayState::Tampered;
+    }
+    match mapped_files_are_the_hosts(pid) {
+        Some(true) => RelayState::Sound,
+        Some(false) => RelayState::Loading,
+        None => RelayState::Tampered,
+    }
 }
 
 /// Was the program started under the name that makes it a helper of
@@ -256,16 +322,17 @@ fn single_uid(status: &str) -> Option<u32> {
 
 /// Is every executable file `pid` has mapped the host's file of that path
 /// (the same file as ramd sees there, root-owned, not group- or
-/// world-writable)? A library preloaded, or a private copy mounted over a
-/// path in a namespace of the process's own, is not; nor is a file since
-/// deleted (a package upgrade: the helper is let through again once
-/// restarted).
-fn mappings_are_the_hosts(pid: u32) -> bool {
-    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else { return false };
-    let mut any = false;
+/// world-writable)? None when one is not: a library preloaded, a private
+/// copy mounted over a path in a namespace of the process's own, or a file
+/// since deleted (a package upgrade: the helper is let through again once
+/// restarted). Otherwise whether the C library is among them, which says
+/// the dynamic loader is done with preloads (the helpers all link glibc).
+fn mapped_files_are_the_hosts(pid: u32) -> Option<bool> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let mut libc = false;
     for line in maps.lines() {
         let mut fields = line.split_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else { return false };
+        let (range, perms) = (fields.next()?, fields.next()?);
         // offset, device, inode; then the path, which may hold spaces.
         let path = line.splitn(6, char::is_whitespace).nth(5).map(str::trim).unwrap_or("");
         if !perms.contains('x') || !path.starts_with('/') {
@@ -273,15 +340,21 @@ fn mappings_are_the_hosts(pid: u32) -> bool {
         }
         // What the process mapped, as stat sees it (map_files needs root,
         // which ramd is).
-        let Ok(mapped) = std::fs::metadata(format!("/proc/{pid}/map_files/{range}")) else { return false };
-        let Ok(host) = std::fs::metadata(path) else { return false };
+        let mapped = std::fs::metadata(format!("/proc/{pid}/map_files/{range}")).ok()?;
+        let host = std::fs::metadata(path).ok()?;
         let same = (mapped.dev(), mapped.ino()) == (host.dev(), host.ino());
         if !same || host.uid() != 0 || host.mode() & 0o022 != 0 {
-            return false;
+            return None;
         }
-        any = true;
+        libc |= is_glibc(path);
     }
-    any
+    Some(libc)
+}
+
+/// glibc's file name: libc.so.6 (2.34 on), libc-2.31.so before.
+fn is_glibc(path: &str) -> bool {
+    let name = Path::new(path).file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.starts_with("libc.so") || (name.starts_with("libc-") && name.ends_with(".so"))
 }
 
 /// What /proc/PID/stat says of a process: its start time and command name
@@ -393,15 +466,19 @@ impl ForwarderScan {
                 alive.insert(pid);
                 let known = self.seen.get(&pid).filter(|(was, _)| *was == now).map(|(_, dest)| *dest);
                 let dest = match known {
+                    Some(Some(dest)) if dest.family == FORWARD_RELAY => {
+                        let sound = relay_state(pid, dest.uid) == RelayState::Sound;
+                        if !sound {
+                            self.seen.insert(pid, (now, None));
+                        }
+                        sound.then_some(dest)
+                    }
                     Some(dest) => dest,
                     None => {
-                        let dest = match now.1.as_str() {
+                        let look = match now.1.as_str() {
                             DOCKER_PROXY => {
                                 let proxies = proxies.get_or_insert_with(|| installed_files(DOCKER_PROXY));
-                                is_docker_proxy(pid, ppid, proxies)
-                                    .then(|| arguments(pid))
-                                    .flatten()
-                                    .and_then(|a| parse_arguments(&a))
+                                look_at_forwarder(pid, || is_docker_proxy(pid, ppid, proxies), parse_arguments)
                             }
                             // It daemonizes, so its parent says nothing: the
                             // file and root are the checks (root can leave
@@ -409,23 +486,29 @@ impl ForwarderScan {
                             AARDVARK_DNS => {
                                 let files = aardvarks
                                     .get_or_insert_with(|| installed_files_in(&PODMAN_HELPER_DIRS, AARDVARK_DNS));
-                                runs_installed_as_root(pid, files)
-                                    .then(|| arguments(pid))
-                                    .flatten()
-                                    .and_then(|a| parse_aardvark_arguments(&a))
+                                look_at_forwarder(pid, || runs_installed_as_root(pid, files), parse_aardvark_arguments)
                             }
                             SLIRP4NETNS => {
                                 let files = slirps.get_or_insert_with(|| files_of(&SLIRP4NETNS_FILES));
-                                relay_user(pid, &now.1, files).map(relay)
+                                look_at_relay(pid, &now.1, files)
                             }
                             name if PASST_NAMES.contains(&name) => {
                                 let files = pastas.get_or_insert_with(|| files_of(&PASST_FILES));
-                                relay_user(pid, &now.1, files).map(relay)
+                                look_at_relay(pid, &now.1, files)
                             }
-                            _ => None,
+                            _ => Look::NotOne,
                         };
-                        self.seen.insert(pid, (now, dest));
-                        dest
+                        match look {
+                            Look::Found(dest) => {
+                                self.seen.insert(pid, (now, Some(dest)));
+                                Some(dest)
+                            }
+                            Look::NotOne => {
+                                self.seen.insert(pid, (now, None));
+                                None
+                            }
+                            Look::NotYet => None,
+                        }
                     }
                 };
                 match dest {
@@ -526,5 +609,34 @@ mod tests {
         let row = relay(1000);
         assert_eq!((row.family, row.uid, row.port, row.host_port), (FORWARD_RELAY, 1000, 0, 0));
         assert_eq!(describe(&row), "carry its containers' traffic (as uid 1000)");
+    }
+
+    #[test]
+    fn a_process_caught_before_its_arguments_are_in_place_is_looked_at_again() {
+        // A zombie's /proc/PID/cmdline is empty, as a process's is in the
+        // middle of exec once its command name is the new program's.
+        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+        let pid = child.id();
+        let exited = (0..500).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+        });
+        assert!(exited, "the child did not become a zombie");
+        let parse = |_: &[String]| Some(relay(1));
+        assert_eq!(look_at_forwarder(pid, || true, parse), Look::NotYet);
+        assert_eq!(look_at_forwarder(pid, || false, parse), Look::NotOne);
+        child.wait().expect("reap");
+        let own = std::process::id();
+        assert_eq!(look_at_forwarder(own, || true, parse), Look::Found(relay(1)));
+        assert_eq!(look_at_forwarder(own, || true, |_: &[String]| None), Look::NotOne);
+    }
+
+    #[test]
+    fn the_c_library_says_the_loader_is_done() {
+        assert!(is_glibc("/usr/lib/x86_64-linux-gnu/libc.so.6"));
+        assert!(is_glibc("/lib/x86_64-linux-gnu/libc-2.31.so"));
+        assert!(!is_glibc("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"));
+        assert!(!is_glibc("/usr/lib/x86_64-linux-gnu/libcap.so.2"));
+        assert!(!is_glibc("/usr/bin/slirp4netns"));
     }
 }

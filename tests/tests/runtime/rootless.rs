@@ -427,6 +427,28 @@ fn a_helper_its_user_traces_carries_only_its_containers_traffic() {
     );
 }
 
+/// The host's slirp4netns, run by its user under its own name with nothing
+/// of the user's in it, is let through where the target passes rootless
+/// helpers; its user then attaches with ptrace and, after a scan's time,
+/// makes it connect outside the policy. ramd looks at a registered relay
+/// again on every scan: a traced helper loses its pass. (Within the 50 ms
+/// before that look, or through /proc/PID/mem, is the accepted risk of
+/// `rootless_helpers = "pass"`, README.)
+#[test]
+fn a_helper_traced_after_it_was_let_through_loses_its_pass() {
+    require_root();
+    let (result, log) = relay_pose("latetrace", "rootless_helpers = \"pass\"\n", |port, dir| {
+        let fifo = dir.path.join("netns-fifo");
+        let made = Command::new("mkfifo").args(["-m", "666"]).arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        ["/usr/bin/slirp4netns", &fifo.display().to_string(), "127.0.0.1", port, "600", "300"]
+            .map(str::to_string)
+            .to_vec()
+    });
+    assert!(log.contains("rootless network helper ["), "the helper was never let through:\n{log}");
+    assert_eq!(result, "EPERM", "BYPASS: a helper traced after registration connected for its user:\n{log}");
+}
+
 /// The row's uid keeps another user out of a reused pid, not the helper's
 /// own user, who owns the helper: the host's slirp4netns, run by the user
 /// under its own name with nothing of the user's in it (it blocks opening a
