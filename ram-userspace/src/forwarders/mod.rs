@@ -28,22 +28,15 @@
 //! daemon sits behind the helper). Where a target says `rootless_helpers =
 //! "pass"` (not the default), ramd registers such a helper as a relay
 //! ([`FORWARD_RELAY`]): its sockets pass as its containers' would. What it
-//! checks
-//! ([`look_at_relay`], again on every scan): the process runs the host's own program, as a user
-//! other than root (a rootless helper is never root; root can leave the
-//! cgroup anyway), is not traced, was started under its helper's name (pasta and passt
-//! are one file, whose mode argv[0] picks: as passt it relays frames from
-//! any process that finds its UNIX socket, and is no relay), and every
-//! executable file it has mapped is the
-//! host's file of that path, root-owned (no preloaded library, no private
-//! copy). Why that is safe: the helper carries only what comes in on the
+//! checks, when it first sees the helper and again on every scan, is in
+//! [`relay`]. Why that is safe: the helper carries only what comes in on the
 //! tap device it made in a namespace of its own, and making one needs
 //! CAP_SYS_ADMIN over that namespace (a user namespace of one's own: a
 //! process there is a container, which passes anyway), never over the
 //! runtime's. What no check here can close: the helper's own user can
-//! write into it once registered (ptrace, /proc/PID/mem) or take its pid
-//! after it exits; hence the opt-in, for targets whose user may run
-//! containers anyway.
+//! write into it (ptrace, /proc/PID/mem), or replace it (exec, or take its
+//! pid after it exits) between two scans; hence the opt-in, for targets
+//! whose user may run containers anyway.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -53,6 +46,8 @@ use std::{
 };
 
 use ram_common::maps::{ForwardDest, ForwardKey, FORWARD_RELAY};
+
+mod relay;
 
 /// The executable name of Docker's userland proxy.
 pub const DOCKER_PROXY: &str = "docker-proxy";
@@ -174,37 +169,19 @@ fn installed_files_in(dirs: &[&str], name: &str) -> BTreeSet<(u64, u64)> {
         .collect()
 }
 
-/// The host's files named any of `names` in [`RELAY_DIRS`].
-fn files_of(names: &[&str]) -> BTreeSet<(u64, u64)> {
-    names.iter().flat_map(|name| installed_files_in(&RELAY_DIRS, name)).collect()
-}
-
 /// Where Debian, Fedora and a source install put podman's helpers.
 const PODMAN_HELPER_DIRS: [&str; 4] =
     ["/usr/lib/podman", "/usr/libexec/podman", "/usr/local/lib/podman", "/usr/local/libexec/podman"];
 
-/// The rootless network helpers' command names, and the files each may run.
-/// pasta is a link to passt, and either re-execs its AVX2 build by the
-/// file's own name (comm passt.avx2); the mode is argv[0]'s.
-const SLIRP4NETNS: &str = "slirp4netns";
-const SLIRP4NETNS_FILES: [&str; 1] = ["slirp4netns"];
-const PASST_NAMES: [&str; 4] = ["pasta", "pasta.avx2", "passt", "passt.avx2"];
-const PASST_FILES: [&str; 2] = ["passt", "passt.avx2"];
-/// Where distributions install them.
-const RELAY_DIRS: [&str; 4] = ["/usr/bin", "/usr/local/bin", "/usr/libexec/podman", "/usr/lib/podman"];
-
-/// A rootless network helper's row: its sockets pass while the process
-/// runs as `uid`.
-fn relay(uid: u32) -> ForwardDest {
-    ForwardDest { family: FORWARD_RELAY, uid, ..ForwardDest::default() }
-}
-
 /// What one look at a process found: a forwarder, none (remembered until
 /// the process execs or its pid is reused), or nothing yet (looked at
 /// again on the next scan).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Look {
     Found(ForwardDest),
+    /// A rootless helper, and what ramd saw of it (looked at again on
+    /// every scan).
+    Relay(ForwardDest, relay::RelayPrint),
     NotOne,
     /// Caught in the middle of exec: the command name is the new program's
     /// before its arguments are in place (an empty /proc/PID/cmdline) and
@@ -234,129 +211,6 @@ fn look_at_forwarder(
     }
 }
 
-/// Is `pid` a rootless network helper ramd may let through (see the
-/// module)? `files` are the host's files of its kind, `comm` its command
-/// name; a helper is a relay for its user's uid.
-fn look_at_relay(pid: u32, comm: &str, files: &BTreeSet<(u64, u64)>) -> Look {
-    let runs_hosts_file =
-        std::fs::metadata(format!("/proc/{pid}/exe")).is_ok_and(|m| files.contains(&(m.dev(), m.ino())));
-    if !runs_hosts_file {
-        return Look::NotOne;
-    }
-    let Some(uid) = status(pid).as_deref().and_then(single_uid).filter(|uid| *uid != 0) else {
-        return Look::NotOne;
-    };
-    let Some(args) = settled_arguments(pid) else { return Look::NotYet };
-    if !started_as(&args, comm) {
-        return Look::NotOne;
-    }
-    match relay_state(pid, uid) {
-        RelayState::Sound => Look::Found(relay(uid)),
-        RelayState::Loading => Look::NotYet,
-        RelayState::Tampered => Look::NotOne,
-    }
-}
-
-/// Where a relay stands, looked at on every scan (not only when first
-/// found): a helper traced, or given a library, after it was registered
-/// loses its pass within a scan.
-#[derive(Debug, PartialEq, Eq)]
-enum RelayState {
-    Sound,
-    /// The dynamic loader has not mapped the helper's libraries yet. It
-    /// maps every preloaded library before those, so a look before it
-    /// finishes would miss an LD_PRELOAD that runs before main.
-    Loading,
-    Tampered,
-}
-
-fn relay_state(pid: u32, uid: u32) -> RelayState {
-    let Some(status) = status(pid) else { return RelayState::Tampered };
-    // A helper its user traces runs the user's code (red team 12); writes
-    // through /proc/PID/mem between two scans are the accepted risk of
-    // `rootless_helpers = "pass"` (README).
-    if single_uid(&status) != Some(uid) || traced_by(&status) != Some(0) {
-        return RelayState::Tampered;
-    }
-    match mapped_files_are_the_hosts(pid) {
-        Some(true) => RelayState::Sound,
-        Some(false) => RelayState::Loading,
-        None => RelayState::Tampered,
-    }
-}
-
-/// Was the program started under the name that makes it a helper of
-/// containers (argv[0]'s file name)? passt decides its mode by it (pasta
-/// when the name holds "pasta", as passt's own test): as passt it relays
-/// frames from any local process that finds its UNIX socket.
-fn started_as<S: AsRef<str>>(args: &[S], comm: &str) -> bool {
-    let argv0 = args.first().and_then(|a| Path::new(a.as_ref()).file_name()).and_then(|n| n.to_str());
-    match argv0 {
-        Some(name) if PASST_NAMES.contains(&comm) => name.contains("pasta"),
-        Some(name) => name == comm,
-        None => false,
-    }
-}
-
-/// /proc/PID/status (ids as ramd's user namespace sees them).
-fn status(pid: u32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/status")).ok()
-}
-
-/// The pid tracing the process (0: none), from its `status`.
-fn traced_by(status: &str) -> Option<u32> {
-    status.lines().find_map(|l| l.strip_prefix("TracerPid:")).and_then(|v| v.trim().parse().ok())
-}
-
-/// Real, effective, saved and filesystem uid, from `status`, when all are
-/// one.
-fn single_uid(status: &str) -> Option<u32> {
-    let ids: Vec<u32> = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .filter_map(|id| id.parse().ok())
-        .collect();
-    (ids.len() == 4 && ids.iter().all(|id| *id == ids[0])).then(|| ids[0])
-}
-
-/// Is every executable file `pid` has mapped the host's file of that path
-/// (the same file as ramd sees there, root-owned, not group- or
-/// world-writable)? None when one is not: a library preloaded, a private
-/// copy mounted over a path in a namespace of the process's own, or a file
-/// since deleted (a package upgrade: the helper is let through again once
-/// restarted). Otherwise whether the C library is among them, which says
-/// the dynamic loader is done with preloads (the helpers all link glibc).
-fn mapped_files_are_the_hosts(pid: u32) -> Option<bool> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
-    let mut libc = false;
-    for line in maps.lines() {
-        let mut fields = line.split_whitespace();
-        let (range, perms) = (fields.next()?, fields.next()?);
-        // offset, device, inode; then the path, which may hold spaces.
-        let path = line.splitn(6, char::is_whitespace).nth(5).map(str::trim).unwrap_or("");
-        if !perms.contains('x') || !path.starts_with('/') {
-            continue;
-        }
-        // What the process mapped, as stat sees it (map_files needs root,
-        // which ramd is).
-        let mapped = std::fs::metadata(format!("/proc/{pid}/map_files/{range}")).ok()?;
-        let host = std::fs::metadata(path).ok()?;
-        let same = (mapped.dev(), mapped.ino()) == (host.dev(), host.ino());
-        if !same || host.uid() != 0 || host.mode() & 0o022 != 0 {
-            return None;
-        }
-        libc |= is_glibc(path);
-    }
-    Some(libc)
-}
-
-/// glibc's file name: libc.so.6 (2.34 on), libc-2.31.so before.
-fn is_glibc(path: &str) -> bool {
-    let name = Path::new(path).file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.starts_with("libc.so") || (name.starts_with("libc-") && name.ends_with(".so"))
-}
-
 /// What /proc/PID/stat says of a process: its start time and command name
 /// (what changes when the pid is reused or the process execs), and its
 /// parent.
@@ -380,7 +234,7 @@ fn stat(pid: u32) -> Option<Stat> {
 /// Real, effective, saved and filesystem uid all 0 (of the initial user
 /// namespace: /proc shows ids as ramd's namespace sees them).
 pub(crate) fn runs_as_root(pid: u32) -> bool {
-    status(pid).is_some_and(|status| single_uid(&status) == Some(0))
+    relay::status(pid).is_some_and(|status| relay::single_uid(&status) == Some(0))
 }
 
 /// Is `pid` Docker's docker-proxy, started by dockerd? It must run, as
@@ -441,9 +295,17 @@ fn pids_below(cgroup: &Path, out: &mut BTreeSet<u32>) {
 /// replaced (start time or command name changed) since it last looked.
 #[derive(Default)]
 pub struct ForwarderScan {
-    /// pid → (start time, command name) when looked at, and its
-    /// destination, or None for a process that is no forwarder.
-    seen: BTreeMap<u32, ((u64, String), Option<ForwardDest>)>,
+    /// pid → what ramd found when it looked.
+    seen: BTreeMap<u32, Seen>,
+}
+
+/// A process ramd has looked at: its (start time, command name) then, and
+/// its destination, or None for a process that is no forwarder; for a
+/// rootless helper, what it was when let through.
+struct Seen {
+    identity: (u64, String),
+    dest: Option<ForwardDest>,
+    relay: Option<relay::RelayPrint>,
 }
 
 impl ForwarderScan {
@@ -454,8 +316,7 @@ impl ForwarderScan {
         let mut alive = BTreeSet::new();
         let mut proxies: Option<BTreeSet<(u64, u64)>> = None;
         let mut aardvarks: Option<BTreeSet<(u64, u64)>> = None;
-        let mut slirps: Option<BTreeSet<(u64, u64)>> = None;
-        let mut pastas: Option<BTreeSet<(u64, u64)>> = None;
+        let mut relays = relay::HostFiles::default();
         for (scope, pass_relays, cgroups) in scopes {
             let mut pids = BTreeSet::new();
             for cgroup in cgroups {
@@ -464,16 +325,17 @@ impl ForwarderScan {
             for pid in pids {
                 let Some(Stat { identity: now, ppid }) = stat(pid) else { continue };
                 alive.insert(pid);
-                let known = self.seen.get(&pid).filter(|(was, _)| *was == now).map(|(_, dest)| *dest);
+                let known = self.seen.get(&pid).filter(|seen| seen.identity == now);
                 let dest = match known {
-                    Some(Some(dest)) if dest.family == FORWARD_RELAY => {
-                        let sound = relay_state(pid, dest.uid) == RelayState::Sound;
+                    Some(Seen { dest: Some(dest), relay: Some(print), .. }) => {
+                        let dest = *dest;
+                        let sound = print.still_holds(pid, dest.uid, &now.1);
                         if !sound {
-                            self.seen.insert(pid, (now, None));
+                            self.seen.insert(pid, Seen { identity: now, dest: None, relay: None });
                         }
                         sound.then_some(dest)
                     }
-                    Some(dest) => dest,
+                    Some(seen) => seen.dest,
                     None => {
                         let look = match now.1.as_str() {
                             DOCKER_PROXY => {
@@ -488,27 +350,19 @@ impl ForwarderScan {
                                     .get_or_insert_with(|| installed_files_in(&PODMAN_HELPER_DIRS, AARDVARK_DNS));
                                 look_at_forwarder(pid, || runs_installed_as_root(pid, files), parse_aardvark_arguments)
                             }
-                            SLIRP4NETNS => {
-                                let files = slirps.get_or_insert_with(|| files_of(&SLIRP4NETNS_FILES));
-                                look_at_relay(pid, &now.1, files)
-                            }
-                            name if PASST_NAMES.contains(&name) => {
-                                let files = pastas.get_or_insert_with(|| files_of(&PASST_FILES));
-                                look_at_relay(pid, &now.1, files)
-                            }
-                            _ => Look::NotOne,
+                            name => match relay::kind_of(name) {
+                                Some(kind) => relay::look(pid, name, relays.files(kind)),
+                                None => Look::NotOne,
+                            },
                         };
-                        match look {
-                            Look::Found(dest) => {
-                                self.seen.insert(pid, (now, Some(dest)));
-                                Some(dest)
-                            }
-                            Look::NotOne => {
-                                self.seen.insert(pid, (now, None));
-                                None
-                            }
-                            Look::NotYet => None,
-                        }
+                        let (dest, relay) = match look {
+                            Look::Found(dest) => (Some(dest), None),
+                            Look::Relay(dest, print) => (Some(dest), Some(print)),
+                            Look::NotOne => (None, None),
+                            Look::NotYet => continue,
+                        };
+                        self.seen.insert(pid, Seen { identity: now, dest, relay });
+                        dest
                     }
                 };
                 match dest {
@@ -592,26 +446,6 @@ mod tests {
     }
 
     #[test]
-    fn a_rootless_helper_counts_only_under_its_own_name() {
-        assert!(started_as(
-            &["/usr/bin/slirp4netns", "--netns-type=path", "/run/user/1000/netns/x", "tap0"],
-            "slirp4netns"
-        ));
-        assert!(started_as(&["pasta", "--config-net"], "pasta"));
-        // The AVX2 re-exec runs passt.avx2 and keeps argv[0].
-        assert!(started_as(&["/usr/bin/pasta", "--config-net"], "passt.avx2"));
-        // passt's mode (frames from anyone), by whatever file name.
-        assert!(!started_as(&["passt"], "pasta"));
-        assert!(!started_as(&["/tmp/x/passt.avx2"], "passt.avx2"));
-        assert!(!started_as(&["passt", "--socket", "/tmp/s"], "passt"));
-        assert!(!started_as(&["sh"], "slirp4netns"));
-        assert!(!started_as::<&str>(&[], "slirp4netns"));
-        let row = relay(1000);
-        assert_eq!((row.family, row.uid, row.port, row.host_port), (FORWARD_RELAY, 1000, 0, 0));
-        assert_eq!(describe(&row), "carry its containers' traffic (as uid 1000)");
-    }
-
-    #[test]
     fn a_process_caught_before_its_arguments_are_in_place_is_looked_at_again() {
         // A zombie's /proc/PID/cmdline is empty, as a process's is in the
         // middle of exec once its command name is the new program's.
@@ -622,21 +456,12 @@ mod tests {
             std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
         });
         assert!(exited, "the child did not become a zombie");
-        let parse = |_: &[String]| Some(relay(1));
+        let parse = |_: &[String]| Some(relay::relay(1));
         assert_eq!(look_at_forwarder(pid, || true, parse), Look::NotYet);
         assert_eq!(look_at_forwarder(pid, || false, parse), Look::NotOne);
         child.wait().expect("reap");
         let own = std::process::id();
-        assert_eq!(look_at_forwarder(own, || true, parse), Look::Found(relay(1)));
+        assert_eq!(look_at_forwarder(own, || true, parse), Look::Found(relay::relay(1)));
         assert_eq!(look_at_forwarder(own, || true, |_: &[String]| None), Look::NotOne);
-    }
-
-    #[test]
-    fn the_c_library_says_the_loader_is_done() {
-        assert!(is_glibc("/usr/lib/x86_64-linux-gnu/libc.so.6"));
-        assert!(is_glibc("/lib/x86_64-linux-gnu/libc-2.31.so"));
-        assert!(!is_glibc("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"));
-        assert!(!is_glibc("/usr/lib/x86_64-linux-gnu/libcap.so.2"));
-        assert!(!is_glibc("/usr/bin/slirp4netns"));
     }
 }
