@@ -363,7 +363,18 @@ fn rootless_podmans_containers_reach_the_world_through_slirp4netns_and_its_pulls
 /// must connect without ram; returns what it printed with ram (after
 /// checking that the user's plain connect is refused), and ramd's log.
 fn relay_pose(name: &str, target: &str, args: impl Fn(&str, &TempDir) -> Vec<String>) -> (String, String) {
+    relay_pose_in(name, target, |_| {}, args)
+}
+
+/// [`relay_pose`], with `setup` run on the scene first.
+fn relay_pose_in(
+    name: &str,
+    target: &str,
+    setup: impl Fn(&Scene),
+    args: impl Fn(&str, &TempDir) -> Vec<String>,
+) -> (String, String) {
     let scene = Scene::new(&format!("rl-{name}"), &[("allowed.registry.test", "127.0.0.9")], 300);
+    setup(&scene);
     std::fs::set_permissions(&scene.dir.path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let port = free_port().to_string();
     let mut listener = Command::new(probe_bin());
@@ -538,6 +549,172 @@ fn pastas_namespace_reaches_what_a_container_reaches_with_ram_as_without() {
         result,
         "ok",
         "pasta's namespace was cut off (pasta never let through as a relay):\n{}",
+        ramd.log_text()
+    );
+}
+
+/// Red team 16. A registered relay is looked at again on every scan, but
+/// only for its user, its tracer and its mappings: ramd knows it by its
+/// start time and command name, and an exec keeps the start time and takes
+/// the command name from the file name it is given. pasta runs a command in
+/// namespaces of its own (as rootless runtimes use it): its child, a clone
+/// of pasta that is everything ramd checks (the host's file, argv[0]
+/// "pasta", glibc mapped, not traced), waits for pasta's SIGUSR1 before it
+/// execs the command. The user (nobody) stops pasta with SIGSTOP as soon as
+/// the child appears (a signal to its own process: no ptrace, so neither
+/// Yama nor a non-dumpable helper stops it), waits for ramd to register the
+/// child as a relay, and sends the child SIGUSR1 itself. The command is a
+/// link named after pasta's command name (passt.avx2 on AVX2 machines) to
+/// the host's perl: the same start time and command name, the same user,
+/// untraced, only root-owned host files mapped, so ramd keeps the row on
+/// every later look. perl waits several scans, then connects a socket the
+/// user made in the runtime's namespace before starting pasta (inherited
+/// through pasta) to an address outside the policy. The README's accepted
+/// risks are writes into a registered helper (ptrace within 50 ms,
+/// /proc/PID/mem), which need ptrace access; this needs only kill().
+#[test]
+fn a_relay_that_execs_a_program_under_its_own_command_name_keeps_no_pass() {
+    require_root();
+    let _tun = TunOpen::new();
+    let (result, log) = relay_pose_in(
+        "pastaexec",
+        "rootless_helpers = \"pass\"\n",
+        |scene| {
+            // pasta takes its namespace's address and routes from an
+            // interface with a default route and a link: a veth pair.
+            if scene.netns.name.is_empty() {
+                return;
+            }
+            for args in [
+                &["link", "add", "ramrtv0", "type", "veth", "peer", "name", "ramrtv1"][..],
+                &["link", "set", "ramrtv0", "up"],
+                &["link", "set", "ramrtv1", "up"],
+                &["addr", "add", "10.206.0.2/24", "dev", "ramrtv0"],
+                &["route", "add", "default", "via", "10.206.0.1", "dev", "ramrtv0", "onlink"],
+            ] {
+                let out = Command::new("ip").args(["-n", &scene.netns.name]).args(args).output().expect("ip");
+                assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        },
+        |port, dir| {
+            for name in ["pasta", "passt.avx2"] {
+                let link = dir.path.join(name);
+                let _ = std::fs::remove_file(&link);
+                std::os::unix::fs::symlink("/usr/bin/perl", &link).expect("symlink");
+            }
+            [dir.path.display().to_string(), "127.0.0.1".into(), port.into(), "300".into()].to_vec()
+        },
+    );
+    assert_ne!(result, "missed", "pasta signalled its child before it could be stopped, five times");
+    assert_eq!(
+        result, "EPERM",
+        "BYPASS: pasta's child, registered as a relay, exec'd the host's perl under pasta's command name and connected outside the policy:\n{log}"
+    );
+}
+
+/// Red team 16. A process whose /proc/PID/cmdline is empty is taken for
+/// one caught in the middle of exec and looked at again on the next scan,
+/// with nothing remembered, and that is decided before its tracer is looked
+/// at. The user (nobody) starts the host's slirp4netns under ptrace
+/// (PTRACE_TRACEME) with every argument an empty string: its cmdline is all
+/// NULs, so every scan while it is traced says "not yet". The user lets the
+/// loader map glibc, writes code of its own over the loader's text (a
+/// private copy: /proc/PID/maps still names the host's ld.so), and
+/// detaches; the code writes "slirp4netns" over the empty arguments, sleeps
+/// while ramd registers an untraced slirp4netns of the host's with only the
+/// host's files mapped (and finds it sound on every later look), then
+/// connects outside the policy. The README says the host's slirp4netns
+/// traced by its user from its start is refused (the pose `trace`, which
+/// this one is with empty arguments).
+#[test]
+fn a_helper_traced_from_its_start_with_empty_arguments_carries_only_its_containers_traffic() {
+    require_root();
+    let (result, log) = relay_pose("earlytrace", "rootless_helpers = \"pass\"\n", |port, _| {
+        ["/usr/bin/slirp4netns", "127.0.0.1", port, "400"].map(str::to_string).to_vec()
+    });
+    assert_eq!(
+        result, "EPERM",
+        "BYPASS: the host's slirp4netns, traced by its user from its start with empty arguments, was let through and connected outside the policy:\n{log}"
+    );
+}
+
+/// Red team 16 (a legitimate setup broken). ramd now looks at a registered
+/// relay on every scan and drops it, for good, once a file it has mapped is
+/// no longer the file at that path. A package upgrade replaces files by
+/// renaming a new one over the old (dpkg, rpm): unattended-upgrades of
+/// passt, glibc or glib (slirp4netns) then cuts every running rootless
+/// container off the network until it is restarted, where before the
+/// change a helper let through kept its pass. Here pasta runs a command
+/// (as a rootless runtime runs it); while the command waits, the test
+/// "upgrades" pasta's program the way dpkg does (the same bytes, a new
+/// file renamed over the old); the command's connection then goes out
+/// through pasta, which ram no longer lets through.
+#[test]
+fn a_package_upgrade_does_not_cut_running_rootless_containers_off() {
+    require_root();
+    let netns = Netns::new("rl-upgrade");
+    netns.add_host_interface("ramrlu0", &["10.207.0.1/24", "10.207.0.2/24"]);
+    let ip = |args: &[&str]| {
+        let mut cmd = Command::new("ip");
+        if !netns.name.is_empty() {
+            cmd.args(["-n", &netns.name]);
+        }
+        cmd.args(args).output().expect("ip")
+    };
+    if ip(&["-4", "route", "show", "default"]).stdout.is_empty() {
+        let out = ip(&["route", "add", "default", "via", "10.207.0.254", "dev", "ramrlu0"]);
+        assert!(out.status.success(), "default route: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let dir = TempDir::new("rl-upgrade");
+    let _dns = dnsmasq(&netns, &dir, "127.0.0.53", &[("allowed.registry.test", "127.0.0.9")], 300);
+    let port = free_port().to_string();
+    let mut listener = Command::new(probe_bin());
+    listener.args(["accept-loop", "10.207.0.2", &port]);
+    place(&mut listener, None, Some(&netns));
+    let _listener = Proc::spawn("listener", &mut listener);
+    let up = wait_for(std::time::Duration::from_secs(10), || {
+        (probe(None, Some(&netns), &["connect", "10.207.0.2", &port]) == "ok").then_some(())
+    });
+    assert!(up.is_some(), "listener did not come up");
+    let _tun = TunOpen::new();
+    let cgroup = TestCgroup::new("rl-upgrade");
+    // dpkg's way: the new file written beside the old, renamed over it.
+    let upgrade = || {
+        for program in ["/usr/bin/passt", "/usr/bin/passt.avx2"] {
+            let new = format!("{program}.dpkg-new");
+            if std::fs::copy(program, &new).is_ok() {
+                std::fs::rename(&new, program).expect("rename");
+            }
+        }
+    };
+    let through_pasta = |during: &dyn Fn()| {
+        let script = format!("sleep 1.5; /bin/busybox nc -w 3 10.207.0.2 {port} </dev/null && echo ok");
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "pasta", "--config-net", "-f", "--"])
+            .args(["/bin/busybox", "sh", "-c", &script]);
+        place(&mut cmd, Some(&cgroup.path), Some(&netns));
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let child = cmd.spawn().expect("pasta");
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        during();
+        outcome(&child.wait_with_output().expect("pasta"), "ok")
+    };
+    assert_eq!(through_pasta(&upgrade), "ok", "without ram");
+
+    let policy = format!(
+        "mode = \"enforce\"\n[dns]\nresolvers = [\"127.0.0.53\"]\n{}[[target]]\nname = \"podman\"\ncgroup = \"{}\"\nrootless_helpers = \"pass\"\n[[allow]]\nhost = \"allowed.registry.test\"\n",
+        netns.dns_trust(),
+        cgroup.path.display()
+    );
+    let ramd = Ramd::start(&policy);
+    ramd.wait_attached();
+    assert_eq!(through_pasta(&|| {}), "ok", "pasta never let through:\n{}", ramd.log_text());
+    let result = through_pasta(&upgrade);
+    println!("through pasta across an upgrade: {result}");
+    assert_eq!(
+        result,
+        "ok",
+        "a running pasta lost its pass when its package was upgraded (same bytes, new file):\n{}",
         ramd.log_text()
     );
 }
