@@ -4,6 +4,7 @@ mod containers;
 mod dns_check;
 mod kernel_log;
 mod metrics;
+mod policy_watch;
 mod reload;
 mod report;
 mod route_watch;
@@ -506,6 +507,18 @@ pub async fn run(source: PolicySource, paths: Paths, options: Options) -> Result
     let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(signal_error)?;
     let mut watch = tokio::time::interval(POLICY_WATCH);
+    // An edit wakes ramd at once; the poll above stays for what inotify
+    // cannot see.
+    let file_watch = match &source {
+        PolicySource::File(path) => policy_watch::PolicyWatch::new(path),
+        PolicySource::Embedded => None,
+    };
+    let file_changed = || async {
+        match &file_watch {
+            Some(watch) => watch.changed().await,
+            None => std::future::pending().await,
+        }
+    };
     let mut scan = tokio::time::interval(TARGET_SCAN);
     let mut forwarder_scan = tokio::time::interval(FORWARDER_SCAN);
     let mut gc = tokio::time::interval(GC_INTERVAL);
@@ -518,6 +531,12 @@ pub async fn run(source: PolicySource, paths: Paths, options: Options) -> Result
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = sighup.recv() => daemon.reload(),
+            _ = file_changed() => {
+                if daemon.policy_changed() {
+                    info!("policy file changed");
+                    daemon.reload();
+                }
+            }
             _ = watch.tick() => {
                 if daemon.policy_changed() {
                     info!("policy file changed");

@@ -109,6 +109,35 @@ fn connect_loop(addr: IpAddr, port: u16, ms: u64) -> String {
     format!("connects={connects} failed={failed} per_s={:.0}", connects as f64 / secs)
 }
 
+/// CLOCK_MONOTONIC now, in ns (the clock the bench reads too).
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// Says "ready" (so the bench changes the policy only once it loops), then
+/// connects to ADDR:PORT over and over until the outcome is EXPECTED ("ok"
+/// or an errno name), for at most MS ms, and prints the CLOCK_MONOTONIC
+/// time of that first outcome: the bench's reload figure.
+fn connect_until(addr: IpAddr, port: u16, expected: &str, ms: u64) -> String {
+    println!("ready");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let start = std::time::Instant::now();
+    let mut tries = 0u64;
+    loop {
+        let got = connect(addr, port);
+        tries += 1;
+        if got == expected {
+            return format!("at_ns={} tries={tries}", monotonic_ns());
+        }
+        if start.elapsed() > Duration::from_millis(ms) {
+            return format!("timeout last={got} tries={tries}");
+        }
+    }
+}
+
 /// Accepts TCP connections on ADDR:PORT and closes each at once, until
 /// killed: the bench's listener (one thread, no work per connection).
 fn accept_loop(addr: IpAddr, port: u16) -> String {
@@ -481,6 +510,7 @@ fn main() {
         "udp-echo-pair" => bypass::udp_echo_pair(addr(1), port(2), arg(3).parse().expect("ms")),
         "accept-loop" => accept_loop(addr(1), port(2)),
         "connect-loop" => connect_loop(addr(1), port(2), arg(3).parse().expect("ms")),
+        "connect-until" => connect_until(addr(1), port(2), &arg(3), arg(4).parse().expect("ms")),
         "socket-flood" => socket_flood(addr(1), port(2), arg(3).parse().expect("count")),
         "sendto-from" => sendto_from(arg(1).parse().expect("ADDR:PORT"), addr(2), port(3)),
         "resolve" => {

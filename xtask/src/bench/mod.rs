@@ -23,7 +23,8 @@
 //! - start to enforcing: from ramd's start to the first connect it refuses
 //!   in a fresh cgroup, with the default policy's rules (the Docker Hub
 //!   preset) and with 100,000 host rules (90,000 exact, 10,000 wildcard),
-//!   the latter as a ratio of the former.
+//!   the latter as a ratio of the former;
+//! - policy change to enforced, and ramd's memory (see `reload`).
 
 use std::{
     fmt::Write as _,
@@ -35,6 +36,8 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use crate::{cargo, run_checked, workspace_root};
+
+mod reload;
 
 const LISTEN_ADDR: &str = "127.20.0.1";
 const LISTEN_PORT: &str = "7070";
@@ -137,12 +140,18 @@ pub fn bench(smoke: bool) -> Result<()> {
     }
     let mut scene = scene;
     let learning = scene.dns_learning(&plan)?;
+    let reloads = scene.reloads(&plan)?;
+    let memory = scene.memory(&plan)?;
     let mut starts = Starts::default();
     for _ in 0..plan.repetitions {
         starts.default_rules.push(scene.start_to_enforcing("", DEFAULT_RULES)?);
         starts.large.push(scene.start_to_enforcing(LARGE_LIMITS, &large_rules())?);
     }
-    let report = Report::new(&rates, &stats, &learning, &starts, &plan, smoke);
+    let mut report = Report::new(&rates, &stats, &learning, &starts, &plan, smoke);
+    let more = reload::report(&mut report.markdown, &reloads, &memory);
+    if let (Some(json), serde_json::Value::Object(more)) = (report.json.as_object_mut(), more) {
+        json.extend(more);
+    }
     print!("{}", report.markdown);
     let dir = workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
@@ -413,11 +422,7 @@ impl Scene {
     }
 
     fn start_ramd(&mut self) -> Result<()> {
-        let policy = format!(
-            "mode = \"enforce\"\n[dns]\nresolvers = [\"127.0.0.53\"]\nnetns = \"/run/netns/{}\"\n[[target]]\nname = \"bench\"\ncgroup = \"{}\"\n[[allow]]\ncidr = \"127.20.0.0/16\"\n[[allow]]\nhost = \"{REGISTRY}\"\n",
-            self.netns[1],
-            self.cgroups[1].display()
-        );
+        let policy = self.bench_policy(reload::FIRST_CIDR);
         let config = self.run_dir_path("ram.toml")?;
         std::fs::write(&config, policy)?;
         let log = std::fs::File::create(self.run_dir_path("ramd.log")?)?;
