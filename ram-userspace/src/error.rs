@@ -12,6 +12,9 @@ pub enum Error {
     #[error(transparent)]
     PathChoice(#[from] crate::features::PathChoiceError),
 
+    #[error(transparent)]
+    Host(#[from] crate::host::HostError),
+
     #[error("{path}: {cause}")]
     Io { path: PathBuf, cause: std::io::Error },
 
@@ -44,13 +47,6 @@ pub enum Error {
 
     #[error("{what}: {cause}")]
     Sys { what: String, cause: std::io::Error },
-
-    #[error("this kernel ({release}) lacks {missing}")]
-    KernelTooOld { release: String, missing: &'static str },
-    #[error("no cgroup v2 mount in /proc/self/mountinfo; ram needs cgroup v2")]
-    NoCgroup2,
-    #[error("cannot tell this process's cgroup v2: {reason}")]
-    OwnCgroup { reason: String },
 }
 
 impl Error {

@@ -35,6 +35,7 @@ use crate::{
     cgroup::{cgroup_id, find_by_ids},
     error::{Error, Result},
     features::{AttachPath, EventsPath, KernelFeatures},
+    host::HostError,
     kernel_log::KernelLog,
     paths::{LinkPin, Paths, PinKind},
     policy::Limits,
@@ -198,7 +199,8 @@ pub fn prepare(paths: &Paths) -> Result<()> {
     sys::ensure_bpffs(paths.bpffs_mount())?;
     sys::create_private_dir(&paths.pin_dir)?;
     sys::create_private_dir(&paths.maps_dir())?;
-    sys::create_private_dir(&paths.links_dir())
+    sys::create_private_dir(&paths.links_dir())?;
+    Ok(())
 }
 
 impl ScopeInstance {
@@ -360,7 +362,7 @@ impl ScopeInstance {
                 bpf_calls::pin_object(fd.as_fd(), &path)?;
                 if let Err(e) = bpf_calls::attach(dir, cgroup, fd.as_fd(), name) {
                     let _ = std::fs::remove_file(&path);
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
         }
@@ -375,8 +377,10 @@ impl ScopeInstance {
             for pin in pins {
                 match release(&pin, |_| Some(cgroup.clone())) {
                     Ok(()) => detached += 1,
-                    // Taken over by the instance that replaced this one.
-                    Err(Error::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => {}
+                    // Taken over by the instance that replaced this one
+                    // (its pin found missing here or by the detach call).
+                    Err(Error::Io { cause, .. } | Error::Host(HostError::Io { cause, .. }))
+                        if cause.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => tracing::warn!(pin = %pin.display(), cgroup = %cgroup.display(), "cannot detach: {e}"),
                 }
             }

@@ -346,7 +346,7 @@ impl Daemon {
                 return Ok(held.netns);
             }
         }
-        crate::netns::cookie(path, &self.cgroup_root)
+        Ok(crate::netns::cookie(path, &self.cgroup_root)?)
     }
 
     /// Is a held container decided for good: its namespace final, and, if

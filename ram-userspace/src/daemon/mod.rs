@@ -269,7 +269,7 @@ impl Daemon {
         let features = KernelFeatures::probe().with_overrides(|var| std::env::var(var).ok())?;
         info!("{}", features.summary());
         if let Some(missing) = features.missing() {
-            return Err(crate::Error::KernelTooOld { release: features.release.clone(), missing });
+            return Err(crate::host::HostError::KernelTooOld { release: features.release.clone(), missing }.into());
         }
         compiled.trusted_netns = trusted_netns(&policy, &cgroup_root)?;
         let kernel_log = kernel_log::kernel_log_for(&features, kernel_log);
