@@ -15,26 +15,11 @@ pub enum Error {
     #[error(transparent)]
     Host(#[from] crate::host::HostError),
 
+    #[error(transparent)]
+    Load(#[from] crate::loader::LoadError),
+
     #[error("{path}: {cause}")]
     Io { path: PathBuf, cause: std::io::Error },
-
-    #[error("loading the eBPF object for target `{target}`: {}", chain(cause.as_ref()))]
-    Load { target: String, cause: Box<aya::EbpfError> },
-
-    #[error("the kernel log of target `{target}`: {cause}")]
-    KernelLog { target: String, cause: String },
-
-    #[error("program {program}: {}", chain(cause.as_ref()))]
-    Program { program: String, cause: Box<aya::programs::ProgramError> },
-
-    #[error("attaching {program} to cgroup {cgroup}: {}", chain(cause.as_ref()))]
-    Attach { program: String, cgroup: PathBuf, cause: Box<aya::programs::ProgramError> },
-
-    #[error("{program}: the kernel gave no bpf_link to pin (kernel older than 5.7?): {}", chain(cause.as_ref()))]
-    Link { program: String, cause: Box<aya::programs::links::LinkError> },
-
-    #[error("pinning {path}: {}", chain(cause.as_ref()))]
-    Pin { path: PathBuf, cause: Box<aya::pin::PinError> },
 
     #[error("map {map}: {}", chain(cause.as_ref()))]
     Map { map: String, cause: Box<aya::maps::MapError> },
