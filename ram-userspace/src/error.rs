@@ -1,8 +1,13 @@
-//! Errors of the library, each with the context an operator needs.
+//! The umbrella error of ramd and ramctl: each area's own error, passed
+//! through unchanged (`?` converts), and the few errors the daemon, the
+//! status file, the container records and the metrics listener make
+//! themselves. Each area's type lives with it: `policy::PolicyError`,
+//! `features::PathChoiceError`, `host::HostError`, `loader::LoadError`,
+//! `maps::MapsError`.
 
 use std::path::PathBuf;
 
-use crate::policy::PolicyError;
+use crate::{host::HostError, loader::LoadError, maps::MapsError, policy::PolicyError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -13,19 +18,16 @@ pub enum Error {
     PathChoice(#[from] crate::features::PathChoiceError),
 
     #[error(transparent)]
-    Host(#[from] crate::host::HostError),
+    Host(#[from] HostError),
 
     #[error(transparent)]
-    Load(#[from] crate::loader::LoadError),
+    Load(#[from] LoadError),
+
+    #[error(transparent)]
+    Maps(#[from] MapsError),
 
     #[error("{path}: {cause}")]
     Io { path: PathBuf, cause: std::io::Error },
-
-    #[error("map {map}: {}", chain(cause.as_ref()))]
-    Map { map: String, cause: Box<aya::maps::MapError> },
-
-    #[error("map {map} is missing from the eBPF object or the pin directory")]
-    MissingMap { map: String },
 
     #[error("metrics listener {addr}: {cause}")]
     Metrics { addr: String, cause: std::io::Error },
@@ -37,10 +39,6 @@ pub enum Error {
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), cause: source }
-    }
-
-    pub fn map(map: &str, source: aya::maps::MapError) -> Self {
-        Error::Map { map: map.to_string(), cause: Box::new(source) }
     }
 }
 

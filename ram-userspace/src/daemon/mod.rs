@@ -447,8 +447,9 @@ impl Daemon {
 
     fn collect_expired(&self) -> Result<usize> {
         let now = monotonic_ns();
-        Maps::open(&self.paths)?
-            .prune_learned(|_, _, learned| learned.expires_ns.saturating_add(EXPIRED_GRACE_NS) > now)
+        let expired = Maps::open(&self.paths)?
+            .prune_learned(|_, _, learned| learned.expires_ns.saturating_add(EXPIRED_GRACE_NS) > now)?;
+        Ok(expired)
     }
 }
 
