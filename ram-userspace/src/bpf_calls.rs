@@ -22,7 +22,7 @@ use std::{
 };
 
 use crate::{
-    error::{Error, Result},
+    host::{HostError, Result},
     sys::{bpf, c_path},
 };
 
@@ -100,15 +100,15 @@ fn call_mut<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     }
 }
 
-fn sys_error(what: String) -> impl FnOnce(io::Error) -> Error {
-    move |cause| Error::Sys { what, cause }
+fn sys_error(what: String) -> impl FnOnce(io::Error) -> HostError {
+    move |cause| HostError::Sys { what, cause }
 }
 
 /// Pins the object behind `fd` (a program here) at `path`.
 pub fn pin_object(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
     let c = c_path(path)?;
     let attr = ObjAttr { pathname: c.as_ptr() as u64, bpf_fd: fd.as_raw_fd() as u32, file_flags: 0 };
-    call(BPF_OBJ_PIN, &attr).map(drop).map_err(|e| Error::io(path, e))
+    call(BPF_OBJ_PIN, &attr).map(drop).map_err(|e| HostError::io(path, e))
 }
 
 /// Moves a pin: bpffs has no rename(2) (EPERM), so the object is pinned
@@ -116,14 +116,14 @@ pub fn pin_object(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
 pub fn move_pin(from: &Path, to: &Path) -> Result<()> {
     let object = open_pinned(from)?;
     pin_object(object.as_fd(), to)?;
-    std::fs::remove_file(from).map_err(|e| Error::io(from, e))
+    std::fs::remove_file(from).map_err(|e| HostError::io(from, e))
 }
 
 /// Opens a pinned object.
 pub fn open_pinned(path: &Path) -> Result<OwnedFd> {
     let c = c_path(path)?;
     let attr = ObjAttr { pathname: c.as_ptr() as u64, bpf_fd: 0, file_flags: 0 };
-    let fd = call(BPF_OBJ_GET, &attr).map_err(|e| Error::io(path, e))?;
+    let fd = call(BPF_OBJ_GET, &attr).map_err(|e| HostError::io(path, e))?;
     // SAFETY: the kernel just returned this descriptor to us.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
@@ -133,7 +133,7 @@ pub fn open_pinned(path: &Path) -> Result<OwnedFd> {
 pub fn attach(cgroup: &File, cgroup_path: &Path, program: BorrowedFd<'_>, program_name: &str) -> Result<()> {
     let what = format!("BPF_PROG_ATTACH {program_name} to {}", cgroup_path.display());
     let attach_type = attach_type(program_name)
-        .ok_or_else(|| Error::Sys { what: what.clone(), cause: io::Error::from(io::ErrorKind::InvalidInput) })?;
+        .ok_or_else(|| HostError::Sys { what: what.clone(), cause: io::Error::from(io::ErrorKind::InvalidInput) })?;
     let attr = AttachAttr {
         target_fd: cgroup.as_raw_fd() as u32,
         attach_bpf_fd: program.as_raw_fd() as u32,
@@ -150,8 +150,8 @@ pub fn attach(cgroup: &File, cgroup_path: &Path, program: BorrowedFd<'_>, progra
 pub fn detach(cgroup_path: &Path, pin: &Path, program_name: &str) -> Result<()> {
     let what = format!("BPF_PROG_DETACH {} from {}", pin.display(), cgroup_path.display());
     let attach_type = attach_type(program_name)
-        .ok_or_else(|| Error::Sys { what: what.clone(), cause: io::Error::from(io::ErrorKind::InvalidInput) })?;
-    let cgroup = File::open(cgroup_path).map_err(|e| Error::io(cgroup_path, e))?;
+        .ok_or_else(|| HostError::Sys { what: what.clone(), cause: io::Error::from(io::ErrorKind::InvalidInput) })?;
+    let cgroup = File::open(cgroup_path).map_err(|e| HostError::io(cgroup_path, e))?;
     let program = open_pinned(pin)?;
     let attr = AttachAttr {
         target_fd: cgroup.as_raw_fd() as u32,
@@ -162,13 +162,13 @@ pub fn detach(cgroup_path: &Path, pin: &Path, program_name: &str) -> Result<()> 
     match call(BPF_PROG_DETACH, &attr) {
         Ok(_) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        Err(e) => Err(Error::Sys { what, cause: e }),
+        Err(e) => Err(HostError::Sys { what, cause: e }),
     }
 }
 
 /// Ids of the programs attached to `cgroup` itself for `attach_type`.
 pub fn query(cgroup_path: &Path, attach_type: u32) -> Result<Vec<u32>> {
-    let cgroup = File::open(cgroup_path).map_err(|e| Error::io(cgroup_path, e))?;
+    let cgroup = File::open(cgroup_path).map_err(|e| HostError::io(cgroup_path, e))?;
     let mut ids = vec![0u32; 64];
     let mut attr = QueryAttr {
         target_fd: cgroup.as_raw_fd() as u32,
@@ -184,7 +184,7 @@ pub fn query(cgroup_path: &Path, attach_type: u32) -> Result<Vec<u32>> {
     };
     if ret < 0 {
         let what = format!("BPF_PROG_QUERY on {}", cgroup_path.display());
-        return Err(Error::Sys { what, cause: io::Error::last_os_error() });
+        return Err(HostError::Sys { what, cause: io::Error::last_os_error() });
     }
     ids.truncate(attr.prog_cnt as usize);
     Ok(ids)

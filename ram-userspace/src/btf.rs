@@ -9,7 +9,7 @@ use std::path::Path;
 
 use ram_common::maps::CgroupLayout;
 
-use crate::error::{Error, Result};
+use crate::host::{HostError, Result};
 
 pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
@@ -31,13 +31,13 @@ pub struct Btf {
     composites: Vec<Option<Composite>>,
 }
 
-fn bad(path: &Path, why: impl Into<String>) -> Error {
-    Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, why.into()))
+fn bad(path: &Path, why: impl Into<String>) -> HostError {
+    HostError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, why.into()))
 }
 
 impl Btf {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let data = std::fs::read(path).map_err(|e| HostError::io(path, e))?;
         Self::parse(&data).map_err(|why| bad(path, why))
     }
 

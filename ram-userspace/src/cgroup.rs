@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::error::{Error, Result};
+use crate::host::{HostError, Result};
 
 /// Linux keeps the first 15 bytes of a process name in /proc/PID/comm.
 pub const COMM_LEN: usize = 15;
@@ -14,8 +14,8 @@ pub const COMM_LEN: usize = 15;
 /// The cgroup v2 mount point, from /proc/self/mountinfo (it is
 /// /sys/fs/cgroup on pure v2 hosts, /sys/fs/cgroup/unified on hybrid ones).
 pub fn cgroup2_mount() -> Result<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::io("/proc/self/mountinfo", e))?;
-    parse_mountinfo(&text).ok_or(Error::NoCgroup2)
+    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| HostError::io("/proc/self/mountinfo", e))?;
+    parse_mountinfo(&text).ok_or(HostError::NoCgroup2)
 }
 
 /// The first cgroup2 mount point in mountinfo text.
@@ -56,21 +56,21 @@ pub fn parse_proc_cgroup(text: &str) -> Option<&str> {
 /// mount, innermost first, each with its id: a program attached to any of
 /// them judges this process.
 pub fn own_cgroups(mount: &Path) -> Result<Vec<(PathBuf, u64)>> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| Error::io("/proc/self/cgroup", e))?;
-    let own = own_cgroup_path(mount, &text).map_err(|reason| Error::OwnCgroup { reason })?;
+    let text = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| HostError::io("/proc/self/cgroup", e))?;
+    let own = own_cgroup_path(mount, &text).map_err(|reason| HostError::OwnCgroup { reason })?;
     // /proc/self/cgroup is relative to this process's cgroup namespace: the
     // path is only ours when the directory lists us.
     let procs =
-        std::fs::read_to_string(own.join("cgroup.procs")).map_err(|e| Error::io(own.join("cgroup.procs"), e))?;
+        std::fs::read_to_string(own.join("cgroup.procs")).map_err(|e| HostError::io(own.join("cgroup.procs"), e))?;
     let pid = std::process::id();
     if !procs.lines().any(|line| line.trim().parse() == Ok(pid)) {
-        return Err(Error::OwnCgroup {
+        return Err(HostError::OwnCgroup {
             reason: format!("{} does not list this process (pid {pid}; in a cgroup namespace?)", own.display()),
         });
     }
     own.ancestors()
         .take_while(|dir| dir.starts_with(mount))
-        .map(|dir| Ok((dir.to_path_buf(), cgroup_id(dir).map_err(|e| Error::io(dir, e))?)))
+        .map(|dir| Ok((dir.to_path_buf(), cgroup_id(dir).map_err(|e| HostError::io(dir, e))?)))
         .collect()
 }
 

@@ -10,9 +10,9 @@ use tokio::{io::unix::AsyncFd, sync::mpsc};
 use tracing::{debug, warn};
 
 use crate::{
-    error::{Error, Result},
     features::EventsPath,
     loader::events_map,
+    maps::{MapsError, Result},
     paths::Paths,
 };
 
@@ -29,10 +29,10 @@ pub fn start(paths: &Paths, events: EventsPath) -> Result<mpsc::Receiver<Vec<u8>
     let map_name = events_map(events);
     let pin = paths.map_pin(map_name);
     let map = crate::maps::open(paths, map_name)?;
-    let register_error = |e: std::io::Error| Error::io(&pin, e);
+    let register_error = |e: std::io::Error| MapsError::io(&pin, e);
     match events {
         EventsPath::RingBuffer => {
-            let ring = RingBuf::try_from(map).map_err(|e| Error::map(map_name, e))?;
+            let ring = RingBuf::try_from(map).map_err(|e| MapsError::map(map_name, e))?;
             // SAFETY: the ring buffer owns its map fd and the AsyncFd owns
             // the ring buffer, so the fd stays open and unchanged while
             // registered.
@@ -41,11 +41,11 @@ pub fn start(paths: &Paths, events: EventsPath) -> Result<mpsc::Receiver<Vec<u8>
             tokio::spawn(read_ring(ring, tx));
         }
         EventsPath::PerfEventArray => {
-            let mut array = PerfEventArray::try_from(map).map_err(|e| Error::map(map_name, e))?;
+            let mut array = PerfEventArray::try_from(map).map_err(|e| MapsError::map(map_name, e))?;
             let cpus = aya::util::online_cpus()
-                .map_err(|(what, cause)| Error::Sys { what: format!("reading {what}"), cause })?;
+                .map_err(|(what, cause)| MapsError::Sys { what: format!("reading {what}"), cause })?;
             for cpu in cpus {
-                let buffer = array.open(cpu, Some(PERF_PAGES)).map_err(|e| Error::Sys {
+                let buffer = array.open(cpu, Some(PERF_PAGES)).map_err(|e| MapsError::Sys {
                     what: format!("opening the perf buffer of CPU {cpu}"),
                     cause: std::io::Error::other(e.to_string()),
                 })?;

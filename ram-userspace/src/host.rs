@@ -1,6 +1,10 @@
 //! The host facts policy validation needs, read from the host here so that
 //! `policy` stays pure (and free of the cgroup and error modules).
 
+mod error;
+
+pub use error::{HostError, Result};
+
 use crate::policy::HostFacts;
 
 impl HostFacts {

@@ -23,7 +23,7 @@ use aya::{
 use aya_log_common::{ArgumentKind, DisplayHint, LogValueLength, RecordFieldKind};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::loader::{LoadError, Result};
 
 /// aya-log-ebpf's level constant in the object.
 pub const LEVEL_GLOBAL: &str = "AYA_LOG_LEVEL";
@@ -81,8 +81,8 @@ pub fn read_setting(run_dir: &Path) -> Option<std::result::Result<KernelLog, Str
 pub fn write_setting(run_dir: &Path, setting: KernelLog) -> Result<()> {
     let path = setting_path(run_dir);
     let fresh = run_dir.join(format!("{SETTING_FILE}.new"));
-    std::fs::write(&fresh, format!("{}\n", setting.as_str())).map_err(|e| Error::io(&fresh, e))?;
-    std::fs::rename(&fresh, &path).map_err(|e| Error::io(&path, e))
+    std::fs::write(&fresh, format!("{}\n", setting.as_str())).map_err(|e| LoadError::io(&fresh, e))?;
+    std::fs::rename(&fresh, &path).map_err(|e| LoadError::io(&path, e))
 }
 
 /// Kernel log lines ramd logs per target and second at most: a process
@@ -160,7 +160,7 @@ impl Reader {
         if setting == KernelLog::Off {
             return Ok(Reader { ring: None, sink, second: Instant::now() });
         }
-        let error = |cause: String| Error::KernelLog { target: target.to_string(), cause };
+        let error = |cause: String| LoadError::KernelLog { target: target.to_string(), cause };
         let map = ebpf.take_map(LOG_MAP).ok_or_else(|| error(format!("the object has no {LOG_MAP} map")))?;
         let ring = RingBuf::try_from(map).map_err(|e| error(e.to_string()))?;
         Ok(Reader { ring: Some(ring), sink, second: Instant::now() })

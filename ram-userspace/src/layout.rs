@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::{
     bpf_calls,
-    error::{Error, Result},
+    maps::{MapsError, Result},
     paths::Paths,
 };
 
@@ -57,13 +57,13 @@ impl Layout {
 /// The layout the object asks for, for each of `names`, with `sizes`
 /// overriding max_entries (the policy's limits).
 pub fn wanted(object: &[u8], names: &[&str], sizes: &[(&str, u32)]) -> Result<BTreeMap<String, Layout>> {
-    let obj = aya_obj::Object::parse(object).map_err(|e| Error::Sys {
+    let obj = aya_obj::Object::parse(object).map_err(|e| MapsError::Sys {
         what: "parsing the eBPF object".into(),
         cause: std::io::Error::other(e.to_string()),
     })?;
     let mut out = BTreeMap::new();
     for name in names {
-        let def = obj.maps.get(*name).ok_or_else(|| Error::MissingMap { map: name.to_string() })?;
+        let def = obj.maps.get(*name).ok_or_else(|| MapsError::MissingMap { map: name.to_string() })?;
         let sized = sizes.iter().find(|(n, _)| n == name).map(|(_, size)| *size);
         let max_entries = match def.map_type() {
             BPF_MAP_TYPE_PERF_EVENT_ARRAY => None,
@@ -116,7 +116,7 @@ pub fn set_aside_mismatched(paths: &Paths, wanted: &BTreeMap<String, Layout>) ->
         if previous.exists() {
             // An older set-aside map: the programs that used it were
             // replaced at the end of that start, or will be now.
-            std::fs::remove_file(&previous).map_err(|e| Error::io(&previous, e))?;
+            std::fs::remove_file(&previous).map_err(|e| MapsError::io(&previous, e))?;
         }
         bpf_calls::move_pin(&pin, &previous)?;
         out.push(Mismatch { map: name.clone(), pinned, wanted: *layout });
@@ -152,13 +152,13 @@ pub fn carry_over(
         if matches!(layout.map_type, BPF_MAP_TYPE_LPM_TRIE | BPF_MAP_TYPE_RINGBUF | BPF_MAP_TYPE_PERF_EVENT_ARRAY) {
             continue;
         }
-        let new = MapData::from_pin(paths.map_pin(name)).map_err(|e| Error::map(name, e))?;
+        let new = MapData::from_pin(paths.map_pin(name)).map_err(|e| MapsError::map(name, e))?;
         let mut report = CarryOver { map: name.clone(), ..CarryOver::default() };
         let same_shape = old_layout.map_type == layout.map_type
             && old_layout.key_size == layout.key_size
             && old_layout.value_size == layout.value_size;
         copy_entries(&old, &new, &old_layout, same_shape, &|key| skip(name, key), &mut report)
-            .map_err(|e| Error::Sys { what: format!("carrying map {name} over"), cause: e })?;
+            .map_err(|e| MapsError::Sys { what: format!("carrying map {name} over"), cause: e })?;
         out.push(report);
     }
     Ok(out)

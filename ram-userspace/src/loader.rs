@@ -30,10 +30,13 @@ use ram_common::maps::{
 };
 use serde::Serialize;
 
+mod error;
+
+pub use error::{LoadError, Result};
+
 use crate::{
     bpf_calls,
     cgroup::{cgroup_id, find_by_ids},
-    error::{Error, Result},
     features::{AttachPath, EventsPath, KernelFeatures},
     kernel_log::KernelLog,
     paths::{LinkPin, Paths, PinKind},
@@ -150,12 +153,12 @@ impl ContainerWatch {
     /// an earlier run's (both run for a moment: writing the same pending
     /// entry twice does no harm).
     pub fn install(paths: &Paths, features: &KernelFeatures, limits: &Limits) -> Result<Self> {
-        let load_error = |e| Error::Load { target: "container watch".into(), cause: Box::new(e) };
+        let load_error = |e| LoadError::Load { target: "container watch".into(), cause: Box::new(e) };
         let mut ebpf = open_object(paths, 0, (0, 0), features, limits, KernelLog::Off).map_err(load_error)?;
         let dir = paths.watch_dir();
         sys::create_private_dir(&dir)?;
         for (name, tracepoint) in [(PROG_CGROUP_MKDIR, "cgroup_mkdir"), (PROG_CGROUP_RMDIR, "cgroup_rmdir")] {
-            let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
+            let program_error = |e| LoadError::Program { program: name.to_string(), cause: Box::new(e) };
             let program: &mut RawTracePoint = ebpf
                 .program_mut(name)
                 .ok_or(aya::programs::ProgramError::UnexpectedProgramType)
@@ -167,10 +170,10 @@ impl ContainerWatch {
             let pin = dir.join(name);
             let fresh = dir.join(format!("{name}_new"));
             let _ = std::fs::remove_file(&fresh);
-            let pinned = link.pin(&fresh).map_err(|e| Error::Pin { path: fresh.clone(), cause: Box::new(e) })?;
+            let pinned = link.pin(&fresh).map_err(|e| LoadError::Pin { path: fresh.clone(), cause: Box::new(e) })?;
             drop(pinned);
             // Replaces (and so detaches) an earlier run's link.
-            std::fs::rename(&fresh, &pin).map_err(|e| Error::io(&pin, e))?;
+            std::fs::rename(&fresh, &pin).map_err(|e| LoadError::io(&pin, e))?;
         }
         Ok(ContainerWatch { _ebpf: ebpf })
     }
@@ -182,9 +185,9 @@ impl ContainerWatch {
             return Ok(());
         };
         for entry in entries.flatten() {
-            std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            std::fs::remove_file(entry.path()).map_err(|e| LoadError::io(entry.path(), e))?;
         }
-        std::fs::remove_dir(&dir).map_err(|e| Error::io(&dir, e))
+        std::fs::remove_dir(&dir).map_err(|e| LoadError::io(&dir, e))
     }
 }
 
@@ -198,7 +201,8 @@ pub fn prepare(paths: &Paths) -> Result<()> {
     sys::ensure_bpffs(paths.bpffs_mount())?;
     sys::create_private_dir(&paths.pin_dir)?;
     sys::create_private_dir(&paths.maps_dir())?;
-    sys::create_private_dir(&paths.links_dir())
+    sys::create_private_dir(&paths.links_dir())?;
+    Ok(())
 }
 
 impl ScopeInstance {
@@ -216,10 +220,10 @@ impl ScopeInstance {
     ) -> Result<Self> {
         let InstanceOptions { membership, measure_verifier, kernel_log } = options;
         let mut ebpf = open_object(paths, scope, membership, features, limits, kernel_log)
-            .map_err(|e| Error::Load { target: target_name.to_string(), cause: Box::new(e) })?;
+            .map_err(|e| LoadError::Load { target: target_name.to_string(), cause: Box::new(e) })?;
         for name in PROGRAMS {
-            let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
-            let program = ebpf.program_mut(name).ok_or_else(|| Error::Program {
+            let program_error = |e| LoadError::Program { program: name.to_string(), cause: Box::new(e) };
+            let program = ebpf.program_mut(name).ok_or_else(|| LoadError::Program {
                 program: name.to_string(),
                 cause: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
             })?;
@@ -300,11 +304,11 @@ impl ScopeInstance {
     /// BPF_LINK_UPDATE instead: the hook switches to the new program in one
     /// step. What is taken over is removed from `adoptable`.
     pub fn attach(&mut self, paths: &Paths, cgroup: &Path, adoptable: &mut AdoptableLinks) -> Result<u64> {
-        let id = cgroup_id(cgroup).map_err(|e| Error::io(cgroup, e))?;
+        let id = cgroup_id(cgroup).map_err(|e| LoadError::io(cgroup, e))?;
         if self.attached.contains_key(&id) {
             return Ok(id);
         }
-        let dir = File::open(cgroup).map_err(|e| Error::io(cgroup, e))?;
+        let dir = File::open(cgroup).map_err(|e| LoadError::io(cgroup, e))?;
         let mut pinned = Vec::new();
         for name in PROGRAMS {
             match self.attach_one(paths, name, &dir, cgroup, id, adoptable) {
@@ -330,8 +334,8 @@ impl ScopeInstance {
         cgroup_id: u64,
         adoptable: &mut AdoptableLinks,
     ) -> Result<PathBuf> {
-        let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
-        let program = self.ebpf.program_mut(name).ok_or_else(|| Error::Program {
+        let program_error = |e| LoadError::Program { program: name.to_string(), cause: Box::new(e) };
+        let program = self.ebpf.program_mut(name).ok_or_else(|| LoadError::Program {
             program: name.to_string(),
             cause: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
         })?;
@@ -350,7 +354,7 @@ impl ScopeInstance {
                 }
                 let link = attach_link(program, name, dir, cgroup)?;
                 // A pinned link stays attached after this process exits.
-                let pinned = link.pin(&path).map_err(|e| Error::Pin { path: path.clone(), cause: Box::new(e) })?;
+                let pinned = link.pin(&path).map_err(|e| LoadError::Pin { path: path.clone(), cause: Box::new(e) })?;
                 drop(pinned);
             }
             AttachPath::ProgAttach => {
@@ -360,7 +364,7 @@ impl ScopeInstance {
                 bpf_calls::pin_object(fd.as_fd(), &path)?;
                 if let Err(e) = bpf_calls::attach(dir, cgroup, fd.as_fd(), name) {
                     let _ = std::fs::remove_file(&path);
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
         }
@@ -376,7 +380,7 @@ impl ScopeInstance {
                 match release(&pin, |_| Some(cgroup.clone())) {
                     Ok(()) => detached += 1,
                     // Taken over by the instance that replaced this one.
-                    Err(Error::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) if e.is_not_found() => {}
                     Err(e) => tracing::warn!(pin = %pin.display(), cgroup = %cgroup.display(), "cannot detach: {e}"),
                 }
             }
@@ -473,7 +477,7 @@ pub fn pinned_map_names(events: EventsPath) -> Vec<&'static str> {
 
 /// The program table's row for `name` (every name in PROGRAMS has one).
 fn program_spec(name: &str) -> Result<&'static crate::programs::ProgramSpec> {
-    crate::programs::find(name).ok_or_else(|| Error::Program {
+    crate::programs::find(name).ok_or_else(|| LoadError::Program {
         program: name.to_string(),
         cause: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
     })
@@ -483,9 +487,9 @@ fn program_spec(name: &str) -> Result<&'static crate::programs::ProgramSpec> {
 /// kernel always runs in multi mode.
 fn attach_link(program: &mut aya::programs::Program, name: &str, dir: &File, cgroup: &Path) -> Result<FdLink> {
     let attach_error =
-        |e| Error::Attach { program: name.to_string(), cgroup: cgroup.to_path_buf(), cause: Box::new(e) };
-    let program_error = |e| Error::Program { program: name.to_string(), cause: Box::new(e) };
-    let link_error = |e| Error::Link { program: name.to_string(), cause: Box::new(e) };
+        |e| LoadError::Attach { program: name.to_string(), cgroup: cgroup.to_path_buf(), cause: Box::new(e) };
+    let program_error = |e| LoadError::Program { program: name.to_string(), cause: Box::new(e) };
+    let link_error = |e| LoadError::Link { program: name.to_string(), cause: Box::new(e) };
     // A link refuses attach flags (EINVAL): Single asks for none.
     let spec = program_spec(name)?;
     match spec.prog_type {
@@ -523,7 +527,7 @@ pub fn release(pin_path: &Path, locate: impl FnOnce(u64) -> Option<PathBuf>) -> 
             bpf_calls::detach(&cgroup, pin_path, &pin.program)?;
         }
     }
-    std::fs::remove_file(pin_path).map_err(|e| Error::io(pin_path, e))
+    std::fs::remove_file(pin_path).map_err(|e| LoadError::io(pin_path, e))
 }
 
 /// Finds the cgroups of every attached-program pin in one walk under
@@ -586,13 +590,13 @@ pub fn uninstall(paths: &Paths) -> Result<UninstallReport> {
                 release(&entry.path(), |id| cgroups.get(&id).cloned())?;
                 report.links += 1;
             } else {
-                std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+                std::fs::remove_file(entry.path()).map_err(|e| LoadError::io(entry.path(), e))?;
                 report.maps += 1;
             }
         }
-        std::fs::remove_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        std::fs::remove_dir(&dir).map_err(|e| LoadError::io(&dir, e))?;
     }
-    std::fs::remove_dir(&paths.pin_dir).map_err(|e| Error::io(&paths.pin_dir, e))?;
+    std::fs::remove_dir(&paths.pin_dir).map_err(|e| LoadError::io(&paths.pin_dir, e))?;
     let _ = std::fs::remove_file(paths.status_file());
     // A revocation an interrupted run left for the next: nothing is
     // learned any more.

@@ -22,11 +22,11 @@ use std::{
 
 use crate::{
     bpf_calls,
-    error::{Error, Result},
     features::{
         self, insn, insn_off, Insn, BPF_CGROUP_INET4_CONNECT, BPF_PROG_TYPE_CGROUP_SOCK_ADDR, HELPER_GET_NETNS_COOKIE,
         HELPER_MAP_UPDATE_ELEM,
     },
+    host::{HostError, Result},
 };
 
 /// The namespace ramd itself runs in.
@@ -40,7 +40,7 @@ const INITIAL: &str = "/proc/1/ns/net";
 /// kernel for the cookie instead.
 pub fn is_initial(netns: &Path) -> Result<bool> {
     use std::os::unix::fs::MetadataExt;
-    let this = std::fs::metadata(netns).map_err(|e| Error::io(netns, e))?;
+    let this = std::fs::metadata(netns).map_err(|e| HostError::io(netns, e))?;
     let Ok(initial) = std::fs::metadata(INITIAL) else {
         return Ok(false);
     };
@@ -80,23 +80,23 @@ impl Drop for ProbeCgroup {
     }
 }
 
-fn sys(what: &str, cause: std::io::Error) -> Error {
-    Error::Sys { what: format!("learning a network namespace's cookie: {what}"), cause }
+fn sys(what: &str, cause: std::io::Error) -> HostError {
+    HostError::Sys { what: format!("learning a network namespace's cookie: {what}"), cause }
 }
 
 /// The cookie of the network namespace at `netns` (`/proc/self/ns/net`,
 /// `/run/netns/NAME`, `/proc/PID/ns/net`). `cgroup_root` is the cgroup v2
 /// mount, where the probe makes (and removes) a cgroup of its own.
 pub fn cookie(netns: &Path, cgroup_root: &Path) -> Result<u64> {
-    let target = File::open(netns).map_err(|e| Error::io(netns, e))?;
+    let target = File::open(netns).map_err(|e| HostError::io(netns, e))?;
     let map = features::array_map(4, 8, 1).map_err(|e| sys("BPF_MAP_CREATE", e))?;
     let program = probe_program(map.as_raw_fd());
     let program = features::prog_load(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET4_CONNECT, &program, None)
         .map_err(|e| sys("BPF_PROG_LOAD (bpf_get_netns_cookie needs Linux 5.7)", e))?;
     let dir = cgroup_root.join(format!("ram-netns-probe-{}", std::process::id()));
-    std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    std::fs::create_dir(&dir).map_err(|e| HostError::io(&dir, e))?;
     let cgroup = ProbeCgroup(dir);
-    let cgroup_dir = File::open(&cgroup.0).map_err(|e| Error::io(&cgroup.0, e))?;
+    let cgroup_dir = File::open(&cgroup.0).map_err(|e| HostError::io(&cgroup.0, e))?;
     bpf_calls::attach(&cgroup_dir, &cgroup.0, program.as_fd(), "ram_connect4")?;
     // Everything the child uses is made before the fork: after it, only
     // plain system calls.

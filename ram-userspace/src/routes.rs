@@ -11,7 +11,7 @@ use std::{
     path::Path,
 };
 
-use crate::error::{Error, Result};
+use crate::host::{HostError, Result};
 
 /// One route of the main table: `net/prefix dev`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,18 +88,18 @@ pub fn is_container_bridge(dev: &str) -> bool {
 /// The main routing table of the network namespace at `netns` (both
 /// families), read from a thread that enters it.
 pub fn read(netns: &Path) -> Result<Vec<Route>> {
-    let file = std::fs::File::open(netns).map_err(|e| Error::io(netns, e))?;
+    let file = std::fs::File::open(netns).map_err(|e| HostError::io(netns, e))?;
     let netns = netns.to_path_buf();
     std::thread::spawn(move || -> Result<Vec<Route>> {
         use std::os::fd::AsRawFd;
         // SAFETY: setns on this thread only, with a namespace file we hold
         // open; the thread ends after reading.
         if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(Error::io(&netns, std::io::Error::last_os_error()));
+            return Err(HostError::io(&netns, std::io::Error::last_os_error()));
         }
         let read = |name: &str| {
             let path = Path::new("/proc/thread-self/net").join(name);
-            std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))
+            std::fs::read_to_string(&path).map_err(|e| HostError::io(&path, e))
         };
         let mut routes = parse_v4(&read("route")?);
         // A kernel without IPv6 has no such file.
@@ -107,7 +107,7 @@ pub fn read(netns: &Path) -> Result<Vec<Route>> {
         Ok(routes)
     })
     .join()
-    .map_err(|_| Error::io(Path::new("/proc/thread-self/net"), std::io::Error::other("route reader panicked")))?
+    .map_err(|_| HostError::io(Path::new("/proc/thread-self/net"), std::io::Error::other("route reader panicked")))?
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::{ffi::CString, io, os::unix::ffi::OsStrExt, path::Path};
 
-use crate::error::{Error, Result};
+use crate::host::{HostError, Result};
 
 /// Before 5.11 BPF maps are charged to RLIMIT_MEMLOCK; lift it so large
 /// maps load there too. Where the hard limit cannot be raised (a container
@@ -22,7 +22,7 @@ pub fn raise_memlock() -> Result<()> {
         // SAFETY: valid pointer to an initialised rlimit.
         unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &current) };
     }
-    Err(Error::Sys { what: "setrlimit(RLIMIT_MEMLOCK, unlimited)".into(), cause })
+    Err(HostError::Sys { what: "setrlimit(RLIMIT_MEMLOCK, unlimited)".into(), cause })
 }
 
 /// The bpf(2) system call; returns what the kernel returned (an fd, 0, or
@@ -53,7 +53,7 @@ pub fn monotonic_ns() -> u64 {
 
 pub(crate) fn c_path(path: &Path) -> Result<CString> {
     CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::io(path, io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte")))
+        .map_err(|_| HostError::io(path, io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte")))
 }
 
 pub fn is_bpffs(path: &Path) -> Result<bool> {
@@ -62,7 +62,7 @@ pub fn is_bpffs(path: &Path) -> Result<bool> {
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: valid C string and out-pointer.
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(Error::io(path, io::Error::last_os_error()));
+        return Err(HostError::io(path, io::Error::last_os_error()));
     }
     // bpffs's magic number, compared in 32 bits: f_type is signed on some
     // targets.
@@ -73,7 +73,7 @@ pub fn is_bpffs(path: &Path) -> Result<bool> {
 
 /// Makes sure `mount_point` is a bpffs, mounting one if it is not.
 pub fn ensure_bpffs(mount_point: &Path) -> Result<()> {
-    std::fs::create_dir_all(mount_point).map_err(|e| Error::io(mount_point, e))?;
+    std::fs::create_dir_all(mount_point).map_err(|e| HostError::io(mount_point, e))?;
     if is_bpffs(mount_point)? {
         return Ok(());
     }
@@ -82,7 +82,7 @@ pub fn ensure_bpffs(mount_point: &Path) -> Result<()> {
     // SAFETY: valid C strings; no mount data.
     let rc = unsafe { libc::mount(fstype.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
     if rc != 0 {
-        return Err(Error::Sys {
+        return Err(HostError::Sys {
             what: format!("mount -t bpf bpf {}", mount_point.display()),
             cause: io::Error::last_os_error(),
         });
@@ -93,8 +93,8 @@ pub fn ensure_bpffs(mount_point: &Path) -> Result<()> {
 /// Creates `dir` (and parents) readable by root only.
 pub fn create_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::io(dir, e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(dir, e))
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| HostError::io(dir, e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| HostError::io(dir, e))
 }
 
 /// True when a process with this pid exists.
@@ -107,15 +107,15 @@ pub fn pid_alive(pid: u32) -> bool {
 pub fn notify_ready() -> Result<()> {
     let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else { return Ok(()) };
     let path = std::path::PathBuf::from(&socket);
-    let sock = std::os::unix::net::UnixDatagram::unbound().map_err(|e| Error::io(&path, e))?;
+    let sock = std::os::unix::net::UnixDatagram::unbound().map_err(|e| HostError::io(&path, e))?;
     // An abstract socket is written with a leading '@'.
     let sent = match socket.as_bytes().strip_prefix(b"@") {
         Some(name) => {
             use std::os::linux::net::SocketAddrExt;
-            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).map_err(|e| Error::io(&path, e))?;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).map_err(|e| HostError::io(&path, e))?;
             sock.send_to_addr(b"READY=1", &addr)
         }
         None => sock.send_to(b"READY=1", &path),
     };
-    sent.map(|_| ()).map_err(|e| Error::io(&path, e))
+    sent.map(|_| ()).map_err(|e| HostError::io(&path, e))
 }

@@ -15,8 +15,8 @@ use aya::{maps::MapData, Ebpf};
 use ram_common::maps::{PROGRAMS, PROG_CGROUP_MKDIR, PROG_CGROUP_RMDIR};
 
 use crate::{
-    error::{Error, Result},
     features::{prog_load_with_btf, ProgBtf, BPF_LOG_STATS},
+    loader::{LoadError, Result},
 };
 
 /// (program type, expected attach type) of each program.
@@ -30,8 +30,8 @@ pub fn parse_processed(log: &str) -> Option<u32> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
-fn obj_error(e: impl std::fmt::Display) -> Error {
-    Error::Sys { what: "measuring verifier cost".into(), cause: std::io::Error::other(e.to_string()) }
+fn obj_error(e: impl std::fmt::Display) -> LoadError {
+    LoadError::Measure { cause: e.to_string() }
 }
 
 /// Functions of the container watch (see `loader::ContainerWatch`).
@@ -45,12 +45,16 @@ pub fn processed_insns(ebpf: &Ebpf, object: &[u8]) -> Result<BTreeMap<String, u3
         let Some(program) = ebpf.program(name) else {
             continue;
         };
-        let info = program.info().map_err(|e| Error::Program { program: name.into(), cause: Box::new(e) })?;
-        let ids = info.map_ids().map_err(|e| Error::Program { program: name.into(), cause: Box::new(e) })?;
+        let info = program.info().map_err(|e| LoadError::Program { program: name.into(), cause: Box::new(e) })?;
+        let ids = info.map_ids().map_err(|e| LoadError::Program { program: name.into(), cause: Box::new(e) })?;
         for id in ids.unwrap_or_default() {
-            let data = MapData::from_id(id).map_err(|e| Error::map("by id", e))?;
-            let map_name =
-                data.info().map_err(|e| Error::map("by id", e))?.name_as_str().unwrap_or_default().to_string();
+            let data = MapData::from_id(id).map_err(|e| LoadError::MapById { cause: Box::new(e) })?;
+            let map_name = data
+                .info()
+                .map_err(|e| LoadError::MapById { cause: Box::new(e) })?
+                .name_as_str()
+                .unwrap_or_default()
+                .to_string();
             maps.insert(map_name, data);
         }
     }

@@ -89,7 +89,7 @@ impl Daemon {
             if self.containers.watch.take().is_some() || self.paths.watch_dir().exists() {
                 info!("no container targets: the container watch is removed");
             }
-            return ContainerWatch::remove(&self.paths);
+            return Ok(ContainerWatch::remove(&self.paths)?);
         }
         let mut maps = Maps::open(&self.paths)?;
         maps.write_cgroup_layout(btf::kernel_cgroup_layout()?)?;
@@ -346,7 +346,7 @@ impl Daemon {
                 return Ok(held.netns);
             }
         }
-        crate::netns::cookie(path, &self.cgroup_root)
+        Ok(crate::netns::cookie(path, &self.cgroup_root)?)
     }
 
     /// Is a held container decided for good: its namespace final, and, if

@@ -270,7 +270,7 @@ impl Daemon {
         let features = KernelFeatures::probe().with_overrides(|var| std::env::var(var).ok())?;
         info!("{}", features.summary());
         if let Some(missing) = features.missing() {
-            return Err(crate::Error::KernelTooOld { release: features.release.clone(), missing });
+            return Err(crate::host::HostError::KernelTooOld { release: features.release.clone(), missing }.into());
         }
         compiled.trusted_netns = trusted_netns(&policy, &cgroup_root)?;
         let kernel_log = kernel_log::kernel_log_for(&features, kernel_log);
@@ -448,8 +448,9 @@ impl Daemon {
 
     fn collect_expired(&self) -> Result<usize> {
         let now = monotonic_ns();
-        Maps::open(&self.paths)?
-            .prune_learned(|_, _, learned| learned.expires_ns.saturating_add(EXPIRED_GRACE_NS) > now)
+        let expired = Maps::open(&self.paths)?
+            .prune_learned(|_, _, learned| learned.expires_ns.saturating_add(EXPIRED_GRACE_NS) > now)?;
+        Ok(expired)
     }
 }
 

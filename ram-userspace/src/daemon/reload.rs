@@ -187,7 +187,7 @@ impl Daemon {
             if let Err(back) = self.revoke_unallowed() {
                 error!("ALERT: a failed reload could not revoke what its rules taught meanwhile: {back}");
             }
-            return Err(e);
+            return Err(e.into());
         }
         // A scope whose programs are replaced with its selector unchanged
         // (the kernel log level changed) keeps every cgroup its old
@@ -299,7 +299,8 @@ impl Daemon {
     /// gives their name (set ids are renumbered by every compile).
     pub(super) fn revoke_unallowed(&self) -> Result<usize> {
         let compiled = &self.compiled;
-        Maps::open(&self.paths)?.refresh_learned(|scope, host| host.and_then(|h| compiled.name_port_set(scope, h)))
+        Ok(Maps::open(&self.paths)?
+            .refresh_learned(|scope, host| host.and_then(|h| compiled.name_port_set(scope, h)))?)
     }
 
     /// Revokes every address learned by a scope that lost a trusted

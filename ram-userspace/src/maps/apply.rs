@@ -7,7 +7,7 @@ use ram_common::maps::*;
 
 use super::Maps;
 use crate::{
-    error::{Error, Result},
+    maps::{MapsError, Result},
     policy::CompiledPolicy,
 };
 
@@ -34,18 +34,18 @@ impl Maps {
                 }
                 None => PortSet::default(),
             };
-            port_sets.set(policy.port_base + slot, set, 0).map_err(|e| Error::map(MAP_PORTS, e))?;
+            port_sets.set(policy.port_base + slot, set, 0).map_err(|e| MapsError::map(MAP_PORTS, e))?;
         }
         let names = &mut self.names;
         let wanted: HashSet<_> = policy.names.iter().map(|entry| (entry.len * 8, entry.key)).collect();
         let stale: Vec<_> =
             names.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(&(k.prefix_len(), k.data()))).collect();
         for key in stale {
-            names.remove(&key).map_err(|e| Error::map(MAP_NAMES, e))?;
+            names.remove(&key).map_err(|e| MapsError::map(MAP_NAMES, e))?;
         }
         for entry in &policy.names {
             let key = Key::new(entry.len * 8, entry.key);
-            names.insert(&key, entry.rule, 0).map_err(|e| Error::map(MAP_NAMES, e))?;
+            names.insert(&key, entry.rule, 0).map_err(|e| MapsError::map(MAP_NAMES, e))?;
         }
 
         self.v4.apply(policy)?;
@@ -67,7 +67,7 @@ impl Maps {
                     trusted_netns: s.trusted_netns(policy.trusted_netns),
                 })
                 .unwrap_or_default();
-            scopes.set(index, config, 0).map_err(|e| Error::map(MAP_SCOPES, e))?;
+            scopes.set(index, config, 0).map_err(|e| MapsError::map(MAP_SCOPES, e))?;
         }
         Ok(())
     }
@@ -78,11 +78,11 @@ impl Maps {
         let present: StdHashMap<ForwardKey, ForwardDest> = map.iter().filter_map(|row| row.ok()).collect();
         for (key, dest) in forwards {
             if present.get(key) != Some(dest) {
-                map.insert(key, dest, 0).map_err(|e| Error::map(MAP_FORWARDS, e))?;
+                map.insert(key, dest, 0).map_err(|e| MapsError::map(MAP_FORWARDS, e))?;
             }
         }
         for key in present.keys().filter(|k| !forwards.contains_key(k)) {
-            map.remove(key).map_err(|e| Error::map(MAP_FORWARDS, e))?;
+            map.remove(key).map_err(|e| MapsError::map(MAP_FORWARDS, e))?;
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ use super::{
     port_set_text, Maps,
 };
 use crate::{
-    error::{Error, Result},
+    maps::{MapsError, Result},
     sys::monotonic_ns,
 };
 
@@ -166,10 +166,8 @@ impl Maps {
     /// Is `host` (on `port`, when given) allowed for `scope`, as the kernel
     /// would judge a connect to an address learned for it?
     pub fn check_host(&self, scope: u32, host: &str, port: Option<u16>) -> Result<Check> {
-        let key = ram_common::name::encode_host(host).map_err(|e| Error::Sys {
-            what: format!("`{host}` is not a host name"),
-            cause: std::io::Error::other(format!("{e:?}")),
-        })?;
+        let key = ram_common::name::encode_host(host)
+            .map_err(|e| MapsError::NotAHostName { host: host.to_string(), cause: format!("{e:?}") })?;
         if key.wildcard {
             return Ok(Check::Denied { reason: "give a host name, not a pattern".into() });
         }

@@ -12,7 +12,7 @@ use ram_common::{
 
 use super::typed;
 use crate::{
-    error::{Error, Result},
+    maps::{MapsError, Result},
     paths::Paths,
     policy::CompiledPolicy,
 };
@@ -57,7 +57,7 @@ impl<F: MapFamily> FamilyMaps<F> {
     pub(super) fn cidr_rows(&self) -> Result<Vec<(F::Bytes, u32, CidrRule)>> {
         let mut rows = Vec::new();
         for item in self.cidr.iter() {
-            let (key, rule) = item.map_err(|e| Error::map(F::CIDR_MAP, e))?;
+            let (key, rule) = item.map_err(|e| MapsError::map(F::CIDR_MAP, e))?;
             rows.push((key.data(), key.prefix_len(), rule));
         }
         Ok(rows)
@@ -67,7 +67,7 @@ impl<F: MapFamily> FamilyMaps<F> {
     pub(super) fn resolver_rows(&self) -> Result<Vec<(F::Bytes, u64)>> {
         let mut rows = Vec::new();
         for item in self.resolv.iter() {
-            let (addr, resolver) = item.map_err(|e| Error::map(F::RESOLV_MAP, e))?;
+            let (addr, resolver) = item.map_err(|e| MapsError::map(F::RESOLV_MAP, e))?;
             rows.push((addr, resolver.scopes));
         }
         Ok(rows)
@@ -77,7 +77,7 @@ impl<F: MapFamily> FamilyMaps<F> {
     pub(super) fn learned_rows(&self) -> Result<Vec<(u32, F::Bytes, Learned)>> {
         let mut rows = Vec::new();
         for item in self.learn.iter() {
-            let (key, value) = item.map_err(|e| Error::map(F::LEARN_MAP, e))?;
+            let (key, value) = item.map_err(|e| MapsError::map(F::LEARN_MAP, e))?;
             let (scope, addr) = F::learn_key_parts(&key);
             rows.push((scope, addr, value));
         }
@@ -119,10 +119,10 @@ impl<F: MapFamily> FamilyMaps<F> {
         let stale: Vec<_> =
             self.cidr.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(&(k.prefix_len(), k.data()))).collect();
         for key in stale {
-            self.cidr.remove(&key).map_err(|e| Error::map(F::CIDR_MAP, e))?;
+            self.cidr.remove(&key).map_err(|e| MapsError::map(F::CIDR_MAP, e))?;
         }
         for (addr, prefix, rule) in &cidrs {
-            self.cidr.insert(&Key::new(*prefix, *addr), *rule, 0).map_err(|e| Error::map(F::CIDR_MAP, e))?;
+            self.cidr.insert(&Key::new(*prefix, *addr), *rule, 0).map_err(|e| MapsError::map(F::CIDR_MAP, e))?;
         }
 
         // A resolver written as ::ffff:a.b.c.d is an IPv4 one.
@@ -131,10 +131,10 @@ impl<F: MapFamily> FamilyMaps<F> {
         let wanted: HashSet<F::Bytes> = resolvers.iter().map(|(addr, _)| *addr).collect();
         let stale: Vec<F::Bytes> = self.resolv.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(k)).collect();
         for key in stale {
-            self.resolv.remove(&key).map_err(|e| Error::map(F::RESOLV_MAP, e))?;
+            self.resolv.remove(&key).map_err(|e| MapsError::map(F::RESOLV_MAP, e))?;
         }
         for (addr, scopes) in &resolvers {
-            self.resolv.insert(addr, Resolver { scopes: *scopes }, 0).map_err(|e| Error::map(F::RESOLV_MAP, e))?;
+            self.resolv.insert(addr, Resolver { scopes: *scopes }, 0).map_err(|e| MapsError::map(F::RESOLV_MAP, e))?;
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ use super::{
     Maps,
 };
 use crate::{
-    error::{Error, Result},
+    maps::{MapsError, Result},
     sys::monotonic_ns,
 };
 
@@ -72,7 +72,7 @@ impl Maps {
         let hosts = &self.hosts;
         let mut out = StdHashMap::new();
         for item in hosts.iter() {
-            let (id, key) = item.map_err(|e| Error::map(MAP_HOSTS, e))?;
+            let (id, key) = item.map_err(|e| MapsError::map(MAP_HOSTS, e))?;
             let mut text = [0u8; NAME_KEY_LEN];
             let n = text_from_key(&key.data, (key.prefix_bits / 8) as usize, &mut text);
             out.insert(id, String::from_utf8_lossy(&text[..n]).into_owned());

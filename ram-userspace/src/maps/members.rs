@@ -8,7 +8,7 @@ use ram_common::maps::{
 };
 
 use super::Maps;
-use crate::error::{Error, Result};
+use super::{MapsError, Result};
 
 impl Maps {
     /// Every entry: cgroup id → member.
@@ -17,7 +17,7 @@ impl Maps {
     }
 
     pub fn set_member(&mut self, cgroup_id: u64, member: Member) -> Result<()> {
-        self.members.insert(cgroup_id, member, 0).map_err(|e| Error::map(MAP_MEMBERS, e))
+        self.members.insert(cgroup_id, member, 0).map_err(|e| MapsError::map(MAP_MEMBERS, e))
     }
 
     /// Sets every entry pending, with no namespace: what a previous run
@@ -42,7 +42,7 @@ impl Maps {
             Ok(()) => Ok(()),
             Err(aya::maps::MapError::KeyNotFound) => Ok(()),
             Err(aya::maps::MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-            Err(e) => Err(Error::map(MAP_MEMBERS, e)),
+            Err(e) => Err(MapsError::map(MAP_MEMBERS, e)),
         }
     }
 
@@ -50,12 +50,12 @@ impl Maps {
     pub fn write_container_patterns(&mut self, patterns: &[CgroupPattern]) -> Result<()> {
         for index in 0..CONTAINER_PATTERNS {
             let row = patterns.get(index as usize).copied().unwrap_or_default();
-            self.container_patterns.set(index, row, 0).map_err(|e| Error::map(MAP_CONTAINER_PATTERNS, e))?;
+            self.container_patterns.set(index, row, 0).map_err(|e| MapsError::map(MAP_CONTAINER_PATTERNS, e))?;
         }
         Ok(())
     }
 
     pub fn write_cgroup_layout(&mut self, layout: CgroupLayout) -> Result<()> {
-        self.cgroup_layout.set(0, layout, 0).map_err(|e| Error::map(MAP_CGROUP_LAYOUT, e))
+        self.cgroup_layout.set(0, layout, 0).map_err(|e| MapsError::map(MAP_CGROUP_LAYOUT, e))
     }
 }

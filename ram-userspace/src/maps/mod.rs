@@ -12,6 +12,7 @@
 
 mod apply;
 mod check;
+mod error;
 mod family;
 mod learned;
 mod members;
@@ -20,6 +21,7 @@ mod read;
 
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray};
 pub use check::Check;
+pub use error::{MapsError, Result};
 use family::FamilyMaps;
 pub use learned::LearnedRow;
 pub use occupancy::{occupancy, LearnedCensus, Occupancy, WALKED_MAPS};
@@ -27,24 +29,21 @@ use ram_common::family::{V4, V6};
 use ram_common::{maps::*, name::NAME_KEY_LEN};
 pub use read::{port_set_text, RuleRow};
 
-use crate::{
-    error::{Error, Result},
-    paths::Paths,
-};
+use crate::paths::Paths;
 
 /// Opens one pinned map, untyped (the event map, whose type depends on the
 /// object in use, is opened this way).
 pub(crate) fn open(paths: &Paths, name: &str) -> Result<Map> {
     let path = paths.map_pin(name);
     if !path.exists() {
-        return Err(Error::MissingMap { map: name.to_string() });
+        return Err(MapsError::MissingMap { map: name.to_string() });
     }
-    let data = MapData::from_pin(&path).map_err(|e| Error::map(name, e))?;
-    Map::from_map_data(data).map_err(|e| Error::map(name, e))
+    let data = MapData::from_pin(&path).map_err(|e| MapsError::map(name, e))?;
+    Map::from_map_data(data).map_err(|e| MapsError::map(name, e))
 }
 
 fn typed<T: TryFrom<Map, Error = aya::maps::MapError>>(paths: &Paths, name: &str) -> Result<T> {
-    T::try_from(open(paths, name)?).map_err(|e| Error::map(name, e))
+    T::try_from(open(paths, name)?).map_err(|e| MapsError::map(name, e))
 }
 
 type NameTrie = LpmTrie<MapData, [u8; NAME_KEY_LEN], NameRule>;

@@ -15,7 +15,7 @@ use ram_common::maps::*;
 use super::Maps;
 use crate::{
     bpf_calls,
-    error::{Error, Result},
+    maps::{MapsError, Result},
     paths::Paths,
 };
 
@@ -58,11 +58,11 @@ const _: () = assert!(std::mem::offset_of!(Learned, expires_ns) == 0);
 
 /// Entries and capacity of one pinned map.
 pub fn occupancy(paths: &Paths, name: &'static str) -> Result<Occupancy> {
-    let data = MapData::from_pin(paths.map_pin(name)).map_err(|e| Error::map(name, e))?;
-    let info = data.info().map_err(|e| Error::map(name, e))?;
+    let data = MapData::from_pin(paths.map_pin(name)).map_err(|e| MapsError::map(name, e))?;
+    let info = data.info().map_err(|e| MapsError::map(name, e))?;
     let capacity = info.max_entries();
     let (key_size, value_size) = (info.key_size() as usize, info.value_size() as usize);
-    let walk_error = |cause| Error::Sys { what: format!("counting the entries of map {name}"), cause };
+    let walk_error = |cause| MapsError::Sys { what: format!("counting the entries of map {name}"), cause };
     let mut entries = 0u64;
     match bpf_calls::lookup_batches(data.fd().as_fd(), key_size, value_size, |_, _| entries += 1) {
         Ok(()) => {}
@@ -100,14 +100,14 @@ impl Maps {
             (IterableMap::map(&self.v6.learn), MAP_LEARN6, std::mem::size_of::<Learn6Key>()),
         ];
         for (i, (data, name, key_size)) in maps.into_iter().enumerate() {
-            census.capacity[i] = data.info().map_err(|e| Error::map(name, e))?.max_entries();
+            census.capacity[i] = data.info().map_err(|e| MapsError::map(name, e))?.max_entries();
             let (entries, live) = (&mut census.entries[i], &mut census.live[i]);
             bpf_calls::lookup_batches(data.fd().as_fd(), key_size, std::mem::size_of::<Learned>(), |_, value| {
                 *entries += 1;
                 let expires = value.first_chunk::<8>().map_or(0, |b| u64::from_ne_bytes(*b));
                 *live += u64::from(expires > now);
             })
-            .map_err(|cause| Error::Sys { what: format!("reading map {name}"), cause })?;
+            .map_err(|cause| MapsError::Sys { what: format!("reading map {name}"), cause })?;
         }
         Ok(census)
     }

@@ -11,7 +11,7 @@ use ram_common::{
 use serde::Serialize;
 
 use super::Maps;
-use crate::error::{Error, Result};
+use super::{MapsError, Result};
 
 /// A compiled rule as read back from the maps.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -51,7 +51,7 @@ impl Maps {
         let mut out = Vec::with_capacity(counter::NAMES.len());
         for (slot, name) in counter::NAMES.iter().enumerate() {
             let index = scope * counter::SLOTS + slot as u32;
-            let values = array.get(&index, 0).map_err(|e| Error::map(MAP_COUNTERS, e))?;
+            let values = array.get(&index, 0).map_err(|e| MapsError::map(MAP_COUNTERS, e))?;
             out.push((*name, values.iter().sum()));
         }
         Ok(out)
@@ -64,7 +64,7 @@ impl Maps {
             ids.iter().find(|id| u32::from(**id) != ANY_PORT).map(|id| usize::from(u32::from(*id) >= PORT_HALF_BASE[1]))
         };
         for item in self.names.iter() {
-            let (_, rule) = item.map_err(|e| Error::map(MAP_NAMES, e))?;
+            let (_, rule) = item.map_err(|e| MapsError::map(MAP_NAMES, e))?;
             if let Some(half) = half_of(&rule.full_ports).or_else(|| half_of(&rule.partial_ports)) {
                 return Ok(Some(half));
             }
@@ -83,7 +83,7 @@ impl Maps {
         let sets = &self.ports;
         let mut out = Vec::with_capacity(PORT_SETS as usize);
         for index in 0..PORT_SETS {
-            let set = sets.get(&index, 0).map_err(|e| Error::map(MAP_PORTS, e))?;
+            let set = sets.get(&index, 0).map_err(|e| MapsError::map(MAP_PORTS, e))?;
             out.push(port_set_text(index, &set));
         }
         Ok(out)
@@ -94,7 +94,7 @@ impl Maps {
         let texts = self.port_texts()?;
         let mut rows = Vec::new();
         for item in self.names.iter() {
-            let (key, rule) = item.map_err(|e| Error::map(MAP_NAMES, e))?;
+            let (key, rule) = item.map_err(|e| MapsError::map(MAP_NAMES, e))?;
             let len = (key.prefix_len() / 8) as usize;
             let mut text = [0u8; NAME_KEY_LEN];
             let n = text_from_key(&key.data(), len, &mut text);
@@ -137,7 +137,7 @@ impl Maps {
         let scopes = &self.scopes;
         let mut out = Vec::new();
         for index in 0..MAX_SCOPES {
-            let config = scopes.get(&index, 0).map_err(|e| Error::map(MAP_SCOPES, e))?;
+            let config = scopes.get(&index, 0).map_err(|e| MapsError::map(MAP_SCOPES, e))?;
             if config.mode != 0 {
                 out.push((index, config));
             }
