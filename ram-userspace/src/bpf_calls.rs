@@ -10,7 +10,7 @@
 //!   into the pinned link in one step, so the hook never runs without ram's
 //!   program nor with two of them.
 //! - Raw map element access, to carry entries between maps whose layout
-//!   ramd only knows as sizes (see `crate::layout`).
+//!   ramd only knows as sizes (see `crate::maps::layout`).
 //! - BPF_MAP_LOOKUP_BATCH, so the metrics can count a map of a million
 //!   entries with a few hundred calls instead of two calls per entry.
 

@@ -18,7 +18,6 @@ pub mod forwarders;
 pub mod host;
 pub mod journal;
 pub mod kernel_log;
-pub mod layout;
 pub mod loader;
 pub mod log_limit;
 pub mod maps;

@@ -41,7 +41,7 @@ impl Paths {
     }
 
     /// Maps replaced at start (layout or size changed), kept until the
-    /// programs that use them are replaced too (see `crate::layout`).
+    /// programs that use them are replaced too (see `crate::maps::layout`).
     /// bpffs refuses '.' in names, hence a directory rather than a suffix.
     pub fn previous_maps_dir(&self) -> PathBuf {
         self.pin_dir.join("previous-maps")

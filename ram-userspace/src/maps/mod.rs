@@ -8,12 +8,15 @@
 //! - `read`: counters, rules and scope settings come out for ramctl;
 //! - `check`: would a destination be allowed now, and by what;
 //! - `members`: the container cgroups container targets hold;
-//! - `occupancy`: how full the maps are, for the metrics.
+//! - `occupancy`: how full the maps are, for the metrics;
+//! - `layout`: maps whose layout changed are set aside, made afresh and
+//!   their entries carried over (before the programs load).
 
 mod apply;
 mod check;
 mod error;
 mod family;
+pub mod layout;
 mod learned;
 mod members;
 mod occupancy;
