@@ -98,6 +98,9 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
         // else opened. A listener sends nothing else.
         return PASS;
     }
+    if sk_protocol == IPPROTO_TCP as u32 && sk_state != BPF_TCP_SYN_SENT && plain_segment_to_peer(ctx, full) {
+        return PASS;
+    }
     // Where the packet goes, into this CPU's scratch (a global function:
     // its working memory is not added to this program's stack).
     let found = ram_find_route(skb);
@@ -155,6 +158,46 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
         return PASS;
     }
     refused(skb)
+}
+
+/// The fast path, before anything is written to the scratch: a TCP
+/// segment of a connection past SYN_SENT, with no IP options or IPv6
+/// extension headers, going to the socket's own peer and port, and neither
+/// from nor to port 53. It passes as the full path would pass it (the
+/// same test after `ram_find_route`), with one header read: a segment from
+/// port 53 may be one sent as a resolver (refused, `sent_as_resolver`), and
+/// one to port 53 carries DNS queries to record; both take the full path.
+#[inline(always)]
+fn plain_segment_to_peer(ctx: &SkBuffContext, sk: *mut bpf_sock) -> bool {
+    // SAFETY: valid context.
+    let family = u16::from_be(unsafe { (*ctx.skb.skb).protocol } as u16);
+    // SAFETY: a full socket from bpf_sk_fullsock; the kernel rewrites these
+    // reads into reads of the socket (ports in network order in the low
+    // 16 bits of dst_port, as the packet's bytes).
+    let peer_port = u16::from_be(unsafe { (*sk).dst_port });
+    let plain_ports = |ports: [u8; 4]| {
+        let (source, dest) = (u16::from_be_bytes([ports[0], ports[1]]), u16::from_be_bytes([ports[2], ports[3]]));
+        dest == peer_port && source != DNS_PORT && dest != DNS_PORT
+    };
+    if family == ETH_P_IP {
+        let Some(ip) = load::<24>(ctx, 0) else { return false };
+        // SAFETY: as above.
+        let peer = unsafe { (*sk).dst_ip4 }.to_ne_bytes();
+        ip[0] == 0x45 && ip[9] == IPPROTO_TCP && ip[16..20] == peer && plain_ports([ip[20], ip[21], ip[22], ip[23]])
+    } else if family == ETH_P_IPV6 {
+        let Some(ip) = load::<44>(ctx, 0) else { return false };
+        // SAFETY: as above.
+        let peer = unsafe { (*sk).dst_ip6 };
+        let word = |i: usize| u32::from_ne_bytes([ip[i], ip[i + 1], ip[i + 2], ip[i + 3]]);
+        ip[6] == IPPROTO_TCP
+            && peer[0] == word(24)
+            && peer[1] == word(28)
+            && peer[2] == word(32)
+            && peer[3] == word(36)
+            && plain_ports([ip[40], ip[41], ip[42], ip[43]])
+    } else {
+        false
+    }
 }
 
 /// Is this raw socket's packet an answer of the kind the kernel's own

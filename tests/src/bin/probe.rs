@@ -138,6 +138,76 @@ fn connect_until(addr: IpAddr, port: u16, expected: &str, ms: u64) -> String {
     }
 }
 
+/// Accepts TCP connections on ADDR:PORT and reads each to its end, one
+/// thread per connection, until killed: the bench's bulk sink.
+fn sink(addr: IpAddr, port: u16) -> String {
+    let listener = match std::net::TcpListener::bind(SocketAddr::new(addr, port)) {
+        Ok(l) => l,
+        Err(e) => return format!("bind {}", errno_name(&e)),
+    };
+    loop {
+        if let Ok((mut stream, _)) = listener.accept() {
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                while std::io::Read::read(&mut stream, &mut buf).is_ok_and(|n| n > 0) {}
+            });
+        }
+    }
+}
+
+/// Writes to one TCP connection to ADDR:PORT for MS ms, 64 KiB at a time;
+/// prints the bytes per second.
+fn bulk_send(addr: IpAddr, port: u16, ms: u64) -> String {
+    let mut stream = match TcpStream::connect(SocketAddr::new(addr, port)) {
+        Ok(s) => s,
+        Err(e) => return format!("connect {}", errno_name(&e)),
+    };
+    let chunk = vec![0x5au8; 1 << 16];
+    let (start, limit) = (std::time::Instant::now(), Duration::from_millis(ms));
+    let mut sent = 0u64;
+    while start.elapsed() < limit {
+        match std::io::Write::write(&mut stream, &chunk) {
+            Ok(n) => sent += n as u64,
+            Err(e) => return format!("write {} after {sent} bytes", errno_name(&e)),
+        }
+    }
+    format!("bytes={sent} per_s={:.0}", sent as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Receives UDP datagrams on ADDR:PORT and drops them, until killed.
+fn udp_sink(addr: IpAddr, port: u16) -> String {
+    let socket = match std::net::UdpSocket::bind(SocketAddr::new(addr, port)) {
+        Ok(s) => s,
+        Err(e) => return format!("bind {}", errno_name(&e)),
+    };
+    let mut buf = [0u8; 2048];
+    loop {
+        let _ = socket.recv_from(&mut buf);
+    }
+}
+
+/// Sends 64-byte UDP datagrams to ADDR:PORT with sendto (no connect: each
+/// one judged) for MS ms; prints the datagrams per second.
+fn udp_send_loop(addr: IpAddr, port: u16, ms: u64) -> String {
+    let bind = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let socket = match std::net::UdpSocket::bind(bind) {
+        Ok(s) => s,
+        Err(e) => return format!("bind {}", errno_name(&e)),
+    };
+    let (target, payload) = (SocketAddr::new(addr, port), [0x5au8; 64]);
+    let (start, limit) = (std::time::Instant::now(), Duration::from_millis(ms));
+    let (mut sent, mut failed) = (0u64, 0u64);
+    while start.elapsed() < limit {
+        for _ in 0..64 {
+            match socket.send_to(&payload, target) {
+                Ok(_) => sent += 1,
+                Err(_) => failed += 1,
+            }
+        }
+    }
+    format!("sent={sent} failed={failed} per_s={:.0}", sent as f64 / start.elapsed().as_secs_f64())
+}
+
 /// Accepts TCP connections on ADDR:PORT and closes each at once, until
 /// killed: the bench's listener (one thread, no work per connection).
 fn accept_loop(addr: IpAddr, port: u16) -> String {
@@ -510,6 +580,10 @@ fn main() {
         "udp-echo-pair" => bypass::udp_echo_pair(addr(1), port(2), arg(3).parse().expect("ms")),
         "accept-loop" => accept_loop(addr(1), port(2)),
         "connect-loop" => connect_loop(addr(1), port(2), arg(3).parse().expect("ms")),
+        "sink" => sink(addr(1), port(2)),
+        "bulk-send" => bulk_send(addr(1), port(2), arg(3).parse().expect("ms")),
+        "udp-sink" => udp_sink(addr(1), port(2)),
+        "udp-send-loop" => udp_send_loop(addr(1), port(2), arg(3).parse().expect("ms")),
         "connect-until" => connect_until(addr(1), port(2), &arg(3), arg(4).parse().expect("ms")),
         "socket-flood" => socket_flood(addr(1), port(2), arg(3).parse().expect("count")),
         "sendto-from" => sendto_from(arg(1).parse().expect("ADDR:PORT"), addr(2), port(3)),

@@ -24,6 +24,8 @@
 //!   in a fresh cgroup, with the default policy's rules (the Docker Hub
 //!   preset) and with 100,000 host rules (90,000 exact, 10,000 wildcard),
 //!   the latter as a ratio of the former;
+//! - TCP bulk and UDP send rates, and the programs' cost per packet
+//!   meanwhile (see `throughput`);
 //! - policy change to enforced, and ramd's memory (see `reload`).
 
 use std::{
@@ -38,6 +40,7 @@ use anyhow::{bail, Context, Result};
 use crate::{cargo, run_checked, workspace_root};
 
 mod reload;
+mod throughput;
 
 const LISTEN_ADDR: &str = "127.20.0.1";
 const LISTEN_PORT: &str = "7070";
@@ -138,6 +141,7 @@ pub fn bench(smoke: bool) -> Result<()> {
             rates[setup].push(rate);
         }
     }
+    let throughput = scene.throughput(&plan)?;
     let mut scene = scene;
     let learning = scene.dns_learning(&plan)?;
     let reloads = scene.reloads(&plan)?;
@@ -148,9 +152,12 @@ pub fn bench(smoke: bool) -> Result<()> {
         starts.large.push(scene.start_to_enforcing(LARGE_LIMITS, &large_rules())?);
     }
     let mut report = Report::new(&rates, &stats, &learning, &starts, &plan, smoke);
-    let more = reload::report(&mut report.markdown, &reloads, &memory);
-    if let (Some(json), serde_json::Value::Object(more)) = (report.json.as_object_mut(), more) {
-        json.extend(more);
+    for more in
+        [throughput::report(&mut report.markdown, &throughput), reload::report(&mut report.markdown, &reloads, &memory)]
+    {
+        if let (Some(json), serde_json::Value::Object(more)) = (report.json.as_object_mut(), more) {
+            json.extend(more);
+        }
     }
     print!("{}", report.markdown);
     let dir = workspace_root().join("target/bench");
@@ -247,6 +254,7 @@ impl Scene {
             scene.listeners.push(listener.spawn().context("start the listener")?);
         }
         scene.nftables()?;
+        scene.start_sinks()?;
         scene.start_resolver()?;
         scene.start_ramd()?;
         std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1").context("enable kernel.bpf_stats_enabled")?;
