@@ -16,7 +16,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use super::{median, spread, Plan, Scene, LISTEN_PORT};
+use super::{median, spread, Plan, Scene};
 
 /// The address rule the bench's policy starts with (the connect figures'
 /// listener is in it) and the one it swaps to and back.
@@ -24,6 +24,9 @@ pub(super) const FIRST_CIDR: &str = "127.20.0.0/16";
 const SECOND_CIDR: &str = "127.21.0.0/16";
 const IN_FIRST: &str = "127.20.0.1";
 const IN_SECOND: &str = "127.21.0.1";
+/// A port nothing listens on: a connect ram lets through is refused by
+/// the kernel (ECONNREFUSED), one it refuses fails with EPERM.
+const CLOSED_PORT: &str = "9";
 /// An address outside every rule, for the blocked loop.
 const BLOCKED: &str = "127.42.0.1";
 
@@ -92,7 +95,7 @@ impl Scene {
     fn watch(&self, addr: &str, expect: &str) -> Result<Watch> {
         let mut child = self
             .probe_command(&self.netns[1], Some(&self.cgroups[1]))
-            .args(["connect-until", addr, LISTEN_PORT, expect, "10000"])
+            .args(["connect-until", addr, CLOSED_PORT, expect, "10000"])
             .stdout(Stdio::piped())
             .spawn()
             .context("start a connect-until probe")?;
