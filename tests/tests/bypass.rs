@@ -529,3 +529,60 @@ fn no_way_around_the_policy() {
     );
     assert!(failed.is_empty(), "cases that did not hold: {failed:#?}\nramd log:\n{}", ramd.log_text());
 }
+
+/// A raw socket of protocol TCP (CAP_NET_RAW, which the threat model
+/// leaves to the egress backstop: "raw and ping sockets") connect()ed to a
+/// blocked address: no connect hook runs for raw sockets, so the socket's
+/// peer fields (dst_ip4/dst_ip6, dst_port) are whatever the process chose,
+/// and the egress fast path (`plain_segment_to_peer`: a TCP socket past
+/// SYN_SENT, a plain segment to its own peer and port) passes every
+/// segment it writes to that peer unjudged. The probe writes a SYN, the
+/// ACK with a line and reads the echo by hand (the namespace drops the
+/// resets the local kernel sends for the unknown connection, as a peer of
+/// the attacker's own would ignore them).
+#[test]
+fn a_raw_tcp_socket_connected_to_a_blocked_peer() {
+    require_root();
+    let records = [(ALLOWED, ALLOWED_V4), (ALLOWED6, ALLOWED_V6), ("blocked.registry.test", BLOCKED_V4)];
+    let scene = Scene::new("b-rawtcp", &records, 60);
+    for addr in [ALLOWED_V6, BLOCKED_V6] {
+        scene.netns.add_addr(&format!("{addr}/128"));
+    }
+    // The local kernel answers the SYN-ACK it has no socket for with a
+    // reset; a peer of the attacker's own ignores it. Here: no reset leaves
+    // the namespace's output (the kernel's own control socket sends them,
+    // outside the enforced cgroup).
+    let rules = scene.dir.write("no-resets.nft", "table inet rt17 {\n  chain out {\n    type filter hook output priority 0;\n    tcp flags & rst == rst drop\n  }\n}\n");
+    in_netns(&scene.netns, "nft", &["-f", rules.to_str().unwrap()]);
+    let _listeners: Vec<Proc> =
+        [ALLOWED_V4, BLOCKED_V4, ALLOWED_V6, BLOCKED_V6].iter().map(|a| listener(&scene.netns, a)).collect();
+    let policy = scene.policy("", &format!("[[allow]]\nhost = \"{ALLOWED}\"\n[[allow]]\nhost = \"{ALLOWED6}\"\n"));
+    // Without ram the hand-written exchange reaches both listeners.
+    for addr in [ALLOWED_V4, BLOCKED_V4, ALLOWED_V6, BLOCKED_V6] {
+        let out = scene.inside(&["raw-tcp", addr, PORT]);
+        assert_eq!(out, "ok", "raw tcp to {addr} without ram: {out}");
+    }
+    let ramd = Ramd::start(&policy);
+    let mut suite = Suite { scene: &scene, ramd: &ramd, results: Vec::new() };
+    learn(&suite);
+    // A plain connect to the blocked address is refused.
+    suite.blocked("tcp connect to the blocked address", BLOCKED_V4, &["EPERM"], |s| {
+        s.inside(&["connect", BLOCKED_V4, PORT])
+    });
+    for (allowed, blocked) in [(ALLOWED_V4, BLOCKED_V4), (ALLOWED_V6, BLOCKED_V6)] {
+        suite.allowed(&format!("raw tcp socket connected to {allowed}"), "ok", |s| {
+            s.inside(&["raw-tcp", allowed, PORT])
+        });
+        suite.blocked(&format!("raw tcp socket connected to {blocked}"), blocked, &["EPERM", "no-reply"], |s| {
+            s.inside(&["raw-tcp", blocked, PORT])
+        });
+    }
+    let failed: Vec<&(String, bool, String)> = suite.results.iter().filter(|(_, pass, _)| !pass).collect();
+    println!(
+        "bypass: {} cases, {} held, {} failed",
+        suite.results.len(),
+        suite.results.len() - failed.len(),
+        failed.len()
+    );
+    assert!(failed.is_empty(), "cases that did not hold: {failed:#?}\nramd log:\n{}", ramd.log_text());
+}

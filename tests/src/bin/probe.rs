@@ -7,6 +7,7 @@
 //! ram-probe connect ADDR PORT
 //! ram-probe sendto ADDR PORT
 //! ram-probe raw-ping ADDR                       (raw ICMP echo: `reply` or `no-reply`/errno)
+//! ram-probe raw-tcp ADDR PORT                   (a TCP exchange by hand on a raw IPPROTO_TCP socket)
 //! ram-probe resolve RESOLVER NAME [a|aaaa] [udp|tcp]
 //! ram-probe resolve-connect RESOLVER NAME PORT [a|aaaa] [udp|tcp]
 //! ram-probe hold SECONDS                        (just stays alive: a process to find by name)
@@ -650,6 +651,7 @@ fn main() {
         "uring-connect" => bypass::uring("connect", addr(1), port(2)),
         "uring-sendmsg" => bypass::uring("sendmsg", addr(1), port(2)),
         "ping-socket" => bypass::ping_socket(addr(1)),
+        "raw-tcp" => bypass::raw_tcp(addr(1), port(2)),
         "lsrr-connect" => bypass::lsrr_connect(addr(1), addr(2), port(3), bypass::RouteSet::BeforeConnect),
         "srh-connect" => bypass::srh_connect(addr(1), addr(2), port(3), bypass::RouteSet::BeforeConnect),
         "lsrr-after-connect" => bypass::lsrr_connect(addr(1), addr(2), port(3), bypass::RouteSet::AfterConnect),

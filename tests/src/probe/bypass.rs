@@ -969,3 +969,133 @@ pub fn raw_name_query(resolver: IpAddr, labels: &[String]) -> String {
         Err(e) => format!("no answer:{}", errno_name(&e)),
     }
 }
+
+/// The one's-complement sum of the TCP pseudo-header and segment.
+fn tcp_checksum(src: IpAddr, dst: IpAddr, segment: &[u8]) -> u16 {
+    let mut pseudo = Vec::new();
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            pseudo.extend_from_slice(&s.octets());
+            pseudo.extend_from_slice(&d.octets());
+            pseudo.extend_from_slice(&[0, libc::IPPROTO_TCP as u8]);
+            pseudo.extend_from_slice(&(segment.len() as u16).to_be_bytes());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            pseudo.extend_from_slice(&s.octets());
+            pseudo.extend_from_slice(&d.octets());
+            pseudo.extend_from_slice(&(segment.len() as u32).to_be_bytes());
+            pseudo.extend_from_slice(&[0, 0, 0, libc::IPPROTO_TCP as u8]);
+        }
+        _ => unreachable!("one family"),
+    }
+    pseudo.extend_from_slice(segment);
+    checksum(&pseudo)
+}
+
+/// A TCP segment (no options) from `src`:`sport` to `dst`:`dport`.
+#[allow(clippy::too_many_arguments)]
+fn tcp_segment(
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    data: &[u8],
+) -> Vec<u8> {
+    let mut seg = Vec::with_capacity(20 + data.len());
+    seg.extend_from_slice(&sport.to_be_bytes());
+    seg.extend_from_slice(&dport.to_be_bytes());
+    seg.extend_from_slice(&seq.to_be_bytes());
+    seg.extend_from_slice(&ack.to_be_bytes());
+    seg.extend_from_slice(&[5 << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    seg.extend_from_slice(data);
+    let sum = tcp_checksum(src, dst, &seg);
+    seg[16..18].copy_from_slice(&sum.to_be_bytes());
+    seg
+}
+
+/// The next TCP segment from `peer`:`port` to our `sport` on a raw TCP
+/// socket (IPv4 raw sockets read the IP header too, IPv6 ones do not):
+/// (seq, flags, payload).
+fn raw_tcp_recv(fd: RawFd, v4: bool, port: u16, sport: u16) -> Option<(u32, u8, Vec<u8>)> {
+    let mut buf = [0u8; 2048];
+    for _ in 0..32 {
+        // SAFETY: valid fd and buffer.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut _, buf.len(), 0) };
+        if n <= 0 {
+            return None;
+        }
+        let n = n as usize;
+        let at = if v4 { ((buf[0] & 0x0f) as usize) * 4 } else { 0 };
+        if n < at + 20 {
+            continue;
+        }
+        let tcp = &buf[at..n];
+        if u16::from_be_bytes([tcp[0], tcp[1]]) != port || u16::from_be_bytes([tcp[2], tcp[3]]) != sport {
+            continue;
+        }
+        let data_at = ((tcp[12] >> 4) as usize) * 4;
+        let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+        return Some((seq, tcp[13], tcp[data_at.min(tcp.len())..].to_vec()));
+    }
+    None
+}
+
+/// A TCP exchange written by hand on a raw socket of protocol TCP
+/// (socket(AF_INET[6], SOCK_RAW, IPPROTO_TCP): CAP_NET_RAW), connect()ed to
+/// ADDR:PORT: a SYN, then, on the SYN-ACK, an ACK carrying a line, then
+/// the echo. `ok` when the line came back through the listener,
+/// `synack-only` when only the SYN-ACK did, `no-reply`, or the errno name
+/// of the send. (The local kernel resets the SYN-ACK and the data it has
+/// no socket for; the exchange completes with a peer that ignores resets,
+/// or where they are dropped.)
+pub fn raw_tcp(addr: IpAddr, port: u16) -> String {
+    let v4 = addr.is_ipv4();
+    let local: IpAddr = if v4 { "127.0.0.1".parse().unwrap() } else { "::1".parse().unwrap() };
+    let fd = match socket(family_of(addr), libc::SOCK_RAW, libc::IPPROTO_TCP) {
+        Ok(fd) => fd,
+        Err(e) => return format!("socket:{e}"),
+    };
+    let (sa, len) = sockaddr(local, 0);
+    // SAFETY: valid fd and sockaddr.
+    if unsafe { libc::bind(fd.as_raw_fd(), &sa as *const _ as *const _, len) } < 0 {
+        return format!("bind:{}", last_error());
+    }
+    // The raw socket's connect: its peer becomes the socket's dst_ip and
+    // dst_port (no cgroup connect hook runs for raw sockets).
+    if let Err(e) = connect_fd(fd.as_raw_fd(), addr, port) {
+        return format!("connect:{e}");
+    }
+    let sport = 20000 + (std::process::id() % 20000) as u16;
+    let seq = 0x7261_6d00u32;
+    let send = |segment: &[u8]| -> Result<(), String> {
+        // SAFETY: valid fd and buffer.
+        if unsafe { libc::send(fd.as_raw_fd(), segment.as_ptr() as *const _, segment.len(), 0) } < 0 {
+            return Err(last_error());
+        }
+        Ok(())
+    };
+    if let Err(e) = send(&tcp_segment(local, addr, sport, port, seq, 0, 0x02, &[])) {
+        return e;
+    }
+    let Some((peer_seq, flags, _)) = raw_tcp_recv(fd.as_raw_fd(), v4, port, sport) else {
+        return "no-reply".into();
+    };
+    if flags & 0x12 != 0x12 {
+        return format!("flags-{flags:#x}");
+    }
+    let line = b"ram-probe raw tcp\n";
+    if let Err(e) = send(&tcp_segment(local, addr, sport, port, seq + 1, peer_seq.wrapping_add(1), 0x18, line)) {
+        return format!("synack-only, then {e}");
+    }
+    for _ in 0..8 {
+        match raw_tcp_recv(fd.as_raw_fd(), v4, port, sport) {
+            Some((_, _, data)) if data.starts_with(line) => return "ok".into(),
+            Some(_) => continue,
+            None => break,
+        }
+    }
+    "synack-only".into()
+}
