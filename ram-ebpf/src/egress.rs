@@ -5,7 +5,7 @@
 //! address actually written in the IP header and every hop a source route
 //! or routing header names, whatever the socket's state.
 //!
-//! The fast path: a TCP packet of a connection past SYN_SENT, with no IP
+//! The fast path: a TCP packet of a stream socket's connection past SYN_SENT, with no IP
 //! options or IPv6 extension headers, going to the socket's own peer and
 //! port, passes without a map lookup — connect() judged that peer, and a
 //! connection is never cut when its learned address expires. Everything
@@ -27,7 +27,9 @@ use crate::{
     maps::{count, member_level, scope, skb_task_info, QueryScratch, RAM_QUERY_SCRATCH},
     queries::record_queries,
     trust::{dns_socket, unjudged_socket, Unjudged},
-    skb::{destination_at, load, load_dest, source_at, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, SOCK_RAW},
+    skb::{
+        destination_at, load, load_dest, source_at, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, SOCK_RAW, SOCK_STREAM,
+    },
 };
 
 const PASS: i32 = 1;
@@ -91,14 +93,18 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
         return PASS;
     }
     // SAFETY: non-null full socket returned by the helper.
-    let (sk_protocol, sk_state) = unsafe { ((*full).protocol, (*full).state) };
-    if sk_protocol == IPPROTO_TCP as u32 && sk_state == BPF_TCP_LISTEN {
+    let (sk_protocol, sk_type, sk_state) = unsafe { ((*full).protocol, (*full).type_, (*full).state) };
+    // A TCP connection's own socket. A raw socket of protocol TCP (CAP_NET_RAW)
+    // can be connect()ed to any address with no connect hook run, and its
+    // state then reads as established (red team 17): it is judged.
+    let tcp_stream = sk_protocol == IPPROTO_TCP as u32 && sk_type == SOCK_STREAM;
+    if tcp_stream && sk_state == BPF_TCP_LISTEN {
         // A listener's SYN-ACK (recent kernels give the listener, not the
         // request socket, as its owner): the answer to a connection someone
         // else opened. A listener sends nothing else.
         return PASS;
     }
-    if sk_protocol == IPPROTO_TCP as u32 && sk_state != BPF_TCP_SYN_SENT && plain_segment_to_peer(ctx, full) {
+    if tcp_stream && sk_state != BPF_TCP_SYN_SENT && plain_segment_to_peer(ctx, full) {
         return PASS;
     }
     // Where the packet goes, into this CPU's scratch (a global function:
@@ -123,7 +129,7 @@ pub fn on_egress(ctx: &SkBuffContext) -> i32 {
     if get(&scratch.route.port) as u16 == DNS_PORT {
         ram_record_dns(skb);
     }
-    if sk_protocol == IPPROTO_TCP as u32
+    if tcp_stream
         && sk_state != BPF_TCP_SYN_SENT
         && get(&scratch.route.extended) == 0
         && goes_to_peer(full, scratch)

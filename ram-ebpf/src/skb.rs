@@ -11,6 +11,8 @@ pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
 /// `bpf_sock.type_` of a raw socket.
 pub const SOCK_RAW: u32 = 3;
+/// `bpf_sock.type_` of a stream (TCP, MPTCP) socket.
+pub const SOCK_STREAM: u32 = 1;
 
 /// `N` bytes of the packet at `offset`, or None when it is shorter.
 #[inline(always)]

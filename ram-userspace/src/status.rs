@@ -33,6 +33,12 @@ pub struct ReloadStatus {
     pub generation: u64,
     pub ok: bool,
     pub message: String,
+    /// CLOCK_MONOTONIC ns when this reload began, before it read the policy
+    /// or the kernel log setting: `ramctl` waits for one that began after
+    /// it asked (a reload already under way, woken by an edit of the
+    /// policy file, read what was there before). 0 from a ramd before it.
+    #[serde(default)]
+    pub started_ns: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -48,11 +48,13 @@ impl Daemon {
     /// not parse, validate or load changes nothing; the outcome is logged
     /// and published for `ramctl reload`.
     pub fn reload(&mut self) {
+        let started_ns = crate::sys::monotonic_ns();
         let kernel_log_before = self.take_kernel_log_setting();
         self.stamp = FileStamp::of(&self.source);
         self.resolver_stamps = FileStamp::of_resolvers();
         let outcome = self.try_reload();
         self.reload.generation += 1;
+        self.reload.started_ns = started_ns;
         match outcome {
             Ok(summary) => {
                 self.metrics.reloads_ok += 1;

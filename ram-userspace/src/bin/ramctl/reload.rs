@@ -28,6 +28,9 @@ pub fn request(paths: &Paths, timeout: Duration) -> anyhow::Result<DaemonStatus>
     if !pid_alive(before.pid) {
         bail!("ramd (pid {}) is not running", before.pid);
     }
+    // Whatever the caller wrote (policy, kernel log setting) is in place
+    // now: the reload that answers must begin after this.
+    let asked_ns = ram::sys::monotonic_ns();
     // SAFETY: sending SIGHUP to the pid ramd wrote in its status file.
     if unsafe { libc::kill(before.pid as i32, libc::SIGHUP) } != 0 {
         bail!("cannot signal ramd (pid {}): {}", before.pid, std::io::Error::last_os_error());
@@ -35,7 +38,10 @@ pub fn request(paths: &Paths, timeout: Duration) -> anyhow::Result<DaemonStatus>
     let deadline = Instant::now() + timeout;
     let after = loop {
         if let Ok(now) = DaemonStatus::read(&paths.status_file()) {
-            if now.reload.generation > before.reload.generation {
+            // A ramd that does not say when its reload began (started_ns
+            // 0, an older build) is taken at its generation.
+            let began_after = now.reload.started_ns >= asked_ns || now.reload.started_ns == 0;
+            if now.reload.generation > before.reload.generation && began_after {
                 break now;
             }
         }
