@@ -78,11 +78,53 @@ pub fn read_setting(run_dir: &Path) -> Option<std::result::Result<KernelLog, Str
     Some(KernelLog::parse(&text))
 }
 
+/// Writes the setting (`ramctl debug` asks with it; ramd's start records
+/// the level it gives), under the setting's lock.
 pub fn write_setting(run_dir: &Path, setting: KernelLog) -> Result<()> {
+    let _lock = SettingLock::take(run_dir)?;
+    write_unlocked(run_dir, setting)
+}
+
+/// Writes `setting` only if the file still holds `expected` (None: no
+/// readable setting), both under the setting's lock: ramd putting back the
+/// level in effect never overwrites a request `ramctl debug` made after
+/// ramd read the file. Whether it wrote.
+pub fn replace_setting_if(run_dir: &Path, expected: Option<KernelLog>, setting: KernelLog) -> Result<bool> {
+    let _lock = SettingLock::take(run_dir)?;
+    if read_setting(run_dir).and_then(std::result::Result::ok) != expected {
+        return Ok(false);
+    }
+    write_unlocked(run_dir, setting).map(|()| true)
+}
+
+fn write_unlocked(run_dir: &Path, setting: KernelLog) -> Result<()> {
     let path = setting_path(run_dir);
     let fresh = run_dir.join(format!("{SETTING_FILE}.new"));
     std::fs::write(&fresh, format!("{}\n", setting.as_str())).map_err(|e| LoadError::io(&fresh, e))?;
     std::fs::rename(&fresh, &path).map_err(|e| LoadError::io(&path, e))
+}
+
+/// An exclusive flock on `<run dir>/kernel-log.lock`, held while the
+/// setting is read and written; released when dropped (the file closes).
+struct SettingLock {
+    _held: std::fs::File,
+}
+
+impl SettingLock {
+    fn take(run_dir: &Path) -> Result<Self> {
+        let path = run_dir.join(format!("{SETTING_FILE}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| LoadError::io(&path, e))?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } != 0 {
+            return Err(LoadError::io(&path, std::io::Error::last_os_error()));
+        }
+        Ok(SettingLock { _held: file })
+    }
 }
 
 /// Kernel log lines ramd logs per target and second at most: a process
@@ -275,6 +317,22 @@ mod tests {
     use aya_log_common::{Argument, Field, Header, Level};
 
     use super::*;
+
+    #[test]
+    fn ramd_never_puts_back_a_level_over_a_newer_request() {
+        let dir = std::env::temp_dir().join(format!("ram-klog-setting-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        // No file yet: ramd records the level in effect.
+        assert!(replace_setting_if(&dir, None, KernelLog::Off).expect("write"));
+        // ramd read "off"; meanwhile ramctl asked for debug: left alone.
+        write_setting(&dir, KernelLog::Debug).expect("request");
+        assert!(!replace_setting_if(&dir, Some(KernelLog::Off), KernelLog::Off).expect("compare"));
+        assert_eq!(read_setting(&dir), Some(Ok(KernelLog::Debug)));
+        // A refused request (what ramd read is still there) is put back.
+        assert!(replace_setting_if(&dir, Some(KernelLog::Debug), KernelLog::Off).expect("write"));
+        assert_eq!(read_setting(&dir), Some(Ok(KernelLog::Off)));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// A literal (no hint) or a value with its hint, and how to write it.
     type Part<'a> = (Option<DisplayHint>, &'a dyn Fn(&mut Vec<u8>));

@@ -7,23 +7,45 @@
 use super::*;
 use crate::{
     features::EventsPath,
-    kernel_log::{read_setting, write_setting},
+    kernel_log::{read_setting, replace_setting_if, write_setting},
 };
 
 impl Daemon {
     /// Takes the level `ramctl debug` asked for, if any. Returns the level
-    /// in effect before, for a refused reload to go back to.
-    pub(super) fn take_kernel_log_setting(&mut self) -> KernelLog {
+    /// in effect before, for a refused reload to go back to, and the level
+    /// the setting file asked for, for [`Daemon::settle_kernel_log_setting`].
+    pub(super) fn take_kernel_log_setting(&mut self) -> (KernelLog, Option<KernelLog>) {
         let before = self.kernel_log;
-        match read_setting(&self.paths.run_dir) {
-            Some(Ok(wanted)) => self.kernel_log = kernel_log_for(&self.features, wanted),
-            Some(Err(why)) => warn!("{}: {why}", crate::kernel_log::setting_path(&self.paths.run_dir).display()),
-            None => {}
-        }
+        let asked = match read_setting(&self.paths.run_dir) {
+            Some(Ok(wanted)) => {
+                self.kernel_log = kernel_log_for(&self.features, wanted);
+                Some(wanted)
+            }
+            Some(Err(why)) => {
+                warn!("{}: {why}", crate::kernel_log::setting_path(&self.paths.run_dir).display());
+                None
+            }
+            None => None,
+        };
         if self.kernel_log != before {
             info!(level = self.kernel_log.as_str(), "kernel log changes: every target's programs are loaded again");
         }
-        before
+        (before, asked)
+    }
+
+    /// After a reload: the setting file says the level in effect where the
+    /// reload could not give what it asked for (refused, or a kernel without
+    /// a ring buffer), unless a newer request came in meanwhile. Written
+    /// back unconditionally, it overwrote a `ramctl debug on` written while
+    /// a reload woken by a policy edit was under way, and the reload ramctl
+    /// then asked for read "off".
+    pub(super) fn settle_kernel_log_setting(&self, asked: Option<KernelLog>) {
+        if asked == Some(self.kernel_log) {
+            return;
+        }
+        if let Err(e) = replace_setting_if(&self.paths.run_dir, asked, self.kernel_log) {
+            warn!("cannot record the kernel log level for `ramctl debug`: {e}");
+        }
     }
 
     /// Writes the level in effect where `ramctl debug` reads and writes it.

@@ -49,7 +49,7 @@ impl Daemon {
     /// and published for `ramctl reload`.
     pub fn reload(&mut self) {
         let started_ns = crate::sys::monotonic_ns();
-        let kernel_log_before = self.take_kernel_log_setting();
+        let (kernel_log_before, kernel_log_asked) = self.take_kernel_log_setting();
         self.stamp = FileStamp::of(&self.source);
         self.resolver_stamps = FileStamp::of_resolvers();
         let outcome = self.try_reload();
@@ -79,7 +79,7 @@ impl Daemon {
                 self.reload.message = e.to_string();
             }
         }
-        self.publish_kernel_log_setting();
+        self.settle_kernel_log_setting(kernel_log_asked);
         self.publish_status();
     }
 
