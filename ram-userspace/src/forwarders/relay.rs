@@ -169,7 +169,7 @@ pub(super) fn single_uid(status: &str) -> Option<u32> {
 
 /// An executable file mapping of a process: the file it mapped (as stat
 /// sees it through /proc/PID/map_files, which needs root, which ramd is)
-/// and the path /proc/PID/maps names for it.
+/// and the path /proc/PID/smaps names for it.
 struct Mapping {
     file: FileId,
     path: String,
@@ -181,25 +181,55 @@ impl Mapping {
     /// user's, a private copy mounted over a path in a namespace of the
     /// process's own, or a file since replaced or deleted, is not.
     fn is_hosts_file(&self) -> bool {
-        std::fs::metadata(&self.path)
-            .is_ok_and(|host| (host.dev(), host.ino()) == self.file && host.uid() == 0 && host.mode() & 0o022 == 0)
+        std::fs::metadata(&self.path).is_ok_and(|host| {
+            (host.dev(), host.ino()) == self.file && host.uid() == 0 && host.mode() & 0o022 == 0
+        })
     }
 }
 
 /// Every executable file mapping of `pid`; None when they cannot be read
-/// whole.
+/// whole, or when the process runs code no file holds: an executable
+/// mapping of no file (other than the kernel's vDSO), or a page of an
+/// executable file mapping that was written (a private copy: ptrace
+/// POKETEXT and /proc/PID/mem write so). Red team 16 wrote its code over
+/// the loader's text before ramd first looked; /proc/PID/maps still named
+/// the host's ld.so. (A uprobe on a library also leaves such a copy: a
+/// helper of a host that puts uprobes on its libraries is judged.)
 fn exec_mappings(pid: u32) -> Option<Vec<Mapping>> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
     let mut out = Vec::new();
-    for line in maps.lines() {
+    // Whether the mapping whose fields follow is executable.
+    let mut in_exec = false;
+    for line in smaps.lines() {
         let mut fields = line.split_whitespace();
-        let (range, perms) = (fields.next()?, fields.next()?);
-        // offset, device, inode; then the path, which may hold spaces.
-        let path = line.splitn(6, char::is_whitespace).nth(5).map(str::trim).unwrap_or("");
-        if !perms.contains('x') || !path.starts_with('/') {
+        let Some(first) = fields.next() else { continue };
+        if let Some(kb) = line.strip_prefix("Anonymous:") {
+            // Written pages of an executable mapping: code of no file.
+            let written = kb.trim().trim_end_matches("kB").trim() != "0";
+            if in_exec && written {
+                return None;
+            }
             continue;
         }
-        let mapped = std::fs::metadata(format!("/proc/{pid}/map_files/{range}")).ok()?;
+        // A mapping's header starts with its range; its fields' names end
+        // with a colon.
+        if first.ends_with(':') || !first.contains('-') {
+            continue;
+        }
+        let perms = fields.next()?;
+        in_exec = perms.contains('x');
+        if !in_exec {
+            continue;
+        }
+        // offset, device, inode; then the path, which may hold spaces.
+        let path = line.splitn(6, char::is_whitespace).nth(5).map(str::trim).unwrap_or("");
+        if !path.starts_with('/') {
+            if path == "[vdso]" || path == "[vsyscall]" {
+                continue;
+            }
+            return None;
+        }
+        let mapped = std::fs::metadata(format!("/proc/{pid}/map_files/{first}")).ok()?;
         out.push(Mapping { file: (mapped.dev(), mapped.ino()), path: path.to_string() });
     }
     Some(out)
