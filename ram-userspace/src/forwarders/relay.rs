@@ -203,8 +203,10 @@ fn exec_mappings(pid: u32) -> Option<Vec<Mapping>> {
     for line in smaps.lines() {
         let mut fields = line.split_whitespace();
         let Some(first) = fields.next() else { continue };
-        if let Some(kb) = line.strip_prefix("Anonymous:") {
-            // Written pages of an executable mapping: code of no file.
+        // Written pages of an executable mapping (code of no file), in
+        // memory or swapped out (a page of the file itself is dropped,
+        // never swapped: red team 18).
+        if let Some(kb) = line.strip_prefix("Anonymous:").or_else(|| line.strip_prefix("Swap:")) {
             let written = kb.trim().trim_end_matches("kB").trim() != "0";
             if in_exec && written {
                 return None;
@@ -224,7 +226,9 @@ fn exec_mappings(pid: u32) -> Option<Vec<Mapping>> {
         // offset, device, inode; then the path, which may hold spaces.
         let path = line.splitn(6, char::is_whitespace).nth(5).map(str::trim).unwrap_or("");
         if !path.starts_with('/') {
-            if path == "[vdso]" || path == "[vsyscall]" {
+            // The kernel's own pages (armhf has its signal and vector
+            // pages besides the vDSO).
+            if matches!(path, "[vdso]" | "[vsyscall]" | "[sigpage]" | "[vectors]") {
                 continue;
             }
             return None;
