@@ -164,9 +164,15 @@ pub(crate) fn installed_files(name: &str) -> BTreeSet<(u64, u64)> {
 fn installed_files_in(dirs: &[&str], name: &str) -> BTreeSet<(u64, u64)> {
     dirs.iter()
         .filter_map(|dir| std::fs::metadata(Path::new(dir).join(name)).ok())
-        .filter(|m| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0)
+        .filter(|m| m.is_file() && only_root_writes(m))
         .map(|m| (m.dev(), m.ino()))
         .collect()
+}
+
+/// Root-owned and not group- or world-writable: a file only root can
+/// have written, the test for a host's program or library.
+fn only_root_writes(m: &std::fs::Metadata) -> bool {
+    m.uid() == 0 && m.mode() & 0o022 == 0
 }
 
 /// Where Debian, Fedora and a source install put podman's helpers.

@@ -7,7 +7,7 @@ use std::{collections::BTreeSet, os::unix::fs::MetadataExt, path::Path};
 
 use ram_common::maps::{ForwardDest, FORWARD_RELAY};
 
-use super::{installed_files_in, settled_arguments, Look};
+use super::{installed_files_in, only_root_writes, settled_arguments, Look};
 
 /// The rootless network helpers' command names, and the files each may run.
 /// pasta is a link to passt, and either re-execs its AVX2 build by the
@@ -181,9 +181,7 @@ impl Mapping {
     /// user's, a private copy mounted over a path in a namespace of the
     /// process's own, or a file since replaced or deleted, is not.
     fn is_hosts_file(&self) -> bool {
-        std::fs::metadata(&self.path).is_ok_and(|host| {
-            (host.dev(), host.ino()) == self.file && host.uid() == 0 && host.mode() & 0o022 == 0
-        })
+        std::fs::metadata(&self.path).is_ok_and(|host| (host.dev(), host.ino()) == self.file && only_root_writes(&host))
     }
 }
 
